@@ -1,0 +1,55 @@
+#ifndef MODELPULSE_SIMULATOR_SIMULATOR_H_
+#define MODELPULSE_SIMULATOR_SIMULATOR_H_
+
+// A real HTTP server that speaks the providers' APIs with scripted latency and failures, so the
+// demo and tests run offline. Shares no protocol code with collector/ on purpose.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/common.h"
+
+namespace modelpulse::simulator {
+
+struct SimulatorOptions {
+  std::string scenario_path;        // YAML scenario file
+  std::string host = "127.0.0.1";   // loopback only unless the user says otherwise
+  int port = 0;                     // 0 picks a free port
+  size_t worker_threads = 64;       // each open stream holds one worker
+};
+
+// What the simulator did for one request, so tests can compare the prober's measurements with
+// what was injected.
+struct InjectedResponse {
+  std::string endpoint;
+  int64_t received_unix_ms = 0;
+  int http_status = 0;
+  std::string behaviour;         // "ok", "rate_limit", "insufficient_quota", "hang", ...
+  double first_token_delay_seconds = 0;  // from request arrival to the first content token
+  double total_seconds = 0;      // from request arrival to the last byte
+  int64_t output_tokens = 0;
+  int64_t input_tokens = 0;
+  bool stream = false;
+};
+
+class Simulator {
+ public:
+  // Loads the scenario and starts serving. Fails with kParse (file:line:column) for a bad
+  // scenario and kUnavailable when the address cannot be bound.
+  static Result<std::unique_ptr<Simulator>> Start(const SimulatorOptions& options);
+  // Stops serving; open streams are cut.
+  virtual ~Simulator() = default;
+
+  virtual int port() const = 0;
+  // "http://127.0.0.1:PORT"
+  virtual std::string BaseUrl() const = 0;
+  // The most recent requests, oldest first (bounded ring).
+  virtual std::vector<InjectedResponse> Journal() const = 0;
+};
+
+}  // namespace modelpulse::simulator
+
+#endif  // MODELPULSE_SIMULATOR_SIMULATOR_H_

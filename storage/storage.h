@@ -1,0 +1,62 @@
+#ifndef MODELPULSE_STORAGE_STORAGE_H_
+#define MODELPULSE_STORAGE_STORAGE_H_
+
+// Probe history in one SQLite file (WAL). Knows nothing of providers or PromQL.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/common.h"
+
+namespace modelpulse::storage {
+
+struct StorageOptions {
+  std::string path;                                   // the database file; created if missing
+  Millis retention{90LL * 24 * 3600 * 1000};          // rows older than this are deleted
+  size_t batch_size = 512;                            // rows per write transaction, at most
+  Millis flush_interval{1000};                        // a partial batch waits at most this long
+  size_t retention_batch_rows = 2000;                 // rows deleted per retention transaction
+  Millis retention_interval{60000};                   // how often retention runs
+  size_t max_queue = 100000;                          // beyond this, Append drops and counts
+};
+
+struct StorageStats {
+  size_t queue_depth = 0;
+  uint64_t rows_written = 0;
+  uint64_t rows_dropped = 0;  // queue full
+  uint64_t batches_written = 0;
+  uint64_t write_errors = 0;
+  double last_batch_seconds = 0;
+  uint64_t rows_deleted_by_retention = 0;
+};
+
+// Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
+class Store {
+ public:
+  // Opens or creates the database, switches it to WAL and applies pending migrations. Fails with
+  // kIo when the file cannot be opened and kInternal when a migration fails (nothing is changed).
+  static Result<std::unique_ptr<Store>> Open(const StorageOptions& options, const Clock& clock);
+  // Flushes what is queued, then stops the writer.
+  virtual ~Store() = default;
+
+  // Queues one probe for the writer. Never blocks on disk.
+  virtual void Append(ProbeResult result) = 0;
+  // Blocks until everything queued before the call is committed.
+  virtual Status Flush() = 0;
+  // Probes of one target with from_ms <= start_unix_ms < to_ms, oldest first.
+  virtual Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
+                                                      int64_t to_ms) const = 0;
+  // Every target that has stored probes, with the labels of its latest probe.
+  virtual Result<std::vector<std::pair<std::string, Labels>>> Targets() const = 0;
+  // Deletes rows older than the retention, in small transactions; returns how many.
+  virtual Result<uint64_t> ApplyRetention() = 0;
+  virtual StorageStats Stats() const = 0;
+};
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_STORAGE_H_
