@@ -44,9 +44,11 @@ struct RateLimit {
   std::optional<double> reset_seconds;  // time until the budget is fully replenished
 };
 
-// The unit of truth: one synthetic request to one target. Phase times are seconds from the start
-// of the request; a phase that did not happen (no TLS on http://, no token before a failure) is
-// nullopt. Never holds a secret: `error` is built from status, class and provider message only.
+// The unit of truth: one synthetic request to one target. dns, connect and tls are the durations
+// of those phases alone (as blackbox_exporter reports them); first_byte, ttft, first_answer_token,
+// last_token and total are seconds from the start of the request. A phase that did not happen (no
+// TLS on http://, no token before a failure) is nullopt. Never holds a secret: `error` is built
+// from status, class and provider message only.
 struct ProbeResult {
   std::string target;        // the target's unique name
   Labels labels;             // target, provider, cloud, region, model and the target's own labels
