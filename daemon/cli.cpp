@@ -1,0 +1,202 @@
+#include "daemon/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "collector/collector.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "daemon/http_server.h"
+#include "daemon/probe_output.h"
+#include "simulator/simulator.h"
+
+namespace modelpulse::daemon {
+namespace {
+
+constexpr int kUsageError = 2;
+
+// journald adds its own timestamps; a plain "level message" line reads well in both places.
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("modelpulse");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+int CheckConfig(const std::string& file) {
+  auto config = LoadConfig(file);
+  if (!config) {
+    std::cerr << "FAILED: " << file << "\n" << config.error().ToString() << "\n";
+    return 1;
+  }
+  std::cout << "SUCCESS: " << file << " is valid\n" << DescribeConfig(*config);
+  return 0;
+}
+
+// Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
+Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config) {
+  if (!config.simulator) {
+    return std::unique_ptr<simulator::Simulator>();
+  }
+  auto where = ParseListenAddress(config.simulator->listen_address);
+  if (!where) {
+    return Fail(where.error());
+  }
+  simulator::SimulatorOptions options;
+  options.scenario_path = config.simulator->scenario_path;
+  options.host = where->host;
+  options.port = where->port;
+  return simulator::Simulator::Start(options);
+}
+
+int Probe(const std::string& config_file, const std::string& target_name,
+          const std::string& output, int count) {
+  auto config = LoadConfig(config_file);
+  if (!config) {
+    std::cerr << config.error().ToString() << "\n";
+    return kUsageError;
+  }
+  const collector::TargetSpec* target = nullptr;
+  for (const collector::TargetSpec& candidate : config->targets) {
+    if (candidate.name == target_name) {
+      target = &candidate;
+    }
+  }
+  if (target == nullptr) {
+    std::cerr << "no target named \"" << target_name << "\" in " << config_file << "; targets:";
+    for (const collector::TargetSpec& candidate : config->targets) {
+      std::cerr << " " << candidate.name;
+    }
+    std::cerr << "\n";
+    return kUsageError;
+  }
+  auto simulator = MaybeStartSimulator(*config);
+  if (!simulator) {
+    std::cerr << simulator.error().ToString() << "\n";
+    return kUsageError;
+  }
+  SystemClock clock;
+  int exit_code = 0;
+  for (int i = 0; i < count; ++i) {
+    ProbeResult result = collector::ProbeOnce(*target, config->prober, clock);
+    if (output == "json") {
+      std::cout << ProbeToJsonLine(result) << std::endl;
+    } else {
+      std::cout << ProbeToText(result) << std::flush;
+    }
+    if (result.outcome != Outcome::kOk) {
+      exit_code = ExitCodeFor(result.outcome);
+    }
+  }
+  return exit_code;
+}
+
+int Simulate(const std::string& scenario, const std::string& listen_address) {
+  auto where = ParseListenAddress(listen_address);
+  if (!where) {
+    std::cerr << where.error().ToString() << "\n";
+    return kUsageError;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  simulator::SimulatorOptions options;
+  options.scenario_path = scenario;
+  options.host = where->host;
+  options.port = where->port;
+  auto simulator = simulator::Simulator::Start(options);
+  if (!simulator) {
+    std::cerr << simulator.error().ToString() << "\n";
+    return 1;
+  }
+  spdlog::info("simulator serving {} on {}", scenario, (*simulator)->BaseUrl());
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("simulator stopping");
+  return 0;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"modelpulse: watches AI model APIs the way SREs watch their own services"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log.level", log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+
+  RunFlags run_flags;
+  std::string listen_flag;
+  std::string storage_flag;
+  CLI::App* run = app.add_subcommand("run", "Run the daemon");
+  run->add_option("--config.file", run_flags.config_file, "Configuration file")
+      ->capture_default_str();
+  CLI::Option* listen_option = run->add_option(
+      "--web.listen-address", listen_flag, "Address for /metrics and the API (default from the config, else 127.0.0.1:9464)");
+  CLI::Option* storage_option =
+      run->add_option("--storage.path", storage_flag, "SQLite database file (default from the config)");
+
+  CLI::App* check = app.add_subcommand("check", "Check configuration or rule files");
+  check->require_subcommand(1);
+  std::string check_config_file;
+  check->add_subcommand("config", "Check a configuration file")
+      ->add_option("file", check_config_file, "Configuration file")
+      ->required();
+
+  std::string probe_config = run_flags.config_file;
+  std::string probe_target;
+  std::string probe_output = "text";
+  int probe_count = 1;
+  CLI::App* probe = app.add_subcommand("probe", "Probe one target now and print every phase");
+  probe->add_option("target", probe_target, "Target name")->required();
+  probe->add_option("--config.file", probe_config, "Configuration file")->capture_default_str();
+  probe->add_option("--output", probe_output, "text or json (one line per probe)")
+      ->check(CLI::IsMember({"text", "json"}));
+  probe->add_option("--count", probe_count, "Probes to run, one after another")
+      ->check(CLI::Range(1, 100000));
+
+  std::string scenario;
+  std::string simulate_listen = "127.0.0.1:9465";
+  CLI::App* simulate = app.add_subcommand("simulate", "Serve simulated provider APIs");
+  simulate->add_option("--scenario", scenario, "Scenario file")->required();
+  simulate->add_option("--listen-address", simulate_listen, "Address to serve on")
+      ->capture_default_str();
+
+  app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  SetUpLogging(log_level);
+
+  if (run->parsed()) {
+    if (listen_option->count() > 0) {
+      run_flags.web_listen_address = listen_flag;
+    }
+    if (storage_option->count() > 0) {
+      run_flags.storage_path = storage_flag;
+    }
+    return RunUntilSignalled(run_flags);
+  }
+  if (check->parsed()) {
+    return CheckConfig(check_config_file);
+  }
+  if (probe->parsed()) {
+    return Probe(probe_config, probe_target, probe_output, probe_count);
+  }
+  if (simulate->parsed()) {
+    return Simulate(scenario, simulate_listen);
+  }
+  std::cout << "modelpulse version 0.1.0\n";
+  return 0;
+}
+
+}  // namespace modelpulse::daemon

@@ -1,0 +1,286 @@
+#include "daemon/daemon.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "collector/collector.h"
+#include "daemon/config.h"
+#include "daemon/http_server.h"
+#include "daemon/metrics.h"
+#include "simulator/simulator.h"
+#include "storage/storage.h"
+
+namespace modelpulse::daemon {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::string FormatSeconds(const std::optional<double>& seconds) {
+  return seconds ? fmt::format("{:.3f}s", *seconds) : std::string("-");
+}
+
+// Fans each finished probe out to /metrics, storage and the log. Runs on the prober's thread.
+class ProbeFanOut final : public collector::ProbeSink {
+ public:
+  ProbeFanOut(Metrics& metrics, storage::Store& store) : metrics_(metrics), store_(store) {}
+
+  void SetPricing(std::map<std::string, TargetPricing> pricing) {
+    std::lock_guard lock(mu_);
+    pricing_ = std::move(pricing);
+  }
+
+  void OnProbe(const ProbeResult& result) override {
+    TargetPricing pricing;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = pricing_.find(result.target); it != pricing_.end()) {
+        pricing = it->second;
+      }
+    }
+    metrics_.ObserveProbe(result, pricing);
+    store_.Append(result);
+    if (result.outcome == Outcome::kOk) {
+      spdlog::info("probe target={} outcome=ok status={} ttft={} total={:.3f}s tokens={}/{}",
+                   result.target, result.http_status, FormatSeconds(result.ttft_seconds),
+                   result.total_seconds, result.input_tokens.value_or(-1),
+                   result.output_tokens.value_or(-1));
+    } else {
+      spdlog::warn("probe target={} outcome={} status={} total={:.3f}s error=\"{}\"",
+                   result.target, OutcomeName(result.outcome), result.http_status,
+                   result.total_seconds, result.error);
+    }
+  }
+
+ private:
+  Metrics& metrics_;
+  storage::Store& store_;
+  std::mutex mu_;
+  std::map<std::string, TargetPricing> pricing_;  // Guarded by mu_.
+};
+
+std::map<std::string, TargetPricing> PricingOf(const Config& config) {
+  std::map<std::string, TargetPricing> pricing;
+  for (const collector::TargetSpec& target : config.targets) {
+    pricing[target.name] = {target.input_price_per_million, target.output_price_per_million};
+  }
+  return pricing;
+}
+
+Result<Config> LoadWithFlags(const RunFlags& flags) {
+  auto config = LoadConfig(flags.config_file);
+  if (!config) {
+    return config;
+  }
+  if (flags.web_listen_address) {
+    config->web_listen_address = *flags.web_listen_address;
+  }
+  if (flags.storage_path) {
+    config->storage.path = *flags.storage_path;
+  }
+  return config;
+}
+
+class DaemonImpl final : public Daemon {
+ public:
+  DaemonImpl(RunFlags flags, Config config)
+      : flags_(std::move(flags)), config_(std::move(config)), metrics_(kVersion) {}
+
+  ~DaemonImpl() override { Stop(); }
+
+  Status Init() {
+    if (config_.simulator) {
+      simulator::SimulatorOptions options;
+      options.scenario_path = config_.simulator->scenario_path;
+      auto where = ParseListenAddress(config_.simulator->listen_address);
+      if (!where) {
+        return Fail(where.error());
+      }
+      options.host = where->host;
+      options.port = where->port;
+      auto started = simulator::Simulator::Start(options);
+      if (!started) {
+        return Fail(started.error());
+      }
+      simulator_ = std::move(*started);
+      spdlog::info("simulator serving {} on {}", config_.simulator->scenario_path,
+                   simulator_->BaseUrl());
+    }
+    auto store = storage::Store::Open(config_.storage, clock_);
+    if (!store) {
+      return Fail(store.error());
+    }
+    store_ = std::move(*store);
+    fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_);
+    fan_out_->SetPricing(PricingOf(config_));
+    auto prober = collector::Prober::Create(config_.prober, *fan_out_, clock_);
+    if (!prober) {
+      return Fail(prober.error());
+    }
+    prober_ = std::move(*prober);
+    prober_->SetTargets(config_.targets);
+
+    HttpHandlers handlers;
+    handlers.metrics = [this] { return RenderMetrics(); };
+    handlers.ready = [this] { return ready_.load(); };
+    handlers.reload = [this] { return Reload(); };
+    handlers.targets_json = [this] { return TargetsJson(); };
+    auto http = HttpServer::Start(config_.web_listen_address, std::move(handlers));
+    if (!http) {
+      return Fail(http.error());
+    }
+    http_ = std::move(*http);
+    prober_thread_ = std::jthread([this](std::stop_token stop) { prober_->Run(stop); });
+    metrics_.ObserveReload(true, clock_.NowUnixMillis());
+    ready_ = true;
+    spdlog::info("modelpulse {} started: {} targets, listening on {}, storage {}", kVersion,
+                 config_.targets.size(), config_.web_listen_address, config_.storage.path);
+    return {};
+  }
+
+  Status Reload() override {
+    std::lock_guard lock(reload_mu_);
+    auto next = LoadWithFlags(flags_);
+    if (!next) {
+      metrics_.ObserveReload(false, clock_.NowUnixMillis());
+      spdlog::error("reload failed, keeping the running configuration:\n{}",
+                    next.error().ToString());
+      return Fail(next.error());
+    }
+    if (next->storage.path != config_.storage.path ||
+        next->web_listen_address != config_.web_listen_address) {
+      spdlog::warn("storage.path and web.listen_address changes take effect after a restart");
+    }
+    std::vector<std::string> names;
+    for (const collector::TargetSpec& target : next->targets) {
+      names.push_back(target.name);
+    }
+    fan_out_->SetPricing(PricingOf(*next));
+    prober_->SetTargets(next->targets);
+    metrics_.ForgetTargetsExcept(names);
+    {
+      std::lock_guard config_lock(config_mu_);
+      config_.targets = next->targets;
+      config_.external_labels = next->external_labels;
+    }
+    metrics_.ObserveReload(true, clock_.NowUnixMillis());
+    spdlog::info("configuration reloaded: {} targets", names.size());
+    return {};
+  }
+
+  void Stop() override {
+    std::call_once(stopped_, [this] {
+      ready_ = false;
+      if (prober_thread_.joinable()) {
+        prober_thread_.request_stop();
+        prober_thread_.join();
+      }
+      http_.reset();
+      if (store_) {
+        if (auto flushed = store_->Flush(); !flushed) {
+          spdlog::error("final flush failed: {}", flushed.error().ToString());
+        }
+      }
+      fan_out_.reset();
+      prober_.reset();
+      store_.reset();
+      simulator_.reset();
+    });
+  }
+
+  int http_port() const override { return http_ ? http_->port() : -1; }
+
+ private:
+  std::string RenderMetrics() {
+    SelfStatus status;
+    status.probes_in_flight = prober_->InFlight();
+    status.storage = store_->Stats();
+    status.targets = prober_->Status();
+    return metrics_.Render(status);
+  }
+
+  std::string TargetsJson() {
+    nlohmann::json targets = nlohmann::json::array();
+    for (const collector::TargetStatus& status : prober_->Status()) {
+      targets.push_back({{"name", status.name},
+                         {"labels", status.labels},
+                         {"budget_paused", status.budget_paused},
+                         {"tokens_today", status.tokens_today},
+                         {"cost_today", status.cost_today}});
+    }
+    return nlohmann::json{{"status", "success"}, {"data", {{"targets", targets}}}}.dump();
+  }
+
+  RunFlags flags_;
+  std::mutex config_mu_;
+  Config config_;  // Guarded by config_mu_ after Init.
+  std::mutex reload_mu_;
+  SystemClock clock_;
+  Metrics metrics_;
+  std::unique_ptr<simulator::Simulator> simulator_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<ProbeFanOut> fan_out_;
+  std::unique_ptr<collector::Prober> prober_;
+  std::unique_ptr<HttpServer> http_;
+  std::jthread prober_thread_;
+  std::atomic<bool> ready_{false};
+  std::once_flag stopped_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::Start(const RunFlags& flags) {
+  auto config = LoadWithFlags(flags);
+  if (!config) {
+    return Fail(config.error());
+  }
+  auto daemon = std::make_unique<DaemonImpl>(flags, std::move(*config));
+  if (auto started = daemon->Init(); !started) {
+    return Fail(started.error());
+  }
+  return std::unique_ptr<Daemon>(std::move(daemon));
+}
+
+int RunUntilSignalled(const RunFlags& flags) {
+  // Block the signals before any thread starts, so every thread inherits the mask and only the
+  // sigwait below ever sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto daemon = Daemon::Start(flags);
+  if (!daemon) {
+    spdlog::critical("cannot start: {}", daemon.error().ToString());
+    return 1;
+  }
+  sd_notify(0, "READY=1");
+  while (true) {
+    int signal = 0;
+    if (sigwait(&signals, &signal) != 0) {
+      continue;
+    }
+    if (signal == SIGHUP) {
+      spdlog::info("SIGHUP: reloading configuration");
+      sd_notify(0, "RELOADING=1");
+      (void)(*daemon)->Reload();
+      sd_notify(0, "READY=1");
+      continue;
+    }
+    spdlog::info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1");
+    break;
+  }
+  (*daemon)->Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace modelpulse::daemon

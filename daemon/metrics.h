@@ -1,0 +1,53 @@
+#ifndef MODELPULSE_DAEMON_METRICS_H_
+#define MODELPULSE_DAEMON_METRICS_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collector/collector.h"
+#include "common/common.h"
+#include "storage/storage.h"
+
+namespace modelpulse::daemon {
+
+// Prices that turn a probe's tokens into an estimated cost, per target.
+struct TargetPricing {
+  std::optional<double> input_per_million;
+  std::optional<double> output_per_million;
+};
+
+// Self-observation read at scrape time, so nothing has to push it.
+struct SelfStatus {
+  size_t probes_in_flight = 0;
+  storage::StorageStats storage;
+  std::vector<collector::TargetStatus> targets;
+};
+
+// Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's
+// families and metrics are). Per-target gauges carry the last probe's values under the series
+// names of DESIGN.md §3, so rules move unchanged between modelpulse and Prometheus.
+class Metrics {
+ public:
+  explicit Metrics(std::string version);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  void ObserveProbe(const ProbeResult& result, const TargetPricing& pricing);
+  void ObserveReload(bool success, int64_t unix_ms);
+  // Drops the last-probe gauges of targets that are no longer configured.
+  void ForgetTargetsExcept(const std::vector<std::string>& kept_targets);
+  // The text exposition (format 0.0.4).
+  std::string Render(const SelfStatus& status);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace modelpulse::daemon
+
+#endif  // MODELPULSE_DAEMON_METRICS_H_
