@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One command for the demo on a fresh Debian 12 machine (as root): installs the build
+# dependencies, builds, and runs modelpulse against its built-in simulator. No API key, no
+# network. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --build-only
+scripts/build.sh release
+rm -f /tmp/modelpulse-demo.db /tmp/modelpulse-demo.db-wal /tmp/modelpulse-demo.db-shm
+exec build/release/daemon/modelpulse run --config.file=config/demo.yaml "$@"
