@@ -1,0 +1,157 @@
+"""Shared helpers for the integration tests: real processes on loopback, bounded waits."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BINARY = os.environ.get("MODELPULSE_BIN", "build/release/daemon/modelpulse")
+SOURCE_ROOT = os.environ.get(
+    "MODELPULSE_SOURCE_ROOT",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=15.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, ValueError) as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http_get(url, timeout=5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def http_post(url, timeout=5.0):
+    req = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse_metrics(text):
+    """Returns {(name, frozenset(labels)): value} from the text exposition format."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if "{" in head:
+            name, _, rest = head.partition("{")
+            labels = {}
+            for part in _split_labels(rest.rstrip("}")):
+                k, _, v = part.partition("=")
+                labels[k] = json.loads(v)
+            out[(name, frozenset(labels.items()))] = float(value)
+        else:
+            out[(head, frozenset())] = float(value)
+    return out
+
+
+def _split_labels(s):
+    parts, cur, quoted, escape = [], "", False, False
+    for ch in s:
+        if escape:
+            cur += ch
+            escape = False
+        elif ch == "\\":
+            cur += ch
+            escape = True
+        elif ch == '"':
+            cur += ch
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        parts.append(cur)
+    return parts
+
+
+def series(metrics, name, **labels):
+    return {k: v for k, v in metrics.items()
+            if k[0] == name and all((lk, lv) in k[1] for lk, lv in labels.items())}
+
+
+class Daemon:
+    """`modelpulse run` in a temp folder with its own config; stopped in close()."""
+
+    def __init__(self, config_text, extra_files=None, env=None):
+        self.dir = tempfile.mkdtemp(prefix="modelpulse-it-")
+        self.port = free_port()
+        self.db = os.path.join(self.dir, "modelpulse.db")
+        self.config = os.path.join(self.dir, "modelpulse.yml")
+        self.write_config(config_text)
+        for name, text in (extra_files or {}).items():
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text)
+        self.log_path = os.path.join(self.dir, "daemon.log")
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = None
+
+    def write_config(self, text):
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BINARY, "run", f"--config.file={self.config}",
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.path={self.db}"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        wait_until(lambda: self.proc.poll() is None and
+                   http_get(self.url("/-/ready"))[0] == 200, what="daemon ready")
+        return self
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def metrics(self):
+        return parse_metrics(http_get(self.url("/metrics"))[1])
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("daemon did not stop within %ss" % timeout)
+        return self.proc.returncode if self.proc else None
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()

@@ -1,0 +1,171 @@
+"""The daemon and its simulator as real processes on loopback."""
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+import unittest
+
+from harness import Daemon, free_port, http_get, http_post, series, wait_until
+import harness
+
+SCENARIO = """
+seed: 7
+endpoints:
+  - name: fast
+    protocol: openai
+    first_token_ms: 80
+    inter_token_ms: 5
+    output_tokens: 6
+    phases: [{name: healthy}]
+  - name: throttled
+    protocol: openai
+    first_token_ms: 20
+    inter_token_ms: 5
+    output_tokens: 4
+    phases:
+      - name: throttling
+        errors: [{kind: rate_limit, probability: 1.0}]
+"""
+
+
+def config(sim_port, interval="1s", extra_targets=""):
+    return f"""
+global:
+  external_labels: {{vantage: it}}
+defaults:
+  interval: {interval}
+  timeouts: {{connect: 2s, first_token: 5s, total: 10s}}
+targets:
+  - name: fast
+    provider: openai_compatible
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:{sim_port}/fast/v1
+    labels: {{cloud: simfast}}
+  - name: throttled
+    provider: openai_compatible
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:{sim_port}/throttled/v1
+    labels: {{cloud: simslow}}
+{extra_targets}
+simulator: {{scenario: scenario.yaml, listen_address: "127.0.0.1:{sim_port}"}}
+"""
+
+
+def probe_count(daemon, target):
+    return sum(series(daemon.metrics(), "modelpulse_probes_total", target=target).values())
+
+
+class DaemonWithSimulator(unittest.TestCase):
+    def setUp(self):
+        self.sim_port = free_port()
+        self.daemon = Daemon(config(self.sim_port), {"scenario.yaml": SCENARIO})
+        self.daemon.start()
+
+    def tearDown(self):
+        self.daemon.close()
+
+    def test_stored_rows_match_what_the_simulator_injected(self):
+        wait_until(lambda: probe_count(self.daemon, "fast") >= 3 and
+                   probe_count(self.daemon, "throttled") >= 3, timeout=20, what="3 probes each")
+        started = time.monotonic()
+        self.assertEqual(self.daemon.stop(), 0, "SIGTERM must exit 0")
+        self.assertLess(time.monotonic() - started, 10, "graceful stop within its deadline")
+        db = sqlite3.connect(self.daemon.db)
+        self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+        rows = db.execute(
+            "SELECT t.name, p.outcome, p.http_status, p.ttft_seconds, p.output_tokens "
+            "FROM probes p JOIN targets t ON t.id = p.target_id").fetchall()
+        fast = [r for r in rows if r[0] == "fast"]
+        throttled = [r for r in rows if r[0] == "throttled"]
+        self.assertGreaterEqual(len(fast), 3)
+        self.assertGreaterEqual(len(throttled), 3)
+        for _, outcome, status, ttft, tokens in fast:
+            self.assertEqual((outcome, status, tokens), (0, 200, 6))
+            # The simulator injects 80 ms before the first token; loopback adds little.
+            self.assertGreaterEqual(ttft, 0.080)
+            self.assertLess(ttft, 0.080 + 0.1)
+        for _, outcome, status, ttft, tokens in throttled:
+            self.assertEqual((outcome, status), (1, 429))  # 1 = throttled
+            self.assertIsNone(ttft)
+
+    def test_metrics_pass_promtool_and_carry_the_series(self):
+        wait_until(lambda: probe_count(self.daemon, "throttled") >= 1 and
+                   probe_count(self.daemon, "fast") >= 1, timeout=20, what="probes")
+        status, text = http_get(self.daemon.url("/metrics"))
+        self.assertEqual(status, 200)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                               capture_output=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout.decode() + check.stderr.decode())
+        m = self.daemon.metrics()
+        self.assertEqual(list(series(m, "probe_success", target="fast").values()), [1.0])
+        self.assertEqual(list(series(m, "probe_throttled", target="throttled").values()), [1.0])
+        self.assertEqual(list(series(m, "probe_http_status_code", target="throttled").values()),
+                         [429.0])
+        self.assertTrue(series(m, "modelpulse_probes_total", target="throttled",
+                               outcome="throttled"))
+        (_, label_set), = series(m, "probe_success", target="fast").keys()
+        labels = dict(label_set)
+        self.assertEqual(labels["cloud"], "simfast")
+        self.assertEqual(labels["model"], "gpt-4o-mini")
+        self.assertTrue(series(m, "modelpulse_build_info"))
+
+    def test_bad_reload_keeps_the_old_config_probing(self):
+        wait_until(lambda: probe_count(self.daemon, "fast") >= 1, what="first probe")
+        self.daemon.write_config("targets:\n  - name: [oops\n")
+        self.daemon.signal(signal.SIGHUP)
+        wait_until(lambda: list(series(self.daemon.metrics(),
+                                       "modelpulse_config_last_reload_successful").values())
+                   == [0.0], what="reload failure visible")
+        before = probe_count(self.daemon, "fast")
+        wait_until(lambda: probe_count(self.daemon, "fast") >= before + 2, timeout=15,
+                   what="probing continues after a bad reload")
+        self.assertIsNone(self.daemon.proc.poll())
+        self.assertIn("reload failed", self.daemon.log_text())
+        status, body = http_post(self.daemon.url("/-/reload"))
+        self.assertEqual(status, 500)
+        # A good config with one more target takes effect through the HTTP endpoint.
+        self.daemon.write_config(config(self.sim_port, extra_targets=f"""
+  - name: added
+    provider: openai_compatible
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:{self.sim_port}/fast/v1
+"""))
+        status, body = http_post(self.daemon.url("/-/reload"))
+        self.assertEqual(status, 200, body)
+        wait_until(lambda: probe_count(self.daemon, "added") >= 1, what="new target probed")
+
+
+class KillDuringHeavyWrites(unittest.TestCase):
+    def test_kill_9_then_restart_passes_integrity_check(self):
+        sim_port = free_port()
+        many = "".join(f"""
+  - name: load-{i}
+    provider: openai_compatible
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:{sim_port}/fast/v1
+""" for i in range(60))
+        daemon = Daemon(config(sim_port, interval="100ms", extra_targets=many),
+                        {"scenario.yaml": SCENARIO.replace("first_token_ms: 80", "first_token_ms: 1")})
+        try:
+            for round_ in range(3):
+                daemon.start()
+                wait_until(lambda: sum(series(daemon.metrics(),
+                                              "modelpulse_storage_rows_written_total").values())
+                           >= 200, timeout=30, what="heavy writes")
+                daemon.proc.send_signal(signal.SIGKILL)
+                daemon.proc.wait(timeout=10)
+                db = sqlite3.connect(daemon.db)
+                self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok",
+                                 f"round {round_}")
+                count = db.execute("SELECT count(*) FROM probes").fetchone()[0]
+                self.assertGreater(count, 0)
+                db.close()
+            daemon.start()
+            self.assertEqual(daemon.stop(), 0)
+        finally:
+            daemon.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
