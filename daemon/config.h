@@ -1,0 +1,79 @@
+#ifndef MODELPULSE_DAEMON_CONFIG_H_
+#define MODELPULSE_DAEMON_CONFIG_H_
+
+// The main configuration file (DESIGN.md §4): one YAML file turned into the plain options structs
+// of each module. yaml-cpp stays inside config.cpp.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "collector/collector.h"
+#include "common/common.h"
+#include "storage/storage.h"
+
+namespace modelpulse::daemon {
+
+// The built-in simulator of the offline demo (`simulator:` section).
+struct SimulatorSettings {
+  std::string scenario_path;                    // absolute, resolved against the config's folder
+  std::string listen_address = "127.0.0.1:9465";
+};
+
+// Everything the main config file says, with defaults applied, relative paths resolved and
+// secrets read. Plain data: holds secrets only inside `Secret` values.
+struct Config {
+  std::string file;  // absolute path it was loaded from
+  Labels external_labels;
+  std::string web_listen_address = "127.0.0.1:9464";
+  // storage.path is absolute after loading, or empty when the file does not set it (the daemon
+  // then uses --storage.path or its own default).
+  storage::StorageOptions storage;
+  collector::ProberOptions prober;
+  std::vector<collector::TargetSpec> targets;  // in file order; may be empty
+  std::vector<std::string> rule_files;         // absolute, globs expanded, sorted per pattern
+  std::optional<SimulatorSettings> simulator;
+};
+
+// What the loader may ask of the outside world, injected so tests need neither real environment
+// variables nor real files. Implementations must not put file contents into error messages.
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  // The value of the environment variable, or nullopt when it is not set.
+  virtual std::optional<std::string> GetEnv(const std::string& name) const = 0;
+  // The whole file. Fails with kNotFound or kIo and a message that names the path only.
+  virtual Result<std::string> ReadFile(const std::string& path) const = 0;
+  // The paths that match a shell glob pattern, sorted; empty when nothing matches (a pattern
+  // without wildcards matches itself when that file exists). Fails with kIo on a read error.
+  virtual Result<std::vector<std::string>> Glob(const std::string& pattern) const = 0;
+};
+
+// getenv(3), the file system and glob(3). Stateless and thread-safe.
+class SystemEnvironment final : public Environment {
+ public:
+  std::optional<std::string> GetEnv(const std::string& name) const override;
+  Result<std::string> ReadFile(const std::string& path) const override;
+  Result<std::vector<std::string>> Glob(const std::string& pattern) const override;
+};
+
+// Reads and parses the file at `path` with the process's real environment. Returns the Config, or
+// kIo/kNotFound when the file cannot be read, or kParse as ParseConfig does.
+Result<Config> LoadConfig(const std::string& path);
+
+// Parses `yaml`, the content of `file_name` (used in messages as given, and made absolute to find
+// the folder that relative paths start from). Every problem found is reported, not only the first:
+// on failure returns one kParse Error whose message holds one line per problem,
+// "FILE:LINE:COLUMN: message" (1-based), sorted by position. Messages name environment
+// variables and files that hold secrets, never their contents.
+Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
+                           const Environment& env);
+
+// A short, secret-free summary for `modelpulse check config`: "N targets, M rule files", then one
+// line per target with its provider, model, interval and URL.
+std::string DescribeConfig(const Config& config);
+
+}  // namespace modelpulse::daemon
+
+#endif  // MODELPULSE_DAEMON_CONFIG_H_
