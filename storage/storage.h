@@ -32,6 +32,8 @@ struct StorageStats {
   uint64_t write_errors = 0;
   double last_batch_seconds = 0;
   uint64_t rows_deleted_by_retention = 0;
+  uint64_t rows_failed = 0;        // rows of batches whose transaction failed (see write_errors)
+  uint64_t retention_batches = 0;  // retention transactions that deleted at least one row
 };
 
 // Owns the database and a writer thread that commits queued probes in batches. Thread-safe.

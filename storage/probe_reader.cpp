@@ -1,0 +1,146 @@
+#include "storage/probe_reader.h"
+
+#include <fmt/format.h>
+
+#include "storage/label_codec.h"
+
+namespace modelpulse::storage {
+namespace {
+
+constexpr std::string_view kReadProbes = R"sql(
+SELECT start_ms, label_set_id, outcome, http_status, total_s,
+  dns_s, connect_s, tls_s, first_byte_s, ttft_s, first_answer_s, last_token_s,
+  input_tokens, output_tokens, itl_s, tokens_per_s, chunk_count,
+  req_limit, req_remaining, req_reset_s, tok_limit, tok_remaining, tok_reset_s,
+  retry_after_s, request_id, error
+FROM probes
+WHERE target_id = (SELECT id FROM targets WHERE name = ?1) AND start_ms >= ?2 AND start_ms < ?3
+ORDER BY start_ms, seq)sql";
+
+constexpr std::string_view kListTargets = R"sql(
+SELECT name, labels FROM targets
+WHERE EXISTS (SELECT 1 FROM probes WHERE probes.target_id = targets.id)
+ORDER BY name)sql";
+
+Error StepError(sqlite3* db, std::string_view what) { return SqliteError(db, what, Error::Code::kIo); }
+
+}  // namespace
+
+Result<std::unique_ptr<ProbeReader>> ProbeReader::Create(DbHandle db) {
+  auto reader = std::make_unique<ProbeReader>(std::move(db));
+  sqlite3* raw = reader->db_.get();
+  auto read = Prepare(raw, kReadProbes);
+  auto label_set = Prepare(raw, "SELECT labels FROM label_sets WHERE id = ?1");
+  auto targets = Prepare(raw, kListTargets);
+  for (const auto* statement : {&read, &label_set, &targets}) {
+    if (!*statement) {
+      return Fail(statement->error());
+    }
+  }
+  reader->read_probes_ = std::move(*read);
+  reader->read_label_set_ = std::move(*label_set);
+  reader->list_targets_ = std::move(*targets);
+  return reader;
+}
+
+Result<const Labels*> ProbeReader::LabelSet(int64_t id) {
+  if (auto it = label_sets_.find(id); it != label_sets_.end()) {
+    return &it->second;
+  }
+  sqlite3_stmt* s = read_label_set_.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, id);
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) {
+    return Fail(Error::Internal(fmt::format("probe refers to missing label set {}", id)));
+  }
+  if (rc != SQLITE_ROW) {
+    return Fail(StepError(db_.get(), "reading label set"));
+  }
+  auto labels = DecodeLabels(ColumnText(s, 0));
+  if (!labels) {
+    return Fail(labels.error());
+  }
+  return &label_sets_.emplace(id, std::move(*labels)).first->second;
+}
+
+Result<std::vector<ProbeResult>> ProbeReader::Read(std::string_view target, int64_t from_ms,
+                                                   int64_t to_ms) {
+  std::vector<ProbeResult> out;
+  if (from_ms >= to_ms) {
+    return out;
+  }
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* s = read_probes_.get();
+  ScopedReset reset(s);
+  BindText(s, 1, target);
+  sqlite3_bind_int64(s, 2, from_ms);
+  sqlite3_bind_int64(s, 3, to_ms);
+  int rc = SQLITE_ROW;
+  int64_t cached_set_id = -1;
+  const Labels* labels = nullptr;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    ProbeResult& p = out.emplace_back();
+    p.target = std::string(target);
+    p.start_unix_ms = sqlite3_column_int64(s, 0);
+    const int64_t set_id = sqlite3_column_int64(s, 1);
+    if (set_id != cached_set_id) {
+      auto found = LabelSet(set_id);
+      if (!found) {
+        return Fail(found.error());
+      }
+      labels = *found;
+      cached_set_id = set_id;
+    }
+    p.labels = *labels;
+    p.outcome = static_cast<Outcome>(sqlite3_column_int(s, 2));
+    p.http_status = sqlite3_column_int(s, 3);
+    p.total_seconds = sqlite3_column_double(s, 4);
+    p.dns_seconds = ColumnOptionalDouble(s, 5);
+    p.connect_seconds = ColumnOptionalDouble(s, 6);
+    p.tls_seconds = ColumnOptionalDouble(s, 7);
+    p.first_byte_seconds = ColumnOptionalDouble(s, 8);
+    p.ttft_seconds = ColumnOptionalDouble(s, 9);
+    p.first_answer_token_seconds = ColumnOptionalDouble(s, 10);
+    p.last_token_seconds = ColumnOptionalDouble(s, 11);
+    p.input_tokens = ColumnOptionalInt(s, 12);
+    p.output_tokens = ColumnOptionalInt(s, 13);
+    p.inter_token_latency_seconds = ColumnOptionalDouble(s, 14);
+    p.output_tokens_per_second = ColumnOptionalDouble(s, 15);
+    p.chunk_count = sqlite3_column_int64(s, 16);
+    p.requests.limit = ColumnOptionalDouble(s, 17);
+    p.requests.remaining = ColumnOptionalDouble(s, 18);
+    p.requests.reset_seconds = ColumnOptionalDouble(s, 19);
+    p.tokens.limit = ColumnOptionalDouble(s, 20);
+    p.tokens.remaining = ColumnOptionalDouble(s, 21);
+    p.tokens.reset_seconds = ColumnOptionalDouble(s, 22);
+    p.retry_after_seconds = ColumnOptionalDouble(s, 23);
+    p.request_id = ColumnText(s, 24);
+    p.error = ColumnText(s, 25);
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "reading probes"));
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, Labels>>> ProbeReader::Targets() {
+  std::vector<std::pair<std::string, Labels>> out;
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* s = list_targets_.get();
+  ScopedReset reset(s);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto labels = DecodeLabels(ColumnText(s, 1));
+    if (!labels) {
+      return Fail(labels.error());
+    }
+    out.emplace_back(ColumnText(s, 0), std::move(*labels));
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "listing targets"));
+  }
+  return out;
+}
+
+}  // namespace modelpulse::storage

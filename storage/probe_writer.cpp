@@ -1,0 +1,262 @@
+#include "storage/probe_writer.h"
+
+#include <limits>
+#include <utility>
+
+#include "storage/label_codec.h"
+
+namespace modelpulse::storage {
+namespace {
+
+// seq is the next free number for this (target, ms): a seek in the primary key, and correct
+// across restarts and out-of-order appends, unlike a counter kept in memory.
+constexpr std::string_view kInsertProbe = R"sql(
+INSERT INTO probes (target_id, start_ms, seq, label_set_id, outcome, http_status, total_s,
+  dns_s, connect_s, tls_s, first_byte_s, ttft_s, first_answer_s, last_token_s,
+  input_tokens, output_tokens, itl_s, tokens_per_s, chunk_count,
+  req_limit, req_remaining, req_reset_s, tok_limit, tok_remaining, tok_reset_s,
+  retry_after_s, request_id, error)
+VALUES (?1, ?2,
+  (SELECT COALESCE(MAX(seq) + 1, 0) FROM probes WHERE target_id = ?1 AND start_ms = ?2),
+  ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+  ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27))sql";
+
+// The IN (subquery) with LIMIT bounds each transaction without relying on SQLite's optional
+// DELETE ... LIMIT; both sides are seeks into the primary key.
+constexpr std::string_view kDeleteOld = R"sql(
+DELETE FROM probes WHERE (target_id, start_ms, seq) IN (
+  SELECT target_id, start_ms, seq FROM probes
+  WHERE target_id = ?1 AND start_ms < ?2 ORDER BY start_ms, seq LIMIT ?3))sql";
+
+Error StepError(sqlite3* db, std::string_view what) { return SqliteError(db, what, Error::Code::kIo); }
+
+}  // namespace
+
+Result<std::unique_ptr<ProbeWriter>> ProbeWriter::Create(DbHandle db) {
+  auto writer = std::make_unique<ProbeWriter>(std::move(db));
+  sqlite3* raw = writer->db_.get();
+  struct Entry {
+    StatementHandle* slot;
+    std::string_view sql;
+  };
+  const Entry entries[] = {
+      {&writer->insert_probe_, kInsertProbe},
+      {&writer->find_target_,
+       "SELECT id, labels, (SELECT MAX(start_ms) FROM probes WHERE target_id = targets.id) "
+       "FROM targets WHERE name = ?1"},
+      {&writer->insert_target_, "INSERT INTO targets (name, labels) VALUES (?1, ?2)"},
+      {&writer->update_target_labels_, "UPDATE targets SET labels = ?2 WHERE id = ?1"},
+      {&writer->find_label_set_, "SELECT id FROM label_sets WHERE labels = ?1"},
+      {&writer->insert_label_set_, "INSERT INTO label_sets (labels) VALUES (?1)"},
+      {&writer->list_targets_, "SELECT id FROM targets ORDER BY id"},
+      {&writer->delete_old_, kDeleteOld},
+  };
+  for (const Entry& entry : entries) {
+    auto statement = Prepare(raw, entry.sql);
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    *entry.slot = std::move(*statement);
+  }
+  return writer;
+}
+
+Result<ProbeWriter::TargetState*> ProbeWriter::Target(const ProbeResult& row,
+                                                      const std::string& encoded_labels) {
+  if (auto it = targets_.find(row.target); it != targets_.end()) {
+    return &it->second;
+  }
+  TargetState state;
+  sqlite3_stmt* find = find_target_.get();
+  {
+    ScopedReset reset(find);
+    BindText(find, 1, row.target);
+    const int rc = sqlite3_step(find);
+    if (rc == SQLITE_ROW) {
+      state.id = sqlite3_column_int64(find, 0);
+      state.labels = ColumnText(find, 1);
+      state.latest_ms =
+          ColumnOptionalInt(find, 2).value_or(std::numeric_limits<int64_t>::min());
+    } else if (rc != SQLITE_DONE) {
+      return Fail(StepError(db_.get(), "looking up target"));
+    } else {
+      sqlite3_stmt* insert = insert_target_.get();
+      ScopedReset reset_insert(insert);
+      BindText(insert, 1, row.target);
+      BindText(insert, 2, encoded_labels);
+      if (sqlite3_step(insert) != SQLITE_DONE) {
+        return Fail(StepError(db_.get(), "inserting target"));
+      }
+      state.id = sqlite3_last_insert_rowid(db_.get());
+      state.labels = encoded_labels;
+      state.latest_ms = std::numeric_limits<int64_t>::min();
+    }
+  }
+  return &targets_.emplace(row.target, std::move(state)).first->second;
+}
+
+Result<int64_t> ProbeWriter::LabelSet(const std::string& encoded_labels) {
+  if (auto it = label_sets_.find(encoded_labels); it != label_sets_.end()) {
+    return it->second;
+  }
+  int64_t id = 0;
+  sqlite3_stmt* find = find_label_set_.get();
+  ScopedReset reset(find);
+  BindText(find, 1, encoded_labels);
+  const int rc = sqlite3_step(find);
+  if (rc == SQLITE_ROW) {
+    id = sqlite3_column_int64(find, 0);
+  } else if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "looking up label set"));
+  } else {
+    sqlite3_stmt* insert = insert_label_set_.get();
+    ScopedReset reset_insert(insert);
+    BindText(insert, 1, encoded_labels);
+    if (sqlite3_step(insert) != SQLITE_DONE) {
+      return Fail(StepError(db_.get(), "inserting label set"));
+    }
+    id = sqlite3_last_insert_rowid(db_.get());
+  }
+  label_sets_.emplace(encoded_labels, id);
+  return id;
+}
+
+Status ProbeWriter::InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id) {
+  sqlite3_stmt* s = insert_probe_.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int64(s, 2, row.start_unix_ms);
+  sqlite3_bind_int64(s, 3, label_set_id);
+  sqlite3_bind_int(s, 4, static_cast<int>(row.outcome));
+  sqlite3_bind_int(s, 5, row.http_status);
+  sqlite3_bind_double(s, 6, row.total_seconds);
+  BindOptional(s, 7, row.dns_seconds);
+  BindOptional(s, 8, row.connect_seconds);
+  BindOptional(s, 9, row.tls_seconds);
+  BindOptional(s, 10, row.first_byte_seconds);
+  BindOptional(s, 11, row.ttft_seconds);
+  BindOptional(s, 12, row.first_answer_token_seconds);
+  BindOptional(s, 13, row.last_token_seconds);
+  BindOptional(s, 14, row.input_tokens);
+  BindOptional(s, 15, row.output_tokens);
+  BindOptional(s, 16, row.inter_token_latency_seconds);
+  BindOptional(s, 17, row.output_tokens_per_second);
+  sqlite3_bind_int64(s, 18, row.chunk_count);
+  BindOptional(s, 19, row.requests.limit);
+  BindOptional(s, 20, row.requests.remaining);
+  BindOptional(s, 21, row.requests.reset_seconds);
+  BindOptional(s, 22, row.tokens.limit);
+  BindOptional(s, 23, row.tokens.remaining);
+  BindOptional(s, 24, row.tokens.reset_seconds);
+  BindOptional(s, 25, row.retry_after_seconds);
+  BindText(s, 26, row.request_id);
+  BindText(s, 27, row.error);
+  if (sqlite3_step(s) != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "inserting probe"));
+  }
+  return {};
+}
+
+Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
+  auto transaction = Transaction::Begin(db_.get());
+  if (!transaction) {
+    return Fail(transaction.error());
+  }
+  // The caches may take ids from this transaction; forget them unless it commits.
+  bool committed = false;
+  struct CacheGuard {
+    ProbeWriter* writer;
+    const bool* committed;
+    ~CacheGuard() {
+      if (!*committed) {
+        writer->targets_.clear();
+        writer->label_sets_.clear();
+      }
+    }
+  } guard{this, &committed};
+
+  std::string encoded;
+  for (const ProbeResult& row : rows) {
+    encoded = EncodeLabels(row.labels);
+    auto target = Target(row, encoded);
+    if (!target) {
+      return Fail(target.error());
+    }
+    auto label_set = LabelSet(encoded);
+    if (!label_set) {
+      return Fail(label_set.error());
+    }
+    TargetState& state = **target;
+    // targets.labels follows the newest probe by start time, not by arrival.
+    if (row.start_unix_ms >= state.latest_ms) {
+      state.latest_ms = row.start_unix_ms;
+      if (state.labels != encoded) {
+        sqlite3_stmt* update = update_target_labels_.get();
+        ScopedReset reset(update);
+        sqlite3_bind_int64(update, 1, state.id);
+        BindText(update, 2, encoded);
+        if (sqlite3_step(update) != SQLITE_DONE) {
+          return Fail(StepError(db_.get(), "updating target labels"));
+        }
+        state.labels = encoded;
+      }
+    }
+    if (auto status = InsertRow(row, state.id, *label_set); !status) {
+      return Fail(status.error());
+    }
+  }
+  if (auto status = transaction->Commit(); !status) {
+    return Fail(status.error());
+  }
+  committed = true;
+  return {};
+}
+
+Result<RetentionPass> ProbeWriter::StartRetention(int64_t cutoff_ms) {
+  RetentionPass pass;
+  pass.cutoff_ms = cutoff_ms;
+  sqlite3_stmt* list = list_targets_.get();
+  ScopedReset reset(list);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(list)) == SQLITE_ROW) {
+    pass.target_ids.push_back(sqlite3_column_int64(list, 0));
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "listing targets for retention"));
+  }
+  return pass;
+}
+
+Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {
+  auto transaction = Transaction::Begin(db_.get());
+  if (!transaction) {
+    return Fail(transaction.error());
+  }
+  uint64_t deleted = 0;
+  size_t next_target = pass.next_target;
+  sqlite3_stmt* s = delete_old_.get();
+  // Fills one transaction across targets, so a pass over many small targets is not many tiny
+  // transactions; a target is finished once it yields fewer rows than were asked for.
+  while (next_target < pass.target_ids.size() && deleted < limit) {
+    const uint64_t want = limit - deleted;
+    ScopedReset reset(s);
+    sqlite3_bind_int64(s, 1, pass.target_ids[next_target]);
+    sqlite3_bind_int64(s, 2, pass.cutoff_ms);
+    sqlite3_bind_int64(s, 3, static_cast<int64_t>(want));
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      return Fail(StepError(db_.get(), "deleting old probes"));
+    }
+    const auto changed = static_cast<uint64_t>(sqlite3_changes64(db_.get()));
+    deleted += changed;
+    if (changed < want) {
+      ++next_target;
+    }
+  }
+  if (auto status = transaction->Commit(); !status) {
+    return Fail(status.error());
+  }
+  pass.next_target = next_target;
+  return deleted;
+}
+
+}  // namespace modelpulse::storage

@@ -1,0 +1,112 @@
+#include "storage/schema.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <string_view>
+
+#include "storage/sqlite.h"
+
+namespace modelpulse::storage {
+namespace {
+
+// Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
+// migration is never edited, since databases in the field already ran it. Later issues add
+// rollups, alert state and the notification outbox as further entries.
+constexpr std::array<std::string_view, 1> kMigrations = {
+    // 1: targets, label sets and the probe rows.
+    R"sql(
+CREATE TABLE targets (
+  id     INTEGER PRIMARY KEY,
+  name   TEXT NOT NULL UNIQUE,
+  labels TEXT NOT NULL DEFAULT ''   -- label_codec.h encoding; labels of the latest probe
+);
+-- Each distinct label set once; a probe row points at its set, so labels that change over time
+-- still round-trip per probe for the cost of one small integer a row.
+CREATE TABLE label_sets (
+  id     INTEGER PRIMARY KEY,
+  labels TEXT NOT NULL UNIQUE
+);
+-- Clustered on (target, time): a range read for one series is one contiguous B-tree walk
+-- (DESIGN.md section 5: about 90 ns a row, against 15x that for a rowid table plus an index).
+-- seq tells apart probes of one target that started in the same millisecond.
+CREATE TABLE probes (
+  target_id      INTEGER NOT NULL,
+  start_ms       INTEGER NOT NULL,
+  seq            INTEGER NOT NULL,
+  label_set_id   INTEGER NOT NULL,
+  outcome        INTEGER NOT NULL,  -- common/probe.h Outcome value
+  http_status    INTEGER NOT NULL,
+  total_s        REAL NOT NULL,
+  dns_s          REAL,
+  connect_s      REAL,
+  tls_s          REAL,
+  first_byte_s   REAL,
+  ttft_s         REAL,
+  first_answer_s REAL,
+  last_token_s   REAL,
+  input_tokens   INTEGER,
+  output_tokens  INTEGER,
+  itl_s          REAL,
+  tokens_per_s   REAL,
+  chunk_count    INTEGER NOT NULL,
+  req_limit      REAL,
+  req_remaining  REAL,
+  req_reset_s    REAL,
+  tok_limit      REAL,
+  tok_remaining  REAL,
+  tok_reset_s    REAL,
+  retry_after_s  REAL,
+  request_id     TEXT NOT NULL,
+  error          TEXT NOT NULL,
+  PRIMARY KEY (target_id, start_ms, seq)
+) WITHOUT ROWID;
+)sql",
+};
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+Result<int> Migrate(sqlite3* db) {
+  auto found = QueryInt(db, "PRAGMA user_version");
+  if (!found) {
+    return Fail(found.error());
+  }
+  const int initial = static_cast<int>(*found);
+  if (initial > LatestSchemaVersion()) {
+    return Fail(Error::Internal(fmt::format(
+        "database schema version {} is newer than this binary supports (version {}); "
+        "run a newer modelpulse or restore a backup",
+        initial, LatestSchemaVersion())));
+  }
+  for (int version = initial + 1; version <= LatestSchemaVersion(); ++version) {
+    auto transaction = Transaction::Begin(db);
+    if (!transaction) {
+      return Fail(Error::Internal("migration " + std::to_string(version) +
+                                  ": " + transaction.error().message));
+    }
+    // Another process may have migrated between our read and the write lock: re-read under it.
+    auto current = QueryInt(db, "PRAGMA user_version");
+    if (!current) {
+      return Fail(current.error());
+    }
+    if (*current >= version) {
+      continue;
+    }
+    const auto& sql = kMigrations[static_cast<size_t>(version - 1)];
+    if (auto status = Exec(db, sql); !status) {
+      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+    }
+    // PRAGMA takes no bound parameters; the version is our own integer.
+    if (auto status = Exec(db, fmt::format("PRAGMA user_version = {}", version)); !status) {
+      return Fail(status.error());
+    }
+    if (auto status = transaction->Commit(); !status) {
+      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+    }
+  }
+  return initial;
+}
+
+}  // namespace modelpulse::storage

@@ -1,0 +1,124 @@
+#include "storage/sqlite.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+namespace modelpulse::storage {
+
+Error SqliteError(sqlite3* db, std::string_view what, Error::Code code) {
+  const char* message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
+  const int sqlite_code = db != nullptr ? sqlite3_extended_errcode(db) : SQLITE_NOMEM;
+  return Error{code, fmt::format("{}: {} (sqlite code {})", what, message, sqlite_code), {}};
+}
+
+Result<DbHandle> OpenDatabase(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  // sqlite3_open_v2 hands back a handle even on failure (for the message); own it either way.
+  DbHandle db(raw);
+  if (rc != SQLITE_OK) {
+    return Fail(SqliteError(db.get(), fmt::format("cannot open database \"{}\"", path),
+                            Error::Code::kIo));
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  return db;
+}
+
+Status Exec(sqlite3* db, std::string_view sql, Error::Code code) {
+  const std::string text(sql);
+  if (sqlite3_exec(db, text.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Fail(SqliteError(db, fmt::format("\"{}\" failed", sql.substr(0, 60)), code));
+  }
+  return {};
+}
+
+Result<StatementHandle> Prepare(sqlite3* db, std::string_view sql) {
+  sqlite3_stmt* raw = nullptr;
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  StatementHandle statement(raw);
+  if (rc != SQLITE_OK) {
+    return Fail(SqliteError(db, fmt::format("cannot prepare \"{}\"", sql.substr(0, 60))));
+  }
+  return statement;
+}
+
+Result<int64_t> QueryInt(sqlite3* db, std::string_view sql) {
+  auto statement = Prepare(db, sql);
+  if (!statement) {
+    return Fail(statement.error());
+  }
+  if (sqlite3_step(statement->get()) != SQLITE_ROW) {
+    return Fail(SqliteError(db, fmt::format("\"{}\" returned no row", sql)));
+  }
+  return sqlite3_column_int64(statement->get(), 0);
+}
+
+void BindText(sqlite3_stmt* statement, int index, std::string_view text) {
+  // SQLITE_TRANSIENT: SQLite copies, so the caller's buffer may go away before step().
+  sqlite3_bind_text64(statement, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+
+void BindOptional(sqlite3_stmt* statement, int index, const std::optional<double>& value) {
+  if (value) {
+    sqlite3_bind_double(statement, index, *value);
+  } else {
+    sqlite3_bind_null(statement, index);
+  }
+}
+
+void BindOptional(sqlite3_stmt* statement, int index, const std::optional<int64_t>& value) {
+  if (value) {
+    sqlite3_bind_int64(statement, index, *value);
+  } else {
+    sqlite3_bind_null(statement, index);
+  }
+}
+
+std::string ColumnText(sqlite3_stmt* statement, int index) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, index));
+  // Length from column_bytes, not strlen: stored text may contain NUL bytes.
+  const int size = sqlite3_column_bytes(statement, index);
+  return text == nullptr ? std::string() : std::string(text, static_cast<size_t>(size));
+}
+
+std::optional<double> ColumnOptionalDouble(sqlite3_stmt* statement, int index) {
+  if (sqlite3_column_type(statement, index) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return sqlite3_column_double(statement, index);
+}
+
+std::optional<int64_t> ColumnOptionalInt(sqlite3_stmt* statement, int index) {
+  if (sqlite3_column_type(statement, index) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  return sqlite3_column_int64(statement, index);
+}
+
+Result<Transaction> Transaction::Begin(sqlite3* db) {
+  if (auto status = Exec(db, "BEGIN IMMEDIATE", Error::Code::kIo); !status) {
+    return Fail(status.error());
+  }
+  return Transaction(db);
+}
+
+Transaction::~Transaction() {
+  if (db_ != nullptr) {
+    // A failed statement may already have rolled back; then this is a harmless error.
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+Status Transaction::Commit() {
+  sqlite3* db = std::exchange(db_, nullptr);
+  if (sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    Error error = SqliteError(db, "commit failed", Error::Code::kIo);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return Fail(std::move(error));
+  }
+  return {};
+}
+
+}  // namespace modelpulse::storage

@@ -1,0 +1,335 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "storage/probe_reader.h"
+#include "storage/probe_writer.h"
+#include "storage/schema.h"
+#include "storage/sqlite.h"
+#include "storage/storage.h"
+
+namespace modelpulse::storage {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Long enough to ride out a retention transaction or a checkpoint by another connection (ours or
+// an operator's sqlite3 shell), short enough that a stuck lock surfaces as an error.
+constexpr int kBusyTimeoutMs = 5000;
+
+Error OpenError(const std::string& path, const Error& cause) {
+  return Error::Io("cannot open database \"" + path + "\": " + cause.message);
+}
+
+Status ConfigureWriteConnection(sqlite3* db, const std::string& path) {
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  auto mode = Prepare(db, "PRAGMA journal_mode=WAL");
+  if (!mode) {
+    return Fail(OpenError(path, mode.error()));
+  }
+  if (sqlite3_step(mode->get()) != SQLITE_ROW || ColumnText(mode->get(), 0) != "wal") {
+    return Fail(OpenError(path, SqliteError(db, "cannot switch to WAL mode")));
+  }
+  // synchronous=NORMAL in WAL mode syncs the WAL only at checkpoints, not at every commit. A
+  // committed transaction is in the WAL file (the OS page cache) as soon as COMMIT returns, so a
+  // process crash, kill -9 included, never loses it; only a power loss or kernel crash can take
+  // back the last transactions, and even then the database stays consistent. That is the trade
+  // DESIGN.md section 5 asks for, at a fraction of the cost of an fsync per batch.
+  if (auto status = Exec(db, "PRAGMA synchronous=NORMAL", Error::Code::kIo); !status) {
+    return Fail(OpenError(path, status.error()));
+  }
+  return {};
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const StorageOptions& options, const Clock& clock,
+              std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader)
+      : options_(options), clock_(clock), reader_(std::move(reader)), writer_(std::move(writer)) {
+    options_.batch_size = std::max<size_t>(options_.batch_size, 1);
+    options_.retention_batch_rows = std::max<size_t>(options_.retention_batch_rows, 1);
+    thread_ = std::jthread([this] { Run(); });
+  }
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  ~SqliteStore() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    thread_.join();
+  }
+
+  void Append(ProbeResult result) override {
+    const auto now = SteadyClock::now();
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.size() >= options_.max_queue) {
+        ++stats_.rows_dropped;
+        return;
+      }
+      queue_.push_back(Pending{std::move(result), now});
+      ++accepted_;
+      // Wake the writer when a batch is full, or when the queue stops being empty so that it
+      // starts the flush_interval clock for this row.
+      wake = queue_.size() == 1 || queue_.size() == options_.batch_size;
+    }
+    if (wake) {
+      work_cv_.notify_one();
+    }
+  }
+
+  Status Flush() override {
+    std::unique_lock lock(mu_);
+    const uint64_t target = accepted_;
+    const uint64_t errors_before = stats_.write_errors;
+    ++flush_waiters_;
+    work_cv_.notify_one();
+    done_cv_.wait(lock, [&] { return processed_ >= target; });
+    --flush_waiters_;
+    // The writer works in order, so any batch that failed while we waited held rows queued
+    // before this call.
+    if (stats_.write_errors > errors_before) {
+      return Fail(last_error_);
+    }
+    return {};
+  }
+
+  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
+                                              int64_t to_ms) const override {
+    return reader_->Read(target, from_ms, to_ms);
+  }
+
+  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
+    return reader_->Targets();
+  }
+
+  Result<uint64_t> ApplyRetention() override {
+    if (options_.retention.count() <= 0) {
+      return 0;
+    }
+    auto pass = StartRetention();
+    if (!pass) {
+      return Fail(pass.error());
+    }
+    uint64_t total = 0;
+    while (!pass->Done()) {
+      // Each step takes the write connection for one small transaction only, so the writer
+      // thread's batches interleave with a long pass.
+      auto deleted = RetentionStep(*pass);
+      if (!deleted) {
+        return Fail(deleted.error());
+      }
+      total += *deleted;
+    }
+    return total;
+  }
+
+  StorageStats Stats() const override {
+    std::lock_guard lock(mu_);
+    StorageStats stats = stats_;
+    stats.queue_depth = queue_.size();
+    return stats;
+  }
+
+ private:
+  struct Pending {
+    ProbeResult row;
+    SteadyClock::time_point queued_at;
+  };
+
+  Result<RetentionPass> StartRetention() {
+    const int64_t cutoff = clock_.NowUnixMillis() - options_.retention.count();
+    std::lock_guard db_lock(db_mu_);
+    return writer_->StartRetention(cutoff);
+  }
+
+  Result<uint64_t> RetentionStep(RetentionPass& pass) {
+    Result<uint64_t> deleted = 0;
+    {
+      std::lock_guard db_lock(db_mu_);
+      deleted = writer_->RetentionStep(pass, options_.retention_batch_rows);
+    }
+    std::lock_guard lock(mu_);
+    if (!deleted) {
+      ++stats_.write_errors;
+      last_error_ = deleted.error();
+    } else if (*deleted > 0) {
+      stats_.rows_deleted_by_retention += *deleted;
+      ++stats_.retention_batches;
+    }
+    return deleted;
+  }
+
+  void CommitBatch(std::vector<ProbeResult>& batch) {
+    const auto started = SteadyClock::now();
+    Status status;
+    {
+      std::lock_guard db_lock(db_mu_);
+      status = writer_->WriteBatch(batch);
+    }
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+    {
+      std::lock_guard lock(mu_);
+      processed_ += batch.size();
+      if (status) {
+        stats_.rows_written += batch.size();
+        ++stats_.batches_written;
+        stats_.last_batch_seconds = seconds;
+      } else {
+        // The rows are dropped rather than retried: a batch that failed once (disk full, I/O
+        // error) would most likely fail again while the queue behind it overflows.
+        ++stats_.write_errors;
+        stats_.rows_failed += batch.size();
+        last_error_ = status.error();
+      }
+    }
+    if (!status) {
+      spdlog::error("storage: dropped a batch of {} probes: {}", batch.size(),
+                    status.error().ToString());
+    }
+    done_cv_.notify_all();
+    batch.clear();
+  }
+
+  void Run() {
+    const bool retention_enabled =
+        options_.retention.count() > 0 && options_.retention_interval.count() > 0;
+    auto next_retention = SteadyClock::now() + options_.retention_interval;
+    std::optional<RetentionPass> pass;
+    std::vector<ProbeResult> batch;
+    batch.reserve(std::min<size_t>(options_.batch_size, 4096));
+    while (true) {
+      bool retention_due = false;
+      {
+        std::unique_lock lock(mu_);
+        while (true) {
+          const auto now = SteadyClock::now();
+          const bool ready =
+              !queue_.empty() &&
+              (stopping_ || flush_waiters_ > 0 || queue_.size() >= options_.batch_size ||
+               now >= queue_.front().queued_at + options_.flush_interval);
+          retention_due =
+              retention_enabled && !stopping_ && (pass.has_value() || now >= next_retention);
+          if (ready) {
+            const size_t take = std::min(queue_.size(), options_.batch_size);
+            for (size_t i = 0; i < take; ++i) {
+              batch.push_back(std::move(queue_.front().row));
+              queue_.pop_front();
+            }
+            break;
+          }
+          if (stopping_) {
+            return;  // the queue is empty: everything accepted is committed or counted
+          }
+          if (retention_due) {
+            break;
+          }
+          auto deadline = retention_enabled ? next_retention : SteadyClock::time_point::max();
+          if (!queue_.empty()) {
+            deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
+          }
+          work_cv_.wait_until(lock, deadline);
+        }
+      }
+      if (!batch.empty()) {
+        CommitBatch(batch);
+      }
+      // One retention transaction per round at most, after the writes: a long pass never holds
+      // back a full batch for more than one small delete.
+      if (retention_due) {
+        if (!pass) {
+          auto started = StartRetention();
+          if (started) {
+            pass = std::move(*started);
+          } else {
+            spdlog::error("storage: retention failed: {}", started.error().ToString());
+          }
+        }
+        if (pass) {
+          auto deleted = RetentionStep(*pass);
+          if (!deleted) {
+            spdlog::error("storage: retention failed: {}", deleted.error().ToString());
+          }
+          if (!deleted || pass->Done()) {
+            pass.reset();
+            next_retention = SteadyClock::now() + options_.retention_interval;
+          }
+        } else {
+          next_retention = SteadyClock::now() + options_.retention_interval;
+        }
+      }
+    }
+  }
+
+  StorageOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
+
+  std::mutex db_mu_;  // serialises use of the write connection
+  std::unique_ptr<ProbeWriter> writer_;  // Guarded by db_mu_.
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // wakes the writer thread
+  std::condition_variable done_cv_;  // wakes Flush callers after each batch
+  std::deque<Pending> queue_;        // Guarded by mu_.
+  uint64_t accepted_ = 0;            // Guarded by mu_. Rows ever queued.
+  uint64_t processed_ = 0;           // Guarded by mu_. Rows committed or failed.
+  size_t flush_waiters_ = 0;         // Guarded by mu_.
+  bool stopping_ = false;            // Guarded by mu_.
+  Error last_error_;                 // Guarded by mu_.
+  StorageStats stats_;               // Guarded by mu_. queue_depth is filled in by Stats().
+
+  std::jthread thread_;  // last: started once every other member exists
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const Clock& clock) {
+  if (options.path.empty()) {
+    return Fail(Error::InvalidArgument("storage path is empty"));
+  }
+  auto write_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                 SQLITE_OPEN_NOMUTEX);
+  if (!write_db) {
+    return Fail(write_db.error());
+  }
+  if (auto status = ConfigureWriteConnection(write_db->get(), options.path); !status) {
+    return Fail(status.error());
+  }
+  if (auto migrated = Migrate(write_db->get()); !migrated) {
+    return Fail(Error::Internal("database \"" + options.path + "\": " + migrated.error().message));
+  }
+
+  auto read_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+  if (!read_db) {
+    return Fail(read_db.error());
+  }
+  sqlite3_busy_timeout(read_db->get(), kBusyTimeoutMs);
+  // A guard against a future bug rather than a permission: this connection must never write.
+  if (auto status = Exec(read_db->get(), "PRAGMA query_only=1", Error::Code::kIo); !status) {
+    return Fail(OpenError(options.path, status.error()));
+  }
+
+  auto writer = ProbeWriter::Create(std::move(*write_db));
+  if (!writer) {
+    return Fail(writer.error());
+  }
+  auto reader = ProbeReader::Create(std::move(*read_db));
+  if (!reader) {
+    return Fail(reader.error());
+  }
+  return std::make_unique<SqliteStore>(options, clock, std::move(*writer), std::move(*reader));
+}
+
+}  // namespace modelpulse::storage
