@@ -1,0 +1,24 @@
+#include <memory>
+
+#include "collector/providers/provider.h"
+
+namespace modelpulse::collector {
+
+// One line per provider file. Adapters are stateless, so one instance each serves every probe.
+const ProviderAdapter* AdapterFor(Provider provider) {
+  static const std::unique_ptr<ProviderAdapter> kOpenAI = NewOpenAIAdapter(Provider::kOpenAI);
+  static const std::unique_ptr<ProviderAdapter> kOpenAICompatible =
+      NewOpenAIAdapter(Provider::kOpenAICompatible);
+  switch (provider) {
+    case Provider::kOpenAI: return kOpenAI.get();
+    case Provider::kOpenAICompatible: return kOpenAICompatible.get();
+    case Provider::kAzure:
+    case Provider::kAnthropic:
+    case Provider::kBedrock:
+    case Provider::kVertex:
+    case Provider::kGemini: return nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace modelpulse::collector
