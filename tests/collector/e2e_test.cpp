@@ -1,0 +1,441 @@
+// End to end through real loopback sockets: a cpp-httplib server inside the test process plays
+// an OpenAI-compatible endpoint with scripted delays and failures.
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <curl/curl.h>
+
+#include "collector/collector.h"
+
+namespace modelpulse::collector {
+namespace {
+
+using namespace std::chrono_literals;
+
+// libcurl's global init is the program's job; this test program does it once here.
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  ~CurlGlobal() { curl_global_cleanup(); }
+} curl_global;
+
+constexpr const char* kApiKey = "sk-test-SECRET-0123456789";
+constexpr auto kFirstTokenDelay = 150ms;
+
+std::string Chunk(const std::string& json) { return "data: " + json + "\n\n"; }
+
+class FakeOpenAI {
+ public:
+  FakeOpenAI() {
+    server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
+    server_.Post("/ok/v1/chat/completions", [this](const httplib::Request& req,
+                                                     httplib::Response& res) {
+      Enter();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_auth_ = req.get_header_value("Authorization");
+        last_body_ = req.body;
+      }
+      res.set_header("x-ratelimit-limit-requests", "5000");
+      res.set_header("x-ratelimit-remaining-requests", "4999");
+      res.set_header("x-ratelimit-reset-requests", "12ms");
+      res.set_header("x-ratelimit-limit-tokens", "800000");
+      res.set_header("x-ratelimit-remaining-tokens", "799986");
+      res.set_header("x-ratelimit-reset-tokens", "6m0s");
+      res.set_header("x-request-id", "req_ca8197062dd44e208e21ceef70b46fce");
+      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { sink.write(s.data(), s.size()); };
+        write(Chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}],"usage":null})"));
+        std::this_thread::sleep_for(kFirstTokenDelay);
+        write(Chunk(R"({"choices":[{"index":0,"delta":{"content":"OK"}}],"usage":null})"));
+        std::this_thread::sleep_for(50ms);
+        write(Chunk(R"({"choices":[{"index":0,"delta":{"content":", sure"}}],"usage":null})"));
+        write(Chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null})"));
+        write(Chunk(R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}})"));
+        write("data: [DONE]\n\n");
+        sink.done();
+        Leave();
+        return true;
+      });
+    });
+    server_.Post("/json/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(
+          R"({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}})",
+          "application/json");
+    });
+    server_.Post("/throttle/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 429;
+      res.set_header("retry-after", "2");
+      res.set_header("x-ratelimit-limit-requests", "500");
+      res.set_header("x-ratelimit-remaining-requests", "0");
+      res.set_header("x-ratelimit-reset-requests", "1.5s");
+      res.set_header("x-request-id", "ca8197062dd44e208e21ceef70b46fce");
+      res.set_content(
+          R"({"error":{"message":"Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.","type":"requests","param":null,"code":"rate_limit_exceeded"}})",
+          "application/json");
+    });
+    server_.Post("/leaky/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
+      res.status = 401;
+      // A hostile or careless server echoing the credential back must not get it stored.
+      res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
+                          req.get_header_value("Authorization") +
+                          R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
+                      "application/json");
+    });
+    server_.Post("/hang/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
+        sink.write(": keep-alive\n\n", 14);
+        for (int i = 0; i < 300 && !stopping_ && sink.is_writable(); ++i) {
+          std::this_thread::sleep_for(10ms);
+        }
+        sink.done();
+        return true;
+      });
+    });
+    server_.Post("/endless/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
+        std::string block;
+        while (block.size() < 4096) {
+          block += Chunk(R"({"choices":[{"delta":{"content":"x"}}]})");
+        }
+        for (int i = 0; i < 100000 && !stopping_; ++i) {
+          if (!sink.write(block.data(), block.size())) {
+            break;
+          }
+        }
+        sink.done();
+        return true;
+      });
+    });
+    server_.Post("/malformed/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("data: {\"choices\":[{\"delta\":{\"content\":\"OK\"\n\ndata: [DONE]\n\n",
+                      "text/event-stream");
+    });
+    server_.Post("/nodone/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Chunk(R"({"choices":[{"delta":{"content":"OK"}}]})"), "text/event-stream");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    const bool running = WaitRunning();
+    REQUIRE(running);
+  }
+
+  ~FakeOpenAI() {
+    stopping_ = true;
+    server_.stop();
+    thread_.join();
+  }
+
+  std::string BaseUrl(const std::string& route) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + route + "/v1";
+  }
+  int max_concurrent() const { return max_concurrent_.load(); }
+  std::string last_auth() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_auth_;
+  }
+  std::string last_body() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_body_;
+  }
+
+ private:
+  bool WaitRunning() {
+    for (int i = 0; i < 200 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(5ms);
+    }
+    return server_.is_running();
+  }
+  void Enter() {
+    const int now = ++concurrent_;
+    int seen = max_concurrent_.load();
+    while (now > seen && !max_concurrent_.compare_exchange_weak(seen, now)) {
+    }
+  }
+  void Leave() { --concurrent_; }
+
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> concurrent_{0};
+  std::atomic<int> max_concurrent_{0};
+  std::mutex mu_;
+  std::string last_auth_;
+  std::string last_body_;
+};
+
+TargetSpec Target(const FakeOpenAI& server, const std::string& route) {
+  TargetSpec target;
+  target.name = route + "@fake";
+  target.provider = Provider::kOpenAI;
+  target.model = "gpt-4o-mini";
+  target.base_url = server.BaseUrl(route);
+  target.api_key = Secret(kApiKey);
+  target.labels = {{"target", target.name}, {"provider", "openai"}, {"model", "gpt-4o-mini"}};
+  target.expect = "(?i)\\bok\\b";
+  target.timeouts.connect = 2000ms;
+  target.timeouts.first_token = 1000ms;
+  target.timeouts.total = 5000ms;
+  return target;
+}
+
+void CheckNoSecret(const ProbeResult& result) {
+  for (const std::string* field : {&result.target, &result.error, &result.request_id}) {
+    CHECK(field->find(kApiKey) == std::string::npos);
+    CHECK(field->find("SECRET") == std::string::npos);
+  }
+  for (const auto& [name, value] : result.labels) {
+    CHECK(value.find("SECRET") == std::string::npos);
+  }
+}
+
+TEST_CASE("e2e: a streamed answer with truthful timing, usage and headroom") {
+  FakeOpenAI server;
+  SystemClock clock;
+  const int64_t before = clock.NowUnixMillis();
+  const ProbeResult r = ProbeOnce(Target(server, "ok"), ProberOptions{}, clock);
+  CheckNoSecret(r);
+  CHECK(r.outcome == Outcome::kOk);
+  CHECK(r.error.empty());
+  CHECK(r.http_status == 200);
+  CHECK(r.target == "ok@fake");
+  CHECK(r.labels.at("provider") == "openai");
+  CHECK(r.start_unix_ms >= before);
+  CHECK(r.input_tokens == 13);
+  CHECK(r.output_tokens == 5);
+  CHECK(r.chunk_count == 5);
+  REQUIRE(r.ttft_seconds.has_value());
+  CHECK(*r.ttft_seconds >= 0.150);
+  CHECK(*r.ttft_seconds < 0.150 + 0.200);
+  CHECK(r.first_answer_token_seconds == r.ttft_seconds);
+  REQUIRE(r.last_token_seconds.has_value());
+  CHECK(*r.last_token_seconds - *r.ttft_seconds >= 0.050);
+  REQUIRE(r.inter_token_latency_seconds.has_value());
+  CHECK(*r.inter_token_latency_seconds ==
+        doctest::Approx((*r.last_token_seconds - *r.ttft_seconds) / 4));
+  CHECK(r.output_tokens_per_second.has_value());
+  REQUIRE(r.first_byte_seconds.has_value());
+  CHECK(*r.first_byte_seconds < *r.ttft_seconds);
+  CHECK(r.total_seconds >= *r.last_token_seconds);
+  CHECK(r.dns_seconds.has_value());
+  CHECK(r.connect_seconds.has_value());
+  CHECK_FALSE(r.tls_seconds.has_value());  // plain http
+  CHECK(r.requests.limit == 5000);
+  CHECK(r.requests.remaining == 4999);
+  CHECK(*r.requests.reset_seconds == doctest::Approx(0.012));
+  CHECK(r.tokens.remaining == 799986);
+  CHECK(*r.tokens.reset_seconds == doctest::Approx(360));
+  CHECK(r.request_id == "req_ca8197062dd44e208e21ceef70b46fce");
+  CHECK(server.last_auth() == std::string("Bearer ") + kApiKey);
+  CHECK(server.last_body().find("\"include_usage\":true") != std::string::npos);
+}
+
+TEST_CASE("e2e: failures are classified") {
+  FakeOpenAI server;
+  SystemClock clock;
+  ProberOptions options;
+
+  SUBCASE("429 with headers") {
+    const ProbeResult r = ProbeOnce(Target(server, "throttle"), options, clock);
+    CheckNoSecret(r);
+    CHECK(r.outcome == Outcome::kThrottled);
+    CHECK(r.http_status == 429);
+    CHECK(r.retry_after_seconds == 2.0);
+    CHECK(r.requests.remaining == 0);
+    CHECK(r.requests.limit == 500);
+    CHECK(*r.requests.reset_seconds == doctest::Approx(1.5));
+    CHECK(r.request_id == "ca8197062dd44e208e21ceef70b46fce");
+    CHECK(r.error.find("rate_limit_exceeded") != std::string::npos);
+    CHECK(r.error.size() <= 200);
+    CHECK_FALSE(r.ttft_seconds.has_value());
+  }
+  SUBCASE("an echoed key never reaches the result") {
+    const ProbeResult r = ProbeOnce(Target(server, "leaky"), options, clock);
+    CHECK(r.outcome == Outcome::kAuth);
+    CheckNoSecret(r);
+  }
+  SUBCASE("a hang times out at the first-token deadline") {
+    TargetSpec target = Target(server, "hang");
+    target.timeouts.first_token = 300ms;
+    const auto start = std::chrono::steady_clock::now();
+    const ProbeResult r = ProbeOnce(target, options, clock);
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(r.outcome == Outcome::kTimeout);
+    CHECK(r.http_status == 200);
+    CHECK(r.total_seconds >= 0.300);
+    CHECK(elapsed < 0.300 + 0.700);
+    CHECK(r.error.find("first token") != std::string::npos);
+  }
+  SUBCASE("an endless body is cut off at the cap") {
+    options.max_response_bytes = 64 * 1024;
+    const ProbeResult r = ProbeOnce(Target(server, "endless"), options, clock);
+    CHECK(r.outcome == Outcome::kInvalidResponse);
+    CHECK(r.error.find("cut off") != std::string::npos);
+    CHECK(r.chunk_count > 0);
+    CHECK(r.chunk_count < 64 * 1024 / 40);
+  }
+  SUBCASE("malformed JSON") {
+    const ProbeResult r = ProbeOnce(Target(server, "malformed"), options, clock);
+    CHECK(r.outcome == Outcome::kInvalidResponse);
+    CHECK(r.error.find("malformed") != std::string::npos);
+  }
+  SUBCASE("stream closed without [DONE]") {
+    const ProbeResult r = ProbeOnce(Target(server, "nodone"), options, clock);
+    CHECK(r.outcome == Outcome::kInvalidResponse);
+    CHECK(r.error.find("terminator") != std::string::npos);
+  }
+  SUBCASE("expect miss is content_mismatch; a broken regex does not crash") {
+    TargetSpec target = Target(server, "json");
+    target.stream = false;
+    target.expect = "^pong$";
+    ProbeResult r = ProbeOnce(target, options, clock);
+    CHECK(r.outcome == Outcome::kContentMismatch);
+    target.expect = "([unclosed";
+    r = ProbeOnce(target, options, clock);
+    CHECK(r.outcome == Outcome::kContentMismatch);
+    target.expect = "(?i)^ok$";
+    r = ProbeOnce(target, options, clock);
+    CHECK(r.outcome == Outcome::kOk);
+    CHECK(r.output_tokens == 1);
+    CHECK(r.ttft_seconds.has_value());
+  }
+  SUBCASE("connection refused is network") {
+    TargetSpec target = Target(server, "ok");
+    target.base_url = "http://127.0.0.1:1/v1";
+    const ProbeResult r = ProbeOnce(target, options, clock);
+    CHECK(r.outcome == Outcome::kNetwork);
+    CHECK(r.http_status == 0);
+    CheckNoSecret(r);
+  }
+  SUBCASE("an unsupported provider is a client_error, not a crash") {
+    TargetSpec target = Target(server, "ok");
+    target.provider = Provider::kBedrock;
+    const ProbeResult r = ProbeOnce(target, options, clock);
+    CHECK(r.outcome == Outcome::kClientError);
+  }
+}
+
+// Collects results on the prober's thread; read from the test thread.
+class CollectingSink final : public ProbeSink {
+ public:
+  void OnProbe(const ProbeResult& result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    results_.push_back(result);
+  }
+  std::vector<ProbeResult> results() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return results_;
+  }
+  size_t CountFor(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& r : results_) {
+      n += r.target == name ? 1 : 0;
+    }
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ProbeResult> results_;
+};
+
+template <typename Predicate>
+bool PollUntil(Predicate done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+TEST_CASE("e2e: the prober probes two targets with a concurrency cap of 1") {
+  FakeOpenAI server;
+  SystemClock clock;
+  CollectingSink sink;
+  ProberOptions options;
+  options.max_concurrency = 1;
+  options.shutdown_grace = 2000ms;
+  auto prober = Prober::Create(options, sink, clock);
+  REQUIRE(prober.has_value());
+  TargetSpec a = Target(server, "ok");
+  a.name = "a";
+  a.interval = 300ms;
+  TargetSpec b = a;
+  b.name = "b";
+  (*prober)->SetTargets({a, b});
+
+  std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+  size_t max_in_flight = 0;
+  const bool both = PollUntil(
+      [&] {
+        max_in_flight = std::max(max_in_flight, (*prober)->InFlight());
+        return sink.CountFor("a") >= 2 && sink.CountFor("b") >= 2;
+      },
+      5000ms);
+  loop.request_stop();
+  loop.join();
+  CHECK(both);
+  CHECK(max_in_flight <= 1);
+  CHECK(server.max_concurrent() == 1);
+  for (const ProbeResult& r : sink.results()) {
+    CHECK(r.outcome == Outcome::kOk);
+    CheckNoSecret(r);
+  }
+  CHECK((*prober)->InFlight() == 0);
+  const auto status = (*prober)->Status();
+  REQUIRE(status.size() == 2);
+  CHECK(status[0].tokens_today >= 36);
+}
+
+// A wall clock the test moves while the prober reads it from its own thread.
+class SteppedClock final : public Clock {
+ public:
+  explicit SteppedClock(int64_t start) : now_(start) {}
+  int64_t NowUnixMillis() const override { return now_.load(); }
+  void Set(int64_t ms) { now_.store(ms); }
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+TEST_CASE("e2e: a spent daily token budget pauses the target until the next UTC day") {
+  FakeOpenAI server;
+  constexpr int64_t kDay = 86400000;
+  SteppedClock clock(20000 * kDay + 1000);
+  CollectingSink sink;
+  auto prober = Prober::Create(ProberOptions{}, sink, clock);
+  REQUIRE(prober.has_value());
+  TargetSpec target = Target(server, "ok");
+  target.interval = 100ms;
+  target.daily_token_budget = 10;  // one probe uses 18
+  (*prober)->SetTargets({target});
+  std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+
+  REQUIRE(PollUntil([&] { return (*prober)->Status().at(0).budget_paused; }, 5000ms));
+  // Paused: several intervals pass without a probe.
+  std::this_thread::sleep_for(500ms);
+  CHECK(sink.CountFor(target.name) == 1);
+  CHECK((*prober)->Status().at(0).tokens_today == 18);
+
+  clock.Set(20001 * kDay + 5);
+  CHECK(PollUntil([&] { return sink.CountFor(target.name) >= 2; }, 5000ms));
+  loop.request_stop();
+  loop.join();
+}
+
+}  // namespace
+}  // namespace modelpulse::collector
