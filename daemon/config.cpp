@@ -137,6 +137,15 @@ std::string Suggestion(std::string_view key, std::span<const std::string_view> k
       best_key = candidate;
     }
   }
+  if (best_key.empty() && key.size() >= 3) {
+    // A truncated key ("api_key" for "api_key_env") is far in edits but plain to a reader.
+    for (std::string_view candidate : known) {
+      if (candidate.starts_with(key)) {
+        best_key = candidate;
+        break;
+      }
+    }
+  }
   return best_key.empty() ? std::string() : fmt::format(" (did you mean \"{}\"?)", best_key);
 }
 
@@ -759,7 +768,9 @@ void CheckTimeouts(const ProbeSettings& s, Scope scope, std::string_view where, 
     if ((scope == Scope::kTarget) != involves_target) {
       return;
     }
-    const YAML::Mark mark = part->from_target || !s.total ? part->mark : s.total->mark;
+    // Point at whichever of the two the target set; within one scope, at the shorter timeout.
+    const YAML::Mark mark =
+        !part->from_target && s.total && s.total->from_target ? s.total->mark : part->mark;
     diag.Add(mark, fmt::format("\"timeouts.{}\" ({}) is longer than \"timeouts.total\" ({}) {}",
                                name, FormatPromDuration(part->value), FormatPromDuration(total),
                                where));
@@ -1206,7 +1217,9 @@ Result<std::string> SystemEnvironment::ReadFile(const std::string& path) const {
 
 Result<std::vector<std::string>> SystemEnvironment::Glob(const std::string& pattern) const {
   glob_t matches{};
-  const int rc = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &matches);
+  // No GLOB_ERR: a folder that does not exist (or cannot be listed) simply matches nothing, as in
+  // Prometheus; a literal rule file that is missing is reported by the caller.
+  const int rc = ::glob(pattern.c_str(), 0, nullptr, &matches);
   std::vector<std::string> paths;
   if (rc == 0) {
     for (size_t i = 0; i < matches.gl_pathc; ++i) {
@@ -1245,6 +1258,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
   }
   absolute = absolute.lexically_normal();
   config.file = absolute.string();
+  config.storage.path = std::string(kDefaultStoragePath);
   Context ctx{diag, env, absolute.parent_path()};
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));

@@ -15,6 +15,9 @@
 
 namespace modelpulse::daemon {
 
+// Where probes are stored when neither the file nor --storage.path says (FHS, as the systemd unit).
+inline constexpr std::string_view kDefaultStoragePath = "/var/lib/modelpulse/modelpulse.db";
+
 // The built-in simulator of the offline demo (`simulator:` section).
 struct SimulatorSettings {
   std::string scenario_path;                    // absolute, resolved against the config's folder
@@ -27,8 +30,7 @@ struct Config {
   std::string file;  // absolute path it was loaded from
   Labels external_labels;
   std::string web_listen_address = "127.0.0.1:9464";
-  // storage.path is absolute after loading, or empty when the file does not set it (the daemon
-  // then uses --storage.path or its own default).
+  // storage.path is absolute after loading; kDefaultStoragePath when the file does not set it.
   storage::StorageOptions storage;
   collector::ProberOptions prober;
   std::vector<collector::TargetSpec> targets;  // in file order; may be empty
