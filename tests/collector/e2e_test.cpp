@@ -401,6 +401,77 @@ TEST_CASE("e2e: the prober probes two targets with a concurrency cap of 1") {
   CHECK(status[0].tokens_today >= 36);
 }
 
+TEST_CASE("e2e: shutdown lets in-flight probes finish within the grace, then cancels") {
+  FakeOpenAI server;
+  SystemClock clock;
+
+  SUBCASE("nothing in flight: Run returns at once") {
+    CollectingSink sink;
+    auto prober = Prober::Create(ProberOptions{}, sink, clock);
+    REQUIRE(prober.has_value());
+    std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+    const auto stop_at = std::chrono::steady_clock::now();
+    loop.request_stop();
+    loop.join();
+    CHECK(std::chrono::steady_clock::now() - stop_at < 500ms);
+    CHECK(sink.results().empty());
+  }
+  SUBCASE("in flight at stop") {
+    for (const bool hang : {false, true}) {
+      CAPTURE(hang);
+      CollectingSink sink;
+      ProberOptions options;
+      options.shutdown_grace = hang ? 200ms : 3000ms;
+      auto prober = Prober::Create(options, sink, clock);
+      REQUIRE(prober.has_value());
+      TargetSpec target = Target(server, hang ? "hang" : "ok");
+      target.interval = 50ms;  // first start within 50 ms
+      target.timeouts.first_token = 5000ms;
+      (*prober)->SetTargets({target});
+      std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+      REQUIRE(PollUntil([&] { return (*prober)->InFlight() == 1; }, 2000ms));
+      const auto stop_at = std::chrono::steady_clock::now();
+      loop.request_stop();
+      loop.join();
+      const double took =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_at).count();
+      if (hang) {
+        CHECK(sink.results().empty());  // cancelled probes are not reported
+        CHECK(took >= 0.2);
+        CHECK(took < 0.2 + 0.8);
+      } else {
+        REQUIRE(sink.results().size() == 1);
+        CHECK(sink.results()[0].outcome == Outcome::kOk);
+      }
+      CHECK((*prober)->InFlight() == 0);
+    }
+  }
+}
+
+TEST_CASE("e2e: keep-warm reuses the connection, fresh does not") {
+  FakeOpenAI server;
+  SystemClock clock;
+  for (const bool warm : {true, false}) {
+    CAPTURE(warm);
+    CollectingSink sink;
+    auto prober = Prober::Create(ProberOptions{}, sink, clock);
+    REQUIRE(prober.has_value());
+    TargetSpec target = Target(server, "json");
+    target.stream = false;
+    target.interval = 50ms;
+    target.connection = warm ? ConnectionReuse::kKeepWarm : ConnectionReuse::kFresh;
+    (*prober)->SetTargets({target});
+    std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+    REQUIRE(PollUntil([&] { return sink.CountFor(target.name) >= 3; }, 5000ms));
+    loop.request_stop();
+    loop.join();
+    const std::vector<ProbeResult> results = sink.results();
+    CHECK(results[0].connect_seconds.has_value());
+    CHECK(results[2].outcome == Outcome::kOk);
+    CHECK(results[2].connect_seconds.has_value() == !warm);
+  }
+}
+
 // A wall clock the test moves while the prober reads it from its own thread.
 class SteppedClock final : public Clock {
  public:
