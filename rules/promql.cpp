@@ -1,16 +1,28 @@
-// Temporary: Query entry points until the parser and evaluator land.
+// Query: the public face of the PromQL subset (parse once, evaluate many times).
 #include "rules/promql.h"
+
+#include "rules/promql_ast.h"
+#include "rules/promql_eval.h"
+#include "rules/promql_parser.h"
 
 namespace modelpulse::rules {
 
-class ParsedExpr {};
-
 Result<Query> Query::Parse(std::string_view text) {
-  return Fail(Error::Parse("PromQL parser not implemented yet", "offset 0"));
+  auto root = promql::ParseExpr(text);
+  if (!root) {
+    return Fail(root.error());
+  }
+  Query query;
+  query.expr_ = std::make_shared<const ParsedExpr>(std::move(*root));
+  query.text_ = std::string(text);
+  return query;
 }
 
-Result<Value> Query::Evaluate(const SampleSource&, int64_t) const {
-  return Fail(Error::Internal("PromQL evaluator not implemented yet"));
+Result<Value> Query::Evaluate(const SampleSource& source, int64_t t_ms) const {
+  if (!expr_) {
+    return Fail(Error::InvalidArgument("evaluating a query that was never parsed"));
+  }
+  return promql::Evaluate(expr_->root(), source, t_ms);
 }
 
 const std::string& Query::text() const { return text_; }
