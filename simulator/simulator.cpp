@@ -280,6 +280,7 @@ class SimulatorImpl final : public Simulator {
     int local_port = 0;
     std::string remote_addr;
     int remote_port = 0;
+    bool recorded = false;
   };
 
   void Stream(Reply reply, InjectedResponse entry, TimePoint arrival, const httplib::Request& req,
@@ -300,24 +301,33 @@ class SimulatorImpl final : public Simulator {
     res.set_chunked_content_provider(
         reply.content_type,
         [this, state](size_t /*offset*/, httplib::DataSink& sink) {
-          for (const auto& chunk : state->chunks) {
+          for (size_t i = 0; i < state->chunks.size(); ++i) {
+            const auto& chunk = state->chunks[i];
             if (WaitUntil(state->arrival + chunk.at, nullptr) != Wake::kDue) return false;
-            if (!sink.write(chunk.bytes.data(), chunk.bytes.size())) return false;
             state->last_byte = SteadyClock::now();
+            // The journal entry goes in before the last byte leaves, so that a client which has
+            // read the whole stream always finds it.
+            if (i + 1 == state->chunks.size() && !state->hang_after_chunks) Finish(*state);
+            if (!sink.write(chunk.bytes.data(), chunk.bytes.size())) return false;
           }
           if (state->hang_after_chunks) {
             PeerWatch watch(state->local_port, state->remote_addr, state->remote_port);
             WaitUntil(state->arrival + scenario_.hang_cap, &watch);
             return false;
           }
+          if (state->chunks.empty()) Finish(*state);
           sink.done();
-          state->last_byte = SteadyClock::now();
           return true;
         },
-        [this, state](bool /*success*/) {
-          state->entry.total_seconds = Seconds(state->last_byte - state->arrival);
-          Record(std::move(state->entry));
-        });
+        [this, state](bool /*success*/) { Finish(*state); });
+  }
+
+  // Records a stream's journal entry once, however it ended.
+  void Finish(StreamState& state) {
+    if (state.recorded) return;
+    state.recorded = true;
+    state.entry.total_seconds = Seconds(state.last_byte - state.arrival);
+    Record(state.entry);
   }
 
   const Scenario scenario_;
