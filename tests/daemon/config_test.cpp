@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -623,6 +625,47 @@ TEST_CASE("DescribeConfig summarises targets without secrets") {
   CHECK(text.find("gsk-groq") == std::string::npos);
   CHECK(text.find("team-token") == std::string::npos);
   CHECK(DescribeConfig(MustParse(OneTarget(""))).starts_with("1 target, 0 rule files\n"));
+}
+
+TEST_CASE("mangled configs give positioned errors, never a crash") {
+  // Deterministic mutations of a valid config: bytes deleted, duplicated or replaced by YAML
+  // punctuation. Every outcome must be a Config or a list of "t.yaml:LINE:COLUMN: ..." lines.
+  const std::string base = kFullConfig;
+  const FakeEnvironment env = FullEnvironment();
+  constexpr std::string_view kPunctuation = ":-{}[],'\"#&*!|>%@` \n\t?";
+  std::mt19937 random(12345);
+  int failures = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::string text = base;
+    const int edits = 1 + static_cast<int>(random() % 4);
+    for (int i = 0; i < edits && !text.empty(); ++i) {
+      const size_t at = random() % text.size();
+      switch (random() % 3) {
+        case 0:
+          text.erase(at, 1 + random() % 8);
+          break;
+        case 1:
+          text.insert(at, text.substr(at, 1 + random() % 40));
+          break;
+        default:
+          text[at] = kPunctuation[random() % kPunctuation.size()];
+          break;
+      }
+    }
+    Result<Config> config = ParseConfig(text, "t.yaml", env);
+    if (config) {
+      continue;
+    }
+    ++failures;
+    for (const std::string& line : Lines(config.error().message)) {
+      INFO(text);
+      REQUIRE(std::regex_search(line, std::regex(R"(^t\.yaml:[0-9]+:[0-9]+: .+)")));
+      REQUIRE(line.find("sk-openai") == std::string::npos);
+      REQUIRE(line.find("gsk-groq") == std::string::npos);
+      REQUIRE(line.find("team-token") == std::string::npos);
+    }
+  }
+  CHECK(failures > 500);  // the mutations did reach the error paths
 }
 
 // The repository root, found from this file's path: tests/daemon/config_test.cpp.
