@@ -211,3 +211,25 @@ TEST_CASE("rate-limit buckets count down, refuse, and refill over the window") {
 
 }  // namespace
 }  // namespace modelpulse::simulator
+
+namespace modelpulse::simulator {
+namespace {
+
+TEST_CASE("the shipped scenarios load") {
+  const auto dir = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" /
+                   "scenarios";
+  for (const char* name : {"demo.yaml", "test.yaml"}) {
+    CAPTURE(name);
+    auto scenario = LoadScenario((dir / name).string());
+    if (!scenario) FAIL(scenario.error().ToString());
+  }
+  auto demo = LoadScenario((dir / "demo.yaml").string());
+  REQUIRE(demo.has_value());
+  REQUIRE(demo->endpoints.size() == 3);
+  CHECK(demo->endpoints[1].name == "azure-east");
+  REQUIRE(demo->endpoints[1].phases.size() == 4);
+  CHECK(demo->endpoints[1].phases[0].duration == std::chrono::seconds(60));
+}
+
+}  // namespace
+}  // namespace modelpulse::simulator
