@@ -45,6 +45,13 @@ Status ConfigureWriteConnection(sqlite3* db, const std::string& path) {
   if (auto status = Exec(db, "PRAGMA synchronous=NORMAL", Error::Code::kIo); !status) {
     return Fail(OpenError(path, status.error()));
   }
+  // Rows of many targets interleave, so one batch dirties a few pages per target (a leaf split
+  // mid-tree rewrites its siblings too): about a thousand WAL frames for 512 rows across 200
+  // targets. The default of 1000 pages would checkpoint, with two fsyncs, after almost every
+  // batch; 4000 pages (16 MB of WAL) measured about 1.4x the rows per second under load.
+  if (auto status = Exec(db, "PRAGMA wal_autocheckpoint=4000", Error::Code::kIo); !status) {
+    return Fail(OpenError(path, status.error()));
+  }
   return {};
 }
 
