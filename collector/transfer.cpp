@@ -280,7 +280,10 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
     return;
   }
   const bool ok_status = status_ >= 200 && status_ < 300;
-  if (code != CURLE_OK && !(code == CURLE_PARTIAL_FILE && ok_status)) {
+  // An error status whose body was cut short still says what the provider meant.
+  const bool error_status_cut = status_ >= 300 &&
+                                (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR);
+  if (code != CURLE_OK && !(code == CURLE_PARTIAL_FILE && ok_status) && !error_status_cut) {
     ClassifyCurlError(code, result);
     return;
   }
