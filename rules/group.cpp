@@ -1,0 +1,266 @@
+// Group evaluation (§1.3, §1.4): rules in order at one timestamp; recording outputs and ALERTS
+// written into an overlay that later rules and groups read; stale markers for series that
+// disappeared; per-rule status for metrics; a failing rule never stops the others.
+#include "rules/group.h"
+
+#include <chrono>
+#include <regex>
+#include <set>
+
+#include "rules/rules.h"
+
+namespace modelpulse::rules {
+namespace {
+
+bool Matches(const LabelMatcher& m, const Labels& labels) {
+  auto it = labels.find(m.name);
+  const std::string value = it == labels.end() ? "" : it->second;
+  switch (m.type) {
+    case LabelMatcher::Type::kEqual: return value == m.value;
+    case LabelMatcher::Type::kNotEqual: return value != m.value;
+    case LabelMatcher::Type::kRegexMatch:
+    case LabelMatcher::Type::kRegexNoMatch: {
+      bool match = false;
+      try {
+        match = std::regex_match(value, std::regex(m.value, std::regex::ECMAScript));
+      } catch (const std::regex_error&) {
+        match = false;
+      }
+      return (m.type == LabelMatcher::Type::kRegexMatch) == match;
+    }
+  }
+  return false;
+}
+
+Result<Vector> ToVector(Result<Value> value) {
+  if (!value) {
+    return Fail(value.error());
+  }
+  if (auto* v = std::get_if<Vector>(&*value)) {
+    return std::move(*v);
+  }
+  if (auto* s = std::get_if<Scalar>(&*value)) {
+    return Vector{{Labels{}, s->value, s->t_ms}};
+  }
+  return Fail(Error::InvalidArgument("rule result is not a vector or scalar"));
+}
+
+}  // namespace
+
+bool SelectorMatches(const std::vector<LabelMatcher>& matchers, const Labels& labels) {
+  for (const auto& m : matchers) {
+    if (!Matches(m, labels)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Result<Vector> EvaluateInstant(const Query& query, const SampleSource& source, int64_t t_ms) {
+  return ToVector(query.Evaluate(source, t_ms));
+}
+
+// ------------------------------------------------------------------------------ SeriesOverlay
+
+SeriesOverlay::SeriesOverlay(const SampleSource& base, Millis retention)
+    : base_(&base), retention_(retention) {}
+
+Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher>& matchers,
+                                                  int64_t from_ms, int64_t to_ms) const {
+  auto base = base_->Select(matchers, from_ms, to_ms);
+  if (!base) {
+    return base;
+  }
+  std::vector<Series> out = std::move(*base);
+  for (const auto& [labels, samples] : series_) {
+    if (!SelectorMatches(matchers, labels)) {
+      continue;
+    }
+    std::vector<Sample> window;
+    for (const Sample& s : samples) {
+      if (s.t_ms >= from_ms && s.t_ms <= to_ms) {
+        window.push_back(s);
+      }
+    }
+    if (window.empty()) {
+      continue;
+    }
+    auto same = std::find_if(out.begin(), out.end(),
+                             [&](const Series& s) { return s.labels == labels; });
+    if (same == out.end()) {
+      out.push_back({labels, std::move(window)});
+      continue;
+    }
+    // The base may hold the same series (outputs persisted by the daemon): merge by time.
+    std::map<int64_t, double> merged;
+    for (const Sample& s : same->samples) {
+      merged[s.t_ms] = s.v;
+    }
+    for (const Sample& s : window) {
+      merged[s.t_ms] = s.v;
+    }
+    same->samples.clear();
+    for (const auto& [t, v] : merged) {
+      same->samples.push_back({t, v});
+    }
+  }
+  return out;
+}
+
+void SeriesOverlay::Append(const Labels& labels, int64_t t_ms, double v) {
+  auto& samples = series_[labels];
+  if (!samples.empty() && samples.back().t_ms == t_ms) {
+    samples.back().v = v;
+  } else {
+    samples.push_back({t_ms, v});
+  }
+  if (retention_.count() > 0) {
+    const int64_t cutoff = t_ms - retention_.count();
+    auto keep = std::find_if(samples.begin(), samples.end(),
+                             [&](const Sample& s) { return s.t_ms >= cutoff; });
+    samples.erase(samples.begin(), keep);
+  }
+}
+
+// ------------------------------------------------------------------------------ RuleGroup
+
+RuleGroup::RuleGroup(RuleGroupDef def, AlertingOptions options)
+    : def_(std::move(def)), options_(std::move(options)) {
+  for (const RuleDef& rule : def_.rules) {
+    if (rule.kind == RuleDef::Kind::kAlerting) {
+      alerting_.push_back(std::make_unique<AlertingRule>(rule, options_));
+    } else {
+      alerting_.push_back(nullptr);
+    }
+    RuleEvalStatus status;
+    status.name = rule.name;
+    statuses_.push_back(std::move(status));
+  }
+  previous_output_.resize(def_.rules.size());
+}
+
+Millis RuleGroup::interval(Millis global_default) const {
+  return def_.interval.value_or(global_default);
+}
+
+std::vector<const AlertingRule*> RuleGroup::alerting_rules() const {
+  std::vector<const AlertingRule*> out;
+  for (const auto& a : alerting_) {
+    if (a) {
+      out.push_back(a.get());
+    }
+  }
+  return out;
+}
+
+GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
+  GroupEvalResult result;
+  const auto group_start = std::chrono::steady_clock::now();
+  const Millis group_interval = interval(options_.evaluation_interval);
+  for (size_t i = 0; i < def_.rules.size(); ++i) {
+    const RuleDef& rule = def_.rules[i];
+    RuleEvalStatus& status = statuses_[i];
+    const auto start = std::chrono::steady_clock::now();
+    TemplateQueryFunc query = [&](std::string_view text) -> Result<Vector> {
+      auto q = Query::Parse(text);
+      if (!q) {
+        return Fail(q.error());
+      }
+      return EvaluateInstant(*q, overlay, ts_ms);
+    };
+    Result<Vector> output = EvaluateInstant(rule.expr, overlay, ts_ms);
+    if (output && rule.kind == RuleDef::Kind::kRecording) {
+      Vector recorded;
+      std::set<Labels> seen;
+      for (VectorSample& s : *output) {
+        Labels labels = std::move(s.labels);
+        labels["__name__"] = rule.name;
+        for (const auto& [k, v] : rule.labels) {
+          if (v.empty()) {
+            labels.erase(k);
+          } else {
+            labels[k] = v;
+          }
+        }
+        if (!seen.insert(labels).second) {
+          output = Fail(Error::InvalidArgument(
+              "vector contains metrics with the same labelset after applying rule labels"));
+          break;
+        }
+        recorded.push_back({std::move(labels), s.value, ts_ms});
+      }
+      if (output && def_.limit > 0 && static_cast<int64_t>(recorded.size()) > def_.limit) {
+        output = Fail(Error::InvalidArgument("exceeded limit of " + std::to_string(def_.limit) +
+                                             " with " + std::to_string(recorded.size()) +
+                                             " series"));
+      }
+      if (output) {
+        output = std::move(recorded);
+      }
+    } else if (output) {
+      auto alerts = alerting_[i]->Update(*output, ts_ms, def_.limit, query);
+      if (alerts) {
+        output = std::move(alerts->samples);
+      } else {
+        output = Fail(alerts.error());
+      }
+    }
+    status.last_eval_ms = ts_ms;
+    status.last_duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!output) {
+      // A failing rule writes nothing, sends nothing and writes no stale markers (§1.3).
+      status.last_error = output.error();
+      status.last_sample_count = 0;
+      ++result.error_count;
+      continue;
+    }
+    status.last_error.reset();
+    status.last_sample_count = static_cast<int64_t>(output->size());
+    std::vector<Labels> current;
+    for (const VectorSample& s : *output) {
+      overlay.Append(s.labels, ts_ms, s.value);
+      current.push_back(s.labels);
+    }
+    std::sort(current.begin(), current.end());
+    for (const Labels& old : previous_output_[i]) {
+      if (!std::binary_search(current.begin(), current.end(), old)) {
+        overlay.Append(old, ts_ms, StaleNaN());
+      }
+    }
+    previous_output_[i] = std::move(current);
+    if (alerting_[i]) {
+      auto sends = alerting_[i]->TakeAlertsToSend(ts_ms, group_interval);
+      result.to_send.insert(result.to_send.end(), std::make_move_iterator(sends.begin()),
+                            std::make_move_iterator(sends.end()));
+    }
+  }
+  result.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - group_start).count();
+  return result;
+}
+
+std::vector<AlertStateSnapshot> RuleGroup::Snapshot(int64_t now_ms) const {
+  std::vector<AlertStateSnapshot> out;
+  for (const auto& a : alerting_) {
+    if (a) {
+      auto s = a->Snapshot(def_.name, now_ms);
+      out.insert(out.end(), s.begin(), s.end());
+    }
+  }
+  return out;
+}
+
+void RuleGroup::Restore(const std::vector<AlertStateSnapshot>& snapshots, int64_t now_ms) {
+  for (auto& a : alerting_) {
+    if (a) {
+      a->Restore(snapshots, def_.name, now_ms);
+    }
+  }
+}
+
+Status RuleGroup::SaveState(AlertStateStore& store, int64_t now_ms) const {
+  return store.SaveAlertStates(def_.name, Snapshot(now_ms));
+}
+
+}  // namespace modelpulse::rules

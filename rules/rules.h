@@ -1,0 +1,272 @@
+#ifndef MODELPULSE_RULES_RULES_H_
+#define MODELPULSE_RULES_RULES_H_
+
+// The rules module's public surface: Prometheus rule files, alert templates, the alert state
+// machine, group evaluation and the promtool-compatible rule unit tests. Semantics follow
+// ../shared/prometheus-semantics.md §1-§3 as Prometheus/promtool 2.42 behaves. Light header: no
+// yaml-cpp here. Nothing in this module throws across this API; failures are Result values.
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/common.h"
+#include "rules/promql.h"
+
+namespace modelpulse::rules {
+
+// ---------------------------------------------------------------------------------------------
+// Staleness. Prometheus marks a vanished series with this NaN bit pattern (StaleNaN); rule output
+// series that disappear get one, and the evaluator treats such a sample as "no value".
+inline constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
+double StaleNaN();
+bool IsStaleNaN(double v);
+
+// ---------------------------------------------------------------------------------------------
+// Rule files (§1.1, §1.2).
+
+struct RuleDef {
+  enum class Kind { kRecording, kAlerting };
+  Kind kind = Kind::kRecording;
+  std::string name;  // `record:` or `alert:`
+  std::string expr_text;
+  Query expr;  // parsed expr_text
+  Millis for_duration{0};
+  Millis keep_firing_for{0};
+  Labels labels;       // label templates (alerting) or constant labels (recording)
+  Labels annotations;  // templates; alerting rules only
+  std::string location;  // "file:line:column" of the rule, 1-based
+};
+
+struct RuleGroupDef {
+  std::string name;
+  std::optional<Millis> interval;  // nullopt: the global evaluation interval
+  int64_t limit = 0;                // 0: no limit
+  std::vector<RuleDef> rules;
+  std::string file;
+};
+
+struct RuleFileDef {
+  std::string path;
+  std::vector<RuleGroupDef> groups;
+};
+
+// Parses a rule file's text; `path` only names it in errors. On failure: kParse with
+// location "path:line:column" (1-based) and Prometheus's message, e.g.
+// `group "g", rule 2, "Foo": could not parse expression: ...`.
+Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path);
+// Reads and parses a file. kIo when it cannot be read.
+Result<RuleFileDef> LoadRuleFile(const std::string& path);
+
+// ---------------------------------------------------------------------------------------------
+// Alert templates (§1.5): Go text/template subset with Prometheus's functions.
+
+struct TemplateData {
+  Labels labels;  // the result sample's labels
+  double value = 0;
+  Labels external_labels;
+  std::string external_url;
+};
+
+// Runs an instant query for the template function `query`; returns its samples.
+using TemplateQueryFunc = std::function<Result<Vector>(std::string_view expr)>;
+
+// Expands `text` (without Prometheus's variable prelude: it is added here). `name` appears in
+// error messages. Returns the text, or kInvalidArgument naming the template error.
+Result<std::string> ExpandTemplate(std::string_view name, std::string_view text,
+                                   const TemplateData& data,
+                                   const TemplateQueryFunc& query = nullptr);
+// Parses without executing: the load-time check of §1.2.
+Status CheckTemplate(std::string_view name, std::string_view text);
+
+// Go's %v for a float64 (strconv.FormatFloat(v, 'g', -1, 64)), exactly as §1.6.
+std::string FormatGoFloat(double v);
+
+// ---------------------------------------------------------------------------------------------
+// The alert state machine (§2).
+
+enum class AlertState { kInactive, kPending, kFiring };
+std::string_view AlertStateName(AlertState state);  // "inactive", "pending", "firing"
+
+struct Alert {
+  Labels labels;  // identity: sample labels - __name__ + rule labels + alertname
+  Labels annotations;
+  double value = 0;
+  AlertState state = AlertState::kPending;
+  int64_t active_at_ms = 0;
+  std::optional<int64_t> fired_at_ms;
+  std::optional<int64_t> resolved_at_ms;
+  std::optional<int64_t> last_sent_at_ms;
+  std::optional<int64_t> valid_until_ms;
+  std::optional<int64_t> keep_firing_since_ms;
+};
+
+// What a sender gets (§2.6): startsAt = fired_at, endsAt = resolved_at or valid_until.
+struct AlertNotification {
+  Labels labels;  // without external labels: the sender adds them
+  Labels annotations;
+  int64_t starts_at_ms = 0;
+  int64_t ends_at_ms = 0;
+  bool resolved = false;
+  std::string expr;  // for generatorURL
+};
+
+// Persisted form of one alert, so a restart neither re-pages nor forgets `for` time (§2.8).
+struct AlertStateSnapshot {
+  std::string group;
+  std::string rule;  // alert name
+  Labels rule_labels;  // the rule's raw labels: with `rule`, which rule of the group it belongs to
+  Alert alert;
+  int64_t saved_at_ms = 0;
+};
+
+// Storage of alert state, implemented by the daemon over SQLite. Not thread-safe by contract:
+// the caller serialises.
+class AlertStateStore {
+ public:
+  virtual ~AlertStateStore() = default;
+  // Replaces everything stored for `group` with `alerts`.
+  virtual Status SaveAlertStates(std::string_view group,
+                                 const std::vector<AlertStateSnapshot>& alerts) = 0;
+  // Every stored snapshot (all groups).
+  virtual Result<std::vector<AlertStateSnapshot>> LoadAlertStates() = 0;
+};
+
+// In-memory AlertStateStore, for tests and for running without persistence.
+class MemoryAlertStateStore final : public AlertStateStore {
+ public:
+  Status SaveAlertStates(std::string_view group,
+                         const std::vector<AlertStateSnapshot>& alerts) override;
+  Result<std::vector<AlertStateSnapshot>> LoadAlertStates() override;
+
+ private:
+  std::map<std::string, std::vector<AlertStateSnapshot>, std::less<>> by_group_;
+};
+
+struct AlertingOptions {
+  Labels external_labels;  // template $externalLabels only
+  std::string external_url;
+  Millis resend_delay{60000};
+  // A group's interval when its file gives none (global evaluation_interval); sets ValidUntil.
+  Millis evaluation_interval{60000};
+  Millis resolved_retention{15 * 60000};
+  // A snapshot older than this restores firing alerts but not pending ones (§2.8's
+  // --rules.alert.for-outage-tolerance).
+  Millis for_outage_tolerance{3600000};
+};
+
+// One evaluation's output of an alerting rule: the ALERTS/ALERTS_FOR_STATE samples (labels
+// include __name__) and how many alerts are pending or firing.
+struct AlertRuleOutput {
+  Vector samples;
+  int64_t active_count = 0;
+};
+
+// One alerting rule's alerts. Owns its state; not thread-safe.
+class AlertingRule {
+ public:
+  AlertingRule(RuleDef def, AlertingOptions options);
+
+  // Applies one evaluation at `ts_ms` whose expression returned `result` (§2.2). `query` serves
+  // the template function `query` (may be null). On failure (duplicate label sets, limit) the
+  // state is unchanged, except that exceeding `limit` clears it as Prometheus does.
+  Result<AlertRuleOutput> Update(const Vector& result, int64_t ts_ms, int64_t limit = 0,
+                                 const TemplateQueryFunc& query = nullptr);
+  // Alerts due for sending at `ts_ms` (§2.6); marks them sent and sets ValidUntil.
+  std::vector<AlertNotification> TakeAlertsToSend(int64_t ts_ms, Millis group_interval);
+
+  std::vector<Alert> Alerts() const;  // every tracked alert, resolved-but-kept ones included
+  std::vector<Alert> FiringAlerts() const;  // firing and not resolved (promtool's `got`)
+  std::vector<AlertStateSnapshot> Snapshot(std::string_view group, int64_t now_ms) const;
+  // Replaces state with the snapshots that belong to this rule (same group, name, raw labels).
+  void Restore(const std::vector<AlertStateSnapshot>& snapshots, std::string_view group,
+               int64_t now_ms);
+  const RuleDef& def() const { return def_; }
+
+ private:
+  RuleDef def_;
+  AlertingOptions options_;
+  std::map<Labels, Alert> active_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Group evaluation.
+
+// A SampleSource over a base source plus the series written by rules (recording outputs,
+// ALERTS, ALERTS_FOR_STATE, stale markers), so later rules and groups read them. Not
+// thread-safe. `retention` bounds memory (0 keeps everything).
+class SeriesOverlay final : public SampleSource {
+ public:
+  explicit SeriesOverlay(const SampleSource& base, Millis retention = Millis(0));
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                     int64_t to_ms) const override;
+  // REQUIRES: labels include __name__. Samples must arrive in time order per series.
+  void Append(const Labels& labels, int64_t t_ms, double v);
+
+ private:
+  const SampleSource* base_;  // not owned, outlives this
+  Millis retention_;
+  std::map<Labels, std::vector<Sample>> series_;
+};
+
+struct RuleEvalStatus {
+  std::string name;
+  int64_t last_eval_ms = -1;  // -1: never evaluated
+  double last_duration_seconds = 0;
+  std::optional<Error> last_error;
+  int64_t last_sample_count = 0;
+};
+
+struct GroupEvalResult {
+  std::vector<AlertNotification> to_send;
+  int64_t error_count = 0;  // rules that failed in this evaluation
+  double duration_seconds = 0;
+};
+
+// A rule group: rules evaluated in order at one timestamp. Owns its alerting rules' state.
+// Not thread-safe.
+class RuleGroup {
+ public:
+  RuleGroup(RuleGroupDef def, AlertingOptions options);
+  RuleGroup(RuleGroup&&) = default;
+  RuleGroup& operator=(RuleGroup&&) = default;
+
+  // Evaluates every rule at `ts_ms`, reading through `overlay` and writing outputs into it.
+  // A failing rule records its error in its status and does not stop the others.
+  GroupEvalResult Evaluate(SeriesOverlay& overlay, int64_t ts_ms);
+
+  const RuleGroupDef& def() const { return def_; }
+  Millis interval(Millis global_default) const;
+  const std::vector<RuleEvalStatus>& statuses() const { return statuses_; }
+  std::vector<const AlertingRule*> alerting_rules() const;
+  std::vector<AlertStateSnapshot> Snapshot(int64_t now_ms) const;
+  void Restore(const std::vector<AlertStateSnapshot>& snapshots, int64_t now_ms);
+  // REQUIRES: a state store that outlives the call. Convenience over Snapshot/Save.
+  Status SaveState(AlertStateStore& store, int64_t now_ms) const;
+
+ private:
+  RuleGroupDef def_;
+  AlertingOptions options_;
+  // Parallel to def_.rules: an AlertingRule for alerting rules, null for recording rules.
+  std::vector<std::unique_ptr<AlertingRule>> alerting_;
+  std::vector<RuleEvalStatus> statuses_;
+  // Per rule: the output series of the previous evaluation, for stale markers.
+  std::vector<std::vector<Labels>> previous_output_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// promtool-compatible commands (§3). Both write promtool's report to `out` and return the exit
+// code: 0 success, 1 failure.
+
+int RunRuleTests(const std::vector<std::string>& files, std::ostream& out);
+int CheckRuleFiles(const std::vector<std::string>& files, std::ostream& out);
+
+}  // namespace modelpulse::rules
+
+#endif  // MODELPULSE_RULES_RULES_H_
