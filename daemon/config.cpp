@@ -165,7 +165,9 @@ std::vector<Entry> MapEntries(const YAML::Node& node, const YAML::Mark& mark,
   }
   std::map<std::string, int> seen;  // key -> 1-based line
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // A copy: `it->` yields a temporary proxy, so a reference to its member would dangle.
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
     if (!key.IsScalar()) {
       diag.Add(key.Mark(), fmt::format("keys must be plain strings, got {} {}", KindName(key),
                                        where));
@@ -182,7 +184,7 @@ std::vector<Entry> MapEntries(const YAML::Node& node, const YAML::Mark& mark,
                                        Suggestion(name, known)));
       continue;
     }
-    entries.push_back({name, key, it->second});
+    entries.push_back({name, key, value});
   }
   return entries;
 }
