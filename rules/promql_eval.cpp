@@ -95,7 +95,7 @@ std::pair<double, bool> ElemBinop(BinaryOp op, double lhs, double rhs) {
     case BinaryOp::kDiv: return {lhs / rhs, true};
     case BinaryOp::kPow: return {GoPow(lhs, rhs), true};
     case BinaryOp::kMod: return {std::fmod(lhs, rhs), true};
-    case BinaryOp::kAtan2: return {std::atan2(lhs, rhs), true};
+    case BinaryOp::kAtan2: return {GoAtan2(lhs, rhs), true};
     case BinaryOp::kEql: return {lhs, lhs == rhs};
     case BinaryOp::kNeq: return {lhs, lhs != rhs};
     case BinaryOp::kGtr: return {lhs, lhs > rhs};
@@ -835,6 +835,68 @@ bool IsOddInt(double x) {
   return frac == 0 && std::fmod(integral, 2.0) != 0;
 }
 }  // namespace
+
+namespace {
+// Cephes' rational approximation of atan on [0, 0.66], as Go's math package computes it.
+double ReducedAtan(double x) {
+  constexpr double kP0 = -8.750608600031904122785e-01;
+  constexpr double kP1 = -1.615753718733365076637e+01;
+  constexpr double kP2 = -7.500855792314704667340e+01;
+  constexpr double kP3 = -1.228866684490136173410e+02;
+  constexpr double kP4 = -6.485021904942025371773e+01;
+  constexpr double kQ0 = +2.485846490142306297962e+01;
+  constexpr double kQ1 = +1.650270098316988542046e+02;
+  constexpr double kQ2 = +4.328810604912902668951e+02;
+  constexpr double kQ3 = +4.853903996359136964868e+02;
+  constexpr double kQ4 = +1.945506571482613964425e+02;
+  double z = x * x;
+  z = z * ((((kP0 * z + kP1) * z + kP2) * z + kP3) * z + kP4) /
+      (((((z + kQ0) * z + kQ1) * z + kQ2) * z + kQ3) * z + kQ4);
+  return x * z + x;
+}
+
+// atan for x >= 0 by range reduction.
+double PositiveAtan(double x) {
+  constexpr double kPi = 3.14159265358979323846264338327950288419716939937510582097494459;
+  constexpr double kMoreBits = 6.123233995736765886130e-17;  // pi/2 = kPi/2 + kMoreBits
+  constexpr double kTan3Pi8 = 2.41421356237309504880;
+  if (x <= 0.66) {
+    return ReducedAtan(x);
+  }
+  if (x > kTan3Pi8) {
+    return kPi / 2 - ReducedAtan(1 / x) + kMoreBits;
+  }
+  return kPi / 4 + ReducedAtan((x - 1) / (x + 1)) + 0.5 * kMoreBits;
+}
+}  // namespace
+
+double GoAtan2(double y, double x) {
+  constexpr double kPi = 3.14159265358979323846264338327950288419716939937510582097494459;
+  if (std::isnan(y) || std::isnan(x)) {
+    return kNaN;
+  }
+  if (y == 0) {
+    return x >= 0 && !std::signbit(x) ? std::copysign(0.0, y) : std::copysign(kPi, y);
+  }
+  if (x == 0) {
+    return std::copysign(kPi / 2, y);
+  }
+  if (std::isinf(x)) {
+    if (x > 0) {
+      return std::isinf(y) ? std::copysign(kPi / 4, y) : std::copysign(0.0, y);
+    }
+    return std::isinf(y) ? std::copysign(3 * kPi / 4, y) : std::copysign(kPi, y);
+  }
+  if (std::isinf(y)) {
+    return std::copysign(kPi / 2, y);
+  }
+  double ratio = y / x;
+  double q = ratio == 0 ? ratio : ratio > 0 ? PositiveAtan(ratio) : -PositiveAtan(-ratio);
+  if (x < 0) {
+    return q <= 0 ? q + kPi : q - kPi;
+  }
+  return q;
+}
 
 double GoPow(double x, double y) {
   constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -29,6 +29,8 @@ double GoMin(double x, double y);
 // squaring, so results agree bit for bit; fractional exponents go through exp/log and may differ
 // from Go's in the last ulp.
 double GoPow(double x, double y);
+// Go's math.Atan2 (pure Go on amd64, Cephes polynomials), not glibc's correctly rounded one.
+double GoAtan2(double y, double x);
 // Go's strconv.FormatFloat(v, 'f', -1, 64): "0.1", "1e+21" -> "1000000000000000000000", "+Inf".
 std::string FormatFloatShortest(double v);
 // Neumaier-compensated summation step, as Prometheus's kahanSumInc.
