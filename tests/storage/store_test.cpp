@@ -103,7 +103,8 @@ TEST_CASE("every ProbeResult field round-trips, nullopt and odd labels included"
   auto store = OpenOrDie(QuietOptions(dir.File("p.db")), clock);
 
   ProbeResult full = FullProbe("gpt-4o-mini@openai", kNow - 1000);
-  full.labels["odd"] = std::string("a=b,c\\d\\0\"'\n\t\x01\xff end", 23) + std::string(1, '\0');
+  // Every byte the codec escapes, a literal "\\0", a real NUL, control bytes and invalid UTF-8.
+  full.labels["odd"] = std::string("a=b,c\\d\\0\"'\n\t\x01\xff end") + std::string(1, '\0') + "x\\";
   full.labels["emoji"] = "\xF0\x9F\x99\x82 \xE6\xBC\xA2";
   full.labels["we=ird,name\\"] = "";
   full.labels[""] = "=";
