@@ -964,7 +964,11 @@ class Parser {
         op.fields = SplitFields(t.text);
         return op;
       case Token::Kind::kLParen: {
+        if (++paren_depth_ > kMaxDepth) {
+          return Fail(Err("parentheses nested too deep"));
+        }
         auto pipe = ParsePipeline(false);
+        --paren_depth_;
         if (!pipe) {
           return Fail(pipe.error());
         }
@@ -993,6 +997,7 @@ class Parser {
   size_t tok_ = 0;
   std::vector<Token> rest_tokens_;
   std::string terminator_;
+  int paren_depth_ = 0;
 };
 
 // ------------------------------------------------------------------------------ executor

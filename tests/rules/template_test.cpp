@@ -1,0 +1,157 @@
+// Alert templates: Go float formatting (§1.6), humanize functions and the text/template subset,
+// with the outputs promtool 2.42 printed (§1.5).
+#include "rules/template.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "rules/rules.h"
+
+namespace modelpulse::rules {
+namespace {
+
+std::string Expand(std::string_view text, TemplateData data = {},
+                   const TemplateQueryFunc& query = nullptr) {
+  auto out = ExpandTemplate("__alert_T", text, data, query);
+  return out ? *out : "ERROR: " + out.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("$value prints as Go's %v for float64") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::pair<double, std::string>> cases = {
+      {0, "0"}, {2, "2"}, {-0.5, "-0.5"}, {1000, "1000"}, {100000, "100000"},
+      {123456, "123456"}, {12345.678, "12345.678"}, {1000000, "1e+06"},
+      {1234567, "1.234567e+06"}, {123456789, "1.23456789e+08"}, {1e21, "1e+21"},
+      {1e100, "1e+100"}, {0.0001, "0.0001"}, {0.00001, "1e-05"}, {0.000001, "1e-06"},
+      {0.30000000000000004, "0.30000000000000004"}, {nan, "NaN"}, {inf, "+Inf"},
+      {-inf, "-Inf"}};
+  for (const auto& [v, text] : cases) {
+    CAPTURE(text);
+    CHECK(FormatGoFloat(v) == text);
+    TemplateData data;
+    data.value = v;
+    CHECK(Expand("{{ $value }}", data) == text);
+  }
+  CHECK(FormatGoFloatE(3) == "3E+00");
+  CHECK(FormatGoFloatE(0.15) == "1.5E-01");
+  CHECK(FormatGoFloatE(0) == "0E+00");
+  CHECK(FormatGoFloatE(123456789) == "1.23456789E+08");
+}
+
+TEST_CASE("humanize functions") {
+  CHECK(Humanize(1234567) == "1.235M");
+  CHECK(Humanize(0.00123) == "1.23m");
+  CHECK(Humanize(-1500) == "-1.5k");
+  CHECK(Humanize(999.95) == "1000");
+  CHECK(Humanize(0) == "0");
+  CHECK(Humanize1024(2048) == "2ki");
+  CHECK(Humanize1024(1536) == "1.5ki");
+  CHECK(Humanize1024(1) == "1");
+  CHECK(HumanizeDuration(90061) == "1d 1h 1m 1s");
+  CHECK(HumanizeDuration(3600) == "1h 0m 0s");
+  CHECK(HumanizeDuration(59.5) == "59.5s");
+  CHECK(HumanizeDuration(3) == "3s");
+  CHECK(HumanizeDuration(0.05) == "50ms");
+  CHECK(HumanizeDuration(0) == "0s");
+  CHECK(HumanizePercentage(0.1234) == "12.34%");
+  CHECK(HumanizePercentage(1) == "100%");
+  CHECK(Expand("{{ 1700000000 | humanizeTimestamp }}") == "2023-11-14 22:13:20 +0000 UTC");
+  CHECK(Expand("{{ 1700000000.5 | humanizeTimestamp }}") == "2023-11-14 22:13:20.5 +0000 UTC");
+  CHECK(Expand("{{ \"1234567\" | humanize }}") == "1.235M");
+  CHECK(Expand("{{ humanize \"x\" }}").rfind("ERROR: ", 0) == 0);
+}
+
+TEST_CASE("variables, fields, pipelines and functions") {
+  TemplateData data;
+  data.labels = {{"target", "gpt-4o@openai"}, {"model", "gpt-4o"}};
+  data.value = 0.25;
+  data.external_labels = {{"vantage", "eu-home"}};
+  data.external_url = "http://mp:9464";
+  CHECK(Expand("{{ $labels.target }} is down", data) == "gpt-4o@openai is down");
+  CHECK(Expand("{{ .Labels.model }}/{{ .Value }}", data) == "gpt-4o/0.25");
+  CHECK(Expand("{{ $externalLabels.vantage }} {{ $externalURL }}", data) ==
+        "eu-home http://mp:9464");
+  CHECK(Expand("{{ $value | humanizePercentage }}", data) == "25%");
+  CHECK(Expand("[{{ $labels.nope }}]", data) == "[]");
+  CHECK(Expand("{{ $labels }}") == "map[]");
+  CHECK(Expand("{{ printf \"%.1f\" 2.25 }}") == "2.2");
+  CHECK(Expand("{{ printf \"%.2f%%\" $value }}", data) == "0.25%");
+  CHECK(Expand("{{ printf \"%s=%d\" \"n\" 3 }}") == "n=3");
+  CHECK(Expand("{{ printf \"%v|%5.1f|%-4s|\" 1e6 2.0 \"ab\" }}") == "1e+06|  2.0|ab  |");
+  CHECK(Expand("{{ \"sla monitor\" | title }}") == "Sla Monitor");
+  CHECK(Expand("{{ toUpper \"abc\" }}{{ \"DEF\" | toLower }}") == "ABCdef");
+  CHECK(Expand("{{ reReplaceAll \"(a+)\" \"<$1>\" \"baaa\" }}") == "b<aaa>");
+  CHECK(Expand("{{ if match \"^gpt\" $labels.model }}yes{{ end }}", data) == "yes");
+  CHECK(Expand("{{ parseDuration \"1h30m\" }}") == "5400");
+  CHECK(Expand("{{ stripPort \"host:9090\" }} {{ stripDomain \"a.b.c:80\" }}") == "host a:80");
+  CHECK(Expand("{{ $x := 5 }}{{ $x }}{{ $x = 6 }}{{ $x }}") == "56");
+  CHECK(Expand("{{ len $labels }}", data) == "2");
+  CHECK(Expand("{{ index $labels \"model\" }}", data) == "gpt-4o");
+  CHECK(Expand("{{/* a comment */}}ok") == "ok");
+  CHECK(Expand("a  {{- \"b\" -}}  c") == "abc");
+}
+
+TEST_CASE("if / else if / else, comparisons, and/or/not") {
+  TemplateData data;
+  for (auto [v, want] : std::vector<std::pair<double, std::string>>{
+           {7, "high"}, {3, "mid"}, {0.5, "low"}}) {
+    data.value = v;
+    CHECK(Expand("{{ if gt $value 5.0 }}high{{ else if ge $value 1.0 }}mid{{ else }}low{{ end }}",
+                 data) == want);
+  }
+  CHECK(Expand("{{ if and true 0 }}a{{ else }}b{{ end }}") == "b");
+  CHECK(Expand("{{ or 0 \"x\" }}") == "x");
+  CHECK(Expand("{{ not false }}") == "true");
+  CHECK(Expand("{{ eq \"a\" \"b\" \"a\" }}") == "true");
+  // Go refuses to compare a float with an int constant.
+  data.value = 1;
+  CHECK(Expand("{{ gt $value 5 }}", data).find("incompatible types for comparison") !=
+        std::string::npos);
+  CHECK(Expand("{{ with $labels.x }}set{{ else }}unset{{ end }}") == "unset");
+}
+
+TEST_CASE("query, first, value, label, range") {
+  TemplateQueryFunc query = [](std::string_view expr) -> Result<Vector> {
+    if (expr == "vector(42)") {
+      return Vector{{Labels{}, 42, 0}};
+    }
+    return Vector{{{{"target", "a"}}, 1, 0}, {{{"target", "b"}}, 2, 0}};
+  };
+  CHECK(Expand("{{ with query \"vector(42)\" }}{{ . | first | value }}{{ end }}", {}, query) ==
+        "42");
+  CHECK(Expand("{{ range query \"up\" }}{{ .Labels.target }}={{ .Value }};{{ end }}", {}, query) ==
+        "a=1;b=2;");
+  CHECK(Expand("{{ range $i, $s := query \"up\" }}{{ $i }}:{{ label \"target\" $s }} {{ end }}", {},
+               query) == "0:a 1:b ");
+  CHECK(Expand("{{ query \"up\" | first | label \"target\" }}", {}, query) == "a");
+  // Not wired: an error value, not a crash.
+  CHECK(Expand("{{ query \"up\" }}").find("not available") != std::string::npos);
+}
+
+TEST_CASE("template errors are values") {
+  CHECK(!CheckTemplate("__alert_X", "{{ nope }}"));
+  CHECK(CheckTemplate("__alert_X", "{{ nope }}").error().message ==
+        "template: __alert_X:1: function \"nope\" not defined");
+  CHECK(!CheckTemplate("__alert_X", "{{ if true }}unclosed"));
+  CHECK(!CheckTemplate("__alert_X", "{{ $undefined }}"));
+  CHECK(!CheckTemplate("__alert_X", "{{ \"unterminated }}"));
+  CHECK(!CheckTemplate("__alert_X", "{{ end }}"));
+  CHECK(CheckTemplate("__alert_X", "plain text"));
+  CHECK(CheckTemplate("__alert_X", "{{ $labels.a }} {{ $value | humanize }}"));
+  CHECK(Expand("{{ .Nope }}").find("can't evaluate field Nope") != std::string::npos);
+  // Deep nesting is refused, not recursed into without bound.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) {
+    deep += "{{ if true }}";
+  }
+  CHECK(!CheckTemplate("__alert_X", deep));
+  std::string parens = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+  CHECK(!CheckTemplate("__alert_X", parens));
+}
+
+}  // namespace modelpulse::rules
