@@ -249,6 +249,23 @@ TEST_CASE("opening an existing database is a no-op migration; a newer one is ref
   CHECK(newer.error().message.find(path) != std::string::npos);
 }
 
+TEST_CASE("a failing migration is an Internal error and changes nothing") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  const std::string path = dir.File("conflict.db");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  // A version-0 database that already has a table the first migration creates.
+  REQUIRE(sqlite3_exec(db, "CREATE TABLE probes (x)", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = Store::Open(QuietOptions(path), clock);
+  REQUIRE_FALSE(store.has_value());
+  CHECK(store.error().code == Error::Code::kInternal);
+  CHECK(store.error().message.find("migration 1") != std::string::npos);
+  CHECK(QueryInt(path, "PRAGMA user_version") == 0);
+  CHECK(QueryInt(path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'targets'") == 0);
+}
+
 TEST_CASE("the database is in WAL mode") {
   TempDir dir;
   ManualClock clock(kNow);
