@@ -16,11 +16,14 @@ namespace modelpulse::storage {
 
 struct StorageOptions {
   std::string path;                                   // the database file; created if missing
-  Millis retention{90LL * 24 * 3600 * 1000};          // rows older than this are deleted
+                                                      // (a real file: ":memory:" is not supported)
+  Millis retention{90LL * 24 * 3600 * 1000};          // rows older than this are deleted; <= 0
+                                                      // keeps everything
   size_t batch_size = 512;                            // rows per write transaction, at most
   Millis flush_interval{1000};                        // a partial batch waits at most this long
   size_t retention_batch_rows = 2000;                 // rows deleted per retention transaction
-  Millis retention_interval{60000};                   // how often retention runs
+  Millis retention_interval{60000};                   // how often retention runs; <= 0: only
+                                                      // on ApplyRetention()
   size_t max_queue = 100000;                          // beyond this, Append drops and counts
 };
 
@@ -37,24 +40,34 @@ struct StorageStats {
 };
 
 // Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
+// Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
+// reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
+// and rows_failed, and reported by the next Flush.
 class Store {
  public:
   // Opens or creates the database, switches it to WAL and applies pending migrations. Fails with
-  // kIo when the file cannot be opened and kInternal when a migration fails (nothing is changed).
+  // kIo (message naming the path) when the file cannot be opened or is not a database,
+  // kInvalidArgument for an empty path, and kInternal when a migration fails (that migration is
+  // rolled back) or the database is newer than this binary.
+  // REQUIRES: `clock` outlives the store; it is read from the writer thread.
   static Result<std::unique_ptr<Store>> Open(const StorageOptions& options, const Clock& clock);
   // Flushes what is queued, then stops the writer.
   virtual ~Store() = default;
 
   // Queues one probe for the writer. Never blocks on disk.
   virtual void Append(ProbeResult result) = 0;
-  // Blocks until everything queued before the call is committed.
+  // Blocks until everything queued before the call is committed. Returns the last write error
+  // if a batch holding such rows failed.
   virtual Status Flush() = 0;
-  // Probes of one target with from_ms <= start_unix_ms < to_ms, oldest first.
+  // Probes of one target with from_ms <= start_unix_ms < to_ms, oldest first (probes of the same
+  // ms in append order), each with the labels it was written with. Empty for an unknown target.
   virtual Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
                                                       int64_t to_ms) const = 0;
-  // Every target that has stored probes, with the labels of its latest probe.
+  // Every target that has stored probes, by name, with the labels of its latest probe (by start
+  // time, not arrival).
   virtual Result<std::vector<std::pair<std::string, Labels>>> Targets() const = 0;
-  // Deletes rows older than the retention, in small transactions; returns how many.
+  // Deletes rows with start_unix_ms < clock now - retention, in transactions of at most
+  // retention_batch_rows that interleave with the writer's batches; returns how many.
   virtual Result<uint64_t> ApplyRetention() = 0;
   virtual StorageStats Stats() const = 0;
 };
