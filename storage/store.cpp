@@ -246,7 +246,11 @@ class SqliteStore final : public Store {
           if (!queue_.empty()) {
             deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
           }
-          work_cv_.wait_until(lock, deadline);
+          if (deadline == SteadyClock::time_point::max()) {
+            work_cv_.wait(lock);  // nothing timed: sleep until Append, Flush or shutdown
+          } else {
+            work_cv_.wait_until(lock, deadline);
+          }
         }
       }
       if (!batch.empty()) {
