@@ -157,7 +157,7 @@ TEST_CASE("every ProbeResult field round-trips, nullopt and odd labels included"
   CheckSame(again[0], full);
 }
 
-TEST_CASE("range reads honour [from, to) and keep targets apart") {
+TEST_CASE("range reads include from_ms, exclude to_ms and keep targets apart") {
   TempDir dir;
   ManualClock clock(kNow);
   auto store = OpenOrDie(QuietOptions(dir.File("r.db")), clock);
@@ -216,7 +216,7 @@ TEST_CASE("probes of one target in the same millisecond are all stored, in appen
   CHECK(rows[2].request_id == "third");
 }
 
-TEST_CASE("opening an existing database is a no-op migration; a newer one is refused") {
+TEST_CASE("reopening a database is a no-op migration and a newer schema is refused") {
   TempDir dir;
   ManualClock clock(kNow);
   const std::string path = dir.File("m.db");
@@ -374,7 +374,7 @@ TEST_CASE("Targets lists every target with the labels of its latest probe") {
   CHECK(rows[2].labels == new_labels.labels);
 }
 
-TEST_CASE("Flush commits everything queued before it; batches never exceed batch_size") {
+TEST_CASE("Flush commits everything queued before it in batches of at most batch_size") {
   TempDir dir;
   ManualClock clock(kNow);
   auto options = QuietOptions(dir.File("f.db"));
