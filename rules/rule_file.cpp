@@ -186,6 +186,9 @@ Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
     if (loc.rfind("offset ", 0) == 0) {
       offset = static_cast<size_t>(std::strtoull(loc.c_str() + 7, nullptr, 10));
     }
+    // "Unexpected end of input" points past a block scalar's final newline: point at its end.
+    size_t end = rule.expr_text.find_last_not_of(" \t\r\n");
+    offset = std::min(offset, end == std::string::npos ? 0 : end + 1);
     return Fail(ctx.At(LocateInScalar(ctx.text, expr.Mark(), rule.expr_text, offset),
                        "could not parse expression: " + query.error().message));
   }
@@ -285,6 +288,33 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
     if (!groups.IsSequence()) {
       return Fail(Error::Parse("'groups' must be a list", Where(path, groups.Mark())));
     }
+    // Decoding comes before validation in Prometheus: an unknown key anywhere in the file is
+    // the error reported, even when an earlier rule is also invalid.
+    for (const YAML::Node& g : groups) {
+      if (!g.IsMap()) {
+        continue;
+      }
+      if (auto st = CheckKeys(path, g, {"name", "interval", "limit", "rules"}, "rulefmt.RuleGroup");
+          !st) {
+        return Fail(st.error());
+      }
+      const YAML::Node rules = g["rules"];
+      if (!rules || !rules.IsSequence()) {
+        continue;
+      }
+      for (const YAML::Node& r : rules) {
+        if (!r.IsMap()) {
+          continue;
+        }
+        if (auto st = CheckKeys(path, r,
+                                {"record", "alert", "expr", "for", "keep_firing_for", "labels",
+                                 "annotations"},
+                                "rulefmt.RuleNode");
+            !st) {
+          return Fail(st.error());
+        }
+      }
+    }
     std::set<std::string> seen;
     static const std::set<std::string, std::less<>> kGroupKeys = {"name", "interval", "limit",
                                                                   "rules"};
@@ -300,11 +330,11 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
       const YAML::Node name = g["name"];
       group.name = name ? name.Scalar() : "";
       if (group.name.empty()) {
-        return Fail(Error::Parse("Groupname must not be empty", Where(path, (name ? name : g).Mark())));
+        return Fail(Error::Parse("Groupname must not be empty", Where(path, g.Mark())));
       }
       if (!seen.insert(group.name).second) {
         return Fail(Error::Parse("groupname: \"" + group.name + "\" is repeated in the same file",
-                                 Where(path, name.Mark())));
+                                 Where(path, g.Mark())));
       }
       if (const YAML::Node interval = g["interval"]; interval && !interval.IsNull()) {
         auto d = ParseDurationNode(path, interval);
