@@ -74,7 +74,7 @@ class DaemonWithSimulator(unittest.TestCase):
         db = sqlite3.connect(self.daemon.db)
         self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
         rows = db.execute(
-            "SELECT t.name, p.outcome, p.http_status, p.ttft_seconds, p.output_tokens "
+            "SELECT t.name, p.outcome, p.http_status, p.ttft_s, p.output_tokens "
             "FROM probes p JOIN targets t ON t.id = p.target_id").fetchall()
         fast = [r for r in rows if r[0] == "fast"]
         throttled = [r for r in rows if r[0] == "throttled"]
