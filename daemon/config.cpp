@@ -355,40 +355,21 @@ std::optional<std::string> ReadListenAddress(const Entry& e, std::string_view pa
 // ---------------------------------------------------------------------------------------------
 // Providers, URLs and the labels derived from them.
 
-// Local on purpose: collector's ProviderFromName lives in a library the daemon may be built
-// without (the config check must work before collector links). Keep in step with collector.h.
-constexpr std::array<std::pair<std::string_view, Provider>, 7> kProviders = {{
-    {"openai", Provider::kOpenAI},
-    {"openai_compatible", Provider::kOpenAICompatible},
-    {"azure", Provider::kAzure},
-    {"anthropic", Provider::kAnthropic},
-    {"bedrock", Provider::kBedrock},
-    {"vertex", Provider::kVertex},
-    {"gemini", Provider::kGemini},
-}};
+// Every provider, in the order collector.h declares them; names come from collector itself.
+constexpr std::array<Provider, 7> kAllProviders = {
+    Provider::kOpenAI,    Provider::kOpenAICompatible, Provider::kAzure, Provider::kAnthropic,
+    Provider::kBedrock,   Provider::kVertex,           Provider::kGemini};
 
 std::optional<Provider> ProviderByName(std::string_view name) {
-  for (const auto& [provider_name, provider] : kProviders) {
-    if (provider_name == name) {
-      return provider;
-    }
-  }
-  return std::nullopt;
+  return collector::ProviderFromName(name);
 }
 
-std::string_view NameOfProvider(Provider provider) {
-  for (const auto& [provider_name, candidate] : kProviders) {
-    if (candidate == provider) {
-      return provider_name;
-    }
-  }
-  return "unknown";
-}
+std::string_view NameOfProvider(Provider provider) { return collector::ProviderName(provider); }
 
 std::string ValidProviderList() {
   std::string list;
-  for (const auto& entry : kProviders) {
-    list += (list.empty() ? "" : ", ") + std::string(entry.first);
+  for (Provider provider : kAllProviders) {
+    list += (list.empty() ? "" : ", ") + std::string(NameOfProvider(provider));
   }
   return list;
 }
