@@ -32,6 +32,39 @@ struct Timeouts {
 
 enum class ConnectionReuse { kFresh, kKeepWarm };
 
+// How a probe proves who it is. The config loader resolves every reference (environment
+// variable, file, AWS shared-credentials profile) into these values; a token command runs at probe
+// time, since its tokens expire.
+enum class AuthMode {
+  kNone,
+  kApiKey,                // the provider's own key header (Bearer, api-key, x-api-key, x-goog-api-key)
+  kBearerToken,           // Authorization: Bearer (Azure Entra ID token, Bedrock API key)
+  kTokenCommand,          // a command prints a bearer token (az / gcloud print-access-token)
+  kAwsSigV4,              // AWS Signature Version 4 with `aws` credentials
+  kGoogleServiceAccount,  // RS256 JWT from a service-account key, exchanged at token_url
+};
+
+struct AwsCredentials {
+  Secret access_key_id;
+  Secret secret_access_key;
+  Secret session_token;  // empty unless temporary credentials
+};
+
+struct TargetAuth {
+  AuthMode mode = AuthMode::kNone;
+  std::vector<std::string> token_command;  // argv, run without a shell
+  Millis token_command_ttl{300000};        // reuse a command's token this long
+  AwsCredentials aws;
+  Secret google_service_account_json;      // the key file's content
+  std::string token_url;                   // OAuth token endpoint; default from the key file
+};
+
+// Which of a cloud's APIs a target speaks, where a cloud offers more than one.
+enum class ApiFlavor {
+  kNative,            // Azure deployments, Bedrock Converse, Vertex Gemini generateContent
+  kOpenAICompatible,  // Azure v1, Bedrock's and Vertex's OpenAI-compatible endpoints
+};
+
 // One configured endpoint, after defaults were applied and secrets resolved. Plain data.
 struct TargetSpec {
   std::string name;  // unique; the `target` label
@@ -39,7 +72,8 @@ struct TargetSpec {
   std::string model;           // the family compared across clouds; the `model` label
   std::string provider_model;  // the id sent on the wire (deployment, model id)
   std::string base_url;        // e.g. https://api.openai.com/v1
-  Secret api_key;
+  Secret api_key;    // AuthMode::kApiKey and kBearerToken
+  TargetAuth auth;   // everything beyond a static key
   // Extra request headers from the config. Values are treated as secret-bearing: never logged.
   std::vector<std::pair<std::string, Secret>> headers;
   Labels labels;  // the full series label set: target, provider, cloud, region, model, own labels
@@ -50,6 +84,13 @@ struct TargetSpec {
   std::string expect;  // ECMAScript regex on the answer; empty means no check. (?i) prefix = icase
   Timeouts timeouts;
   ConnectionReuse connection = ConnectionReuse::kFresh;
+  // Provider details; each is empty or default where a provider has no such notion.
+  ApiFlavor flavor = ApiFlavor::kNative;
+  std::string region;             // bedrock: us-east-1 (SigV4 scope); vertex: us-central1 or global
+  std::string project;            // vertex: the Google Cloud project id
+  std::string api_version;        // azure: api-version of the deployment path; empty = v1 path
+  std::string anthropic_version = "2023-06-01";  // anthropic-version header
+  std::string openai_path_prefix;  // bedrock/vertex OpenAI-compatible path prefix, e.g. /openai/v1
   std::optional<double> input_price_per_million;
   std::optional<double> output_price_per_million;
   std::optional<int64_t> daily_token_budget;
