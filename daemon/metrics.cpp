@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "daemon/probe_series.h"
+
 namespace modelpulse::daemon {
 namespace {
 
@@ -35,56 +37,6 @@ const Histogram::BucketBoundaries& InterTokenBuckets() {
   return kBuckets;
 }
 
-struct GaugeSpec {
-  const char* name;
-  const char* help;
-};
-
-// The last-probe gauges, in DESIGN.md §3 order. Index constants below refer to this table.
-constexpr GaugeSpec kProbeGauges[] = {
-    {"probe_success", "1 if the last probe succeeded, else 0."},
-    {"probe_duration_seconds", "Total duration of the last probe."},
-    {"probe_dns_seconds", "DNS lookup duration of the last probe."},
-    {"probe_connect_seconds", "TCP connect duration of the last probe."},
-    {"probe_tls_seconds", "TLS handshake duration of the last probe."},
-    {"probe_first_byte_seconds", "Time from request start to the first response byte."},
-    {"probe_ttft_seconds", "Time from request start to the first content token."},
-    {"probe_first_answer_token_seconds",
-     "Time from request start to the first answer (non-reasoning) token."},
-    {"probe_inter_token_latency_seconds", "Mean time between output tokens in the last probe."},
-    {"probe_output_tokens_per_second", "Output tokens per second in the last probe."},
-    {"probe_output_tokens", "Output tokens reported by the provider for the last probe."},
-    {"probe_http_status_code", "HTTP status of the last probe, 0 if none arrived."},
-    {"probe_throttled", "1 if the last probe was throttled (rate limited)."},
-    {"probe_overloaded", "1 if the last probe found the provider overloaded."},
-    {"probe_retry_after_seconds", "Retry-after the provider asked for on the last probe."},
-};
-constexpr size_t kGaugeCount = std::size(kProbeGauges);
-
-std::vector<std::optional<double>> GaugeValues(const ProbeResult& r) {
-  auto as_double = [](const std::optional<int64_t>& v) -> std::optional<double> {
-    if (!v) {
-      return std::nullopt;
-    }
-    return static_cast<double>(*v);
-  };
-  return {r.outcome == Outcome::kOk ? 1.0 : 0.0,
-          r.total_seconds,
-          r.dns_seconds,
-          r.connect_seconds,
-          r.tls_seconds,
-          r.first_byte_seconds,
-          r.ttft_seconds,
-          r.first_answer_token_seconds,
-          r.inter_token_latency_seconds,
-          r.output_tokens_per_second,
-          as_double(r.output_tokens),
-          static_cast<double>(r.http_status),
-          r.outcome == Outcome::kThrottled ? 1.0 : 0.0,
-          r.outcome == Outcome::kOverloaded ? 1.0 : 0.0,
-          r.retry_after_seconds};
-}
-
 prometheus::Labels ToPromLabels(const Labels& labels) {
   return prometheus::Labels(labels.begin(), labels.end());
 }
@@ -98,8 +50,7 @@ prometheus::Labels With(prometheus::Labels labels, const std::string& name, std:
 
 struct Metrics::State {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::vector<Family<Gauge>*> probe_gauges;
-  Family<Gauge>* ratelimit_ratio = nullptr;
+  std::map<std::string, Family<Gauge>*, std::less<>> probe_gauges;  // by series name
   Family<Counter>* probes_total = nullptr;
   Family<Histogram>* phase_seconds = nullptr;
   Family<Histogram>* inter_token_seconds = nullptr;
@@ -118,22 +69,19 @@ struct Metrics::State {
   storage::StorageStats exported_storage;
 
   std::mutex mu;
-  // The gauges currently set per target, so a phase that did not happen in the latest probe (no
-  // TLS, no token) disappears instead of showing a stale value. Guarded by mu.
-  std::map<std::string, std::vector<Gauge*>> target_gauges;
+  // The gauges currently set per target, keyed by series name and resource, so a phase that did
+  // not happen in the latest probe (no TLS, no token) disappears instead of showing a stale
+  // value. Guarded by mu.
+  using SeriesKey = std::pair<std::string, std::string>;
+  std::map<std::string, std::map<SeriesKey, std::pair<Family<Gauge>*, Gauge*>>> target_gauges;
 };
 
 Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
   auto& registry = *state_->registry;
-  for (const GaugeSpec& spec : kProbeGauges) {
-    state_->probe_gauges.push_back(
-        &prometheus::BuildGauge().Name(spec.name).Help(spec.help).Register(registry));
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    state_->probe_gauges[info.name] =
+        &prometheus::BuildGauge().Name(info.name).Help(info.help).Register(registry);
   }
-  state_->ratelimit_ratio =
-      &prometheus::BuildGauge()
-           .Name("probe_ratelimit_remaining_ratio")
-           .Help("Remaining share of the provider's rate limit after the last probe.")
-           .Register(registry);
   state_->probes_total = &prometheus::BuildCounter()
                               .Name("modelpulse_probes_total")
                               .Help("Probes finished, by outcome.")
@@ -193,26 +141,28 @@ Metrics::~Metrics() = default;
 
 void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& pricing) {
   const prometheus::Labels labels = ToPromLabels(result.labels);
-  const std::vector<std::optional<double>> values = GaugeValues(result);
   {
     std::lock_guard lock(state_->mu);
-    std::vector<Gauge*>& current = state_->target_gauges[result.target];
-    current.resize(kGaugeCount, nullptr);
-    for (size_t i = 0; i < kGaugeCount; ++i) {
-      if (values[i]) {
-        current[i] = &state_->probe_gauges[i]->Add(labels);
-        current[i]->Set(*values[i]);
-      } else if (current[i] != nullptr) {
-        state_->probe_gauges[i]->Remove(current[i]);
-        current[i] = nullptr;
+    auto& current = state_->target_gauges[result.target];
+    auto previous = std::move(current);
+    current.clear();
+    for (const ProbeSample& sample : ProbeSamples(result)) {
+      Family<Gauge>* family = state_->probe_gauges.find(sample.name)->second;
+      prometheus::Labels sample_labels = labels;
+      if (*sample.resource != '\0') {
+        sample_labels["resource"] = sample.resource;
+      }
+      Gauge& gauge = family->Add(sample_labels);
+      gauge.Set(sample.value);
+      State::SeriesKey key{sample.name, sample.resource};
+      current[key] = {family, &gauge};
+      // A target whose labels changed on reload gets a new gauge; the old one goes below.
+      if (auto old = previous.find(key); old != previous.end() && old->second.second == &gauge) {
+        previous.erase(old);
       }
     }
-  }
-  for (const auto& [resource, limit] :
-       {std::pair{"requests", &result.requests}, std::pair{"tokens", &result.tokens}}) {
-    if (limit->limit && limit->remaining && *limit->limit > 0) {
-      state_->ratelimit_ratio->Add(With(labels, "resource", resource))
-          .Set(*limit->remaining / *limit->limit);
+    for (const auto& [key, stale] : previous) {
+      stale.first->Remove(stale.second);
     }
   }
   state_->probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))))
@@ -265,10 +215,8 @@ void Metrics::ForgetTargetsExcept(const std::vector<std::string>& kept_targets) 
       ++it;
       continue;
     }
-    for (size_t i = 0; i < it->second.size(); ++i) {
-      if (it->second[i] != nullptr) {
-        state_->probe_gauges[i]->Remove(it->second[i]);
-      }
+    for (const auto& [key, gauge] : it->second) {
+      gauge.first->Remove(gauge.second);
     }
     it = state_->target_gauges.erase(it);
   }
