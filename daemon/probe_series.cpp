@@ -19,6 +19,7 @@ const std::vector<ProbeSeriesInfo>& ProbeSeriesNames() {
       {"probe_http_status_code", "HTTP status of the last probe, 0 if none arrived."},
       {"probe_throttled", "1 if the last probe was throttled (rate limited)."},
       {"probe_overloaded", "1 if the last probe found the provider overloaded."},
+      {"probe_quota_exhausted", "1 if the last probe hit a billing or quota limit."},
       {"probe_ratelimit_remaining_ratio",
        "Remaining share of the provider's rate limit after the last probe."},
       {"probe_retry_after_seconds", "Retry-after the provider asked for on the last probe."},
@@ -50,6 +51,7 @@ std::vector<ProbeSample> ProbeSamples(const ProbeResult& r) {
   add("probe_http_status_code", static_cast<double>(r.http_status));
   add("probe_throttled", r.outcome == Outcome::kThrottled ? 1.0 : 0.0);
   add("probe_overloaded", r.outcome == Outcome::kOverloaded ? 1.0 : 0.0);
+  add("probe_quota_exhausted", r.outcome == Outcome::kQuotaExhausted ? 1.0 : 0.0);
   for (const auto& [resource, limit] :
        {std::pair{"requests", &r.requests}, std::pair{"tokens", &r.tokens}}) {
     if (limit->limit && limit->remaining && *limit->limit > 0) {
