@@ -329,12 +329,14 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
       group.file = std::string(path);
       const YAML::Node name = g["name"];
       group.name = name ? name.Scalar() : "";
+      // yaml-cpp 0.7 marks a block mapping at its first value; a group is pointed at by its first key.
+      const YAML::Mark group_mark = g.size() > 0 ? g.begin()->first.Mark() : g.Mark();
       if (group.name.empty()) {
-        return Fail(Error::Parse("Groupname must not be empty", Where(path, g.Mark())));
+        return Fail(Error::Parse("Groupname must not be empty", Where(path, group_mark)));
       }
       if (!seen.insert(group.name).second) {
         return Fail(Error::Parse("groupname: \"" + group.name + "\" is repeated in the same file",
-                                 Where(path, g.Mark())));
+                                 Where(path, group_mark)));
       }
       if (const YAML::Node interval = g["interval"]; interval && !interval.IsNull()) {
         auto d = ParseDurationNode(path, interval);
