@@ -13,7 +13,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // rollups, alert state and the notification outbox as further entries.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -60,6 +60,16 @@ CREATE TABLE probes (
   request_id     TEXT NOT NULL,
   error          TEXT NOT NULL,
   PRIMARY KEY (target_id, start_ms, seq)
+) WITHOUT ROWID;
+)sql",
+    // 2: small named documents that must survive a restart (the rule engine's alert states).
+    R"sql(
+CREATE TABLE state (
+  namespace  TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  value      BLOB NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
 )sql",
 };

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/common.h"
@@ -70,6 +71,15 @@ class Store {
   // retention_batch_rows that interleave with the writer's batches; returns how many.
   virtual Result<uint64_t> ApplyRetention() = 0;
   virtual StorageStats Stats() const = 0;
+
+  // Small documents that must survive a restart, such as alert states, replaced whole per key and
+  // written synchronously (not through the probe queue): when PutState returns, the value is
+  // committed. kInternal/kIo on a database error.
+  virtual Status PutState(std::string_view space, std::string_view key, std::string_view value) = 0;
+  virtual Status DeleteState(std::string_view space, std::string_view key) = 0;
+  // Every (key, value) of one namespace, ordered by key.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> GetStates(
+      std::string_view space) const = 0;
 };
 
 }  // namespace modelpulse::storage

@@ -58,8 +58,13 @@ Status ConfigureWriteConnection(sqlite3* db, const std::string& path) {
 class SqliteStore final : public Store {
  public:
   SqliteStore(const StorageOptions& options, const Clock& clock,
-              std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader)
-      : options_(options), clock_(clock), reader_(std::move(reader)), writer_(std::move(writer)) {
+              std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader,
+              DbHandle state_db)
+      : options_(options),
+        clock_(clock),
+        reader_(std::move(reader)),
+        state_db_(std::move(state_db)),
+        writer_(std::move(writer)) {
     options_.batch_size = std::max<size_t>(options_.batch_size, 1);
     options_.retention_batch_rows = std::max<size_t>(options_.retention_batch_rows, 1);
     thread_ = std::jthread([this] { Run(); });
@@ -119,6 +124,64 @@ class SqliteStore final : public Store {
 
   Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
     return reader_->Targets();
+  }
+
+  Status PutState(std::string_view space, std::string_view key,
+                  std::string_view value) override {
+    std::lock_guard lock(state_mu_);
+    auto statement = Prepare(state_db_.get(),
+                             "INSERT OR REPLACE INTO state(namespace, key, value, updated_ms) "
+                             "VALUES (?, ?, ?, ?)");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    BindText(statement->get(), 1, space);
+    BindText(statement->get(), 2, key);
+    sqlite3_bind_blob(statement->get(), 3, value.data(), static_cast<int>(value.size()),
+                      SQLITE_TRANSIENT);
+    sqlite3_bind_int64(statement->get(), 4, clock_.NowUnixMillis());
+    if (sqlite3_step(statement->get()) != SQLITE_DONE) {
+      return Fail(SqliteError(state_db_.get(), "cannot save state", Error::Code::kIo));
+    }
+    return {};
+  }
+
+  Status DeleteState(std::string_view space, std::string_view key) override {
+    std::lock_guard lock(state_mu_);
+    auto statement =
+        Prepare(state_db_.get(), "DELETE FROM state WHERE namespace = ? AND key = ?");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    BindText(statement->get(), 1, space);
+    BindText(statement->get(), 2, key);
+    if (sqlite3_step(statement->get()) != SQLITE_DONE) {
+      return Fail(SqliteError(state_db_.get(), "cannot delete state", Error::Code::kIo));
+    }
+    return {};
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> GetStates(
+      std::string_view space) const override {
+    std::lock_guard lock(state_mu_);
+    auto statement = Prepare(state_db_.get(),
+                             "SELECT key, value FROM state WHERE namespace = ? ORDER BY key");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    BindText(statement->get(), 1, space);
+    std::vector<std::pair<std::string, std::string>> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(statement->get())) == SQLITE_ROW) {
+      const auto* blob = static_cast<const char*>(sqlite3_column_blob(statement->get(), 1));
+      const int size = sqlite3_column_bytes(statement->get(), 1);
+      out.emplace_back(ColumnText(statement->get(), 0),
+                       std::string(blob == nullptr ? "" : blob, static_cast<size_t>(size)));
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(state_db_.get(), "cannot read state", Error::Code::kIo));
+    }
+    return out;
   }
 
   Result<uint64_t> ApplyRetention() override {
@@ -287,6 +350,11 @@ class SqliteStore final : public Store {
   const Clock& clock_;
   std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
 
+  // A connection of its own for state documents, so a synchronous save never waits behind the
+  // probe writer's queue. Guarded by state_mu_.
+  mutable std::mutex state_mu_;
+  DbHandle state_db_;
+
   std::mutex db_mu_;  // serialises use of the write connection
   std::unique_ptr<ProbeWriter> writer_;  // Guarded by db_mu_.
 
@@ -340,7 +408,13 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   if (!reader) {
     return Fail(reader.error());
   }
-  return std::make_unique<SqliteStore>(options, clock, std::move(*writer), std::move(*reader));
+  auto state_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+  if (!state_db) {
+    return Fail(state_db.error());
+  }
+  sqlite3_busy_timeout(state_db->get(), kBusyTimeoutMs);
+  return std::make_unique<SqliteStore>(options, clock, std::move(*writer), std::move(*reader),
+                                       std::move(*state_db));
 }
 
 }  // namespace modelpulse::storage
