@@ -130,6 +130,7 @@ const ProviderAdapter* AdapterFor(Provider provider);
 
 // Factories, one per provider file.
 std::unique_ptr<ProviderAdapter> NewOpenAIAdapter(Provider provider);  // openai, openai_compatible
+std::unique_ptr<ProviderAdapter> NewBedrockAdapter();    // bedrock.cpp
 
 }  // namespace modelpulse::collector
 

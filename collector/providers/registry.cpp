@@ -9,12 +9,13 @@ const ProviderAdapter* AdapterFor(Provider provider) {
   static const std::unique_ptr<ProviderAdapter> kOpenAI = NewOpenAIAdapter(Provider::kOpenAI);
   static const std::unique_ptr<ProviderAdapter> kOpenAICompatible =
       NewOpenAIAdapter(Provider::kOpenAICompatible);
+  static const std::unique_ptr<ProviderAdapter> kBedrock = NewBedrockAdapter();
   switch (provider) {
     case Provider::kOpenAI: return kOpenAI.get();
     case Provider::kOpenAICompatible: return kOpenAICompatible.get();
     case Provider::kAzure:
     case Provider::kAnthropic:
-    case Provider::kBedrock:
+    case Provider::kBedrock: return kBedrock.get();
     case Provider::kVertex:
     case Provider::kGemini: return nullptr;
   }
