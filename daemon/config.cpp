@@ -18,6 +18,8 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 namespace modelpulse::daemon {
@@ -551,26 +553,596 @@ std::optional<Secret> ResolveSecret(SecretSource source, const Entry& e, std::st
   return Secret(std::move(value));
 }
 
-constexpr std::array<std::string_view, 3> kAuthKeys = {"api_key_env", "api_key_file",
-                                                        "api_key_credential"};
+// ---------------------------------------------------------------------------------------------
+// Authentication: exactly one way per target, checked against what the provider accepts.
 
-Secret ReadAuth(const Entry& e, std::string_view where, Context& ctx) {
+using collector::AuthMode;
+
+// Each key that chooses how a target authenticates, and the mode it chooses.
+struct AuthKey {
+  std::string_view key;
+  AuthMode mode;
+};
+constexpr std::array<AuthKey, 9> kAuthModeKeys = {{
+    {"api_key_env", AuthMode::kApiKey},
+    {"api_key_file", AuthMode::kApiKey},
+    {"api_key_credential", AuthMode::kApiKey},
+    {"bearer_token_env", AuthMode::kBearerToken},
+    {"bearer_token_file", AuthMode::kBearerToken},
+    {"bearer_token_credential", AuthMode::kBearerToken},
+    {"token_command", AuthMode::kTokenCommand},
+    {"aws", AuthMode::kAwsSigV4},
+    {"google_service_account_file", AuthMode::kGoogleServiceAccount},
+}};
+// Keys that refine one mode: token_command_ttl with token_command, token_url with a service account.
+constexpr std::array<std::string_view, 11> kAuthKeys = {
+    "api_key_env",      "api_key_file",  "api_key_credential", "bearer_token_env",
+    "bearer_token_file", "bearer_token_credential", "token_command", "token_command_ttl",
+    "aws",              "google_service_account_file", "token_url"};
+constexpr std::array<std::string_view, 5> kAwsKeys = {
+    "profile", "credentials_file", "access_key_id_env", "secret_access_key_env",
+    "session_token_env"};
+
+std::optional<AuthMode> ModeOfKey(std::string_view key) {
+  for (const AuthKey& k : kAuthModeKeys) {
+    if (k.key == key) {
+      return k.mode;
+    }
+  }
+  return std::nullopt;
+}
+
+// The modes a provider accepts, in the order its messages list them.
+std::vector<AuthMode> AllowedModes(Provider provider) {
+  switch (provider) {
+    case Provider::kOpenAI:
+    case Provider::kOpenAICompatible:
+      return {AuthMode::kApiKey, AuthMode::kBearerToken};
+    case Provider::kAzure:
+      return {AuthMode::kApiKey, AuthMode::kBearerToken, AuthMode::kTokenCommand};
+    case Provider::kAnthropic:
+      return {AuthMode::kApiKey, AuthMode::kBearerToken};
+    case Provider::kBedrock:
+      return {AuthMode::kAwsSigV4, AuthMode::kBearerToken};
+    case Provider::kVertex:
+      return {AuthMode::kGoogleServiceAccount, AuthMode::kTokenCommand, AuthMode::kBearerToken};
+    case Provider::kGemini:
+      return {AuthMode::kApiKey};
+  }
+  return {};
+}
+
+// OpenAI-style hosts may be open (vLLM, Ollama, the simulator); every cloud needs a credential.
+bool NeedsCredentials(Provider provider) {
+  return provider != Provider::kOpenAI && provider != Provider::kOpenAICompatible;
+}
+
+std::string_view DescribeMode(AuthMode mode) {
+  switch (mode) {
+    case AuthMode::kNone:
+      return "no credentials";
+    case AuthMode::kApiKey:
+      return "an API key (api_key_env, api_key_file, api_key_credential)";
+    case AuthMode::kBearerToken:
+      return "a bearer token (bearer_token_env, bearer_token_file, bearer_token_credential)";
+    case AuthMode::kTokenCommand:
+      return "a token command (token_command)";
+    case AuthMode::kAwsSigV4:
+      return "AWS credentials (aws)";
+    case AuthMode::kGoogleServiceAccount:
+      return "a service-account key (google_service_account_file)";
+  }
+  return "";
+}
+
+std::string AllowedModesText(Provider provider) {
+  const std::vector<AuthMode> modes = AllowedModes(provider);
+  std::string text;
+  for (size_t i = 0; i < modes.size(); ++i) {
+    if (i > 0) {
+      text += i + 1 == modes.size() ? " or " : ", ";
+    }
+    text += DescribeMode(modes[i]);
+  }
+  return text;
+}
+
+// What to write when a provider that needs credentials has none: `modelpulse check config`'s
+// answer to "why does my target not load".
+std::string MissingCredentialHelp(Provider provider) {
+  switch (provider) {
+    case Provider::kAzure:
+      return "provider azure needs a credential: set auth.api_key_env (e.g. AZURE_OPENAI_API_KEY) "
+             "or auth.api_key_file for the api-key header, auth.bearer_token_env or "
+             "auth.bearer_token_file for a Microsoft Entra ID token, or auth.token_command (e.g. "
+             "[az, account, get-access-token, --resource, https://cognitiveservices.azure.com, "
+             "--query, accessToken, -o, tsv])";
+    case Provider::kAnthropic:
+      return "provider anthropic needs an API key: set auth.api_key_env (e.g. ANTHROPIC_API_KEY) "
+             "or auth.api_key_file";
+    case Provider::kBedrock:
+      return "provider bedrock needs AWS credentials: set auth.aws ({} for the default chain: "
+             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials; or {profile: "
+             "NAME}), or auth.bearer_token_env (e.g. AWS_BEARER_TOKEN_BEDROCK) for a Bedrock API "
+             "key";
+    case Provider::kVertex:
+      return "provider vertex needs a Google access token: set auth.google_service_account_file "
+             "(a service-account JSON key), auth.token_command (e.g. [gcloud, auth, "
+             "print-access-token]) or auth.bearer_token_env";
+    case Provider::kGemini:
+      return "provider gemini needs an API key: set auth.api_key_env (e.g. GEMINI_API_KEY) or "
+             "auth.api_key_file";
+    case Provider::kOpenAI:
+    case Provider::kOpenAICompatible:
+      break;
+  }
+  return "";
+}
+
+// What `auth:` resolved to. `source` says where the credential came from, for DescribeConfig;
+// it names variables, files and profiles, never values.
+struct ParsedAuth {
+  collector::TargetAuth auth;
+  Secret key;  // the API key or bearer token (TargetSpec::api_key)
+  std::string source = "none";
+  bool chose_mode = false;  // one mode key was given (resolved or not)
+};
+
+std::string_view TrimView(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// The keys of section [`profile`] of an AWS shared credentials file, as botocore's configparser
+// reads it: keys lower-cased, values trimmed, comment lines skipped, indented lines (sub-keys)
+// ignored. nullopt when the section is absent.
+std::optional<std::map<std::string, std::string>> AwsProfileKeys(std::string_view content,
+                                                                 std::string_view profile) {
+  std::optional<std::map<std::string, std::string>> found;
+  bool in_profile = false;
+  size_t start = 0;
+  while (start < content.size()) {
+    const size_t end = std::min(content.find('\n', start), content.size());
+    std::string_view raw = content.substr(start, end - start);
+    start = end + 1;
+    const std::string_view line = TrimView(raw);
+    if (line.empty() || line.front() == '#' || line.front() == ';') {
+      continue;
+    }
+    if (line.front() == '[') {
+      const size_t close = line.find(']');
+      const std::string_view name =
+          TrimView(line.substr(1, close == std::string_view::npos ? line.size() - 1 : close - 1));
+      in_profile = name == profile;
+      if (in_profile && !found) {
+        found.emplace();
+      }
+      continue;
+    }
+    if (!in_profile || std::isspace(static_cast<unsigned char>(raw.front())) != 0) {
+      continue;
+    }
+    const size_t separator = line.find_first_of("=:");
+    if (separator == std::string_view::npos) {
+      continue;
+    }
+    std::string key(TrimView(line.substr(0, separator)));
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    (*found)[key] = std::string(TrimView(line.substr(separator + 1)));
+  }
+  return found;
+}
+
+// An environment variable that is set and not empty (the AWS SDKs treat empty as unset).
+std::optional<std::string> NonEmptyEnv(const Environment& env, const std::string& name) {
+  std::optional<std::string> value = env.GetEnv(name);
+  return value && !value->empty() ? value : std::nullopt;
+}
+
+// `aws:` — explicit variables, or the chain of the AWS CLI and SDKs for static credentials:
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN unless a profile is named, then the
+// profile (auth.aws.profile, AWS_PROFILE, "default") in the shared credentials file
+// (auth.aws.credentials_file, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials). An explicit
+// profile ignores the environment, as botocore does. The same rules as
+// collector/auth/aws_credentials, which was not committed when this was written.
+void ReadAws(const Entry& e, ParsedAuth& out, Context& ctx) {
+  const std::vector<Entry> entries = MapEntries(e.value, e.ValueMark(), "auth.aws",
+                                                "in \"auth.aws\"", kAwsKeys, ctx.diag);
+  if (!e.value.IsNull() && !e.value.IsMap()) {
+    return;
+  }
+  std::map<std::string, const Entry*> given;
+  for (const Entry& entry : entries) {
+    given[entry.key] = &entry;
+  }
+  const auto has = [&](std::string_view key) { return given.count(std::string(key)) > 0; };
+  collector::AwsCredentials& credentials = out.auth.aws;
+
+  if (has("access_key_id_env") || has("secret_access_key_env") || has("session_token_env")) {
+    bool complete = true;
+    for (std::string_view other : {"profile", "credentials_file"}) {
+      if (has(other)) {
+        ctx.diag.Add(given[std::string(other)]->key_node.Mark(),
+                     fmt::format("\"auth.aws.{}\": give either access_key_id_env and "
+                                 "secret_access_key_env, or a profile, not both",
+                                 other));
+        complete = false;
+      }
+    }
+    for (std::string_view needed : {"access_key_id_env", "secret_access_key_env"}) {
+      if (!has(needed)) {
+        ctx.diag.Add(e.ValueMark(), fmt::format("\"auth.aws\": missing \"{}\" (access_key_id_env "
+                                                "and secret_access_key_env go together)",
+                                                needed));
+        complete = false;
+      }
+    }
+    if (!complete) {
+      return;
+    }
+    std::optional<Secret> id = ResolveSecret(SecretSource::kEnv, *given["access_key_id_env"],
+                                             "auth.aws.access_key_id_env", ctx);
+    std::optional<Secret> secret =
+        ResolveSecret(SecretSource::kEnv, *given["secret_access_key_env"],
+                      "auth.aws.secret_access_key_env", ctx);
+    std::optional<Secret> token;
+    if (has("session_token_env")) {
+      token = ResolveSecret(SecretSource::kEnv, *given["session_token_env"],
+                            "auth.aws.session_token_env", ctx);
+      if (!token) {
+        return;
+      }
+    }
+    if (!id || !secret) {
+      return;
+    }
+    credentials.access_key_id = std::move(*id);
+    credentials.secret_access_key = std::move(*secret);
+    credentials.session_token = token.value_or(Secret());
+    out.auth.mode = AuthMode::kAwsSigV4;
+    out.source = fmt::format("aws sigv4, keys from ${} and ${}{}",
+                             given["access_key_id_env"]->value.Scalar(),
+                             given["secret_access_key_env"]->value.Scalar(),
+                             token ? " with $" + given["session_token_env"]->value.Scalar() : "");
+    return;
+  }
+
+  std::string profile;
+  YAML::Mark mark = e.ValueMark();
+  if (has("profile")) {
+    std::optional<std::string> name =
+        ReadNonEmptyString(*given["profile"], "auth.aws.profile", ctx.diag);
+    if (!name) {
+      return;
+    }
+    profile = *name;
+    mark = given["profile"]->ValueMark();
+  }
+  std::string file;
+  std::string file_origin;  // why this file, for the message when it is missing
+  if (has("credentials_file")) {
+    std::optional<std::string> path =
+        ReadNonEmptyString(*given["credentials_file"], "auth.aws.credentials_file", ctx.diag);
+    if (!path) {
+      return;
+    }
+    file = *path;
+    if (!has("profile")) {
+      mark = given["credentials_file"]->ValueMark();
+    }
+  } else if (std::optional<std::string> from_env =
+                 NonEmptyEnv(ctx.env, "AWS_SHARED_CREDENTIALS_FILE")) {
+    file = *from_env;
+    file_origin = " (from AWS_SHARED_CREDENTIALS_FILE)";
+  } else {
+    file = "~/.aws/credentials";
+  }
+  if (file == "~" || file.starts_with("~/")) {
+    std::optional<std::string> home = NonEmptyEnv(ctx.env, "HOME");
+    if (!home) {
+      ctx.diag.Add(mark, fmt::format("\"auth.aws\": cannot find {}: HOME is not set (set "
+                                     "AWS_SHARED_CREDENTIALS_FILE or auth.aws.credentials_file)",
+                                     file));
+      return;
+    }
+    file = *home + file.substr(1);
+  }
+  file = Resolve(ctx.folder, file).string();
+
+  if (profile.empty()) {
+    std::optional<std::string> id = NonEmptyEnv(ctx.env, "AWS_ACCESS_KEY_ID");
+    std::optional<std::string> secret = NonEmptyEnv(ctx.env, "AWS_SECRET_ACCESS_KEY");
+    if (id.has_value() != secret.has_value()) {
+      ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} is set but {} is not",
+                                     id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                                     id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID"));
+      return;
+    }
+    if (id) {
+      credentials.access_key_id = Secret(std::move(*id));
+      credentials.secret_access_key = Secret(std::move(*secret));
+      // AWS_SECURITY_TOKEN is the older name the SDKs still read.
+      std::optional<std::string> token = NonEmptyEnv(ctx.env, "AWS_SESSION_TOKEN");
+      if (!token) {
+        token = NonEmptyEnv(ctx.env, "AWS_SECURITY_TOKEN");
+      }
+      credentials.session_token = Secret(token.value_or(""));
+      out.auth.mode = AuthMode::kAwsSigV4;
+      out.source = "aws sigv4, credentials from the environment (AWS_ACCESS_KEY_ID)";
+      return;
+    }
+  }
+  const bool named = !profile.empty();
+  std::string profile_origin;
+  if (!named) {
+    if (std::optional<std::string> from_env = NonEmptyEnv(ctx.env, "AWS_PROFILE")) {
+      profile = *from_env;
+      profile_origin = " (from AWS_PROFILE)";
+    } else {
+      profile = "default";
+    }
+  }
+  Result<std::string> content = ctx.env.ReadFile(file);
+  if (!content) {
+    if (content.error().code == Error::Code::kNotFound) {
+      ctx.diag.Add(mark, named ? fmt::format("\"auth.aws\": AWS credentials file {}{} does not "
+                                             "exist (for profile \"{}\")",
+                                             file, file_origin, profile)
+                               : fmt::format("\"auth.aws\": no AWS credentials: "
+                                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
+                                             "set and the shared credentials file {}{} does not "
+                                             "exist",
+                                             file, file_origin));
+    } else {
+      ctx.diag.Add(mark, fmt::format("\"auth.aws\": {}", content.error().message));
+    }
+    return;
+  }
+  const std::string where =
+      fmt::format("profile \"{}\"{} in {}{}", profile, profile_origin, file, file_origin);
+  const std::optional<std::map<std::string, std::string>> keys = AwsProfileKeys(*content, profile);
+  if (!keys) {
+    ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} does not exist", where));
+    return;
+  }
+  const auto value = [&](const char* key) {
+    auto it = keys->find(key);
+    return it == keys->end() ? std::string() : it->second;
+  };
+  const std::string id = value("aws_access_key_id");
+  const std::string secret = value("aws_secret_access_key");
+  if (id.empty() || secret.empty()) {
+    ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} has no {} (SSO, role and process profiles "
+                                   "are not supported)",
+                                   where,
+                                   id.empty() && secret.empty()
+                                       ? "aws_access_key_id and aws_secret_access_key"
+                                       : (id.empty() ? "aws_access_key_id"
+                                                     : "aws_secret_access_key")));
+    return;
+  }
+  credentials.access_key_id = Secret(id);
+  credentials.secret_access_key = Secret(secret);
+  std::string token = value("aws_session_token");
+  if (token.empty()) {
+    token = value("aws_security_token");
+  }
+  credentials.session_token = Secret(std::move(token));
+  out.auth.mode = AuthMode::kAwsSigV4;
+  out.source = fmt::format("aws sigv4, profile \"{}\" in {}", profile, file);
+}
+
+// `google_service_account_file`: read now, so a wrong path or a key of the wrong kind fails the
+// config check rather than every probe. Messages name the file and the field, never content.
+void ReadServiceAccount(const Entry& e, ParsedAuth& out, Context& ctx) {
+  const std::string path = "auth.google_service_account_file";
+  std::optional<std::string> reference = ReadNonEmptyString(e, path, ctx.diag);
+  if (!reference) {
+    return;
+  }
+  const std::string file = Resolve(ctx.folder, *reference).string();
+  Result<std::string> content = ctx.env.ReadFile(file);
+  if (!content) {
+    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));
+    return;
+  }
+  // No exceptions: a parse error's text quotes the input, and the input is a private key.
+  const nlohmann::json key = nlohmann::json::parse(*content, nullptr, false);
+  if (key.is_discarded() || !key.is_object()) {
+    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {} is not a JSON object (expected a "
+                                            "service-account key from the Google Cloud console)",
+                                            path, file));
+    return;
+  }
+  const auto text = [&](const char* field) -> std::string {
+    auto it = key.find(field);
+    return it != key.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string type = text("type");
+  if (key.contains("type") && type != "service_account") {
+    const bool printable = !type.empty() && type.size() < 40 &&
+                           std::all_of(type.begin(), type.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                           });
+    ctx.diag.Add(e.ValueMark(),
+                 fmt::format("\"{}\": {} is {} credential, not a service-account key (for "
+                             "gcloud user credentials use auth.token_command: [gcloud, auth, "
+                             "print-access-token])",
+                             path, file, printable ? "an \"" + type + "\"" : "another kind of"));
+    return;
+  }
+  std::vector<std::string_view> missing;
+  for (const char* field : {"client_email", "private_key", "token_uri"}) {
+    if (text(field).empty()) {
+      missing.push_back(field);
+    }
+  }
+  if (!missing.empty()) {
+    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {} has no \"{}\"", path, file,
+                                            fmt::join(missing, "\", \"")));
+    return;
+  }
+  if (text("private_key").find("PRIVATE KEY-----") == std::string::npos) {
+    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": the \"private_key\" in {} is not a PEM "
+                                            "private key",
+                                            path, file));
+    return;
+  }
+  out.auth.mode = AuthMode::kGoogleServiceAccount;
+  out.auth.google_service_account_json = Secret(std::move(*content));
+  if (out.auth.token_url.empty()) {
+    out.auth.token_url = text("token_uri");
+  }
+  out.source = fmt::format("google service account from {}, token url {}", file,
+                           out.auth.token_url);
+}
+
+void ReadTokenCommand(const Entry& e, ParsedAuth& out, Context& ctx) {
+  if (!e.value.IsSequence() || e.value.size() == 0) {
+    ctx.diag.Add(e.ValueMark(),
+                 fmt::format("\"auth.token_command\": expected a non-empty list of arguments (run "
+                             "without a shell), e.g. [gcloud, auth, print-access-token], got {}",
+                             e.value.IsSequence() ? "an empty list" : KindName(e.value)));
+    return;
+  }
+  std::vector<std::string> argv;
+  for (const YAML::Node& item : e.value) {
+    const Entry arg{e.key, e.key_node, item};
+    std::optional<std::string> text = ReadNonEmptyString(arg, "auth.token_command", ctx.diag);
+    if (!text) {
+      return;
+    }
+    argv.push_back(std::move(*text));
+  }
+  out.auth.mode = AuthMode::kTokenCommand;
+  // Only the program: arguments may name accounts or carry flags users consider private.
+  out.source = fmt::format("bearer token from command {}, reused {}", argv.front(),
+                           FormatPromDuration(out.auth.token_command_ttl));
+  out.auth.token_command = std::move(argv);
+}
+
+// Reads `auth:` of a target. With `provider` known, a mode the provider does not accept is an
+// error at its key, and the credential is not resolved.
+ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provider> provider,
+                    Context& ctx) {
+  ParsedAuth out;
   const std::vector<Entry> entries =
       MapEntries(e.value, e.ValueMark(), "auth", fmt::format("in \"auth\" of {}", where),
                  kAuthKeys, ctx.diag);
-  if (entries.size() > 1) {
-    ctx.diag.Add(entries[1].key_node.Mark(),
-                 "\"auth\": give only one of api_key_env, api_key_file, api_key_credential");
-    return Secret();
+  const Entry* chosen = nullptr;
+  const Entry* ttl = nullptr;
+  const Entry* token_url = nullptr;
+  for (const Entry& entry : entries) {
+    if (entry.key == "token_command_ttl") {
+      ttl = &entry;
+    } else if (entry.key == "token_url") {
+      token_url = &entry;
+    } else if (chosen != nullptr) {
+      ctx.diag.Add(entry.key_node.Mark(),
+                   fmt::format("\"auth\": give only one way to authenticate, got {} and {}",
+                               chosen->key, entry.key));
+      out.chose_mode = true;
+      return out;
+    } else {
+      chosen = &entry;
+    }
   }
-  if (entries.empty()) {
-    return Secret();
+  out.chose_mode = chosen != nullptr;
+  const std::optional<AuthMode> mode =
+      chosen != nullptr ? ModeOfKey(chosen->key) : std::optional<AuthMode>();
+  bool usable = true;
+  if (ttl != nullptr && mode != AuthMode::kTokenCommand) {
+    ctx.diag.Add(ttl->key_node.Mark(), "\"auth.token_command_ttl\": applies only with token_command");
+    usable = false;
   }
-  const Entry& ref = entries.front();
-  const SecretSource source = ref.key == "api_key_env"    ? SecretSource::kEnv
-                              : ref.key == "api_key_file" ? SecretSource::kFile
-                                                          : SecretSource::kCredential;
-  return ResolveSecret(source, ref, "auth." + ref.key, ctx).value_or(Secret());
+  if (token_url != nullptr && mode != AuthMode::kGoogleServiceAccount) {
+    ctx.diag.Add(token_url->key_node.Mark(),
+                 "\"auth.token_url\": applies only with google_service_account_file");
+    usable = false;
+  }
+  if (!mode) {
+    return out;
+  }
+  if (provider) {
+    const std::vector<AuthMode> allowed = AllowedModes(*provider);
+    if (std::find(allowed.begin(), allowed.end(), *mode) == allowed.end()) {
+      std::string hint;
+      if (*provider == Provider::kBedrock && *mode == AuthMode::kApiKey) {
+        hint = " (a Bedrock API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
+               "AWS_BEARER_TOKEN_BEDROCK)";
+      }
+      ctx.diag.Add(chosen->key_node.Mark(),
+                   fmt::format("\"auth.{}\": provider {} does not take {}; it takes {}{}",
+                               chosen->key, NameOfProvider(*provider), DescribeMode(*mode),
+                               AllowedModesText(*provider), hint));
+      return out;
+    }
+  }
+  if (ttl != nullptr) {
+    if (std::optional<Millis> value =
+            ReadDuration(*ttl, "auth.token_command_ttl", Sign::kPositive, ctx.diag)) {
+      out.auth.token_command_ttl = *value;
+    } else {
+      usable = false;
+    }
+  }
+  if (token_url != nullptr) {
+    std::optional<std::string> url = ReadNonEmptyString(*token_url, "auth.token_url", ctx.diag);
+    if (url) {
+      if (Result<std::string> host = UrlHost(*url); !host) {
+        ctx.diag.Add(token_url->ValueMark(), "\"auth.token_url\": " + host.error().message);
+        usable = false;
+      } else {
+        out.auth.token_url = *url;
+      }
+    } else {
+      usable = false;
+    }
+  }
+  if (!usable) {
+    return out;
+  }
+  const std::string path = "auth." + chosen->key;
+  switch (*mode) {
+    case AuthMode::kApiKey:
+    case AuthMode::kBearerToken: {
+      const std::string_view key = chosen->key;
+      const SecretSource source = key.ends_with("_env")    ? SecretSource::kEnv
+                                  : key.ends_with("_file") ? SecretSource::kFile
+                                                           : SecretSource::kCredential;
+      std::optional<Secret> secret = ResolveSecret(source, *chosen, path, ctx);
+      if (!secret) {
+        return out;
+      }
+      out.auth.mode = *mode;
+      out.key = std::move(*secret);
+      const std::string reference = chosen->value.Scalar();
+      out.source = fmt::format(
+          "{} from {}", *mode == AuthMode::kApiKey ? "api key" : "bearer token",
+          source == SecretSource::kEnv    ? "$" + reference
+          : source == SecretSource::kFile ? "file " + Resolve(ctx.folder, reference).string()
+                                          : "credential " + reference);
+      break;
+    }
+    case AuthMode::kTokenCommand:
+      ReadTokenCommand(*chosen, out, ctx);
+      break;
+    case AuthMode::kAwsSigV4:
+      ReadAws(*chosen, out, ctx);
+      break;
+    case AuthMode::kGoogleServiceAccount:
+      ReadServiceAccount(*chosen, out, ctx);
+      break;
+    case AuthMode::kNone:
+      break;
+  }
+  return out;
 }
 
 bool IsHeaderName(std::string_view name) {
@@ -795,18 +1367,95 @@ void ApplySettings(const ProbeSettings& s, TargetSpec& spec) {
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
-constexpr std::array<std::string_view, 17> kTargetKeys = {
-    "name",     "provider", "model",      "provider_model", "base_url",   "auth",
-    "headers",  "labels",   "price",      "budget",         "interval",   "stream",
-    "max_tokens", "prompt", "expect",     "timeouts",       "connection"};
+constexpr std::array<std::string_view, 23> kTargetKeys = {
+    "name",        "provider",    "model",      "provider_model",    "base_url", "auth",
+    "region",      "project",     "api_version", "anthropic_version", "api",      "openai_path_prefix",
+    "headers",     "labels",      "price",      "budget",            "interval", "stream",
+    "max_tokens",  "prompt",      "expect",     "timeouts",          "connection"};
 constexpr std::array<std::string_view, 2> kPriceKeys = {"input_per_million", "output_per_million"};
 constexpr std::array<std::string_view, 2> kBudgetKeys = {"daily_tokens", "daily_cost"};
 constexpr std::array<std::string_view, 3> kIdentityLabels = {"target", "provider", "model"};
+
+// Provider details: keys that mean something to some providers only.
+constexpr std::array<std::string_view, 6> kDetailKeys = {
+    "region", "project", "api_version", "anthropic_version", "api", "openai_path_prefix"};
+
+std::vector<Provider> DetailProviders(std::string_view key) {
+  if (key == "region") {
+    return {Provider::kBedrock, Provider::kVertex};
+  }
+  if (key == "project") {
+    return {Provider::kVertex};
+  }
+  if (key == "api_version") {
+    return {Provider::kAzure};
+  }
+  if (key == "anthropic_version") {
+    return {Provider::kAnthropic};
+  }
+  if (key == "api") {
+    return {Provider::kAzure, Provider::kBedrock, Provider::kVertex};
+  }
+  return {Provider::kBedrock, Provider::kVertex};  // openai_path_prefix
+}
+
+bool IsAwsRegion(const std::string& text) {
+  static const std::regex kAws(
+      R"(^[a-z]{2}(-gov|-iso[a-z]*)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]+$)");
+  return std::regex_match(text, kAws);
+}
+
+// us-central1, europe-west4, global, and the multi-region locations us and eu.
+bool IsGoogleLocation(const std::string& text) {
+  static const std::regex kLocation(R"(^[a-z]+-[a-z]+[0-9]+$)");
+  return text == "global" || text == "us" || text == "eu" || std::regex_match(text, kLocation);
+}
+
+bool IsProjectId(const std::string& text) {
+  // Project ids (6-30 of a-z0-9-), and the legacy domain-scoped "example.com:project".
+  static const std::regex kProject(R"(^([a-z0-9.-]+:)?[a-z][a-z0-9-]{3,28}[a-z0-9]$)");
+  return std::regex_match(text, kProject);
+}
+
+// A version string that goes into a header or a query: no spaces, no URL syntax.
+bool IsVersionText(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+  });
+}
+
+// The endpoint a provider is reached at when base_url is not given; empty when it has none.
+std::string DefaultBaseUrl(Provider provider, const std::string& region) {
+  switch (provider) {
+    case Provider::kOpenAI:
+      return "https://api.openai.com/v1";
+    case Provider::kAnthropic:
+      return "https://api.anthropic.com";
+    case Provider::kGemini:
+      return "https://generativelanguage.googleapis.com";
+    case Provider::kBedrock:
+      return fmt::format("https://bedrock-runtime.{}.amazonaws.com{}", region,
+                         region.starts_with("cn-") ? ".cn" : "");
+    case Provider::kVertex:
+      if (region == "global") {
+        return "https://aiplatform.googleapis.com";
+      }
+      if (region == "us" || region == "eu") {
+        return fmt::format("https://aiplatform.{}.rep.googleapis.com", region);
+      }
+      return fmt::format("https://{}-aiplatform.googleapis.com", region);
+    case Provider::kAzure:
+    case Provider::kOpenAICompatible:
+      break;
+  }
+  return "";
+}
 
 struct ParsedTarget {
   TargetSpec spec;
   YAML::Mark name_mark;
   bool has_name = false;
+  std::string auth_source;  // DescribeConfig's secret-free account of the credential
 };
 
 // The target's name, looked up before the walk so every message can say which target it is in.
@@ -843,6 +1492,172 @@ void ReadBudget(const Entry& e, std::string_view where, TargetSpec& spec, Diagno
   }
 }
 
+// Where a target's endpoint is, as read from base_url (if given).
+struct Endpoint {
+  std::optional<std::string> host;  // set when base_url was given and valid
+  bool given = false;               // base_url was in the file, valid or not
+};
+
+// region, project, api_version, anthropic_version, api and openai_path_prefix, checked against
+// `provider`; then the defaults that follow from them (region from the host, base_url).
+void ReadProviderDetails(Provider provider, const std::map<std::string, const Entry*>& details,
+                         const YAML::Node& node, std::string_view where, Endpoint& endpoint,
+                         TargetSpec& spec, Diagnostics& diag) {
+  const std::string_view name = NameOfProvider(provider);
+  std::map<std::string, std::string> value;  // the detail keys that apply and read well
+  for (const auto& [key, e] : details) {
+    const std::vector<Provider> providers = DetailProviders(key);
+    if (std::find(providers.begin(), providers.end(), provider) == providers.end()) {
+      std::vector<std::string_view> names;
+      for (Provider p : providers) {
+        names.push_back(NameOfProvider(p));
+      }
+      diag.Add(e->key_node.Mark(), fmt::format("\"{}\": does not apply to provider {} (only to "
+                                               "{})",
+                                               key, name, fmt::join(names, ", ")));
+      continue;
+    }
+    if (std::optional<std::string> text = ReadNonEmptyString(*e, key, diag)) {
+      value[key] = *text;
+    }
+  }
+  const auto at = [&](const std::string& key) { return details.at(key)->ValueMark(); };
+  bool ok = true;
+
+  if (auto it = value.find("region"); it != value.end()) {
+    const bool valid = provider == Provider::kBedrock ? IsAwsRegion(it->second)
+                                                      : IsGoogleLocation(it->second);
+    if (!valid) {
+      diag.Add(at("region"),
+               provider == Provider::kBedrock
+                   ? fmt::format("\"region\": \"{}\" is not an AWS region (e.g. us-east-1)",
+                                 it->second)
+                   : fmt::format("\"region\": \"{}\" is not a Google Cloud location (e.g. "
+                                 "us-central1, europe-west4 or global)",
+                                 it->second));
+      ok = false;
+    } else {
+      spec.region = it->second;
+    }
+  }
+  if (auto it = value.find("project"); it != value.end()) {
+    if (!IsProjectId(it->second)) {
+      diag.Add(at("project"), fmt::format("\"project\": \"{}\" is not a Google Cloud project id "
+                                          "(6 to 30 lower-case letters, digits and hyphens)",
+                                          it->second));
+      ok = false;
+    } else {
+      spec.project = it->second;
+    }
+  }
+  for (const char* key : {"api_version", "anthropic_version"}) {
+    if (auto it = value.find(key); it != value.end()) {
+      if (!IsVersionText(it->second)) {
+        diag.Add(at(key), fmt::format("\"{}\": \"{}\" is not a version (e.g. {})", key,
+                                      it->second,
+                                      std::string_view(key) == "api_version" ? "2024-10-21"
+                                                                             : "2023-06-01"));
+        ok = false;
+      } else {
+        (std::string_view(key) == "api_version" ? spec.api_version : spec.anthropic_version) =
+            it->second;
+      }
+    }
+  }
+  std::optional<collector::ApiFlavor> api;
+  if (auto it = value.find("api"); it != value.end()) {
+    if (it->second == "native") {
+      api = collector::ApiFlavor::kNative;
+    } else if (it->second == "openai") {
+      api = collector::ApiFlavor::kOpenAICompatible;
+    } else {
+      diag.Add(at("api"), fmt::format("\"api\": expected native or openai, got \"{}\"", it->second));
+      ok = false;
+    }
+  }
+  if (provider == Provider::kAzure) {
+    // The deployment path carries api-version; the v1 path has none. One decides the other.
+    const bool versioned = value.count("api_version") > 0;
+    if (api == collector::ApiFlavor::kNative && !versioned) {
+      diag.Add(at("api"), "\"api\": azure's native deployment path needs \"api_version\" (e.g. "
+                          "2024-10-21); without it the v1 path (api: openai) is used");
+    } else if (api == collector::ApiFlavor::kOpenAICompatible && versioned) {
+      diag.Add(at("api_version"), "\"api_version\": applies to azure's deployment path (api: "
+                                  "native), not to the v1 path (api: openai)");
+    }
+    spec.flavor = versioned ? collector::ApiFlavor::kNative : collector::ApiFlavor::kOpenAICompatible;
+  } else if (api) {
+    spec.flavor = *api;
+  }
+  if (auto it = value.find("openai_path_prefix"); it != value.end()) {
+    std::string prefix = it->second;
+    while (prefix.size() > 1 && prefix.back() == '/') {
+      prefix.pop_back();
+    }
+    if (spec.flavor != collector::ApiFlavor::kOpenAICompatible) {
+      diag.Add(details.at("openai_path_prefix")->key_node.Mark(),
+               fmt::format("\"openai_path_prefix\": applies only with api: openai"));
+    } else if (!prefix.starts_with('/') ||
+               prefix.find_first_of(" \t?#") != std::string::npos) {
+      diag.Add(at("openai_path_prefix"),
+               "\"openai_path_prefix\": expected a path starting with / (e.g. /openai/v1)");
+    } else {
+      spec.openai_path_prefix = prefix;
+    }
+  }
+
+  // Bedrock and Vertex put the region into every request (the SigV4 scope, the location path):
+  // take it from `region`, else from a host name that carries one.
+  if (provider == Provider::kBedrock || provider == Provider::kVertex) {
+    std::string from_host;
+    if (endpoint.host) {
+      from_host = RegionFromHost(*endpoint.host);
+      if (from_host == "global" && *endpoint.host != "aiplatform.googleapis.com") {
+        from_host.clear();
+      }
+      if (provider == Provider::kVertex && endpoint.host->starts_with("aiplatform.") &&
+          endpoint.host->ends_with(".rep.googleapis.com")) {
+        from_host = endpoint.host->substr(11, endpoint.host->find('.', 11) - 11);
+      }
+    }
+    if (!spec.region.empty() && !from_host.empty() && from_host != spec.region) {
+      diag.Add(at("region"), fmt::format("\"region\": {} differs from the region {} of "
+                                         "\"base_url\"",
+                                         spec.region, from_host));
+    } else if (spec.region.empty() && value.count("region") == 0) {
+      if (!from_host.empty()) {
+        spec.region = from_host;
+      } else {
+        diag.Add(node.Mark(),
+                 provider == Provider::kBedrock
+                     ? fmt::format("{}: provider bedrock needs \"region\" (e.g. us-east-1): it "
+                                   "picks the endpoint and scopes the SigV4 signature",
+                                   where)
+                     : fmt::format("{}: provider vertex needs \"region\" (e.g. us-central1 or "
+                                   "global): it is the location in every request path",
+                                   where));
+        ok = false;
+      }
+    }
+  }
+  if (provider == Provider::kVertex && value.count("project") == 0) {
+    diag.Add(node.Mark(), fmt::format("{}: provider vertex needs \"project\" (the Google Cloud "
+                                      "project id the requests are billed to)",
+                                      where));
+  }
+  if (!endpoint.given) {
+    const std::string url = DefaultBaseUrl(provider, spec.region);
+    if (url.empty()) {
+      diag.Add(node.Mark(), fmt::format("{}: missing required key \"base_url\" (provider {} has "
+                                        "no default endpoint)",
+                                        where, name));
+    } else if (ok) {
+      spec.base_url = url;
+      endpoint.host = UrlHost(url).value_or("");
+    }
+  }
+}
+
 ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSettings& defaults,
                         Context& ctx) {
   ParsedTarget parsed;
@@ -854,12 +1669,13 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
   }
   ProbeSettings own;
   std::optional<Provider> provider;
-  std::optional<std::string> host;
-  YAML::Mark url_mark;
+  Endpoint endpoint;
   const Entry* labels_entry = nullptr;
   const Entry* budget_entry = nullptr;
+  const Entry* auth_entry = nullptr;
+  std::map<std::string, const Entry*> details;
   Labels own_labels;
-  bool has[4] = {false, false, false, false};  // name, provider, model, base_url
+  bool has[3] = {false, false, false};  // name, provider, model
   const std::vector<Entry> entries =
       MapEntries(node, node.Mark(), where, fmt::format("in {}", where), kTargetKeys, ctx.diag);
   for (const Entry& e : entries) {
@@ -886,7 +1702,7 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
     } else if (key == "provider_model") {
       spec.provider_model = ReadNonEmptyString(e, key, ctx.diag).value_or("");
     } else if (key == "base_url") {
-      has[3] = true;
+      endpoint.given = true;
       if (std::optional<std::string> url = ReadNonEmptyString(e, key, ctx.diag)) {
         Result<std::string> url_host = UrlHost(*url);
         if (!url_host) {
@@ -896,12 +1712,13 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
             url->pop_back();
           }
           spec.base_url = *url;
-          host = *url_host;
-          url_mark = e.ValueMark();
+          endpoint.host = *url_host;
         }
       }
     } else if (key == "auth") {
-      spec.api_key = ReadAuth(e, where, ctx);
+      auth_entry = &e;
+    } else if (std::find(kDetailKeys.begin(), kDetailKeys.end(), key) != kDetailKeys.end()) {
+      details[key] = &e;
     } else if (key == "headers") {
       spec.headers = ReadHeaders(e, where, ctx);
     } else if (key == "labels") {
@@ -916,11 +1733,31 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
       ReadProbeSetting(e, where, Scope::kTarget, own, ctx.diag);
     }
   }
-  constexpr std::array<std::string_view, 4> kRequired = {"name", "provider", "model", "base_url"};
+  constexpr std::array<std::string_view, 3> kRequired = {"name", "provider", "model"};
   for (size_t i = 0; i < kRequired.size(); ++i) {
     if (!has[i]) {
       ctx.diag.Add(node.Mark(),
                    fmt::format("{}: missing required key \"{}\"", where, kRequired[i]));
+    }
+  }
+
+  // Provider-specific keys wait for the provider, wherever it stands in the map.
+  if (provider) {
+    ReadProviderDetails(*provider, details, node, where, endpoint, spec, ctx.diag);
+  }
+  if (auth_entry != nullptr) {
+    ParsedAuth auth = ReadAuth(*auth_entry, where, provider, ctx);
+    spec.auth = std::move(auth.auth);
+    spec.api_key = std::move(auth.key);
+    parsed.auth_source = std::move(auth.source);
+    if (!auth.chose_mode && provider && NeedsCredentials(*provider)) {
+      ctx.diag.Add(auth_entry->ValueMark(),
+                   fmt::format("{}: {}", where, MissingCredentialHelp(*provider)));
+    }
+  } else {
+    parsed.auth_source = "none";
+    if (provider && NeedsCredentials(*provider)) {
+      ctx.diag.Add(node.Mark(), fmt::format("{}: {}", where, MissingCredentialHelp(*provider)));
     }
   }
 
@@ -948,14 +1785,16 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
 
   // The series identity: derived labels first, then the target's own, which may refine cloud and
   // region but not rename what the target is.
+  const std::string host = endpoint.host.value_or("");
   if (provider) {
     spec.provider = *provider;
     spec.labels["provider"] = std::string(NameOfProvider(*provider));
-    spec.labels["cloud"] = DefaultCloud(*provider, host.value_or(""));
+    spec.labels["cloud"] = DefaultCloud(*provider, host);
   }
   spec.labels["target"] = spec.name;
   spec.labels["model"] = spec.model;
-  spec.labels["region"] = host ? RegionFromHost(*host) : "global";
+  spec.labels["region"] =
+      !spec.region.empty() ? spec.region : (host.empty() ? "global" : RegionFromHost(host));
   for (const auto& [name, value] : own_labels) {
     if (std::find(kIdentityLabels.begin(), kIdentityLabels.end(), name) != kIdentityLabels.end()) {
       YAML::Mark mark = labels_entry->ValueMark();
@@ -1120,6 +1959,9 @@ void ReadTargets(const Entry& section, const ProbeSettings& defaults, Config& co
                                  parsed.spec.name, it->second));
       }
     }
+    if (parsed.has_name) {
+      config.auth_sources.emplace(parsed.spec.name, std::move(parsed.auth_source));
+    }
     config.targets.push_back(std::move(parsed.spec));
   }
 }
@@ -1273,12 +2115,29 @@ std::string DescribeConfig(const Config& config) {
       auto it = target.labels.find(name);
       return it == target.labels.end() ? std::string("-") : it->second;
     };
-    text += fmt::format("  {}: {} {}{} (cloud {}, region {}) every {} at {}, auth {}\n",
+    std::string details;
+    if (target.provider == Provider::kAzure || target.provider == Provider::kBedrock ||
+        target.provider == Provider::kVertex) {
+      details += target.flavor == collector::ApiFlavor::kOpenAICompatible ? ", api openai"
+                                                                           : ", api native";
+    }
+    if (!target.project.empty()) {
+      details += ", project " + target.project;
+    }
+    if (!target.api_version.empty()) {
+      details += ", api-version " + target.api_version;
+    }
+    if (!target.openai_path_prefix.empty()) {
+      details += ", path prefix " + target.openai_path_prefix;
+    }
+    auto source = config.auth_sources.find(target.name);
+    text += fmt::format("  {}: {} {}{} (cloud {}, region {}{}) every {} at {}, auth {}\n",
                         target.name, NameOfProvider(target.provider), target.model,
                         target.provider_model == target.model ? ""
                                                               : " as " + target.provider_model,
-                        label("cloud"), label("region"), FormatPromDuration(target.interval),
-                        target.base_url, target.api_key.empty() ? "none" : "by reference");
+                        label("cloud"), label("region"), details,
+                        FormatPromDuration(target.interval), target.base_url,
+                        source != config.auth_sources.end() ? source->second : "none");
   }
   if (config.simulator) {
     text += fmt::format("  simulator: {} on {}\n", config.simulator->scenario_path,

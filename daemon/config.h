@@ -4,6 +4,7 @@
 // The main configuration file (DESIGN.md §4): one YAML file turned into the plain options structs
 // of each module. yaml-cpp stays inside config.cpp.
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,9 @@ struct Config {
   storage::StorageOptions storage;
   collector::ProberOptions prober;
   std::vector<collector::TargetSpec> targets;  // in file order; may be empty
+  // Target name -> where its credential comes from, secret-free: "api key from $OPENAI_API_KEY",
+  // "aws sigv4, profile \"prod\" in /home/u/.aws/credentials", "none". For DescribeConfig.
+  std::map<std::string, std::string> auth_sources;
   std::vector<std::string> rule_files;         // absolute, globs expanded, sorted per pattern
   std::optional<SimulatorSettings> simulator;
 };
@@ -73,7 +77,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
                            const Environment& env);
 
 // A short, secret-free summary for `modelpulse check config`: "N targets, M rule files", then one
-// line per target with its provider, model, interval and URL.
+// line per target with its provider, model, provider details (api, project, api-version),
+// interval, URL and where its credential comes from (auth_sources).
 std::string DescribeConfig(const Config& config);
 
 }  // namespace modelpulse::daemon

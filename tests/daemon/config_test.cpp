@@ -442,9 +442,18 @@ TEST_CASE("a target missing a required key is an error at the target") {
   INFO(Join(lines));
   CHECK(Has(lines, "t.yaml:2:5: target \"lonely\": missing required key \"provider\""));
   CHECK(Has(lines, "t.yaml:2:5: target \"lonely\": missing required key \"model\""));
-  CHECK(Has(lines, "t.yaml:2:5: target \"lonely\": missing required key \"base_url\""));
   CHECK(Has(lines, "t.yaml:3:5: target #2: missing required key \"name\""));
-  CHECK(lines.size() == 6);
+  CHECK(Has(lines, "t.yaml:3:5: target #2: missing required key \"provider\""));
+  // base_url is required only where the provider has no default endpoint.
+  CHECK(lines.size() == 4);
+  CHECK(Problems("targets:\n  - {name: a, provider: azure, model: m, auth: {api_key_env: K}}\n",
+                 [] {
+                   FakeEnvironment env;
+                   env.vars = {{"K", "key"}};
+                   return env;
+                 }()) ==
+        std::vector<std::string>{"t.yaml:2:5: target \"a\": missing required key \"base_url\" "
+                                 "(provider azure has no default endpoint)"});
   CHECK(Has(Problems(OneTarget("    base_url: x\n")),
             "t.yaml:6:5: duplicate key \"base_url\" in target \"t\" (first at line 5)"));
 }
@@ -470,8 +479,19 @@ TEST_CASE("bad URLs are errors that do not repeat the URL") {
 
 TEST_CASE("labels: derived from provider and URL, own labels refine cloud and region only") {
   const auto labels_of = [](const std::string& provider, const std::string& url) {
-    const Config config = MustParse("targets:\n  - {name: t, provider: " + provider +
-                                    ", model: m, base_url: '" + url + "'}\n");
+    // Each cloud with a credential it accepts; vertex also needs its project.
+    const std::map<std::string, std::string> auth = {
+        {"azure", ", auth: {api_key_env: KEY}"},
+        {"anthropic", ", auth: {api_key_env: KEY}"},
+        {"gemini", ", auth: {api_key_env: KEY}"},
+        {"bedrock", ", auth: {bearer_token_env: KEY}"},
+        {"vertex", ", auth: {bearer_token_env: KEY}, project: my-project"}};
+    FakeEnvironment env;
+    env.vars = {{"KEY", "k"}};
+    const Config config =
+        MustParse("targets:\n  - {name: t, provider: " + provider + ", model: m, base_url: '" +
+                      url + "'" + (auth.count(provider) ? auth.at(provider) : "") + "}\n",
+                  env);
     return config.targets.at(0).labels;
   };
   const auto cloud_region = [&](const std::string& provider, const std::string& url) {
@@ -577,8 +597,8 @@ TEST_CASE("secrets are read by reference and never appear in messages") {
   CHECK(Has(lines, "t.yaml:17:26: \"auth.api_key_file\": cannot read " + cwd +
                        "/keys/missing.key: No such file or directory"));
   CHECK(Has(lines, "t.yaml:22:26: \"auth.api_key_file\": file " + cwd + "/keys/empty.key is empty"));
-  CHECK(Has(lines, "t.yaml:27:41: \"auth\": give only one of api_key_env, api_key_file, "
-                   "api_key_credential"));
+  CHECK(Has(lines, "t.yaml:27:41: \"auth\": give only one way to authenticate, got api_key_env "
+                   "and api_key_file"));
   CHECK(lines.size() == 7);
   CHECK(all.find("SECRET") == std::string::npos);
 
@@ -617,10 +637,12 @@ TEST_CASE("DescribeConfig summarises targets without secrets") {
   INFO(text);
   CHECK(text.starts_with("2 targets, 3 rule files\n"));
   CHECK(text.find("  gpt@openai: openai gpt-4o-mini as gpt-4o-mini-2024-07-18 (cloud openai, "
-                  "region eu) every 30s at https://eu.api.openai.com/v1, auth by reference\n") !=
+                  "region eu) every 30s at https://eu.api.openai.com/v1, auth api key from "
+                  "$OPENAI_API_KEY\n") !=
         std::string::npos);
   CHECK(text.find("  llama@groq: openai_compatible llama-3.1-8b (cloud groq, region us-west) "
-                  "every 10s") != std::string::npos);
+                  "every 10s at https://api.groq.com/openai/v1, auth api key from file "
+                  "/etc/mp/secrets/groq.key\n") != std::string::npos);
   CHECK(text.find("sk-openai") == std::string::npos);
   CHECK(text.find("gsk-groq") == std::string::npos);
   CHECK(text.find("team-token") == std::string::npos);
