@@ -131,6 +131,8 @@ const ProviderAdapter* AdapterFor(Provider provider);
 // Factories, one per provider file.
 std::unique_ptr<ProviderAdapter> NewOpenAIAdapter(Provider provider);  // openai, openai_compatible
 std::unique_ptr<ProviderAdapter> NewBedrockAdapter();    // bedrock.cpp
+std::unique_ptr<ProviderAdapter> NewAzureAdapter();      // azure.cpp
+std::unique_ptr<ProviderAdapter> NewAnthropicAdapter();  // anthropic.cpp
 
 }  // namespace modelpulse::collector
 

@@ -10,11 +10,13 @@ const ProviderAdapter* AdapterFor(Provider provider) {
   static const std::unique_ptr<ProviderAdapter> kOpenAICompatible =
       NewOpenAIAdapter(Provider::kOpenAICompatible);
   static const std::unique_ptr<ProviderAdapter> kBedrock = NewBedrockAdapter();
+  static const std::unique_ptr<ProviderAdapter> kAzure = NewAzureAdapter();
+  static const std::unique_ptr<ProviderAdapter> kAnthropic = NewAnthropicAdapter();
   switch (provider) {
     case Provider::kOpenAI: return kOpenAI.get();
     case Provider::kOpenAICompatible: return kOpenAICompatible.get();
-    case Provider::kAzure:
-    case Provider::kAnthropic:
+    case Provider::kAzure: return kAzure.get();
+    case Provider::kAnthropic: return kAnthropic.get();
     case Provider::kBedrock: return kBedrock.get();
     case Provider::kVertex:
     case Provider::kGemini: return nullptr;

@@ -1,0 +1,261 @@
+// The Azure OpenAI adapter: stream decoding (content-filter chunk), classification matrix,
+// header formats, request building per path and auth mode.
+
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "collector/auth/token_command.h"
+#include "collector/providers/provider.h"
+#include "tests/collector/provider_test_util.h"
+
+namespace modelpulse::collector {
+namespace {
+
+using testing::DecodeEverySplit;
+using testing::Recorder;
+using testing::ScratchDir;
+using testing::Sse;
+
+const ProviderAdapter& Azure() { return *AdapterFor(Provider::kAzure); }
+
+// Recorded shape (protocols.md §2.2): prompt_filter_results chunk with choices:[], empty id and
+// model and created:0; a role chunk with content ""; content; finish; include_usage chunk; [DONE].
+const std::string kAzureStream =
+    Sse("", R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]})") +
+    Sse("", R"({"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"1f","object":"chat.completion.chunk","system_fingerprint":"fp_efad92c60b","usage":null})") +
+    Sse("", R"({"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{"content":"OK"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"xx","object":"chat.completion.chunk","usage":null})") +
+    Sse("", R"({"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":null})") +
+    Sse("", R"({"choices":[],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":{"completion_tokens":220,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":168,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":388}})") +
+    "data: [DONE]\n\n";
+
+TEST_CASE("Azure stream: the content-filter chunk is a chunk, not a token; split anywhere") {
+  const Recorder r = DecodeEverySplit(Azure(), kAzureStream);
+  CHECK(r.log == std::vector<std::string>{"content:OK", "usage:168/220", "done"});
+  CHECK(r.chunks == 5);
+  CHECK(r.usage.input_tokens == 168);
+  CHECK(r.usage.output_tokens == 220);
+  CHECK_FALSE(r.error.has_value());
+  CHECK(r.malformed.empty());
+}
+
+TEST_CASE("Azure stream: CRLF line ends, error mid-stream, missing [DONE]") {
+  std::string crlf;
+  for (char c : kAzureStream) {
+    crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  }
+  CHECK(DecodeEverySplit(Azure(), crlf).log ==
+        std::vector<std::string>{"content:OK", "usage:168/220", "done"});
+
+  const Recorder error = DecodeEverySplit(
+      Azure(), Sse("", R"({"choices":[{"delta":{"content":"O"}}]})") +
+                   Sse("", R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})"));
+  REQUIRE(error.error.has_value());
+  CHECK(error.error->message.find("server had an error") != std::string::npos);
+  CHECK_FALSE(error.terminator);
+
+  const std::string truncated = kAzureStream.substr(0, kAzureStream.find("data: [DONE]"));
+  CHECK_FALSE(DecodeEverySplit(Azure(), truncated).terminator);
+}
+
+TEST_CASE("Azure non-stream body with filter results") {
+  Recorder r;
+  Azure().ParseBody(
+      R"({"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"finish_reason":"stop","index":0,"message":{"content":"OK","role":"assistant"}}],"created":1,"id":"chatcmpl-1","model":"gpt-4o-mini","object":"chat.completion","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}],"usage":{"completion_tokens":1,"prompt_tokens":9,"total_tokens":10}})",
+      r);
+  CHECK(r.log == std::vector<std::string>{"content:OK", "usage:9/1", "done"});
+}
+
+TEST_CASE("Azure classification matrix (protocols.md §0.5, §2.4)") {
+  struct Row {
+    int status;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    Outcome outcome;
+    std::string in_message;
+  };
+  const std::vector<Row> rows = {
+      {429, {{"retry-after", "6"}},
+       R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}})",
+       Outcome::kThrottled, "HTTP 429: Requests to the ChatCompletions_Create"},
+      {429, {},
+       R"({"error":{"message":"Your requests to gpt-5.4-mini for buyermoment-extractor in eastus2 have exceeded rate limit.","type":"too_many_requests","param":null,"code":"rate_limit_exceeded"}})",
+       Outcome::kThrottled, "HTTP 429 rate_limit_exceeded"},
+      {429, {},
+       R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded call rate limit of your current AIServices S0 pricing tier. Please retry after 86400 seconds."}})",
+       Outcome::kQuotaExhausted, "86400"},
+      {429, {{"retry-after", "86400"}}, R"({"error":{"code":"429","message":"Rate limit exceeded."}})",
+       Outcome::kQuotaExhausted, ""},
+      {429, {}, R"({"error":{"code":"insufficient_quota","message":"You exceeded your current quota."}})",
+       Outcome::kQuotaExhausted, "insufficient_quota"},
+      {429, {}, R"({"error":{"code":"429","message":"The system is experiencing high demand, please try again later."}})",
+       Outcome::kOverloaded, "high demand"},
+      {503, {}, R"({"error":{"code":"ServiceUnavailable","message":"The service is temporarily unavailable."}})",
+       Outcome::kOverloaded, "ServiceUnavailable"},
+      {401, {}, R"({"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}})",
+       Outcome::kAuth, "Access denied"},
+      {403, {}, R"({"error":{"code":"PermissionDenied","message":"Principal does not have access to API/Operation."}})",
+       Outcome::kAuth, "PermissionDenied"},
+      {400, {}, R"({"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}})",
+       Outcome::kClientError, "content_filter"},
+      {400, {}, R"({"error":{"message":"Sorry! We've encountered an issue with repetitive patterns in your prompt.","type":"invalid_request_error","param":"prompt","code":"invalid_prompt"}})",
+       Outcome::kClientError, "invalid_prompt"},
+      {404, {}, R"({"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}})",
+       Outcome::kClientError, "DeploymentNotFound"},
+      {500, {}, R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})",
+       Outcome::kServerError, "server_error"},
+      {504, {}, "<html>Gateway Timeout</html>", Outcome::kTimeout, "Gateway Timeout"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.body);
+    HttpHeaders headers;
+    for (const auto& [name, value] : row.headers) {
+      headers.Add(name, value);
+    }
+    const ProviderError error = Azure().ClassifyHttpError(row.status, headers, row.body);
+    CHECK(error.outcome == row.outcome);
+    CHECK(error.message.find(row.in_message) != std::string::npos);
+  }
+}
+
+TEST_CASE("Azure headers: bare-second resets, -1/0 sentinels, retry-after-ms, apim-request-id") {
+  HttpHeaders headers;
+  headers.Add("apim-request-id", "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
+  headers.Add("x-request-id", "dbbf34c7-0000");
+  headers.Add("x-ratelimit-limit-requests", "240");
+  headers.Add("x-ratelimit-remaining-requests", "237");
+  headers.Add("x-ratelimit-reset-requests", "7");
+  headers.Add("x-ratelimit-limit-tokens", "-1");
+  headers.Add("x-ratelimit-remaining-tokens", "-1");
+  headers.Add("x-ratelimit-reset-tokens", "0");
+  headers.Add("retry-after-ms", "1500");
+  headers.Add("retry-after", "2");
+  const HeaderInfo info = Azure().ReadHeaders(headers, 0);
+  CHECK(info.request_id == "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
+  CHECK(info.requests.limit == 240);
+  CHECK(info.requests.remaining == 237);
+  CHECK(info.requests.reset_seconds == 7);
+  CHECK_FALSE(info.tokens.limit.has_value());
+  CHECK_FALSE(info.tokens.remaining.has_value());
+  CHECK_FALSE(info.tokens.reset_seconds.has_value());  // 0 beside unknown counters is unknown
+  CHECK(info.retry_after_seconds == doctest::Approx(1.5));
+
+  HttpHeaders only_remaining;  // 2024 recordings carry remaining-* only
+  only_remaining.Add("x-request-id", "dbbf34c7-0000");
+  only_remaining.Add("x-ratelimit-remaining-tokens", "239952");
+  only_remaining.Add("x-ratelimit-reset-tokens", "0");
+  const HeaderInfo partial = Azure().ReadHeaders(only_remaining, 0);
+  CHECK(partial.request_id == "dbbf34c7-0000");
+  CHECK(partial.tokens.remaining == 239952);
+  CHECK(partial.tokens.reset_seconds == 0);
+  CHECK_FALSE(partial.retry_after_seconds.has_value());
+}
+
+TargetSpec AzureTarget() {
+  TargetSpec target;
+  target.name = "azure";
+  target.provider = Provider::kAzure;
+  target.model = "gpt-4o-mini";
+  target.provider_model = "my deploy";
+  target.base_url = "https://res.openai.azure.com/";
+  target.api_key = Secret("azure-key-SECRET-123");
+  target.auth.mode = AuthMode::kApiKey;
+  return target;
+}
+
+std::optional<std::string> HeaderValue(const HttpRequest& request, const std::string& name) {
+  for (const auto& [key, value] : request.headers) {
+    if (key == name) {
+      return value.Reveal();
+    }
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("Azure request: deployment path with api-version, v1 path, body fields") {
+  TargetSpec target = AzureTarget();
+  target.api_version = "2024-10-21";
+  Result<HttpRequest> classic = Azure().BuildRequest(target, {});
+  REQUIRE(classic.has_value());
+  CHECK(classic->url ==
+        "https://res.openai.azure.com/openai/deployments/my%20deploy/chat/completions"
+        "?api-version=2024-10-21");
+  CHECK(HeaderValue(*classic, "api-key") == "azure-key-SECRET-123");
+  CHECK_FALSE(HeaderValue(*classic, "Authorization").has_value());
+  auto body = nlohmann::json::parse(classic->body);
+  CHECK(body["model"] == "my deploy");
+  CHECK(body["max_completion_tokens"] == 16);
+  CHECK(body["stream"] == true);
+  CHECK(body["stream_options"]["include_usage"] == true);
+  CHECK(body["messages"][0]["content"] == target.prompt);
+
+  target.api_version = "2024-02-01";  // before max_completion_tokens and stream_options existed
+  Result<HttpRequest> old = Azure().BuildRequest(target, {});
+  REQUIRE(old.has_value());
+  body = nlohmann::json::parse(old->body);
+  CHECK(body["max_tokens"] == 16);
+  CHECK_FALSE(body.contains("max_completion_tokens"));
+  CHECK_FALSE(body.contains("stream_options"));
+
+  target.api_version.clear();
+  target.stream = false;
+  for (const std::string base : {"https://res.openai.azure.com", "https://res.openai.azure.com/openai/v1/",
+                                 "https://res.openai.azure.com/openai"}) {
+    target.base_url = base;
+    Result<HttpRequest> v1 = Azure().BuildRequest(target, {});
+    REQUIRE(v1.has_value());
+    CHECK(v1->url == "https://res.openai.azure.com/openai/v1/chat/completions");
+    body = nlohmann::json::parse(v1->body);
+    CHECK(body["model"] == "my deploy");
+    CHECK_FALSE(body.contains("stream"));
+    CHECK(HeaderValue(*v1, "Accept") == "application/json");
+  }
+
+  target.base_url.clear();
+  CHECK_FALSE(Azure().BuildRequest(target, {}).has_value());
+}
+
+TEST_CASE("Azure request: each auth mode") {
+  TargetSpec target = AzureTarget();
+  target.headers.emplace_back("x-ms-client-request-id", Secret("probe-1"));
+
+  target.auth.mode = AuthMode::kBearerToken;
+  target.api_key = Secret("entra-token-SECRET");
+  Result<HttpRequest> bearer = Azure().BuildRequest(target, {});
+  REQUIRE(bearer.has_value());
+  CHECK(HeaderValue(*bearer, "Authorization") == "Bearer entra-token-SECRET");
+  CHECK_FALSE(HeaderValue(*bearer, "api-key").has_value());
+  CHECK(HeaderValue(*bearer, "x-ms-client-request-id") == "probe-1");
+
+  target.api_key = Secret();
+  Result<HttpRequest> no_token = Azure().BuildRequest(target, {});
+  REQUIRE_FALSE(no_token.has_value());
+  CHECK(IsCredentialError(no_token.error()));
+
+  ScratchDir dir;
+  target.auth.mode = AuthMode::kTokenCommand;
+  target.auth.token_command = {dir.Script("az.sh", "echo cmd-token-SECRET-42")};
+  Result<HttpRequest> command = Azure().BuildRequest(target, {1'000});
+  REQUIRE(command.has_value());
+  CHECK(HeaderValue(*command, "Authorization") == "Bearer cmd-token-SECRET-42");
+  // A provider echoing the command's token back gets it redacted before it is stored.
+  const ProviderError echoed = Azure().ClassifyHttpError(
+      401, HttpHeaders{}, R"({"error":{"code":"401","message":"token cmd-token-SECRET-42 expired"}})");
+  CHECK(echoed.message.find("cmd-token-SECRET-42") == std::string::npos);
+  CHECK(echoed.outcome == Outcome::kAuth);
+
+  target.auth.token_command = {dir.Script("az-fail.sh", "echo cmd-token-SECRET-43\nexit 2")};
+  Result<HttpRequest> failing = Azure().BuildRequest(target, {1'000});
+  REQUIRE_FALSE(failing.has_value());
+  CHECK(IsCredentialError(failing.error()));
+  CHECK(failing.error().message.find("exited with status 2") != std::string::npos);
+  CHECK(failing.error().message.find("SECRET") == std::string::npos);
+
+  target.auth.mode = AuthMode::kAwsSigV4;
+  CHECK_FALSE(Azure().BuildRequest(target, {}).has_value());
+}
+
+}  // namespace
+}  // namespace modelpulse::collector
