@@ -9,7 +9,10 @@
 //   timing_truth probe --base-url URL --streams N --seconds S --first-token-ms F --inter-token-ms I
 //       the real collector::Prober with N targets, target i pointing at simulator endpoint e<i>.
 //       Each target has a 1 ms interval and no jitter, so it fires again as soon as its previous
-//       probe ends: N streams are in flight for the whole window. Afterwards it reads
+//       probe ends: N streams are in flight for the whole window. --stagger-ms T adds the targets
+//       one by one over T ms (default: one planned probe duration), so arrivals are spread as the
+//       daemon spreads real targets; --stagger-ms 0 makes them all due at once, a burst of N
+//       connections every probe duration (the worst case). Afterwards it reads
 //       GET /_simulator/journal and pairs the k-th probe of target i with the k-th request the
 //       simulator journaled for endpoint e<i> (one target has at most one probe in flight, so the
 //       orders agree; start times are checked too).
@@ -172,6 +175,9 @@ int Probe(const Args& args) {
   const double first_token_ms = args.Number("first-token-ms", 300);
   const double inter_token_ms = args.Number("inter-token-ms", 10);
   const std::string connection = args.Get("connection", "fresh");
+  // 0: all targets due at once. Default: spread over one planned probe duration.
+  const double stagger_ms = args.Number(
+      "stagger-ms", first_token_ms + inter_token_ms * (args.Number("output-tokens", 16) - 1));
   if (base_url.empty() || streams < 1) {
     std::fprintf(stderr, "timing_truth probe: --base-url and --streams N (>= 1) are required\n");
     return 2;
@@ -209,10 +215,21 @@ int Probe(const Args& args) {
     std::fprintf(stderr, "timing_truth probe: %s\n", prober.error().ToString().c_str());
     return 1;
   }
-  (*prober)->SetTargets(std::move(targets));
   {
+    const auto begin = std::chrono::steady_clock::now();
     std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    if (stagger_ms <= 0) {
+      (*prober)->SetTargets(targets);  // every target due at once: a burst of N connections
+    } else {
+      // Add the targets one by one over `stagger_ms`, so their probes stay spread over one probe
+      // duration, as the daemon spreads real targets over their interval.
+      for (int i = 1; i <= streams; ++i) {
+        std::this_thread::sleep_until(
+            begin + std::chrono::duration<double, std::milli>(stagger_ms * (i - 1) / streams));
+        (*prober)->SetTargets(std::vector(targets.begin(), targets.begin() + i));
+      }
+    }
+    std::this_thread::sleep_until(begin + std::chrono::duration<double>(seconds));
     loop.request_stop();
   }  // joins: in-flight probes finish within shutdown_grace and are reported
   std::vector<ProbeResult> results = sink.Take();
@@ -287,9 +304,9 @@ int Probe(const Args& args) {
   const Summary c = Summarise(connect);
   const Summary f = Summarise(first_byte);
   std::printf(
-      "streams=%d connection=%s window=%.0fs probes=%zu matched=%zu not_ok=%zu unmatched=%zu "
-      "skewed=%zu\n",
-      streams, connection.c_str(), seconds, results.size(), ttft_err.size(), not_ok, unmatched,
+      "streams=%d connection=%s stagger=%.0fms window=%.0fs probes=%zu matched=%zu not_ok=%zu "
+      "unmatched=%zu skewed=%zu\n",
+      streams, connection.c_str(), stagger_ms, seconds, results.size(), ttft_err.size(), not_ok, unmatched,
       skewed);
   std::printf("  %-26s %9s %9s %9s %9s\n", "ms", "min", "p50", "p99", "max");
   auto row = [](const char* what, const Summary& x) {
@@ -321,6 +338,7 @@ int main(int argc, char** argv) {
                "usage: timing_truth serve --scenario F [--port P] [--workers W]\n"
                "       timing_truth probe --base-url URL --streams N [--seconds S]\n"
                "                          [--first-token-ms F] [--inter-token-ms I]\n"
+               "                          [--output-tokens N] [--stagger-ms T]\n"
                "                          [--connection fresh|keep_warm]\n");
   return 2;
 }

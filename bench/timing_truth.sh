@@ -6,6 +6,7 @@
 #   bench/timing_truth.sh [BUILD_DIR] [STREAMS...]
 #   env: SECONDS_PER_RUN (10), FIRST_TOKEN_MS (300), INTER_TOKEN_MS (10), OUTPUT_TOKENS (16),
 #        CONNECTION (fresh | keep_warm), SIM_CORE (1), PROBE_CORE (0),
+#        STAGGER_MS (empty = spread target starts over one probe duration; 0 = all due at once),
 #        NICE (empty; e.g. -19 as root, so that other work on a shared machine does not delay
 #        the wake-ups of the two processes: both sleep most of the time),
 #        RT (empty; 1 = run both under SCHED_FIFO via `chrt -f 10`: on a kernel with EEVDF a
@@ -56,7 +57,7 @@ trap cleanup EXIT
 } > "$work/scenario.yaml"
 
 ulimit -n 8192 2>/dev/null || true
-echo "# timing_truth $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores; first_token=${first_token_ms}ms inter_token=${inter_token_ms}ms tokens=${output_tokens} connection=${connection} window=${seconds}s nice=${NICE:-0} rt=${RT:-0}"
+echo "# timing_truth $(date -u +%Y-%m-%dT%H:%M:%SZ) $(nproc) cores; first_token=${first_token_ms}ms inter_token=${inter_token_ms}ms tokens=${output_tokens} connection=${connection} window=${seconds}s stagger=${STAGGER_MS:-auto} nice=${NICE:-0} rt=${RT:-0}"
 for n in "${streams_list[@]}"; do
   workers=$(( n + 16 ))
   # A fresh simulator per run: an empty journal and a pool sized for this run.
@@ -74,6 +75,7 @@ for n in "${streams_list[@]}"; do
   fi
   echo "# streams=$n simulator=$base_url workers=$workers load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   ${run[@]+"${run[@]}"} taskset -c "$probe_core" "$bin" probe --base-url "$base_url" --streams "$n" --seconds "$seconds" \
-    --first-token-ms "$first_token_ms" --inter-token-ms "$inter_token_ms" --connection "$connection"
+    --first-token-ms "$first_token_ms" --inter-token-ms "$inter_token_ms" --output-tokens "$output_tokens" \
+    --connection "$connection" ${STAGGER_MS:+--stagger-ms "$STAGGER_MS"}
   kill -TERM "$sim_pid"; wait "$sim_pid" || true; sim_pid=""
 done
