@@ -9,6 +9,8 @@
 
 #include "collector/auth/token_command.h"
 #include "collector/providers/provider.h"
+#include "collector/collector.h"
+#include "tests/collector/loopback_server.h"
 #include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {
@@ -18,6 +20,7 @@ using testing::DecodeEverySplit;
 using testing::Recorder;
 using testing::ScratchDir;
 using testing::Sse;
+using namespace std::chrono_literals;
 
 const ProviderAdapter& Azure() { return *AdapterFor(Provider::kAzure); }
 
@@ -255,6 +258,133 @@ TEST_CASE("Azure request: each auth mode") {
 
   target.auth.mode = AuthMode::kAwsSigV4;
   CHECK_FALSE(Azure().BuildRequest(target, {}).has_value());
+}
+
+std::vector<std::string> SplitEvents(const std::string& stream) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < stream.size();) {
+    const size_t end = stream.find("\n\n", start);
+    parts.push_back(stream.substr(start, end + 2 - start));
+    start = end + 2;
+  }
+  return parts;
+}
+
+constexpr const char* kE2eKey = "azure-e2e-key-SECRET-77";
+
+TargetSpec E2eTarget(const testing::LoopbackServer& server) {
+  TargetSpec target = AzureTarget();
+  target.provider_model = "gpt-4o-mini-dep";
+  target.base_url = server.BaseUrl();
+  target.api_key = Secret(kE2eKey);
+  target.labels = {{"target", "azure"}, {"provider", "azure"}, {"model", "gpt-4o-mini"}};
+  target.expect = "(?i)\\bok\\b";
+  target.timeouts.connect = 2000ms;
+  target.timeouts.first_token = 3000ms;
+  target.timeouts.total = 5000ms;
+  return target;
+}
+
+TEST_CASE("Azure e2e: deployment stream, v1 non-stream with a token command, 429 and 401") {
+  testing::CurlGlobalInit curl;
+  testing::LoopbackServer server;
+  ScratchDir dir;
+  constexpr auto kFilterPause = 100ms;
+  server.Post("/openai/deployments/gpt-4o-mini-dep/chat/completions",
+              [&](const httplib::Request&, httplib::Response& res) {
+                res.set_header("apim-request-id", "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
+                res.set_header("x-request-id", "dbbf34c7-0000");
+                res.set_header("x-ratelimit-remaining-requests", "237");
+                res.set_header("x-ratelimit-remaining-tokens", "239952");
+                res.set_header("x-ms-region", "East US");
+                // The content-filter chunk first, then a pause: the first token comes after it.
+                testing::StreamParts(res, "text/event-stream", SplitEvents(kAzureStream), 0,
+                                     kFilterPause);
+              });
+  server.Post("/openai/v1/chat/completions", [](const httplib::Request& req,
+                                                httplib::Response& res) {
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth != "Bearer cmd-token-SECRET-e2e") {
+      res.status = 401;
+      // Echoes the credential without its "Bearer " prefix: it still must not be stored.
+      res.set_content(R"({"error":{"code":"401","message":"Invalid token )" +
+                          auth.substr(std::min<size_t>(7, auth.size())) + R"("}})",
+                      "application/json");
+      return;
+    }
+    const auto body = nlohmann::json::parse(req.body);
+    if (body.value("model", "") == "throttled") {
+      res.status = 429;
+      res.set_header("retry-after-ms", "1500");
+      res.set_header("apim-request-id", "req-429");
+      res.set_content(
+          R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 2 seconds."}})",
+          "application/json");
+      return;
+    }
+    res.set_header("x-request-id", "v1-req");
+    res.set_content(
+        R"({"choices":[{"content_filter_results":{},"finish_reason":"stop","index":0,"message":{"content":"OK","role":"assistant"}}],"id":"chatcmpl-2","model":"gpt-4o-mini","object":"chat.completion","prompt_filter_results":[],"usage":{"completion_tokens":1,"prompt_tokens":9,"total_tokens":10}})",
+        "application/json");
+  });
+  server.Start();
+  SystemClock clock;
+
+  TargetSpec classic = E2eTarget(server);
+  classic.api_version = "2024-10-21";
+  const ProbeResult streamed = ProbeOnce(classic, ProberOptions{}, clock);
+  CHECK(streamed.outcome == Outcome::kOk);
+  CHECK(streamed.error.empty());
+  CHECK(streamed.request_id == "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
+  CHECK(streamed.input_tokens == 168);
+  CHECK(streamed.output_tokens == 220);
+  CHECK(streamed.chunk_count == 5);
+  CHECK(streamed.requests.remaining == 237);
+  CHECK(streamed.tokens.remaining == 239952);
+  REQUIRE(streamed.ttft_seconds.has_value());
+  CHECK(*streamed.ttft_seconds >= 0.100);  // not the filter chunk that came before the pause
+  CHECK(streamed.first_answer_token_seconds == streamed.ttft_seconds);
+  const testing::SeenRequest seen = server.last();
+  CHECK(seen.Header("api-key") == kE2eKey);
+  CHECK_FALSE(seen.HasHeader("Authorization"));
+  CHECK(seen.params.find("api-version")->second == "2024-10-21");
+  CHECK(testing::AllText(streamed).find("SECRET") == std::string::npos);
+
+  TargetSpec v1 = E2eTarget(server);
+  v1.stream = false;
+  v1.auth.mode = AuthMode::kTokenCommand;
+  v1.auth.token_command = {dir.Script("az.sh", "echo cmd-token-SECRET-e2e")};
+  const ProbeResult plain = ProbeOnce(v1, ProberOptions{}, clock);
+  CHECK(plain.outcome == Outcome::kOk);
+  CHECK(plain.request_id == "v1-req");
+  CHECK(plain.output_tokens == 1);
+  CHECK_FALSE(server.last().HasHeader("api-key"));
+  CHECK(testing::AllText(plain).find("SECRET") == std::string::npos);
+
+  TargetSpec throttled = v1;
+  throttled.provider_model = "throttled";
+  const ProbeResult limited = ProbeOnce(throttled, ProberOptions{}, clock);
+  CHECK(limited.outcome == Outcome::kThrottled);
+  CHECK(limited.http_status == 429);
+  CHECK(limited.retry_after_seconds == doctest::Approx(1.5));
+  CHECK(limited.request_id == "req-429");
+  CHECK(limited.error.find("exceeded token rate limit") != std::string::npos);
+
+  TargetSpec wrong = v1;
+  wrong.auth.token_command = {dir.Script("az-wrong.sh", "echo cmd-wrong-SECRET-e2e")};
+  const ProbeResult denied = ProbeOnce(wrong, ProberOptions{}, clock);
+  CHECK(denied.outcome == Outcome::kAuth);
+  CHECK(denied.error.find("Invalid token") != std::string::npos);
+  CHECK(testing::AllText(denied).find("SECRET") == std::string::npos);
+
+  TargetSpec broken = v1;
+  broken.auth.token_command = {dir.Script("az-broken.sh", "echo cmd-token-SECRET-e2e\nexit 4")};
+  const ProbeResult no_token = ProbeOnce(broken, ProberOptions{}, clock);
+  // client_error until the transport maps IsCredentialError to auth (asked of the lead).
+  CHECK(no_token.outcome != Outcome::kOk);
+  CHECK(no_token.http_status == 0);
+  CHECK(no_token.error.find("exited with status 4") != std::string::npos);
+  CHECK(testing::AllText(no_token).find("SECRET") == std::string::npos);
 }
 
 }  // namespace
