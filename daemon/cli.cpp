@@ -5,13 +5,20 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cmath>
+#include <ctime>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "collector/collector.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/http_server.h"
 #include "daemon/probe_output.h"
+#include "daemon/series_source.h"
+#include "rules/rules.h"
+#include "storage/storage.h"
 #include "simulator/simulator.h"
 
 namespace modelpulse::daemon {
@@ -95,6 +102,99 @@ int Probe(const std::string& config_file, const std::string& target_name,
   return exit_code;
 }
 
+// Unix seconds ("1764115200", "1764115200.5") or RFC 3339 in UTC ("2026-11-26T04:00:00Z").
+Result<int64_t> ParseQueryTime(const std::string& text) {
+  char* end = nullptr;
+  const double seconds = std::strtod(text.c_str(), &end);
+  if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(seconds)) {
+    return static_cast<int64_t>(std::llround(seconds * 1000));
+  }
+  std::tm tm = {};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (!in.fail()) {
+    std::string rest;
+    in >> rest;
+    if (rest == "Z" || rest.empty()) {
+      return static_cast<int64_t>(timegm(&tm)) * 1000;
+    }
+  }
+  return Fail(Error::InvalidArgument("invalid --time \"" + text +
+                                     "\": use unix seconds or RFC 3339 UTC like "
+                                     "2026-11-26T04:00:00Z"));
+}
+
+std::string FormatLabels(const Labels& labels) {
+  std::string out;
+  auto name = labels.find("__name__");
+  if (name != labels.end()) {
+    out = name->second;
+  }
+  out += "{";
+  bool first = true;
+  for (const auto& [key, value] : labels) {
+    if (key == "__name__") {
+      continue;
+    }
+    out += (first ? "" : ", ") + key + "=\"" + value + "\"";
+    first = false;
+  }
+  return out + "}";
+}
+
+int Query(const std::string& expr, const std::string& time_text, const std::string& db_path) {
+  auto query = rules::Query::Parse(expr);
+  if (!query) {
+    std::cerr << "error: " << query.error().ToString() << "\n";
+    return kUsageError;
+  }
+  SystemClock clock;
+  int64_t at_ms = clock.NowUnixMillis();
+  if (!time_text.empty()) {
+    auto parsed = ParseQueryTime(time_text);
+    if (!parsed) {
+      std::cerr << parsed.error().ToString() << "\n";
+      return kUsageError;
+    }
+    at_ms = *parsed;
+  }
+  storage::StorageOptions options;
+  options.path = db_path;
+  options.retention = Millis(0);  // a query never deletes anything
+  auto store = storage::Store::Open(options, clock);
+  if (!store) {
+    std::cerr << store.error().ToString() << "\n";
+    return 1;
+  }
+  // Everything from storage: a query runs beside (or after) the daemon, not inside it.
+  ProbeSeriesSource source(store->get(), Millis(0), INT64_MAX);
+  auto value = query->Evaluate(source, at_ms);
+  if (!value) {
+    std::cerr << "error: " << value.error().ToString() << "\n";
+    return 1;
+  }
+  const std::string at = fmt::format("@[{:.3f}]", static_cast<double>(at_ms) / 1000.0);
+  if (const auto* vector = std::get_if<rules::Vector>(&*value)) {
+    for (const rules::VectorSample& sample : *vector) {
+      std::cout << FormatLabels(sample.labels) << " => " << rules::FormatGoFloat(sample.value)
+                << " " << at << "\n";
+    }
+  } else if (const auto* scalar = std::get_if<rules::Scalar>(&*value)) {
+    std::cout << "scalar: " << rules::FormatGoFloat(scalar->value) << " " << at << "\n";
+  } else if (const auto* matrix = std::get_if<rules::Matrix>(&*value)) {
+    for (const rules::Series& series : *matrix) {
+      std::cout << FormatLabels(series.labels) << " =>\n";
+      for (const rules::Sample& sample : series.samples) {
+        std::cout << rules::FormatGoFloat(sample.v) << " @["
+                  << fmt::format("{:.3f}", static_cast<double>(sample.t_ms) / 1000.0) << "]\n";
+      }
+    }
+  } else if (const auto* text = std::get_if<rules::String>(&*value)) {
+    std::cout << "string: " << text->value << " " << at << "\n";
+  }
+  return 0;
+}
+
 int Simulate(const std::string& scenario, const std::string& listen_address) {
   auto where = ParseListenAddress(listen_address);
   if (!where) {
@@ -145,9 +245,26 @@ int RunCli(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "Check configuration or rule files");
   check->require_subcommand(1);
   std::string check_config_file;
-  check->add_subcommand("config", "Check a configuration file")
-      ->add_option("file", check_config_file, "Configuration file")
+  CLI::App* check_config = check->add_subcommand("config", "Check a configuration file");
+  check_config->add_option("file", check_config_file, "Configuration file")->required();
+  std::vector<std::string> check_rule_files;
+  CLI::App* check_rules = check->add_subcommand("rules", "Check rule files (as promtool does)");
+  check_rules->add_option("files", check_rule_files, "Rule files")->required();
+
+  CLI::App* test = app.add_subcommand("test", "Run unit tests");
+  test->require_subcommand(1);
+  std::vector<std::string> test_files;
+  test->add_subcommand("rules", "Run rule unit tests in promtool's format")
+      ->add_option("files", test_files, "Test files")
       ->required();
+
+  std::string query_expr;
+  std::string query_time;
+  std::string query_db = "/var/lib/modelpulse/modelpulse.db";
+  CLI::App* query = app.add_subcommand("query", "Evaluate a PromQL expression over stored probes");
+  query->add_option("expr", query_expr, "PromQL expression")->required();
+  query->add_option("--time", query_time, "Evaluation time: unix seconds or RFC 3339 (default now)");
+  query->add_option("--storage.path", query_db, "SQLite database file")->capture_default_str();
 
   std::string probe_config = run_flags.config_file;
   std::string probe_target;
@@ -186,8 +303,17 @@ int RunCli(int argc, char** argv) {
     }
     return RunUntilSignalled(run_flags);
   }
-  if (check->parsed()) {
+  if (check_config->parsed()) {
     return CheckConfig(check_config_file);
+  }
+  if (check_rules->parsed()) {
+    return rules::CheckRuleFiles(check_rule_files, std::cout);
+  }
+  if (test->parsed()) {
+    return rules::RunRuleTests(test_files, std::cout);
+  }
+  if (query->parsed()) {
+    return Query(query_expr, query_time, query_db);
   }
   if (probe->parsed()) {
     return Probe(probe_config, probe_target, probe_output, probe_count);

@@ -22,6 +22,8 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "collector/auth/aws_credentials.h"
+
 namespace modelpulse::daemon {
 namespace {
 
@@ -688,69 +690,14 @@ struct ParsedAuth {
   bool chose_mode = false;  // one mode key was given (resolved or not)
 };
 
-std::string_view TrimView(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
-// The keys of section [`profile`] of an AWS shared credentials file, as botocore's configparser
-// reads it: keys lower-cased, values trimmed, comment lines skipped, indented lines (sub-keys)
-// ignored. nullopt when the section is absent.
-std::optional<std::map<std::string, std::string>> AwsProfileKeys(std::string_view content,
-                                                                 std::string_view profile) {
-  std::optional<std::map<std::string, std::string>> found;
-  bool in_profile = false;
-  size_t start = 0;
-  while (start < content.size()) {
-    const size_t end = std::min(content.find('\n', start), content.size());
-    std::string_view raw = content.substr(start, end - start);
-    start = end + 1;
-    const std::string_view line = TrimView(raw);
-    if (line.empty() || line.front() == '#' || line.front() == ';') {
-      continue;
-    }
-    if (line.front() == '[') {
-      const size_t close = line.find(']');
-      const std::string_view name =
-          TrimView(line.substr(1, close == std::string_view::npos ? line.size() - 1 : close - 1));
-      in_profile = name == profile;
-      if (in_profile && !found) {
-        found.emplace();
-      }
-      continue;
-    }
-    if (!in_profile || std::isspace(static_cast<unsigned char>(raw.front())) != 0) {
-      continue;
-    }
-    const size_t separator = line.find_first_of("=:");
-    if (separator == std::string_view::npos) {
-      continue;
-    }
-    std::string key(TrimView(line.substr(0, separator)));
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    (*found)[key] = std::string(TrimView(line.substr(separator + 1)));
-  }
-  return found;
-}
 
-// An environment variable that is set and not empty (the AWS SDKs treat empty as unset).
-std::optional<std::string> NonEmptyEnv(const Environment& env, const std::string& name) {
-  std::optional<std::string> value = env.GetEnv(name);
-  return value && !value->empty() ? value : std::nullopt;
-}
 
 // `aws:` — explicit variables, or the chain of the AWS CLI and SDKs for static credentials:
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN unless a profile is named, then the
 // profile (auth.aws.profile, AWS_PROFILE, "default") in the shared credentials file
 // (auth.aws.credentials_file, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials). An explicit
-// profile ignores the environment, as botocore does. The same rules as
-// collector/auth/aws_credentials, which was not committed when this was written.
+// profile ignores the environment, as botocore does.
 void ReadAws(const Entry& e, ParsedAuth& out, Context& ctx) {
   const std::vector<Entry> entries = MapEntries(e.value, e.ValueMark(), "auth.aws",
                                                 "in \"auth.aws\"", kAwsKeys, ctx.diag);
@@ -813,129 +760,43 @@ void ReadAws(const Entry& e, ParsedAuth& out, Context& ctx) {
     return;
   }
 
-  std::string profile;
+  // The chain itself is collector/auth/aws_credentials, fed through the injected Environment.
+  collector::AwsCredentialOptions options;
   YAML::Mark mark = e.ValueMark();
-  if (has("profile")) {
-    std::optional<std::string> name =
-        ReadNonEmptyString(*given["profile"], "auth.aws.profile", ctx.diag);
-    if (!name) {
-      return;
-    }
-    profile = *name;
-    mark = given["profile"]->ValueMark();
-  }
-  std::string file;
-  std::string file_origin;  // why this file, for the message when it is missing
   if (has("credentials_file")) {
     std::optional<std::string> path =
         ReadNonEmptyString(*given["credentials_file"], "auth.aws.credentials_file", ctx.diag);
     if (!path) {
       return;
     }
-    file = *path;
-    if (!has("profile")) {
-      mark = given["credentials_file"]->ValueMark();
-    }
-  } else if (std::optional<std::string> from_env =
-                 NonEmptyEnv(ctx.env, "AWS_SHARED_CREDENTIALS_FILE")) {
-    file = *from_env;
-    file_origin = " (from AWS_SHARED_CREDENTIALS_FILE)";
-  } else {
-    file = "~/.aws/credentials";
+    // "~/" is the resolver's to expand; anything else relative starts at the config's folder.
+    options.credentials_file =
+        path->starts_with("~/") ? *path : Resolve(ctx.folder, *path).string();
+    mark = given["credentials_file"]->ValueMark();
   }
-  if (file == "~" || file.starts_with("~/")) {
-    std::optional<std::string> home = NonEmptyEnv(ctx.env, "HOME");
-    if (!home) {
-      ctx.diag.Add(mark, fmt::format("\"auth.aws\": cannot find {}: HOME is not set (set "
-                                     "AWS_SHARED_CREDENTIALS_FILE or auth.aws.credentials_file)",
-                                     file));
+  if (has("profile")) {
+    std::optional<std::string> name =
+        ReadNonEmptyString(*given["profile"], "auth.aws.profile", ctx.diag);
+    if (!name) {
       return;
     }
-    file = *home + file.substr(1);
+    options.profile = *name;
+    mark = given["profile"]->ValueMark();
   }
-  file = Resolve(ctx.folder, file).string();
-
-  if (profile.empty()) {
-    std::optional<std::string> id = NonEmptyEnv(ctx.env, "AWS_ACCESS_KEY_ID");
-    std::optional<std::string> secret = NonEmptyEnv(ctx.env, "AWS_SECRET_ACCESS_KEY");
-    if (id.has_value() != secret.has_value()) {
-      ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} is set but {} is not",
-                                     id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-                                     id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID"));
-      return;
-    }
-    if (id) {
-      credentials.access_key_id = Secret(std::move(*id));
-      credentials.secret_access_key = Secret(std::move(*secret));
-      // AWS_SECURITY_TOKEN is the older name the SDKs still read.
-      std::optional<std::string> token = NonEmptyEnv(ctx.env, "AWS_SESSION_TOKEN");
-      if (!token) {
-        token = NonEmptyEnv(ctx.env, "AWS_SECURITY_TOKEN");
-      }
-      credentials.session_token = Secret(token.value_or(""));
-      out.auth.mode = AuthMode::kAwsSigV4;
-      out.source = "aws sigv4, credentials from the environment (AWS_ACCESS_KEY_ID)";
-      return;
-    }
-  }
-  const bool named = !profile.empty();
-  std::string profile_origin;
-  if (!named) {
-    if (std::optional<std::string> from_env = NonEmptyEnv(ctx.env, "AWS_PROFILE")) {
-      profile = *from_env;
-      profile_origin = " (from AWS_PROFILE)";
-    } else {
-      profile = "default";
-    }
-  }
-  Result<std::string> content = ctx.env.ReadFile(file);
-  if (!content) {
-    if (content.error().code == Error::Code::kNotFound) {
-      ctx.diag.Add(mark, named ? fmt::format("\"auth.aws\": AWS credentials file {}{} does not "
-                                             "exist (for profile \"{}\")",
-                                             file, file_origin, profile)
-                               : fmt::format("\"auth.aws\": no AWS credentials: "
-                                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
-                                             "set and the shared credentials file {}{} does not "
-                                             "exist",
-                                             file, file_origin));
-    } else {
-      ctx.diag.Add(mark, fmt::format("\"auth.aws\": {}", content.error().message));
-    }
+  collector::AwsCredentialSources sources;
+  sources.get_env = [&ctx](std::string_view name) { return ctx.env.GetEnv(std::string(name)); };
+  sources.read_file = [&ctx](const std::string& path) { return ctx.env.ReadFile(path); };
+  Result<collector::ResolvedAwsCredentials> resolved =
+      collector::ResolveAwsCredentials(options, sources);
+  if (!resolved) {
+    ctx.diag.Add(mark, fmt::format("\"auth.aws\": {}", resolved.error().message));
     return;
   }
-  const std::string where =
-      fmt::format("profile \"{}\"{} in {}{}", profile, profile_origin, file, file_origin);
-  const std::optional<std::map<std::string, std::string>> keys = AwsProfileKeys(*content, profile);
-  if (!keys) {
-    ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} does not exist", where));
-    return;
-  }
-  const auto value = [&](const char* key) {
-    auto it = keys->find(key);
-    return it == keys->end() ? std::string() : it->second;
-  };
-  const std::string id = value("aws_access_key_id");
-  const std::string secret = value("aws_secret_access_key");
-  if (id.empty() || secret.empty()) {
-    ctx.diag.Add(mark, fmt::format("\"auth.aws\": {} has no {} (SSO, role and process profiles "
-                                   "are not supported)",
-                                   where,
-                                   id.empty() && secret.empty()
-                                       ? "aws_access_key_id and aws_secret_access_key"
-                                       : (id.empty() ? "aws_access_key_id"
-                                                     : "aws_secret_access_key")));
-    return;
-  }
-  credentials.access_key_id = Secret(id);
-  credentials.secret_access_key = Secret(secret);
-  std::string token = value("aws_session_token");
-  if (token.empty()) {
-    token = value("aws_security_token");
-  }
-  credentials.session_token = Secret(std::move(token));
+  credentials = std::move(resolved->credentials);
   out.auth.mode = AuthMode::kAwsSigV4;
-  out.source = fmt::format("aws sigv4, profile \"{}\" in {}", profile, file);
+  out.source = resolved->source == "environment"
+                   ? "aws sigv4, credentials from the environment (AWS_ACCESS_KEY_ID)"
+                   : "aws sigv4, " + resolved->source;
 }
 
 // `google_service_account_file`: read now, so a wrong path or a key of the wrong kind fails the

@@ -13,6 +13,8 @@
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/rule_engine.h"
+#include "daemon/series_source.h"
 #include "simulator/simulator.h"
 #include "storage/storage.h"
 
@@ -20,6 +22,8 @@ namespace modelpulse::daemon {
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+// The rule engine reads this much recent history from memory; older ranges come from SQLite.
+constexpr Millis kRecentWindow{2LL * 3600 * 1000};
 
 std::string FormatSeconds(const std::optional<double>& seconds) {
   return seconds ? fmt::format("{:.3f}s", *seconds) : std::string("-");
@@ -28,7 +32,8 @@ std::string FormatSeconds(const std::optional<double>& seconds) {
 // Fans each finished probe out to /metrics, storage and the log. Runs on the prober's thread.
 class ProbeFanOut final : public collector::ProbeSink {
  public:
-  ProbeFanOut(Metrics& metrics, storage::Store& store) : metrics_(metrics), store_(store) {}
+  ProbeFanOut(Metrics& metrics, storage::Store& store, ProbeSeriesSource& series)
+      : metrics_(metrics), store_(store), series_(series) {}
 
   void SetPricing(std::map<std::string, TargetPricing> pricing) {
     std::lock_guard lock(mu_);
@@ -44,6 +49,7 @@ class ProbeFanOut final : public collector::ProbeSink {
       }
     }
     metrics_.ObserveProbe(result, pricing);
+    series_.Append(result);
     store_.Append(result);
     if (result.outcome == Outcome::kOk) {
       spdlog::info("probe target={} outcome=ok status={} ttft={} total={:.3f}s tokens={}/{}",
@@ -60,6 +66,7 @@ class ProbeFanOut final : public collector::ProbeSink {
  private:
   Metrics& metrics_;
   storage::Store& store_;
+  ProbeSeriesSource& series_;
   std::mutex mu_;
   std::map<std::string, TargetPricing> pricing_;  // Guarded by mu_.
 };
@@ -70,6 +77,14 @@ std::map<std::string, TargetPricing> PricingOf(const Config& config) {
     pricing[target.name] = {target.input_price_per_million, target.output_price_per_million};
   }
   return pricing;
+}
+
+RuleEngineOptions RuleOptionsOf(const Config& config) {
+  RuleEngineOptions options;
+  options.rule_files = config.rule_files;
+  options.external_labels = config.external_labels;
+  options.external_url = "http://" + config.web_listen_address;
+  return options;
 }
 
 Result<Config> LoadWithFlags(const RunFlags& flags) {
@@ -116,7 +131,14 @@ class DaemonImpl final : public Daemon {
       return Fail(store.error());
     }
     store_ = std::move(*store);
-    fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_);
+    series_ = std::make_unique<ProbeSeriesSource>(store_.get(), kRecentWindow,
+                                                  clock_.NowUnixMillis());
+    auto rule_engine = RuleEngine::Create(RuleOptionsOf(config_), *series_, *store_, clock_);
+    if (!rule_engine) {
+      return Fail(rule_engine.error());
+    }
+    rule_engine_ = std::move(*rule_engine);
+    fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_, *series_);
     fan_out_->SetPricing(PricingOf(config_));
     auto prober = collector::Prober::Create(config_.prober, *fan_out_, clock_);
     if (!prober) {
@@ -136,6 +158,7 @@ class DaemonImpl final : public Daemon {
     }
     http_ = std::move(*http);
     prober_thread_ = std::jthread([this](std::stop_token stop) { prober_->Run(stop); });
+    rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
     spdlog::info("modelpulse {} started: {} targets, listening on {}, storage {}", kVersion,
@@ -151,6 +174,14 @@ class DaemonImpl final : public Daemon {
       spdlog::error("reload failed, keeping the running configuration:\n{}",
                     next.error().ToString());
       return Fail(next.error());
+    }
+    // Rule files first: they are the part of a reload that can still fail, and a failure must
+    // leave everything as it was.
+    if (auto rules = rule_engine_->Reload(RuleOptionsOf(*next)); !rules) {
+      metrics_.ObserveReload(false, clock_.NowUnixMillis());
+      spdlog::error("reload failed, keeping the running configuration:\n{}",
+                    rules.error().ToString());
+      return Fail(rules.error());
     }
     if (next->storage.path != config_.storage.path ||
         next->web_listen_address != config_.web_listen_address) {
@@ -176,6 +207,10 @@ class DaemonImpl final : public Daemon {
   void Stop() override {
     std::call_once(stopped_, [this] {
       ready_ = false;
+      if (rules_thread_.joinable()) {
+        rules_thread_.request_stop();
+        rules_thread_.join();
+      }
       if (prober_thread_.joinable()) {
         prober_thread_.request_stop();
         prober_thread_.join();
@@ -188,6 +223,8 @@ class DaemonImpl final : public Daemon {
       }
       fan_out_.reset();
       prober_.reset();
+      rule_engine_.reset();
+      series_.reset();
       store_.reset();
       simulator_.reset();
     });
@@ -201,6 +238,7 @@ class DaemonImpl final : public Daemon {
     status.probes_in_flight = prober_->InFlight();
     status.storage = store_->Stats();
     status.targets = prober_->Status();
+    status.rules = rule_engine_->Snapshot();
     return metrics_.Render(status);
   }
 
@@ -224,10 +262,13 @@ class DaemonImpl final : public Daemon {
   Metrics metrics_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<ProbeSeriesSource> series_;
+  std::unique_ptr<RuleEngine> rule_engine_;
   std::unique_ptr<ProbeFanOut> fan_out_;
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;
+  std::jthread rules_thread_;
   std::atomic<bool> ready_{false};
   std::once_flag stopped_;
 };

@@ -37,6 +37,72 @@ const Histogram::BucketBoundaries& InterTokenBuckets() {
   return kBuckets;
 }
 
+prometheus::ClientMetric Sample(const Labels& labels, double value, prometheus::MetricType type) {
+  prometheus::ClientMetric metric;
+  for (const auto& [name, label_value] : labels) {
+    metric.label.push_back({name, label_value});
+  }
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return metric;
+}
+
+// The rule engine's state changes wholesale at every evaluation, so its families are built at
+// scrape time from a snapshot rather than kept as registered metrics.
+std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
+  using prometheus::MetricType;
+  auto family = [](const char* name, const char* help, MetricType type) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  };
+  auto alerts = family("ALERTS", "Pending and firing alerts, as Prometheus records them.",
+                       MetricType::Gauge);
+  auto for_state = family("ALERTS_FOR_STATE",
+                          "Unix time since which each pending or firing alert has been active.",
+                          MetricType::Gauge);
+  for (const ActiveAlert& alert : rules.alerts) {
+    Labels with_state = alert.labels;
+    with_state["alertstate"] = alert.state;
+    alerts.metric.push_back(Sample(with_state, 1, MetricType::Gauge));
+    for_state.metric.push_back(
+        Sample(alert.labels, static_cast<double>(alert.active_at_ms) / 1000.0, MetricType::Gauge));
+  }
+  auto duration = family("modelpulse_rule_group_last_duration_seconds",
+                         "Duration of the last evaluation of each rule group.", MetricType::Gauge);
+  auto last = family("modelpulse_rule_group_last_evaluation_timestamp_seconds",
+                     "Unix time of the last evaluation of each rule group.", MetricType::Gauge);
+  auto count = family("modelpulse_rule_group_rules", "Rules in each rule group.",
+                      MetricType::Gauge);
+  auto evaluations = family("modelpulse_rule_group_evaluations_total",
+                            "Evaluations of each rule group.", MetricType::Counter);
+  auto failures = family("modelpulse_rule_evaluation_failures_total",
+                         "Rule evaluations that failed, per rule group.", MetricType::Counter);
+  for (const RuleGroupStatus& group : rules.groups) {
+    const Labels labels = {{"rule_group", group.file + ";" + group.name}};
+    duration.metric.push_back(Sample(labels, group.last_duration_seconds, MetricType::Gauge));
+    last.metric.push_back(Sample(
+        labels, static_cast<double>(group.last_evaluation_ms) / 1000.0, MetricType::Gauge));
+    count.metric.push_back(Sample(labels, static_cast<double>(group.rules), MetricType::Gauge));
+    evaluations.metric.push_back(
+        Sample(labels, static_cast<double>(group.evaluations), MetricType::Counter));
+    failures.metric.push_back(
+        Sample(labels, static_cast<double>(group.failures), MetricType::Counter));
+  }
+  std::vector<prometheus::MetricFamily> out;
+  for (auto* f : {&alerts, &for_state, &duration, &last, &count, &evaluations, &failures}) {
+    if (!f->metric.empty()) {
+      out.push_back(std::move(*f));
+    }
+  }
+  return out;
+}
+
 prometheus::Labels ToPromLabels(const Labels& labels) {
   return prometheus::Labels(labels.begin(), labels.end());
 }
@@ -243,7 +309,11 @@ std::string Metrics::Render(const SelfStatus& status) {
     state_->budget_paused->Add(ToPromLabels(target.labels)).Set(target.budget_paused ? 1 : 0);
   }
   std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, state_->registry->Collect());
+  std::vector<prometheus::MetricFamily> families = state_->registry->Collect();
+  for (prometheus::MetricFamily& family : RuleFamilies(status.rules)) {
+    families.push_back(std::move(family));
+  }
+  prometheus::TextSerializer().Serialize(out, families);
   return out.str();
 }
 
