@@ -7,6 +7,7 @@
 // one file (openai_protocol.cpp now; azure, anthropic, bedrock, vertex later). Private.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,10 +26,17 @@ struct HttpRequest {
   std::string method;
   std::string path;  // below the endpoint's mount, e.g. "/v1/chat/completions"
   std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> query;  // decoded ?name=value pairs
   std::string body;
+  // The request target exactly as received: the full path with the mount and its
+  // percent-encoding intact, and the query ("/bedrock/model/a%3A0/converse?x=1"). Signature
+  // checks (SigV4) need the bytes the client signed.
+  std::string target;
 
   // The first value of a header (name in lower case), or empty.
   std::string Header(std::string_view lower_name) const;
+  // The first value of a query parameter, or nullopt when absent.
+  std::optional<std::string> Query(std::string_view name) const;
 };
 
 enum class AuthState { kNotRequired, kOk, kMissing, kWrong };
@@ -41,6 +49,9 @@ struct Call {
   int64_t input_tokens = 0;
   std::optional<int64_t> max_tokens;
   AuthState auth = AuthState::kNotRequired;
+  // Protocol-private facts Parse hands to Render: which credential header was used, the API
+  // version, the deployment, and the endpoint's `options`. The engine never reads them.
+  std::map<std::string, std::string> extras;
 };
 
 // What the endpoint decided to do with a Call; all times are offsets from the request's arrival.
@@ -99,6 +110,14 @@ class Protocol {
                                           const EndpointSpec& endpoint) const = 0;
   // Turns the decision into bytes and moments.
   virtual Reply Render(const Call& call, const Plan& plan) const = 0;
+
+  // Reads the endpoint's protocol-specific `options` (credentials, key files) once, before any
+  // request; called before PostRoutes(). An unknown option or an unreadable file is an error.
+  // The default accepts no options.
+  virtual Status Configure(const EndpointSpec& endpoint);
+  // Whether Render has its own rendering of `behaviour`; the scenario loader refuses the others.
+  // The default: the kinds up to kHangAfterHeaders.
+  virtual bool Supports(Behaviour behaviour) const;
 };
 
 // Returns nullptr for an unknown name.
@@ -111,6 +130,11 @@ std::vector<std::string> ProtocolNames();
 std::string TokenText(int64_t index);
 
 std::unique_ptr<Protocol> MakeOpenAiProtocol();
+std::unique_ptr<Protocol> MakeBedrockProtocol();
+std::unique_ptr<Protocol> MakeVertexProtocol();
+std::unique_ptr<Protocol> MakeGeminiProtocol();
+std::unique_ptr<Protocol> MakeAzureProtocol();
+std::unique_ptr<Protocol> MakeAnthropicProtocol();
 
 }  // namespace modelpulse::simulator
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -29,6 +30,10 @@ constexpr std::pair<Behaviour, std::string_view> kBehaviourNames[] = {
     {Behaviour::kEmptyCompletion, "empty_completion"},
     {Behaviour::kHang, "hang"},
     {Behaviour::kHangAfterHeaders, "hang_after_headers"},
+    {Behaviour::kOverloadedMidstream, "overloaded_midstream"},
+    {Behaviour::kQuotaPerDay, "quota_per_day"},
+    {Behaviour::kExceptionMidstream, "exception_midstream"},
+    {Behaviour::kModelNotReady, "model_not_ready"},
 };
 
 // Thrown inside this file only, and turned into an Error at ParseScenario's boundary, because
@@ -226,11 +231,12 @@ bool IsMountName(std::string_view name) {
   });
 }
 
-EndpointSpec ParseEndpoint(const YAML::Node& node) {
+EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) {
   CheckKeys(node, "an endpoint",
             {"name", "protocol", "api_key", "model", "first_token_ms", "inter_token_ms",
-             "output_tokens", "ratelimit", "phases"});
+             "output_tokens", "ratelimit", "phases", "options"});
   EndpointSpec ep;
+  ep.base_dir = base_dir;
   if (!node["name"]) Throw(node, "an endpoint needs a 'name'");
   ep.name = String(node["name"], "name");
   if (!IsMountName(ep.name) || ep.name.front() == '_') {
@@ -280,6 +286,27 @@ EndpointSpec ParseEndpoint(const YAML::Node& node) {
   } else {
     ep.phases.push_back(Phase{.name = "steady"});
   }
+  if (const auto options = node["options"]) {
+    if (!options.IsMap()) Throw(options, "options must be a mapping of names to values");
+    for (const auto& item : options) {
+      ep.options[item.first.as<std::string>()] = String(item.second, item.first.as<std::string>());
+    }
+  }
+  // The protocol vets its options and the error kinds it can render, so that a typo fails here
+  // with a line number rather than at the first request.
+  const auto protocol = MakeProtocol(ep.protocol);
+  if (auto configured = protocol->Configure(ep); !configured) {
+    Throw(node["options"] ? node["options"] : node, configured.error().message);
+  }
+  for (size_t i = 0; i < ep.phases.size(); ++i) {
+    for (const auto& rule : ep.phases[i].errors) {
+      if (!protocol->Supports(rule.kind)) {
+        Throw(node["phases"] ? node["phases"][i] : node,
+              fmt::format("protocol '{}' has no rendering of error kind '{}'", ep.protocol,
+                          BehaviourName(rule.kind)));
+      }
+    }
+  }
   return ep;
 }
 
@@ -298,8 +325,9 @@ Scenario ParseRoot(const YAML::Node& root, const std::string& name) {
     Throw(endpoints ? endpoints : root, "the scenario needs a non-empty 'endpoints' list");
   }
   std::set<std::string> names;
+  const std::string base_dir = std::filesystem::path(name).parent_path().string();
   for (const auto& node : endpoints) {
-    auto ep = ParseEndpoint(node);
+    auto ep = ParseEndpoint(node, base_dir);
     if (!names.insert(ep.name).second) {
       Throw(node["name"], fmt::format("duplicate endpoint name '{}'", ep.name));
     }

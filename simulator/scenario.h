@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -34,6 +36,12 @@ enum class Behaviour {
   kEmptyCompletion,
   kHang,              // headers are never sent
   kHangAfterHeaders,  // headers (and the role chunk) are sent, then nothing
+  // Some content, then the provider's mid-stream overload error in a 200 stream (Anthropic's
+  // `event: error` overloaded_error); without streaming, the provider's overload status.
+  kOverloadedMidstream,
+  kQuotaPerDay,         // a daily quota ran dry (Google: QuotaFailure ...PerDay...)
+  kExceptionMidstream,  // half the content, then the protocol's in-stream throttling error
+  kModelNotReady,       // Bedrock ModelNotReadyException (429)
 };
 
 std::string_view BehaviourName(Behaviour behaviour);
@@ -86,6 +94,10 @@ struct EndpointSpec {
   Distribution output_tokens;
   std::optional<RateLimitSpec> ratelimit;
   std::vector<Phase> phases;  // at least one
+  // Protocol-specific switches (`options:` in the file), checked by the protocol at load.
+  std::map<std::string, std::string> options;
+  // The scenario file's folder: relative paths in `options` are relative to it.
+  std::string base_dir;
 };
 
 struct Scenario {

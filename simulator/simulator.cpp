@@ -89,8 +89,13 @@ class SimulatorImpl final : public Simulator {
   Status Listen(const std::string& host, int port) {
     const auto start = SteadyClock::now();
     for (const auto& spec : scenario_.endpoints) {
+      auto protocol = MakeProtocol(spec.protocol);
+      if (auto configured = protocol->Configure(spec); !configured) {
+        return Fail(Error::Parse(fmt::format("endpoint {}: {}", spec.name,
+                                             configured.error().message)));
+      }
       endpoints_.push_back(std::make_unique<Endpoint>(
-          spec, MakeProtocol(spec.protocol),
+          spec, std::move(protocol),
           scenario_.seed + 7919 * static_cast<uint64_t>(endpoints_.size()), start));
     }
     host_ = host;
@@ -200,6 +205,8 @@ class SimulatorImpl final : public Simulator {
     out.method = req.method;
     out.path = req.path.substr(std::min(req.path.size(), mount.size()));
     out.body = req.body;
+    out.target = req.target;
+    for (const auto& [name, value] : req.params) out.query.emplace_back(name, value);
     for (const auto& [name, value] : req.headers) {
       std::string lower = name;
       std::transform(lower.begin(), lower.end(), lower.begin(),
