@@ -3,12 +3,16 @@
 
 #include <doctest/doctest.h>
 
+#include <ctime>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "collector/auth/token_command.h"
 #include "collector/providers/provider.h"
+#include "collector/collector.h"
+#include "tests/collector/loopback_server.h"
 #include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {
@@ -18,6 +22,7 @@ using testing::DecodeEverySplit;
 using testing::Recorder;
 using testing::ScratchDir;
 using testing::Sse;
+using namespace std::chrono_literals;
 
 const ProviderAdapter& Anthropic() { return *AdapterFor(Provider::kAnthropic); }
 
@@ -262,6 +267,142 @@ TEST_CASE("Anthropic request: path, version, body, auth modes") {
 
   target.auth.mode = AuthMode::kGoogleServiceAccount;
   CHECK_FALSE(Anthropic().BuildRequest(target, {}).has_value());
+}
+
+std::vector<std::string> SplitEvents(const std::string& stream) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start < stream.size();) {
+    const size_t end = stream.find("\n\n", start);
+    parts.push_back(stream.substr(start, end + 2 - start));
+    start = end + 2;
+  }
+  return parts;
+}
+
+// An RFC 3339 instant `seconds_ahead` from now, as the reset headers carry it.
+std::string Rfc3339FromNow(int64_t seconds_ahead) {
+  const std::time_t t = std::time(nullptr) + seconds_ahead;
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+constexpr const char* kE2eKey = "sk-ant-api03-e2e-SECRET-99";
+
+TEST_CASE("Anthropic e2e: stream with thinking, non-stream, 529, error event mid-stream") {
+  testing::CurlGlobalInit curl;
+  testing::LoopbackServer server;
+  constexpr auto kThinkingPause = 100ms;
+  const std::string thinking_stream =
+      Sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":40,"output_tokens":1}}})") +
+      Sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})") +
+      Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Say OK."}})") +
+      Sse("content_block_stop", R"({"type":"content_block_stop","index":0})") +
+      Sse("ping", R"({"type": "ping"})") +
+      Sse("content_block_start", R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})") +
+      Sse("content_block_delta", R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"OK"}})") +
+      Sse("content_block_stop", R"({"type":"content_block_stop","index":1})") +
+      Sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":12}})") +
+      Sse("message_stop", R"({"type":"message_stop"})");
+  server.Post("/v1/messages", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("x-api-key") != kE2eKey) {
+      res.status = 401;
+      res.set_content(
+          R"({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_401"})",
+          "application/json");
+      return;
+    }
+    const auto body = nlohmann::json::parse(req.body);
+    const std::string model = body.value("model", "");
+    res.set_header("request-id", "req_011CdeLUqPNHAAuSPYFJEED2");
+    res.set_header("anthropic-ratelimit-requests-limit", "50");
+    res.set_header("anthropic-ratelimit-requests-remaining", "49");
+    res.set_header("anthropic-ratelimit-requests-reset", Rfc3339FromNow(30));
+    res.set_header("anthropic-ratelimit-output-tokens-limit", "8000");
+    res.set_header("anthropic-ratelimit-output-tokens-remaining", "7988");
+    res.set_header("anthropic-ratelimit-output-tokens-reset", Rfc3339FromNow(30));
+    if (model == "overloaded") {
+      res.status = 529;
+      res.set_header("x-should-retry", "true");
+      res.set_content(
+          R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_529"})",
+          "application/json");
+    } else if (model == "midstream") {
+      res.set_content(kStream.substr(0, kStream.find("event: content_block_stop")) +
+                          Sse("error", R"({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})"),
+                      "text/event-stream; charset=utf-8");
+    } else if (body.value("stream", false)) {
+      res.set_header("retry-after", "33");  // on a 200: not an error
+      testing::StreamParts(res, "text/event-stream; charset=utf-8", SplitEvents(thinking_stream),
+                           2, kThinkingPause);
+    } else {
+      res.set_content(
+          R"({"model":"claude-sonnet-4-5","id":"msg_2","type":"message","role":"assistant","content":[{"type":"text","text":"OK"}],"stop_reason":"end_turn","usage":{"input_tokens":30,"output_tokens":3}})",
+          "application/json");
+    }
+  });
+  server.Start();
+  SystemClock clock;
+
+  TargetSpec target = AnthropicTarget();
+  target.base_url = server.BaseUrl();
+  target.api_key = Secret(kE2eKey);
+  target.labels = {{"target", "anthropic"}, {"provider", "anthropic"}, {"model", "claude"}};
+  target.expect = "(?i)\\bok\\b";
+  target.timeouts.connect = 2000ms;
+  target.timeouts.first_token = 3000ms;
+  target.timeouts.total = 5000ms;
+
+  const ProbeResult streamed = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(streamed.outcome == Outcome::kOk);
+  CHECK(streamed.error.empty());
+  CHECK(streamed.http_status == 200);
+  CHECK(streamed.input_tokens == 40);
+  CHECK(streamed.output_tokens == 12);
+  CHECK(streamed.chunk_count == 9);  // the ping is not a chunk
+  CHECK(streamed.request_id == "req_011CdeLUqPNHAAuSPYFJEED2");
+  CHECK(streamed.retry_after_seconds == 33);
+  CHECK(streamed.requests.limit == 50);
+  CHECK(streamed.requests.remaining == 49);
+  REQUIRE(streamed.requests.reset_seconds.has_value());
+  CHECK(*streamed.requests.reset_seconds > 0);
+  CHECK(*streamed.requests.reset_seconds <= 31);
+  CHECK(streamed.tokens.remaining == 7988);
+  REQUIRE(streamed.ttft_seconds.has_value());
+  REQUIRE(streamed.first_answer_token_seconds.has_value());
+  // Thinking counts for the first token; the answer came after the injected pause.
+  CHECK(*streamed.first_answer_token_seconds - *streamed.ttft_seconds >= 0.100);
+  const testing::SeenRequest seen = server.last();
+  CHECK(seen.Header("anthropic-version") == "2023-06-01");
+  CHECK(seen.Header("x-api-key") == kE2eKey);
+  CHECK(testing::AllText(streamed).find("SECRET") == std::string::npos);
+
+  target.stream = false;
+  const ProbeResult plain = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(plain.outcome == Outcome::kOk);
+  CHECK(plain.output_tokens == 3);
+  CHECK_FALSE(nlohmann::json::parse(server.last().body).contains("stream"));
+
+  target.stream = true;
+  target.provider_model = "overloaded";
+  const ProbeResult overloaded = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(overloaded.outcome == Outcome::kOverloaded);
+  CHECK(overloaded.http_status == 529);
+  CHECK(overloaded.error == "HTTP 529 overloaded_error: Overloaded");
+
+  target.provider_model = "midstream";
+  const ProbeResult midstream = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(midstream.outcome == Outcome::kOverloaded);
+  CHECK(midstream.http_status == 200);
+  CHECK(midstream.error.find("overloaded_error") != std::string::npos);
+
+  target.api_key = Secret("sk-ant-wrong-SECRET");
+  const ProbeResult denied = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(denied.outcome == Outcome::kAuth);
+  CHECK(denied.error == "HTTP 401 authentication_error: invalid x-api-key");
+  CHECK(testing::AllText(denied).find("SECRET") == std::string::npos);
 }
 
 }  // namespace
