@@ -169,3 +169,53 @@ class KillDuringHeavyWrites(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+RULES = """
+groups:
+  - name: it
+    interval: 1s
+    rules:
+      - alert: Throttled
+        expr: probe_throttled == 1
+        for: 12s
+        labels: {severity: warning}
+        annotations: {summary: "{{ $labels.target }} throttled"}
+"""
+
+
+def alert_series(daemon, name):
+    return series(daemon.metrics(), name, alertname="Throttled", target="throttled")
+
+
+class AlertsSurviveRestart(unittest.TestCase):
+    def test_pending_alert_keeps_its_active_time_and_fires_on_schedule(self):
+        sim_port = free_port()
+        text = config(sim_port).replace("simulator:", "rule_files: [rules.yaml]\nsimulator:")
+        daemon = Daemon(text, {"scenario.yaml": SCENARIO, "rules.yaml": RULES})
+        try:
+            daemon.start()
+            pending = wait_until(
+                lambda: series(daemon.metrics(), "ALERTS", alertname="Throttled",
+                               alertstate="pending"), timeout=20, what="alert pending")
+            (_, labels), = pending.keys()
+            self.assertEqual(dict(labels)["target"], "throttled")
+            (active_at,) = alert_series(daemon, "ALERTS_FOR_STATE").values()
+            # Stop about half way through `for`, then start again on the same database.
+            time.sleep(max(0.0, active_at + 6 - time.time()))
+            self.assertEqual(daemon.stop(), 0)
+            daemon.start()
+            restored = wait_until(lambda: alert_series(daemon, "ALERTS_FOR_STATE"), timeout=10,
+                                  what="alert restored")
+            self.assertEqual(list(restored.values()), [active_at])
+            self.assertTrue(series(daemon.metrics(), "ALERTS", alertname="Throttled",
+                                   alertstate="pending"),
+                            "still pending right after the restart")
+            wait_until(lambda: series(daemon.metrics(), "ALERTS", alertname="Throttled",
+                                      alertstate="firing"), timeout=20, what="alert firing")
+            fired = time.time()
+            # Fires on schedule: `for` after the original active time, not after the restart.
+            self.assertLess(fired - (active_at + 12), 4.0)
+            self.assertIn("alert Throttled firing", daemon.log_text())
+        finally:
+            daemon.close()
