@@ -28,6 +28,7 @@ constexpr int64_t kDefaultTokenLifetimeSeconds = 3600;
 // would reach the server with a dead token.
 constexpr int64_t kMinRemainingMs = 10000;
 constexpr size_t kMaxCacheEntries = 1024;
+constexpr size_t kMaxIssuedTokens = 64;
 
 struct BioDeleter {
   void operator()(BIO* bio) const { BIO_free(bio); }
@@ -376,10 +377,33 @@ Result<Secret> GoogleTokenCache::Token(const TargetAuth& auth, int64_t now_unix_
   entry->failures = 0;
   entry->retry_at_ms = 0;
   entry->token = std::move(*fetched);
+  {
+    // Lock order: an entry's mu, then mu_ (EntryFor takes mu_ alone).
+    std::lock_guard<std::mutex> lock_issued(mu_);
+    if (issued_.size() >= kMaxIssuedTokens) {
+      issued_.erase(issued_.begin());
+    }
+    issued_.push_back(entry->token.token);
+  }
   const int64_t lifetime = entry->token.expires_unix_ms - now_unix_ms;
   entry->refresh_at_ms =
       entry->token.expires_unix_ms - std::min<int64_t>(options_.refresh_margin.count(), lifetime / 2);
   return entry->token.token;
+}
+
+std::string GoogleTokenCache::Redact(std::string text) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Secret& token : issued_) {
+    const std::string& value = token.Reveal();
+    if (value.empty()) {
+      continue;
+    }
+    for (size_t at = text.find(value); at != std::string::npos; at = text.find(value, at)) {
+      text.replace(at, value.size(), "<redacted>");
+      at += 10;
+    }
+  }
+  return text;
 }
 
 }  // namespace modelpulse::collector

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "collector/collector.h"
 #include "common/common.h"
@@ -96,6 +97,10 @@ class GoogleTokenCache {
   // prefixed "service-account token: ".
   Result<Secret> Token(const TargetAuth& auth, int64_t now_unix_ms);
 
+  // Replaces every token this cache handed out recently, wherever it occurs in `text`, with
+  // "<redacted>": for provider messages that might echo a credential back.
+  std::string Redact(std::string text) const;
+
  private:
   struct Entry {
     std::mutex mu;
@@ -110,9 +115,11 @@ class GoogleTokenCache {
   Result<AccessToken> Fetch(const TargetAuth& auth, int64_t now_unix_ms) const;
 
   const TokenCacheOptions options_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   // Keyed by SHA-256 of key content and token URL, so the map holds no key material.
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // Guarded by mu_.
+  // The most recent tokens fetched (bounded), for Redact without waiting on a running exchange.
+  std::vector<Secret> issued_;  // Guarded by mu_.
 };
 
 }  // namespace modelpulse::collector

@@ -54,6 +54,9 @@ struct RequestContext {
 struct ProviderError {
   Outcome outcome = Outcome::kServerError;
   std::string message;  // short; sanitised again by the transport before it is stored
+  // A retry delay the provider put in the body rather than a header (Google's
+  // google.rpc.RetryInfo retryDelay); the transport prefers a header's value.
+  std::optional<double> retry_after_seconds;
 };
 
 // Token counts as the provider reported them. Absent fields leave earlier values alone.
@@ -131,6 +134,7 @@ const ProviderAdapter* AdapterFor(Provider provider);
 // Factories, one per provider file.
 std::unique_ptr<ProviderAdapter> NewOpenAIAdapter(Provider provider);  // openai, openai_compatible
 std::unique_ptr<ProviderAdapter> NewBedrockAdapter();    // bedrock.cpp
+std::unique_ptr<ProviderAdapter> NewGoogleAdapter(Provider provider);  // vertex.cpp: vertex, gemini
 std::unique_ptr<ProviderAdapter> NewAzureAdapter();      // azure.cpp
 std::unique_ptr<ProviderAdapter> NewAnthropicAdapter();  // anthropic.cpp
 

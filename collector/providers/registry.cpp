@@ -10,6 +10,8 @@ const ProviderAdapter* AdapterFor(Provider provider) {
   static const std::unique_ptr<ProviderAdapter> kOpenAICompatible =
       NewOpenAIAdapter(Provider::kOpenAICompatible);
   static const std::unique_ptr<ProviderAdapter> kBedrock = NewBedrockAdapter();
+  static const std::unique_ptr<ProviderAdapter> kVertex = NewGoogleAdapter(Provider::kVertex);
+  static const std::unique_ptr<ProviderAdapter> kGemini = NewGoogleAdapter(Provider::kGemini);
   static const std::unique_ptr<ProviderAdapter> kAzure = NewAzureAdapter();
   static const std::unique_ptr<ProviderAdapter> kAnthropic = NewAnthropicAdapter();
   switch (provider) {
@@ -18,8 +20,8 @@ const ProviderAdapter* AdapterFor(Provider provider) {
     case Provider::kAzure: return kAzure.get();
     case Provider::kAnthropic: return kAnthropic.get();
     case Provider::kBedrock: return kBedrock.get();
-    case Provider::kVertex:
-    case Provider::kGemini: return nullptr;
+    case Provider::kVertex: return kVertex.get();
+    case Provider::kGemini: return kGemini.get();
   }
   return nullptr;
 }
