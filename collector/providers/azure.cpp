@@ -110,7 +110,9 @@ class RedactingEvents final : public StreamEvents {
   void OnReasoning(std::string_view text) override { inner_.OnReasoning(text); }
   void OnUsage(const Usage& usage) override { inner_.OnUsage(usage); }
   void OnError(const ProviderError& error) override {
-    inner_.OnError({error.outcome, tokens_.Redact(error.message)});
+    ProviderError redacted = error;
+    redacted.message = tokens_.Redact(error.message);
+    inner_.OnError(redacted);
   }
   void OnMalformed(std::string_view what) override {
     inner_.OnMalformed(tokens_.Redact(std::string(what)));
