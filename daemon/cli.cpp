@@ -82,7 +82,11 @@ int Probe(const std::string& config_file, const std::string& target_name,
     return kUsageError;
   }
   auto simulator = MaybeStartSimulator(*config);
-  if (!simulator) {
+  if (!simulator && simulator.error().code == Error::Code::kUnavailable) {
+    // Typically the daemon of the same config already serves the simulator: probe that one.
+    spdlog::info("simulator not started here ({}); probing whatever serves its address",
+                 simulator.error().message);
+  } else if (!simulator) {
     std::cerr << simulator.error().ToString() << "\n";
     return kUsageError;
   }
