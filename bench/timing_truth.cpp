@@ -39,6 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -138,6 +140,14 @@ bool HttpGet(const std::string& url, std::string& body) {
   return code == CURLE_OK && status == 200;
 }
 
+// User plus system CPU of this process, all threads.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 struct Summary {
   double p50 = 0, p99 = 0, max = 0, min = 0;
 };
@@ -215,6 +225,11 @@ int Probe(const Args& args) {
     std::fprintf(stderr, "timing_truth probe: %s\n", prober.error().ToString().c_str());
     return 1;
   }
+  // CPU is counted from the end of the ramp (SetTargets copies every spec on each call, a cost of
+  // this benchmark's ramp, not of probing), per probe started after it.
+  double cpu_before = CpuSeconds();
+  auto wall_begin = std::chrono::steady_clock::now();
+  int64_t ramp_end_unix_ms = clock.NowUnixMillis();
   {
     const auto begin = std::chrono::steady_clock::now();
     std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
@@ -229,10 +244,19 @@ int Probe(const Args& args) {
         (*prober)->SetTargets(std::vector(targets.begin(), targets.begin() + i));
       }
     }
+    cpu_before = CpuSeconds();
+    wall_begin = std::chrono::steady_clock::now();
+    ramp_end_unix_ms = clock.NowUnixMillis();
     std::this_thread::sleep_until(begin + std::chrono::duration<double>(seconds));
     loop.request_stop();
   }  // joins: in-flight probes finish within shutdown_grace and are reported
+  const double cpu_seconds = CpuSeconds() - cpu_before;
+  const double wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_begin).count();
   std::vector<ProbeResult> results = sink.Take();
+  const auto after_ramp = std::count_if(results.begin(), results.end(), [&](const ProbeResult& r) {
+    return r.start_unix_ms >= ramp_end_unix_ms;
+  });
 
   std::string body;
   if (!HttpGet(base_url + "/_simulator/journal", body)) {
@@ -308,6 +332,9 @@ int Probe(const Args& args) {
       "unmatched=%zu skewed=%zu\n",
       streams, connection.c_str(), stagger_ms, seconds, results.size(), ttft_err.size(), not_ok, unmatched,
       skewed);
+  std::printf("  prober CPU %.2f s in %.1f s after the ramp (%.0f%% of a core), %.0f us per probe\n",
+              cpu_seconds, wall_seconds, 100 * cpu_seconds / wall_seconds,
+              after_ramp == 0 ? 0.0 : 1e6 * cpu_seconds / static_cast<double>(after_ramp));
   std::printf("  %-26s %9s %9s %9s %9s\n", "ms", "min", "p50", "p99", "max");
   auto row = [](const char* what, const Summary& x) {
     std::printf("  %-26s %9.3f %9.3f %9.3f %9.3f\n", what, x.min, x.p50, x.p99, x.max);

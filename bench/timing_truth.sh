@@ -73,9 +73,12 @@ for n in "${streams_list[@]}"; do
   if [[ -z "$base_url" ]]; then
     echo "simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1
   fi
+  sim_cpu0=$(awk '{print $14 + $15}' "/proc/$sim_pid/stat")
   echo "# streams=$n simulator=$base_url workers=$workers load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   ${run[@]+"${run[@]}"} taskset -c "$probe_core" "$bin" probe --base-url "$base_url" --streams "$n" --seconds "$seconds" \
     --first-token-ms "$first_token_ms" --inter-token-ms "$inter_token_ms" --output-tokens "$output_tokens" \
     --connection "$connection" ${STAGGER_MS:+--stagger-ms "$STAGGER_MS"}
+  sim_cpu1=$(awk '{print $14 + $15}' "/proc/$sim_pid/stat")
+  echo "  simulator CPU $(( (sim_cpu1 - sim_cpu0) * 1000 / $(getconf CLK_TCK) )) ms during the run"
   kill -TERM "$sim_pid"; wait "$sim_pid" || true; sim_pid=""
 done
