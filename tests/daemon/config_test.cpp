@@ -747,6 +747,577 @@ TEST_CASE("config/demo.yaml parses without any key, through LoadConfig") {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Every cloud: auth modes, provider details, defaults and explanations.
+
+// Every secret below contains "SeCrEt", so one search proves none leaked into a message.
+constexpr std::string_view kSecretMarker = "SeCrEt";
+
+constexpr const char* kServiceAccountJson = R"({
+  "type": "service_account",
+  "project_id": "my-project",
+  "private_key_id": "0123abcd",
+  "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvSeCrEtQIBADANBg\n-----END PRIVATE KEY-----\n",
+  "client_email": "prober@my-project.iam.gserviceaccount.com",
+  "token_uri": "https://oauth2.googleapis.com/token"
+})";
+
+FakeEnvironment CloudEnvironment() {
+  FakeEnvironment env;
+  env.vars = {{"OPENAI_API_KEY", "sk-SeCrEt-openai"},
+              {"ANTHROPIC_API_KEY", "sk-ant-SeCrEt"},
+              {"GEMINI_API_KEY", "AIza-SeCrEt-gemini"},
+              {"AWS_ACCESS_KEY_ID", "AKIA-SeCrEt-ID"},
+              {"AWS_SECRET_ACCESS_KEY", "wJalr-SeCrEt-KEY"},
+              {"AWS_SESSION_TOKEN", "FwoG-SeCrEt-session"},
+              {"AWS_BEARER_TOKEN_BEDROCK", "ABSK-SeCrEt-bedrock"},
+              {"HOME", "/home/u"}};
+  env.files = {{"/etc/mp/azure.token", "eyJ-SeCrEt-entra\n"},
+               {"/etc/mp/sa.json", kServiceAccountJson}};
+  return env;
+}
+
+constexpr const char* kCloudsConfig = R"(targets:
+  - name: gpt@openai
+    provider: openai
+    model: gpt-4o-mini
+    auth: {api_key_env: OPENAI_API_KEY}
+  - name: llama@vllm
+    provider: openai_compatible
+    model: llama
+    base_url: http://localhost:8000/v1
+  - name: gpt@azure-deploy
+    provider: azure
+    model: gpt-4o-mini
+    provider_model: my-deployment
+    base_url: https://contoso.openai.azure.com
+    api_version: 2024-10-21
+    auth: {bearer_token_file: azure.token}
+    labels: {region: eastus}
+  - name: gpt@azure-v1
+    provider: azure
+    model: gpt-4o-mini
+    base_url: https://contoso.openai.azure.com
+    auth:
+      token_command: [az, account, get-access-token, --query, accessToken, -o, tsv]
+      token_command_ttl: 10m
+  - name: claude@anthropic
+    provider: anthropic
+    model: claude-haiku
+    anthropic_version: 2023-01-01
+    auth: {api_key_env: ANTHROPIC_API_KEY}
+  - name: oss@bedrock
+    provider: bedrock
+    model: gpt-oss-120b
+    provider_model: openai.gpt-oss-120b-1:0
+    region: us-west-2
+    auth: {aws: {}}
+  - name: oss@bedrock-openai
+    provider: bedrock
+    model: gpt-oss-120b
+    region: cn-north-1
+    api: openai
+    openai_path_prefix: /openai/v1/
+    auth: {bearer_token_env: AWS_BEARER_TOKEN_BEDROCK}
+  - name: gemini@vertex
+    provider: vertex
+    model: gemini-flash
+    region: global
+    project: my-project
+    auth: {google_service_account_file: sa.json}
+  - name: oss@vertex
+    provider: vertex
+    model: gpt-oss-120b
+    base_url: https://europe-west4-aiplatform.googleapis.com
+    project: my-project
+    api: openai
+    auth: {token_command: [gcloud, auth, print-access-token]}
+  - name: gemini@gemini
+    provider: gemini
+    model: gemini-flash
+    auth: {api_key_env: GEMINI_API_KEY}
+)";
+
+TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, default URL") {
+  using collector::ApiFlavor;
+  using collector::AuthMode;
+  const Config config = MustParse(kCloudsConfig, CloudEnvironment());
+  REQUIRE(config.targets.size() == 10);
+  const auto& t = config.targets;
+
+  CHECK(t[0].provider == Provider::kOpenAI);
+  CHECK(t[0].base_url == "https://api.openai.com/v1");
+  CHECK(t[0].auth.mode == AuthMode::kApiKey);
+  CHECK(t[0].api_key == Secret("sk-SeCrEt-openai"));
+  CHECK(t[0].flavor == ApiFlavor::kNative);
+  CHECK(t[0].region.empty());
+  CHECK(t[0].labels.at("region") == "global");
+
+  CHECK(t[1].auth.mode == AuthMode::kNone);  // an open vLLM needs no key
+  CHECK(t[1].api_key.empty());
+  CHECK(t[1].labels.at("cloud") == "local");
+
+  CHECK(t[2].provider == Provider::kAzure);
+  CHECK(t[2].auth.mode == AuthMode::kBearerToken);
+  CHECK(t[2].api_key == Secret("eyJ-SeCrEt-entra"));
+  CHECK(t[2].api_version == "2024-10-21");
+  CHECK(t[2].flavor == ApiFlavor::kNative);  // deployment path
+  CHECK(t[2].provider_model == "my-deployment");
+  CHECK(t[2].labels.at("region") == "eastus");
+
+  CHECK(t[3].auth.mode == AuthMode::kTokenCommand);
+  CHECK(t[3].auth.token_command ==
+        std::vector<std::string>{"az", "account", "get-access-token", "--query", "accessToken",
+                                 "-o", "tsv"});
+  CHECK(t[3].auth.token_command_ttl == 10min);
+  CHECK(t[3].api_key.empty());
+  CHECK(t[3].api_version.empty());
+  CHECK(t[3].flavor == ApiFlavor::kOpenAICompatible);  // the v1 path
+
+  CHECK(t[4].provider == Provider::kAnthropic);
+  CHECK(t[4].base_url == "https://api.anthropic.com");
+  CHECK(t[4].anthropic_version == "2023-01-01");
+  CHECK(t[4].auth.mode == AuthMode::kApiKey);
+  CHECK(t[4].labels.at("cloud") == "anthropic");
+
+  CHECK(t[5].provider == Provider::kBedrock);
+  CHECK(t[5].region == "us-west-2");
+  CHECK(t[5].base_url == "https://bedrock-runtime.us-west-2.amazonaws.com");
+  CHECK(t[5].auth.mode == AuthMode::kAwsSigV4);
+  CHECK(t[5].auth.aws.access_key_id == Secret("AKIA-SeCrEt-ID"));
+  CHECK(t[5].auth.aws.secret_access_key == Secret("wJalr-SeCrEt-KEY"));
+  CHECK(t[5].auth.aws.session_token == Secret("FwoG-SeCrEt-session"));
+  CHECK(t[5].flavor == ApiFlavor::kNative);
+  CHECK(t[5].provider_model == "openai.gpt-oss-120b-1:0");
+  CHECK(t[5].labels == Labels{{"target", "oss@bedrock"},
+                              {"provider", "bedrock"},
+                              {"model", "gpt-oss-120b"},
+                              {"cloud", "aws"},
+                              {"region", "us-west-2"}});
+
+  CHECK(t[6].base_url == "https://bedrock-runtime.cn-north-1.amazonaws.com.cn");
+  CHECK(t[6].auth.mode == AuthMode::kBearerToken);
+  CHECK(t[6].api_key == Secret("ABSK-SeCrEt-bedrock"));
+  CHECK(t[6].flavor == ApiFlavor::kOpenAICompatible);
+  CHECK(t[6].openai_path_prefix == "/openai/v1");
+  CHECK(t[6].labels.at("region") == "cn-north-1");
+
+  CHECK(t[7].provider == Provider::kVertex);
+  CHECK(t[7].base_url == "https://aiplatform.googleapis.com");
+  CHECK(t[7].region == "global");
+  CHECK(t[7].project == "my-project");
+  CHECK(t[7].auth.mode == AuthMode::kGoogleServiceAccount);
+  CHECK(t[7].auth.google_service_account_json == Secret(kServiceAccountJson));
+  CHECK(t[7].auth.token_url == "https://oauth2.googleapis.com/token");  // the key's token_uri
+  CHECK(t[7].labels.at("cloud") == "gcp");
+  CHECK(t[7].labels.at("region") == "global");
+
+  CHECK(t[8].region == "europe-west4");  // from the host
+  CHECK(t[8].base_url == "https://europe-west4-aiplatform.googleapis.com");
+  CHECK(t[8].flavor == ApiFlavor::kOpenAICompatible);
+  CHECK(t[8].openai_path_prefix.empty());  // the adapter's default
+  CHECK(t[8].auth.token_command == std::vector<std::string>{"gcloud", "auth", "print-access-token"});
+  CHECK(t[8].auth.token_command_ttl == collector::TargetAuth{}.token_command_ttl);
+  CHECK(t[8].labels.at("region") == "europe-west4");
+
+  CHECK(t[9].provider == Provider::kGemini);
+  CHECK(t[9].base_url == "https://generativelanguage.googleapis.com");
+  CHECK(t[9].auth.mode == AuthMode::kApiKey);
+  CHECK(t[9].api_key == Secret("AIza-SeCrEt-gemini"));
+
+  // Vertex default hosts per location kind; a region that disagrees with the host is an error.
+  const auto vertex_url = [](const std::string& region) {
+    FakeEnvironment env;
+    env.vars = {{"T", "tok"}};
+    return MustParse("targets:\n  - {name: v, provider: vertex, model: m, project: my-project, "
+                     "region: " + region + ", auth: {bearer_token_env: T}}\n",
+                     env)
+        .targets.at(0)
+        .base_url;
+  };
+  CHECK(vertex_url("us-central1") == "https://us-central1-aiplatform.googleapis.com");
+  CHECK(vertex_url("eu") == "https://aiplatform.eu.rep.googleapis.com");
+}
+
+TEST_CASE("DescribeConfig names each auth mode and its source, never a secret") {
+  const Config config = MustParse(kCloudsConfig, CloudEnvironment());
+  const std::string text = DescribeConfig(config);
+  INFO(text);
+  CHECK(text.find(kSecretMarker) == std::string::npos);
+  CHECK(text.find("prober@") == std::string::npos);  // nothing from inside the key file
+  const std::vector<std::string> lines = Lines(text);
+  REQUIRE(lines.size() == 11);
+  CHECK(lines[0] == "10 targets, 0 rule files");
+  CHECK(lines[1] == "  gpt@openai: openai gpt-4o-mini (cloud openai, region global) every 1m at "
+                    "https://api.openai.com/v1, auth api key from $OPENAI_API_KEY");
+  CHECK(lines[2].ends_with(", auth none"));
+  CHECK(lines[3] == "  gpt@azure-deploy: azure gpt-4o-mini as my-deployment (cloud azure, region "
+                    "eastus, api native, api-version 2024-10-21) every 1m at "
+                    "https://contoso.openai.azure.com, auth bearer token from file "
+                    "/etc/mp/azure.token");
+  CHECK(lines[4].ends_with("(cloud azure, region global, api openai) every 1m at "
+                           "https://contoso.openai.azure.com, auth bearer token from command az, "
+                           "reused 10m"));
+  CHECK(lines[6] == "  oss@bedrock: bedrock gpt-oss-120b as openai.gpt-oss-120b-1:0 (cloud aws, "
+                    "region us-west-2, api native) every 1m at "
+                    "https://bedrock-runtime.us-west-2.amazonaws.com, auth aws sigv4, credentials "
+                    "from the environment (AWS_ACCESS_KEY_ID)");
+  CHECK(lines[7].find("api openai, path prefix /openai/v1) every 1m") != std::string::npos);
+  CHECK(lines[7].ends_with("auth bearer token from $AWS_BEARER_TOKEN_BEDROCK"));
+  CHECK(lines[8] == "  gemini@vertex: vertex gemini-flash (cloud gcp, region global, api native, "
+                    "project my-project) every 1m at https://aiplatform.googleapis.com, auth "
+                    "google service account from /etc/mp/sa.json, token url "
+                    "https://oauth2.googleapis.com/token");
+  CHECK(lines[10].ends_with("auth api key from $GEMINI_API_KEY"));
+}
+
+TEST_CASE("AWS credentials: the environment first, else a profile of the shared credentials file") {
+  constexpr const char* kCredentials =
+      "[default]\naws_access_key_id = AKIA-SeCrEt-default\naws_secret_access_key = "
+      "dflt-SeCrEt\n\n[prod]\naws_access_key_id=AKIA-SeCrEt-prod\naws_secret_access_key=prod-"
+      "SeCrEt\naws_session_token = prod-SeCrEt-token\n\n[half]\naws_access_key_id = "
+      "AKIA-SeCrEt-half\n";
+  const auto bedrock = [](const std::string& aws) {
+    return "targets:\n  - name: b\n    provider: bedrock\n    model: m\n    region: us-east-1\n"
+           "    auth:\n      aws: " +
+           aws + "\n";
+  };
+  FakeEnvironment files;
+  files.vars = {{"HOME", "/home/u"}};
+  files.files = {{"/home/u/.aws/credentials", kCredentials}, {"/etc/mp/aws/creds", kCredentials}};
+
+  // No variables: the default profile of ~/.aws/credentials.
+  Config config = MustParse(bedrock("{}"), files);
+  CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-default"));
+  CHECK(config.targets[0].auth.aws.session_token.empty());
+  CHECK(config.auth_sources.at("b") ==
+        "aws sigv4, profile 'default' in /home/u/.aws/credentials");
+
+  // AWS_PROFILE picks another profile; an empty `aws:` is the same as {}.
+  FakeEnvironment with_profile = files;
+  with_profile.vars["AWS_PROFILE"] = "prod";
+  config = MustParse(bedrock(""), with_profile);
+  CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-prod"));
+  CHECK(config.targets[0].auth.aws.secret_access_key == Secret("prod-SeCrEt"));
+  CHECK(config.targets[0].auth.aws.session_token == Secret("prod-SeCrEt-token"));
+
+  // Variables win over the file...
+  FakeEnvironment with_vars = files;
+  with_vars.vars["AWS_ACCESS_KEY_ID"] = "AKIA-SeCrEt-env";
+  with_vars.vars["AWS_SECRET_ACCESS_KEY"] = "env-SeCrEt";
+  CHECK(MustParse(bedrock("{}"), with_vars).targets[0].auth.aws.access_key_id ==
+        Secret("AKIA-SeCrEt-env"));
+  // ...unless the config names a profile, as botocore does for an explicit profile.
+  CHECK(MustParse(bedrock("{profile: prod}"), with_vars).targets[0].auth.aws.access_key_id ==
+        Secret("AKIA-SeCrEt-prod"));
+  // credentials_file is relative to the config's folder.
+  config = MustParse(bedrock("{profile: prod, credentials_file: aws/creds}"), files);
+  CHECK(config.auth_sources.at("b") == "aws sigv4, profile 'prod' in /etc/mp/aws/creds");
+  // AWS_SHARED_CREDENTIALS_FILE replaces ~/.aws/credentials.
+  FakeEnvironment shared = files;
+  shared.vars["AWS_SHARED_CREDENTIALS_FILE"] = "/etc/mp/aws/creds";
+  CHECK(MustParse(bedrock("{}"), shared).auth_sources.at("b") ==
+        "aws sigv4, profile 'default' in /etc/mp/aws/creds");
+
+  // Explicit variables, with a session token.
+  FakeEnvironment named = files;
+  named.vars.insert({{"MY_ID", "AKIA-SeCrEt-mine"}, {"MY_KEY", "mine-SeCrEt"}, {"MY_TOK", "t-SeCrEt"}});
+  config = MustParse(
+      bedrock("{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, session_token_env: MY_TOK}"),
+      named);
+  CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-mine"));
+  CHECK(config.targets[0].auth.aws.secret_access_key == Secret("mine-SeCrEt"));
+  CHECK(config.targets[0].auth.aws.session_token == Secret("t-SeCrEt"));
+  CHECK(config.auth_sources.at("b") == "aws sigv4, keys from $MY_ID and $MY_KEY with $MY_TOK");
+
+  // Each failure says which variable, file or profile, at the aws value or the key that chose it.
+  const auto problem = [&](const std::string& aws, const FakeEnvironment& env) {
+    const std::vector<std::string> lines = Problems(bedrock(aws), env);
+    INFO(Join(lines));
+    CHECK(Join(lines).find(kSecretMarker) == std::string::npos);
+    REQUIRE(lines.size() == 1);
+    return lines[0];
+  };
+  FakeEnvironment nothing;
+  nothing.vars = {{"HOME", "/home/u"}};
+  CHECK(problem("{}", nothing) ==
+        "t.yaml:7:12: \"auth.aws\": no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+        "are not set and /home/u/.aws/credentials does not exist");
+  CHECK(problem("{profile: staging}", files) ==
+        "t.yaml:7:22: \"auth.aws\": AWS profile 'staging' in /home/u/.aws/credentials not found");
+  CHECK(problem("{profile: half}", files) ==
+        "t.yaml:7:22: \"auth.aws\": AWS profile 'half' in /home/u/.aws/credentials has no "
+        "aws_secret_access_key");
+  FakeEnvironment half_env = nothing;
+  half_env.vars["AWS_ACCESS_KEY_ID"] = "AKIA-SeCrEt-lonely";
+  CHECK(problem("{}", half_env) ==
+        "t.yaml:7:12: \"auth.aws\": AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+  CHECK(problem("{access_key_id_env: MY_ID}", named) ==
+        "t.yaml:7:12: \"auth.aws\": missing \"secret_access_key_env\" (access_key_id_env and "
+        "secret_access_key_env go together)");
+  CHECK(problem("{access_key_id_env: MY_ID, secret_access_key_env: NOPE}", named) ==
+        "t.yaml:7:62: \"auth.aws.secret_access_key_env\": environment variable NOPE is not set");
+  CHECK(problem("{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, profile: prod}", named) ==
+        "t.yaml:7:70: \"auth.aws.profile\": give either access_key_id_env and "
+        "secret_access_key_env, or a profile, not both");
+  CHECK(problem("{region: us-east-1}", files) ==
+        "t.yaml:7:13: unknown key \"region\" in \"auth.aws\"");
+}
+
+TEST_CASE("a service-account key file is read and checked, never quoted") {
+  const auto vertex = [](const std::string& auth) {
+    return "targets:\n  - name: v\n    provider: vertex\n    model: m\n    region: us-central1\n"
+           "    project: my-project\n    auth: " +
+           auth + "\n";
+  };
+  FakeEnvironment env;
+  env.files = {
+      {"/etc/mp/sa.json", kServiceAccountJson},
+      {"/etc/mp/bad.json", "{\"private_key\": \"SeCrEt-not-json"},
+      {"/etc/mp/user.json", R"({"type": "authorized_user", "refresh_token": "1//SeCrEt"})"},
+      {"/etc/mp/nokey.json",
+       R"({"type": "service_account", "client_email": "a@b", "private_key_id": "SeCrEt"})"},
+      {"/etc/mp/notpem.json", R"({"type": "service_account", "client_email": "a@b",
+          "private_key": "SeCrEt-raw", "token_uri": "https://oauth2.googleapis.com/token"})"}};
+
+  const Config config = MustParse(
+      vertex("{google_service_account_file: /etc/mp/sa.json, token_url: "
+             "'http://127.0.0.1:9465/token'}"),
+      env);
+  CHECK(config.targets[0].auth.mode == collector::AuthMode::kGoogleServiceAccount);
+  CHECK(config.targets[0].auth.token_url == "http://127.0.0.1:9465/token");  // overrides token_uri
+
+  const auto problem = [&](const std::string& file) {
+    const std::vector<std::string> lines =
+        Problems(vertex("{google_service_account_file: " + file + "}"), env);
+    INFO(Join(lines));
+    CHECK(Join(lines).find(kSecretMarker) == std::string::npos);
+    REQUIRE(lines.size() == 1);
+    return lines[0];
+  };
+  CHECK(problem("missing.json") ==
+        "t.yaml:7:41: \"auth.google_service_account_file\": cannot read " +
+            (std::filesystem::current_path() / "missing.json").string() +
+            ": No such file or directory");
+  CHECK(problem("/etc/mp/bad.json") ==
+        "t.yaml:7:41: \"auth.google_service_account_file\": /etc/mp/bad.json is not a JSON object "
+        "(expected a service-account key from the Google Cloud console)");
+  CHECK(problem("/etc/mp/user.json") ==
+        "t.yaml:7:41: \"auth.google_service_account_file\": /etc/mp/user.json is an "
+        "\"authorized_user\" credential, not a service-account key (for gcloud user credentials "
+        "use auth.token_command: [gcloud, auth, print-access-token])");
+  CHECK(problem("/etc/mp/nokey.json") ==
+        "t.yaml:7:41: \"auth.google_service_account_file\": /etc/mp/nokey.json has no "
+        "\"private_key\", \"token_uri\"");
+  CHECK(problem("/etc/mp/notpem.json") ==
+        "t.yaml:7:41: \"auth.google_service_account_file\": the \"private_key\" in "
+        "/etc/mp/notpem.json is not a PEM private key");
+  CHECK(Has(Problems(vertex("{google_service_account_file: /etc/mp/sa.json, token_url: x}"), env),
+            "t.yaml:7:69: \"auth.token_url\": must start with http:// or https://"));
+}
+
+TEST_CASE("auth modes and keys a provider does not take are errors at their position") {
+  FakeEnvironment env;
+  env.vars = {{"K", "k-SeCrEt"}};
+  const auto problems = [&](const std::string& provider, const std::string& extra) {
+    const std::vector<std::string> lines =
+        Problems("targets:\n  - name: t\n    provider: " + provider +
+                     "\n    model: m\n    base_url: https://h.example/v1\n" + extra,
+                 env);
+    CHECK(Join(lines).find(kSecretMarker) == std::string::npos);
+    return lines;
+  };
+  const auto only = [&](const std::string& provider, const std::string& extra) {
+    const std::vector<std::string> lines = problems(provider, extra);
+    INFO(Join(lines));
+    REQUIRE(lines.size() == 1);
+    return lines[0];
+  };
+  CHECK(only("anthropic", "    auth: {aws: {}}\n") ==
+        "t.yaml:6:12: \"auth.aws\": provider anthropic does not take AWS credentials (aws); it "
+        "takes an API key (api_key_env, api_key_file, api_key_credential) or a bearer token "
+        "(bearer_token_env, bearer_token_file, bearer_token_credential)");
+  CHECK(only("bedrock", "    region: us-east-1\n    auth: {api_key_env: K}\n") ==
+        "t.yaml:7:12: \"auth.api_key_env\": provider bedrock does not take an API key "
+        "(api_key_env, api_key_file, api_key_credential); it takes AWS credentials (aws) or a "
+        "bearer token (bearer_token_env, bearer_token_file, bearer_token_credential) (a Bedrock "
+        "API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
+        "AWS_BEARER_TOKEN_BEDROCK)");
+  CHECK(only("gemini", "    auth: {bearer_token_env: K}\n").starts_with(
+        "t.yaml:6:12: \"auth.bearer_token_env\": provider gemini does not take a bearer token"));
+  CHECK(only("openai", "    auth: {token_command: [x]}\n") ==
+        "t.yaml:6:12: \"auth.token_command\": provider openai does not take a token command "
+        "(token_command); it takes an API key (api_key_env, api_key_file, api_key_credential) or "
+        "a bearer token (bearer_token_env, bearer_token_file, bearer_token_credential)");
+  CHECK(only("vertex", "    region: global\n    project: my-project\n"
+                       "    auth: {google_service_account_file: x.json, api_key_env: K}\n") ==
+        "t.yaml:8:49: \"auth\": give only one way to authenticate, got "
+        "google_service_account_file and api_key_env");
+  CHECK(only("azure", "    auth: {api_key_env: K, token_command_ttl: 5m}\n") ==
+        "t.yaml:6:28: \"auth.token_command_ttl\": applies only with token_command");
+  CHECK(only("azure", "    auth: {api_key_env: K, token_url: 'https://x'}\n") ==
+        "t.yaml:6:28: \"auth.token_url\": applies only with google_service_account_file");
+  CHECK(only("azure", "    auth: {token_command: az account get-access-token}\n") ==
+        "t.yaml:6:27: \"auth.token_command\": expected a non-empty list of arguments (run without "
+        "a shell), e.g. [gcloud, auth, print-access-token], got a scalar");
+  // A misspelt key leaves no way to authenticate: both are said.
+  const std::vector<std::string> misspelt = problems("azure", "    auth: {api_key: K}\n");
+  REQUIRE(misspelt.size() == 2);
+  CHECK(misspelt[0].starts_with("t.yaml:6:11: target \"t\": provider azure needs a credential: "));
+  CHECK(misspelt[1] == "t.yaml:6:12: unknown key \"api_key\" in \"auth\" of target \"t\" (did "
+                       "you mean \"api_key_env\"?)");
+
+  // Provider details that do not apply name the provider and those they apply to.
+  const std::string openai_key = "    auth: {api_key_env: K}\n";
+  CHECK(only("anthropic", openai_key + "    region: us-east-1\n") ==
+        "t.yaml:7:5: \"region\": does not apply to provider anthropic (only to bedrock, vertex)");
+  CHECK(only("bedrock", "    auth: {bearer_token_env: K}\n    region: us-east-1\n"
+                        "    project: p\n") ==
+        "t.yaml:8:5: \"project\": does not apply to provider bedrock (only to vertex)");
+  CHECK(only("openai", "    api_version: 2024-10-21\n") ==
+        "t.yaml:6:5: \"api_version\": does not apply to provider openai (only to azure)");
+  CHECK(only("azure", openai_key + "    anthropic_version: 2023-06-01\n") ==
+        "t.yaml:7:5: \"anthropic_version\": does not apply to provider azure (only to anthropic)");
+  CHECK(only("gemini", openai_key + "    api: openai\n") ==
+        "t.yaml:7:5: \"api\": does not apply to provider gemini (only to azure, bedrock, vertex)");
+  CHECK(only("openai_compatible", "    openai_path_prefix: /v1\n") ==
+        "t.yaml:6:5: \"openai_path_prefix\": does not apply to provider openai_compatible (only "
+        "to bedrock, vertex)");
+
+  // Values and combinations.
+  const std::string bearer = "    auth: {bearer_token_env: K}\n";
+  CHECK(only("bedrock", bearer + "    region: us-east-1\n    openai_path_prefix: /openai/v1\n") ==
+        "t.yaml:8:5: \"openai_path_prefix\": applies only with api: openai");
+  CHECK(only("bedrock", bearer + "    region: useast1\n") ==
+        "t.yaml:7:13: \"region\": \"useast1\" is not an AWS region (e.g. us-east-1)");
+  CHECK(only("bedrock", bearer + "    region: us-east-1\n    api: grpc\n") ==
+        "t.yaml:8:10: \"api\": expected native or openai, got \"grpc\"");
+  CHECK(only("bedrock", bearer + "    region: us-east-1\n    api: openai\n"
+                                 "    openai_path_prefix: openai/v1\n") ==
+        "t.yaml:9:25: \"openai_path_prefix\": expected a path starting with / (e.g. /openai/v1)");
+  CHECK(only("vertex", bearer + "    region: US Central\n    project: my-project\n") ==
+        "t.yaml:7:13: \"region\": \"US Central\" is not a Google Cloud location (e.g. "
+        "us-central1, europe-west4 or global)");
+  CHECK(only("vertex", bearer + "    region: global\n    project: My Project\n") ==
+        "t.yaml:8:14: \"project\": \"My Project\" is not a Google Cloud project id (6 to 30 "
+        "lower-case letters, digits and hyphens)");
+  CHECK(only("azure", openai_key + "    api: native\n") ==
+        "t.yaml:7:10: \"api\": azure's native deployment path needs \"api_version\" (e.g. "
+        "2024-10-21); without it the v1 path (api: openai) is used");
+  CHECK(only("azure", openai_key + "    api: openai\n    api_version: 2024-10-21\n") ==
+        "t.yaml:8:18: \"api_version\": applies to azure's deployment path (api: native), not to "
+        "the v1 path (api: openai)");
+  CHECK(only("anthropic", openai_key + "    anthropic_version: 'June 2023'\n") ==
+        "t.yaml:7:24: \"anthropic_version\": \"June 2023\" is not a version (e.g. 2023-06-01)");
+
+  // Bedrock and Vertex need a region (and Vertex a project) unless the host carries the region;
+  // a region that contradicts the host is an error.
+  const std::vector<std::string> vertex = problems("vertex", bearer);
+  INFO(Join(vertex));
+  CHECK(vertex == std::vector<std::string>{
+                      "t.yaml:2:5: target \"t\": provider vertex needs \"region\" (e.g. "
+                      "us-central1 or global): it is the location in every request path",
+                      "t.yaml:2:5: target \"t\": provider vertex needs \"project\" (the Google "
+                      "Cloud project id the requests are billed to)"});
+  CHECK(only("bedrock", bearer) ==
+        "t.yaml:2:5: target \"t\": provider bedrock needs \"region\" (e.g. us-east-1): it picks "
+        "the endpoint and scopes the SigV4 signature");
+  CHECK(Problems("targets:\n  - {name: t, provider: bedrock, model: m, region: us-east-1, "
+                 "base_url: 'https://bedrock-runtime.eu-west-1.amazonaws.com', auth: "
+                 "{bearer_token_env: K}}\n",
+                 env) == std::vector<std::string>{"t.yaml:2:52: \"region\": us-east-1 differs "
+                                                  "from the region eu-west-1 of \"base_url\""});
+}
+
+TEST_CASE("a cloud without credentials is an error that says how to provide them") {
+  const auto explain = [](const std::string& target) {
+    const std::vector<std::string> lines = Problems("targets:\n  - " + target + "\n");
+    INFO(Join(lines));
+    REQUIRE(lines.size() == 1);
+    return lines[0];
+  };
+  CHECK(explain("{name: claude@anthropic, provider: anthropic, model: claude}") ==
+        "t.yaml:2:5: target \"claude@anthropic\": provider anthropic needs an API key: set "
+        "auth.api_key_env (e.g. ANTHROPIC_API_KEY) or auth.api_key_file");
+  CHECK(explain("{name: g, provider: gemini, model: m, auth: {}}") ==
+        "t.yaml:2:49: target \"g\": provider gemini needs an API key: set auth.api_key_env (e.g. "
+        "GEMINI_API_KEY) or auth.api_key_file");
+  CHECK(explain("{name: b, provider: bedrock, model: m, region: us-east-1}") ==
+        "t.yaml:2:5: target \"b\": provider bedrock needs AWS credentials: set auth.aws ({} for "
+        "the default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials; "
+        "or {profile: NAME}), or auth.bearer_token_env (e.g. AWS_BEARER_TOKEN_BEDROCK) for a "
+        "Bedrock API key");
+  CHECK(explain("{name: v, provider: vertex, model: m, region: global, project: my-project}") ==
+        "t.yaml:2:5: target \"v\": provider vertex needs a Google access token: set "
+        "auth.google_service_account_file (a service-account JSON key), auth.token_command (e.g. "
+        "[gcloud, auth, print-access-token]) or auth.bearer_token_env");
+  CHECK(explain("{name: a, provider: azure, model: m, base_url: 'https://c.openai.azure.com'}")
+            .starts_with("t.yaml:2:5: target \"a\": provider azure needs a credential: set "
+                         "auth.api_key_env (e.g. AZURE_OPENAI_API_KEY) or auth.api_key_file for "
+                         "the api-key header, auth.bearer_token_env or auth.bearer_token_file for "
+                         "a Microsoft Entra ID token, or auth.token_command (e.g. [az, account, "));
+  // A credential by reference that is not there names the variable (CI without secrets fails).
+  CHECK(explain("{name: c, provider: anthropic, model: m, auth: {api_key_env: ANTHROPIC_API_KEY}}") ==
+        "t.yaml:2:66: \"auth.api_key_env\": environment variable ANTHROPIC_API_KEY is not set");
+}
+
+TEST_CASE("no secret value appears in any message, whatever fails") {
+  // Everything resolves, and every target has one mistake elsewhere: the messages must not carry
+  // the secrets that were read.
+  FakeEnvironment env = CloudEnvironment();
+  env.vars["MULTILINE"] = "line-SeCrEt\nInjected: 1";
+  env.files["/etc/mp/broken.json"] = "{\"private_key\": \"-----BEGIN PRIVATE KEY-----SeCrEt";
+  std::string yaml = kCloudsConfig;
+  yaml += R"(  - name: broken
+    provider: vertex
+    model: m
+    region: global
+    project: my-project
+    auth: {google_service_account_file: broken.json}
+    headers: {X-Api-Key: {env: MULTILINE}}
+  - name: gpt@openai
+    provider: openai
+    model: m
+    auth: {api_key_env: OPENAI_API_KEY}
+    price: {input_per_million: free}
+)";
+  Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", env);
+  REQUIRE_FALSE(config.has_value());
+  const std::string all = config.error().message;
+  INFO(all);
+  CHECK(Lines(all).size() == 4);
+  CHECK(all.find(kSecretMarker) == std::string::npos);
+}
+
+TEST_CASE("config/clouds.yaml: one model on four clouds, parsed with a fake environment") {
+  const std::filesystem::path file = RepoRoot() / "config" / "clouds.yaml";
+  FakeEnvironment env;
+  env.vars = {{"GROQ_API_KEY", "gsk-SeCrEt"},
+              {"AWS_ACCESS_KEY_ID", "AKIA-SeCrEt"},
+              {"AWS_SECRET_ACCESS_KEY", "aws-SeCrEt"},
+              {"AWS_BEARER_TOKEN_BEDROCK", "ABSK-SeCrEt"},
+              {"HOME", "/home/u"}};
+  env.files = {{"/etc/modelpulse/vertex-sa.json", kServiceAccountJson}};
+  Result<Config> config = ParseConfig(ReadText(file), file.string(), env);
+  INFO((config ? std::string() : config.error().message));
+  REQUIRE(config.has_value());
+  std::vector<std::string> clouds;
+  for (const TargetSpec& target : config->targets) {
+    CHECK(target.model == "gpt-oss-120b");
+    clouds.push_back(target.labels.at("cloud"));
+  }
+  CHECK(clouds == std::vector<std::string>{"groq", "azure", "aws", "aws", "gcp"});
+  const std::string text = DescribeConfig(*config);
+  INFO(text);
+  CHECK(text.find(kSecretMarker) == std::string::npos);
+
+  // Without credentials, each target says what is missing.
+  Result<Config> bare = ParseConfig(ReadText(file), file.string(), FakeEnvironment{});
+  REQUIRE_FALSE(bare.has_value());
+  INFO(bare.error().message);
+  CHECK(Lines(bare.error().message).size() == 4);  // the Azure token command needs nothing now
+}
+
 TEST_CASE("LoadConfig reports an unreadable file") {
   Result<Config> config = LoadConfig("/nonexistent/modelpulse.yml");
   REQUIRE_FALSE(config.has_value());
