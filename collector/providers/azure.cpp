@@ -228,6 +228,10 @@ class AzureAdapter final : public ProviderAdapter {
                                   std::string_view body) const override {
     OpenAIErrorFields fields = ReadOpenAIError(body);
     fields.message = tokens_.Redact(std::move(fields.message));
+    // The Model Inference surface states its code in a header (inference spec, protocols.md §2.1).
+    if (auto header_code = headers.Find("x-ms-error-code"); header_code && fields.code.empty()) {
+      fields.code = SanitizeText(*header_code, {}, 64);
+    }
     std::optional<double> wait = NumericRetryAfter(headers);
     if (auto from_text = RetryAfterFromText(fields.message)) {
       wait = std::max(wait.value_or(0), *from_text);

@@ -110,6 +110,8 @@ TEST_CASE("Azure classification matrix (protocols.md §0.5, §2.4)") {
       {500, {}, R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})",
        Outcome::kServerError, "server_error"},
       {504, {}, "<html>Gateway Timeout</html>", Outcome::kTimeout, "Gateway Timeout"},
+      {404, {{"x-ms-error-code", "DeploymentNotFound"}}, "", Outcome::kClientError,
+       "HTTP 404 DeploymentNotFound"},
   };
   for (const Row& row : rows) {
     CAPTURE(row.body);
