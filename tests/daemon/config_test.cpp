@@ -714,6 +714,8 @@ TEST_CASE("config/example.yaml parses with its keys in the environment") {
     CHECK_FALSE(target.api_key.empty());
   }
   CHECK(config->targets[1].labels.at("cloud") == "groq");
+  CHECK(config->targets[2].base_url == "https://api.anthropic.com");  // the provider's default
+  CHECK(config->targets[2].auth.mode == collector::AuthMode::kApiKey);
   CHECK_FALSE(config->simulator.has_value());
 
   // Without the keys, each missing variable is named.
