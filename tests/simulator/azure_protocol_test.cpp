@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simulator/scenario.h"
 #include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {
@@ -329,6 +330,31 @@ TEST_CASE("azure error kinds") {
     CHECK(ex.status == 200);
     CHECK(DataChunks(ex.body).size() == 2);
   }
+}
+
+TEST_CASE("the shipped clouds scenario loads and serves every protocol it names") {
+  const auto path = (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" /
+                     "scenarios" / "clouds.yaml")
+                        .string();
+  auto scenario = LoadScenario(path);
+  if (!scenario) FAIL(scenario.error().ToString());
+  std::vector<std::string> protocols;
+  for (const auto& endpoint : scenario->endpoints) protocols.push_back(endpoint.protocol);
+  CHECK(protocols == std::vector<std::string>{"openai", "azure", "azure", "anthropic"});
+  auto sim = Simulator::Start({.scenario_path = path});
+  if (!sim) FAIL(sim.error().ToString());
+  // The first phase of each is healthy; the anthropic endpoint's retry-after option shows.
+  const auto az = Send((*sim)->port(),
+                       "/azure-east/openai/deployments/gpt-4o-mini/chat/completions"
+                       "?api-version=2024-10-21",
+                       Body(false));
+  CHECK(az.status == 200);
+  const auto claude =
+      Send((*sim)->port(), "/anthropic/v1/messages",
+           R"({"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})",
+           {{"anthropic-version", "2023-06-01"}});
+  CHECK(claude.status == 200);
+  CHECK(claude.Header("retry-after") == "33");
 }
 
 }  // namespace
