@@ -232,11 +232,15 @@ class AzureAdapter final : public ProviderAdapter {
     if (auto header_code = headers.Find("x-ms-error-code"); header_code && fields.code.empty()) {
       fields.code = SanitizeText(*header_code, {}, 64);
     }
+    const std::optional<double> from_text = RetryAfterFromText(fields.message);
     std::optional<double> wait = NumericRetryAfter(headers);
-    if (auto from_text = RetryAfterFromText(fields.message)) {
+    if (from_text) {
       wait = std::max(wait.value_or(0), *from_text);
     }
-    return {Classify(status, fields, wait), DescribeHttpError(status, fields)};
+    ProviderError error{Classify(status, fields, wait), DescribeHttpError(status, fields)};
+    // The legacy text says how long to wait; the transport uses it when no header did.
+    error.retry_after_seconds = from_text;
+    return error;
   }
 
   HeaderInfo ReadHeaders(const HttpHeaders& headers, int64_t now_unix_ms) const override {

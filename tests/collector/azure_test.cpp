@@ -123,6 +123,10 @@ TEST_CASE("Azure classification matrix (protocols.md §0.5, §2.4)") {
     CHECK(error.outcome == row.outcome);
     CHECK(error.message.find(row.in_message) != std::string::npos);
   }
+  const ProviderError legacy = Azure().ClassifyHttpError(429, HttpHeaders{}, rows[0].body);
+  CHECK(legacy.retry_after_seconds == 6);
+  const ProviderError shaped = Azure().ClassifyHttpError(429, HttpHeaders{}, rows[1].body);
+  CHECK_FALSE(shaped.retry_after_seconds.has_value());
 }
 
 TEST_CASE("Azure headers: bare-second resets, -1/0 sentinels, retry-after-ms, apim-request-id") {
