@@ -133,8 +133,10 @@ class AnthropicProtocol final : public Protocol {
     return {};
   }
 
-  // Every kind has a rendering here, overloaded_midstream included.
-  bool Supports(Behaviour /*behaviour*/) const override { return true; }
+  // The common kinds and overloaded_midstream.
+  bool Supports(Behaviour behaviour) const override {
+    return behaviour == Behaviour::kOverloadedMidstream || Protocol::Supports(behaviour);
+  }
 
   static std::optional<std::string> CheckOption(std::string_view key, std::string_view value) {
     if (key == "quota_error") {
@@ -276,6 +278,10 @@ class AnthropicProtocol final : public Protocol {
         reply = ErrorReply(529, "overloaded_error", "Overloaded", &plan);
         break;
       case Behaviour::kServerError500:
+      // Refused by Supports() at load; a plain 500 should one ever get here.
+      case Behaviour::kQuotaPerDay:
+      case Behaviour::kExceptionMidstream:
+      case Behaviour::kModelNotReady:
         reply = ErrorReply(500, "api_error", "Internal server error", &plan);
         break;
       case Behaviour::kUnauthorized401:

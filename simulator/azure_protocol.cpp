@@ -134,8 +134,12 @@ class AzureProtocol final : public Protocol {
     return {};
   }
 
-  // Every kind has a rendering here, overloaded_midstream included.
-  bool Supports(Behaviour /*behaviour*/) const override { return true; }
+  // The common kinds, overloaded_midstream, and quota_per_day (the same day-long legacy 429 as
+  // insufficient_quota: Azure has no separate daily-quota body).
+  bool Supports(Behaviour behaviour) const override {
+    return behaviour == Behaviour::kOverloadedMidstream || behaviour == Behaviour::kQuotaPerDay ||
+           Protocol::Supports(behaviour);
+  }
 
   static std::optional<std::string> CheckOption(std::string_view key, std::string_view value) {
     auto one_of = [&](std::initializer_list<std::string_view> allowed)
@@ -284,6 +288,7 @@ class AzureProtocol final : public Protocol {
         reply = RateLimited(call, plan);
         break;
       case Behaviour::kInsufficientQuota:
+      case Behaviour::kQuotaPerDay:
         // Exhausted or free-tier quota: the legacy text with a day-long wait (protocols.md §0.5).
         reply = ErrorReply(
             429, AzureError("429", fmt::format(
@@ -301,6 +306,9 @@ class AzureProtocol final : public Protocol {
         reply = Overloaded();
         break;
       case Behaviour::kServerError500:
+      // Refused by Supports() at load; a plain 500 should one ever get here.
+      case Behaviour::kExceptionMidstream:
+      case Behaviour::kModelNotReady:
         reply = ErrorReply(500, ServerError());
         break;
       case Behaviour::kUnauthorized401:

@@ -226,8 +226,12 @@ TEST_CASE("anthropic: retry-after on a 200 when the scenario says so") {
   CHECK(SseEvents(ex.body).back().first == "message_stop");
 }
 
-TEST_CASE("anthropic options are checked when the scenario loads") {
+TEST_CASE("anthropic options and error kinds are checked when the scenario loads") {
   TempDir dir;
+  auto foreign = Simulator::Start(
+      {.scenario_path = dir.Write("foreign.yaml", Scenario("", Phase("model_not_ready")))});
+  REQUIRE_FALSE(foreign);
+  CHECK(foreign.error().message.find("model_not_ready") != std::string::npos);
   auto bad = Simulator::Start(
       {.scenario_path = dir.Write("bad.yaml", Scenario("    options: {retry_after_on_200: soon}\n"))});
   REQUIRE_FALSE(bad);

@@ -270,6 +270,11 @@ TEST_CASE("azure error kinds") {
               "retry after 86400 seconds") != std::string::npos);
     CHECK(ex.Header("retry-after") == "86400");
   }
+  SUBCASE("quota_per_day: the same day-long legacy 429") {
+    const auto ex = status_of("quota_per_day", false);
+    CHECK(ex.status == 429);
+    CHECK(ex.Header("retry-after") == "86400");
+  }
   SUBCASE("overloaded_503") {
     const auto ex = status_of("overloaded_503", false);
     CHECK(ex.status == 503);
