@@ -341,15 +341,16 @@ class GoogleProtocol final : public Protocol {
     if (!header_bytes || !claims_bytes || !signature) {
       return OAuthError("invalid_grant", "Invalid JWT: not base64url.");
     }
+    // The signature first: nothing in an unsigned claim set is worth reading.
     const Json header = Json::parse(*header_bytes, nullptr, false);
-    const Json claims = Json::parse(*claims_bytes, nullptr, false);
-    if (!header.is_object() || !claims.is_object()) {
-      return OAuthError("invalid_grant", "Invalid JWT: header or claims are not JSON objects.");
-    }
-    if (header.value("alg", "") != "RS256" ||
+    if (!header.is_object() || header.value("alg", "") != "RS256" ||
         !VerifyRs256(public_key_.get(), std::string_view(*assertion).substr(0, dot2),
                      *signature)) {
       return OAuthError("invalid_grant", "Invalid JWT Signature.");
+    }
+    const Json claims = Json::parse(*claims_bytes, nullptr, false);
+    if (!claims.is_object()) {
+      return OAuthError("invalid_grant", "Invalid JWT: the claim set is not a JSON object.");
     }
     if (claims.value("iss", "") != service_account_email_) {
       return OAuthError("invalid_grant", "Invalid grant: account not found");
