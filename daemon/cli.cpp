@@ -199,7 +199,7 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
   return 0;
 }
 
-int Simulate(const std::string& scenario, const std::string& listen_address) {
+int Simulate(const std::string& scenario, const std::string& listen_address, int workers) {
   auto where = ParseListenAddress(listen_address);
   if (!where) {
     std::cerr << where.error().ToString() << "\n";
@@ -214,6 +214,7 @@ int Simulate(const std::string& scenario, const std::string& listen_address) {
   options.scenario_path = scenario;
   options.host = where->host;
   options.port = where->port;
+  options.worker_threads = static_cast<size_t>(workers);
   auto simulator = simulator::Simulator::Start(options);
   if (!simulator) {
     std::cerr << simulator.error().ToString() << "\n";
@@ -288,6 +289,11 @@ int RunCli(int argc, char** argv) {
   simulate->add_option("--scenario", scenario, "Scenario file")->required();
   simulate->add_option("--listen-address", simulate_listen, "Address to serve on")
       ->capture_default_str();
+  int simulate_workers = 64;
+  simulate->add_option("--worker-threads", simulate_workers,
+                       "Streams served at once (each open stream holds a thread)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
 
   app.add_subcommand("version", "Print the version");
 
@@ -323,7 +329,7 @@ int RunCli(int argc, char** argv) {
     return Probe(probe_config, probe_target, probe_output, probe_count);
   }
   if (simulate->parsed()) {
-    return Simulate(scenario, simulate_listen);
+    return Simulate(scenario, simulate_listen, simulate_workers);
   }
   std::cout << "modelpulse version 0.1.0\n";
   return 0;

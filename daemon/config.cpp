@@ -1679,9 +1679,9 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
 
 constexpr std::array<std::string_view, 7> kTopKeys = {
     "global", "web", "storage", "defaults", "targets", "rule_files", "simulator"};
-constexpr std::array<std::string_view, 5> kGlobalKeys = {
+constexpr std::array<std::string_view, 6> kGlobalKeys = {
     "external_labels", "max_concurrency", "max_response_bytes", "jitter_fraction",
-    "shutdown_grace"};
+    "shutdown_grace",  "evaluation_interval"};
 constexpr std::array<std::string_view, 1> kWebKeys = {"listen_address"};
 constexpr std::array<std::string_view, 2> kStorageKeys = {"path", "retention"};
 constexpr std::array<std::string_view, 2> kSimulatorKeys = {"scenario", "listen_address"};
@@ -1707,6 +1707,10 @@ void ReadGlobal(const Entry& section, Config& config, Diagnostics& diag) {
         } else {
           config.prober.jitter_fraction = *f;
         }
+      }
+    } else if (e.key == "evaluation_interval") {
+      if (auto interval = ReadDuration(e, path, Sign::kPositive, diag)) {
+        config.evaluation_interval = *interval;
       }
     } else if (auto grace = ReadDuration(e, path, Sign::kNonNegative, diag)) {
       config.prober.shutdown_grace = *grace;

@@ -39,6 +39,7 @@ struct Config {
   // "aws sigv4, profile \"prod\" in /home/u/.aws/credentials", "none". For DescribeConfig.
   std::map<std::string, std::string> auth_sources;
   std::vector<std::string> rule_files;         // absolute, globs expanded, sorted per pattern
+  Millis evaluation_interval{15000};  // global.evaluation_interval: rule groups without their own
   std::optional<SimulatorSettings> simulator;
 };
 

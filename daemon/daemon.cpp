@@ -82,6 +82,7 @@ std::map<std::string, TargetPricing> PricingOf(const Config& config) {
 RuleEngineOptions RuleOptionsOf(const Config& config) {
   RuleEngineOptions options;
   options.rule_files = config.rule_files;
+  options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
   options.external_url = "http://" + config.web_listen_address;
   return options;

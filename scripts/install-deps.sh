@@ -20,5 +20,5 @@ if [ "${1:-}" != "--build-only" ]; then
     python3-botocore python3-jwt
   command -v npm >/dev/null || sudo_if_needed apt-get install -y -q --no-install-recommends nodejs npm
   # Third-party mock server and SDKs for the integration tests, at pinned versions.
-  (cd "$here/tests/integration/npm" && npm install --no-audit --no-fund --loglevel=error)
+  (cd "$here/tests/integration/npm" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -131,6 +131,7 @@ constexpr const char* kFullConfig = R"(global:
   max_response_bytes: 65536
   jitter_fraction: 0.2
   shutdown_grace: 3s
+  evaluation_interval: 30s
 web:
   listen_address: 127.0.0.1:9000
 storage:
@@ -191,6 +192,7 @@ TEST_CASE("a full config becomes the modules' option structs") {
   CHECK(config.prober.max_response_bytes == 65536);
   CHECK(config.prober.jitter_fraction == doctest::Approx(0.2));
   CHECK(config.prober.shutdown_grace == 3s);
+  CHECK(config.evaluation_interval == 30s);
   CHECK(config.rule_files == std::vector<std::string>{"/etc/mp/rules/a.yaml",
                                                       "/etc/mp/rules/b.yaml",
                                                       "/etc/mp/extra/slo.yaml"});
@@ -404,6 +406,8 @@ TEST_CASE("impossible values are errors") {
                   "t.yaml:6:13: \"expect\": invalid regular expression \"(?i)(ok\": "));
   CHECK(Has(Problems(OneTarget("    connection: sometimes\n")),
             "t.yaml:6:17: \"connection\": expected fresh or keep_warm, got \"sometimes\""));
+  CHECK(Has(Problems("global: {evaluation_interval: 0s}\n"),
+            "t.yaml:1:31: \"global.evaluation_interval\": must be greater than 0, got 0s"));
   CHECK(Has(Problems("global: {jitter_fraction: 1.5}\n"),
             "t.yaml:1:27: \"global.jitter_fraction\": must be less than 1, got 1.5"));
   CHECK(Has(Problems("web: {listen_address: localhost}\n"),
