@@ -498,6 +498,10 @@ class FakeGoogle {
                  [this](const httplib::Request& req, httplib::Response& res) {
                    ServeVertex(req, res);
                  });
+    server_.Post(R"(/v1/projects/([^/]+)/locations/([^/]+)/endpoints/openapi/chat/completions)",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   ServeOpenAICompatible(req, res);
+                 });
     server_.Post(R"(/v1beta/models/([^/:]+):(\w+))",
                  [this](const httplib::Request& req, httplib::Response& res) {
                    ServeGemini(req, res);
@@ -576,6 +580,41 @@ class FakeGoogle {
       return;
     }
     Answer(req.matches[4], req.matches[3], res);
+  }
+
+  void ServeOpenAICompatible(const httplib::Request& req, httplib::Response& res) {
+    Remember(req);
+    if (req.get_header_value("Authorization") != std::string("Bearer ") + kAccessToken) {
+      res.status = 401;
+      // Vertex answers this route's auth failures with Google's own body, array-wrapped.
+      res.set_content(
+          R"([{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}])",
+          "application/json");
+      return;
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || body.value("model", "") != "openai/gpt-oss-120b-maas") {
+      res.status = 400;
+      res.set_content(R"({"error":{"code":400,"message":"bad model","status":"INVALID_ARGUMENT"}})",
+                      "application/json");
+      return;
+    }
+    if (!body.value("stream", false)) {
+      res.set_content(
+          R"({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"OK","reasoning_content":"hm"},"finish_reason":"stop"}],"usage":{"prompt_tokens":15,"completion_tokens":4}})",
+          "application/json");
+      return;
+    }
+    res.set_chunked_content_provider("text/event-stream", [](size_t, httplib::DataSink& sink) {
+      auto write = [&](const std::string& s) { sink.write(s.data(), s.size()); };
+      write(R"(data: {"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"hm"}}],"object":"chat.completion.chunk"})" "\n\n");
+      std::this_thread::sleep_for(120ms);
+      write(R"(data: {"choices":[{"index":0,"delta":{"content":"OK"},"finish_reason":"stop"}],"object":"chat.completion.chunk"})" "\n\n");
+      write(R"(data: {"choices":[],"usage":{"prompt_tokens":15,"completion_tokens":4}})" "\n\n");
+      write("data: [DONE]\n\n");
+      sink.done();
+      return true;
+    });
   }
 
   void ServeGemini(const httplib::Request& req, httplib::Response& res) {
@@ -714,6 +753,38 @@ TEST_CASE("ProbeOnce Vertex: truncated stream, throttling, failed token exchange
         "service-account token: token endpoint answered HTTP 400: invalid_grant: Invalid JWT "
         "Signature.");
   CheckNoSecrets(refused);
+}
+
+TEST_CASE("ProbeOnce Vertex OpenAI-compatible: service-account bearer on the openapi endpoint") {
+  FakeGoogle google;
+  SystemClock clock;
+  TargetSpec target = LoopbackVertex(google, "/token");
+  target.flavor = ApiFlavor::kOpenAICompatible;
+  target.provider_model = "openai/gpt-oss-120b-maas";
+  const ProbeResult streamed = ProbeOnce(target, ProberOptions{}, clock);
+  INFO(streamed.error);
+  CHECK(streamed.outcome == Outcome::kOk);
+  CHECK(streamed.input_tokens == 15);
+  CHECK(streamed.output_tokens == 4);
+  REQUIRE(streamed.ttft_seconds.has_value());
+  REQUIRE(streamed.first_answer_token_seconds.has_value());
+  CHECK(*streamed.first_answer_token_seconds > *streamed.ttft_seconds);
+  CheckNoSecrets(streamed);
+
+  target.stream = false;
+  const ProbeResult whole = ProbeOnce(target, ProberOptions{}, clock);
+  INFO(whole.error);
+  CHECK(whole.outcome == Outcome::kOk);
+  CHECK(whole.output_tokens == 4);
+  CHECK(google.token_requests() == 1);
+
+  TargetSpec wrong = target;
+  wrong.auth = {};
+  wrong.auth.mode = AuthMode::kBearerToken;
+  wrong.api_key = Secret("ya29.not-the-token");
+  const ProbeResult denied = ProbeOnce(wrong, ProberOptions{}, clock);
+  CHECK(denied.outcome == Outcome::kAuth);
+  CHECK(denied.error == "HTTP 401 UNAUTHENTICATED: Request had invalid authentication credentials.");
 }
 
 TEST_CASE("ProbeOnce Gemini: API key, streaming and not; a bad key is auth and not stored") {
