@@ -265,9 +265,12 @@ Outcome ClassifyGoogle(int http_status, const GoogleError& error) {
       return Outcome::kQuotaExhausted;
     }
     // Vertex pay-as-you-go: "Resource exhausted, please try again later." means the shared
-    // capacity is short, not that this project hit its quota (error-code-429 page).
-    if (!error.quota_failure && ContainsIgnoreCase(error.message, "resource exhausted") &&
-        ContainsIgnoreCase(error.message, "try again later")) {
+    // capacity is short, not that this project hit its quota (error-code-429 page); so does
+    // "the service is temporarily out of capacity" (googleapis/google-cloud-java#11195).
+    if (!error.quota_failure &&
+        ((ContainsIgnoreCase(error.message, "resource exhausted") &&
+          ContainsIgnoreCase(error.message, "try again later")) ||
+         ContainsIgnoreCase(error.message, "out of capacity"))) {
       return Outcome::kOverloaded;
     }
     return Outcome::kThrottled;

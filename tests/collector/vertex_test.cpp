@@ -257,6 +257,15 @@ TEST_CASE("Vertex/Gemini errors: protocols.md §0.5 rows") {
       {"Vertex PayGo, comma wording, array-wrapped", 429,
        R"([{"error":{"code":429,"message":"Resource exhausted, please try again later.","status":"RESOURCE_EXHAUSTED"}}])",
        Outcome::kOverloaded, std::nullopt},
+      {"Vertex temporarily out of capacity", 429,
+       R"({"error":{"code":429,"message":"Unable to submit request because the service is temporarily out of capacity. Try again later.","status":"RESOURCE_EXHAUSTED"}})",
+       Outcome::kOverloaded, std::nullopt},
+      {"old Gemini quota wording", 429,
+       R"({"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}})",
+       Outcome::kThrottled, std::nullopt},
+      {"Vertex 429 with rateLimitExceeded errors list, array-wrapped", 429,
+       R"([{"error":{"code":429,"message":"Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.","errors":[{"message":"Resource exhausted. Please try again later.","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}])",
+       Outcome::kOverloaded, std::nullopt},
       {"Provisioned Throughput exceeded", 429,
        R"({"error":{"code":429,"message":"Too many requests. Exceeded the Provisioned Throughput.","status":"RESOURCE_EXHAUSTED"}})",
        Outcome::kThrottled, std::nullopt},
@@ -311,7 +320,7 @@ TEST_CASE("Vertex/Gemini errors: protocols.md §0.5 rows") {
     }
   }
   const ProviderError described =
-      Gemini().ClassifyHttpError(400, HttpHeaders{}, rows[12].body);
+      Gemini().ClassifyHttpError(400, HttpHeaders{}, rows[15].body);
   CHECK(described.message ==
         "HTTP 400 INVALID_ARGUMENT (API_KEY_INVALID): API key not valid. Please pass a valid API "
         "key.");
