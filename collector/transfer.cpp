@@ -37,6 +37,14 @@ std::optional<double> CurlSeconds(CURL* easy, CURLINFO info) {
   return static_cast<double>(micros) / 1e6;
 }
 
+bool IsCredentialHeader(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower == "authorization" || lower == "api-key" || lower == "x-api-key" ||
+         lower == "x-goog-api-key" || lower == "x-amz-security-token";
+}
+
 }  // namespace
 
 Transfer::Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions& options,
@@ -61,6 +69,10 @@ Transfer::Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions
   CURL* easy = easy_.get();
   curl_slist* list = nullptr;
   for (const auto& [name, value] : request->headers) {
+    // Signed and fetched credentials (SigV4 signatures, OAuth and command tokens) exist only here.
+    if (IsCredentialHeader(name)) {
+      request_header_values_.push_back(value);
+    }
     // Secret::Reveal: the one place header values leave their wrapper, into libcurl.
     const std::string line = name + ": " + value.Reveal();
     list = curl_slist_append(list, line.c_str());
@@ -238,7 +250,7 @@ ProbeResult Transfer::Finish(CURLcode code) {
   result.start_unix_ms = easy_ ? start_unix_ms_ : clock_.NowUnixMillis();
   if (!easy_) {
     result.outcome = setup_outcome_;
-    result.error = SanitizeText(setup_error_);
+    result.error = SanitizeText(setup_error_, KnownSecrets());
     return result;
   }
   result.total_seconds = SecondsSinceStart(end);
@@ -254,13 +266,25 @@ ProbeResult Transfer::Finish(CURLcode code) {
   Classify(code, result);
   FillTiming(result);
 
-  std::vector<std::string_view> secrets;
-  secrets.push_back(target_->api_key.Reveal());
+  result.error = SanitizeText(result.error, KnownSecrets());
+  return result;
+}
+
+// Every credential this probe could have touched, for scrubbing error text: our own messages never
+// include them, and this is the backstop for a provider that echoes one back.
+std::vector<std::string_view> Transfer::KnownSecrets() const {
+  const TargetAuth& auth = target_->auth;
+  std::vector<std::string_view> secrets = {
+      target_->api_key.Reveal(), auth.aws.secret_access_key.Reveal(),
+      auth.aws.session_token.Reveal(), auth.google_service_account_json.Reveal()};
   for (const auto& header : target_->headers) {
     secrets.push_back(header.second.Reveal());
   }
-  result.error = SanitizeText(result.error, secrets);
-  return result;
+  for (const Secret& value : request_header_values_) {
+    secrets.push_back(value.Reveal());
+  }
+  std::erase_if(secrets, [](std::string_view s) { return s.empty(); });
+  return secrets;
 }
 
 void Transfer::Classify(CURLcode code, ProbeResult& result) {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <curl/curl.h>
 
@@ -95,6 +96,9 @@ class Transfer final : public StreamEvents {
   const ProviderAdapter* adapter_ = nullptr;
   std::unique_ptr<CURL, CurlEasyDeleter> easy_;
   std::unique_ptr<curl_slist, CurlSlistDeleter> header_list_;
+  std::vector<std::string_view> KnownSecrets() const;
+
+  std::vector<Secret> request_header_values_;  // credential headers as sent
   std::string setup_error_;
   Outcome setup_outcome_ = Outcome::kClientError;
   char curl_error_[CURL_ERROR_SIZE] = {};
