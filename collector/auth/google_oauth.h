@@ -53,7 +53,7 @@ struct AccessToken {
 
 struct TokenFetchLimits {
   Millis connect_timeout{2000};
-  Millis total_timeout{5000};
+  Millis total_timeout{3000};
   size_t max_body_bytes = 64 * 1024;
 };
 
@@ -80,11 +80,12 @@ struct TokenCacheOptions {
 // before they expire. Thread-safe: concurrent callers for the same key wait for one exchange
 // rather than each starting their own; callers for other keys are not blocked by it.
 //
-// Trade-off: Token() blocks for up to fetch.total_timeout when a refresh is due, and it is called
-// while a request is being built on the prober's event-loop thread, so one refresh can delay other
-// targets' transfers by up to that long, about once an hour per key (and once per backoff period
-// while the endpoint fails). The short timeout and the backoff keep that bounded; a refresh started
-// in the background ahead of expiry would remove it, but needs a hook the prober does not have yet.
+// Trade-off: Token() blocks for up to fetch.total_timeout (3 s by default) when a refresh is
+// due, and it is called while a request is being built on the prober's event-loop thread, so one
+// refresh can delay other targets' transfers by up to that long, about once an hour per key (and
+// once per backoff period while the endpoint fails). The short timeout and the backoff keep that
+// bounded; a refresh started in the background ahead of expiry would remove it, but needs a hook
+// the prober does not have yet.
 class GoogleTokenCache {
  public:
   explicit GoogleTokenCache(TokenCacheOptions options = {}) : options_(options) {}
