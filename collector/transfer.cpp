@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "collector/auth/token_command.h"
 #include "collector/http_util.h"
 
 namespace modelpulse::collector {
@@ -58,6 +59,10 @@ Transfer::Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions
   Result<HttpRequest> request = adapter_->BuildRequest(*target_, {clock_.NowUnixMillis()});
   if (!request) {
     setup_error_ = request.error().message;
+    // A token that could not be had (exchange refused, command failed) is an auth failure.
+    if (IsCredentialError(request.error())) {
+      setup_outcome_ = Outcome::kAuth;
+    }
     return;
   }
   easy_.reset(curl_easy_init());
@@ -321,6 +326,10 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
                                                             body_);
     result.outcome = error.outcome;
     result.error = error.message;
+    // Google puts the delay in the body (RetryInfo); a header, when sent, still wins.
+    if (!result.retry_after_seconds && error.retry_after_seconds) {
+      result.retry_after_seconds = error.retry_after_seconds;
+    }
     return;
   }
   DecideBodyMode();
