@@ -200,17 +200,15 @@ class RuleEngineImpl final : public RuleEngine {
     std::stop_callback wake_on_stop(stop, [this] { wake_.notify_all(); });
     while (!stop.stop_requested()) {
       const int64_t now = clock_.NowUnixMillis();
-      int64_t next_due = now + options_.evaluation_interval.count();
-      for (LoadedGroup& group : groups_) {
-        if (group.next_due_ms <= now) {
-          Evaluate(group, now);
-          group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
-        }
-        next_due = std::min(next_due, group.next_due_ms);
-      }
+      const int64_t next_due = EvaluateDueLocked(now);
       wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(next_due - now, 10)),
                      [&] { return stop.stop_requested(); });
     }
+  }
+
+  int64_t EvaluateDue(int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    return EvaluateDueLocked(now_ms);
   }
 
   RulesStatus Snapshot() const override {
@@ -234,6 +232,19 @@ class RuleEngineImpl final : public RuleEngine {
   }
 
  private:
+  // REQUIRES: mu_ is held.
+  int64_t EvaluateDueLocked(int64_t now) {
+    int64_t next_due = now + options_.evaluation_interval.count();
+    for (LoadedGroup& group : groups_) {
+      if (group.next_due_ms <= now) {
+        Evaluate(group, now);
+        group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
+      }
+      next_due = std::min(next_due, group.next_due_ms);
+    }
+    return next_due;
+  }
+
   // REQUIRES: mu_ is held.
   void Evaluate(LoadedGroup& group, int64_t now) {
     rules::GroupEvalResult result = group.group.Evaluate(overlay_, now);

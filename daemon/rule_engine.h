@@ -57,6 +57,9 @@ class RuleEngine {
   virtual Status Reload(const RuleEngineOptions& options) = 0;
   // Evaluates due groups until `stop` is requested.
   virtual void Run(std::stop_token stop) = 0;
+  // One round of Run: evaluates every group due at `now_ms` and returns the earliest time a
+  // group is due next. For benchmarks and tests that drive time themselves.
+  virtual int64_t EvaluateDue(int64_t now_ms) = 0;
   virtual RulesStatus Snapshot() const = 0;
 };
 
