@@ -247,8 +247,8 @@ double Transfer::SecondsSinceStart(SteadyTime t) const {
   return std::chrono::duration<double>(t - start_).count();
 }
 
-ProbeResult Transfer::Finish(CURLcode code) {
-  const SteadyTime end = std::chrono::steady_clock::now();
+ProbeResult Transfer::Finish(CURLcode code, std::optional<SteadyTime> end_time) {
+  const SteadyTime end = end_time.value_or(std::chrono::steady_clock::now());
   ProbeResult result;
   result.target = target_->name;
   result.labels = target_->labels;

@@ -65,8 +65,10 @@ class Transfer final : public StreamEvents {
   // The loop aborted the transfer at the first-token deadline (after removing the handle).
   void MarkFirstTokenTimeout() { first_token_timeout_ = true; }
 
-  // The transfer ended with `code` (the handle has been removed from its multi handle).
-  ProbeResult Finish(CURLcode code);
+  // The transfer ended with `code` (the handle has been removed from its multi handle). `end` is
+  // when curl reported the end; the loop classifies later, so that moment is passed in rather
+  // than read here (default: now).
+  ProbeResult Finish(CURLcode code, std::optional<SteadyTime> end = std::nullopt);
 
   // StreamEvents
   void OnChunk() override;
