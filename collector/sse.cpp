@@ -1,5 +1,6 @@
 #include "collector/sse.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace modelpulse::collector {
@@ -14,7 +15,13 @@ SseDecoder::Status SseDecoder::Feed(std::string_view bytes, const EventCallback&
         continue;
       }
     }
-    const size_t end = bytes.find_first_of("\r\n", pos);
+    // One pass over the bytes for either line end (find_first_of calls memchr once per byte).
+    const char* const first = bytes.data() + pos;
+    const char* const last = bytes.data() + bytes.size();
+    const char* const hit =
+        std::find_if(first, last, [](char c) { return c == '\n' || c == '\r'; });
+    const size_t end =
+        hit == last ? std::string_view::npos : static_cast<size_t>(hit - bytes.data());
     const size_t stop = end == std::string_view::npos ? bytes.size() : end;
     if (line_.size() + (stop - pos) > max_line_bytes_) {
       status_ = Status::kLineTooLong;
