@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "storage/label_codec.h"
+#include "storage/rollup.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -37,6 +40,21 @@ Result<std::unique_ptr<ProbeReader>> ProbeReader::Create(DbHandle db) {
       return Fail(statement->error());
     }
   }
+  auto target_ids = Prepare(raw, R"sql(
+SELECT id, name, labels FROM targets
+WHERE EXISTS (SELECT 1 FROM probes WHERE probes.target_id = targets.id)
+ORDER BY name)sql");
+  auto rollups = Prepare(raw, R"sql(
+SELECT bucket_ms, label_set_id, count, sum, min, max FROM rollups
+WHERE target_id = ?1 AND field = ?2 AND bucket_ms >= ?3 AND bucket_ms <= ?4
+ORDER BY bucket_ms, label_set_id)sql");
+  for (const auto* statement : {&target_ids, &rollups}) {
+    if (!*statement) {
+      return Fail(statement->error());
+    }
+  }
+  reader->list_target_ids_ = std::move(*target_ids);
+  reader->read_rollups_ = std::move(*rollups);
   reader->read_probes_ = std::move(*read);
   reader->read_label_set_ = std::move(*label_set);
   reader->list_targets_ = std::move(*targets);
@@ -141,6 +159,106 @@ Result<std::vector<std::pair<std::string, Labels>>> ProbeReader::Targets() {
     return Fail(StepError(db_.get(), "listing targets"));
   }
   return out;
+}
+
+Result<std::vector<StoredTarget>> ProbeReader::ListTargets() {
+  std::vector<StoredTarget> out;
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* s = list_target_ids_.get();
+  ScopedReset reset(s);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto labels = DecodeLabels(ColumnText(s, 2));
+    if (!labels) {
+      return Fail(labels.error());
+    }
+    out.push_back({sqlite3_column_int64(s, 0), ColumnText(s, 1), std::move(*labels)});
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "listing targets"));
+  }
+  return out;
+}
+
+Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeField field,
+                                                       int64_t from_ms, int64_t to_ms) {
+  std::vector<FieldPoint> out;
+  const int f = static_cast<int>(field);
+  if (from_ms >= to_ms || f < 0 || f >= kProbeFieldCount) {
+    return out;
+  }
+  const FieldColumns columns = ColumnsOf(field);
+  std::lock_guard lock(mu_);
+  StatementHandle& slot = read_field_[static_cast<size_t>(f)];
+  if (!slot) {
+    // Only the field's own columns: the row is still visited whole (WITHOUT ROWID keeps it in
+    // the key's leaf), but nothing else is decoded or copied.
+    std::string sql = "SELECT start_ms, label_set_id, ";
+    sql += kFieldColumnNames[static_cast<size_t>(columns.a)];
+    sql += ", ";
+    sql += columns.b < 0 ? std::string_view("NULL") : kFieldColumnNames[static_cast<size_t>(columns.b)];
+    sql += " FROM probes WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
+           "ORDER BY start_ms, seq";
+    auto prepared = Prepare(db_.get(), sql);
+    if (!prepared) {
+      return Fail(prepared.error());
+    }
+    slot = std::move(*prepared);
+  }
+  sqlite3_stmt* s = slot.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int64(s, 2, from_ms);
+  sqlite3_bind_int64(s, 3, to_ms);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const std::optional<double> value =
+        FieldFromColumns(field, ColumnOptionalDouble(s, 2), ColumnOptionalDouble(s, 3));
+    if (value) {
+      out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), *value});
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "reading a probe field"));
+  }
+  return out;
+}
+
+Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, ProbeField field,
+                                                          int64_t from_ms, int64_t to_ms) {
+  std::vector<FieldRollup> out;
+  // Buckets wholly inside [from_ms, to_ms): bucket_ms in [from_ms, to_ms - bucket length].
+  if (to_ms - from_ms < kRollupBucketMs) {
+    return out;
+  }
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* s = read_rollups_.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int(s, 2, static_cast<int>(field));
+  sqlite3_bind_int64(s, 3, from_ms);
+  sqlite3_bind_int64(s, 4, to_ms - kRollupBucketMs);
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+                   sqlite3_column_int64(s, 2), ColumnOptionalDouble(s, 3).value_or(kNaN),
+                   ColumnOptionalDouble(s, 4).value_or(kNaN),
+                   ColumnOptionalDouble(s, 5).value_or(kNaN)});
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "reading rollups"));
+  }
+  return out;
+}
+
+Result<Labels> ProbeReader::LabelSetOf(int64_t id) {
+  std::lock_guard lock(mu_);
+  auto labels = LabelSet(id);
+  if (!labels) {
+    return Fail(labels.error());
+  }
+  return **labels;
 }
 
 }  // namespace modelpulse::storage

@@ -4,6 +4,7 @@
 // Private to storage/: the read side, on its own connection so that reads run beside the writer
 // (WAL gives each read a consistent snapshot without blocking the writer).
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "common/common.h"
 #include "storage/sqlite.h"
+#include "storage/storage.h"
 
 namespace modelpulse::storage {
 
@@ -31,6 +33,12 @@ class ProbeReader {
 
   Result<std::vector<ProbeResult>> Read(std::string_view target, int64_t from_ms, int64_t to_ms);
   Result<std::vector<std::pair<std::string, Labels>>> Targets();
+  Result<std::vector<StoredTarget>> ListTargets();
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms);
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
+                                               int64_t from_ms, int64_t to_ms);
+  Result<Labels> LabelSetOf(int64_t id);
 
  private:
   Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
@@ -40,6 +48,10 @@ class ProbeReader {
   StatementHandle read_probes_;    // Guarded by mu_.
   StatementHandle read_label_set_; // Guarded by mu_.
   StatementHandle list_targets_;   // Guarded by mu_.
+  StatementHandle list_target_ids_;  // Guarded by mu_.
+  StatementHandle read_rollups_;     // Guarded by mu_.
+  // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.
+  std::array<StatementHandle, kProbeFieldCount> read_field_;
   // Label sets are never updated or deleted once written, so a decoded set stays valid.
   std::unordered_map<int64_t, Labels> label_sets_;  // Guarded by mu_.
 };

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "storage/label_codec.h"
+#include "storage/rollup.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -176,6 +177,8 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   } guard{this, &committed};
 
   std::string encoded;
+  // The rows' hourly rollups, added to the table in the same transaction (migration 3).
+  RollupCells cells;
   for (const ProbeResult& row : rows) {
     encoded = EncodeLabels(row.labels);
     auto target = Target(row, encoded);
@@ -204,6 +207,10 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
     if (auto status = InsertRow(row, state.id, *label_set); !status) {
       return Fail(status.error());
     }
+    AddRow(cells, state.id, row.start_unix_ms, *label_set, ColumnsOfProbe(row));
+  }
+  if (auto status = UpsertRollups(db_.get(), cells); !status) {
+    return Fail(status.error());
   }
   if (auto status = transaction->Commit(); !status) {
     return Fail(status.error());
@@ -248,6 +255,12 @@ Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {
     }
     const auto changed = static_cast<uint64_t>(sqlite3_changes64(db_.get()));
     deleted += changed;
+    if (changed > 0) {
+      // In the same transaction, so a reader never sees rollups of rows that are gone.
+      if (auto status = TrimRollups(db_.get(), pass.target_ids[next_target]); !status) {
+        return Fail(status.error());
+      }
+    }
     if (changed < want) {
       ++next_target;
     }

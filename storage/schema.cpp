@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <limits>
 #include <string_view>
 
+#include "storage/rollup.h"
 #include "storage/sqlite.h"
 
 namespace modelpulse::storage {
@@ -12,8 +14,8 @@ namespace {
 
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
-// rollups, alert state and the notification outbox as further entries.
-constexpr std::array<std::string_view, 2> kMigrations = {
+// the notification outbox and more as further entries.
+constexpr std::array<std::string_view, 3> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -72,7 +74,34 @@ CREATE TABLE state (
   PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
 )sql",
+    // 3: hourly rollups per target, field (storage.h ProbeField), hour and label set, so a rule
+    // over hours to 30 days reads a few rows per hour instead of every probe (DESIGN.md section
+    // 5). Kept in the writer's transactions; backfilled below for the rows already stored. sum,
+    // min and max may be NULL where SQLite had to store a NaN (Inf - Inf).
+    R"sql(
+CREATE TABLE rollups (
+  target_id    INTEGER NOT NULL,
+  field        INTEGER NOT NULL,
+  bucket_ms    INTEGER NOT NULL,
+  label_set_id INTEGER NOT NULL,
+  count        INTEGER NOT NULL,
+  sum          REAL,
+  min          REAL,
+  max          REAL,
+  PRIMARY KEY (target_id, field, bucket_ms, label_set_id)
+) WITHOUT ROWID;
+)sql",
 };
+
+// Work a migration needs beyond its SQL, in the same transaction.
+Status AfterMigration(sqlite3* db, int version) {
+  if (version == 3) {
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    return RebuildRollups(db, kMin, kMax, kMin, kMax);
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -106,6 +135,9 @@ Result<int> Migrate(sqlite3* db) {
     }
     const auto& sql = kMigrations[static_cast<size_t>(version - 1)];
     if (auto status = Exec(db, sql); !status) {
+      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+    }
+    if (auto status = AfterMigration(db, version); !status) {
       return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
     }
     // PRAGMA takes no bound parameters; the version is our own integer.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,62 @@ struct StorageStats {
   uint64_t retention_batches = 0;  // retention transactions that deleted at least one row
 };
 
+// Numeric fields of the probe record that the rule engine reads as series (DESIGN.md section 3),
+// with ids stored in the rollup table: append only, never renumber.
+enum class ProbeField : int {
+  kSuccess = 0,  // 1 when the outcome is ok, else 0
+  kTotal = 1,
+  kDns = 2,
+  kConnect = 3,
+  kTls = 4,
+  kFirstByte = 5,
+  kTtft = 6,
+  kFirstAnswer = 7,
+  kInterTokenLatency = 8,
+  kOutputTokensPerSecond = 9,
+  kOutputTokens = 10,
+  kHttpStatus = 11,
+  kThrottled = 12,       // outcome throttled
+  kOverloaded = 13,      // outcome overloaded
+  kQuotaExhausted = 14,  // outcome quota_exhausted
+  kRequestsRemainingRatio = 15,  // requests remaining / limit, when both are known and limit > 0
+  kTokensRemainingRatio = 16,
+  kRetryAfter = 17,
+};
+inline constexpr int kProbeFieldCount = 18;
+
+// The field's value in one probe; nullopt when the probe has none (a phase that did not happen).
+// NaN counts as none, since SQLite stores NaN as NULL.
+std::optional<double> ProbeFieldValue(const ProbeResult& probe, ProbeField field);
+
+// Rollups cover whole hours of start time: [bucket_ms, bucket_ms + kRollupBucketMs).
+inline constexpr int64_t kRollupBucketMs = 3'600'000;
+
+// One stored value of one field: the probe's start time and the label set it was written with.
+struct FieldPoint {
+  int64_t t_ms = 0;
+  int64_t label_set_id = 0;
+  double value = 0;
+};
+
+// Count, sum, min and max of one field over the probes of one target, one label set and one
+// hour. Exact for count, min and max; the sum is exact up to float rounding order (values are
+// added as rows commit).
+struct FieldRollup {
+  int64_t bucket_ms = 0;
+  int64_t label_set_id = 0;
+  int64_t count = 0;
+  double sum = 0;
+  double min = 0;
+  double max = 0;
+};
+
+struct StoredTarget {
+  int64_t id = 0;
+  std::string name;
+  Labels labels;  // of the latest probe
+};
+
 // Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
 // Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
 // reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
@@ -67,6 +124,22 @@ class Store {
   // Every target that has stored probes, by name, with the labels of its latest probe (by start
   // time, not arrival).
   virtual Result<std::vector<std::pair<std::string, Labels>>> Targets() const = 0;
+  // Like Targets(), with the ids the narrow reads below take.
+  virtual Result<std::vector<StoredTarget>> ListTargets() const = 0;
+  // The narrow read path for rule evaluation: (start time, label set, value) of one field of
+  // one target with from_ms <= start_ms < to_ms, in primary-key order, skipping probes without
+  // the field. Reads only the columns the field needs and copies no labels.
+  virtual Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field,
+                                                    int64_t from_ms, int64_t to_ms) const = 0;
+  // The hourly rollups of one field of one target for the buckets wholly inside [from_ms,
+  // to_ms): from_ms <= bucket_ms and bucket_ms + kRollupBucketMs <= to_ms; by bucket, then label
+  // set. Maintained in the same transaction as the rows, so always consistent with ReadField.
+  virtual Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
+                                                       int64_t from_ms, int64_t to_ms) const = 0;
+  // The labels of a label set id from ReadField or ReadRollups. kNotFound-like kInternal when
+  // the id is unknown.
+  virtual Result<Labels> LabelSet(int64_t label_set_id) const = 0;
+
   // Deletes rows with start_unix_ms < clock now - retention, in transactions of at most
   // retention_batch_rows that interleave with the writer's batches; returns how many.
   virtual Result<uint64_t> ApplyRetention() = 0;

@@ -126,6 +126,24 @@ class SqliteStore final : public Store {
     return reader_->Targets();
   }
 
+  Result<std::vector<StoredTarget>> ListTargets() const override {
+    return reader_->ListTargets();
+  }
+
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms) const override {
+    return reader_->ReadField(target_id, field, from_ms, to_ms);
+  }
+
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
+                                               int64_t from_ms, int64_t to_ms) const override {
+    return reader_->ReadRollups(target_id, field, from_ms, to_ms);
+  }
+
+  Result<Labels> LabelSet(int64_t label_set_id) const override {
+    return reader_->LabelSetOf(label_set_id);
+  }
+
   Status PutState(std::string_view space, std::string_view key,
                   std::string_view value) override {
     std::lock_guard lock(state_mu_);

@@ -1,0 +1,296 @@
+#include "storage/rollup.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "storage/sqlite.h"
+
+namespace modelpulse::storage {
+namespace {
+
+// Indexes into kFieldColumnNames.
+enum Column : int {
+  kOutcome = 0,
+  kHttpStatus,
+  kTotalS,
+  kDnsS,
+  kConnectS,
+  kTlsS,
+  kFirstByteS,
+  kTtftS,
+  kFirstAnswerS,
+  kItlS,
+  kTokensPerS,
+  kOutputTokens,
+  kReqRemaining,
+  kReqLimit,
+  kTokRemaining,
+  kTokLimit,
+  kRetryAfterS,
+};
+
+// Cells are written out once this many are pending, so a backfill of millions of rows holds a
+// bounded map.
+constexpr size_t kFlushCells = 50'000;
+
+std::optional<double> Indicator(std::optional<double> outcome, Outcome wanted) {
+  if (!outcome) {
+    return std::nullopt;
+  }
+  return static_cast<int>(*outcome) == static_cast<int>(wanted) ? 1.0 : 0.0;
+}
+
+std::string SelectColumnsSql() {
+  std::string sql;
+  for (std::string_view name : kFieldColumnNames) {
+    sql += ", ";
+    sql += name;
+  }
+  return sql;
+}
+
+}  // namespace
+
+FieldColumns ColumnsOf(ProbeField field) {
+  switch (field) {
+    case ProbeField::kSuccess:
+    case ProbeField::kThrottled:
+    case ProbeField::kOverloaded:
+    case ProbeField::kQuotaExhausted:
+      return {kOutcome};
+    case ProbeField::kTotal:
+      return {kTotalS};
+    case ProbeField::kDns:
+      return {kDnsS};
+    case ProbeField::kConnect:
+      return {kConnectS};
+    case ProbeField::kTls:
+      return {kTlsS};
+    case ProbeField::kFirstByte:
+      return {kFirstByteS};
+    case ProbeField::kTtft:
+      return {kTtftS};
+    case ProbeField::kFirstAnswer:
+      return {kFirstAnswerS};
+    case ProbeField::kInterTokenLatency:
+      return {kItlS};
+    case ProbeField::kOutputTokensPerSecond:
+      return {kTokensPerS};
+    case ProbeField::kOutputTokens:
+      return {kOutputTokens};
+    case ProbeField::kHttpStatus:
+      return {kHttpStatus};
+    case ProbeField::kRequestsRemainingRatio:
+      return {kReqRemaining, kReqLimit};
+    case ProbeField::kTokensRemainingRatio:
+      return {kTokRemaining, kTokLimit};
+    case ProbeField::kRetryAfter:
+      return {kRetryAfterS};
+  }
+  return {kOutcome};
+}
+
+std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a,
+                                       std::optional<double> b) {
+  std::optional<double> value;
+  switch (field) {
+    case ProbeField::kSuccess:
+      value = Indicator(a, Outcome::kOk);
+      break;
+    case ProbeField::kThrottled:
+      value = Indicator(a, Outcome::kThrottled);
+      break;
+    case ProbeField::kOverloaded:
+      value = Indicator(a, Outcome::kOverloaded);
+      break;
+    case ProbeField::kQuotaExhausted:
+      value = Indicator(a, Outcome::kQuotaExhausted);
+      break;
+    case ProbeField::kRequestsRemainingRatio:
+    case ProbeField::kTokensRemainingRatio:
+      // remaining / limit, as daemon/probe_series.cpp derives probe_ratelimit_remaining_ratio.
+      if (a && b && *b > 0) {
+        value = *a / *b;
+      }
+      break;
+    default:
+      value = a;
+      break;
+  }
+  if (value && std::isnan(*value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+ColumnValues ColumnsOfProbe(const ProbeResult& p) {
+  ColumnValues c;
+  auto from_int = [](const std::optional<int64_t>& v) -> std::optional<double> {
+    return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
+  };
+  c[kOutcome] = static_cast<double>(static_cast<int>(p.outcome));
+  c[kHttpStatus] = static_cast<double>(p.http_status);
+  c[kTotalS] = p.total_seconds;
+  c[kDnsS] = p.dns_seconds;
+  c[kConnectS] = p.connect_seconds;
+  c[kTlsS] = p.tls_seconds;
+  c[kFirstByteS] = p.first_byte_seconds;
+  c[kTtftS] = p.ttft_seconds;
+  c[kFirstAnswerS] = p.first_answer_token_seconds;
+  c[kItlS] = p.inter_token_latency_seconds;
+  c[kTokensPerS] = p.output_tokens_per_second;
+  c[kOutputTokens] = from_int(p.output_tokens);
+  c[kReqRemaining] = p.requests.remaining;
+  c[kReqLimit] = p.requests.limit;
+  c[kTokRemaining] = p.tokens.remaining;
+  c[kTokLimit] = p.tokens.limit;
+  c[kRetryAfterS] = p.retry_after_seconds;
+  // What SQLite gives back: NaN is stored as NULL.
+  for (auto& v : c) {
+    if (v && std::isnan(*v)) {
+      v.reset();
+    }
+  }
+  return c;
+}
+
+std::optional<double> ProbeFieldValue(const ProbeResult& probe, ProbeField field) {
+  const ColumnValues columns = ColumnsOfProbe(probe);
+  const FieldColumns which = ColumnsOf(field);
+  return FieldFromColumns(field, columns[static_cast<size_t>(which.a)],
+                          which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
+}
+
+void RollupCell::Add(double v) {
+  if (count == 0) {
+    min = v;
+    max = v;
+  } else {
+    min = std::min(min, v);
+    max = std::max(max, v);
+  }
+  sum += v;
+  ++count;
+}
+
+void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t label_set_id,
+            const ColumnValues& columns) {
+  const int64_t bucket = BucketOf(start_ms);
+  for (int f = 0; f < kProbeFieldCount; ++f) {
+    const auto field = static_cast<ProbeField>(f);
+    const FieldColumns which = ColumnsOf(field);
+    const std::optional<double> value =
+        FieldFromColumns(field, columns[static_cast<size_t>(which.a)],
+                         which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
+    if (value) {
+      cells[{target_id, f, bucket, label_set_id}].Add(*value);
+    }
+  }
+}
+
+Status UpsertRollups(sqlite3* db, const RollupCells& cells) {
+  if (cells.empty()) {
+    return {};
+  }
+  // min()/max() of two arguments are SQLite's scalar functions.
+  auto statement = Prepare(db, R"sql(
+INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
+  count = count + excluded.count, sum = sum + excluded.sum,
+  min = min(min, excluded.min), max = max(max, excluded.max))sql");
+  if (!statement) {
+    return Fail(statement.error());
+  }
+  sqlite3_stmt* s = statement->get();
+  for (const auto& [key, cell] : cells) {
+    ScopedReset reset(s);
+    sqlite3_bind_int64(s, 1, std::get<0>(key));
+    sqlite3_bind_int(s, 2, std::get<1>(key));
+    sqlite3_bind_int64(s, 3, std::get<2>(key));
+    sqlite3_bind_int64(s, 4, std::get<3>(key));
+    sqlite3_bind_int64(s, 5, cell.count);
+    sqlite3_bind_double(s, 6, cell.sum);
+    sqlite3_bind_double(s, 7, cell.min);
+    sqlite3_bind_double(s, 8, cell.max);
+    if (sqlite3_step(s) != SQLITE_DONE) {
+      return Fail(SqliteError(db, "updating rollups", Error::Code::kIo));
+    }
+  }
+  return {};
+}
+
+Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
+                      int64_t to_ms) {
+  auto remove = Prepare(db,
+                        "DELETE FROM rollups WHERE target_id BETWEEN ?1 AND ?2 "
+                        "AND bucket_ms >= ?3 AND bucket_ms < ?4");
+  auto rows = Prepare(db, "SELECT target_id, start_ms, label_set_id" + SelectColumnsSql() +
+                              " FROM probes WHERE target_id BETWEEN ?1 AND ?2 "
+                              "AND start_ms >= ?3 AND start_ms < ?4 ORDER BY target_id, start_ms");
+  for (const auto* statement : {&remove, &rows}) {
+    if (!*statement) {
+      return Fail(statement->error());
+    }
+  }
+  for (sqlite3_stmt* s : {remove->get(), rows->get()}) {
+    sqlite3_bind_int64(s, 1, first_target);
+    sqlite3_bind_int64(s, 2, last_target);
+    sqlite3_bind_int64(s, 3, from_ms);
+    sqlite3_bind_int64(s, 4, to_ms);
+  }
+  if (sqlite3_step(remove->get()) != SQLITE_DONE) {
+    return Fail(SqliteError(db, "deleting rollups", Error::Code::kIo));
+  }
+  RollupCells cells;
+  ColumnValues columns;
+  sqlite3_stmt* s = rows->get();
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    for (size_t i = 0; i < columns.size(); ++i) {
+      columns[i] = ColumnOptionalDouble(s, static_cast<int>(i) + 3);
+    }
+    AddRow(cells, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
+           sqlite3_column_int64(s, 2), columns);
+    if (cells.size() >= kFlushCells) {
+      if (auto status = UpsertRollups(db, cells); !status) {
+        return status;
+      }
+      cells.clear();
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(SqliteError(db, "reading probes for rollups", Error::Code::kIo));
+  }
+  return UpsertRollups(db, cells);
+}
+
+Status TrimRollups(sqlite3* db, int64_t target_id) {
+  auto oldest = Prepare(db, "SELECT MIN(start_ms) FROM probes WHERE target_id = ?1");
+  if (!oldest) {
+    return Fail(oldest.error());
+  }
+  sqlite3_bind_int64(oldest->get(), 1, target_id);
+  if (sqlite3_step(oldest->get()) != SQLITE_ROW) {
+    return Fail(SqliteError(db, "finding the oldest probe", Error::Code::kIo));
+  }
+  const std::optional<int64_t> first = ColumnOptionalInt(oldest->get(), 0);
+  const int64_t keep_from = first ? BucketOf(*first) : std::numeric_limits<int64_t>::max();
+  auto remove =
+      Prepare(db, "DELETE FROM rollups WHERE target_id = ?1 AND bucket_ms < ?2");
+  if (!remove) {
+    return Fail(remove.error());
+  }
+  sqlite3_bind_int64(remove->get(), 1, target_id);
+  sqlite3_bind_int64(remove->get(), 2, keep_from);
+  if (sqlite3_step(remove->get()) != SQLITE_DONE) {
+    return Fail(SqliteError(db, "trimming rollups", Error::Code::kIo));
+  }
+  if (!first) {
+    return {};
+  }
+  return RebuildRollups(db, target_id, target_id, keep_from, keep_from + kRollupBucketMs);
+}
+
+}  // namespace modelpulse::storage

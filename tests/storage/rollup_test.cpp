@@ -1,0 +1,271 @@
+// Hourly rollups (migration 3) and the narrow read path, checked against ReadProbes: the rollups
+// must always equal a brute-force fold of the rows that are stored, after writes, after a backfill
+// and after retention.
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "storage/storage.h"
+#include "tests/storage/test_support.h"
+
+namespace modelpulse::storage {
+namespace {
+
+using testing::FullProbe;
+using testing::TempDir;
+
+constexpr int64_t kHourMs = 3'600'000;
+constexpr int64_t kNow = 1'800'000'000'000;  // a whole hour
+
+StorageOptions Options(const std::string& path) {
+  StorageOptions options;
+  options.path = path;
+  options.batch_size = 7;  // many small transactions, so rollups are upserted across batches
+  options.flush_interval = Millis(3600 * 1000);
+  options.retention_interval = Millis(3600 * 1000);
+  options.retention = Millis(0);
+  return options;
+}
+
+std::unique_ptr<Store> OpenOrDie(const StorageOptions& options, const Clock& clock) {
+  auto store = Store::Open(options, clock);
+  REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().ToString()));
+  return std::move(*store);
+}
+
+// Varied probes: every outcome, phases present or not, label changes, several per millisecond.
+std::vector<ProbeResult> VariedProbes(const std::string& target, int64_t from_ms, int n,
+                                      uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<ProbeResult> out;
+  int64_t t = from_ms;
+  for (int i = 0; i < n; ++i) {
+    ProbeResult p = FullProbe(target, t);
+    p.outcome = static_cast<Outcome>(rng() % 5);
+    p.ttft_seconds = unit(rng) < 0.2 ? std::nullopt : std::optional<double>(unit(rng));
+    p.dns_seconds = unit(rng) < 0.5 ? std::nullopt : std::optional<double>(unit(rng) * 0.01);
+    p.output_tokens_per_second = 10 + 50 * unit(rng);
+    p.requests.remaining = std::floor(unit(rng) * 10000);
+    if (unit(rng) < 0.1) {
+      p.requests.limit = 0.0;  // no ratio
+    }
+    p.http_status = p.outcome == Outcome::kOk ? 200 : 429;
+    if (i > n / 2) {
+      p.labels["tier"] = "canary";  // a second label set for the same target
+    }
+    out.push_back(p);
+    t += static_cast<int64_t>(unit(rng) * 400'000);  // sometimes the same ms, up to ~7 min apart
+  }
+  return out;
+}
+
+struct Cell {
+  int64_t count = 0;
+  double sum = 0;
+  double min = 0;
+  double max = 0;
+};
+
+// (bucket, labels) -> fold of ReadProbes through ProbeFieldValue.
+std::map<std::pair<int64_t, Labels>, Cell> BruteForce(const Store& store, const std::string& name,
+                                                     ProbeField field) {
+  std::map<std::pair<int64_t, Labels>, Cell> out;
+  auto rows = store.ReadProbes(name, INT64_MIN, INT64_MAX);
+  REQUIRE(rows.has_value());
+  for (const ProbeResult& p : *rows) {
+    auto v = ProbeFieldValue(p, field);
+    if (!v) {
+      continue;
+    }
+    Cell& c = out[{p.start_unix_ms / kHourMs * kHourMs, p.labels}];
+    c.min = c.count == 0 ? *v : std::min(c.min, *v);
+    c.max = c.count == 0 ? *v : std::max(c.max, *v);
+    c.sum += *v;
+    ++c.count;
+  }
+  return out;
+}
+
+int64_t TargetId(const Store& store, const std::string& name) {
+  auto targets = store.ListTargets();
+  REQUIRE(targets.has_value());
+  for (const StoredTarget& t : *targets) {
+    if (t.name == name) {
+      return t.id;
+    }
+  }
+  FAIL("no target " << name);
+  return -1;
+}
+
+void CheckRollupsMatchRows(const Store& store, const std::string& name) {
+  const int64_t id = TargetId(store, name);
+  for (int f = 0; f < kProbeFieldCount; ++f) {
+    const auto field = static_cast<ProbeField>(f);
+    CAPTURE(f);
+    auto want = BruteForce(store, name, field);
+    auto got = store.ReadRollups(id, field, INT64_MIN / 2, INT64_MAX / 2);
+    REQUIRE(got.has_value());
+    REQUIRE(got->size() == want.size());
+    for (const FieldRollup& r : *got) {
+      auto labels = store.LabelSet(r.label_set_id);
+      REQUIRE(labels.has_value());
+      auto it = want.find({r.bucket_ms, *labels});
+      REQUIRE(it != want.end());
+      CHECK(r.count == it->second.count);
+      CHECK(r.min == it->second.min);
+      CHECK(r.max == it->second.max);
+      // Exact up to rounding order: the rows were added batch by batch.
+      CHECK(r.sum == doctest::Approx(it->second.sum).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("rollups follow every committed batch and equal a fold of the rows") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  auto store = OpenOrDie(Options(dir.File("r.db")), clock);
+  for (const auto& p : VariedProbes("a", kNow - 20 * kHourMs + 1234, 300, 1)) {
+    store->Append(p);
+  }
+  for (const auto& p : VariedProbes("b", kNow - 5 * kHourMs, 100, 2)) {
+    store->Append(p);
+  }
+  REQUIRE(store->Flush().has_value());
+  CheckRollupsMatchRows(*store, "a");
+  CheckRollupsMatchRows(*store, "b");
+
+  // Late rows into old buckets add to them.
+  for (const auto& p : VariedProbes("a", kNow - 19 * kHourMs, 40, 3)) {
+    store->Append(p);
+  }
+  REQUIRE(store->Flush().has_value());
+  CheckRollupsMatchRows(*store, "a");
+}
+
+TEST_CASE("ReadRollups returns only buckets wholly inside the range") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  auto store = OpenOrDie(Options(dir.File("w.db")), clock);
+  for (int h = 0; h < 4; ++h) {
+    store->Append(FullProbe("a", kNow + h * kHourMs + 10));
+  }
+  REQUIRE(store->Flush().has_value());
+  const int64_t id = TargetId(*store, "a");
+  auto count = [&](int64_t from, int64_t to) {
+    auto rollups = store->ReadRollups(id, ProbeField::kSuccess, from, to);
+    REQUIRE(rollups.has_value());
+    return rollups->size();
+  };
+  CHECK(count(kNow, kNow + 4 * kHourMs) == 4);
+  CHECK(count(kNow + 1, kNow + 4 * kHourMs) == 3);
+  CHECK(count(kNow, kNow + 4 * kHourMs - 1) == 3);
+  CHECK(count(kNow + 1, kNow + 2 * kHourMs) == 1);
+  CHECK(count(kNow + 1, kNow + 2 * kHourMs - 1) == 0);
+  CHECK(count(kNow + kHourMs, kNow + 2 * kHourMs) == 1);
+}
+
+TEST_CASE("the narrow read equals ReadProbes through ProbeFieldValue for every field") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  auto store = OpenOrDie(Options(dir.File("n.db")), clock);
+  const auto probes = VariedProbes("a", kNow - 10 * kHourMs, 200, 4);
+  for (const auto& p : probes) {
+    store->Append(p);
+  }
+  store->Append(FullProbe("other", kNow - 5 * kHourMs));
+  REQUIRE(store->Flush().has_value());
+  const int64_t id = TargetId(*store, "a");
+  const int64_t from = kNow - 8 * kHourMs;
+  const int64_t to = kNow - 3 * kHourMs;
+  auto rows = store->ReadProbes("a", from, to);
+  REQUIRE(rows.has_value());
+  REQUIRE(rows->size() > 20);
+  for (int f = 0; f < kProbeFieldCount; ++f) {
+    const auto field = static_cast<ProbeField>(f);
+    CAPTURE(f);
+    auto got = store->ReadField(id, field, from, to);
+    REQUIRE(got.has_value());
+    size_t i = 0;
+    for (const ProbeResult& p : *rows) {
+      auto v = ProbeFieldValue(p, field);
+      if (!v) {
+        continue;
+      }
+      REQUIRE(i < got->size());
+      CHECK((*got)[i].t_ms == p.start_unix_ms);
+      CHECK((*got)[i].value == *v);
+      auto labels = store->LabelSet((*got)[i].label_set_id);
+      REQUIRE(labels.has_value());
+      CHECK(*labels == p.labels);
+      ++i;
+    }
+    CHECK(i == got->size());
+  }
+  CHECK(store->ReadField(id, ProbeField::kTtft, to, from)->empty());
+}
+
+TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  const std::string path = dir.File("old.db");
+  {
+    auto store = OpenOrDie(Options(path), clock);
+    for (const auto& p : VariedProbes("a", kNow - 30 * kHourMs, 400, 5)) {
+      store->Append(p);
+    }
+    REQUIRE(store->Flush().has_value());
+  }
+  // Back to schema 2: what a database written by the previous release looks like.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DROP TABLE rollups; PRAGMA user_version = 2", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = OpenOrDie(Options(path), clock);
+  CheckRollupsMatchRows(*store, "a");
+}
+
+TEST_CASE("retention trims rollups and rebuilds the hour it cuts through") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  auto options = Options(dir.File("ret.db"));
+  options.retention = Millis(10 * kHourMs + 25 * 60'000);  // cuts 25 minutes into an hour
+  options.retention_batch_rows = 13;
+  auto store = OpenOrDie(options, clock);
+  for (const auto& p : VariedProbes("a", kNow - 20 * kHourMs, 400, 6)) {
+    store->Append(p);
+  }
+  for (const auto& p : VariedProbes("b", kNow - 20 * kHourMs, 30, 7)) {
+    store->Append(p);
+  }
+  REQUIRE(store->Flush().has_value());
+  auto deleted = store->ApplyRetention();
+  REQUIRE(deleted.has_value());
+  CHECK(*deleted > 0);
+  CheckRollupsMatchRows(*store, "a");
+  auto rows = store->ReadProbes("a", INT64_MIN, INT64_MAX);
+  REQUIRE(!rows->empty());
+  CHECK(rows->front().start_unix_ms >= kNow - options.retention.count());
+  // b's rows may all be gone; its rollups must be gone too.
+  auto b_rows = store->ReadProbes("b", INT64_MIN, INT64_MAX);
+  if (!b_rows->empty()) {
+    CheckRollupsMatchRows(*store, "b");
+  }
+  clock.Advance(30 * kHourMs);  // everything ages out
+  REQUIRE(store->ApplyRetention().has_value());
+  CHECK(store->ListTargets()->empty());
+  auto left = store->ReadRollups(1, ProbeField::kSuccess, INT64_MIN / 2, INT64_MAX / 2);
+  REQUIRE(left.has_value());
+  CHECK(left->empty());
+}
+
+}  // namespace
+}  // namespace modelpulse::storage
