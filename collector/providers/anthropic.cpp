@@ -15,31 +15,13 @@
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
 #include "collector/providers/provider.h"
+#include "collector/providers/provider_util.h"
 #include "collector/sse.h"
 
 namespace modelpulse::collector {
 namespace {
 
 using nlohmann::json;
-
-std::string StringField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return {};
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::optional<int64_t> IntField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return std::nullopt;
-  }
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) {
-    return std::nullopt;
-  }
-  return it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
-}
 
 const json* Member(const json& object, const char* key) {
   if (!object.is_object()) {
@@ -93,16 +75,8 @@ std::string DescribeError(const json& error) {
 }
 
 void ReportUsage(const json* usage, bool with_output, StreamEvents& events) {
-  if (usage == nullptr || !usage->is_object()) {
-    return;
-  }
-  Usage out;
-  out.input_tokens = IntField(*usage, "input_tokens");
-  if (with_output) {
-    out.output_tokens = IntField(*usage, "output_tokens");
-  }
-  if (out.input_tokens || out.output_tokens) {
-    events.OnUsage(out);
+  if (usage != nullptr) {
+    ReportUsageFields(*usage, "input_tokens", with_output ? "output_tokens" : nullptr, events);
   }
 }
 

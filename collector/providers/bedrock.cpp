@@ -16,6 +16,7 @@
 #include "collector/eventstream.h"
 #include "collector/http_util.h"
 #include "collector/providers/provider.h"
+#include "collector/providers/provider_util.h"
 
 namespace modelpulse::collector {
 namespace {
@@ -28,31 +29,6 @@ const ProviderAdapter& OpenAIWire() {
   // The OpenAI-compatible adapter owns the chat-completions body, SSE stream and error shapes;
   // Bedrock's OpenAI endpoint speaks exactly that, so it is reused, not copied.
   return *AdapterFor(Provider::kOpenAICompatible);
-}
-
-std::string StringField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return {};
-  }
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_string()) {
-    return {};
-  }
-  return it->get<std::string>();
-}
-
-std::optional<int64_t> IntField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return std::nullopt;
-  }
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) {
-    return std::nullopt;
-  }
-  if (it->is_number_float()) {
-    return static_cast<int64_t>(it->get<double>());
-  }
-  return it->get<int64_t>();
 }
 
 std::string Lower(std::string_view text) {
@@ -145,15 +121,7 @@ Outcome OutcomeForStatus(int status) {
 }
 
 void ReportUsage(const json& usage, StreamEvents& events) {
-  if (!usage.is_object()) {
-    return;
-  }
-  Usage out;
-  out.input_tokens = IntField(usage, "inputTokens");
-  out.output_tokens = IntField(usage, "outputTokens");
-  if (out.input_tokens || out.output_tokens) {
-    events.OnUsage(out);
-  }
+  ReportUsageFields(usage, "inputTokens", "outputTokens", events);
 }
 
 // A content block (Converse) or a block delta (ConverseStream). Reasoning arrives as

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "collector/providers/provider_util.h"
 #include "collector/sse.h"
 
 namespace modelpulse::collector {
@@ -16,7 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string StringField(const json& object, const char* key) {
+// Unlike StringField (provider_util.h), an integer counts as its digits: vLLM and Azure's legacy
+// bodies send numeric error codes.
+std::string StringOrIntegerField(const json& object, const char* key) {
   if (!object.is_object()) {
     return {};
   }
@@ -33,20 +36,6 @@ std::string StringField(const json& object, const char* key) {
   return {};
 }
 
-std::optional<int64_t> IntField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return std::nullopt;
-  }
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) {
-    return std::nullopt;
-  }
-  if (it->is_number_float()) {
-    return static_cast<int64_t>(it->get<double>());
-  }
-  return it->get<int64_t>();
-}
-
 // The error object of a body, in the current shape {"error":{...}} or vLLM's old top-level
 // {"object":"error","message":...,"code":<int>}. Null when the body carries no error.
 const json* FindErrorObject(const json& body) {
@@ -56,7 +45,7 @@ const json* FindErrorObject(const json& body) {
   if (auto it = body.find("error"); it != body.end() && !it->is_null()) {
     return &*it;
   }
-  if (StringField(body, "object") == "error") {
+  if (StringOrIntegerField(body, "object") == "error") {
     return &body;
   }
   return nullptr;
@@ -67,11 +56,11 @@ std::string DescribeError(const json& error) {
   if (error.is_string()) {
     return error.get<std::string>();
   }
-  std::string code = StringField(error, "code");
+  std::string code = StringOrIntegerField(error, "code");
   if (code.empty()) {
-    code = StringField(error, "type");
+    code = StringOrIntegerField(error, "type");
   }
-  std::string message = StringField(error, "message");
+  std::string message = StringOrIntegerField(error, "message");
   if (code.empty()) {
     return message;
   }
@@ -79,15 +68,7 @@ std::string DescribeError(const json& error) {
 }
 
 void ReportUsage(const json& usage, StreamEvents& events) {
-  if (!usage.is_object()) {
-    return;
-  }
-  Usage out;
-  out.input_tokens = IntField(usage, "prompt_tokens");
-  out.output_tokens = IntField(usage, "completion_tokens");
-  if (out.input_tokens || out.output_tokens) {
-    events.OnUsage(out);
-  }
+  ReportUsageFields(usage, "prompt_tokens", "completion_tokens", events);
 }
 
 void ReportText(const json& holder, StreamEvents& events) {
@@ -221,13 +202,13 @@ OpenAIErrorFields ReadOpenAIError(std::string_view body) {
   if (error == nullptr) {
     return fields;
   }
-  fields.code = StringField(*error, "code");
-  fields.type = StringField(*error, "type");
-  fields.message = error->is_string() ? error->get<std::string>() : StringField(*error, "message");
+  fields.code = StringOrIntegerField(*error, "code");
+  fields.type = StringOrIntegerField(*error, "type");
+  fields.message = error->is_string() ? error->get<std::string>() : StringOrIntegerField(*error, "message");
   if (error->is_object()) {
     // OpenRouter wraps the upstream's error: its text says more than "Provider returned error".
     if (auto metadata = error->find("metadata"); metadata != error->end()) {
-      std::string upstream = StringField(*metadata, "raw");
+      std::string upstream = StringOrIntegerField(*metadata, "raw");
       if (!upstream.empty()) {
         fields.message += " (" + upstream + ")";
       }

@@ -18,6 +18,7 @@
 #include "collector/http_util.h"
 #include "collector/providers/openai_wire.h"
 #include "collector/providers/provider.h"
+#include "collector/providers/provider_util.h"
 #include "collector/sse.h"
 
 namespace modelpulse::collector {
@@ -26,25 +27,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kGeminiDefaultBase = "https://generativelanguage.googleapis.com";
-
-std::string StringField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return {};
-  }
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::optional<int64_t> IntField(const json& object, const char* key) {
-  if (!object.is_object()) {
-    return std::nullopt;
-  }
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) {
-    return std::nullopt;
-  }
-  return it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
-}
 
 // Path segments keep the unreserved set and '@' (Vertex's versioned ids, "claude-x@20240620").
 std::string EncodeSegment(std::string_view text) {

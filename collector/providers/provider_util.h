@@ -1,0 +1,36 @@
+#ifndef MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
+#define MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
+
+// Small pieces several provider adapters need in the same form: JSON field readers and the usage
+// report. Only what is the same rule for every adapter that uses it lives here; each
+// provider's own rules (error tables, header families) stay in its file. Private to the
+// collector. Only nlohmann's forward declarations here.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "collector/providers/provider.h"
+
+namespace modelpulse::collector {
+
+// The string at `key` of a JSON object; empty when `object` is not an object, the key is absent
+// or its value is not a string.
+std::string StringField(const nlohmann::json& object, const char* key);
+
+// The number at `key` of a JSON object (a float is truncated); nullopt when `object` is not an
+// object, the key is absent or its value is not a number.
+std::optional<int64_t> IntField(const nlohmann::json& object, const char* key);
+
+// Reports the token counts of a usage object whose counts are named `input_key` and
+// `output_key` (nullptr: this object's output count is not to be trusted, e.g. a placeholder).
+// Reports nothing when `usage` is not an object or carries neither count.
+void ReportUsageFields(const nlohmann::json& usage, const char* input_key, const char* output_key,
+                       StreamEvents& events);
+
+}  // namespace modelpulse::collector
+
+#endif  // MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
