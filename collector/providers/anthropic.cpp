@@ -102,16 +102,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
       : sse_(limits.max_line_bytes, limits.max_event_bytes) {}
 
   void Feed(std::string_view bytes, StreamEvents& events) override {
-    if (failed_) {
-      return;
-    }
-    const SseDecoder::Status status =
-        sse_.Feed(bytes, [&](const SseEvent& event) { OnEvent(event, events); });
-    if (status != SseDecoder::Status::kOk) {
-      failed_ = true;
-      events.OnMalformed(status == SseDecoder::Status::kLineTooLong ? "SSE line over the limit"
-                                                                    : "SSE event over the limit");
-    }
+    FeedSse(sse_, bytes, events, [&](const SseEvent& event) { OnEvent(event, events); });
   }
 
   // No message_stop means no terminator: the transport classifies that as truncated.
@@ -180,7 +171,6 @@ class AnthropicStreamDecoder final : public StreamDecoder {
 
   SseDecoder sse_;
   bool stopped_ = false;
-  bool failed_ = false;
 };
 
 // RFC 3339 date-time ("2026-08-02T17:43:56Z", fractions and offsets allowed) as Unix ms.

@@ -129,16 +129,7 @@ class OpenAIStreamDecoder final : public StreamDecoder {
       : sse_(limits.max_line_bytes, limits.max_event_bytes) {}
 
   void Feed(std::string_view bytes, StreamEvents& events) override {
-    if (failed_) {
-      return;
-    }
-    const SseDecoder::Status status =
-        sse_.Feed(bytes, [&](const SseEvent& event) { OnEvent(event, events); });
-    if (status != SseDecoder::Status::kOk) {
-      failed_ = true;
-      events.OnMalformed(status == SseDecoder::Status::kLineTooLong ? "SSE line over the limit"
-                                                                    : "SSE event over the limit");
-    }
+    FeedSse(sse_, bytes, events, [&](const SseEvent& event) { OnEvent(event, events); });
   }
 
   void Finish(StreamEvents& /*events*/) override { sse_.Finish(); }
@@ -169,7 +160,6 @@ class OpenAIStreamDecoder final : public StreamDecoder {
 
   SseDecoder sse_;
   bool done_ = false;
-  bool failed_ = false;
 };
 
 }  // namespace

@@ -42,4 +42,16 @@ void ReportUsageFields(const json& usage, const char* input_key, const char* out
   }
 }
 
+void FeedSse(SseDecoder& sse, std::string_view bytes, StreamEvents& events,
+             const SseDecoder::EventCallback& on_event) {
+  if (sse.status() != SseDecoder::Status::kOk) {
+    return;  // reported when it failed
+  }
+  const SseDecoder::Status status = sse.Feed(bytes, on_event);
+  if (status != SseDecoder::Status::kOk) {
+    events.OnMalformed(status == SseDecoder::Status::kLineTooLong ? "SSE line over the limit"
+                                                                  : "SSE event over the limit");
+  }
+}
+
 }  // namespace modelpulse::collector

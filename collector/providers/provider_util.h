@@ -1,8 +1,8 @@
 #ifndef MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
 #define MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
 
-// Small pieces several provider adapters need in the same form: JSON field readers and the usage
-// report. Only what is the same rule for every adapter that uses it lives here; each
+// Small pieces several provider adapters need in the same form: JSON field readers, the usage
+// report and the SSE feed with its over-the-limit report. Only what is the same rule for every adapter that uses it lives here; each
 // provider's own rules (error tables, header families) stay in its file. Private to the
 // collector. Only nlohmann's forward declarations here.
 
@@ -14,6 +14,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "collector/providers/provider.h"
+#include "collector/sse.h"
 
 namespace modelpulse::collector {
 
@@ -30,6 +31,11 @@ std::optional<int64_t> IntField(const nlohmann::json& object, const char* key);
 // Reports nothing when `usage` is not an object or carries neither count.
 void ReportUsageFields(const nlohmann::json& usage, const char* input_key, const char* output_key,
                        StreamEvents& events);
+
+// Feeds one read of a stream to `sse`. A line or event over the decoder's limits is reported
+// malformed once; the decoder then stays failed (sse.h) and later reads are ignored.
+void FeedSse(SseDecoder& sse, std::string_view bytes, StreamEvents& events,
+             const SseDecoder::EventCallback& on_event);
 
 }  // namespace modelpulse::collector
 

@@ -404,18 +404,8 @@ class GoogleStreamDecoder final : public StreamDecoder {
         commands_(commands) {}
 
   void Feed(std::string_view bytes, StreamEvents& events) override {
-    if (failed_) {
-      return;
-    }
     RedactingEvents redacting(events, google_, commands_);
-    const SseDecoder::Status status =
-        sse_.Feed(bytes, [&](const SseEvent& event) { OnEvent(event, redacting); });
-    if (status != SseDecoder::Status::kOk) {
-      failed_ = true;
-      redacting.OnMalformed(status == SseDecoder::Status::kLineTooLong
-                                ? "SSE line over the limit"
-                                : "SSE event over the limit");
-    }
+    FeedSse(sse_, bytes, redacting, [&](const SseEvent& event) { OnEvent(event, redacting); });
   }
 
   void Finish(StreamEvents& events) override {
@@ -425,7 +415,7 @@ class GoogleStreamDecoder final : public StreamDecoder {
       openai_->Finish(redacting);
       return;
     }
-    if (failed_ || saw_error_) {
+    if (sse_.status() != SseDecoder::Status::kOk || saw_error_) {
       return;
     }
     if (finished_) {
@@ -495,7 +485,6 @@ class GoogleStreamDecoder final : public StreamDecoder {
   bool decided_ = false;
   bool finished_ = false;
   bool saw_error_ = false;
-  bool failed_ = false;
 };
 
 class GoogleAdapter final : public ProviderAdapter {
