@@ -308,32 +308,12 @@ class AnthropicAdapter final : public ProviderAdapter {
     request.headers.emplace_back(
         "anthropic-version",
         Secret(target.anthropic_version.empty() ? "2023-06-01" : target.anthropic_version));
-    switch (target.auth.mode) {
-      case AuthMode::kNone:
-      case AuthMode::kApiKey:
-        if (!target.api_key.empty()) {
-          request.headers.emplace_back("x-api-key", target.api_key);
-        }
-        break;
-      case AuthMode::kBearerToken:
-        if (target.api_key.empty()) {
-          return Fail(CredentialError("anthropic: bearer auth without a token"));
-        }
-        request.headers.emplace_back("Authorization", Secret("Bearer " + target.api_key.Reveal()));
-        break;
-      case AuthMode::kTokenCommand: {
-        Result<Secret> token = tokens_.Token(target.auth.token_command,
-                                             target.auth.token_command_ttl, context.now_unix_ms);
-        if (!token) {
-          return Fail(token.error());
-        }
-        request.headers.emplace_back("Authorization", Secret("Bearer " + token->Reveal()));
-        break;
-      }
-      case AuthMode::kAwsSigV4:
-      case AuthMode::kGoogleServiceAccount:
-        return Fail(Error::InvalidArgument(
-            "anthropic supports auth api_key, bearer_token or token_command only"));
+    auto auth = KeyOrBearerHeader(target, context, tokens_, "anthropic", "x-api-key");
+    if (!auth) {
+      return Fail(auth.error());
+    }
+    if (*auth) {
+      request.headers.push_back(std::move(**auth));
     }
     for (const auto& header : target.headers) {
       request.headers.push_back(header);

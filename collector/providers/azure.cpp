@@ -16,6 +16,7 @@
 #include "collector/http_util.h"
 #include "collector/providers/openai_wire.h"
 #include "collector/providers/provider.h"
+#include "collector/providers/provider_util.h"
 
 namespace modelpulse::collector {
 namespace {
@@ -165,33 +166,13 @@ class AzureAdapter final : public ProviderAdapter {
     request.headers.emplace_back("Content-Type", Secret("application/json"));
     request.headers.emplace_back("Accept",
                                  Secret(target.stream ? "text/event-stream" : "application/json"));
-    switch (target.auth.mode) {
-      case AuthMode::kNone:
-      case AuthMode::kApiKey:
-        // kNone with a key is a key: the openai-python Azure client's default.
-        if (!target.api_key.empty()) {
-          request.headers.emplace_back("api-key", target.api_key);
-        }
-        break;
-      case AuthMode::kBearerToken:
-        if (target.api_key.empty()) {
-          return Fail(CredentialError("azure: bearer auth without a token"));
-        }
-        request.headers.emplace_back("Authorization", Secret("Bearer " + target.api_key.Reveal()));
-        break;
-      case AuthMode::kTokenCommand: {
-        Result<Secret> token = tokens_.Token(target.auth.token_command,
-                                             target.auth.token_command_ttl, context.now_unix_ms);
-        if (!token) {
-          return Fail(token.error());
-        }
-        request.headers.emplace_back("Authorization", Secret("Bearer " + token->Reveal()));
-        break;
-      }
-      case AuthMode::kAwsSigV4:
-      case AuthMode::kGoogleServiceAccount:
-        return Fail(Error::InvalidArgument(
-            "azure supports auth api_key, bearer_token or token_command only"));
+    // kNone with a key is a key: the openai-python Azure client's default.
+    auto auth = KeyOrBearerHeader(target, context, tokens_, "azure", "api-key");
+    if (!auth) {
+      return Fail(auth.error());
+    }
+    if (*auth) {
+      request.headers.push_back(std::move(**auth));
     }
     for (const auto& header : target.headers) {
       request.headers.push_back(header);

@@ -54,4 +54,37 @@ void FeedSse(SseDecoder& sse, std::string_view bytes, StreamEvents& events,
   }
 }
 
+Result<std::optional<std::pair<std::string, Secret>>> KeyOrBearerHeader(
+    const TargetSpec& target, const RequestContext& context, TokenCommandCache& tokens,
+    std::string_view provider, std::string_view key_header) {
+  using Header = std::pair<std::string, Secret>;
+  switch (target.auth.mode) {
+    case AuthMode::kNone:
+    case AuthMode::kApiKey:
+      // kNone with a key is a key: the SDKs' default.
+      if (target.api_key.empty()) {
+        return std::optional<Header>();
+      }
+      return Header(std::string(key_header), target.api_key);
+    case AuthMode::kBearerToken:
+      if (target.api_key.empty()) {
+        return Fail(CredentialError(std::string(provider) + ": bearer auth without a token"));
+      }
+      return Header("Authorization", Secret("Bearer " + target.api_key.Reveal()));
+    case AuthMode::kTokenCommand: {
+      Result<Secret> token = tokens.Token(target.auth.token_command,
+                                          target.auth.token_command_ttl, context.now_unix_ms);
+      if (!token) {
+        return Fail(token.error());
+      }
+      return Header("Authorization", Secret("Bearer " + token->Reveal()));
+    }
+    case AuthMode::kAwsSigV4:
+    case AuthMode::kGoogleServiceAccount:
+      break;
+  }
+  return Fail(Error::InvalidArgument(std::string(provider) +
+                                     " supports auth api_key, bearer_token or token_command only"));
+}
+
 }  // namespace modelpulse::collector

@@ -2,7 +2,8 @@
 #define MODELPULSE_COLLECTOR_PROVIDERS_PROVIDER_UTIL_H_
 
 // Small pieces several provider adapters need in the same form: JSON field readers, the usage
-// report and the SSE feed with its over-the-limit report. Only what is the same rule for every adapter that uses it lives here; each
+// report, the SSE feed with its over-the-limit report, and the api-key/bearer/token-command
+// auth header. Only what is the same rule for every adapter that uses it lives here; each
 // provider's own rules (error tables, header families) stay in its file. Private to the
 // collector. Only nlohmann's forward declarations here.
 
@@ -10,9 +11,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "collector/auth/token_command.h"
 #include "collector/providers/provider.h"
 #include "collector/sse.h"
 
@@ -36,6 +39,15 @@ void ReportUsageFields(const nlohmann::json& usage, const char* input_key, const
 // malformed once; the decoder then stays failed (sse.h) and later reads are ignored.
 void FeedSse(SseDecoder& sse, std::string_view bytes, StreamEvents& events,
              const SseDecoder::EventCallback& on_event);
+
+// The credential header of a provider that takes a static key in its own header (`key_header`:
+// Azure's "api-key", Anthropic's "x-api-key") or a bearer token, static or printed by a token
+// command. Returns nullopt for auth none/api_key without a key (nothing to send); fails for a
+// bearer mode without a token, a failed token command, or any other auth mode. `provider` names
+// the provider in those errors.
+Result<std::optional<std::pair<std::string, Secret>>> KeyOrBearerHeader(
+    const TargetSpec& target, const RequestContext& context, TokenCommandCache& tokens,
+    std::string_view provider, std::string_view key_header);
 
 }  // namespace modelpulse::collector
 
