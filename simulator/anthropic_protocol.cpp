@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
+#include "simulator/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -37,17 +38,13 @@ using Json = nlohmann::ordered_json;
 
 constexpr std::string_view kSseContentType = "text/event-stream";
 
-int64_t EstimateTokens(std::string_view text) {
-  return static_cast<int64_t>((text.size() + 3) / 4);
-}
-
 int64_t TextTokens(const Json& content) {
-  if (content.is_string()) return EstimateTokens(content.get_ref<const std::string&>());
+  if (content.is_string()) return EstimateTextTokens(content.get_ref<const std::string&>());
   int64_t total = 0;
   if (content.is_array()) {
     for (const auto& block : content) {
       if (block.is_object() && block.contains("text") && block["text"].is_string()) {
-        total += EstimateTokens(block["text"].get_ref<const std::string&>());
+        total += EstimateTextTokens(block["text"].get_ref<const std::string&>());
       }
     }
   }
@@ -63,21 +60,6 @@ int64_t EstimateInputTokens(const Json& body) {
     if (message.is_object() && message.contains("content")) total += TextTokens(message["content"]);
   }
   return total;
-}
-
-std::string Content(int64_t tokens) {
-  std::string text;
-  for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
-  return text;
-}
-
-int64_t CeilSeconds(Micros d) {
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(d.count()) / 1e6)));
-}
-
-std::string Extra(const Call& call, const std::string& key, std::string fallback = {}) {
-  const auto it = call.extras.find(key);
-  return it == call.extras.end() ? fallback : it->second;
 }
 
 // Anthropic ids look like req_011CYK5n67SytMUxm8WMZUWY: a fixed prefix and 20 random characters.
@@ -419,7 +401,7 @@ class AnthropicProtocol final : public Protocol {
 
   static Reply Message(const Plan& plan, int64_t tokens) {
     Json content = Json::array();
-    if (tokens > 0) content.push_back(Json{{"type", "text"}, {"text", Content(tokens)}});
+    if (tokens > 0) content.push_back(Json{{"type", "text"}, {"text", ContentText(tokens)}});
     Json body{{"model", plan.model},
               {"id", MessageId(plan)},
               {"type", "message"},
@@ -443,9 +425,7 @@ class AnthropicProtocol final : public Protocol {
     if (reply.status == 200) {
       const Micros processing =
           reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
-      h.emplace_back("x-envoy-upstream-service-time",
-                     std::to_string(
-                         std::chrono::duration_cast<std::chrono::milliseconds>(processing).count()));
+      h.emplace_back("x-envoy-upstream-service-time", std::to_string(Millis(processing)));
       if (const auto seconds = Extra(call, "retry_after_on_200"); !seconds.empty()) {
         h.emplace_back("retry-after", seconds);
       }

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
+#include "simulator/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -34,45 +35,6 @@ constexpr std::string_view kDeploymentsPrefix = "/openai/deployments/";
 constexpr std::string_view kDefaultApiVersion = "2024-10-21";
 
 std::string Sse(const Json& payload) { return "data: " + payload.dump() + "\n\n"; }
-
-int64_t EstimateTokens(std::string_view text) {
-  return static_cast<int64_t>((text.size() + 3) / 4);
-}
-
-int64_t EstimatePromptTokens(const Json& messages) {
-  int64_t total = 3;
-  for (const auto& message : messages) {
-    total += 4;
-    if (!message.is_object()) continue;
-    const auto content = message.find("content");
-    if (content == message.end()) continue;
-    if (content->is_string()) {
-      total += EstimateTokens(content->get_ref<const std::string&>());
-    } else if (content->is_array()) {
-      for (const auto& part : *content) {
-        if (part.is_object() && part.contains("text") && part["text"].is_string()) {
-          total += EstimateTokens(part["text"].get_ref<const std::string&>());
-        }
-      }
-    }
-  }
-  return total;
-}
-
-std::string Content(int64_t tokens) {
-  std::string text;
-  for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
-  return text;
-}
-
-int64_t CeilSeconds(Micros d) {
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(d.count()) / 1e6)));
-}
-
-std::string Extra(const Call& call, const std::string& key, std::string fallback = {}) {
-  const auto it = call.extras.find(key);
-  return it == call.extras.end() ? fallback : it->second;
-}
 
 // A UUID-shaped id from the plan's random request id (32 hex digits after "req_").
 std::string Uuid(std::string_view hex32) {
@@ -219,18 +181,7 @@ class AzureProtocol final : public Protocol {
     if (const auto id = request.Header("x-ms-client-request-id"); !id.empty()) {
       call.extras["client_request_id"] = id;
     }
-    call.input_tokens = EstimatePromptTokens(body["messages"]);
-    call.stream = body.value("stream", false);
-    if (const auto opts = body.find("stream_options"); opts != body.end() && opts->is_object()) {
-      call.include_usage = opts->value("include_usage", false);
-    }
-    for (const char* key : {"max_completion_tokens", "max_tokens"}) {
-      if (body.contains(key) && body[key].is_number_integer()) {
-        call.max_tokens = body[key].get<int64_t>();
-        break;
-      }
-    }
-    return call;
+    return WithChatCompletionFields(body, std::move(call));
   }
 
   Reply Render(const Call& call, const Plan& plan) const override {
@@ -366,8 +317,7 @@ class AzureProtocol final : public Protocol {
     reply.headers.emplace_back("retry-after", std::to_string(seconds));
     reply.headers.emplace_back(
         "retry-after-ms",
-        std::to_string(std::max<int64_t>(
-            1, std::chrono::duration_cast<std::chrono::milliseconds>(plan.retry_after).count())));
+        std::to_string(std::max<int64_t>(1, Millis(plan.retry_after))));
     return reply;
   }
 
@@ -490,7 +440,7 @@ class AzureProtocol final : public Protocol {
                                  {"logprobs", nullptr},
                                  {"message",
                                   {{"annotations", Json::array()},
-                                   {"content", Content(tokens)},
+                                   {"content", ContentText(tokens)},
                                    {"refusal", nullptr},
                                    {"role", "assistant"}}}}})},
               {"created", plan.created_unix},
@@ -526,9 +476,7 @@ class AzureProtocol final : public Protocol {
       h.emplace_back("azureml-model-session", "d001-20250101000000");
       const Micros processing =
           reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
-      h.emplace_back("x-envoy-upstream-service-time",
-                     std::to_string(
-                         std::chrono::duration_cast<std::chrono::milliseconds>(processing).count()));
+      h.emplace_back("x-envoy-upstream-service-time", std::to_string(Millis(processing)));
       if (reply.mode == Reply::Mode::kStream) h.emplace_back("x-accel-buffering", "no");
     }
     const bool limits = Extra(call, "ratelimit_limit_headers", "true") == "true";

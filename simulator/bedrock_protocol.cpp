@@ -27,6 +27,7 @@
 #include "common/duration.h"
 #include "simulator/cloud_crypto.h"
 #include "simulator/protocol.h"
+#include "simulator/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -341,13 +342,6 @@ std::string Uuid(const std::string& request_id) {
   return fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4),
                      hex.substr(16, 4), hex.substr(20, 12));
 }
-
-std::string Extra(const Call& call, const std::string& key) {
-  const auto it = call.extras.find(key);
-  return it == call.extras.end() ? std::string() : it->second;
-}
-
-int64_t Millis(Micros d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
 class BedrockProtocol final : public Protocol {
  public:

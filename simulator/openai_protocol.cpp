@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
+#include "simulator/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -23,32 +24,6 @@ Json ErrorObject(std::string_view message, std::string_view type, const Json& co
 
 std::string Sse(const Json& payload) { return "data: " + payload.dump() + "\n\n"; }
 
-int64_t EstimateTokens(std::string_view text) {
-  return static_cast<int64_t>((text.size() + 3) / 4);
-}
-
-// Roughly what tiktoken gives for chat messages: 4 tokens of framing per message, 3 for the reply
-// priming, and about 4 characters per token.
-int64_t EstimatePromptTokens(const Json& messages) {
-  int64_t total = 3;
-  for (const auto& message : messages) {
-    total += 4;
-    if (!message.is_object()) continue;
-    const auto content = message.find("content");
-    if (content == message.end()) continue;
-    if (content->is_string()) {
-      total += EstimateTokens(content->get_ref<const std::string&>());
-    } else if (content->is_array()) {
-      for (const auto& part : *content) {
-        if (part.is_object() && part.contains("text") && part["text"].is_string()) {
-          total += EstimateTokens(part["text"].get_ref<const std::string&>());
-        }
-      }
-    }
-  }
-  return total;
-}
-
 Json Usage(const Plan& plan, int64_t completion_tokens) {
   return Json{{"prompt_tokens", plan.input_tokens},
               {"completion_tokens", completion_tokens},
@@ -59,12 +34,6 @@ Json Usage(const Plan& plan, int64_t completion_tokens) {
                 {"audio_tokens", 0},
                 {"accepted_prediction_tokens", 0},
                 {"rejected_prediction_tokens", 0}}}};
-}
-
-std::string Content(int64_t tokens) {
-  std::string text;
-  for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
-  return text;
 }
 
 class OpenAiProtocol final : public Protocol {
@@ -106,18 +75,7 @@ class OpenAiProtocol final : public Protocol {
       return BadRequest("Missing required parameter: 'messages'.", "missing_required_parameter");
     }
     call.model = body["model"].get<std::string>();
-    call.input_tokens = EstimatePromptTokens(body["messages"]);
-    call.stream = body.value("stream", false);
-    if (const auto opts = body.find("stream_options"); opts != body.end() && opts->is_object()) {
-      call.include_usage = opts->value("include_usage", false);
-    }
-    for (const char* key : {"max_completion_tokens", "max_tokens"}) {
-      if (body.contains(key) && body[key].is_number_integer()) {
-        call.max_tokens = body[key].get<int64_t>();
-        break;
-      }
-    }
-    return call;
+    return WithChatCompletionFields(body, std::move(call));
   }
 
   Reply Render(const Call& call, const Plan& plan) const override {
@@ -232,9 +190,7 @@ class OpenAiProtocol final : public Protocol {
         "rate-limits to learn more.",
         plan.model, per, limit, limit, FormatGoDuration(plan.retry_after));
     Reply reply = Error(429, ErrorObject(message, plan.limited_resource, "rate_limit_exceeded"));
-    const auto seconds = std::max<int64_t>(
-        1, static_cast<int64_t>(std::ceil(static_cast<double>(plan.retry_after.count()) / 1e6)));
-    reply.headers.emplace_back("retry-after", std::to_string(seconds));
+    reply.headers.emplace_back("retry-after", std::to_string(CeilSeconds(plan.retry_after)));
     return reply;
   }
 
@@ -323,7 +279,7 @@ class OpenAiProtocol final : public Protocol {
              {"index", 0},
              {"message",
               {{"role", "assistant"},
-               {"content", Content(tokens)},
+               {"content", ContentText(tokens)},
                {"refusal", nullptr},
                {"annotations", Json::array()}}},
              {"logprobs", nullptr},
@@ -345,9 +301,7 @@ class OpenAiProtocol final : public Protocol {
     h.emplace_back("openai-version", "2020-10-01");
     h.emplace_back("openai-organization", "org-simulated");
     const Micros processing = reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
-    h.emplace_back("openai-processing-ms",
-                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(processing)
-                                      .count()));
+    h.emplace_back("openai-processing-ms", std::to_string(Millis(processing)));
     auto add = [&](std::string_view resource, const std::optional<BudgetState>& budget) {
       if (!budget) return;
       h.emplace_back(fmt::format("x-ratelimit-limit-{}", resource), std::to_string(budget->limit));

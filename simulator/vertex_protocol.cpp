@@ -35,6 +35,7 @@
 #include "common/duration.h"
 #include "simulator/cloud_crypto.h"
 #include "simulator/protocol.h"
+#include "simulator/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -47,17 +48,6 @@ constexpr std::string_view kGrantType = "urn:ietf:params:oauth:grant-type:jwt-be
 constexpr std::string_view kShortLivedMessage =
     "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. "
     "Check your iat and exp values in the JWT claim.";
-
-std::string Extra(const Call& call, const std::string& key) {
-  const auto it = call.extras.find(key);
-  return it == call.extras.end() ? std::string() : it->second;
-}
-
-int64_t Millis(Micros d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
-
-int64_t CeilSeconds(Micros d) {
-  return std::max<int64_t>(1, (d.count() + 999'999) / 1'000'000);
-}
 
 std::string Rfc3339Now() {
   const auto now = std::chrono::system_clock::now();
