@@ -20,6 +20,7 @@ namespace {
 
 using testing::DecodeEverySplit;
 using testing::Recorder;
+using testing::HeaderValue;
 using testing::ScratchDir;
 using testing::Sse;
 using namespace std::chrono_literals;
@@ -218,15 +219,6 @@ TargetSpec AnthropicTarget() {
   target.api_key = Secret("sk-ant-api03-SECRET");
   target.auth.mode = AuthMode::kApiKey;
   return target;
-}
-
-std::optional<std::string> HeaderValue(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) {
-      return value.Reveal();
-    }
-  }
-  return std::nullopt;
 }
 
 TEST_CASE("Anthropic request: path, version, body, auth modes") {

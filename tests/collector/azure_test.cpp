@@ -18,6 +18,7 @@ namespace {
 
 using testing::DecodeEverySplit;
 using testing::Recorder;
+using testing::HeaderValue;
 using testing::ScratchDir;
 using testing::Sse;
 using namespace std::chrono_literals;
@@ -172,15 +173,6 @@ TargetSpec AzureTarget() {
   target.api_key = Secret("azure-key-SECRET-123");
   target.auth.mode = AuthMode::kApiKey;
   return target;
-}
-
-std::optional<std::string> HeaderValue(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) {
-      return value.Reveal();
-    }
-  }
-  return std::nullopt;
 }
 
 TEST_CASE("Azure request: deployment path with api-version, v1 path, body fields") {

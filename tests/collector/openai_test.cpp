@@ -7,66 +7,17 @@
 #include <vector>
 
 #include "collector/providers/provider.h"
+#include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {
 namespace {
 
-// Records what the decoder reported, in order.
-struct Recorder final : StreamEvents {
-  std::vector<std::string> log;
-  std::string content;
-  std::string reasoning;
-  Usage usage;
-  std::optional<ProviderError> error;
-  std::string malformed;
-  int chunks = 0;
-  bool terminator = false;
-
-  void OnChunk() override { ++chunks; }
-  void OnContent(std::string_view text) override {
-    log.push_back("content:" + std::string(text));
-    content += text;
-  }
-  void OnReasoning(std::string_view text) override {
-    log.push_back("reasoning:" + std::string(text));
-    reasoning += text;
-  }
-  void OnUsage(const Usage& u) override {
-    log.push_back("usage");
-    if (u.input_tokens) usage.input_tokens = u.input_tokens;
-    if (u.output_tokens) usage.output_tokens = u.output_tokens;
-  }
-  void OnError(const ProviderError& e) override {
-    log.push_back("error");
-    if (!error) error = e;
-  }
-  void OnMalformed(std::string_view what) override {
-    log.push_back("malformed");
-    if (malformed.empty()) malformed = what;
-  }
-  void OnTerminator() override {
-    log.push_back("done");
-    terminator = true;
-  }
-};
+using testing::Recorder;
 
 const ProviderAdapter& Adapter() { return *AdapterFor(Provider::kOpenAI); }
 
-// Decodes `stream` whole and byte by byte; both must report the same.
-Recorder Decode(std::string_view stream) {
-  Recorder whole;
-  auto decoder = Adapter().NewStreamDecoder({});
-  decoder->Feed(stream, whole);
-  decoder->Finish(whole);
-  Recorder bytes;
-  auto byte_decoder = Adapter().NewStreamDecoder({});
-  for (char c : stream) {
-    byte_decoder->Feed(std::string_view(&c, 1), bytes);
-  }
-  byte_decoder->Finish(bytes);
-  CHECK(bytes.log == whole.log);
-  return whole;
-}
+// Decodes `stream` whole, split at every byte boundary and byte by byte; all must agree.
+Recorder Decode(std::string_view stream) { return testing::DecodeEverySplit(Adapter(), stream); }
 
 std::string Chunk(const std::string& json) { return "data: " + json + "\n\n"; }
 
@@ -78,7 +29,7 @@ TEST_CASE("OpenAI stream: role chunk, content, finish, usage chunk, [DONE]") {
       Chunk(R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":11,"total_tokens":24}})") +
       "data: [DONE]\n\n";
   const Recorder r = Decode(stream);
-  CHECK(r.log == std::vector<std::string>{"content:Paris", "usage", "done"});
+  CHECK(r.log == std::vector<std::string>{"content:Paris", "usage:13/11", "done"});
   CHECK(r.chunks == 4);
   CHECK(r.usage.input_tokens == 13);
   CHECK(r.usage.output_tokens == 11);

@@ -2,7 +2,8 @@
 #define MODELPULSE_TESTS_COLLECTOR_PROVIDER_TEST_UTIL_H_
 
 // Test helpers shared by the provider adapter tests: an event recorder, a decoder driver that
-// splits a stream at every byte boundary, and a scratch directory for token-command scripts.
+// splits a stream at every byte boundary, a request-header lookup, and a scratch directory for
+// token-command scripts.
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -20,9 +21,11 @@
 
 namespace modelpulse::collector::testing {
 
-// Records what a decoder reported, in order.
+// Records what a decoder reported, in order: `log` the reports tests assert on, `trace` every
+// report with its details (chunks, error messages), for comparing two decodes of one stream.
 struct Recorder final : StreamEvents {
   std::vector<std::string> log;
+  std::vector<std::string> trace;
   std::string content;
   std::string reasoning;
   Usage usage;
@@ -31,18 +34,21 @@ struct Recorder final : StreamEvents {
   int chunks = 0;
   bool terminator = false;
 
-  void OnChunk() override { ++chunks; }
+  void OnChunk() override {
+    trace.push_back("chunk");
+    ++chunks;
+  }
   void OnContent(std::string_view text) override {
-    log.push_back("content:" + std::string(text));
+    Log("content:" + std::string(text));
     content += text;
   }
   void OnReasoning(std::string_view text) override {
-    log.push_back("reasoning:" + std::string(text));
+    Log("reasoning:" + std::string(text));
     reasoning += text;
   }
   void OnUsage(const Usage& u) override {
-    log.push_back("usage:" + std::to_string(u.input_tokens.value_or(-1)) + "/" +
-                  std::to_string(u.output_tokens.value_or(-1)));
+    Log("usage:" + std::to_string(u.input_tokens.value_or(-1)) + "/" +
+        std::to_string(u.output_tokens.value_or(-1)));
     if (u.input_tokens) {
       usage.input_tokens = u.input_tokens;
     }
@@ -52,24 +58,31 @@ struct Recorder final : StreamEvents {
   }
   void OnError(const ProviderError& e) override {
     log.push_back("error:" + std::string(OutcomeName(e.outcome)));
+    trace.push_back("error:" + std::string(OutcomeName(e.outcome)) + ":" + e.message);
     if (!error) {
       error = e;
     }
   }
   void OnMalformed(std::string_view what) override {
-    log.push_back("malformed:" + std::string(what));
+    Log("malformed:" + std::string(what));
     if (malformed.empty()) {
       malformed = what;
     }
   }
   void OnTerminator() override {
-    log.push_back("done");
+    Log("done");
     terminator = true;
+  }
+
+ private:
+  void Log(const std::string& entry) {
+    log.push_back(entry);
+    trace.push_back(entry);
   }
 };
 
 // Decodes `stream` whole, then split in two at every byte boundary, then one byte at a time;
-// every run must report the same events and chunk count. Returns the whole-stream run.
+// every run must report the same events (Recorder::trace). Returns the whole-stream run.
 inline Recorder DecodeEverySplit(const ProviderAdapter& adapter, std::string_view stream) {
   Recorder whole;
   auto decoder = adapter.NewStreamDecoder({});
@@ -82,7 +95,7 @@ inline Recorder DecodeEverySplit(const ProviderAdapter& adapter, std::string_vie
     split_decoder->Feed(stream.substr(0, split), parts);
     split_decoder->Feed(stream.substr(split), parts);
     split_decoder->Finish(parts);
-    if (parts.log != whole.log || parts.chunks != whole.chunks) {
+    if (parts.trace != whole.trace) {
       ++mismatches;
     }
   }
@@ -93,9 +106,19 @@ inline Recorder DecodeEverySplit(const ProviderAdapter& adapter, std::string_vie
     byte_decoder->Feed(std::string_view(&c, 1), bytes);
   }
   byte_decoder->Finish(bytes);
-  CHECK(bytes.log == whole.log);
-  CHECK(bytes.chunks == whole.chunks);
+  CHECK(bytes.trace == whole.trace);
   return whole;
+}
+
+// The value of the first request header called `name` (exact case), or nullopt.
+inline std::optional<std::string> HeaderValue(const HttpRequest& request,
+                                              const std::string& name) {
+  for (const auto& [key, value] : request.headers) {
+    if (key == name) {
+      return value.Reveal();
+    }
+  }
+  return std::nullopt;
 }
 
 inline std::string Sse(std::string_view event, std::string_view data) {

@@ -20,55 +20,15 @@
 
 #include "collector/collector.h"
 #include "collector/providers/provider.h"
+#include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {
 namespace {
 
 using nlohmann::json;
+using testing::HeaderValue;
+using testing::Recorder;
 using namespace std::chrono_literals;
-
-// Records what the decoder reported, in order.
-struct Recorder final : StreamEvents {
-  std::vector<std::string> log;
-  std::string content;
-  std::string reasoning;
-  Usage usage;
-  std::optional<ProviderError> error;
-  std::string malformed;
-  int chunks = 0;
-  bool terminator = false;
-
-  void OnChunk() override {
-    log.push_back("chunk");
-    ++chunks;
-  }
-  void OnContent(std::string_view text) override {
-    log.push_back("content:" + std::string(text));
-    content += text;
-  }
-  void OnReasoning(std::string_view text) override {
-    log.push_back("reasoning:" + std::string(text));
-    reasoning += text;
-  }
-  void OnUsage(const Usage& u) override {
-    log.push_back("usage:" + std::to_string(u.input_tokens.value_or(-1)) + "/" +
-                  std::to_string(u.output_tokens.value_or(-1)));
-    if (u.input_tokens) usage.input_tokens = u.input_tokens;
-    if (u.output_tokens) usage.output_tokens = u.output_tokens;
-  }
-  void OnError(const ProviderError& e) override {
-    log.push_back("error:" + e.message);
-    if (!error) error = e;
-  }
-  void OnMalformed(std::string_view what) override {
-    log.push_back("malformed:" + std::string(what));
-    if (malformed.empty()) malformed = what;
-  }
-  void OnTerminator() override {
-    log.push_back("done");
-    terminator = true;
-  }
-};
 
 const ProviderAdapter& Vertex() { return *AdapterFor(Provider::kVertex); }
 const ProviderAdapter& Gemini() { return *AdapterFor(Provider::kGemini); }
@@ -76,28 +36,7 @@ const ProviderAdapter& Gemini() { return *AdapterFor(Provider::kGemini); }
 // Decodes `stream` whole, split in two at every byte boundary, and byte by byte: all must report
 // the same events.
 Recorder Decode(const ProviderAdapter& adapter, std::string_view stream) {
-  Recorder whole;
-  auto decoder = adapter.NewStreamDecoder({});
-  decoder->Feed(stream, whole);
-  decoder->Finish(whole);
-  for (size_t split = 1; split < stream.size(); ++split) {
-    Recorder parts;
-    auto split_decoder = adapter.NewStreamDecoder({});
-    split_decoder->Feed(stream.substr(0, split), parts);
-    split_decoder->Feed(stream.substr(split), parts);
-    split_decoder->Finish(parts);
-    if (parts.log != whole.log) {
-      FAIL("split at byte " << split << " decodes differently");
-    }
-  }
-  Recorder bytes;
-  auto byte_decoder = adapter.NewStreamDecoder({});
-  for (char c : stream) {
-    byte_decoder->Feed(std::string_view(&c, 1), bytes);
-  }
-  byte_decoder->Finish(bytes);
-  CHECK(bytes.log == whole.log);
-  return whole;
+  return testing::DecodeEverySplit(adapter, stream);
 }
 
 std::string Event(const std::string& data) { return "data: " + data + "\r\n\r\n"; }
@@ -131,7 +70,7 @@ TEST_CASE("Gemini stream: thoughts, empty parts, answer, finishReason; \\r\\n\\r
   CHECK(r.usage.output_tokens == 102);
   // Reasoning before the first answer text, the empty part reported as nothing.
   REQUIRE(r.log.size() >= 4);
-  CHECK(r.log[1] == "reasoning:The user wants OK.");
+  CHECK(r.log[0] == "reasoning:The user wants OK.");
   CHECK(r.log.back() == "done");
 }
 
@@ -340,15 +279,6 @@ TargetSpec VertexTarget() {
   return target;
 }
 
-std::string HeaderValue(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) {
-      return value.Reveal();
-    }
-  }
-  return "<absent>";
-}
-
 TEST_CASE("Vertex requests: regional, global, multi-regional and overridden hosts") {
   TargetSpec target = VertexTarget();
   Result<HttpRequest> request = Vertex().BuildRequest(target, {});
@@ -358,7 +288,7 @@ TEST_CASE("Vertex requests: regional, global, multi-regional and overridden host
         "https://us-central1-aiplatform.googleapis.com/v1/projects/probe-project/locations/"
         "us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
   CHECK(HeaderValue(*request, "Authorization") == "Bearer ya29.static-token");
-  CHECK(HeaderValue(*request, "x-goog-api-key") == "<absent>");
+  CHECK(HeaderValue(*request, "x-goog-api-key") == std::nullopt);
   CHECK(json::parse(request->body) ==
         json::parse(R"({"contents":[{"role":"user","parts":[{"text":"Say OK"}]}],"generationConfig":{"maxOutputTokens":16}})"));
 
@@ -410,7 +340,7 @@ TEST_CASE("Gemini requests: default host, v1beta, x-goog-api-key") {
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash-lite:"
         "streamGenerateContent?alt=sse");
   CHECK(HeaderValue(*request, "x-goog-api-key") == "AIzaSy-test-key");
-  CHECK(HeaderValue(*request, "Authorization") == "<absent>");
+  CHECK(HeaderValue(*request, "Authorization") == std::nullopt);
   CHECK(request->url.find("AIza") == std::string::npos);
 
   target.api_key = Secret();
