@@ -18,6 +18,7 @@ using testing::Exchange;
 using testing::Send;
 using testing::SseEvents;
 using testing::StartScenario;
+using testing::CheckRefused;
 using testing::TempDir;
 using Json = nlohmann::json;
 
@@ -228,14 +229,8 @@ TEST_CASE("anthropic: retry-after on a 200 when the scenario says so") {
 
 TEST_CASE("anthropic options and error kinds are checked when the scenario loads") {
   TempDir dir;
-  auto foreign = Simulator::Start(
-      {.scenario_path = dir.Write("foreign.yaml", Scenario("", Phase("model_not_ready")))});
-  REQUIRE_FALSE(foreign);
-  CHECK(foreign.error().message.find("model_not_ready") != std::string::npos);
-  auto bad = Simulator::Start(
-      {.scenario_path = dir.Write("bad.yaml", Scenario("    options: {retry_after_on_200: soon}\n"))});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("retry_after_on_200") != std::string::npos);
+  CheckRefused(dir, Scenario("", Phase("model_not_ready")), "model_not_ready");
+  CheckRefused(dir, Scenario("    options: {retry_after_on_200: soon}\n"), "retry_after_on_200");
 }
 
 TEST_CASE("anthropic error kinds") {

@@ -18,6 +18,7 @@ using testing::Exchange;
 using testing::Send;
 using testing::SseEvents;
 using testing::StartScenario;
+using testing::CheckRefused;
 using testing::TempDir;
 using Json = nlohmann::json;
 
@@ -247,14 +248,8 @@ TEST_CASE("azure x-ratelimit variants: no limits, integer resets, Responses-API 
 
 TEST_CASE("azure options are checked when the scenario loads") {
   TempDir dir;
-  auto bad = Simulator::Start({.scenario_path = dir.Write(
-                                   "bad.yaml", Scenario("    options: {rate_limit_body: json}\n"))});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("rate_limit_body") != std::string::npos);
-  auto unknown = Simulator::Start(
-      {.scenario_path = dir.Write("unknown.yaml", Scenario("    options: {colour: blue}\n"))});
-  REQUIRE_FALSE(unknown);
-  CHECK(unknown.error().message.find("colour") != std::string::npos);
+  CheckRefused(dir, Scenario("    options: {rate_limit_body: json}\n"), "rate_limit_body");
+  CheckRefused(dir, Scenario("    options: {colour: blue}\n"), "colour");
 }
 
 TEST_CASE("azure error kinds") {

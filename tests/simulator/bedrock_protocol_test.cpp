@@ -18,6 +18,7 @@ namespace modelpulse::simulator {
 namespace {
 
 using Json = nlohmann::json;
+using testing::CheckRefused;
 using testing::Send;
 using testing::StartScenario;
 using testing::TempDir;
@@ -420,22 +421,18 @@ TEST_CASE("bedrock: the OpenAI-compatible route behind the same auth") {
 
 TEST_CASE("bedrock: options are checked when the scenario loads") {
   TempDir dir;
-  auto bad = Simulator::Start({.scenario_path = dir.Write("s.yaml", R"(
+  CheckRefused(dir, R"(
 endpoints:
   - name: b
     protocol: bedrock
     options: {acess_key_id: AKID}
-)")});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("unknown bedrock option 'acess_key_id'") != std::string::npos);
-  bad = Simulator::Start({.scenario_path = dir.Write("s2.yaml", R"(
+)", "unknown bedrock option 'acess_key_id'");
+  CheckRefused(dir, R"(
 endpoints:
   - name: b
     protocol: bedrock
     options: {access_key_id: AKID}
-)")});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("secret_access_key") != std::string::npos);
+)", "secret_access_key");
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 #ifndef MODELPULSE_TESTS_SIMULATOR_CLOUD_TEST_UTIL_H_
 #define MODELPULSE_TESTS_SIMULATOR_CLOUD_TEST_UTIL_H_
 
-// Loopback HTTP helpers for the azure and anthropic protocol tests: a scenario in a temp folder,
-// one POST with its status, headers and body, and SSE split into (event, data) pairs by hand
-// (no code shared with collector/).
+// Loopback HTTP helpers for the simulator tests: a scenario in a temp folder (started, or checked
+// to be refused), one POST with its status, headers and body, and SSE split into (event, data)
+// pairs by hand (no code shared with collector/).
 
 #include <doctest/doctest.h>
 
@@ -29,7 +29,7 @@ class TempDir {
  public:
   TempDir()
       : path_(std::filesystem::temp_directory_path() /
-              ("mp_simaz_" + std::to_string(std::random_device{}()))) {
+              ("mp_sim_" + std::to_string(std::random_device{}()))) {
     std::filesystem::create_directories(path_);
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
@@ -43,10 +43,20 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-inline std::unique_ptr<Simulator> StartScenario(const TempDir& dir, const std::string& yaml) {
-  auto started = Simulator::Start({.scenario_path = dir.Write("scenario.yaml", yaml)});
+inline std::unique_ptr<Simulator> StartScenario(
+    const TempDir& dir, const std::string& yaml,
+    size_t workers = SimulatorOptions{}.worker_threads) {
+  auto started = Simulator::Start(
+      {.scenario_path = dir.Write("scenario.yaml", yaml), .worker_threads = workers});
   if (!started) FAIL(started.error().ToString());
   return std::move(*started);
+}
+
+// A scenario that must be refused when it loads, with an error that names `culprit`.
+inline void CheckRefused(const TempDir& dir, const std::string& yaml, const std::string& culprit) {
+  auto started = Simulator::Start({.scenario_path = dir.Write("refused.yaml", yaml)});
+  REQUIRE_FALSE(started);
+  CHECK(started.error().message.find(culprit) != std::string::npos);
 }
 
 struct Exchange {

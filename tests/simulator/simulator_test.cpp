@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simulator/simulator.h"
+#include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {
 namespace {
@@ -24,32 +25,8 @@ namespace {
 using Json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-class TempDir {
- public:
-  TempDir()
-      : path_(std::filesystem::temp_directory_path() /
-              ("mp_sim_" + std::to_string(std::random_device{}()))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string Write(const std::string& name, const std::string& text) const {
-    const auto file = (path_ / name).string();
-    std::ofstream(file) << text;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
-
-std::unique_ptr<Simulator> StartScenario(const TempDir& dir, const std::string& yaml,
-                                         size_t workers = 64) {
-  auto started = Simulator::Start(
-      {.scenario_path = dir.Write("scenario.yaml", yaml), .worker_threads = workers});
-  if (!started) FAIL(started.error().ToString());
-  return std::move(*started);
-}
+using testing::StartScenario;
+using testing::TempDir;
 
 std::string ChatBody(bool stream, bool include_usage = false) {
   Json body{{"model", "gpt-4o-mini"},

@@ -21,6 +21,7 @@ namespace modelpulse::simulator {
 namespace {
 
 using Json = nlohmann::json;
+using testing::CheckRefused;
 using testing::Send;
 using testing::StartScenario;
 using testing::TempDir;
@@ -409,24 +410,19 @@ endpoints:
 
 TEST_CASE("vertex: scenario checks (options, key files, kinds)") {
   TempDir dir;
-  auto bad = Simulator::Start({.scenario_path = dir.Write("a.yaml", R"(
+  CheckRefused(dir, R"(
 endpoints:
   - name: vx
     protocol: vertex
     options: {service_account_public_key: missing.pem, service_account_email: a@b}
-)")});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("cannot read service_account_public_key") != std::string::npos);
-  bad = Simulator::Start({.scenario_path = dir.Write("b.yaml", R"(
+)", "cannot read service_account_public_key");
+  CheckRefused(dir, R"(
 endpoints:
   - name: vx
     protocol: vertex
     phases: [{errors: [{kind: model_not_ready, probability: 1}]}]
-)")});
-  REQUIRE_FALSE(bad);
-  CHECK(bad.error().message.find("no rendering of error kind 'model_not_ready'") !=
-        std::string::npos);
-  bad = Simulator::Start({.scenario_path = dir.Write("c.yaml", R"(
+)", "no rendering of error kind 'model_not_ready'");
+  auto bad = Simulator::Start({.scenario_path = dir.Write("c.yaml", R"(
 endpoints:
   - name: gm
     protocol: gemini
