@@ -734,16 +734,28 @@ TEST_CASE("config/demo.yaml parses without any key, through LoadConfig") {
   Result<Config> config = LoadConfig((root / "config" / "demo.yaml").string());
   INFO((config ? std::string() : config.error().message));
   REQUIRE(config.has_value());
-  REQUIRE(config->targets.size() == 3);
+  REQUIRE(config->targets.size() == 7);
+  std::vector<std::string> providers;
   std::vector<std::string> clouds;
   for (const TargetSpec& target : config->targets) {
-    CHECK(target.model == "gpt-4o-mini");
     CHECK(target.interval == 5s);
     CHECK(target.base_url.starts_with("http://127.0.0.1:9465/"));
-    CHECK(target.api_key.empty());
+    providers.push_back(std::string(collector::ProviderName(target.provider)));
     clouds.push_back(target.labels.at("cloud"));
   }
-  CHECK(clouds == std::vector<std::string>{"openai", "azure", "groq"});
+  CHECK(providers == std::vector<std::string>{"openai", "azure", "openai_compatible", "anthropic",
+                                              "bedrock", "vertex", "gemini"});
+  CHECK(clouds ==
+        std::vector<std::string>{"openai", "azure", "groq", "anthropic", "aws", "gcp", "gcp"});
+  // The same model family on the first three clouds, so one query compares them.
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(config->targets[i].model == "gpt-4o-mini");
+  }
+  // The demo's credentials are the simulator's fixed demo values, read from files in config/.
+  CHECK(config->targets[1].api_key.Reveal() == "azure-demo-key");
+  CHECK(config->targets[4].auth.mode == collector::AuthMode::kAwsSigV4);
+  CHECK(config->targets[4].auth.aws.access_key_id.Reveal() == "AKIDEXAMPLE");
+  CHECK(config->targets[5].auth.mode == collector::AuthMode::kGoogleServiceAccount);
   REQUIRE(config->simulator.has_value());
   CHECK(config->simulator->scenario_path ==
         (root / "config" / "scenarios" / "demo.yaml").lexically_normal().string());

@@ -225,8 +225,9 @@ TEST_CASE("the shipped scenarios load") {
   }
   auto demo = LoadScenario((dir / "demo.yaml").string());
   REQUIRE(demo.has_value());
-  REQUIRE(demo->endpoints.size() == 3);
+  REQUIRE(demo->endpoints.size() == 7);
   CHECK(demo->endpoints[1].name == "azure-east");
+  CHECK(demo->endpoints[1].protocol == "azure");
   REQUIRE(demo->endpoints[1].phases.size() == 4);
   CHECK(demo->endpoints[1].phases[0].duration == std::chrono::seconds(60));
 }
