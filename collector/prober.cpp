@@ -187,6 +187,9 @@ class ProberImpl final : public Prober {
         SocketAction(fd, mask);
       }
       if (curl_timer_ && *curl_timer_ <= Clock_::now()) {
+        // curl's timer is one-shot: it calls TimerCallback again only when its next timeout
+        // changes, so a fired timer is forgotten here, before curl may set the next one.
+        curl_timer_.reset();
         SocketAction(CURL_SOCKET_TIMEOUT, 0);
       }
       AbortLateFirstTokens();
@@ -282,7 +285,10 @@ class ProberImpl final : public Prober {
     if (timeout_ms < 0) {
       self->curl_timer_.reset();
     } else {
-      self->curl_timer_ = Clock_::now() + std::chrono::milliseconds(timeout_ms);
+      // curl truncates the time left to whole milliseconds; firing early would run nothing and
+      // curl would not ask again for the same deadline, so round up.
+      self->curl_timer_ =
+          Clock_::now() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms + 1 : 0);
     }
     return 0;
   }
