@@ -1,7 +1,10 @@
 #include "daemon/series_source.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
+#include <unordered_map>
 
 #include "daemon/probe_series.h"
 
@@ -34,14 +37,164 @@ bool EqualMatchersAllow(const std::vector<LabelMatcher>& matchers, const Labels&
   return true;
 }
 
+// Which stored field each probe series is (daemon/probe_series.cpp ProbeSamples computes the
+// same values from a ProbeResult; tests/daemon check that they agree).
+struct StoredSeries {
+  const char* name;
+  const char* resource;
+  storage::ProbeField field;
+};
+constexpr StoredSeries kStoredSeries[] = {
+    {"probe_success", "", storage::ProbeField::kSuccess},
+    {"probe_duration_seconds", "", storage::ProbeField::kTotal},
+    {"probe_dns_seconds", "", storage::ProbeField::kDns},
+    {"probe_connect_seconds", "", storage::ProbeField::kConnect},
+    {"probe_tls_seconds", "", storage::ProbeField::kTls},
+    {"probe_first_byte_seconds", "", storage::ProbeField::kFirstByte},
+    {"probe_ttft_seconds", "", storage::ProbeField::kTtft},
+    {"probe_first_answer_token_seconds", "", storage::ProbeField::kFirstAnswer},
+    {"probe_inter_token_latency_seconds", "", storage::ProbeField::kInterTokenLatency},
+    {"probe_output_tokens_per_second", "", storage::ProbeField::kOutputTokensPerSecond},
+    {"probe_output_tokens", "", storage::ProbeField::kOutputTokens},
+    {"probe_http_status_code", "", storage::ProbeField::kHttpStatus},
+    {"probe_throttled", "", storage::ProbeField::kThrottled},
+    {"probe_overloaded", "", storage::ProbeField::kOverloaded},
+    {"probe_quota_exhausted", "", storage::ProbeField::kQuotaExhausted},
+    {"probe_ratelimit_remaining_ratio", "requests",
+     storage::ProbeField::kRequestsRemainingRatio},
+    {"probe_ratelimit_remaining_ratio", "tokens", storage::ProbeField::kTokensRemainingRatio},
+    {"probe_retry_after_seconds", "", storage::ProbeField::kRetryAfter},
+};
+
+// A window may be kept and slid only over samples that can no longer change: a probe is in
+// memory when it finishes and in storage about a second later, so anything that started this
+// long before the newest probe is settled.
+constexpr int64_t kSettledMs = 5 * 60'000;
+// Sorted windows not used for this long (of probe time) are dropped.
+constexpr int64_t kWindowIdleMs = 10 * 60'000;
+
+// Prometheus's quantile() over values already sorted ascending without NaN (the same formula as
+// rules/ Quantile, which would sort again).
+double QuantileOfSorted(double q, const std::vector<double>& values) {
+  if (values.empty() || std::isnan(q)) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  if (q < 0) {
+    return -std::numeric_limits<double>::infinity();
+  }
+  if (q > 1) {
+    return std::numeric_limits<double>::infinity();
+  }
+  const double n = static_cast<double>(values.size());
+  const double rank = q * (n - 1);
+  const double lower = std::max(0.0, std::floor(rank));
+  const double upper = std::min(n - 1, lower + 1);
+  const double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower)] * (1 - weight) +
+         values[static_cast<size_t>(upper)] * weight;
+}
+
+// Neumaier-compensated sum, as Prometheus's kahanSumInc.
+void CompensatedAdd(double& sum, double& c, double v) {
+  const double t = sum + v;
+  if (std::isinf(t)) {
+    c = 0;
+  } else if (std::fabs(sum) >= std::fabs(v)) {
+    c += (sum - t) + v;
+  } else {
+    c += (v - t) + sum;
+  }
+  sum = t;
+}
+
 }  // namespace
+
+// One series' share of a pushdown: raw samples in time order while no rollup contributes (then
+// the answer is the evaluator's own arithmetic), totals once one does.
+struct ProbeSeriesSource::Accumulator {
+  std::vector<rules::Sample> raw;
+  bool rolled = false;
+  int64_t count = 0;
+  double sum = 0;
+  double c = 0;
+  double min = 0;
+  double max = 0;
+
+  void AddRollup(const storage::FieldRollup& r) {
+    if (r.count == 0) {
+      return;
+    }
+    if (!rolled) {
+      rolled = true;
+      for (const rules::Sample& s : raw) {
+        AddTotals(1, s.v, s.v, s.v);
+      }
+    }
+    AddTotals(r.count, r.sum, r.min, r.max);
+  }
+  void AddSample(const rules::Sample& s) {
+    if (rolled) {
+      AddTotals(1, s.v, s.v, s.v);
+    } else {
+      raw.push_back(s);
+    }
+  }
+  void AddTotals(int64_t n, double sum_part, double min_part, double max_part) {
+    if (count == 0) {
+      min = min_part;
+      max = max_part;
+    } else {
+      if (min_part < min || std::isnan(min)) {
+        min = min_part;
+      }
+      if (max_part > max || std::isnan(max)) {
+        max = max_part;
+      }
+    }
+    count += n;
+    CompensatedAdd(sum, c, sum_part);
+  }
+  bool Empty() const { return rolled ? count == 0 : raw.empty(); }
+  double Value(rules::RangeAggregate aggregate, double q) const {
+    if (!rolled) {
+      return rules::AggregateSamples(aggregate, q, raw);
+    }
+    const double total = std::isinf(sum) ? sum : sum + c;
+    switch (aggregate) {
+      case rules::RangeAggregate::kCount:
+        return static_cast<double>(count);
+      case rules::RangeAggregate::kSum:
+        return total;
+      case rules::RangeAggregate::kAvg:
+        return total / static_cast<double>(count);
+      case rules::RangeAggregate::kMin:
+        return min;
+      case rules::RangeAggregate::kMax:
+        return max;
+      case rules::RangeAggregate::kQuantile:
+        break;  // never rolled up
+    }
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+};
+
+// The sorted values of one target's field over the closed [lo, hi], per series.
+struct ProbeSeriesSource::SortedWindow {
+  int64_t lo = 0;
+  int64_t hi = 0;
+  int64_t used_ms = 0;
+  std::map<Labels, std::vector<double>> values;
+};
 
 ProbeSeriesSource::ProbeSeriesSource(const storage::Store* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store), window_(window), complete_since_ms_(complete_since_ms) {}
 
+ProbeSeriesSource::~ProbeSeriesSource() = default;
+
 void ProbeSeriesSource::Append(const ProbeResult& result) {
   std::lock_guard lock(mu_);
+  newest_ms_ = std::max(newest_ms_, result.start_unix_ms);
   const int64_t cutoff = result.start_unix_ms - window_.count();
   for (const ProbeSample& sample : ProbeSamples(result)) {
     std::deque<rules::Sample>& samples = recent_[SeriesLabels(result.labels, sample)];
@@ -120,6 +273,309 @@ Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
   out.reserve(found.size());
   for (auto& [labels, samples] : found) {
     out.push_back({labels, std::move(samples)});
+  }
+  return out;
+}
+
+Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, const char* name,
+                                                         const char* resource) const {
+  auto key = std::make_tuple(label_set_id, name, resource);
+  if (auto it = series_labels_.find(key); it != series_labels_.end()) {
+    return &it->second;
+  }
+  auto labels = store_->LabelSet(label_set_id);
+  if (!labels) {
+    return Fail(labels.error());
+  }
+  return &series_labels_.emplace(key, SeriesLabels(*labels, ProbeSample{name, resource, 0}))
+              .first->second;
+}
+
+Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field,
+                                  const char* name, const char* resource,
+                                  const MemorySamples& memory, int64_t memory_from,
+                                  int64_t from_ms, int64_t to_ms,
+                                  std::vector<std::pair<const Labels*, rules::Sample>>& out) const {
+  out.clear();
+  if (from_ms > to_ms) {
+    return {};
+  }
+  const int64_t stored_to = std::min(to_ms, memory_from - 1);
+  if (from_ms <= stored_to) {
+    auto points = store_->ReadField(target.id, static_cast<storage::ProbeField>(field), from_ms,
+                                    stored_to + 1);
+    if (!points) {
+      return Fail(points.error());
+    }
+    for (const storage::FieldPoint& p : *points) {
+      auto labels = SeriesLabelsOf(p.label_set_id, name, resource);
+      if (!labels) {
+        return Fail(labels.error());
+      }
+      out.push_back({*labels, {p.t_ms, p.value}});
+    }
+  }
+  if (to_ms >= memory_from) {
+    for (const auto& [labels, samples] : memory) {
+      auto t = labels.find("target");
+      auto n = labels.find("__name__");
+      auto r = labels.find("resource");
+      if (t == labels.end() || t->second != target.name || n == labels.end() ||
+          n->second != name || (r == labels.end() ? "" : r->second) != resource) {
+        continue;
+      }
+      for (const rules::Sample& sample : samples) {
+        if (sample.t_ms >= std::max(from_ms, memory_from) && sample.t_ms <= to_ms) {
+          out.push_back({&labels, sample});
+        }
+      }
+    }
+  }
+  return {};
+}
+
+Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+    rules::RangeAggregate aggregate, double q) const {
+  const std::string* name = nullptr;
+  for (const LabelMatcher& m : matchers) {
+    if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+      name = &m.value;
+    }
+  }
+  int64_t memory_from = from_ms;
+  int64_t newest = INT64_MIN;
+  {
+    std::lock_guard lock(mu_);
+    memory_from = std::max(from_ms, complete_since_ms_);
+    newest = newest_ms_;
+  }
+  std::vector<const StoredSeries*> wanted;
+  for (const StoredSeries& series : kStoredSeries) {
+    if (name != nullptr && *name == series.name &&
+        EqualMatchersAllow(matchers, Labels{{"resource", series.resource}})) {
+      wanted.push_back(&series);
+    }
+  }
+  // Wholly in memory, no storage, or a selector without a plain metric name: samples.
+  if (store_ == nullptr || memory_from <= from_ms || from_ms > to_ms || wanted.empty()) {
+    return rules::SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+  }
+
+  // Memory's part, [memory_from, to_ms], copied under the lock.
+  MemorySamples memory;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [labels, samples] : recent_) {
+      auto n = labels.find("__name__");
+      if (n == labels.end() || n->second != *name || !EqualMatchersAllow(matchers, labels)) {
+        continue;
+      }
+      auto first = std::lower_bound(
+          samples.begin(), samples.end(), memory_from,
+          [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
+      std::vector<rules::Sample>& out = memory[labels];
+      for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
+        out.push_back(*it);
+      }
+    }
+  }
+  auto targets = store_->ListTargets();
+  if (!targets) {
+    return Fail(targets.error());
+  }
+  std::lock_guard cache_lock(cache_mu_);
+  std::map<Labels, Accumulator> found;
+  std::vector<std::pair<const Labels*, rules::Sample>> raw;
+  const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
+  std::vector<std::string> seen_targets;
+  for (const storage::StoredTarget& target : *targets) {
+    if (!EqualMatchersAllow(matchers, target.labels)) {
+      continue;
+    }
+    seen_targets.push_back(target.name);
+    for (const StoredSeries* series : wanted) {
+      const int field = static_cast<int>(series->field);
+      if (aggregate == rules::RangeAggregate::kQuantile) {
+        continue;  // below
+      }
+      // Whole hours inside the stored part come from the rollups, the edges from the rows.
+      const int64_t first_bucket =
+          (from_ms / storage::kRollupBucketMs + (from_ms % storage::kRollupBucketMs > 0 ? 1 : 0)) *
+          storage::kRollupBucketMs;
+      const int64_t end_bucket =
+          (stored_to + 1) / storage::kRollupBucketMs * storage::kRollupBucketMs;
+      std::vector<std::pair<int64_t, int64_t>> raw_parts;  // closed ranges
+      std::vector<storage::FieldRollup> rollups;
+      if (from_ms > 0 && end_bucket - first_bucket >= storage::kRollupBucketMs) {
+        raw_parts = {{from_ms, first_bucket - 1}, {end_bucket, stored_to}};
+        auto read = store_->ReadRollups(target.id, series->field, first_bucket, end_bucket);
+        if (!read) {
+          return Fail(read.error());
+        }
+        rollups = std::move(*read);
+      } else {
+        raw_parts = {{from_ms, stored_to}};
+      }
+      for (size_t part = 0; part < raw_parts.size(); ++part) {
+        // Only storage here: memory is added for every series at the end.
+        if (auto status = ReadRaw(target, field, series->name, series->resource, MemorySamples{},
+                                  memory_from, raw_parts[part].first,
+                                  std::min(raw_parts[part].second, stored_to), raw);
+            !status) {
+          return Fail(status.error());
+        }
+        for (const auto& [labels, sample] : raw) {
+          found[*labels].AddSample(sample);
+        }
+        if (part == 0) {
+          for (const storage::FieldRollup& r : rollups) {
+            auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
+            if (!labels) {
+              return Fail(labels.error());
+            }
+            found[**labels].AddRollup(r);
+          }
+        }
+      }
+    }
+  }
+
+  std::vector<rules::SeriesAggregate> out;
+  if (aggregate != rules::RangeAggregate::kQuantile) {
+    for (const auto& [labels, samples] : memory) {
+      Accumulator& acc = found[labels];
+      for (const rules::Sample& sample : samples) {
+        acc.AddSample(sample);
+      }
+    }
+    for (const auto& [labels, acc] : found) {
+      if (!acc.Empty()) {
+        out.push_back({labels, acc.Value(aggregate, q)});
+      }
+    }
+    return out;
+  }
+
+  // Quantiles: per target, the sorted values of the window, slid by its edges when the window
+  // only moved forward over settled samples since the last evaluation.
+  const int64_t settled = newest == INT64_MIN ? INT64_MIN : newest - kSettledMs;
+  std::erase_if(windows_, [&](const auto& entry) {
+    return entry.second == nullptr ||
+           (newest != INT64_MIN && entry.second->used_ms < newest - kWindowIdleMs);
+  });
+  for (const storage::StoredTarget& target : *targets) {
+    if (!EqualMatchersAllow(matchers, target.labels)) {
+      continue;
+    }
+    for (const StoredSeries* series : wanted) {
+      const int field = static_cast<int>(series->field);
+      auto key = std::make_tuple(target.id, field, to_ms - from_ms);
+      std::unique_ptr<SortedWindow>& kept = windows_[key];
+      SortedWindow fresh;
+      SortedWindow* window = &fresh;
+      const bool cacheable = settled != INT64_MIN && to_ms <= settled;
+      if (kept && cacheable && kept->lo <= from_ms && kept->hi <= to_ms &&
+          from_ms <= kept->hi + 1) {
+        window = kept.get();
+        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+                                  memory_from, window->lo, from_ms - 1, raw);
+            !status) {
+          return Fail(status.error());
+        }
+        bool missing = false;
+        for (const auto& [labels, sample] : raw) {
+          std::vector<double>& values = window->values[*labels];
+          auto it = std::lower_bound(values.begin(), values.end(), sample.v);
+          if (it != values.end() && *it == sample.v) {
+            values.erase(it);
+          } else {
+            missing = true;
+          }
+        }
+        // A leaving sample the window did not hold: the history changed under it (a restore,
+        // a late row). Start afresh.
+        if (missing) {
+          kept.reset();
+          window = &fresh;
+        }
+        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+                                  memory_from, missing ? from_ms : window->hi + 1, to_ms, raw);
+            !status) {
+          return Fail(status.error());
+        }
+      } else {
+        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+                                  memory_from, from_ms, to_ms, raw);
+            !status) {
+          return Fail(status.error());
+        }
+      }
+      bool has_nan = false;
+      if (window == &fresh) {
+        for (const auto& [labels, sample] : raw) {
+          has_nan = has_nan || std::isnan(sample.v);
+          window->values[*labels].push_back(sample.v);
+        }
+        for (auto& [labels, values] : window->values) {
+          std::sort(values.begin(), values.end());
+        }
+      } else {
+        for (const auto& [labels, sample] : raw) {
+          has_nan = has_nan || std::isnan(sample.v);
+          std::vector<double>& values = window->values[*labels];
+          values.insert(std::upper_bound(values.begin(), values.end(), sample.v), sample.v);
+        }
+      }
+      window->lo = from_ms;
+      window->hi = to_ms;
+      window->used_ms = newest;
+      if (has_nan) {
+        // NaN has no place in a sorted window: compute from the samples, start afresh next time.
+        window = nullptr;
+      } else if (window == &fresh && cacheable) {
+        kept = std::make_unique<SortedWindow>(std::move(fresh));
+        window = kept.get();
+      }
+      if (window == nullptr) {
+        windows_.erase(key);
+        // Rare: compute once more from the samples, the evaluator's way.
+        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+                                  memory_from, from_ms, to_ms, raw);
+            !status) {
+          return Fail(status.error());
+        }
+        std::map<const Labels*, std::vector<rules::Sample>> by_series;
+        for (const auto& [labels, sample] : raw) {
+          by_series[labels].push_back(sample);
+        }
+        for (const auto& [labels, samples] : by_series) {
+          out.push_back({*labels, rules::AggregateSamples(aggregate, q, samples)});
+        }
+        continue;
+      }
+      for (auto it = window->values.begin(); it != window->values.end();) {
+        if (it->second.empty()) {
+          it = window->values.erase(it);
+          continue;
+        }
+        out.push_back({it->first, QuantileOfSorted(q, it->second)});
+        ++it;
+      }
+      if (windows_[key] == nullptr) {
+        windows_.erase(key);
+      }
+    }
+  }
+  // Series only memory has (a target whose rows are not committed yet).
+  for (const auto& [labels, samples] : memory) {
+    auto t = labels.find("target");
+    if (samples.empty() || (t != labels.end() && std::find(seen_targets.begin(),
+                                                           seen_targets.end(), t->second) !=
+                                                     seen_targets.end())) {
+      continue;
+    }
+    out.push_back({labels, rules::AggregateSamples(aggregate, q, samples)});
   }
   return out;
 }

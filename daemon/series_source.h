@@ -4,7 +4,10 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "common/common.h"
@@ -21,6 +24,7 @@ class ProbeSeriesSource final : public rules::SampleSource {
   // `store` may be null (memory only). Memory is complete from `complete_since_ms` on (the
   // daemon's start); older ranges come from `store`.
   ProbeSeriesSource(const storage::Store* store, Millis window, int64_t complete_since_ms);
+  ~ProbeSeriesSource() override;
 
   void Append(const ProbeResult& result);
 
@@ -29,7 +33,29 @@ class ProbeSeriesSource final : public rules::SampleSource {
   Result<std::vector<rules::Series>> Select(const std::vector<rules::LabelMatcher>& matchers,
                                             int64_t from_ms, int64_t to_ms) const override;
 
+  // The pushdown. A range wholly in memory is computed from the samples (the same bits as
+  // Select). A range reaching into storage reads one field through the narrow path: count, sum,
+  // avg, min and max from the hourly rollups for whole hours plus the raw rows at the edges plus
+  // memory (exact; sum and avg up to float rounding order, since the rollups add in another
+  // order); quantile from the sorted values, kept per target and range length and slid by the
+  // edges from one evaluation to the next (exact).
+  Result<std::vector<rules::SeriesAggregate>> SelectAggregate(
+      const std::vector<rules::LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+      rules::RangeAggregate aggregate, double q) const override;
+
  private:
+  struct Accumulator;
+  struct SortedWindow;
+  using MemorySamples = std::map<Labels, std::vector<rules::Sample>>;
+
+  // The stored values of one field of one target in the closed [from_ms, to_ms], older than
+  // memory from storage and the rest from `memory`, with their series labels, in time order.
+  Status ReadRaw(const storage::StoredTarget& target, int field, const char* name,
+                 const char* resource, const MemorySamples& memory, int64_t memory_from,
+                 int64_t from_ms, int64_t to_ms,
+                 std::vector<std::pair<const Labels*, rules::Sample>>& out) const;
+  Result<const Labels*> SeriesLabelsOf(int64_t label_set_id, const char* name,
+                                       const char* resource) const;
   void AppendFromStorage(const std::vector<rules::LabelMatcher>& matchers, int64_t from_ms,
                          int64_t to_ms, std::map<Labels, std::vector<rules::Sample>>& out) const;
 
@@ -40,6 +66,14 @@ class ProbeSeriesSource final : public rules::SampleSource {
   std::map<Labels, std::deque<rules::Sample>> recent_;  // Guarded by mu_.
   int64_t complete_since_ms_;                           // Guarded by mu_.
   int64_t last_sweep_ms_ = 0;                           // Guarded by mu_.
+  int64_t newest_ms_ = INT64_MIN;                       // Guarded by mu_. Newest probe start.
+
+  // The pushdown's state, used from the rule engine's thread.
+  mutable std::mutex cache_mu_;
+  // (label set, name, resource) -> series labels. Label sets never change once written.
+  mutable std::map<std::tuple<int64_t, const char*, const char*>, Labels> series_labels_;
+  // (target id, field, range length) -> sorted values of its window. Guarded by cache_mu_.
+  mutable std::map<std::tuple<int64_t, int, int64_t>, std::unique_ptr<SortedWindow>> windows_;
 };
 
 }  // namespace modelpulse::daemon

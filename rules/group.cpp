@@ -107,6 +107,17 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
   return out;
 }
 
+Result<std::vector<SeriesAggregate>> SeriesOverlay::SelectAggregate(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+    RangeAggregate aggregate, double q) const {
+  for (const auto& [labels, samples] : series_) {
+    if (SelectorMatches(matchers, labels)) {
+      return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+    }
+  }
+  return base_->SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+}
+
 void SeriesOverlay::Append(const Labels& labels, int64_t t_ms, double v) {
   auto& samples = series_[labels];
   if (!samples.empty() && samples.back().t_ms == t_ms) {

@@ -202,6 +202,108 @@ class Evaluator {
   }
 
   Result<Value> EvalNode(const Expr& expr, const Call& call) {
+    Result<Value> result = Pushdown(call);
+    if (!result) {
+      return result;
+    }
+    if (std::holds_alternative<String>(*result)) {  // not a pushdown call
+      result = CallFunction(expr, call);
+      if (!result) {
+        return result;
+      }
+    }
+    if (auto* vector = std::get_if<Vector>(&*result)) {
+      for (VectorSample& s : *vector) {
+        s.t_ms = t_ms_;
+        if (!call.function->keeps_metric_name) {
+          DropMetricName(s.labels);
+        }
+      }
+      if (ContainsSameLabelset(*vector)) {
+        return Fail(EvalError(expr, "vector cannot contain metrics with the same labelset"));
+      }
+    }
+    return result;
+  }
+
+  // count/sum/avg/min/max/quantile/present/absent_over_time of a plain range selector: asks the
+  // source for the aggregate (SampleSource::SelectAggregate) instead of the samples. Returns a
+  // String when the call is not one of those, so the caller evaluates it the ordinary way.
+  Result<Value> Pushdown(const Call& call) {
+    static const std::map<std::string_view, RangeAggregate> kPushed = {
+        {"count_over_time", RangeAggregate::kCount}, {"sum_over_time", RangeAggregate::kSum},
+        {"avg_over_time", RangeAggregate::kAvg},     {"min_over_time", RangeAggregate::kMin},
+        {"max_over_time", RangeAggregate::kMax},     {"quantile_over_time", RangeAggregate::kQuantile},
+        {"present_over_time", RangeAggregate::kCount}, {"absent_over_time", RangeAggregate::kCount}};
+    auto kind = kPushed.find(call.function->name);
+    if (kind == kPushed.end() || call.args.empty()) {
+      return Value(String{});
+    }
+    const Expr* arg = call.args.back().get();
+    while (const auto* paren = std::get_if<Paren>(&arg->node)) {
+      arg = paren->expr.get();
+    }
+    const auto* matrix = std::get_if<MatrixSelector>(&arg->node);
+    if (matrix == nullptr) {
+      return Value(String{});
+    }
+    double q = 0;
+    if (kind->second == RangeAggregate::kQuantile) {
+      auto q_value = Eval(*call.args[0]);
+      if (!q_value) {
+        return q_value;
+      }
+      q = std::get<Scalar>(*q_value).value;
+    }
+    const int64_t end = t_ms_ - matrix->selector.offset_ms;
+    const int64_t start = end - matrix->range_ms;
+    std::vector<LabelMatcher> matchers;
+    matchers.reserve(matrix->selector.matchers.size());
+    for (const CompiledMatcher& m : matrix->selector.matchers) {
+      matchers.push_back(m.matcher);
+    }
+    auto aggregates = source_.SelectAggregate(matchers, start, end, kind->second, q);
+    if (!aggregates) {
+      Error error = aggregates.error();
+      if (error.location.empty()) {
+        error.location = OffsetLocation(arg->pos.begin);
+      }
+      return Fail(std::move(error));
+    }
+    Vector out;
+    for (SeriesAggregate& a : *aggregates) {
+      for (auto it = a.labels.begin(); it != a.labels.end();) {
+        it = it->second.empty() ? a.labels.erase(it) : std::next(it);
+      }
+      if (SelectorAccepts(matrix->selector, a.labels)) {
+        out.push_back({std::move(a.labels),
+                       call.function->name == "present_over_time" ? 1.0 : a.value, 0});
+      }
+    }
+    std::sort(out.begin(), out.end(), [](const VectorSample& a, const VectorSample& b) {
+      return a.labels < b.labels;
+    });
+    if (call.function->name == "absent_over_time") {
+      // Labels from the selector, exactly as without the pushdown.
+      Matrix none;
+      if (!out.empty()) {
+        none.push_back({out.front().labels, {{end, out.front().value}}});
+      }
+      return call.function->impl(call, {Value(std::move(none))}, t_ms_);
+    }
+    return Value(std::move(out));
+  }
+
+  static bool SelectorAccepts(const VectorSelector& selector, const Labels& labels) {
+    static const std::string kEmpty;
+    return std::all_of(selector.matchers.begin(), selector.matchers.end(),
+                       [&](const CompiledMatcher& m) {
+                         auto it = labels.find(m.matcher.name);
+                         return m.Matches(it == labels.end() ? kEmpty : it->second);
+                       });
+  }
+
+  Result<Value> CallFunction(const Expr& expr, const Call& call) {
     std::vector<Value> args;
     args.reserve(call.args.size());
     for (const ExprPtr& arg : call.args) {
@@ -229,18 +331,6 @@ class Evaluator {
     auto result = call.function->impl(call, args, t_ms_);
     if (!result) {
       result.error().location = OffsetLocation(expr.pos.begin);
-      return result;
-    }
-    if (auto* vector = std::get_if<Vector>(&*result)) {
-      for (VectorSample& s : *vector) {
-        s.t_ms = t_ms_;
-        if (!call.function->keeps_metric_name) {
-          DropMetricName(s.labels);
-        }
-      }
-      if (ContainsSameLabelset(*vector)) {
-        return Fail(EvalError(expr, "vector cannot contain metrics with the same labelset"));
-      }
     }
     return result;
   }
@@ -1001,3 +1091,35 @@ Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_m
 }
 
 }  // namespace modelpulse::rules::promql
+
+namespace modelpulse::rules {
+
+Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+    RangeAggregate aggregate, double q) const {
+  auto series = Select(matchers, from_ms, to_ms);
+  if (!series) {
+    return Fail(series.error());
+  }
+  // What the evaluator's matrix selection keeps: the closed window, no stale markers, in time
+  // order (stable, as SelectMatrix sorts).
+  std::vector<SeriesAggregate> out;
+  std::vector<Sample> window;
+  for (Series& s : *series) {
+    window.clear();
+    for (const Sample& sample : s.samples) {
+      if (sample.t_ms >= from_ms && sample.t_ms <= to_ms && !promql::IsStale(sample.v)) {
+        window.push_back(sample);
+      }
+    }
+    if (window.empty()) {
+      continue;
+    }
+    std::stable_sort(window.begin(), window.end(),
+                     [](const Sample& a, const Sample& b) { return a.t_ms < b.t_ms; });
+    out.push_back({std::move(s.labels), AggregateSamples(aggregate, q, window)});
+  }
+  return out;
+}
+
+}  // namespace modelpulse::rules

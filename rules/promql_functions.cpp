@@ -73,65 +73,31 @@ Value Elementwise(const Value& arg, F f) {
 
 Result<Value> AvgOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   return OverTime(args[0], [](const std::vector<Sample>& samples) -> std::optional<double> {
-    // 2.42: incremental mean with compensation, Inf handled like funcAvgOverTime.
-    double count = 0;
-    KahanSum mean;
-    for (const Sample& s : samples) {
-      count++;
-      if (std::isinf(mean.sum)) {
-        if (std::isinf(s.v) && (mean.sum > 0) == (s.v > 0)) {
-          continue;
-        }
-        if (!std::isinf(s.v) && !std::isnan(s.v)) {
-          continue;
-        }
-      }
-      mean.Add(s.v / count - mean.sum / count);
-    }
-    if (std::isinf(mean.sum)) {
-      return mean.sum;
-    }
-    return mean.sum + mean.c;
+    return AggregateSamples(RangeAggregate::kAvg, 0, samples);
   });
 }
 
 Result<Value> SumOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   return OverTime(args[0], [](const std::vector<Sample>& samples) -> std::optional<double> {
-    KahanSum sum;
-    for (const Sample& s : samples) {
-      sum.Add(s.v);
-    }
-    return std::isinf(sum.sum) ? sum.sum : sum.sum + sum.c;
+    return AggregateSamples(RangeAggregate::kSum, 0, samples);
   });
 }
 
 Result<Value> CountOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   return OverTime(args[0], [](const std::vector<Sample>& samples) -> std::optional<double> {
-    return static_cast<double>(samples.size());
+    return AggregateSamples(RangeAggregate::kCount, 0, samples);
   });
 }
 
 Result<Value> MinOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   return OverTime(args[0], [](const std::vector<Sample>& samples) -> std::optional<double> {
-    double min = samples[0].v;
-    for (const Sample& s : samples) {
-      if (s.v < min || std::isnan(min)) {
-        min = s.v;
-      }
-    }
-    return min;
+    return AggregateSamples(RangeAggregate::kMin, 0, samples);
   });
 }
 
 Result<Value> MaxOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   return OverTime(args[0], [](const std::vector<Sample>& samples) -> std::optional<double> {
-    double max = samples[0].v;
-    for (const Sample& s : samples) {
-      if (s.v > max || std::isnan(max)) {
-        max = s.v;
-      }
-    }
-    return max;
+    return AggregateSamples(RangeAggregate::kMax, 0, samples);
   });
 }
 
@@ -149,12 +115,7 @@ Result<Value> PresentOverTime(const Call&, const std::vector<Value>& args, int64
 Result<Value> QuantileOverTime(const Call&, const std::vector<Value>& args, int64_t) {
   double q = ScalarArg(args, 0);
   return OverTime(args[1], [q](const std::vector<Sample>& samples) -> std::optional<double> {
-    std::vector<double> values;
-    values.reserve(samples.size());
-    for (const Sample& s : samples) {
-      values.push_back(s.v);
-    }
-    return Quantile(q, values);
+    return AggregateSamples(RangeAggregate::kQuantile, q, samples);
   });
 }
 
@@ -748,3 +709,70 @@ bool IsKnownUnsupportedFunction(std::string_view name) {
 }
 
 }  // namespace modelpulse::rules::promql
+
+namespace modelpulse::rules {
+
+double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sample>& samples) {
+  using promql::KahanSum;
+  switch (aggregate) {
+    case RangeAggregate::kAvg: {
+      // 2.42: incremental mean with compensation, Inf handled like funcAvgOverTime.
+      double count = 0;
+      KahanSum mean;
+      for (const Sample& s : samples) {
+        count++;
+        if (std::isinf(mean.sum)) {
+          if (std::isinf(s.v) && (mean.sum > 0) == (s.v > 0)) {
+            continue;
+          }
+          if (!std::isinf(s.v) && !std::isnan(s.v)) {
+            continue;
+          }
+        }
+        mean.Add(s.v / count - mean.sum / count);
+      }
+      if (std::isinf(mean.sum)) {
+        return mean.sum;
+      }
+      return mean.sum + mean.c;
+    }
+    case RangeAggregate::kSum: {
+      KahanSum sum;
+      for (const Sample& s : samples) {
+        sum.Add(s.v);
+      }
+      return std::isinf(sum.sum) ? sum.sum : sum.sum + sum.c;
+    }
+    case RangeAggregate::kCount:
+      return static_cast<double>(samples.size());
+    case RangeAggregate::kMin: {
+      double min = samples[0].v;
+      for (const Sample& s : samples) {
+        if (s.v < min || std::isnan(min)) {
+          min = s.v;
+        }
+      }
+      return min;
+    }
+    case RangeAggregate::kMax: {
+      double max = samples[0].v;
+      for (const Sample& s : samples) {
+        if (s.v > max || std::isnan(max)) {
+          max = s.v;
+        }
+      }
+      return max;
+    }
+    case RangeAggregate::kQuantile: {
+      std::vector<double> values;
+      values.reserve(samples.size());
+      for (const Sample& s : samples) {
+        values.push_back(s.v);
+      }
+      return promql::Quantile(q, values);
+    }
+  }
+  return 0;
+}
+
+}  // namespace modelpulse::rules

@@ -206,6 +206,11 @@ class SeriesOverlay final : public SampleSource {
   explicit SeriesOverlay(const SampleSource& base, Millis retention = Millis(0));
   Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
                                      int64_t to_ms) const override;
+  // The base's pushdown unless a recorded series here matches (then Select and compute).
+  Result<std::vector<SeriesAggregate>> SelectAggregate(const std::vector<LabelMatcher>& matchers,
+                                                       int64_t from_ms, int64_t to_ms,
+                                                       RangeAggregate aggregate,
+                                                       double q) const override;
   // REQUIRES: labels include __name__. Samples must arrive in time order per series.
   void Append(const Labels& labels, int64_t t_ms, double v);
 

@@ -1,0 +1,240 @@
+// ProbeSeriesSource's pushdown (memory + hourly rollups + raw edges, sorted quantile windows)
+// against a brute-force fold of every probe through ProbeSamples and the evaluator's arithmetic.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "daemon/probe_series.h"
+#include "daemon/series_source.h"
+#include "rules/promql.h"
+#include "storage/storage.h"
+
+namespace modelpulse::daemon {
+namespace {
+
+using rules::RangeAggregate;
+
+constexpr int64_t kHourMs = 3'600'000;
+constexpr int64_t kEnd = 1'800'000'000'000 + 1234;  // not on an hour
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "mp-series-XXXXXX").string();
+    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string("/tmp");
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<ProbeResult> History(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<ProbeResult> out;
+  for (const char* target : {"a@openai", "b@azure", "c@bedrock"}) {
+    // 30 hours at about one probe a minute, ending just before kEnd.
+    for (int64_t t = kEnd - 30 * kHourMs; t < kEnd; t += 40'000 + static_cast<int64_t>(unit(rng) * 40'000)) {
+      ProbeResult p;
+      p.target = target;
+      p.labels = {{"target", target}, {"provider", "openai"}, {"cloud", "x"},
+                  {"region", "r"},    {"model", "m"}};
+      if (t > kEnd - 10 * kHourMs && std::string(target) == "b@azure") {
+        p.labels["tier"] = "canary";  // a second label set: two series from one target
+      }
+      p.start_unix_ms = t;
+      p.outcome = unit(rng) < 0.8 ? Outcome::kOk : Outcome::kThrottled;
+      p.http_status = p.outcome == Outcome::kOk ? 200 : 429;
+      p.total_seconds = unit(rng);
+      if (unit(rng) < 0.9) {
+        p.ttft_seconds = 0.1 + unit(rng);
+      }
+      p.output_tokens_per_second = 10 + 90 * unit(rng);
+      p.output_tokens = 16;
+      p.requests = {1000.0, std::floor(1000 * unit(rng)), 1.0};
+      p.tokens = {1e6, std::floor(1e6 * unit(rng)), 1.0};
+      out.push_back(p);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const ProbeResult& a, const ProbeResult& b) {
+    return a.start_unix_ms < b.start_unix_ms;
+  });
+  return out;
+}
+
+// name + resource -> labels -> samples, from every probe.
+std::map<Labels, std::vector<rules::Sample>> AllSeries(const std::vector<ProbeResult>& probes,
+                                                       const std::string& name) {
+  std::map<Labels, std::vector<rules::Sample>> out;
+  for (const ProbeResult& p : probes) {
+    for (const ProbeSample& s : ProbeSamples(p)) {
+      if (name != s.name) {
+        continue;
+      }
+      Labels labels = p.labels;
+      labels["__name__"] = s.name;
+      if (*s.resource != '\0') {
+        labels["resource"] = s.resource;
+      }
+      out[labels].push_back({p.start_unix_ms, s.value});
+    }
+  }
+  return out;
+}
+
+std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes,
+                                    const std::string& name, int64_t from, int64_t to,
+                                    RangeAggregate aggregate, double q) {
+  std::map<Labels, double> out;
+  for (const auto& [labels, samples] : AllSeries(probes, name)) {
+    std::vector<rules::Sample> window;
+    for (const rules::Sample& s : samples) {
+      if (s.t_ms >= from && s.t_ms <= to) {
+        window.push_back(s);
+      }
+    }
+    if (!window.empty()) {
+      out[labels] = rules::AggregateSamples(aggregate, q, window);
+    }
+  }
+  return out;
+}
+
+struct Fixture {
+  TempDir dir;
+  ManualClock clock{kEnd};
+  std::unique_ptr<storage::Store> store;
+  std::vector<ProbeResult> probes = History(11);
+  std::unique_ptr<ProbeSeriesSource> source;
+
+  // Everything in storage; memory from `restart_ms` on, as after a restart at that time.
+  explicit Fixture(int64_t restart_ms) {
+    storage::StorageOptions options;
+    options.path = dir.File("s.db");
+    options.retention = Millis(0);
+    options.batch_size = 500;
+    auto opened = storage::Store::Open(options, clock);
+    REQUIRE(opened.has_value());
+    store = std::move(*opened);
+    for (const ProbeResult& p : probes) {
+      store->Append(p);
+    }
+    REQUIRE(store->Flush().has_value());
+    source = std::make_unique<ProbeSeriesSource>(store.get(), Millis(2 * kHourMs), restart_ms);
+    for (const ProbeResult& p : probes) {
+      if (p.start_unix_ms >= restart_ms) {
+        source->Append(p);
+      }
+    }
+  }
+
+  void Check(const std::string& name, int64_t from, int64_t to, RangeAggregate aggregate,
+             double q = 0.95) {
+    CAPTURE(name);
+    CAPTURE(from - kEnd);
+    CAPTURE(to - kEnd);
+    CAPTURE(static_cast<int>(aggregate));
+    auto got = source->SelectAggregate({{rules::LabelMatcher::Type::kEqual, "__name__", name}},
+                                       from, to, aggregate, q);
+    REQUIRE(got.has_value());
+    auto want = BruteForce(probes, name, from, to, aggregate, q);
+    REQUIRE(got->size() == want.size());
+    for (const rules::SeriesAggregate& a : *got) {
+      auto it = want.find(a.labels);
+      REQUIRE(it != want.end());
+      if (aggregate == RangeAggregate::kSum || aggregate == RangeAggregate::kAvg) {
+        CHECK(a.value == doctest::Approx(it->second).epsilon(1e-12));
+      } else {
+        CHECK(a.value == it->second);  // exact
+      }
+    }
+  }
+};
+
+constexpr RangeAggregate kAll[] = {RangeAggregate::kCount, RangeAggregate::kSum,
+                                   RangeAggregate::kAvg,   RangeAggregate::kMin,
+                                   RangeAggregate::kMax,   RangeAggregate::kQuantile};
+
+TEST_CASE("pushdown answers equal a brute-force fold for ranges across hours and memory") {
+  // Memory holds the last 90 minutes; the rest is in storage only.
+  Fixture f(kEnd - 90 * 60'000);
+  const int64_t hour = (kEnd / kHourMs) * kHourMs;
+  const std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {kEnd - 5 * 60'000, kEnd},                       // memory only
+      {kEnd - 15 * 60'000 - kHourMs, kEnd - 15 * 60'000},  // storage edge + memory
+      {kEnd - 24 * kHourMs - 900'000, kEnd - 900'000},     // a day, offset 15m
+      {hour - 5 * kHourMs, hour - kHourMs},                // whole hours only
+      {hour - 5 * kHourMs, hour - kHourMs - 1},            // one ms short of the last hour
+      {hour - 5 * kHourMs + 1, hour - kHourMs},            // one ms into the first hour
+      {hour - 3 * kHourMs - 17, hour - 3 * kHourMs + 17},  // straddles one boundary, < 1 h
+      {kEnd - 29 * kHourMs, kEnd - 2 * kHourMs},           // storage only, many hours
+      {kEnd - 40 * kHourMs, kEnd},                         // before the first probe
+      {kEnd - 31 * kHourMs, kEnd - 30 * kHourMs - 1},      // nothing at all
+  };
+  for (const auto& [from, to] : ranges) {
+    for (RangeAggregate aggregate : kAll) {
+      f.Check("probe_ttft_seconds", from, to, aggregate);
+      f.Check("probe_success", from, to, aggregate);
+      f.Check("probe_ratelimit_remaining_ratio", from, to, aggregate);
+    }
+  }
+  // Every probe series maps to its stored field.
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    f.Check(info.name, kEnd - 20 * kHourMs, kEnd - 30 * 60'000, RangeAggregate::kCount);
+    f.Check(info.name, kEnd - 20 * kHourMs, kEnd - 30 * 60'000, RangeAggregate::kMax);
+  }
+}
+
+TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
+  Fixture f(kEnd - 2 * kHourMs);
+  // A day offset 15m evaluated every 15 s, as the capacity rules do; the first call builds the
+  // window, the others slide it (only settled ranges are kept).
+  for (int k = 0; k < 12; ++k) {
+    const int64_t to = kEnd - 40 * 60'000 + k * 15'000;
+    f.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile, 0.95);
+    f.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile, 0.5);
+  }
+  // A jump backwards rebuilds.
+  f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs,
+          RangeAggregate::kQuantile);
+}
+
+TEST_CASE("a memory-only source and other matchers fall back to samples") {
+  Fixture f(kEnd - 2 * kHourMs);
+  ProbeSeriesSource memory_only(nullptr, Millis(2 * kHourMs), kEnd - 2 * kHourMs);
+  for (const ProbeResult& p : f.probes) {
+    if (p.start_unix_ms >= kEnd - 2 * kHourMs) {
+      memory_only.Append(p);
+    }
+  }
+  auto got = memory_only.SelectAggregate(
+      {{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"}}, kEnd - kHourMs, kEnd,
+      RangeAggregate::kAvg, 0);
+  REQUIRE(got.has_value());
+  auto want = BruteForce(f.probes, "probe_success", kEnd - kHourMs, kEnd, RangeAggregate::kAvg, 0);
+  REQUIRE(got->size() == want.size());
+  for (const auto& a : *got) {
+    CHECK(a.value == want[a.labels]);  // samples: the evaluator's own bits
+  }
+  // A target matcher narrows the stored targets read.
+  auto narrowed = f.source->SelectAggregate(
+      {{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"},
+       {rules::LabelMatcher::Type::kEqual, "target", "a@openai"}},
+      kEnd - 20 * kHourMs, kEnd, RangeAggregate::kCount, 0);
+  REQUIRE(narrowed.has_value());
+  REQUIRE(narrowed->size() == 1);
+  CHECK(narrowed->front().labels.at("target") == "a@openai");
+}
+
+}  // namespace
+}  // namespace modelpulse::daemon
