@@ -371,6 +371,10 @@ int Run(const Params& params) {
   std::printf("rss now %.0f MB, peak %.0f MB\n", CurrentRssMb(), PeakRssMb());
   std::printf("groups %zu, rule failures %llu, active alerts %zu\n", status.groups.size(),
               static_cast<unsigned long long>(failures), status.alerts.size());
+  for (const auto& group : status.groups) {
+    std::printf("  group %-24s last evaluation %.1f ms\n", group.name.c_str(),
+                group.last_duration_seconds * 1e3);
+  }
 
   // Checksums of the long-window expressions, to compare figures across implementations.
   for (const char* text :

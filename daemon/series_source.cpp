@@ -245,6 +245,7 @@ void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& match
 
 Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms) const {
+  WarmUpOnce();
   std::map<Labels, std::vector<rules::Sample>> found;
   int64_t memory_from = from_ms;
   {
@@ -264,8 +265,12 @@ Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
       auto first = std::lower_bound(
           samples.begin(), samples.end(), memory_from,
           [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
+      if (first == samples.end() || first->t_ms > to_ms) {
+        continue;
+      }
+      std::vector<rules::Sample>& out = found[labels];  // one lookup a series, not a sample
       for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
-        found[labels].push_back(*it);
+        out.push_back(*it);
       }
     }
   }
@@ -275,6 +280,66 @@ Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
     out.push_back({labels, std::move(samples)});
   }
   return out;
+}
+
+void ProbeSeriesSource::WarmUpOnce() const {
+  int64_t to = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (warmed_ || store_ == nullptr || window_.count() <= 0) {
+      return;
+    }
+    warmed_ = true;
+    to = complete_since_ms_;
+  }
+  if (to == INT64_MAX || to < INT64_MIN + window_.count()) {
+    return;
+  }
+  const int64_t from = to - window_.count();
+  auto targets = store_->ListTargets();
+  if (!targets) {
+    return;  // queries read storage instead, as before the warm-up
+  }
+  std::map<Labels, std::vector<rules::Sample>> loaded;
+  {
+    std::lock_guard cache_lock(cache_mu_);
+    for (const storage::StoredTarget& target : *targets) {
+      for (const StoredSeries& series : kStoredSeries) {
+        auto points = store_->ReadField(target.id, series.field, from, to);
+        if (!points) {
+          return;  // nothing changed yet: memory stays as it was
+        }
+        int64_t last_set = -1;
+        std::vector<rules::Sample>* samples = nullptr;
+        for (const storage::FieldPoint& p : *points) {
+          if (p.label_set_id != last_set || samples == nullptr) {
+            auto labels = SeriesLabelsOf(p.label_set_id, series.name, series.resource);
+            if (!labels) {
+              return;
+            }
+            samples = &loaded[**labels];
+            last_set = p.label_set_id;
+          }
+          samples->push_back({p.t_ms, p.value});
+        }
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  // Samples memory took before `to` are stored too (and were never read from memory, which was
+  // complete only from `to`): the stored rows replace them.
+  for (auto& [labels, samples] : loaded) {
+    std::deque<rules::Sample>& kept = recent_[labels];
+    kept.erase(kept.begin(),
+               std::lower_bound(kept.begin(), kept.end(), to,
+                                [](const rules::Sample& s, int64_t t) { return s.t_ms < t; }));
+    kept.insert(kept.begin(), samples.begin(), samples.end());
+  }
+  // Append moves this forward again as it trims series.
+  complete_since_ms_ = std::min(complete_since_ms_, std::max(from, newest_ms_ == INT64_MIN
+                                                                       ? from
+                                                                       : newest_ms_ -
+                                                                             window_.count()));
 }
 
 Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, const char* name,
@@ -293,8 +358,8 @@ Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, co
 
 Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field,
                                   const char* name, const char* resource,
-                                  const MemorySamples& memory, int64_t memory_from,
-                                  int64_t from_ms, int64_t to_ms,
+                                  const std::vector<const MemorySamples::value_type*>* memory,
+                                  int64_t memory_from, int64_t from_ms, int64_t to_ms,
                                   std::vector<std::pair<const Labels*, rules::Sample>>& out) const {
   out.clear();
   if (from_ms > to_ms) {
@@ -315,13 +380,13 @@ Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field
       out.push_back({*labels, {p.t_ms, p.value}});
     }
   }
-  if (to_ms >= memory_from) {
-    for (const auto& [labels, samples] : memory) {
-      auto t = labels.find("target");
+  if (to_ms >= memory_from && memory != nullptr) {
+    for (const MemorySamples::value_type* entry : *memory) {
+      const auto& [labels, samples] = *entry;
       auto n = labels.find("__name__");
       auto r = labels.find("resource");
-      if (t == labels.end() || t->second != target.name || n == labels.end() ||
-          n->second != name || (r == labels.end() ? "" : r->second) != resource) {
+      if (n == labels.end() || n->second != name ||
+          (r == labels.end() ? "" : r->second) != resource) {
         continue;
       }
       for (const rules::Sample& sample : samples) {
@@ -337,6 +402,7 @@ Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field
 Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     rules::RangeAggregate aggregate, double q) const {
+  WarmUpOnce();
   const std::string* name = nullptr;
   for (const LabelMatcher& m : matchers) {
     if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
@@ -419,7 +485,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       }
       for (size_t part = 0; part < raw_parts.size(); ++part) {
         // Only storage here: memory is added for every series at the end.
-        if (auto status = ReadRaw(target, field, series->name, series->resource, MemorySamples{},
+        if (auto status = ReadRaw(target, field, series->name, series->resource, nullptr,
                                   memory_from, raw_parts[part].first,
                                   std::min(raw_parts[part].second, stored_to), raw);
             !status) {
@@ -464,10 +530,19 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     return entry.second == nullptr ||
            (newest != INT64_MIN && entry.second->used_ms < newest - kWindowIdleMs);
   });
+  std::unordered_map<std::string, std::vector<const MemorySamples::value_type*>> memory_by_target;
+  for (const auto& entry : memory) {
+    if (auto t = entry.first.find("target"); t != entry.first.end()) {
+      memory_by_target[t->second].push_back(&entry);
+    }
+  }
   for (const storage::StoredTarget& target : *targets) {
     if (!EqualMatchersAllow(matchers, target.labels)) {
       continue;
     }
+    auto found_memory = memory_by_target.find(target.name);
+    const auto* target_memory =
+        found_memory == memory_by_target.end() ? nullptr : &found_memory->second;
     for (const StoredSeries* series : wanted) {
       const int field = static_cast<int>(series->field);
       auto key = std::make_tuple(target.id, field, to_ms - from_ms);
@@ -478,7 +553,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       if (kept && cacheable && kept->lo <= from_ms && kept->hi <= to_ms &&
           from_ms <= kept->hi + 1) {
         window = kept.get();
-        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
                                   memory_from, window->lo, from_ms - 1, raw);
             !status) {
           return Fail(status.error());
@@ -499,13 +574,13 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           kept.reset();
           window = &fresh;
         }
-        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
                                   memory_from, missing ? from_ms : window->hi + 1, to_ms, raw);
             !status) {
           return Fail(status.error());
         }
       } else {
-        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
                                   memory_from, from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());
@@ -540,7 +615,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       if (window == nullptr) {
         windows_.erase(key);
         // Rare: compute once more from the samples, the evaluator's way.
-        if (auto status = ReadRaw(target, field, series->name, series->resource, memory,
+        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
                                   memory_from, from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());

@@ -50,10 +50,15 @@ class ProbeSeriesSource final : public rules::SampleSource {
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.
+  // `memory` holds the memory series of this target only (or is null).
   Status ReadRaw(const storage::StoredTarget& target, int field, const char* name,
-                 const char* resource, const MemorySamples& memory, int64_t memory_from,
-                 int64_t from_ms, int64_t to_ms,
+                 const char* resource, const std::vector<const MemorySamples::value_type*>* memory,
+                 int64_t memory_from, int64_t from_ms, int64_t to_ms,
                  std::vector<std::pair<const Labels*, rules::Sample>>& out) const;
+  // After a restart, memory starts empty and every window it should cover would be read from
+  // storage until it filled up (two hours). The first query loads memory's window from the
+  // stored rows instead, once.
+  void WarmUpOnce() const;
   Result<const Labels*> SeriesLabelsOf(int64_t label_set_id, const char* name,
                                        const char* resource) const;
   void AppendFromStorage(const std::vector<rules::LabelMatcher>& matchers, int64_t from_ms,
@@ -63,8 +68,10 @@ class ProbeSeriesSource final : public rules::SampleSource {
   const Millis window_;
 
   mutable std::mutex mu_;
-  std::map<Labels, std::deque<rules::Sample>> recent_;  // Guarded by mu_.
-  int64_t complete_since_ms_;                           // Guarded by mu_.
+  // Mutable: the warm-up fills them from a const query.
+  mutable std::map<Labels, std::deque<rules::Sample>> recent_;  // Guarded by mu_.
+  mutable int64_t complete_since_ms_;                           // Guarded by mu_.
+  mutable bool warmed_ = false;                                 // Guarded by mu_.
   int64_t last_sweep_ms_ = 0;                           // Guarded by mu_.
   int64_t newest_ms_ = INT64_MIN;                       // Guarded by mu_. Newest probe start.
 
