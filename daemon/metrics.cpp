@@ -7,10 +7,15 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <array>
+#include <iterator>
 #include <map>
 #include <mutex>
-#include <sstream>
+#include <ostream>
+#include <streambuf>
 #include <string_view>
 
 #include "daemon/probe_series.h"
@@ -23,19 +28,62 @@ using prometheus::Family;
 using prometheus::Gauge;
 using prometheus::Histogram;
 
-// LLM latencies span milliseconds (DNS on loopback) to minutes (a long reasoning answer).
-const Histogram::BucketBoundaries& PhaseBuckets() {
-  static const Histogram::BucketBoundaries kBuckets = {
-      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1,
-      1.5,   2,      3,     5,    7.5,   10,   15,  20,   30,  60,   120};
+// Buckets are few on purpose: each one is a series per target and phase, and the scrape cost and
+// memory grow with series. Phases measured from the request start (first byte, first token, first
+// answer token, total) span a fast model's 50 ms to a long reasoning answer's two minutes.
+const Histogram::BucketBoundaries& LatencyBuckets() {
+  static const Histogram::BucketBoundaries kBuckets = {0.05, 0.1, 0.25, 0.5, 1,  2,
+                                                       3,    5,   10,   20,  60, 120};
+  return kBuckets;
+}
+
+// DNS, connect and TLS alone: a millisecond on loopback to seconds on a bad network (the default
+// connect timeout is 5 s).
+const Histogram::BucketBoundaries& NetworkBuckets() {
+  static const Histogram::BucketBoundaries kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1,    2.5};
   return kBuckets;
 }
 
 const Histogram::BucketBoundaries& InterTokenBuckets() {
-  static const Histogram::BucketBoundaries kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.015, 0.02,
-                                                       0.03,  0.05,   0.075, 0.1,  0.2,   0.5};
+  static const Histogram::BucketBoundaries kBuckets = {0.0025, 0.005, 0.01, 0.015, 0.02,
+                                                       0.03,   0.05,  0.1,  0.25,  0.5};
   return kBuckets;
 }
+
+// The histogram phases, in a fixed order (the index of a phase in TargetSeries::phases).
+struct PhaseInfo {
+  const char* name;
+  const Histogram::BucketBoundaries& (*buckets)();
+};
+constexpr PhaseInfo kPhases[] = {
+    {"dns", &NetworkBuckets},          {"connect", &NetworkBuckets},
+    {"tls", &NetworkBuckets},          {"first_byte", &LatencyBuckets},
+    {"ttft", &LatencyBuckets},         {"first_answer_token", &LatencyBuckets},
+    {"total", &LatencyBuckets}};
+constexpr size_t kPhaseCount = std::size(kPhases);
+
+// An output stream that appends to a string we own, so /metrics is built in place: no
+// ostringstream buffer to grow by doubling and then copy out with str().
+class StringAppendBuf final : public std::streambuf {
+ public:
+  explicit StringAppendBuf(std::string& out) : out_(out) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      out_.push_back(traits_type::to_char_type(c));
+    }
+    return traits_type::not_eof(c);
+  }
+  std::streamsize xsputn(const char* data, std::streamsize count) override {
+    out_.append(data, static_cast<size_t>(count));
+    return count;
+  }
+
+ private:
+  std::string& out_;
+};
 
 prometheus::ClientMetric Sample(const Labels& labels, double value, prometheus::MetricType type) {
   prometheus::ClientMetric metric;
@@ -112,11 +160,27 @@ prometheus::Labels With(prometheus::Labels labels, const std::string& name, std:
   return labels;
 }
 
+// One target's metric objects, resolved once per label set so a probe only stores values.
+struct TargetSeries {
+  Labels labels;  // the probe labels these objects belong to
+  prometheus::Labels prom_labels;
+  // Per probe-series slot (see SlotOf): the gauge currently exported, or null while the latest
+  // probe had no such sample (no TLS, no token), so a stale value disappears.
+  std::vector<Gauge*> gauges;
+  std::array<Counter*, kAllOutcomes.size()> outcomes{};
+  std::array<Histogram*, kPhaseCount> phases{};
+  Histogram* inter_token = nullptr;
+  Counter* input_tokens = nullptr;
+  Counter* output_tokens = nullptr;
+  Counter* cost = nullptr;
+};
+
 }  // namespace
 
 struct Metrics::State {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::map<std::string, Family<Gauge>*, std::less<>> probe_gauges;  // by series name
+  std::vector<Family<Gauge>*> probe_gauges;  // in ProbeSeriesNames() order
+  std::map<std::string_view, size_t> probe_gauge_index;  // series name -> index above
   Family<Counter>* probes_total = nullptr;
   Family<Histogram>* phase_seconds = nullptr;
   Family<Histogram>* inter_token_seconds = nullptr;
@@ -131,139 +195,204 @@ struct Metrics::State {
   Counter* storage_rows_written = nullptr;
   Counter* storage_rows_dropped = nullptr;
   Counter* storage_write_errors = nullptr;
+  // Every family, in the order Registry::Collect() gives them (counters, gauges, histograms),
+  // so Render can collect and serialise one family at a time.
+  std::vector<const prometheus::Collectable*> counter_families;
+  std::vector<const prometheus::Collectable*> gauge_families;
+  std::vector<const prometheus::Collectable*> histogram_families;
   // The store's totals as last exported; counters advance by the difference. Guarded by mu.
   storage::StorageStats exported_storage;
+  size_t last_render_bytes = 0;  // guarded by render_mu
 
   std::mutex mu;
-  // The gauges currently set per target, keyed by series name and resource, so a phase that did
-  // not happen in the latest probe (no TLS, no token) disappears instead of showing a stale
-  // value. Guarded by mu.
-  using SeriesKey = std::pair<std::string, std::string>;
-  std::map<std::string, std::map<SeriesKey, std::pair<Family<Gauge>*, Gauge*>>> target_gauges;
+  std::mutex render_mu;
+  std::map<std::string, TargetSeries, std::less<>> targets;  // guarded by mu
+
+  // A probe sample's slot: three per series name (no resource, requests, tokens).
+  size_t SlotOf(const ProbeSample& sample) const {
+    const size_t index = probe_gauge_index.find(sample.name)->second;
+    const std::string_view resource = sample.resource;
+    return index * 3 + (resource.empty() ? 0 : resource == "requests" ? 1 : 2);
+  }
+
+  // Removes the gauges a target exports. REQUIRES: mu is held.
+  void DropGauges(TargetSeries& series) {
+    for (size_t slot = 0; slot < series.gauges.size(); ++slot) {
+      if (series.gauges[slot] != nullptr) {
+        probe_gauges[slot / 3]->Remove(series.gauges[slot]);
+        series.gauges[slot] = nullptr;
+      }
+    }
+  }
 };
 
 Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
+  // A scrape allocates a few large buffers (the text, httplib's copy of it) and frees them. glibc
+  // raises its mmap threshold to the size of each freed mmapped block, so from the second scrape
+  // on those buffers came from the heap arenas and stayed resident (bench/README.md: +9 MB RSS
+  // after five scrapes of 100 targets). A fixed threshold keeps them mmapped, returned on free.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   auto& registry = *state_->registry;
+  State& st = *state_;
   for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
-    state_->probe_gauges[info.name] =
-        &prometheus::BuildGauge().Name(info.name).Help(info.help).Register(registry);
+    st.probe_gauge_index[info.name] = st.probe_gauges.size();
+    st.probe_gauges.push_back(
+        &prometheus::BuildGauge().Name(info.name).Help(info.help).Register(registry));
+    st.gauge_families.push_back(st.probe_gauges.back());
   }
-  state_->probes_total = &prometheus::BuildCounter()
-                              .Name("modelpulse_probes_total")
-                              .Help("Probes finished, by outcome.")
-                              .Register(registry);
-  state_->phase_seconds = &prometheus::BuildHistogram()
-                               .Name("modelpulse_probe_phase_duration_seconds")
-                               .Help("Probe phase durations: dns, connect and tls alone; "
-                                     "first_byte, ttft, first_answer_token and total from start.")
-                               .Register(registry);
-  state_->inter_token_seconds = &prometheus::BuildHistogram()
-                                     .Name("modelpulse_probe_inter_token_latency_seconds")
-                                     .Help("Mean inter-token latency per probe.")
-                                     .Register(registry);
-  state_->tokens_total = &prometheus::BuildCounter()
-                              .Name("modelpulse_tokens_total")
-                              .Help("Tokens reported by providers, by direction.")
-                              .Register(registry);
-  state_->cost_total = &prometheus::BuildCounter()
-                            .Name("modelpulse_estimated_cost_dollars_total")
-                            .Help("Estimated spend of probes from the configured prices.")
-                            .Register(registry);
-  state_->budget_paused = &prometheus::BuildGauge()
-                               .Name("modelpulse_target_budget_paused")
-                               .Help("1 while a target's daily token or cost budget is spent.")
-                               .Register(registry);
-  prometheus::BuildGauge()
-      .Name("modelpulse_build_info")
-      .Help("Build information; always 1.")
-      .Register(registry)
-      .Add({{"version", std::move(version)}})
-      .Set(1);
-  auto self_gauge = [&registry](const char* name, const char* help) -> Gauge& {
-    return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add({});
+  st.probes_total = &prometheus::BuildCounter()
+                         .Name("modelpulse_probes_total")
+                         .Help("Probes finished, by outcome.")
+                         .Register(registry);
+  st.counter_families.push_back(st.probes_total);
+  st.phase_seconds = &prometheus::BuildHistogram()
+                          .Name("modelpulse_probe_phase_duration_seconds")
+                          .Help("Probe phase durations: dns, connect and tls alone; "
+                                "first_byte, ttft, first_answer_token and total from start.")
+                          .Register(registry);
+  st.histogram_families.push_back(st.phase_seconds);
+  st.inter_token_seconds = &prometheus::BuildHistogram()
+                                .Name("modelpulse_probe_inter_token_latency_seconds")
+                                .Help("Mean inter-token latency per probe.")
+                                .Register(registry);
+  st.histogram_families.push_back(st.inter_token_seconds);
+  st.tokens_total = &prometheus::BuildCounter()
+                         .Name("modelpulse_tokens_total")
+                         .Help("Tokens reported by providers, by direction.")
+                         .Register(registry);
+  st.counter_families.push_back(st.tokens_total);
+  st.cost_total = &prometheus::BuildCounter()
+                       .Name("modelpulse_estimated_cost_dollars_total")
+                       .Help("Estimated spend of probes from the configured prices.")
+                       .Register(registry);
+  st.counter_families.push_back(st.cost_total);
+  st.budget_paused = &prometheus::BuildGauge()
+                          .Name("modelpulse_target_budget_paused")
+                          .Help("1 while a target's daily token or cost budget is spent.")
+                          .Register(registry);
+  st.gauge_families.push_back(st.budget_paused);
+  auto& build_info =
+      prometheus::BuildGauge().Name("modelpulse_build_info").Help("Build information; always 1.")
+          .Register(registry);
+  build_info.Add({{"version", std::move(version)}}).Set(1);
+  st.gauge_families.push_back(&build_info);
+  auto self_gauge = [&registry, &st](const char* name, const char* help) -> Gauge& {
+    auto& family = prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+    st.gauge_families.push_back(&family);
+    return family.Add({});
   };
-  state_->reload_success = &self_gauge("modelpulse_config_last_reload_successful",
-                                       "Whether the last configuration reload succeeded.");
-  state_->reload_timestamp =
-      &self_gauge("modelpulse_config_last_reload_success_timestamp_seconds",
-                  "Timestamp of the last successful configuration reload.");
-  state_->in_flight = &self_gauge("modelpulse_probes_in_flight", "Probes currently running.");
-  state_->storage_queue =
+  st.reload_success = &self_gauge("modelpulse_config_last_reload_successful",
+                                  "Whether the last configuration reload succeeded.");
+  st.reload_timestamp = &self_gauge("modelpulse_config_last_reload_success_timestamp_seconds",
+                                    "Timestamp of the last successful configuration reload.");
+  st.in_flight = &self_gauge("modelpulse_probes_in_flight", "Probes currently running.");
+  st.storage_queue =
       &self_gauge("modelpulse_storage_queue_length", "Probe rows waiting for the writer.");
-  state_->storage_last_batch = &self_gauge("modelpulse_storage_last_batch_duration_seconds",
-                                           "Time the writer took to commit its last batch.");
-  auto self_counter = [&registry](const char* name, const char* help) -> Counter& {
-    return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+  st.storage_last_batch = &self_gauge("modelpulse_storage_last_batch_duration_seconds",
+                                      "Time the writer took to commit its last batch.");
+  auto self_counter = [&registry, &st](const char* name, const char* help) -> Counter& {
+    auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+    st.counter_families.push_back(&family);
+    return family.Add({});
   };
-  state_->storage_rows_written =
+  st.storage_rows_written =
       &self_counter("modelpulse_storage_rows_written_total", "Probe rows committed.");
-  state_->storage_rows_dropped = &self_counter("modelpulse_storage_rows_dropped_total",
-                                               "Probe rows dropped because the queue was full.");
-  state_->storage_write_errors =
+  st.storage_rows_dropped = &self_counter("modelpulse_storage_rows_dropped_total",
+                                          "Probe rows dropped because the queue was full.");
+  st.storage_write_errors =
       &self_counter("modelpulse_storage_write_errors_total", "Failed write transactions.");
 }
 
 Metrics::~Metrics() = default;
 
 void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& pricing) {
-  const prometheus::Labels labels = ToPromLabels(result.labels);
-  {
-    std::lock_guard lock(state_->mu);
-    auto& current = state_->target_gauges[result.target];
-    auto previous = std::move(current);
-    current.clear();
-    for (const ProbeSample& sample : ProbeSamples(result)) {
-      Family<Gauge>* family = state_->probe_gauges.find(sample.name)->second;
-      prometheus::Labels sample_labels = labels;
-      if (*sample.resource != '\0') {
-        sample_labels["resource"] = sample.resource;
-      }
-      Gauge& gauge = family->Add(sample_labels);
-      gauge.Set(sample.value);
-      State::SeriesKey key{sample.name, sample.resource};
-      current[key] = {family, &gauge};
-      // A target whose labels changed on reload gets a new gauge; the old one goes below.
-      if (auto old = previous.find(key); old != previous.end() && old->second.second == &gauge) {
-        previous.erase(old);
-      }
+  State& st = *state_;
+  std::lock_guard lock(st.mu);
+  auto it = st.targets.find(result.target);
+  if (it == st.targets.end()) {
+    it = st.targets.emplace(result.target, TargetSeries{}).first;
+  }
+  TargetSeries& series = it->second;
+  if (series.gauges.empty() || series.labels != result.labels) {
+    // New target, or its labels changed on reload: the old label set's gauges go (its counters
+    // and histograms stay, as counters do), and the objects are resolved again for the new one.
+    st.DropGauges(series);
+    series = TargetSeries{};
+    series.labels = result.labels;
+    series.prom_labels = ToPromLabels(result.labels);
+    series.gauges.assign(st.probe_gauges.size() * 3, nullptr);
+  }
+  const prometheus::Labels& labels = series.prom_labels;
+
+  // Last-probe gauges: set what this probe has, drop what it has not.
+  std::vector<bool> present(series.gauges.size(), false);
+  for (const ProbeSample& sample : ProbeSamples(result)) {
+    const size_t slot = st.SlotOf(sample);
+    present[slot] = true;
+    Gauge*& gauge = series.gauges[slot];
+    if (gauge == nullptr) {
+      gauge = *sample.resource != '\0'
+                  ? &st.probe_gauges[slot / 3]->Add(With(labels, "resource", sample.resource))
+                  : &st.probe_gauges[slot / 3]->Add(labels);
     }
-    for (const auto& [key, stale] : previous) {
-      stale.first->Remove(stale.second);
+    gauge->Set(sample.value);
+  }
+  for (size_t slot = 0; slot < series.gauges.size(); ++slot) {
+    if (!present[slot] && series.gauges[slot] != nullptr) {
+      st.probe_gauges[slot / 3]->Remove(series.gauges[slot]);
+      series.gauges[slot] = nullptr;
     }
   }
-  state_->probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))))
-      .Increment();
-  const std::pair<const char*, std::optional<double>> phases[] = {
-      {"dns", result.dns_seconds},
-      {"connect", result.connect_seconds},
-      {"tls", result.tls_seconds},
-      {"first_byte", result.first_byte_seconds},
-      {"ttft", result.ttft_seconds},
-      {"first_answer_token", result.first_answer_token_seconds},
-      {"total", result.total_seconds}};
-  for (const auto& [phase, seconds] : phases) {
-    if (seconds) {
-      state_->phase_seconds->Add(With(labels, "phase", phase), PhaseBuckets()).Observe(*seconds);
+
+  Counter*& outcome = series.outcomes[static_cast<size_t>(result.outcome)];
+  if (outcome == nullptr) {
+    outcome = &st.probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))));
+  }
+  outcome->Increment();
+
+  const std::optional<double> phase_values[kPhaseCount] = {
+      result.dns_seconds,        result.connect_seconds,
+      result.tls_seconds,        result.first_byte_seconds,
+      result.ttft_seconds,       result.first_answer_token_seconds,
+      result.total_seconds};
+  for (size_t i = 0; i < kPhaseCount; ++i) {
+    if (!phase_values[i]) {
+      continue;
     }
+    Histogram*& histogram = series.phases[i];
+    if (histogram == nullptr) {
+      histogram = &st.phase_seconds->Add(With(labels, "phase", kPhases[i].name),
+                                         kPhases[i].buckets());
+    }
+    histogram->Observe(*phase_values[i]);
   }
   if (result.inter_token_latency_seconds) {
-    state_->inter_token_seconds->Add(labels, InterTokenBuckets())
-        .Observe(*result.inter_token_latency_seconds);
+    if (series.inter_token == nullptr) {
+      series.inter_token = &st.inter_token_seconds->Add(labels, InterTokenBuckets());
+    }
+    series.inter_token->Observe(*result.inter_token_latency_seconds);
   }
   double cost = 0;
   if (result.input_tokens) {
-    state_->tokens_total->Add(With(labels, "direction", "input"))
-        .Increment(static_cast<double>(*result.input_tokens));
+    if (series.input_tokens == nullptr) {
+      series.input_tokens = &st.tokens_total->Add(With(labels, "direction", "input"));
+    }
+    series.input_tokens->Increment(static_cast<double>(*result.input_tokens));
     cost += static_cast<double>(*result.input_tokens) * pricing.input_per_million.value_or(0) / 1e6;
   }
   if (result.output_tokens) {
-    state_->tokens_total->Add(With(labels, "direction", "output"))
-        .Increment(static_cast<double>(*result.output_tokens));
+    if (series.output_tokens == nullptr) {
+      series.output_tokens = &st.tokens_total->Add(With(labels, "direction", "output"));
+    }
+    series.output_tokens->Increment(static_cast<double>(*result.output_tokens));
     cost +=
         static_cast<double>(*result.output_tokens) * pricing.output_per_million.value_or(0) / 1e6;
   }
   if (pricing.input_per_million || pricing.output_per_million) {
-    state_->cost_total->Add(labels).Increment(cost);
+    if (series.cost == nullptr) {
+      series.cost = &st.cost_total->Add(labels);
+    }
+    series.cost->Increment(cost);
   }
 }
 
@@ -276,15 +405,13 @@ void Metrics::ObserveReload(bool success, int64_t unix_ms) {
 
 void Metrics::ForgetTargetsExcept(const std::vector<std::string>& kept_targets) {
   std::lock_guard lock(state_->mu);
-  for (auto it = state_->target_gauges.begin(); it != state_->target_gauges.end();) {
+  for (auto it = state_->targets.begin(); it != state_->targets.end();) {
     if (std::find(kept_targets.begin(), kept_targets.end(), it->first) != kept_targets.end()) {
       ++it;
       continue;
     }
-    for (const auto& [key, gauge] : it->second) {
-      gauge.first->Remove(gauge.second);
-    }
-    it = state_->target_gauges.erase(it);
+    state_->DropGauges(it->second);
+    it = state_->targets.erase(it);
   }
 }
 
@@ -308,13 +435,29 @@ std::string Metrics::Render(const SelfStatus& status) {
   for (const collector::TargetStatus& target : status.targets) {
     state_->budget_paused->Add(ToPromLabels(target.labels)).Set(target.budget_paused ? 1 : 0);
   }
-  std::ostringstream out;
-  std::vector<prometheus::MetricFamily> families = state_->registry->Collect();
-  for (prometheus::MetricFamily& family : RuleFamilies(status.rules)) {
-    families.push_back(std::move(family));
+  // Collect and serialise one family at a time into one string sized from the last scrape:
+  // prometheus-cpp's Registry::Collect() copies every series with its labels at once, and that
+  // transient copy, not the series themselves, set the daemon's peak memory.
+  std::lock_guard render_lock(state_->render_mu);
+  std::string text;
+  text.reserve(state_->last_render_bytes + state_->last_render_bytes / 8 + 4096);
+  {
+    StringAppendBuf buffer(text);
+    std::ostream out(&buffer);
+    const prometheus::TextSerializer serializer;
+    for (const auto* families :
+         {&state_->counter_families, &state_->gauge_families, &state_->histogram_families}) {
+      for (const prometheus::Collectable* family : *families) {
+        serializer.Serialize(out, family->Collect());
+      }
+    }
+    serializer.Serialize(out, RuleFamilies(status.rules));
   }
-  prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
+  state_->last_render_bytes = text.size();
+  // glibc keeps freed heap in this thread's arena; hand the collected copies back to the system
+  // so a scrape does not leave its high-water mark resident.
+  malloc_trim(0);
+  return text;
 }
 
 }  // namespace modelpulse::daemon
