@@ -192,6 +192,11 @@ class ProberImpl final : public Prober {
         curl_timer_.reset();
         SocketAction(CURL_SOCKET_TIMEOUT, 0);
       }
+      // Every ready socket has been read and stamped; now decode what arrived.
+      for (Transfer* transfer : pending_decode_) {
+        transfer->DecodePending();
+      }
+      pending_decode_.clear();
       AbortLateFirstTokens();
       DeliverFinished();
     }
@@ -384,6 +389,7 @@ class ProberImpl final : public Prober {
       // Stamp, hand over and let curl start right away (a fresh connection's connect() happens
       // inside the socket_action below), so the start stamp is the request's real start even
       // when many targets fall due together.
+      transfer->DeferDecodingTo(&pending_decode_);
       transfer->MarkStarted();
       CURL* easy = transfer->handle();
       if (curl_multi_add_handle(multi_.get(), easy) != CURLM_OK) {
@@ -498,6 +504,7 @@ class ProberImpl final : public Prober {
   }
 
   void CancelAll() {
+    pending_decode_.clear();
     for (auto& [easy, running] : transfers_) {
       curl_multi_remove_handle(multi_.get(), easy);
     }
@@ -533,6 +540,7 @@ class ProberImpl final : public Prober {
   // Event-loop thread only.
   std::unordered_map<CURL*, Running> transfers_;
   std::vector<Finished> finished_;
+  std::vector<Transfer*> pending_decode_;  // transfers with undecoded stream bytes
   DeadlineHeap deadlines_;
   std::optional<Clock_::time_point> curl_timer_;  // when curl wants socket_action(TIMEOUT)
   uint64_t next_id_ = 0;

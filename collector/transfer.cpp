@@ -163,7 +163,15 @@ size_t Transfer::OnBody(std::string_view bytes) {
     return 0;  // CURLE_WRITE_ERROR: the transfer stops here
   }
   if (streaming_) {
-    decoder_->Feed(bytes, *this);
+    if (pending_list_ != nullptr) {
+      if (pending_marks_.empty()) {
+        pending_list_->push_back(this);
+      }
+      pending_bytes_.append(bytes);
+      pending_marks_.emplace_back(pending_bytes_.size(), now_);
+    } else {
+      decoder_->Feed(bytes, *this);
+    }
   } else {
     const bool ok_status = status_ >= 200 && status_ < 300;
     const size_t keep = ok_status ? options_.max_response_bytes : kMaxErrorBodyBytes;
@@ -172,6 +180,17 @@ size_t Transfer::OnBody(std::string_view bytes) {
     }
   }
   return bytes.size();
+}
+
+void Transfer::DecodePending() {
+  size_t begin = 0;
+  for (const auto& [end, arrival] : pending_marks_) {
+    now_ = arrival;
+    decoder_->Feed(std::string_view(pending_bytes_).substr(begin, end - begin), *this);
+    begin = end;
+  }
+  pending_bytes_.clear();
+  pending_marks_.clear();
 }
 
 size_t Transfer::OnHeader(std::string_view line) {
@@ -249,6 +268,7 @@ double Transfer::SecondsSinceStart(SteadyTime t) const {
 
 ProbeResult Transfer::Finish(CURLcode code, std::optional<SteadyTime> end_time) {
   const SteadyTime end = end_time.value_or(std::chrono::steady_clock::now());
+  DecodePending();
   ProbeResult result;
   result.target = target_->name;
   result.labels = target_->labels;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <curl/curl.h>
@@ -58,6 +59,15 @@ class Transfer final : public StreamEvents {
   // Records the start of the request, steady and wall clock. Call just before handing the
   // handle to curl_multi_add_handle.
   void MarkStarted();
+
+  // The event loop decodes stream bytes only after it has read every ready socket, so one
+  // stream's decoding (a JSON parse per chunk) does not delay the arrival stamps of the others.
+  // With a list set, OnBody keeps the bytes with their arrival time and adds this transfer to the
+  // list; the loop then calls DecodePending(), which feeds them as if they had been fed on
+  // arrival (token times are the stamps). The loop must drain the list before destroying a
+  // transfer. Without a list (ProbeOnce) bytes are decoded on arrival.
+  void DeferDecodingTo(std::vector<Transfer*>* pending) { pending_list_ = pending; }
+  void DecodePending();
 
   // When the loop must abort this transfer if no first token has arrived yet; nullopt once a
   // token arrived or the response is not one that streams tokens.
@@ -120,6 +130,10 @@ class Transfer final : public StreamEvents {
   bool streaming_ = false;
   long status_ = 0;  // NOLINT(google-runtime-int): libcurl's type
   std::unique_ptr<StreamDecoder> decoder_;
+  std::vector<Transfer*>* pending_list_ = nullptr;
+  std::string pending_bytes_;  // stream bytes not decoded yet
+  // Per arrival: where its bytes end in pending_bytes_, and when they arrived.
+  std::vector<std::pair<size_t, SteadyTime>> pending_marks_;
   std::string body_;
   size_t body_bytes_ = 0;
   bool cut_off_ = false;
