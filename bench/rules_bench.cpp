@@ -32,6 +32,7 @@
 #include "daemon/rule_engine.h"
 #include "daemon/series_source.h"
 #include "rules/promql.h"
+#include "rules/rules.h"
 #include "storage/label_codec.h"
 #include "storage/storage.h"
 
@@ -59,6 +60,7 @@ struct Params {
   int days = 30;
   int interval_s = 15;
   int cycles = 40;
+  bool store_appends = true;  // --store-appends 0: new probes go to memory only
   std::string dir = "/tmp";
   std::string rules_dir = "config/rules";
 };
@@ -306,6 +308,20 @@ int Run(const Params& params) {
 
   const int64_t interval_ms = static_cast<int64_t>(params.interval_s) * 1000;
   const int64_t end_ms = kStartMs + samples_per_target * interval_ms;
+  {
+    // Forget the probes earlier runs appended after the generated history, so every run starts
+    // from the same database (end_ms is a whole hour, so whole rollup hours go with them).
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+      const std::string end = std::to_string(end_ms);
+      sqlite3_exec(db, ("DELETE FROM probes WHERE start_ms >= " + end).c_str(), nullptr, nullptr,
+                   nullptr);
+      sqlite3_exec(db, ("DELETE FROM rollups WHERE bucket_ms >= " + end).c_str(), nullptr,
+                   nullptr, nullptr);  // fails harmlessly before migration 3
+      sqlite3_exec(db, "DELETE FROM state", nullptr, nullptr, nullptr);
+    }
+    sqlite3_close(db);
+  }
   AtomicClock clock(end_ms);
   storage::StorageOptions options;
   options.path = path;
@@ -351,11 +367,20 @@ int Run(const Params& params) {
     for (int i = 0; i < params.targets; ++i) {
       ProbeResult p = MakeProbe(i, slot + PhaseMs(i), rngs[static_cast<size_t>(i)]);
       series.Append(p);
-      (*store)->Append(std::move(p));
+      if (params.store_appends) {
+        (*store)->Append(std::move(p));
+      }
     }
     auto cycle = Steady::now();
     (*engine)->EvaluateDue(now);
     steady.push_back(Seconds(cycle));
+    if (c <= 8) {
+      std::string line;
+      for (const auto& group : (*engine)->Snapshot().groups) {
+        line += " " + std::to_string(static_cast<int>(group.last_duration_seconds * 1e3));
+      }
+      std::printf("cycle %d: %.0f ms, groups (ms):%s\n", c, steady.back() * 1e3, line.c_str());
+    }
   }
 
   const daemon::RulesStatus status = (*engine)->Snapshot();
@@ -368,12 +393,33 @@ int Run(const Params& params) {
   std::printf("steady cycles n=%zu p50 %.1f ms p99 %.1f ms max %.1f ms\n", steady.size(),
               Percentile(steady, 0.5) * 1e3, Percentile(steady, 0.99) * 1e3,
               steady.empty() ? 0 : *std::max_element(steady.begin(), steady.end()) * 1e3);
-  std::printf("rss now %.0f MB, peak %.0f MB\n", CurrentRssMb(), PeakRssMb());
+  std::printf("first steady cycles (ms):");
+  for (size_t i = 0; i < std::min<size_t>(steady.size(), 8); ++i) {
+    std::printf(" %.0f", steady[i] * 1e3);
+  }
+  std::printf("\nrss now %.0f MB, peak %.0f MB\n", CurrentRssMb(), PeakRssMb());
   std::printf("groups %zu, rule failures %llu, active alerts %zu\n", status.groups.size(),
               static_cast<unsigned long long>(failures), status.alerts.size());
   for (const auto& group : status.groups) {
     std::printf("  group %-24s last evaluation %.1f ms\n", group.name.c_str(),
                 group.last_duration_seconds * 1e3);
+  }
+
+  // Each rule's expression alone over the probe series (rules reading recorded series find
+  // none here), to see what a cycle spends its time on.
+  for (const std::string& file : rule_options.rule_files) {
+    auto parsed = rules::LoadRuleFile(file);
+    if (!parsed) {
+      continue;
+    }
+    for (const auto& group : parsed->groups) {
+      for (const auto& rule : group.rules) {
+        auto started = Steady::now();
+        auto value = rule.expr.Evaluate(series, now);
+        std::printf("  rule %-45s %6.2f ms%s\n", rule.name.c_str(), Seconds(started) * 1e3,
+                    value ? "" : " (error)");
+      }
+    }
   }
 
   // Checksums of the long-window expressions, to compare figures across implementations.
@@ -416,6 +462,8 @@ int main(int argc, char** argv) {
       params.cycles = std::atoi(value);
     } else if (flag == "--dir") {
       params.dir = value;
+    } else if (flag == "--store-appends") {
+      params.store_appends = std::atoi(value) != 0;
     } else if (flag == "--rules-dir") {
       params.rules_dir = value;
     } else {

@@ -186,9 +186,20 @@ struct ProbeSeriesSource::SortedWindow {
   std::map<Labels, std::vector<double>> values;
 };
 
+// The head rows and the rollups of one target's field for one set of whole hours.
+struct ProbeSeriesSource::EdgeCache {
+  int64_t head_from = 0;
+  int64_t used_ms = 0;
+  std::vector<storage::FieldPoint> head;
+  std::vector<storage::FieldRollup> rollups;
+};
+
 ProbeSeriesSource::ProbeSeriesSource(const storage::Store* store, Millis window,
                                      int64_t complete_since_ms)
-    : store_(store), window_(window), complete_since_ms_(complete_since_ms) {}
+    : store_(store),
+      window_(window),
+      restart_ms_(window.count() > 0 ? complete_since_ms : INT64_MIN),
+      complete_since_ms_(complete_since_ms) {}
 
 ProbeSeriesSource::~ProbeSeriesSource() = default;
 
@@ -451,57 +462,102 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     return Fail(targets.error());
   }
   std::lock_guard cache_lock(cache_mu_);
+  // Samples up to here are final: nothing older than the newest probe by kSettledMs arrives any
+  // more, and nothing from before the restart ever will (that process is gone).
+  const int64_t settled = std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs,
+                                   restart_ms_);
+  // Probe time, for dropping cached windows no query has used for a while.
+  const int64_t used_now = std::max(newest, restart_ms_);
+  std::erase_if(edges_, [&](const auto& entry) {
+    return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
+  });
   std::map<Labels, Accumulator> found;
   std::vector<std::pair<const Labels*, rules::Sample>> raw;
   const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
+  constexpr int64_t kBucket = storage::kRollupBucketMs;
+  // Whole hours inside [from_ms, to_ms] come from the rollups: up to where storage ends, or
+  // further (past the start of memory) where those hours are settled.
+  const int64_t first_bucket = (from_ms / kBucket + (from_ms % kBucket > 0 ? 1 : 0)) * kBucket;
+  int64_t roll_end = (stored_to + 1) / kBucket * kBucket;
+  if (settled != INT64_MIN) {
+    roll_end = std::max(roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
+  }
+  // (The head, before the first whole hour, must be wholly in storage.)
+  const bool use_rollups = aggregate != rules::RangeAggregate::kQuantile && from_ms > 0 &&
+                           first_bucket <= memory_from && roll_end - first_bucket >= kBucket;
+  // Memory's samples older than this are in the rollups.
+  const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
   std::vector<std::string> seen_targets;
   for (const storage::StoredTarget& target : *targets) {
     if (!EqualMatchersAllow(matchers, target.labels)) {
       continue;
     }
     seen_targets.push_back(target.name);
+    if (aggregate == rules::RangeAggregate::kQuantile) {
+      continue;  // below
+    }
     for (const StoredSeries* series : wanted) {
       const int field = static_cast<int>(series->field);
-      if (aggregate == rules::RangeAggregate::kQuantile) {
-        continue;  // below
-      }
-      // Whole hours inside the stored part come from the rollups, the edges from the rows.
-      const int64_t first_bucket =
-          (from_ms / storage::kRollupBucketMs + (from_ms % storage::kRollupBucketMs > 0 ? 1 : 0)) *
-          storage::kRollupBucketMs;
-      const int64_t end_bucket =
-          (stored_to + 1) / storage::kRollupBucketMs * storage::kRollupBucketMs;
-      std::vector<std::pair<int64_t, int64_t>> raw_parts;  // closed ranges
-      std::vector<storage::FieldRollup> rollups;
-      if (from_ms > 0 && end_bucket - first_bucket >= storage::kRollupBucketMs) {
-        raw_parts = {{from_ms, first_bucket - 1}, {end_bucket, stored_to}};
-        auto read = store_->ReadRollups(target.id, series->field, first_bucket, end_bucket);
-        if (!read) {
-          return Fail(read.error());
-        }
-        rollups = std::move(*read);
-      } else {
-        raw_parts = {{from_ms, stored_to}};
-      }
-      for (size_t part = 0; part < raw_parts.size(); ++part) {
-        // Only storage here: memory is added for every series at the end.
+      auto add_stored = [&](int64_t from, int64_t to) -> Status {
         if (auto status = ReadRaw(target, field, series->name, series->resource, nullptr,
-                                  memory_from, raw_parts[part].first,
-                                  std::min(raw_parts[part].second, stored_to), raw);
+                                  memory_from, from, std::min(to, stored_to), raw);
             !status) {
-          return Fail(status.error());
+          return status;
         }
         for (const auto& [labels, sample] : raw) {
           found[*labels].AddSample(sample);
         }
-        if (part == 0) {
-          for (const storage::FieldRollup& r : rollups) {
-            auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
-            if (!labels) {
-              return Fail(labels.error());
-            }
-            found[**labels].AddRollup(r);
-          }
+        return {};
+      };
+      if (!use_rollups) {
+        if (auto status = add_stored(from_ms, stored_to); !status) {
+          return Fail(status.error());
+        }
+        continue;
+      }
+      // The head (before the first whole hour) and the rollups, kept while the window's hours
+      // stay the same and are settled: from one evaluation to the next only the head shrinks.
+      EdgeCache fresh;
+      EdgeCache* edge = &fresh;
+      auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
+      auto kept = edges_.find(key);
+      if (kept != edges_.end() && roll_end <= settled && kept->second.head_from <= from_ms) {
+        edge = &kept->second;
+      } else {
+        auto head = store_->ReadField(target.id, series->field, from_ms,
+                                      std::min(first_bucket, stored_to + 1));
+        auto rollups = store_->ReadRollups(target.id, series->field, first_bucket, roll_end);
+        if (!head || !rollups) {
+          return Fail(head ? rollups.error() : head.error());
+        }
+        fresh.head_from = from_ms;
+        fresh.head = std::move(*head);
+        fresh.rollups = std::move(*rollups);
+        if (roll_end <= settled) {
+          edge = &(edges_[key] = std::move(fresh));
+        }
+      }
+      edge->used_ms = used_now;
+      for (const storage::FieldPoint& p : edge->head) {
+        if (p.t_ms < from_ms) {
+          continue;
+        }
+        auto labels = SeriesLabelsOf(p.label_set_id, series->name, series->resource);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        found[**labels].AddSample({p.t_ms, p.value});
+      }
+      for (const storage::FieldRollup& r : edge->rollups) {
+        auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        found[**labels].AddRollup(r);
+      }
+      if (roll_end <= stored_to) {
+        if (auto status = add_stored(roll_end, stored_to); !status) {
+          return Fail(status.error());
         }
       }
     }
@@ -510,9 +566,14 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   std::vector<rules::SeriesAggregate> out;
   if (aggregate != rules::RangeAggregate::kQuantile) {
     for (const auto& [labels, samples] : memory) {
-      Accumulator& acc = found[labels];
+      Accumulator* acc = nullptr;
       for (const rules::Sample& sample : samples) {
-        acc.AddSample(sample);
+        if (sample.t_ms >= memory_cut) {
+          if (acc == nullptr) {
+            acc = &found[labels];
+          }
+          acc->AddSample(sample);
+        }
       }
     }
     for (const auto& [labels, acc] : found) {
@@ -525,10 +586,9 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
 
   // Quantiles: per target, the sorted values of the window, slid by its edges when the window
   // only moved forward over settled samples since the last evaluation.
-  const int64_t settled = newest == INT64_MIN ? INT64_MIN : newest - kSettledMs;
   std::erase_if(windows_, [&](const auto& entry) {
     return entry.second == nullptr ||
-           (newest != INT64_MIN && entry.second->used_ms < newest - kWindowIdleMs);
+           (used_now != INT64_MIN && entry.second->used_ms < used_now - kWindowIdleMs);
   });
   std::unordered_map<std::string, std::vector<const MemorySamples::value_type*>> memory_by_target;
   for (const auto& entry : memory) {
@@ -549,7 +609,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       std::unique_ptr<SortedWindow>& kept = windows_[key];
       SortedWindow fresh;
       SortedWindow* window = &fresh;
-      const bool cacheable = settled != INT64_MIN && to_ms <= settled;
+      const bool cacheable = to_ms <= settled;
       if (kept && cacheable && kept->lo <= from_ms && kept->hi <= to_ms &&
           from_ms <= kept->hi + 1) {
         window = kept.get();
@@ -604,7 +664,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       }
       window->lo = from_ms;
       window->hi = to_ms;
-      window->used_ms = newest;
+      window->used_ms = used_now;
       if (has_nan) {
         // NaN has no place in a sorted window: compute from the samples, start afresh next time.
         window = nullptr;

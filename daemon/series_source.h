@@ -46,6 +46,7 @@ class ProbeSeriesSource final : public rules::SampleSource {
  private:
   struct Accumulator;
   struct SortedWindow;
+  struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<rules::Sample>>;
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
@@ -66,6 +67,9 @@ class ProbeSeriesSource final : public rules::SampleSource {
 
   const storage::Store* store_;  // not owned; may be null
   const Millis window_;
+  // Nothing that started before this (the daemon's start) can still arrive; INT64_MIN for a
+  // source without a memory window.
+  const int64_t restart_ms_;
 
   mutable std::mutex mu_;
   // Mutable: the warm-up fills them from a const query.
@@ -81,6 +85,8 @@ class ProbeSeriesSource final : public rules::SampleSource {
   mutable std::map<std::tuple<int64_t, const char*, const char*>, Labels> series_labels_;
   // (target id, field, range length) -> sorted values of its window. Guarded by cache_mu_.
   mutable std::map<std::tuple<int64_t, int, int64_t>, std::unique_ptr<SortedWindow>> windows_;
+  // (target id, field, first hour, end hour) -> head rows and rollups. Guarded by cache_mu_.
+  mutable std::map<std::tuple<int64_t, int, int64_t, int64_t>, EdgeCache> edges_;
 };
 
 }  // namespace modelpulse::daemon

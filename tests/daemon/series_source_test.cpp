@@ -204,6 +204,14 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
     f.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile, 0.95);
     f.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile, 0.5);
   }
+  // The same for count/sum/avg/min/max: rollups and head rows are kept between evaluations
+  // while the window's whole hours stay the same, and memory past the last rolled-up hour.
+  for (int k = 0; k < 12; ++k) {
+    const int64_t to = kEnd - 40 * 60'000 + k * 15'000;
+    for (RangeAggregate aggregate : kAll) {
+      f.Check("probe_output_tokens_per_second", to - 24 * kHourMs, to, aggregate);
+    }
+  }
   // A jump backwards rebuilds.
   f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs,
           RangeAggregate::kQuantile);
