@@ -227,11 +227,6 @@ struct Metrics::State {
 };
 
 Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
-  // A scrape allocates a few large buffers (the text, httplib's copy of it) and frees them. glibc
-  // raises its mmap threshold to the size of each freed mmapped block, so from the second scrape
-  // on those buffers came from the heap arenas and stayed resident (bench/README.md: +9 MB RSS
-  // after five scrapes of 100 targets). A fixed threshold keeps them mmapped, returned on free.
-  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   auto& registry = *state_->registry;
   State& st = *state_;
   for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
