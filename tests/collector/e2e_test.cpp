@@ -221,7 +221,9 @@ TEST_CASE("e2e: a streamed answer with truthful timing, usage and headroom") {
   MESSAGE("ttft_minus_injected_ms=" << (*r.ttft_seconds - 0.150) * 1e3
                                     << " first_byte_ms=" << *r.first_byte_seconds * 1e3);
   REQUIRE(r.last_token_seconds.has_value());
-  CHECK(*r.last_token_seconds - *r.ttft_seconds >= 0.050);
+  // One 50 ms gap on the server; the first token may reach us a little later than it left, so
+  // the measured gap can be slightly shorter (seen: 49.96 ms under AddressSanitizer).
+  CHECK(*r.last_token_seconds - *r.ttft_seconds >= 0.040);
   REQUIRE(r.inter_token_latency_seconds.has_value());
   CHECK(*r.inter_token_latency_seconds ==
         doctest::Approx((*r.last_token_seconds - *r.ttft_seconds) / 4));

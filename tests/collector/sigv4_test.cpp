@@ -248,7 +248,9 @@ TEST_CASE("SigV4 errors never carry a credential") {
   no_secret.secret_access_key = Secret();
   CHECK_FALSE(SignSigV4(request, no_secret, SuiteParams()));
 
-  request.url = "ftp://user:" + std::string(kSecret) + "@example.amazonaws.com/";
+  // SigV4Request holds views: the URL must outlive the call.
+  const std::string ftp_url = "ftp://user:" + std::string(kSecret) + "@example.amazonaws.com/";
+  request.url = ftp_url;
   Result<SigV4Signature> bad_url = SignSigV4(request, Credentials(), SuiteParams());
   REQUIRE_FALSE(bad_url);
   CHECK(bad_url.error().message.find(kSecret) == std::string::npos);
