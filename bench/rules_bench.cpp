@@ -96,8 +96,9 @@ Labels TargetLabels(int i) {
   const int cloud = i % 5;
   const std::string model = "model-" + std::to_string(i / 5 % 40);
   const std::string target = model + "@" + kClouds[cloud] + "-" + std::to_string(i / 200);
-  return {{"target", target},      {"provider", kClouds[cloud]}, {"cloud", kClouds[cloud]},
-          {"region", kRegions[cloud]}, {"model", model},          {"tier", "prod"}};
+  return {{"target", target},        {"provider", kClouds[cloud]},
+          {"cloud", kClouds[cloud]}, {"region", kRegions[cloud]},
+          {"model", model},          {"tier", "prod"}};
 }
 
 // One realistic probe of target `i` at `t_ms`: mostly successful streams with a daily rhythm
@@ -195,13 +196,12 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
     return false;
   }
-  sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;", nullptr, nullptr,
-               nullptr);
+  sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;", nullptr, nullptr, nullptr);
   sqlite3_stmt* target = nullptr;
   sqlite3_stmt* label_set = nullptr;
   sqlite3_stmt* insert = nullptr;
-  sqlite3_prepare_v2(db, "INSERT INTO targets (id, name, labels) VALUES (?1, ?2, ?3)", -1,
-                     &target, nullptr);
+  sqlite3_prepare_v2(db, "INSERT INTO targets (id, name, labels) VALUES (?1, ?2, ?3)", -1, &target,
+                     nullptr);
   sqlite3_prepare_v2(db, "INSERT INTO label_sets (id, labels) VALUES (?1, ?2)", -1, &label_set,
                      nullptr);
   sqlite3_prepare_v2(db, R"sql(
@@ -286,13 +286,13 @@ double Percentile(std::vector<double> v, double q) {
     return 0;
   }
   std::sort(v.begin(), v.end());
-  const size_t index = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  const size_t index =
+      std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
   return v[index];
 }
 
 int Run(const Params& params) {
-  const int64_t samples_per_target =
-      static_cast<int64_t>(params.days) * 86'400 / params.interval_s;
+  const int64_t samples_per_target = static_cast<int64_t>(params.days) * 86'400 / params.interval_s;
   const std::string path = params.dir + "/mp-rules-bench-t" + std::to_string(params.targets) +
                            "-d" + std::to_string(params.days) + "-i" +
                            std::to_string(params.interval_s) + "-v1.db";
@@ -316,8 +316,8 @@ int Run(const Params& params) {
       const std::string end = std::to_string(end_ms);
       sqlite3_exec(db, ("DELETE FROM probes WHERE start_ms >= " + end).c_str(), nullptr, nullptr,
                    nullptr);
-      sqlite3_exec(db, ("DELETE FROM rollups WHERE bucket_ms >= " + end).c_str(), nullptr,
-                   nullptr, nullptr);  // fails harmlessly before migration 3
+      sqlite3_exec(db, ("DELETE FROM rollups WHERE bucket_ms >= " + end).c_str(), nullptr, nullptr,
+                   nullptr);  // fails harmlessly before migration 3
       sqlite3_exec(db, "DELETE FROM state", nullptr, nullptr, nullptr);
     }
     sqlite3_close(db);

@@ -48,12 +48,8 @@ class ProbeFactory {
     ProbeResult p;
     const int64_t target = i % targets_;
     p.target = "model-" + std::to_string(target) + "@provider-" + std::to_string(target % 7);
-    p.labels = {{"target", p.target},
-                {"provider", "openai"},
-                {"cloud", "azure"},
-                {"region", "westeurope"},
-                {"model", "gpt-4o-mini"},
-                {"tier", "prod"}};
+    p.labels = {{"target", p.target},     {"provider", "openai"},   {"cloud", "azure"},
+                {"region", "westeurope"}, {"model", "gpt-4o-mini"}, {"tier", "prod"}};
     p.start_unix_ms = kStartMs + (i / targets_) * kMinuteMs + target * 97;
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     p.dns_seconds = 0.001 + 0.004 * unit(random_);
@@ -69,8 +65,8 @@ class ProbeFactory {
     p.output_tokens = 8 + static_cast<int64_t>(unit(random_) * 8);
     p.inter_token_latency_seconds =
         (*p.last_token_seconds - *p.ttft_seconds) / static_cast<double>(*p.output_tokens - 1);
-    p.output_tokens_per_second = static_cast<double>(*p.output_tokens) /
-                                 (*p.last_token_seconds - *p.ttft_seconds);
+    p.output_tokens_per_second =
+        static_cast<double>(*p.output_tokens) / (*p.last_token_seconds - *p.ttft_seconds);
     p.chunk_count = *p.output_tokens + 2;
     p.requests = {10000.0, static_cast<double>(9990 - i % 10), 0.006};
     p.tokens = {2000000.0, static_cast<double>(1999000 - i % 1000), 0.03 * unit(random_)};

@@ -26,6 +26,10 @@
 // the prober's own event-loop latency. The total error excludes the simulator's lateness (its
 // clock stops at its last write) but includes connect, request transfer and the client side.
 
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -34,16 +38,11 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <sys/resource.h>
-
-#include <curl/curl.h>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "collector/collector.h"
 #include "common/common.h"
@@ -71,10 +70,12 @@ struct Args {
 
 Args ParseArgs(int argc, char** argv) {
   Args args;
-  if (argc > 1) args.mode = argv[1];
+  if (argc > 1)
+    args.mode = argv[1];
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string name = argv[i];
-    if (name.rfind("--", 0) == 0) name = name.substr(2);
+    if (name.rfind("--", 0) == 0)
+      name = name.substr(2);
     args.flags[name] = argv[i + 1];
   }
   return args;
@@ -128,7 +129,8 @@ size_t AppendBody(char* data, size_t size, size_t count, void* out) {
 
 bool HttpGet(const std::string& url, std::string& body) {
   CURL* easy = curl_easy_init();
-  if (easy == nullptr) return false;
+  if (easy == nullptr)
+    return false;
   curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &AppendBody);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
@@ -155,7 +157,8 @@ struct Summary {
 // Nearest-rank percentiles, in milliseconds.
 Summary Summarise(std::vector<double> seconds) {
   Summary s;
-  if (seconds.empty()) return s;
+  if (seconds.empty())
+    return s;
   std::sort(seconds.begin(), seconds.end());
   auto rank = [&](double q) {
     size_t index = static_cast<size_t>(q * static_cast<double>(seconds.size()) + 0.999999);
@@ -204,7 +207,7 @@ int Probe(const Args& args) {
     spec.labels = modelpulse::Labels{{"target", spec.name}};
     spec.interval = Millis{1};  // fire again as soon as the previous probe ends
     spec.stream = true;
-    spec.max_tokens = 1000;     // never cut the scenario's output length
+    spec.max_tokens = 1000;  // never cut the scenario's output length
     spec.expect.clear();
     spec.timeouts.connect = Millis{10000};
     spec.timeouts.first_token = Millis{30000};
@@ -282,7 +285,8 @@ int Probe(const Args& args) {
   }
 
   std::map<std::string, std::vector<const ProbeResult*>> by_target;
-  for (const ProbeResult& r : results) by_target[r.target].push_back(&r);
+  for (const ProbeResult& r : results)
+    by_target[r.target].push_back(&r);
 
   std::vector<double> ttft_err, total_err, sim_late, connect, first_byte;
   size_t not_ok = 0, unmatched = 0, skewed = 0;
@@ -314,11 +318,14 @@ int Probe(const Args& args) {
       ttft_err.push_back(*p.ttft_seconds - e.first_token_delay_seconds);
       total_err.push_back(p.total_seconds - e.total_seconds);
       const double planned =
-          (first_token_ms + static_cast<double>(std::max<int64_t>(0, e.output_tokens - 1)) *
-                                inter_token_ms) / 1000.0;
+          (first_token_ms +
+           static_cast<double>(std::max<int64_t>(0, e.output_tokens - 1)) * inter_token_ms) /
+          1000.0;
       sim_late.push_back(e.total_seconds - planned);
-      if (p.connect_seconds) connect.push_back(*p.connect_seconds);
-      if (p.first_byte_seconds) first_byte.push_back(*p.first_byte_seconds);
+      if (p.connect_seconds)
+        connect.push_back(*p.connect_seconds);
+      if (p.first_byte_seconds)
+        first_byte.push_back(*p.first_byte_seconds);
     }
   }
 
@@ -330,11 +337,12 @@ int Probe(const Args& args) {
   std::printf(
       "streams=%d connection=%s stagger=%.0fms window=%.0fs probes=%zu matched=%zu not_ok=%zu "
       "unmatched=%zu skewed=%zu\n",
-      streams, connection.c_str(), stagger_ms, seconds, results.size(), ttft_err.size(), not_ok, unmatched,
-      skewed);
-  std::printf("  prober CPU %.2f s in %.1f s after the ramp (%.0f%% of a core), %.0f us per probe\n",
-              cpu_seconds, wall_seconds, 100 * cpu_seconds / wall_seconds,
-              after_ramp == 0 ? 0.0 : 1e6 * cpu_seconds / static_cast<double>(after_ramp));
+      streams, connection.c_str(), stagger_ms, seconds, results.size(), ttft_err.size(), not_ok,
+      unmatched, skewed);
+  std::printf(
+      "  prober CPU %.2f s in %.1f s after the ramp (%.0f%% of a core), %.0f us per probe\n",
+      cpu_seconds, wall_seconds, 100 * cpu_seconds / wall_seconds,
+      after_ramp == 0 ? 0.0 : 1e6 * cpu_seconds / static_cast<double>(after_ramp));
   std::printf("  %-26s %9s %9s %9s %9s\n", "ms", "min", "p50", "p99", "max");
   auto row = [](const char* what, const Summary& x) {
     std::printf("  %-26s %9.3f %9.3f %9.3f %9.3f\n", what, x.min, x.p50, x.p99, x.max);
@@ -354,7 +362,8 @@ int Probe(const Args& args) {
 
 int main(int argc, char** argv) {
   const Args args = ParseArgs(argc, argv);
-  if (args.mode == "serve") return Serve(args);
+  if (args.mode == "serve")
+    return Serve(args);
   if (args.mode == "probe") {
     curl_global_init(CURL_GLOBAL_ALL);
     const int rc = Probe(args);

@@ -37,10 +37,10 @@ enum class ConnectionReuse { kFresh, kKeepWarm };
 // time, since its tokens expire.
 enum class AuthMode {
   kNone,
-  kApiKey,                // the provider's own key header (Bearer, api-key, x-api-key, x-goog-api-key)
-  kBearerToken,           // Authorization: Bearer (Azure Entra ID token, Bedrock API key)
-  kTokenCommand,          // a command prints a bearer token (az / gcloud print-access-token)
-  kAwsSigV4,              // AWS Signature Version 4 with `aws` credentials
+  kApiKey,        // the provider's own key header (Bearer, api-key, x-api-key, x-goog-api-key)
+  kBearerToken,   // Authorization: Bearer (Azure Entra ID token, Bedrock API key)
+  kTokenCommand,  // a command prints a bearer token (az / gcloud print-access-token)
+  kAwsSigV4,      // AWS Signature Version 4 with `aws` credentials
   kGoogleServiceAccount,  // RS256 JWT from a service-account key, exchanged at token_url
 };
 
@@ -55,8 +55,8 @@ struct TargetAuth {
   std::vector<std::string> token_command;  // argv, run without a shell
   Millis token_command_ttl{300000};        // reuse a command's token this long
   AwsCredentials aws;
-  Secret google_service_account_json;      // the key file's content
-  std::string token_url;                   // OAuth token endpoint; default from the key file
+  Secret google_service_account_json;  // the key file's content
+  std::string token_url;               // OAuth token endpoint; default from the key file
 };
 
 // Which of a cloud's APIs a target speaks, where a cloud offers more than one.
@@ -72,8 +72,8 @@ struct TargetSpec {
   std::string model;           // the family compared across clouds; the `model` label
   std::string provider_model;  // the id sent on the wire (deployment, model id)
   std::string base_url;        // e.g. https://api.openai.com/v1
-  Secret api_key;    // AuthMode::kApiKey and kBearerToken
-  TargetAuth auth;   // everything beyond a static key
+  Secret api_key;              // AuthMode::kApiKey and kBearerToken
+  TargetAuth auth;             // everything beyond a static key
   // Extra request headers from the config. Values are treated as secret-bearing: never logged.
   std::vector<std::pair<std::string, Secret>> headers;
   Labels labels;  // the full series label set: target, provider, cloud, region, model, own labels
@@ -86,9 +86,9 @@ struct TargetSpec {
   ConnectionReuse connection = ConnectionReuse::kFresh;
   // Provider details; each is empty or default where a provider has no such notion.
   ApiFlavor flavor = ApiFlavor::kNative;
-  std::string region;             // bedrock: us-east-1 (SigV4 scope); vertex: us-central1 or global
-  std::string project;            // vertex: the Google Cloud project id
-  std::string api_version;        // azure: api-version of the deployment path; empty = v1 path
+  std::string region;       // bedrock: us-east-1 (SigV4 scope); vertex: us-central1 or global
+  std::string project;      // vertex: the Google Cloud project id
+  std::string api_version;  // azure: api-version of the deployment path; empty = v1 path
   std::string anthropic_version = "2023-06-01";  // anthropic-version header
   std::string openai_path_prefix;  // bedrock/vertex OpenAI-compatible path prefix, e.g. /openai/v1
   std::optional<double> input_price_per_million;
@@ -98,10 +98,10 @@ struct TargetSpec {
 };
 
 struct ProberOptions {
-  size_t max_concurrency = 64;         // probes in flight at once, over all targets
-  size_t max_response_bytes = 1 << 20; // a larger body is cut off and classified invalid_response
-  double jitter_fraction = 0.1;        // each interval varies by up to this fraction
-  Millis shutdown_grace{5000};         // in-flight probes may finish within this, then are cancelled
+  size_t max_concurrency = 64;          // probes in flight at once, over all targets
+  size_t max_response_bytes = 1 << 20;  // a larger body is cut off and classified invalid_response
+  double jitter_fraction = 0.1;         // each interval varies by up to this fraction
+  Millis shutdown_grace{5000};  // in-flight probes may finish within this, then are cancelled
 };
 
 // Where finished probes go. Called on the prober's thread: implementations must be quick and

@@ -52,15 +52,22 @@ void AppendBigEndian(std::string& out, uint64_t value, size_t size) {
 size_t FixedValueSize(EventStreamValueType type) {
   switch (type) {
     case EventStreamValueType::kBoolTrue:
-    case EventStreamValueType::kBoolFalse: return 0;
-    case EventStreamValueType::kByte: return 1;
-    case EventStreamValueType::kShort: return 2;
-    case EventStreamValueType::kInt: return 4;
+    case EventStreamValueType::kBoolFalse:
+      return 0;
+    case EventStreamValueType::kByte:
+      return 1;
+    case EventStreamValueType::kShort:
+      return 2;
+    case EventStreamValueType::kInt:
+      return 4;
     case EventStreamValueType::kLong:
-    case EventStreamValueType::kTimestamp: return 8;
-    case EventStreamValueType::kUuid: return 16;
+    case EventStreamValueType::kTimestamp:
+      return 8;
+    case EventStreamValueType::kUuid:
+      return 16;
     case EventStreamValueType::kBytes:
-    case EventStreamValueType::kString: return 0;
+    case EventStreamValueType::kString:
+      return 0;
   }
   return 0;
 }
@@ -101,7 +108,8 @@ std::string EncodeEventStreamMessage(const std::vector<EventStreamHeader>& heade
     block.push_back(static_cast<char>(header.type));
     switch (header.type) {
       case EventStreamValueType::kBoolTrue:
-      case EventStreamValueType::kBoolFalse: break;
+      case EventStreamValueType::kBoolFalse:
+        break;
       case EventStreamValueType::kByte:
       case EventStreamValueType::kShort:
       case EventStreamValueType::kInt:
@@ -140,12 +148,18 @@ EventStreamDecoder::EventStreamDecoder(size_t max_message_bytes)
 
 std::string_view EventStreamDecoder::Describe(Status status) {
   switch (status) {
-    case Status::kOk: return "ok";
-    case Status::kBadPreludeCrc: return "event stream prelude CRC mismatch";
-    case Status::kBadMessageCrc: return "event stream message CRC mismatch";
-    case Status::kBadLength: return "event stream frame length invalid or over the limit";
-    case Status::kBadHeaders: return "event stream frame headers malformed";
-    case Status::kTruncated: return "event stream ended mid-frame (truncated)";
+    case Status::kOk:
+      return "ok";
+    case Status::kBadPreludeCrc:
+      return "event stream prelude CRC mismatch";
+    case Status::kBadMessageCrc:
+      return "event stream message CRC mismatch";
+    case Status::kBadLength:
+      return "event stream frame length invalid or over the limit";
+    case Status::kBadHeaders:
+      return "event stream frame headers malformed";
+    case Status::kTruncated:
+      return "event stream ended mid-frame (truncated)";
   }
   return "event stream error";
 }
@@ -227,8 +241,12 @@ EventStreamDecoder::Status EventStreamDecoder::DecodeOne(std::string_view frame,
     }
     header.type = static_cast<EventStreamValueType>(raw_type);
     switch (header.type) {
-      case EventStreamValueType::kBoolTrue: header.int_value = 1; break;
-      case EventStreamValueType::kBoolFalse: header.int_value = 0; break;
+      case EventStreamValueType::kBoolTrue:
+        header.int_value = 1;
+        break;
+      case EventStreamValueType::kBoolFalse:
+        header.int_value = 0;
+        break;
       case EventStreamValueType::kByte:
       case EventStreamValueType::kShort:
       case EventStreamValueType::kInt:
@@ -269,8 +287,8 @@ EventStreamDecoder::Status EventStreamDecoder::DecodeOne(std::string_view frame,
     }
     message.headers.push_back(std::move(header));
   }
-  message.payload = std::string(frame.substr(kPreludeBytes + headers_length,
-                                             total - kMinMessageBytes - headers_length));
+  message.payload = std::string(
+      frame.substr(kPreludeBytes + headers_length, total - kMinMessageBytes - headers_length));
   auto text_of = [&](std::string_view name) -> std::string {
     const EventStreamHeader* header = message.Find(name);
     if (header == nullptr || (header->type != EventStreamValueType::kString &&

@@ -62,11 +62,11 @@ class EventStreamDecoder {
  public:
   enum class Status {
     kOk,
-    kBadPreludeCrc,   // the 12-byte prelude does not match its CRC
-    kBadMessageCrc,   // the message does not match its CRC
-    kBadLength,       // total length under 16, headers longer than the message, or over the cap
-    kBadHeaders,      // a header runs past its block, has an unknown type or is duplicated
-    kTruncated,       // (Finish only) the stream ended inside a frame
+    kBadPreludeCrc,  // the 12-byte prelude does not match its CRC
+    kBadMessageCrc,  // the message does not match its CRC
+    kBadLength,      // total length under 16, headers longer than the message, or over the cap
+    kBadHeaders,     // a header runs past its block, has an unknown type or is duplicated
+    kTruncated,      // (Finish only) the stream ended inside a frame
   };
   static constexpr size_t kMaxMessageBytes = 16 * 1024 * 1024;
 

@@ -1,12 +1,14 @@
 // The Prober: one thread, one libcurl multi handle driven by curl_multi_socket_action over an
 // epoll set, every target on its interval.
 //
-// Why socket_action rather than curl_multi_perform/curl_multi_poll: perform visits every easy handle
-// (and polls each one's socket) and multi_poll rebuilds the whole descriptor set on every wake-up,
-// so with hundreds of streams in flight each chunk cost O(streams). With socket_action curl only
-// touches the connection that has bytes, and the schedule below is kept in heaps, so an iteration
-// costs O(events + due probes) and the loop stays on time at 500 concurrent streams.
+// Why socket_action rather than curl_multi_perform/curl_multi_poll: perform visits every easy
+// handle (and polls each one's socket) and multi_poll rebuilds the whole descriptor set on every
+// wake-up, so with hundreds of streams in flight each chunk cost O(streams). With socket_action
+// curl only touches the connection that has bytes, and the schedule below is kept in heaps, so an
+// iteration costs O(events + due probes) and the loop stays on time at 500 concurrent streams.
 
+#include <curl/curl.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -27,9 +29,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <curl/curl.h>
-#include <spdlog/spdlog.h>
 
 #include "collector/collector.h"
 #include "collector/transfer.h"
@@ -127,8 +126,8 @@ class ProberImpl final : public Prober {
           state = std::make_unique<TargetState>();
           // Spread first probes over one interval so targets do not fire together.
           const int64_t interval_ms = std::max<int64_t>(1, spec.interval.count());
-          state->next_due = now + std::chrono::milliseconds(
-                                      static_cast<int64_t>(StableHash(name) % interval_ms));
+          state->next_due =
+              now + std::chrono::milliseconds(static_cast<int64_t>(StableHash(name) % interval_ms));
         }
         state->configured = true;
         state->spec = std::make_shared<const TargetSpec>(std::move(spec));
@@ -181,9 +180,12 @@ class ProberImpl final : public Prober {
           continue;
         }
         int mask = 0;
-        if (events[i].events & EPOLLIN) mask |= CURL_CSELECT_IN;
-        if (events[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
-        if (events[i].events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+        if (events[i].events & EPOLLIN)
+          mask |= CURL_CSELECT_IN;
+        if (events[i].events & EPOLLOUT)
+          mask |= CURL_CSELECT_OUT;
+        if (events[i].events & (EPOLLERR | EPOLLHUP))
+          mask |= CURL_CSELECT_ERR;
         SocketAction(fd, mask);
       }
       if (curl_timer_ && *curl_timer_ <= Clock_::now()) {
@@ -232,8 +234,8 @@ class ProberImpl final : public Prober {
     int64_t tokens_today = 0;
     double cost_today = 0;
     bool paused = false;
-    bool in_flight = false;   // at most one probe per target
-    bool configured = true;   // false once a reload removed it while its probe ran
+    bool in_flight = false;  // at most one probe per target
+    bool configured = true;  // false once a reload removed it while its probe ran
   };
 
   // A target waiting for its next probe, ordered by due time (earliest on top).
@@ -270,8 +272,8 @@ class ProberImpl final : public Prober {
       return 0;
     }
     epoll_event event{};
-    event.events = ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) |
-                   ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
+    event.events =
+        ((what & CURL_POLL_IN) != 0 ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) != 0 ? EPOLLOUT : 0u);
     event.data.fd = socket;
     const bool known = socket_ptr != nullptr;
     if (epoll_ctl(self->epoll_fd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, socket, &event) != 0) {
@@ -368,8 +370,7 @@ class ProberImpl final : public Prober {
     const int64_t today = UtcDay(clock_.NowUnixMillis());
     // The heap yields the longest-waiting target first, so a concurrency cap delays probes fairly
     // rather than starving one; the rest stay due and start as slots free up.
-    while (!due_.empty() && due_.top().due <= now &&
-           transfers_.size() < options_.max_concurrency) {
+    while (!due_.empty() && due_.top().due <= now && transfers_.size() < options_.max_concurrency) {
       const DueEntry entry = due_.top();
       due_.pop();
       TargetState& state = *entry.state;
@@ -468,18 +469,19 @@ class ProberImpl final : public Prober {
     const int64_t out = result.output_tokens.value_or(0);
     state.tokens_today += in + out;
     const TargetSpec& current = *state.spec;
-    state.cost_today += static_cast<double>(in) * current.input_price_per_million.value_or(0) / 1e6 +
-                        static_cast<double>(out) * current.output_price_per_million.value_or(0) / 1e6;
+    state.cost_today +=
+        static_cast<double>(in) * current.input_price_per_million.value_or(0) / 1e6 +
+        static_cast<double>(out) * current.output_price_per_million.value_or(0) / 1e6;
     const bool tokens_spent =
         current.daily_token_budget && state.tokens_today >= *current.daily_token_budget;
     const bool cost_spent =
         current.daily_cost_budget && state.cost_today >= *current.daily_cost_budget;
     if (!state.paused && (tokens_spent || cost_spent)) {
       state.paused = true;
-      spdlog::info("target {}: daily {} budget spent ({} tokens, {:.4f} cost today); paused until "
-                   "the next UTC day",
-                   current.name, tokens_spent ? "token" : "cost", state.tokens_today,
-                   state.cost_today);
+      spdlog::info(
+          "target {}: daily {} budget spent ({} tokens, {:.4f} cost today); paused until "
+          "the next UTC day",
+          current.name, tokens_spent ? "token" : "cost", state.tokens_today, state.cost_today);
     }
   }
 

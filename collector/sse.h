@@ -15,9 +15,9 @@
 namespace modelpulse::collector {
 
 struct SseEvent {
-  std::string type;  // the event: field; empty means the default "message"
-  std::string data;  // data: lines joined with '\n'
-  std::string id;    // the last event id seen so far
+  std::string type;                 // the event: field; empty means the default "message"
+  std::string data;                 // data: lines joined with '\n'
+  std::string id;                   // the last event id seen so far
   std::optional<int64_t> retry_ms;  // a retry: field in this event, if any
 };
 
@@ -48,9 +48,9 @@ class SseDecoder {
   const size_t max_line_bytes_;
   const size_t max_event_bytes_;
   Status status_ = Status::kOk;
-  std::string line_;              // the incomplete current line
-  bool after_cr_ = false;         // the previous byte was '\r': skip one '\n'
-  bool at_start_ = true;          // a leading UTF-8 BOM is ignored
+  std::string line_;       // the incomplete current line
+  bool after_cr_ = false;  // the previous byte was '\r': skip one '\n'
+  bool at_start_ = true;   // a leading UTF-8 BOM is ignored
   std::string data_;
   bool has_data_ = false;
   SseEvent event_;

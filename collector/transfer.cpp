@@ -1,13 +1,13 @@
 #include "collector/transfer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <regex>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
@@ -19,8 +19,8 @@ std::string_view TrimView(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
     text.remove_prefix(1);
   }
-  while (!text.empty() &&
-         (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n')) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
+                           text.back() == '\n')) {
     text.remove_suffix(1);
   }
   return text;
@@ -315,7 +315,8 @@ std::vector<std::string_view> Transfer::KnownSecrets() const {
 void Transfer::Classify(CURLcode code, ProbeResult& result) {
   if (first_token_timeout_) {
     result.outcome = Outcome::kTimeout;
-    result.error = fmt::format("no first token within {} ms", target_->timeouts.first_token.count());
+    result.error =
+        fmt::format("no first token within {} ms", target_->timeouts.first_token.count());
     return;
   }
   if (cut_off_) {
@@ -330,8 +331,8 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
   }
   const bool ok_status = status_ >= 200 && status_ < 300;
   // An error status whose body was cut short still says what the provider meant.
-  const bool error_status_cut = status_ >= 300 &&
-                                (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR);
+  const bool error_status_cut =
+      status_ >= 300 && (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR);
   if (code != CURLE_OK && !(code == CURLE_PARTIAL_FILE && ok_status) && !error_status_cut) {
     ClassifyCurlError(code, result);
     return;
@@ -342,8 +343,8 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
     return;
   }
   if (!ok_status) {
-    const ProviderError error = adapter_->ClassifyHttpError(static_cast<int>(status_), headers_,
-                                                            body_);
+    const ProviderError error =
+        adapter_->ClassifyHttpError(static_cast<int>(status_), headers_, body_);
     result.outcome = error.outcome;
     result.error = error.message;
     // Google puts the delay in the body (RetryInfo); a header, when sent, still wins.
@@ -392,10 +393,9 @@ void Transfer::ClassifyCurlError(CURLcode code, ProbeResult& result) const {
       curl_off_t connect = 0;
       curl_easy_getinfo(easy_.get(), CURLINFO_CONNECT_TIME_T, &connect);
       result.outcome = Outcome::kTimeout;
-      detail = connect == 0 ? fmt::format("connect timeout after {} ms",
-                                          target_->timeouts.connect.count())
-                            : fmt::format("total timeout after {} ms",
-                                          target_->timeouts.total.count());
+      detail = connect == 0
+                   ? fmt::format("connect timeout after {} ms", target_->timeouts.connect.count())
+                   : fmt::format("total timeout after {} ms", target_->timeouts.total.count());
       break;
     }
     case CURLE_URL_MALFORMAT:

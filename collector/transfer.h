@@ -5,6 +5,8 @@
 // timestamps bytes as they arrive, feeds the decoder, and turns the end of the transfer into a
 // ProbeResult. Private to the collector. Not thread-safe: lives on the event-loop thread.
 
+#include <curl/curl.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,8 +15,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <curl/curl.h>
 
 #include "collector/collector.h"
 #include "collector/providers/provider.h"

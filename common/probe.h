@@ -27,11 +27,17 @@ enum class Outcome : int {
   kContentMismatch = 10,
 };
 
-inline constexpr std::array<Outcome, 11> kAllOutcomes = {
-    Outcome::kOk,          Outcome::kThrottled,       Outcome::kQuotaExhausted,
-    Outcome::kOverloaded,  Outcome::kTimeout,         Outcome::kNetwork,
-    Outcome::kAuth,        Outcome::kClientError,     Outcome::kServerError,
-    Outcome::kInvalidResponse, Outcome::kContentMismatch};
+inline constexpr std::array<Outcome, 11> kAllOutcomes = {Outcome::kOk,
+                                                         Outcome::kThrottled,
+                                                         Outcome::kQuotaExhausted,
+                                                         Outcome::kOverloaded,
+                                                         Outcome::kTimeout,
+                                                         Outcome::kNetwork,
+                                                         Outcome::kAuth,
+                                                         Outcome::kClientError,
+                                                         Outcome::kServerError,
+                                                         Outcome::kInvalidResponse,
+                                                         Outcome::kContentMismatch};
 
 // "ok", "throttled", "quota_exhausted", ... as used in labels, JSON and logs.
 std::string_view OutcomeName(Outcome outcome);
@@ -50,9 +56,9 @@ struct RateLimit {
 // TLS on http://, no token before a failure) is nullopt. Never holds a secret: `error` is built
 // from status, class and provider message only.
 struct ProbeResult {
-  std::string target;        // the target's unique name
-  Labels labels;             // target, provider, cloud, region, model and the target's own labels
-  int64_t start_unix_ms = 0; // wall clock at request start
+  std::string target;         // the target's unique name
+  Labels labels;              // target, provider, cloud, region, model and the target's own labels
+  int64_t start_unix_ms = 0;  // wall clock at request start
 
   std::optional<double> dns_seconds;
   std::optional<double> connect_seconds;
@@ -66,7 +72,7 @@ struct ProbeResult {
   int http_status = 0;  // 0 when no response arrived
   Outcome outcome = Outcome::kOk;
 
-  std::optional<int64_t> input_tokens;   // from the provider's usage, never counted
+  std::optional<int64_t> input_tokens;  // from the provider's usage, never counted
   std::optional<int64_t> output_tokens;
   std::optional<double> inter_token_latency_seconds;  // (last - first) / (output_tokens - 1)
   std::optional<double> output_tokens_per_second;

@@ -2,9 +2,8 @@
 #define MODELPULSE_COMMON_RESULT_H_
 
 #include <string>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace modelpulse {
 

@@ -1,11 +1,11 @@
 #include "daemon/cli.h"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
+#include <CLI/CLI.hpp>
 #include <cmath>
+#include <csignal>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
@@ -18,8 +18,8 @@
 #include "daemon/probe_output.h"
 #include "daemon/series_source.h"
 #include "rules/rules.h"
-#include "storage/storage.h"
 #include "simulator/simulator.h"
+#include "storage/storage.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -60,8 +60,8 @@ Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& 
   return simulator::Simulator::Start(options);
 }
 
-int Probe(const std::string& config_file, const std::string& target_name,
-          const std::string& output, int count) {
+int Probe(const std::string& config_file, const std::string& target_name, const std::string& output,
+          int count) {
   auto config = LoadConfig(config_file);
   if (!config) {
     std::cerr << config.error().ToString() << "\n";
@@ -243,9 +243,10 @@ int RunCli(int argc, char** argv) {
   run->add_option("--config.file", run_flags.config_file, "Configuration file")
       ->capture_default_str();
   CLI::Option* listen_option = run->add_option(
-      "--web.listen-address", listen_flag, "Address for /metrics and the API (default from the config, else 127.0.0.1:9464)");
-  CLI::Option* storage_option =
-      run->add_option("--storage.path", storage_flag, "SQLite database file (default from the config)");
+      "--web.listen-address", listen_flag,
+      "Address for /metrics and the API (default from the config, else 127.0.0.1:9464)");
+  CLI::Option* storage_option = run->add_option("--storage.path", storage_flag,
+                                                "SQLite database file (default from the config)");
 
   CLI::App* check = app.add_subcommand("check", "Check configuration or rule files");
   check->require_subcommand(1);
@@ -268,7 +269,8 @@ int RunCli(int argc, char** argv) {
   std::string query_db = "/var/lib/modelpulse/modelpulse.db";
   CLI::App* query = app.add_subcommand("query", "Evaluate a PromQL expression over stored probes");
   query->add_option("expr", query_expr, "PromQL expression")->required();
-  query->add_option("--time", query_time, "Evaluation time: unix seconds or RFC 3339 (default now)");
+  query->add_option("--time", query_time,
+                    "Evaluation time: unix seconds or RFC 3339 (default now)");
   query->add_option("--storage.path", query_db, "SQLite database file")->capture_default_str();
 
   std::string probe_config = run_flags.config_file;
@@ -290,8 +292,9 @@ int RunCli(int argc, char** argv) {
   simulate->add_option("--listen-address", simulate_listen, "Address to serve on")
       ->capture_default_str();
   int simulate_workers = 64;
-  simulate->add_option("--worker-threads", simulate_workers,
-                       "Streams served at once (each open stream holds a thread)")
+  simulate
+      ->add_option("--worker-threads", simulate_workers,
+                   "Streams served at once (each open stream holds a thread)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
 

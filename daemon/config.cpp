@@ -1,6 +1,9 @@
 #include "daemon/config.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <glob.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
@@ -13,14 +16,10 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <span>
 #include <utility>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "collector/auth/aws_credentials.h"
 
@@ -50,8 +49,8 @@ class Diagnostics {
  public:
   void Add(const YAML::Mark& mark, std::string message) {
     const bool known = !mark.is_null();
-    problems_.push_back({known ? mark.line + 1 : 0, known ? mark.column + 1 : 0,
-                         std::move(message)});
+    problems_.push_back(
+        {known ? mark.line + 1 : 0, known ? mark.column + 1 : 0, std::move(message)});
   }
   bool empty() const { return problems_.empty(); }
 
@@ -156,9 +155,9 @@ std::string Suggestion(std::string_view key, std::span<const std::string_view> k
 // The entries of a map, each key once. A null node counts as an empty map. Reports a node of
 // another kind (as `path`), non-scalar keys, repeated keys and, unless `known` is empty, keys
 // outside `known` (described as being `where`, e.g. `in "global"`).
-std::vector<Entry> MapEntries(const YAML::Node& node, const YAML::Mark& mark,
-                              std::string_view path, std::string_view where,
-                              std::span<const std::string_view> known, Diagnostics& diag) {
+std::vector<Entry> MapEntries(const YAML::Node& node, const YAML::Mark& mark, std::string_view path,
+                              std::string_view where, std::span<const std::string_view> known,
+                              Diagnostics& diag) {
   std::vector<Entry> entries;
   if (node.IsNull()) {
     return entries;
@@ -173,19 +172,19 @@ std::vector<Entry> MapEntries(const YAML::Node& node, const YAML::Mark& mark,
     const YAML::Node key = it->first;
     const YAML::Node value = it->second;
     if (!key.IsScalar()) {
-      diag.Add(key.Mark(), fmt::format("keys must be plain strings, got {} {}", KindName(key),
-                                       where));
+      diag.Add(key.Mark(),
+               fmt::format("keys must be plain strings, got {} {}", KindName(key), where));
       continue;
     }
     const std::string name = key.Scalar();
     if (auto [pos, inserted] = seen.emplace(name, key.Mark().line + 1); !inserted) {
-      diag.Add(key.Mark(), fmt::format("duplicate key \"{}\" {} (first at line {})", name, where,
-                                       pos->second));
+      diag.Add(key.Mark(),
+               fmt::format("duplicate key \"{}\" {} (first at line {})", name, where, pos->second));
       continue;
     }
     if (!known.empty() && std::find(known.begin(), known.end(), name) == known.end()) {
-      diag.Add(key.Mark(), fmt::format("unknown key \"{}\" {}{}", name, where,
-                                       Suggestion(name, known)));
+      diag.Add(key.Mark(),
+               fmt::format("unknown key \"{}\" {}{}", name, where, Suggestion(name, known)));
       continue;
     }
     entries.push_back({name, key, value});
@@ -307,8 +306,8 @@ bool IsValidLabelName(std::string_view name) {
 // A label map (`labels`, `external_labels`): names checked, values must be scalars.
 Labels ReadLabels(const Entry& e, std::string_view path, Diagnostics& diag) {
   Labels labels;
-  for (const Entry& label : MapEntries(e.value, e.ValueMark(), path, fmt::format("in \"{}\"", path),
-                                       {}, diag)) {
+  for (const Entry& label :
+       MapEntries(e.value, e.ValueMark(), path, fmt::format("in \"{}\"", path), {}, diag)) {
     if (!IsValidLabelName(label.key)) {
       diag.Add(label.key_node.Mark(),
                fmt::format("\"{}\": invalid label name \"{}\" (must match "
@@ -332,7 +331,8 @@ fs::path Resolve(const fs::path& folder, const std::string& path) {
 // "host:port", "[v6]:port" or ":port"; the port 0..65535.
 bool IsListenAddress(std::string_view address) {
   const size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos || colon + 1 == address.size() || colon + 6 < address.size()) {
+  if (colon == std::string_view::npos || colon + 1 == address.size() ||
+      colon + 6 < address.size()) {
     return false;
   }
   const std::string_view port = address.substr(colon + 1);
@@ -361,8 +361,8 @@ std::optional<std::string> ReadListenAddress(const Entry& e, std::string_view pa
 
 // Every provider, in the order collector.h declares them; names come from collector itself.
 constexpr std::array<Provider, 7> kAllProviders = {
-    Provider::kOpenAI,    Provider::kOpenAICompatible, Provider::kAzure, Provider::kAnthropic,
-    Provider::kBedrock,   Provider::kVertex,           Provider::kGemini};
+    Provider::kOpenAI,  Provider::kOpenAICompatible, Provider::kAzure, Provider::kAnthropic,
+    Provider::kBedrock, Provider::kVertex,           Provider::kGemini};
 
 std::optional<Provider> ProviderByName(std::string_view name) {
   return collector::ProviderFromName(name);
@@ -510,8 +510,8 @@ std::optional<Secret> ResolveSecret(SecretSource source, const Entry& e, std::st
       }
       std::optional<std::string> value = ctx.env.GetEnv(*reference);
       if (!value) {
-        ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": environment variable {} is not set",
-                                                path, *reference));
+        ctx.diag.Add(e.ValueMark(),
+                     fmt::format("\"{}\": environment variable {} is not set", path, *reference));
         return std::nullopt;
       }
       if (value->empty()) {
@@ -576,14 +576,22 @@ constexpr std::array<AuthKey, 9> kAuthModeKeys = {{
     {"aws", AuthMode::kAwsSigV4},
     {"google_service_account_file", AuthMode::kGoogleServiceAccount},
 }};
-// Keys that refine one mode: token_command_ttl with token_command, token_url with a service account.
-constexpr std::array<std::string_view, 11> kAuthKeys = {
-    "api_key_env",      "api_key_file",  "api_key_credential", "bearer_token_env",
-    "bearer_token_file", "bearer_token_credential", "token_command", "token_command_ttl",
-    "aws",              "google_service_account_file", "token_url"};
-constexpr std::array<std::string_view, 5> kAwsKeys = {
-    "profile", "credentials_file", "access_key_id_env", "secret_access_key_env",
-    "session_token_env"};
+// Keys that refine one mode: token_command_ttl with token_command, token_url with a service
+// account.
+constexpr std::array<std::string_view, 11> kAuthKeys = {"api_key_env",
+                                                        "api_key_file",
+                                                        "api_key_credential",
+                                                        "bearer_token_env",
+                                                        "bearer_token_file",
+                                                        "bearer_token_credential",
+                                                        "token_command",
+                                                        "token_command_ttl",
+                                                        "aws",
+                                                        "google_service_account_file",
+                                                        "token_url"};
+constexpr std::array<std::string_view, 5> kAwsKeys = {"profile", "credentials_file",
+                                                      "access_key_id_env", "secret_access_key_env",
+                                                      "session_token_env"};
 
 std::optional<AuthMode> ModeOfKey(std::string_view key) {
   for (const AuthKey& k : kAuthModeKeys) {
@@ -690,17 +698,14 @@ struct ParsedAuth {
   bool chose_mode = false;  // one mode key was given (resolved or not)
 };
 
-
-
-
 // `aws:` — explicit variables, or the chain of the AWS CLI and SDKs for static credentials:
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN unless a profile is named, then the
 // profile (auth.aws.profile, AWS_PROFILE, "default") in the shared credentials file
 // (auth.aws.credentials_file, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials). An explicit
 // profile ignores the environment, as botocore does.
 void ReadAws(const Entry& e, ParsedAuth& out, Context& ctx) {
-  const std::vector<Entry> entries = MapEntries(e.value, e.ValueMark(), "auth.aws",
-                                                "in \"auth.aws\"", kAwsKeys, ctx.diag);
+  const std::vector<Entry> entries =
+      MapEntries(e.value, e.ValueMark(), "auth.aws", "in \"auth.aws\"", kAwsKeys, ctx.diag);
   if (!e.value.IsNull() && !e.value.IsMap()) {
     return;
   }
@@ -735,9 +740,8 @@ void ReadAws(const Entry& e, ParsedAuth& out, Context& ctx) {
     }
     std::optional<Secret> id = ResolveSecret(SecretSource::kEnv, *given["access_key_id_env"],
                                              "auth.aws.access_key_id_env", ctx);
-    std::optional<Secret> secret =
-        ResolveSecret(SecretSource::kEnv, *given["secret_access_key_env"],
-                      "auth.aws.secret_access_key_env", ctx);
+    std::optional<Secret> secret = ResolveSecret(
+        SecretSource::kEnv, *given["secret_access_key_env"], "auth.aws.secret_access_key_env", ctx);
     std::optional<Secret> token;
     if (has("session_token_env")) {
       token = ResolveSecret(SecretSource::kEnv, *given["session_token_env"],
@@ -827,10 +831,10 @@ void ReadServiceAccount(const Entry& e, ParsedAuth& out, Context& ctx) {
   };
   const std::string type = text("type");
   if (key.contains("type") && type != "service_account") {
-    const bool printable = !type.empty() && type.size() < 40 &&
-                           std::all_of(type.begin(), type.end(), [](char c) {
-                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-                           });
+    const bool printable =
+        !type.empty() && type.size() < 40 && std::all_of(type.begin(), type.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        });
     ctx.diag.Add(e.ValueMark(),
                  fmt::format("\"{}\": {} is {} credential, not a service-account key (for "
                              "gcloud user credentials use auth.token_command: [gcloud, auth, "
@@ -845,8 +849,8 @@ void ReadServiceAccount(const Entry& e, ParsedAuth& out, Context& ctx) {
     }
   }
   if (!missing.empty()) {
-    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {} has no \"{}\"", path, file,
-                                            fmt::join(missing, "\", \"")));
+    ctx.diag.Add(e.ValueMark(),
+                 fmt::format("\"{}\": {} has no \"{}\"", path, file, fmt::join(missing, "\", \"")));
     return;
   }
   if (text("private_key").find("PRIVATE KEY-----") == std::string::npos) {
@@ -860,8 +864,8 @@ void ReadServiceAccount(const Entry& e, ParsedAuth& out, Context& ctx) {
   if (out.auth.token_url.empty()) {
     out.auth.token_url = text("token_uri");
   }
-  out.source = fmt::format("google service account from {}, token url {}", file,
-                           out.auth.token_url);
+  out.source =
+      fmt::format("google service account from {}, token url {}", file, out.auth.token_url);
 }
 
 void ReadTokenCommand(const Entry& e, ParsedAuth& out, Context& ctx) {
@@ -893,9 +897,8 @@ void ReadTokenCommand(const Entry& e, ParsedAuth& out, Context& ctx) {
 ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provider> provider,
                     Context& ctx) {
   ParsedAuth out;
-  const std::vector<Entry> entries =
-      MapEntries(e.value, e.ValueMark(), "auth", fmt::format("in \"auth\" of {}", where),
-                 kAuthKeys, ctx.diag);
+  const std::vector<Entry> entries = MapEntries(
+      e.value, e.ValueMark(), "auth", fmt::format("in \"auth\" of {}", where), kAuthKeys, ctx.diag);
   const Entry* chosen = nullptr;
   const Entry* ttl = nullptr;
   const Entry* token_url = nullptr;
@@ -919,7 +922,8 @@ ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provid
       chosen != nullptr ? ModeOfKey(chosen->key) : std::optional<AuthMode>();
   bool usable = true;
   if (ttl != nullptr && mode != AuthMode::kTokenCommand) {
-    ctx.diag.Add(ttl->key_node.Mark(), "\"auth.token_command_ttl\": applies only with token_command");
+    ctx.diag.Add(ttl->key_node.Mark(),
+                 "\"auth.token_command_ttl\": applies only with token_command");
     usable = false;
   }
   if (token_url != nullptr && mode != AuthMode::kGoogleServiceAccount) {
@@ -935,8 +939,9 @@ ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provid
     if (std::find(allowed.begin(), allowed.end(), *mode) == allowed.end()) {
       std::string hint;
       if (*provider == Provider::kBedrock && *mode == AuthMode::kApiKey) {
-        hint = " (a Bedrock API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
-               "AWS_BEARER_TOKEN_BEDROCK)";
+        hint =
+            " (a Bedrock API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
+            "AWS_BEARER_TOKEN_BEDROCK)";
       }
       ctx.diag.Add(chosen->key_node.Mark(),
                    fmt::format("\"auth.{}\": provider {} does not take {}; it takes {}{}",
@@ -1130,7 +1135,8 @@ bool ReadProbeSetting(const Entry& e, std::string_view where, Scope scope, Probe
   } else if (key == "expect") {
     std::optional<std::string> expect = ReadString(e, key, diag);
     if (expect && expect->size() > kMaxExpectLength) {
-      diag.Add(e.ValueMark(), fmt::format("\"expect\": longer than {} characters", kMaxExpectLength));
+      diag.Add(e.ValueMark(),
+               fmt::format("\"expect\": longer than {} characters", kMaxExpectLength));
       expect.reset();
     } else if (expect) {
       if (std::optional<std::string> problem = RegexProblem(*expect)) {
@@ -1148,16 +1154,18 @@ bool ReadProbeSetting(const Entry& e, std::string_view where, Scope scope, Probe
     } else if (text == "keep_warm") {
       reuse = ConnectionReuse::kKeepWarm;
     } else if (text) {
-      diag.Add(e.ValueMark(), fmt::format("\"connection\": expected fresh or keep_warm, got \"{}\"",
-                                          *text));
+      diag.Add(e.ValueMark(),
+               fmt::format("\"connection\": expected fresh or keep_warm, got \"{}\"", *text));
     }
     Store(out.connection, reuse, e, scope);
   } else if (key == "timeouts") {
-    for (const Entry& t : MapEntries(e.value, e.ValueMark(), "timeouts",
-                                     fmt::format("in \"timeouts\" of {}", where), kTimeoutKeys,
-                                     diag)) {
+    for (const Entry& t :
+         MapEntries(e.value, e.ValueMark(), "timeouts", fmt::format("in \"timeouts\" of {}", where),
+                    kTimeoutKeys, diag)) {
       std::optional<Millis> value = ReadDuration(t, "timeouts." + t.key, Sign::kPositive, diag);
-      Store(t.key == "connect" ? out.connect : t.key == "first_token" ? out.first_token : out.total,
+      Store(t.key == "connect"       ? out.connect
+            : t.key == "first_token" ? out.first_token
+                                     : out.total,
             value, t, scope);
     }
   } else {
@@ -1187,9 +1195,9 @@ void CheckTimeouts(const ProbeSettings& s, Scope scope, std::string_view where, 
     // Point at whichever of the two the target set; within one scope, at the shorter timeout.
     const YAML::Mark mark =
         !part->from_target && s.total && s.total->from_target ? s.total->mark : part->mark;
-    diag.Add(mark, fmt::format("\"timeouts.{}\" ({}) is longer than \"timeouts.total\" ({}) {}",
-                               name, FormatPromDuration(part->value), FormatPromDuration(total),
-                               where));
+    diag.Add(mark,
+             fmt::format("\"timeouts.{}\" ({}) is longer than \"timeouts.total\" ({}) {}", name,
+                         FormatPromDuration(part->value), FormatPromDuration(total), where));
   };
   check(s.first_token, "first_token");
   check(s.connect, "connect");
@@ -1228,11 +1236,18 @@ void ApplySettings(const ProbeSettings& s, TargetSpec& spec) {
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
-constexpr std::array<std::string_view, 23> kTargetKeys = {
-    "name",        "provider",    "model",      "provider_model",    "base_url", "auth",
-    "region",      "project",     "api_version", "anthropic_version", "api",      "openai_path_prefix",
-    "headers",     "labels",      "price",      "budget",            "interval", "stream",
-    "max_tokens",  "prompt",      "expect",     "timeouts",          "connection"};
+constexpr std::array<std::string_view, 23> kTargetKeys = {"name",        "provider",
+                                                          "model",       "provider_model",
+                                                          "base_url",    "auth",
+                                                          "region",      "project",
+                                                          "api_version", "anthropic_version",
+                                                          "api",         "openai_path_prefix",
+                                                          "headers",     "labels",
+                                                          "price",       "budget",
+                                                          "interval",    "stream",
+                                                          "max_tokens",  "prompt",
+                                                          "expect",      "timeouts",
+                                                          "connection"};
 constexpr std::array<std::string_view, 2> kPriceKeys = {"input_per_million", "output_per_million"};
 constexpr std::array<std::string_view, 2> kBudgetKeys = {"daily_tokens", "daily_cost"};
 constexpr std::array<std::string_view, 3> kIdentityLabels = {"target", "provider", "model"};
@@ -1386,16 +1401,16 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
   bool ok = true;
 
   if (auto it = value.find("region"); it != value.end()) {
-    const bool valid = provider == Provider::kBedrock ? IsAwsRegion(it->second)
-                                                      : IsGoogleLocation(it->second);
+    const bool valid =
+        provider == Provider::kBedrock ? IsAwsRegion(it->second) : IsGoogleLocation(it->second);
     if (!valid) {
-      diag.Add(at("region"),
-               provider == Provider::kBedrock
-                   ? fmt::format("\"region\": \"{}\" is not an AWS region (e.g. us-east-1)",
-                                 it->second)
-                   : fmt::format("\"region\": \"{}\" is not a Google Cloud location (e.g. "
-                                 "us-central1, europe-west4 or global)",
-                                 it->second));
+      diag.Add(
+          at("region"),
+          provider == Provider::kBedrock
+              ? fmt::format("\"region\": \"{}\" is not an AWS region (e.g. us-east-1)", it->second)
+              : fmt::format("\"region\": \"{}\" is not a Google Cloud location (e.g. "
+                            "us-central1, europe-west4 or global)",
+                            it->second));
       ok = false;
     } else {
       spec.region = it->second;
@@ -1414,10 +1429,9 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
   for (const char* key : {"api_version", "anthropic_version"}) {
     if (auto it = value.find(key); it != value.end()) {
       if (!IsVersionText(it->second)) {
-        diag.Add(at(key), fmt::format("\"{}\": \"{}\" is not a version (e.g. {})", key,
-                                      it->second,
-                                      std::string_view(key) == "api_version" ? "2024-10-21"
-                                                                             : "2023-06-01"));
+        diag.Add(at(key),
+                 fmt::format("\"{}\": \"{}\" is not a version (e.g. {})", key, it->second,
+                             std::string_view(key) == "api_version" ? "2024-10-21" : "2023-06-01"));
         ok = false;
       } else {
         (std::string_view(key) == "api_version" ? spec.api_version : spec.anthropic_version) =
@@ -1432,7 +1446,8 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
     } else if (it->second == "openai") {
       api = collector::ApiFlavor::kOpenAICompatible;
     } else {
-      diag.Add(at("api"), fmt::format("\"api\": expected native or openai, got \"{}\"", it->second));
+      diag.Add(at("api"),
+               fmt::format("\"api\": expected native or openai, got \"{}\"", it->second));
       ok = false;
     }
   }
@@ -1440,13 +1455,16 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
     // The deployment path carries api-version; the v1 path has none. One decides the other.
     const bool versioned = value.count("api_version") > 0;
     if (api == collector::ApiFlavor::kNative && !versioned) {
-      diag.Add(at("api"), "\"api\": azure's native deployment path needs \"api_version\" (e.g. "
-                          "2024-10-21); without it the v1 path (api: openai) is used");
+      diag.Add(at("api"),
+               "\"api\": azure's native deployment path needs \"api_version\" (e.g. "
+               "2024-10-21); without it the v1 path (api: openai) is used");
     } else if (api == collector::ApiFlavor::kOpenAICompatible && versioned) {
-      diag.Add(at("api_version"), "\"api_version\": applies to azure's deployment path (api: "
-                                  "native), not to the v1 path (api: openai)");
+      diag.Add(at("api_version"),
+               "\"api_version\": applies to azure's deployment path (api: "
+               "native), not to the v1 path (api: openai)");
     }
-    spec.flavor = versioned ? collector::ApiFlavor::kNative : collector::ApiFlavor::kOpenAICompatible;
+    spec.flavor =
+        versioned ? collector::ApiFlavor::kNative : collector::ApiFlavor::kOpenAICompatible;
   } else if (api) {
     spec.flavor = *api;
   }
@@ -1458,8 +1476,7 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
     if (spec.flavor != collector::ApiFlavor::kOpenAICompatible) {
       diag.Add(details.at("openai_path_prefix")->key_node.Mark(),
                fmt::format("\"openai_path_prefix\": applies only with api: openai"));
-    } else if (!prefix.starts_with('/') ||
-               prefix.find_first_of(" \t?#") != std::string::npos) {
+    } else if (!prefix.starts_with('/') || prefix.find_first_of(" \t?#") != std::string::npos) {
       diag.Add(at("openai_path_prefix"),
                "\"openai_path_prefix\": expected a path starting with / (e.g. /openai/v1)");
     } else {
@@ -1553,8 +1570,9 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
       if (std::optional<std::string> name = ReadNonEmptyString(e, key, ctx.diag)) {
         provider = ProviderByName(*name);
         if (!provider) {
-          ctx.diag.Add(e.ValueMark(), fmt::format("\"provider\": unknown provider \"{}\" (valid: {})",
-                                                  *name, ValidProviderList()));
+          ctx.diag.Add(e.ValueMark(),
+                       fmt::format("\"provider\": unknown provider \"{}\" (valid: {})", *name,
+                                   ValidProviderList()));
         }
       }
     } else if (key == "model") {
@@ -1680,8 +1698,8 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
 constexpr std::array<std::string_view, 7> kTopKeys = {
     "global", "web", "storage", "defaults", "targets", "rule_files", "simulator"};
 constexpr std::array<std::string_view, 6> kGlobalKeys = {
-    "external_labels", "max_concurrency", "max_response_bytes", "jitter_fraction",
-    "shutdown_grace",  "evaluation_interval"};
+    "external_labels", "max_concurrency", "max_response_bytes",
+    "jitter_fraction", "shutdown_grace",  "evaluation_interval"};
 constexpr std::array<std::string_view, 1> kWebKeys = {"listen_address"};
 constexpr std::array<std::string_view, 2> kStorageKeys = {"path", "retention"};
 constexpr std::array<std::string_view, 2> kSimulatorKeys = {"scenario", "listen_address"};
@@ -1719,8 +1737,8 @@ void ReadGlobal(const Entry& section, Config& config, Diagnostics& diag) {
 }
 
 void ReadStorage(const Entry& section, Config& config, Context& ctx) {
-  for (const Entry& e : MapEntries(section.value, section.ValueMark(), "storage",
-                                   "in \"storage\"", kStorageKeys, ctx.diag)) {
+  for (const Entry& e : MapEntries(section.value, section.ValueMark(), "storage", "in \"storage\"",
+                                   kStorageKeys, ctx.diag)) {
     if (e.key == "path") {
       if (auto path = ReadNonEmptyString(e, "storage.path", ctx.diag)) {
         config.storage.path = Resolve(ctx.folder, *path).string();
@@ -1833,8 +1851,8 @@ void ReadTargets(const Entry& section, const ProbeSettings& defaults, Config& co
 
 void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
   if (!root.IsNull() && !root.IsMap()) {
-    ctx.diag.Add(root.Mark(), fmt::format("the config must be a map of sections, got {}",
-                                          KindName(root)));
+    ctx.diag.Add(root.Mark(),
+                 fmt::format("the config must be a map of sections, got {}", KindName(root)));
     return;
   }
   const std::vector<Entry> sections =
@@ -1851,8 +1869,8 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
     if (e.key == "global") {
       ReadGlobal(e, config, ctx.diag);
     } else if (e.key == "web") {
-      for (const Entry& w : MapEntries(e.value, e.ValueMark(), "web", "in \"web\"", kWebKeys,
-                                       ctx.diag)) {
+      for (const Entry& w :
+           MapEntries(e.value, e.ValueMark(), "web", "in \"web\"", kWebKeys, ctx.diag)) {
         if (auto address = ReadListenAddress(w, "web.listen_address", ctx.diag)) {
           config.web_listen_address = *address;
         }
@@ -1895,8 +1913,8 @@ Result<std::string> SystemEnvironment::ReadFile(const std::string& path) const {
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
     content.append(buffer, static_cast<size_t>(in.gcount()));
     if (content.size() > kMaxFileBytes) {
-      return Fail(Error::Io(fmt::format("cannot read {}: larger than {} bytes", path,
-                                        kMaxFileBytes)));
+      return Fail(
+          Error::Io(fmt::format("cannot read {}: larger than {} bytes", path, kMaxFileBytes)));
     }
   }
   if (in.bad()) {
@@ -1984,7 +2002,7 @@ std::string DescribeConfig(const Config& config) {
     if (target.provider == Provider::kAzure || target.provider == Provider::kBedrock ||
         target.provider == Provider::kVertex) {
       details += target.flavor == collector::ApiFlavor::kOpenAICompatible ? ", api openai"
-                                                                           : ", api native";
+                                                                          : ", api native";
     }
     if (!target.project.empty()) {
       details += ", project " + target.project;
@@ -1996,13 +2014,12 @@ std::string DescribeConfig(const Config& config) {
       details += ", path prefix " + target.openai_path_prefix;
     }
     auto source = config.auth_sources.find(target.name);
-    text += fmt::format("  {}: {} {}{} (cloud {}, region {}{}) every {} at {}, auth {}\n",
-                        target.name, NameOfProvider(target.provider), target.model,
-                        target.provider_model == target.model ? ""
-                                                              : " as " + target.provider_model,
-                        label("cloud"), label("region"), details,
-                        FormatPromDuration(target.interval), target.base_url,
-                        source != config.auth_sources.end() ? source->second : "none");
+    text +=
+        fmt::format("  {}: {} {}{} (cloud {}, region {}{}) every {} at {}, auth {}\n", target.name,
+                    NameOfProvider(target.provider), target.model,
+                    target.provider_model == target.model ? "" : " as " + target.provider_model,
+                    label("cloud"), label("region"), details, FormatPromDuration(target.interval),
+                    target.base_url, source != config.auth_sources.end() ? source->second : "none");
   }
   if (config.simulator) {
     text += fmt::format("  simulator: {} on {}\n", config.simulator->scenario_path,

@@ -21,7 +21,7 @@ inline constexpr std::string_view kDefaultStoragePath = "/var/lib/modelpulse/mod
 
 // The built-in simulator of the offline demo (`simulator:` section).
 struct SimulatorSettings {
-  std::string scenario_path;                    // absolute, resolved against the config's folder
+  std::string scenario_path;  // absolute, resolved against the config's folder
   std::string listen_address = "127.0.0.1:9465";
 };
 
@@ -38,8 +38,8 @@ struct Config {
   // Target name -> where its credential comes from, secret-free: "api key from $OPENAI_API_KEY",
   // "aws sigv4, profile \"prod\" in /home/u/.aws/credentials", "none". For DescribeConfig.
   std::map<std::string, std::string> auth_sources;
-  std::vector<std::string> rule_files;         // absolute, globs expanded, sorted per pattern
-  Millis evaluation_interval{15000};  // global.evaluation_interval: rule groups without their own
+  std::vector<std::string> rule_files;  // absolute, globs expanded, sorted per pattern
+  Millis evaluation_interval{15000};    // global.evaluation_interval: rule groups without their own
   std::optional<SimulatorSettings> simulator;
 };
 

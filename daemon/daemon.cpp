@@ -1,12 +1,12 @@
 #include "daemon/daemon.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "collector/collector.h"
@@ -57,9 +57,9 @@ class ProbeFanOut final : public collector::ProbeSink {
                    result.total_seconds, result.input_tokens.value_or(-1),
                    result.output_tokens.value_or(-1));
     } else {
-      spdlog::warn("probe target={} outcome={} status={} total={:.3f}s error=\"{}\"",
-                   result.target, OutcomeName(result.outcome), result.http_status,
-                   result.total_seconds, result.error);
+      spdlog::warn("probe target={} outcome={} status={} total={:.3f}s error=\"{}\"", result.target,
+                   OutcomeName(result.outcome), result.http_status, result.total_seconds,
+                   result.error);
     }
   }
 
@@ -132,8 +132,8 @@ class DaemonImpl final : public Daemon {
       return Fail(store.error());
     }
     store_ = std::move(*store);
-    series_ = std::make_unique<ProbeSeriesSource>(store_.get(), kRecentWindow,
-                                                  clock_.NowUnixMillis());
+    series_ =
+        std::make_unique<ProbeSeriesSource>(store_.get(), kRecentWindow, clock_.NowUnixMillis());
     auto rule_engine = RuleEngine::Create(RuleOptionsOf(config_), *series_, *store_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());

@@ -1,5 +1,4 @@
 #include <curl/curl.h>
-
 #include <malloc.h>
 
 #include <cstdio>

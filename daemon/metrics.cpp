@@ -1,13 +1,12 @@
 #include "daemon/metrics.h"
 
+#include <malloc.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
-
-#include <malloc.h>
 
 #include <algorithm>
 #include <array>
@@ -56,11 +55,10 @@ struct PhaseInfo {
   const char* name;
   const Histogram::BucketBoundaries& (*buckets)();
 };
-constexpr PhaseInfo kPhases[] = {
-    {"dns", &NetworkBuckets},          {"connect", &NetworkBuckets},
-    {"tls", &NetworkBuckets},          {"first_byte", &LatencyBuckets},
-    {"ttft", &LatencyBuckets},         {"first_answer_token", &LatencyBuckets},
-    {"total", &LatencyBuckets}};
+constexpr PhaseInfo kPhases[] = {{"dns", &NetworkBuckets},  {"connect", &NetworkBuckets},
+                                 {"tls", &NetworkBuckets},  {"first_byte", &LatencyBuckets},
+                                 {"ttft", &LatencyBuckets}, {"first_answer_token", &LatencyBuckets},
+                                 {"total", &LatencyBuckets}};
 constexpr size_t kPhaseCount = std::size(kPhases);
 
 // An output stream that appends to a string we own, so /metrics is built in place: no
@@ -109,8 +107,8 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
     f.type = type;
     return f;
   };
-  auto alerts = family("ALERTS", "Pending and firing alerts, as Prometheus records them.",
-                       MetricType::Gauge);
+  auto alerts =
+      family("ALERTS", "Pending and firing alerts, as Prometheus records them.", MetricType::Gauge);
   auto for_state = family("ALERTS_FOR_STATE",
                           "Unix time since which each pending or firing alert has been active.",
                           MetricType::Gauge);
@@ -125,8 +123,8 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
                          "Duration of the last evaluation of each rule group.", MetricType::Gauge);
   auto last = family("modelpulse_rule_group_last_evaluation_timestamp_seconds",
                      "Unix time of the last evaluation of each rule group.", MetricType::Gauge);
-  auto count = family("modelpulse_rule_group_rules", "Rules in each rule group.",
-                      MetricType::Gauge);
+  auto count =
+      family("modelpulse_rule_group_rules", "Rules in each rule group.", MetricType::Gauge);
   auto evaluations = family("modelpulse_rule_group_evaluations_total",
                             "Evaluations of each rule group.", MetricType::Counter);
   auto failures = family("modelpulse_rule_evaluation_failures_total",
@@ -134,8 +132,8 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
   for (const RuleGroupStatus& group : rules.groups) {
     const Labels labels = {{"rule_group", group.file + ";" + group.name}};
     duration.metric.push_back(Sample(labels, group.last_duration_seconds, MetricType::Gauge));
-    last.metric.push_back(Sample(
-        labels, static_cast<double>(group.last_evaluation_ms) / 1000.0, MetricType::Gauge));
+    last.metric.push_back(
+        Sample(labels, static_cast<double>(group.last_evaluation_ms) / 1000.0, MetricType::Gauge));
     count.metric.push_back(Sample(labels, static_cast<double>(group.rules), MetricType::Gauge));
     evaluations.metric.push_back(
         Sample(labels, static_cast<double>(group.evaluations), MetricType::Counter));
@@ -179,7 +177,7 @@ struct TargetSeries {
 
 struct Metrics::State {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-  std::vector<Family<Gauge>*> probe_gauges;  // in ProbeSeriesNames() order
+  std::vector<Family<Gauge>*> probe_gauges;              // in ProbeSeriesNames() order
   std::map<std::string_view, size_t> probe_gauge_index;  // series name -> index above
   Family<Counter>* probes_total = nullptr;
   Family<Histogram>* phase_seconds = nullptr;
@@ -242,8 +240,9 @@ Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
   st.counter_families.push_back(st.probes_total);
   st.phase_seconds = &prometheus::BuildHistogram()
                           .Name("modelpulse_probe_phase_duration_seconds")
-                          .Help("Probe phase durations: dns, connect and tls alone; "
-                                "first_byte, ttft, first_answer_token and total from start.")
+                          .Help(
+                              "Probe phase durations: dns, connect and tls alone; "
+                              "first_byte, ttft, first_answer_token and total from start.")
                           .Register(registry);
   st.histogram_families.push_back(st.phase_seconds);
   st.inter_token_seconds = &prometheus::BuildHistogram()
@@ -266,9 +265,10 @@ Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
                           .Help("1 while a target's daily token or cost budget is spent.")
                           .Register(registry);
   st.gauge_families.push_back(st.budget_paused);
-  auto& build_info =
-      prometheus::BuildGauge().Name("modelpulse_build_info").Help("Build information; always 1.")
-          .Register(registry);
+  auto& build_info = prometheus::BuildGauge()
+                         .Name("modelpulse_build_info")
+                         .Help("Build information; always 1.")
+                         .Register(registry);
   build_info.Add({{"version", std::move(version)}}).Set(1);
   st.gauge_families.push_back(&build_info);
   auto self_gauge = [&registry, &st](const char* name, const char* help) -> Gauge& {
@@ -341,14 +341,14 @@ void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& prici
 
   Counter*& outcome = series.outcomes[static_cast<size_t>(result.outcome)];
   if (outcome == nullptr) {
-    outcome = &st.probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))));
+    outcome =
+        &st.probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))));
   }
   outcome->Increment();
 
   const std::optional<double> phase_values[kPhaseCount] = {
-      result.dns_seconds,        result.connect_seconds,
-      result.tls_seconds,        result.first_byte_seconds,
-      result.ttft_seconds,       result.first_answer_token_seconds,
+      result.dns_seconds,        result.connect_seconds, result.tls_seconds,
+      result.first_byte_seconds, result.ttft_seconds,    result.first_answer_token_seconds,
       result.total_seconds};
   for (size_t i = 0; i < kPhaseCount; ++i) {
     if (!phase_values[i]) {
@@ -356,8 +356,8 @@ void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& prici
     }
     Histogram*& histogram = series.phases[i];
     if (histogram == nullptr) {
-      histogram = &st.phase_seconds->Add(With(labels, "phase", kPhases[i].name),
-                                         kPhases[i].buckets());
+      histogram =
+          &st.phase_seconds->Add(With(labels, "phase", kPhases[i].name), kPhases[i].buckets());
     }
     histogram->Observe(*phase_values[i]);
   }

@@ -1,11 +1,11 @@
 #include "daemon/rule_engine.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "rules/rules.h"
@@ -140,8 +140,8 @@ Result<std::vector<LoadedGroup>> LoadGroups(const RuleEngineOptions& options) {
       return Fail(parsed.error());
     }
     for (rules::RuleGroupDef& def : parsed->groups) {
-      groups.push_back(LoadedGroup{rules::RuleGroup(std::move(def), AlertingOptionsFrom(options)),
-                                   file});
+      groups.push_back(
+          LoadedGroup{rules::RuleGroup(std::move(def), AlertingOptionsFrom(options)), file});
     }
   }
   return groups;
@@ -223,8 +223,8 @@ class RuleEngineImpl final : public RuleEngine {
           if (alert.state == rules::AlertState::kInactive) {
             continue;
           }
-          status.alerts.push_back({alert.labels, std::string(rules::AlertStateName(alert.state)),
-                                   alert.active_at_ms});
+          status.alerts.push_back(
+              {alert.labels, std::string(rules::AlertStateName(alert.state)), alert.active_at_ms});
         }
       }
     }
@@ -256,8 +256,8 @@ class RuleEngineImpl final : public RuleEngine {
       std::string error = rule.last_error ? rule.last_error->ToString() : std::string();
       std::string& previous = group.last_errors[rule.name];
       if (error != previous && !error.empty()) {
-        spdlog::warn("rule evaluation failed group=\"{}\" rule=\"{}\": {}",
-                     group.group.def().name, rule.name, error);
+        spdlog::warn("rule evaluation failed group=\"{}\" rule=\"{}\": {}", group.group.def().name,
+                     rule.name, error);
       }
       previous = std::move(error);
     }
@@ -285,14 +285,12 @@ class RuleEngineImpl final : public RuleEngine {
 
 Result<std::unique_ptr<RuleEngine>> RuleEngine::Create(const RuleEngineOptions& options,
                                                        const rules::SampleSource& source,
-                                                       storage::Store& store,
-                                                       const Clock& clock) {
+                                                       storage::Store& store, const Clock& clock) {
   auto groups = LoadGroups(options);
   if (!groups) {
     return Fail(groups.error());
   }
-  auto engine =
-      std::make_unique<RuleEngineImpl>(options, source, store, clock, std::move(*groups));
+  auto engine = std::make_unique<RuleEngineImpl>(options, source, store, clock, std::move(*groups));
   engine->RestoreSaved();
   return std::unique_ptr<RuleEngine>(std::move(engine));
 }

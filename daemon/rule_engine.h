@@ -22,7 +22,7 @@ struct RuleEngineOptions {
 
 // What /metrics shows of the rules: ALERTS, ALERTS_FOR_STATE and per-group evaluation figures.
 struct ActiveAlert {
-  Labels labels;  // alertname and the alert's labels
+  Labels labels;      // alertname and the alert's labels
   std::string state;  // "pending" or "firing"
   int64_t active_at_ms = 0;
 };

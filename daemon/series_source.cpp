@@ -60,8 +60,7 @@ constexpr StoredSeries kStoredSeries[] = {
     {"probe_throttled", "", storage::ProbeField::kThrottled},
     {"probe_overloaded", "", storage::ProbeField::kOverloaded},
     {"probe_quota_exhausted", "", storage::ProbeField::kQuotaExhausted},
-    {"probe_ratelimit_remaining_ratio", "requests",
-     storage::ProbeField::kRequestsRemainingRatio},
+    {"probe_ratelimit_remaining_ratio", "requests", storage::ProbeField::kRequestsRemainingRatio},
     {"probe_ratelimit_remaining_ratio", "tokens", storage::ProbeField::kTokensRemainingRatio},
     {"probe_retry_after_seconds", "", storage::ProbeField::kRetryAfter},
 };
@@ -273,9 +272,8 @@ Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
       if (!EqualMatchersAllow(matchers, labels)) {
         continue;
       }
-      auto first = std::lower_bound(
-          samples.begin(), samples.end(), memory_from,
-          [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
+      auto first = std::lower_bound(samples.begin(), samples.end(), memory_from,
+                                    [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
       if (first == samples.end() || first->t_ms > to_ms) {
         continue;
       }
@@ -347,14 +345,13 @@ void ProbeSeriesSource::WarmUpOnce() const {
     kept.insert(kept.begin(), samples.begin(), samples.end());
   }
   // Append moves this forward again as it trims series.
-  complete_since_ms_ = std::min(complete_since_ms_, std::max(from, newest_ms_ == INT64_MIN
-                                                                       ? from
-                                                                       : newest_ms_ -
-                                                                             window_.count()));
+  complete_since_ms_ =
+      std::min(complete_since_ms_,
+               std::max(from, newest_ms_ == INT64_MIN ? from : newest_ms_ - window_.count()));
 }
 
 Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, const char* name,
-                                                         const char* resource) const {
+                                                        const char* resource) const {
   auto key = std::make_tuple(label_set_id, name, resource);
   if (auto it = series_labels_.find(key); it != series_labels_.end()) {
     return &it->second;
@@ -367,8 +364,8 @@ Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, co
               .first->second;
 }
 
-Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field,
-                                  const char* name, const char* resource,
+Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field, const char* name,
+                                  const char* resource,
                                   const std::vector<const MemorySamples::value_type*>* memory,
                                   int64_t memory_from, int64_t from_ms, int64_t to_ms,
                                   std::vector<std::pair<const Labels*, rules::Sample>>& out) const {
@@ -448,9 +445,8 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       if (n == labels.end() || n->second != *name || !EqualMatchersAllow(matchers, labels)) {
         continue;
       }
-      auto first = std::lower_bound(
-          samples.begin(), samples.end(), memory_from,
-          [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
+      auto first = std::lower_bound(samples.begin(), samples.end(), memory_from,
+                                    [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
       std::vector<rules::Sample>& out = memory[labels];
       for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
         out.push_back(*it);
@@ -464,8 +460,8 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   std::lock_guard cache_lock(cache_mu_);
   // Samples up to here are final: nothing older than the newest probe by kSettledMs arrives any
   // more, and nothing from before the restart ever will (that process is gone).
-  const int64_t settled = std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs,
-                                   restart_ms_);
+  const int64_t settled =
+      std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
   // Probe time, for dropping cached windows no query has used for a while.
   const int64_t used_now = std::max(newest, restart_ms_);
   std::erase_if(edges_, [&](const auto& entry) {
@@ -705,9 +701,8 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   // Series only memory has (a target whose rows are not committed yet).
   for (const auto& [labels, samples] : memory) {
     auto t = labels.find("target");
-    if (samples.empty() || (t != labels.end() && std::find(seen_targets.begin(),
-                                                           seen_targets.end(), t->second) !=
-                                                     seen_targets.end())) {
+    if (samples.empty() || (t != labels.end() && std::find(seen_targets.begin(), seen_targets.end(),
+                                                           t->second) != seen_targets.end())) {
       continue;
     }
     out.push_back({labels, rules::AggregateSamples(aggregate, q, samples)});

@@ -76,8 +76,8 @@ class ProbeSeriesSource final : public rules::SampleSource {
   mutable std::map<Labels, std::deque<rules::Sample>> recent_;  // Guarded by mu_.
   mutable int64_t complete_since_ms_;                           // Guarded by mu_.
   mutable bool warmed_ = false;                                 // Guarded by mu_.
-  int64_t last_sweep_ms_ = 0;                           // Guarded by mu_.
-  int64_t newest_ms_ = INT64_MIN;                       // Guarded by mu_. Newest probe start.
+  int64_t last_sweep_ms_ = 0;                                   // Guarded by mu_.
+  int64_t newest_ms_ = INT64_MIN;  // Guarded by mu_. Newest probe start.
 
   // The pushdown's state, used from the rule engine's thread.
   mutable std::mutex cache_mu_;

@@ -25,9 +25,12 @@ std::string LabelsText(const Labels& labels) {
 
 std::string_view AlertStateName(AlertState state) {
   switch (state) {
-    case AlertState::kInactive: return "inactive";
-    case AlertState::kPending: return "pending";
-    case AlertState::kFiring: return "firing";
+    case AlertState::kInactive:
+      return "inactive";
+    case AlertState::kPending:
+      return "pending";
+    case AlertState::kFiring:
+      return "firing";
   }
   return "inactive";
 }
@@ -143,8 +146,7 @@ Result<AlertRuleOutput> AlertingRule::Update(const Vector& result, int64_t ts_ms
     alerts_labels["alertstate"] = std::string(AlertStateName(a.state));
     out.samples.push_back({std::move(alerts_labels), 1.0, ts_ms});
     base["__name__"] = "ALERTS_FOR_STATE";
-    out.samples.push_back(
-        {std::move(base), static_cast<double>(a.active_at_ms) / 1000.0, ts_ms});
+    out.samples.push_back({std::move(base), static_cast<double>(a.active_at_ms) / 1000.0, ts_ms});
     ++it;
   }
   if (limit > 0 && out.active_count > limit) {
@@ -211,8 +213,8 @@ std::vector<AlertStateSnapshot> AlertingRule::Snapshot(std::string_view group,
   return out;
 }
 
-void AlertingRule::Restore(const std::vector<AlertStateSnapshot>& snapshots,
-                           std::string_view group, int64_t now_ms) {
+void AlertingRule::Restore(const std::vector<AlertStateSnapshot>& snapshots, std::string_view group,
+                           int64_t now_ms) {
   active_.clear();
   for (const AlertStateSnapshot& s : snapshots) {
     if (s.group != group || s.rule != def_.name || s.rule_labels != def_.labels) {

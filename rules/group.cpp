@@ -16,8 +16,10 @@ bool Matches(const LabelMatcher& m, const Labels& labels) {
   auto it = labels.find(m.name);
   const std::string value = it == labels.end() ? "" : it->second;
   switch (m.type) {
-    case LabelMatcher::Type::kEqual: return value == m.value;
-    case LabelMatcher::Type::kNotEqual: return value != m.value;
+    case LabelMatcher::Type::kEqual:
+      return value == m.value;
+    case LabelMatcher::Type::kNotEqual:
+      return value != m.value;
     case LabelMatcher::Type::kRegexMatch:
     case LabelMatcher::Type::kRegexNoMatch: {
       bool match = false;
@@ -85,8 +87,8 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
     if (window.empty()) {
       continue;
     }
-    auto same = std::find_if(out.begin(), out.end(),
-                             [&](const Series& s) { return s.labels == labels; });
+    auto same =
+        std::find_if(out.begin(), out.end(), [&](const Series& s) { return s.labels == labels; });
     if (same == out.end()) {
       out.push_back({labels, std::move(window)});
       continue;
@@ -201,9 +203,9 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
         recorded.push_back({std::move(labels), s.value, ts_ms});
       }
       if (output && def_.limit > 0 && static_cast<int64_t>(recorded.size()) > def_.limit) {
-        output = Fail(Error::InvalidArgument("exceeded limit of " + std::to_string(def_.limit) +
-                                             " with " + std::to_string(recorded.size()) +
-                                             " series"));
+        output =
+            Fail(Error::InvalidArgument("exceeded limit of " + std::to_string(def_.limit) +
+                                        " with " + std::to_string(recorded.size()) + " series"));
       }
       if (output) {
         output = std::move(recorded);

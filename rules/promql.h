@@ -22,7 +22,7 @@ struct Sample {
 };
 
 struct Series {
-  Labels labels;  // includes __name__
+  Labels labels;                // includes __name__
   std::vector<Sample> samples;  // ascending by time
 };
 

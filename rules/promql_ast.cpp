@@ -24,8 +24,8 @@ Result<std::shared_ptr<const std::regex>> CompileAnchoredRegex(std::string_view 
     body.erase(0, 4);
   }
   // RE2 constructs std::regex would misread or reject with a confusing message.
-  for (std::string_view unsupported : {"(?P<", "(?<", "(?s", "(?m", "(?U", "\\p", "\\P", "\\z",
-                                       "\\A", "\\Q"}) {
+  for (std::string_view unsupported :
+       {"(?P<", "(?<", "(?s", "(?m", "(?U", "\\p", "\\P", "\\z", "\\A", "\\Q"}) {
     if (body.find(unsupported) != std::string::npos) {
       return Fail(Error::Parse("regex construct \"" + std::string(unsupported) +
                                "\" is not supported: \"" + std::string(pattern) + "\""));
@@ -34,8 +34,8 @@ Result<std::shared_ptr<const std::regex>> CompileAnchoredRegex(std::string_view 
   try {
     return std::make_shared<const std::regex>("(?:" + body + ")", flags);
   } catch (const std::regex_error& e) {
-    return Fail(Error::Parse("invalid regular expression \"" + std::string(pattern) +
-                             "\": " + e.what()));
+    return Fail(
+        Error::Parse("invalid regular expression \"" + std::string(pattern) + "\": " + e.what()));
   }
 }
 
@@ -45,10 +45,14 @@ bool IsSetOperator(BinaryOp op) { return op >= BinaryOp::kAnd; }
 
 std::string_view ValueTypeName(ValueType type) {
   switch (type) {
-    case ValueType::kScalar: return "scalar";
-    case ValueType::kVector: return "instant vector";
-    case ValueType::kMatrix: return "range vector";
-    case ValueType::kString: return "string";
+    case ValueType::kScalar:
+      return "scalar";
+    case ValueType::kVector:
+      return "instant vector";
+    case ValueType::kMatrix:
+      return "range vector";
+    case ValueType::kString:
+      return "string";
   }
   return "unknown";
 }

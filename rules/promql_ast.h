@@ -24,13 +24,36 @@ struct PosRange {
 enum class ValueType { kScalar, kVector, kMatrix, kString };
 
 enum class BinaryOp {
-  kAdd, kSub, kMul, kDiv, kMod, kPow, kAtan2,
-  kEql, kNeq, kGtr, kLss, kGte, kLte,
-  kAnd, kOr, kUnless,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
+  kPow,
+  kAtan2,
+  kEql,
+  kNeq,
+  kGtr,
+  kLss,
+  kGte,
+  kLte,
+  kAnd,
+  kOr,
+  kUnless,
 };
 
 enum class AggregateOp {
-  kSum, kAvg, kCount, kMin, kMax, kGroup, kStddev, kStdvar, kTopk, kBottomk, kCountValues,
+  kSum,
+  kAvg,
+  kCount,
+  kMin,
+  kMax,
+  kGroup,
+  kStddev,
+  kStdvar,
+  kTopk,
+  kBottomk,
+  kCountValues,
   kQuantile,
 };
 
@@ -53,7 +76,7 @@ struct StringLiteral {
 };
 
 struct VectorSelector {
-  std::string name;  // empty when only {...} was written
+  std::string name;                       // empty when only {...} was written
   std::vector<CompiledMatcher> matchers;  // includes __name__="name" when a name was written
   int64_t offset_ms = 0;
 };
@@ -83,7 +106,7 @@ enum class Cardinality { kOneToOne, kManyToOne, kOneToMany, kManyToMany };
 struct VectorMatching {
   Cardinality card = Cardinality::kOneToOne;
   std::vector<std::string> matching_labels;  // on(...) / ignoring(...)
-  bool on = false;  // true: matching_labels are on(...); false: ignoring(...)
+  bool on = false;                   // true: matching_labels are on(...); false: ignoring(...)
   std::vector<std::string> include;  // group_left(...)/group_right(...) extra labels
 };
 

@@ -89,20 +89,34 @@ bool DropsMetricName(BinaryOp op) {
 // Prometheus's vectorElemBinop: the value and whether a comparison kept the element.
 std::pair<double, bool> ElemBinop(BinaryOp op, double lhs, double rhs) {
   switch (op) {
-    case BinaryOp::kAdd: return {lhs + rhs, true};
-    case BinaryOp::kSub: return {lhs - rhs, true};
-    case BinaryOp::kMul: return {lhs * rhs, true};
-    case BinaryOp::kDiv: return {lhs / rhs, true};
-    case BinaryOp::kPow: return {GoPow(lhs, rhs), true};
-    case BinaryOp::kMod: return {std::fmod(lhs, rhs), true};
-    case BinaryOp::kAtan2: return {GoAtan2(lhs, rhs), true};
-    case BinaryOp::kEql: return {lhs, lhs == rhs};
-    case BinaryOp::kNeq: return {lhs, lhs != rhs};
-    case BinaryOp::kGtr: return {lhs, lhs > rhs};
-    case BinaryOp::kLss: return {lhs, lhs < rhs};
-    case BinaryOp::kGte: return {lhs, lhs >= rhs};
-    case BinaryOp::kLte: return {lhs, lhs <= rhs};
-    default: return {kNaN, false};
+    case BinaryOp::kAdd:
+      return {lhs + rhs, true};
+    case BinaryOp::kSub:
+      return {lhs - rhs, true};
+    case BinaryOp::kMul:
+      return {lhs * rhs, true};
+    case BinaryOp::kDiv:
+      return {lhs / rhs, true};
+    case BinaryOp::kPow:
+      return {GoPow(lhs, rhs), true};
+    case BinaryOp::kMod:
+      return {std::fmod(lhs, rhs), true};
+    case BinaryOp::kAtan2:
+      return {GoAtan2(lhs, rhs), true};
+    case BinaryOp::kEql:
+      return {lhs, lhs == rhs};
+    case BinaryOp::kNeq:
+      return {lhs, lhs != rhs};
+    case BinaryOp::kGtr:
+      return {lhs, lhs > rhs};
+    case BinaryOp::kLss:
+      return {lhs, lhs < rhs};
+    case BinaryOp::kGte:
+      return {lhs, lhs >= rhs};
+    case BinaryOp::kLte:
+      return {lhs, lhs <= rhs};
+    default:
+      return {kNaN, false};
   }
 }
 
@@ -231,10 +245,14 @@ class Evaluator {
   // String when the call is not one of those, so the caller evaluates it the ordinary way.
   Result<Value> Pushdown(const Call& call) {
     static const std::map<std::string_view, RangeAggregate> kPushed = {
-        {"count_over_time", RangeAggregate::kCount}, {"sum_over_time", RangeAggregate::kSum},
-        {"avg_over_time", RangeAggregate::kAvg},     {"min_over_time", RangeAggregate::kMin},
-        {"max_over_time", RangeAggregate::kMax},     {"quantile_over_time", RangeAggregate::kQuantile},
-        {"present_over_time", RangeAggregate::kCount}, {"absent_over_time", RangeAggregate::kCount}};
+        {"count_over_time", RangeAggregate::kCount},
+        {"sum_over_time", RangeAggregate::kSum},
+        {"avg_over_time", RangeAggregate::kAvg},
+        {"min_over_time", RangeAggregate::kMin},
+        {"max_over_time", RangeAggregate::kMax},
+        {"quantile_over_time", RangeAggregate::kQuantile},
+        {"present_over_time", RangeAggregate::kCount},
+        {"absent_over_time", RangeAggregate::kCount}};
     auto kind = kPushed.find(call.function->name);
     if (kind == kPushed.end() || call.args.empty()) {
       return Value(String{});
@@ -276,13 +294,12 @@ class Evaluator {
         it = it->second.empty() ? a.labels.erase(it) : std::next(it);
       }
       if (SelectorAccepts(matrix->selector, a.labels)) {
-        out.push_back({std::move(a.labels),
-                       call.function->name == "present_over_time" ? 1.0 : a.value, 0});
+        out.push_back(
+            {std::move(a.labels), call.function->name == "present_over_time" ? 1.0 : a.value, 0});
       }
     }
-    std::sort(out.begin(), out.end(), [](const VectorSample& a, const VectorSample& b) {
-      return a.labels < b.labels;
-    });
+    std::sort(out.begin(), out.end(),
+              [](const VectorSample& a, const VectorSample& b) { return a.labels < b.labels; });
     if (call.function->name == "absent_over_time") {
       // Labels from the selector, exactly as without the pushdown.
       Matrix none;
@@ -384,10 +401,18 @@ class Evaluator {
       Vector& r = std::get<Vector>(*rhs);
       Result<Vector> result;
       switch (binary.op) {
-        case BinaryOp::kAnd: result = And(l, r, binary.matching); break;
-        case BinaryOp::kOr: result = Or(l, r, binary.matching); break;
-        case BinaryOp::kUnless: result = Unless(l, r, binary.matching); break;
-        default: result = VectorBinop(expr, binary, l, r); break;
+        case BinaryOp::kAnd:
+          result = And(l, r, binary.matching);
+          break;
+        case BinaryOp::kOr:
+          result = Or(l, r, binary.matching);
+          break;
+        case BinaryOp::kUnless:
+          result = Unless(l, r, binary.matching);
+          break;
+        default:
+          result = VectorBinop(expr, binary, l, r);
+          break;
       }
       if (!result) {
         return Fail(result.error());
@@ -469,10 +494,9 @@ class Evaluator {
           }
         }
         return Fail(EvalError(
-            expr, "found duplicate series for the match group " + FormatLabels(group) +
-                      " on the " + (one_to_many ? "left" : "right") +
-                      " hand-side of the operation: [" + FormatLabels(s.labels) + ", " +
-                      FormatLabels(it->second->labels) +
+            expr, "found duplicate series for the match group " + FormatLabels(group) + " on the " +
+                      (one_to_many ? "left" : "right") + " hand-side of the operation: [" +
+                      FormatLabels(s.labels) + ", " + FormatLabels(it->second->labels) +
                       "];many-to-many matching not allowed: matching labels must be unique on "
                       "one side"));
       }
@@ -516,8 +540,9 @@ class Evaluator {
       auto [sigs, first_match] = matched.try_emplace(sig);
       if (matching.card == Cardinality::kOneToOne) {
         if (!first_match) {
-          return Fail(EvalError(expr, "multiple matches for labels: many-to-one matching must be "
-                                      "explicit (group_left/group_right)"));
+          return Fail(EvalError(expr,
+                                "multiple matches for labels: many-to-one matching must be "
+                                "explicit (group_left/group_right)"));
         }
       } else if (!sigs->second.insert(LabelsKey(metric)).second) {
         return Fail(EvalError(
@@ -573,8 +598,8 @@ class Evaluator {
     int64_t k = 0;
     if (op == AggregateOp::kTopk || op == AggregateOp::kBottomk) {
       if (!(param >= -9.2233720368547758e18 && param <= 9.2233720368547758e18)) {
-        return Fail(EvalError(expr, "Scalar value " + FormatFloatShortest(param) +
-                                        " overflows int64"));
+        return Fail(
+            EvalError(expr, "Scalar value " + FormatFloatShortest(param) + " overflows int64"));
       }
       k = static_cast<int64_t>(param);
       if (k < 1) {
@@ -738,9 +763,8 @@ class Evaluator {
           break;
         case AggregateOp::kTopk:
         case AggregateOp::kBottomk: {
-          std::vector<VectorSample>& items = op == AggregateOp::kTopk
-                                                 ? top_heaps.at(key).items()
-                                                 : bottom_heaps.at(key).items();
+          std::vector<VectorSample>& items =
+              op == AggregateOp::kTopk ? top_heaps.at(key).items() : bottom_heaps.at(key).items();
           for (VectorSample& s : items) {
             out.push_back(std::move(s));
           }

@@ -29,7 +29,9 @@ const Expr& Unwrap(const Expr& expr) {
   return *e;
 }
 
-double ScalarArg(const std::vector<Value>& args, size_t i) { return std::get<Scalar>(args[i]).value; }
+double ScalarArg(const std::vector<Value>& args, size_t i) {
+  return std::get<Scalar>(args[i]).value;
+}
 const std::string& StringArg(const std::vector<Value>& args, size_t i) {
   return std::get<String>(args[i]).value;
 }
@@ -108,8 +110,7 @@ Result<Value> LastOverTime(const Call&, const std::vector<Value>& args, int64_t)
 }
 
 Result<Value> PresentOverTime(const Call&, const std::vector<Value>& args, int64_t) {
-  return OverTime(args[0],
-                  [](const std::vector<Sample>&) -> std::optional<double> { return 1.0; });
+  return OverTime(args[0], [](const std::vector<Sample>&) -> std::optional<double> { return 1.0; });
 }
 
 Result<Value> QuantileOverTime(const Call&, const std::vector<Value>& args, int64_t) {
@@ -542,7 +543,8 @@ std::string ExpandTemplate(const std::string& tmpl, const std::smatch& match) {
     if (name.size() > 1 && name[0] == '0') {
       num = -1;
     }
-    if (num >= 0 && static_cast<size_t>(num) < match.size() && match[static_cast<size_t>(num)].matched) {
+    if (num >= 0 && static_cast<size_t>(num) < match.size() &&
+        match[static_cast<size_t>(num)].matched) {
       out += match[static_cast<size_t>(num)].str();
     }
   }
@@ -556,12 +558,12 @@ Result<Value> LabelReplace(const Call&, const std::vector<Value>& args, int64_t)
   const std::string& pattern = StringArg(args, 4);
   auto regex = CompileAnchoredRegex(pattern);
   if (!regex) {
-    return Fail(Error::InvalidArgument("invalid regular expression in label_replace(): " +
-                                       pattern));
+    return Fail(
+        Error::InvalidArgument("invalid regular expression in label_replace(): " + pattern));
   }
   if (!IsValidLabelName(dst)) {
-    return Fail(Error::InvalidArgument("invalid destination label name in label_replace(): " +
-                                       dst));
+    return Fail(
+        Error::InvalidArgument("invalid destination label name in label_replace(): " + dst));
   }
   Vector out = std::get<Vector>(args[0]);
   for (VectorSample& s : out) {
@@ -637,8 +639,8 @@ const std::array kFunctions = {
     Fn("idelta", {V::kMatrix}, 1, 0, V::kVector, Idelta),
     Fn("increase", {V::kMatrix}, 1, 0, V::kVector, Increase),
     Fn("irate", {V::kMatrix}, 1, 0, V::kVector, Irate),
-    Fn("label_join", {V::kVector, V::kString, V::kString, V::kString}, 4, -1, V::kVector,
-       LabelJoin, true),
+    Fn("label_join", {V::kVector, V::kString, V::kString, V::kString}, 4, -1, V::kVector, LabelJoin,
+       true),
     Fn("label_replace", {V::kVector, V::kString, V::kString, V::kString, V::kString}, 5, 0,
        V::kVector, LabelReplace, true),
     Fn("last_over_time", {V::kMatrix}, 1, 0, V::kVector, LastOverTime, true),
@@ -662,7 +664,6 @@ const std::array kFunctions = {
     Fn("vector", {V::kScalar}, 1, 0, V::kVector, VectorFn),
 };
 
-
 }  // namespace
 
 double Quantile(double q, std::vector<double>& values) {
@@ -675,9 +676,8 @@ double Quantile(double q, std::vector<double>& values) {
   if (q > 1) {
     return kInf;
   }
-  std::sort(values.begin(), values.end(), [](double a, double b) {
-    return (std::isnan(a) && !std::isnan(b)) || a < b;
-  });
+  std::sort(values.begin(), values.end(),
+            [](double a, double b) { return (std::isnan(a) && !std::isnan(b)) || a < b; });
   double n = static_cast<double>(values.size());
   double rank = q * (n - 1);
   double lower = std::max(0.0, std::floor(rank));
@@ -698,11 +698,16 @@ const FunctionSpec* FindFunction(std::string_view name) {
 
 bool IsKnownUnsupportedFunction(std::string_view name) {
   static constexpr std::array<std::string_view, 22> kUnsupported = {
-      "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "day_of_month",
-      "day_of_week", "day_of_year", "days_in_month", "deg", "deriv", "exp", "holt_winters",
-      "hour", "ln", "log10", "log2", "predict_linear", "rad"};
-  static constexpr std::array<std::string_view, 7> kMore = {
-      "minute", "month", "pi", "sin", "sinh", "tan", "tanh"};
+      "acos",         "acosh",       "asin",
+      "asinh",        "atan",        "atanh",
+      "cos",          "cosh",        "day_of_month",
+      "day_of_week",  "day_of_year", "days_in_month",
+      "deg",          "deriv",       "exp",
+      "holt_winters", "hour",        "ln",
+      "log10",        "log2",        "predict_linear",
+      "rad"};
+  static constexpr std::array<std::string_view, 7> kMore = {"minute", "month", "pi",  "sin",
+                                                            "sinh",   "tan",   "tanh"};
   return std::find(kUnsupported.begin(), kUnsupported.end(), name) != kUnsupported.end() ||
          std::find(kMore.begin(), kMore.end(), name) != kMore.end() || name == "year" ||
          name == "histogram_count" || name == "histogram_sum" || name == "histogram_fraction";

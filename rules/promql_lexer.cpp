@@ -150,23 +150,40 @@ class Lexer {
       return Make(if_one, start);
     };
     switch (c) {
-      case '(': return one(TokenKind::kLeftParen);
-      case ')': return one(TokenKind::kRightParen);
-      case '{': return one(TokenKind::kLeftBrace);
-      case '}': return one(TokenKind::kRightBrace);
-      case '[': return one(TokenKind::kLeftBracket);
-      case ']': return one(TokenKind::kRightBracket);
-      case ',': return one(TokenKind::kComma);
-      case ':': return one(TokenKind::kColon);
-      case '@': return one(TokenKind::kAt);
-      case '+': return one(TokenKind::kAdd);
-      case '-': return one(TokenKind::kSub);
-      case '*': return one(TokenKind::kMul);
-      case '/': return one(TokenKind::kDiv);
-      case '%': return one(TokenKind::kMod);
-      case '^': return one(TokenKind::kPow);
-      case '<': return two('=', TokenKind::kLte, TokenKind::kLss);
-      case '>': return two('=', TokenKind::kGte, TokenKind::kGtr);
+      case '(':
+        return one(TokenKind::kLeftParen);
+      case ')':
+        return one(TokenKind::kRightParen);
+      case '{':
+        return one(TokenKind::kLeftBrace);
+      case '}':
+        return one(TokenKind::kRightBrace);
+      case '[':
+        return one(TokenKind::kLeftBracket);
+      case ']':
+        return one(TokenKind::kRightBracket);
+      case ',':
+        return one(TokenKind::kComma);
+      case ':':
+        return one(TokenKind::kColon);
+      case '@':
+        return one(TokenKind::kAt);
+      case '+':
+        return one(TokenKind::kAdd);
+      case '-':
+        return one(TokenKind::kSub);
+      case '*':
+        return one(TokenKind::kMul);
+      case '/':
+        return one(TokenKind::kDiv);
+      case '%':
+        return one(TokenKind::kMod);
+      case '^':
+        return one(TokenKind::kPow);
+      case '<':
+        return two('=', TokenKind::kLte, TokenKind::kLss);
+      case '>':
+        return two('=', TokenKind::kGte, TokenKind::kGtr);
       case '=':
         if (Peek() == '=') {
           ++pos_;
@@ -290,20 +307,35 @@ class Lexer {
             return Fail(ErrorAt(escape_at, "invalid escape sequence in string"));
           }
           char h = text_[pos_++];
-          cp = cp * 16 +
-               static_cast<uint32_t>(IsDigit(h) ? h - '0' : std::tolower(h) - 'a' + 10);
+          cp = cp * 16 + static_cast<uint32_t>(IsDigit(h) ? h - '0' : std::tolower(h) - 'a' + 10);
         }
         return cp;
       };
       switch (e) {
-        case 'a': value += '\a'; break;
-        case 'b': value += '\b'; break;
-        case 'f': value += '\f'; break;
-        case 'n': value += '\n'; break;
-        case 'r': value += '\r'; break;
-        case 't': value += '\t'; break;
-        case 'v': value += '\v'; break;
-        case '\\': value += '\\'; break;
+        case 'a':
+          value += '\a';
+          break;
+        case 'b':
+          value += '\b';
+          break;
+        case 'f':
+          value += '\f';
+          break;
+        case 'n':
+          value += '\n';
+          break;
+        case 'r':
+          value += '\r';
+          break;
+        case 't':
+          value += '\t';
+          break;
+        case 'v':
+          value += '\v';
+          break;
+        case '\\':
+          value += '\\';
+          break;
         case '\'':
         case '"':
           if (e != quote) {
@@ -374,42 +406,70 @@ bool IsAggregator(TokenKind kind) {
   return kind >= TokenKind::kSum && kind <= TokenKind::kQuantile;
 }
 
-bool IsKeyword(TokenKind kind) {
-  return kind >= TokenKind::kAnd && kind <= TokenKind::kQuantile;
-}
+bool IsKeyword(TokenKind kind) { return kind >= TokenKind::kAnd && kind <= TokenKind::kQuantile; }
 
 std::string_view TokenKindName(TokenKind kind) {
   switch (kind) {
-    case TokenKind::kEof: return "end of input";
-    case TokenKind::kIdentifier: return "identifier";
-    case TokenKind::kNumber: return "number";
-    case TokenKind::kDuration: return "duration";
-    case TokenKind::kString: return "string";
-    case TokenKind::kLeftParen: return "\"(\"";
-    case TokenKind::kRightParen: return "\")\"";
-    case TokenKind::kLeftBrace: return "\"{\"";
-    case TokenKind::kRightBrace: return "\"}\"";
-    case TokenKind::kLeftBracket: return "\"[\"";
-    case TokenKind::kRightBracket: return "\"]\"";
-    case TokenKind::kComma: return "\",\"";
-    case TokenKind::kColon: return "\":\"";
-    case TokenKind::kAt: return "\"@\"";
-    case TokenKind::kAssign: return "\"=\"";
-    case TokenKind::kEqlRegex: return "\"=~\"";
-    case TokenKind::kNeqRegex: return "\"!~\"";
-    case TokenKind::kAdd: return "\"+\"";
-    case TokenKind::kSub: return "\"-\"";
-    case TokenKind::kMul: return "\"*\"";
-    case TokenKind::kDiv: return "\"/\"";
-    case TokenKind::kMod: return "\"%\"";
-    case TokenKind::kPow: return "\"^\"";
-    case TokenKind::kEqlc: return "\"==\"";
-    case TokenKind::kNeq: return "\"!=\"";
-    case TokenKind::kLss: return "\"<\"";
-    case TokenKind::kLte: return "\"<=\"";
-    case TokenKind::kGtr: return "\">\"";
-    case TokenKind::kGte: return "\">=\"";
-    default: return "keyword";
+    case TokenKind::kEof:
+      return "end of input";
+    case TokenKind::kIdentifier:
+      return "identifier";
+    case TokenKind::kNumber:
+      return "number";
+    case TokenKind::kDuration:
+      return "duration";
+    case TokenKind::kString:
+      return "string";
+    case TokenKind::kLeftParen:
+      return "\"(\"";
+    case TokenKind::kRightParen:
+      return "\")\"";
+    case TokenKind::kLeftBrace:
+      return "\"{\"";
+    case TokenKind::kRightBrace:
+      return "\"}\"";
+    case TokenKind::kLeftBracket:
+      return "\"[\"";
+    case TokenKind::kRightBracket:
+      return "\"]\"";
+    case TokenKind::kComma:
+      return "\",\"";
+    case TokenKind::kColon:
+      return "\":\"";
+    case TokenKind::kAt:
+      return "\"@\"";
+    case TokenKind::kAssign:
+      return "\"=\"";
+    case TokenKind::kEqlRegex:
+      return "\"=~\"";
+    case TokenKind::kNeqRegex:
+      return "\"!~\"";
+    case TokenKind::kAdd:
+      return "\"+\"";
+    case TokenKind::kSub:
+      return "\"-\"";
+    case TokenKind::kMul:
+      return "\"*\"";
+    case TokenKind::kDiv:
+      return "\"/\"";
+    case TokenKind::kMod:
+      return "\"%\"";
+    case TokenKind::kPow:
+      return "\"^\"";
+    case TokenKind::kEqlc:
+      return "\"==\"";
+    case TokenKind::kNeq:
+      return "\"!=\"";
+    case TokenKind::kLss:
+      return "\"<\"";
+    case TokenKind::kLte:
+      return "\"<=\"";
+    case TokenKind::kGtr:
+      return "\">\"";
+    case TokenKind::kGte:
+      return "\">=\"";
+    default:
+      return "keyword";
   }
 }
 

@@ -75,7 +75,7 @@ enum class TokenKind {
 
 struct Token {
   TokenKind kind = TokenKind::kEof;
-  std::string text;  // source text; for strings the unescaped value
+  std::string text;     // source text; for strings the unescaped value
   uint32_t offset = 0;  // byte offset of the token's first character
   uint32_t end = 0;     // byte offset one past the token
 };

@@ -57,18 +57,30 @@ constexpr std::optional<InfixInfo> FindInfix(TokenKind kind) {
 
 AggregateOp ToAggregateOp(TokenKind kind) {
   switch (kind) {
-    case TokenKind::kSum: return AggregateOp::kSum;
-    case TokenKind::kAvg: return AggregateOp::kAvg;
-    case TokenKind::kCount: return AggregateOp::kCount;
-    case TokenKind::kMin: return AggregateOp::kMin;
-    case TokenKind::kMax: return AggregateOp::kMax;
-    case TokenKind::kGroup: return AggregateOp::kGroup;
-    case TokenKind::kStddev: return AggregateOp::kStddev;
-    case TokenKind::kStdvar: return AggregateOp::kStdvar;
-    case TokenKind::kTopk: return AggregateOp::kTopk;
-    case TokenKind::kBottomk: return AggregateOp::kBottomk;
-    case TokenKind::kCountValues: return AggregateOp::kCountValues;
-    default: return AggregateOp::kQuantile;
+    case TokenKind::kSum:
+      return AggregateOp::kSum;
+    case TokenKind::kAvg:
+      return AggregateOp::kAvg;
+    case TokenKind::kCount:
+      return AggregateOp::kCount;
+    case TokenKind::kMin:
+      return AggregateOp::kMin;
+    case TokenKind::kMax:
+      return AggregateOp::kMax;
+    case TokenKind::kGroup:
+      return AggregateOp::kGroup;
+    case TokenKind::kStddev:
+      return AggregateOp::kStddev;
+    case TokenKind::kStdvar:
+      return AggregateOp::kStdvar;
+    case TokenKind::kTopk:
+      return AggregateOp::kTopk;
+    case TokenKind::kBottomk:
+      return AggregateOp::kBottomk;
+    case TokenKind::kCountValues:
+      return AggregateOp::kCountValues;
+    default:
+      return AggregateOp::kQuantile;
   }
 }
 
@@ -115,7 +127,8 @@ std::optional<double> ParseNumber(const std::string& text) {
   if (lower.size() > 2 && lower[0] == '0' && lower[1] == 'x') {
     return parse_int(std::string_view(lower).substr(2), 16);
   }
-  bool all_digits = std::all_of(lower.begin(), lower.end(), [](char c) { return c >= '0' && c <= '9'; });
+  bool all_digits =
+      std::all_of(lower.begin(), lower.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (all_digits) {
     if (lower.size() > 1 && lower[0] == '0') {
       if (auto octal = parse_int(std::string_view(lower).substr(1), 8)) {
@@ -170,12 +183,10 @@ class Parser {
     return Error::Parse(std::move(message), OffsetLocation(offset));
   }
   static Error Unexpected(const Token& token, std::string_view expected) {
-    std::string what = token.kind == TokenKind::kEof ? "end of input"
-                       : token.kind == TokenKind::kString
-                           ? "string"
-                           : "\"" + token.text + "\"";
-    return ErrorAt(token.offset,
-                   "unexpected " + what + ", expected " + std::string(expected));
+    std::string what = token.kind == TokenKind::kEof      ? "end of input"
+                       : token.kind == TokenKind::kString ? "string"
+                                                          : "\"" + token.text + "\"";
+    return ErrorAt(token.offset, "unexpected " + what + ", expected " + std::string(expected));
   }
 
   Status Expect(TokenKind kind, std::string_view expected) {
@@ -188,8 +199,8 @@ class Parser {
 
   static Result<ExprPtr> Finish(Expr expr) {
     if (expr.height > kMaxDepth) {
-      return Fail(ErrorAt(expr.pos.begin, "expression nests deeper than " +
-                                              std::to_string(kMaxDepth) + " levels"));
+      return Fail(ErrorAt(expr.pos.begin,
+                          "expression nests deeper than " + std::to_string(kMaxDepth) + " levels"));
     }
     return std::make_unique<const Expr>(std::move(expr));
   }
@@ -206,8 +217,8 @@ class Parser {
   // expr ::= unary (binop modifiers expr)*     -- a Pratt loop over kInfixTable
   Result<ExprPtr> ParseExpr(int min_power, int depth) {
     if (depth > kMaxDepth) {
-      return Fail(ErrorAt(Peek().offset, "expression nests deeper than " +
-                                             std::to_string(kMaxDepth) + " levels"));
+      return Fail(ErrorAt(Peek().offset,
+                          "expression nests deeper than " + std::to_string(kMaxDepth) + " levels"));
     }
     auto lhs = ParseUnary(depth);
     if (!lhs) {
@@ -289,8 +300,8 @@ class Parser {
       for (const std::string& label : binary.matching.matching_labels) {
         if (std::find(binary.matching.include.begin(), binary.matching.include.end(), label) !=
             binary.matching.include.end()) {
-          return Fail(ErrorAt(op_offset, "label \"" + label +
-                                             "\" must not occur in ON and GROUP clause at once"));
+          return Fail(ErrorAt(
+              op_offset, "label \"" + label + "\" must not occur in ON and GROUP clause at once"));
         }
       }
     }
@@ -316,7 +327,8 @@ class Parser {
     }
     Expr expr;
     expr.pos = {lhs.pos.begin, rhs.pos.end};
-    expr.type = both_vectors || !lhs_scalar || !rhs_scalar ? ValueType::kVector : ValueType::kScalar;
+    expr.type =
+        both_vectors || !lhs_scalar || !rhs_scalar ? ValueType::kVector : ValueType::kScalar;
     if (lhs_scalar && rhs_scalar) {
       expr.type = ValueType::kScalar;
     }
@@ -551,11 +563,20 @@ class Parser {
         const Token& op = Peek();
         LabelMatcher::Type type;
         switch (op.kind) {
-          case TokenKind::kAssign: type = LabelMatcher::Type::kEqual; break;
-          case TokenKind::kNeq: type = LabelMatcher::Type::kNotEqual; break;
-          case TokenKind::kEqlRegex: type = LabelMatcher::Type::kRegexMatch; break;
-          case TokenKind::kNeqRegex: type = LabelMatcher::Type::kRegexNoMatch; break;
-          default: return Fail(Unexpected(op, "one of \"=\", \"!=\", \"=~\", \"!~\""));
+          case TokenKind::kAssign:
+            type = LabelMatcher::Type::kEqual;
+            break;
+          case TokenKind::kNeq:
+            type = LabelMatcher::Type::kNotEqual;
+            break;
+          case TokenKind::kEqlRegex:
+            type = LabelMatcher::Type::kRegexMatch;
+            break;
+          case TokenKind::kNeqRegex:
+            type = LabelMatcher::Type::kRegexNoMatch;
+            break;
+          default:
+            return Fail(Unexpected(op, "one of \"=\", \"!=\", \"=~\", \"!~\""));
         }
         Advance();
         const Token& value = Peek();
@@ -617,8 +638,8 @@ class Parser {
     const FunctionSpec* spec = FindFunction(name.text);
     if (spec == nullptr) {
       if (IsKnownUnsupportedFunction(name.text)) {
-        return Fail(ErrorAt(name.offset, "function \"" + name.text +
-                                             "\" is not supported by this PromQL subset"));
+        return Fail(ErrorAt(
+            name.offset, "function \"" + name.text + "\" is not supported by this PromQL subset"));
       }
       return Fail(ErrorAt(name.offset, "unknown function with name \"" + name.text + "\""));
     }
@@ -655,10 +676,9 @@ class Parser {
                                              std::to_string(given)));
       }
       if (spec->variadic > 0 && given > min_args + spec->variadic) {
-        return Fail(ErrorAt(name.offset, "expected at most " +
-                                             std::to_string(min_args + spec->variadic) +
-                                             " argument(s) in call to " + fn + ", got " +
-                                             std::to_string(given)));
+        return Fail(ErrorAt(
+            name.offset, "expected at most " + std::to_string(min_args + spec->variadic) +
+                             " argument(s) in call to " + fn + ", got " + std::to_string(given)));
       }
     }
     int height = 1;
@@ -717,17 +737,15 @@ class Parser {
       }
     }
     Advance();
-    if (!grouping_seen &&
-        (Peek().kind == TokenKind::kBy || Peek().kind == TokenKind::kWithout)) {
+    if (!grouping_seen && (Peek().kind == TokenKind::kBy || Peek().kind == TokenKind::kWithout)) {
       if (auto status = parse_grouping(); !status) {
         return Fail(status.error());
       }
     }
     uint32_t end = PrevEnd();
-    bool takes_param = aggregate.op == AggregateOp::kTopk ||
-                       aggregate.op == AggregateOp::kBottomk ||
-                       aggregate.op == AggregateOp::kQuantile ||
-                       aggregate.op == AggregateOp::kCountValues;
+    bool takes_param =
+        aggregate.op == AggregateOp::kTopk || aggregate.op == AggregateOp::kBottomk ||
+        aggregate.op == AggregateOp::kQuantile || aggregate.op == AggregateOp::kCountValues;
     size_t want = takes_param ? 2 : 1;
     if (args.empty()) {
       return Fail(ErrorAt(op_token.offset, "no arguments for aggregate expression provided"));

@@ -55,7 +55,8 @@ Result<Millis> ParseDurationNode(std::string_view path, const YAML::Node& node) 
   }
   auto d = ParsePromDuration(text);
   if (!d) {
-    return Fail(Error::Parse("not a valid duration string: \"" + text + "\"", Where(path, node.Mark())));
+    return Fail(
+        Error::Parse("not a valid duration string: \"" + text + "\"", Where(path, node.Mark())));
   }
   return *d;
 }
@@ -72,17 +73,20 @@ Status CheckKeys(std::string_view path, const YAML::Node& map,
   return {};
 }
 
-Result<Labels> ParseStringMap(std::string_view path, const YAML::Node& node, std::string_view what) {
+Result<Labels> ParseStringMap(std::string_view path, const YAML::Node& node,
+                              std::string_view what) {
   Labels out;
   if (!node || node.IsNull()) {
     return out;
   }
   if (!node.IsMap()) {
-    return Fail(Error::Parse(std::string(what) + " must be a map of strings", Where(path, node.Mark())));
+    return Fail(
+        Error::Parse(std::string(what) + " must be a map of strings", Where(path, node.Mark())));
   }
   for (const auto& kv : node) {
     if (!kv.second.IsScalar() && !kv.second.IsNull()) {
-      return Fail(Error::Parse(std::string(what) + " values must be strings", Where(path, kv.second.Mark())));
+      return Fail(Error::Parse(std::string(what) + " values must be strings",
+                               Where(path, kv.second.Mark())));
     }
     out[kv.first.Scalar()] = kv.second.IsNull() ? "" : kv.second.Scalar();
   }
@@ -115,7 +119,8 @@ YAML::Mark LocateInScalar(std::string_view text, const YAML::Mark& mark, std::st
     std::string_view before = value.substr(0, std::min(offset, value.size()));
     const auto k = static_cast<int>(std::count(before.begin(), before.end(), '\n'));
     const size_t last_nl = before.rfind('\n');
-    const size_t col = last_nl == std::string_view::npos ? before.size() : before.size() - last_nl - 1;
+    const size_t col =
+        last_nl == std::string_view::npos ? before.size() : before.size() - last_nl - 1;
     out.line = mark.line + 1 + k;
     out.column = static_cast<int>(indent + col);
     return out;
@@ -136,14 +141,14 @@ struct RuleContext {
   std::string name;
 
   Error At(const YAML::Mark& mark, const std::string& msg) const {
-    return Error::Parse("group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name +
-                            "\": " + msg,
-                        Where(path, mark));
+    return Error::Parse(
+        "group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name + "\": " + msg,
+        Where(path, mark));
   }
   Error Unlocated(const std::string& msg) const {
-    return Error::Parse("group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name +
-                            "\": " + msg,
-                        std::string(path));
+    return Error::Parse(
+        "group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name + "\": " + msg,
+        std::string(path));
   }
 };
 
@@ -169,7 +174,10 @@ Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
     return Fail(ctx.At(record.Mark(), "only one of 'record' and 'alert' must be set"));
   }
   if (record_name.empty() && alert_name.empty()) {
-    return Fail(ctx.At((record ? record : alert ? alert : node).Mark(),
+    return Fail(ctx.At((record  ? record
+                        : alert ? alert
+                                : node)
+                           .Mark(),
                        "one of 'record' or 'alert' must be set"));
   }
   rule.kind = record_name.empty() ? RuleDef::Kind::kAlerting : RuleDef::Kind::kRecording;
@@ -275,7 +283,8 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
       return file;  // an empty file is allowed
     }
     if (!root.IsMap()) {
-      return Fail(Error::Parse("a rule file must be a map with the key 'groups'", Where(path, root.Mark())));
+      return Fail(Error::Parse("a rule file must be a map with the key 'groups'",
+                               Where(path, root.Mark())));
     }
     static const std::set<std::string, std::less<>> kTop = {"groups"};
     if (auto st = CheckKeys(path, root, kTop, "rulefmt.RuleGroups"); !st) {
@@ -306,10 +315,10 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
         if (!r.IsMap()) {
           continue;
         }
-        if (auto st = CheckKeys(path, r,
-                                {"record", "alert", "expr", "for", "keep_firing_for", "labels",
-                                 "annotations"},
-                                "rulefmt.RuleNode");
+        if (auto st = CheckKeys(
+                path, r,
+                {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"},
+                "rulefmt.RuleNode");
             !st) {
           return Fail(st.error());
         }
@@ -329,7 +338,8 @@ Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) 
       group.file = std::string(path);
       const YAML::Node name = g["name"];
       group.name = name ? name.Scalar() : "";
-      // yaml-cpp 0.7 marks a block mapping at its first value; a group is pointed at by its first key.
+      // yaml-cpp 0.7 marks a block mapping at its first value; a group is pointed at by its first
+      // key.
       const YAML::Mark group_mark = g.size() > 0 ? g.begin()->first.Mark() : g.Mark();
       if (group.name.empty()) {
         return Fail(Error::Parse("Groupname must not be empty", Where(path, group_mark)));

@@ -39,15 +39,15 @@ struct RuleDef {
   Query expr;  // parsed expr_text
   Millis for_duration{0};
   Millis keep_firing_for{0};
-  Labels labels;       // label templates (alerting) or constant labels (recording)
-  Labels annotations;  // templates; alerting rules only
+  Labels labels;         // label templates (alerting) or constant labels (recording)
+  Labels annotations;    // templates; alerting rules only
   std::string location;  // "file:line:column" of the rule, 1-based
 };
 
 struct RuleGroupDef {
   std::string name;
   std::optional<Millis> interval;  // nullopt: the global evaluation interval
-  int64_t limit = 0;                // 0: no limit
+  int64_t limit = 0;               // 0: no limit
   std::vector<RuleDef> rules;
   std::string file;
 };
@@ -120,7 +120,7 @@ struct AlertNotification {
 // Persisted form of one alert, so a restart neither re-pages nor forgets `for` time (§2.8).
 struct AlertStateSnapshot {
   std::string group;
-  std::string rule;  // alert name
+  std::string rule;    // alert name
   Labels rule_labels;  // the rule's raw labels: with `rule`, which rule of the group it belongs to
   Alert alert;
   int64_t saved_at_ms = 0;
@@ -181,7 +181,7 @@ class AlertingRule {
   // Alerts due for sending at `ts_ms` (§2.6); marks them sent and sets ValidUntil.
   std::vector<AlertNotification> TakeAlertsToSend(int64_t ts_ms, Millis group_interval);
 
-  std::vector<Alert> Alerts() const;  // every tracked alert, resolved-but-kept ones included
+  std::vector<Alert> Alerts() const;        // every tracked alert, resolved-but-kept ones included
   std::vector<Alert> FiringAlerts() const;  // firing and not resolved (promtool's `got`)
   std::vector<AlertStateSnapshot> Snapshot(std::string_view group, int64_t now_ms) const;
   // Replaces state with the snapshots that belong to this rule (same group, name, raw labels).

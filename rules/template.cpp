@@ -215,11 +215,21 @@ std::string GoQuote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -233,7 +243,6 @@ std::string GoQuote(std::string_view s) {
   return out + "\"";
 }
 
-
 // ------------------------------------------------------------------------------ values
 
 namespace {
@@ -244,19 +253,27 @@ struct QuerySample {
   double value = 0;
 };
 using QueryResult = std::vector<QuerySample>;
-using TValue = std::variant<Nil, bool, int64_t, double, std::string, Labels, QuerySample,
-                            QueryResult>;
+using TValue =
+    std::variant<Nil, bool, int64_t, double, std::string, Labels, QuerySample, QueryResult>;
 
 std::string TypeName(const TValue& v) {
   switch (v.index()) {
-    case 0: return "nil";
-    case 1: return "bool";
-    case 2: return "int";
-    case 3: return "float64";
-    case 4: return "string";
-    case 5: return "map[string]string";
-    case 6: return "*template.sample";
-    default: return "template.queryResult";
+    case 0:
+      return "nil";
+    case 1:
+      return "bool";
+    case 2:
+      return "int";
+    case 3:
+      return "float64";
+    case 4:
+      return "string";
+    case 5:
+      return "map[string]string";
+    case 6:
+      return "*template.sample";
+    default:
+      return "template.queryResult";
   }
 }
 
@@ -276,12 +293,18 @@ std::string MapText(const Labels& m) {
 // fmt's %v.
 std::string Print(const TValue& v) {
   switch (v.index()) {
-    case 0: return "<no value>";
-    case 1: return std::get<bool>(v) ? "true" : "false";
-    case 2: return std::to_string(std::get<int64_t>(v));
-    case 3: return FormatGoFloat(std::get<double>(v));
-    case 4: return std::get<std::string>(v);
-    case 5: return MapText(std::get<Labels>(v));
+    case 0:
+      return "<no value>";
+    case 1:
+      return std::get<bool>(v) ? "true" : "false";
+    case 2:
+      return std::to_string(std::get<int64_t>(v));
+    case 3:
+      return FormatGoFloat(std::get<double>(v));
+    case 4:
+      return std::get<std::string>(v);
+    case 5:
+      return MapText(std::get<Labels>(v));
     case 6: {
       const auto& s = std::get<QuerySample>(v);
       return "&{" + MapText(s.labels) + " " + FormatGoFloat(s.value) + "}";
@@ -299,14 +322,22 @@ std::string Print(const TValue& v) {
 
 bool Truth(const TValue& v) {
   switch (v.index()) {
-    case 0: return false;
-    case 1: return std::get<bool>(v);
-    case 2: return std::get<int64_t>(v) != 0;
-    case 3: return std::get<double>(v) != 0;
-    case 4: return !std::get<std::string>(v).empty();
-    case 5: return !std::get<Labels>(v).empty();
-    case 6: return true;
-    default: return !std::get<QueryResult>(v).empty();
+    case 0:
+      return false;
+    case 1:
+      return std::get<bool>(v);
+    case 2:
+      return std::get<int64_t>(v) != 0;
+    case 3:
+      return std::get<double>(v) != 0;
+    case 4:
+      return !std::get<std::string>(v).empty();
+    case 5:
+      return !std::get<Labels>(v).empty();
+    case 6:
+      return true;
+    default:
+      return !std::get<QueryResult>(v).empty();
   }
 }
 
@@ -333,8 +364,8 @@ Result<double> ToFloat(const TValue& v) {
     const char* begin = t.data() + (!t.empty() && t[0] == '+' ? 1 : 0);
     auto [ptr, ec] = std::from_chars(begin, t.data() + t.size(), out);
     if (ec != std::errc() || ptr != t.data() + t.size() || t.empty()) {
-      return Fail(Error::InvalidArgument("strconv.ParseFloat: parsing " + GoQuote(t) +
-                                         ": invalid syntax"));
+      return Fail(
+          Error::InvalidArgument("strconv.ParseFloat: parsing " + GoQuote(t) + ": invalid syntax"));
     }
     return out;
   }
@@ -467,8 +498,21 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
 
 struct Token {
   enum class Kind {
-    kIdent, kVariable, kField, kDot, kString, kNumber, kBool, kNil, kPipe, kLParen, kRParen,
-    kDeclare, kAssign, kComma, kEnd
+    kIdent,
+    kVariable,
+    kField,
+    kDot,
+    kString,
+    kNumber,
+    kBool,
+    kNil,
+    kPipe,
+    kLParen,
+    kRParen,
+    kDeclare,
+    kAssign,
+    kComma,
+    kEnd
   };
   Kind kind = Kind::kEnd;
   std::string text;  // identifier, variable name ("$x", "$"), field chain ".A.b", literal value
@@ -542,15 +586,16 @@ class Parser {
     terminator_.clear();
     while (pos_ < text_.size()) {
       size_t open = text_.find("{{", pos_);
-      std::string chunk(text_.substr(pos_, open == std::string_view::npos ? std::string_view::npos
-                                                                             : open - pos_));
+      std::string chunk(text_.substr(
+          pos_, open == std::string_view::npos ? std::string_view::npos : open - pos_));
       if (open == std::string_view::npos) {
         AddText(nodes, chunk);
         pos_ = text_.size();
         break;
       }
       bool trim_left = open + 2 < text_.size() && text_[open + 2] == '-' &&
-                       open + 3 < text_.size() && std::isspace(static_cast<unsigned char>(text_[open + 3]));
+                       open + 3 < text_.size() &&
+                       std::isspace(static_cast<unsigned char>(text_[open + 3]));
       if (trim_left) {
         while (!chunk.empty() && std::isspace(static_cast<unsigned char>(chunk.back()))) {
           chunk.pop_back();
@@ -607,8 +652,7 @@ class Parser {
       }
       tokens_ = std::move(*tokens);
       tok_ = 0;
-      if (Peek().kind == Token::Kind::kIdent &&
-          (Peek().text == "end" || Peek().text == "else")) {
+      if (Peek().kind == Token::Kind::kIdent && (Peek().text == "end" || Peek().text == "else")) {
         std::string word = Peek().text;
         ++tok_;
         if (word == "else") {
@@ -650,8 +694,9 @@ class Parser {
   // After "if"/"range"/"with" (tokens_ positioned at the pipeline).
   Result<Node> ParseControl(const std::string& word, int depth) {
     Node node;
-    node.kind = word == "if" ? Node::Kind::kIf : word == "range" ? Node::Kind::kRange
-                                                                : Node::Kind::kWith;
+    node.kind = word == "if"      ? Node::Kind::kIf
+                : word == "range" ? Node::Kind::kRange
+                                  : Node::Kind::kWith;
     node.line = line_;
     auto pipe = ParsePipeline(true);
     if (!pipe) {
@@ -721,9 +766,7 @@ class Parser {
     return s;
   }
 
-  static bool IdentChar(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  }
+  static bool IdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
   Result<std::vector<Token>> Lex(std::string_view s) {
     std::vector<Token> out;
@@ -807,8 +850,9 @@ class Parser {
       } else if (std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+') {
       number:
         size_t j = i + 1;
-        while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '.' ||
-                                ((s[j] == '-' || s[j] == '+') && (s[j - 1] == 'e' || s[j - 1] == 'E')))) {
+        while (j < s.size() &&
+               (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '.' ||
+                ((s[j] == '-' || s[j] == '+') && (s[j - 1] == 'e' || s[j - 1] == 'E')))) {
           ++j;
         }
         t.kind = Token::Kind::kNumber;
@@ -830,8 +874,8 @@ class Parser {
         }
         t.text = std::string(s.substr(i, j - i));
         t.kind = t.text == "true" || t.text == "false" ? Token::Kind::kBool
-                 : t.text == "nil"                      ? Token::Kind::kNil
-                                                        : Token::Kind::kIdent;
+                 : t.text == "nil"                     ? Token::Kind::kNil
+                                                       : Token::Kind::kIdent;
         i = j;
       } else {
         return Fail(Err(std::string("unexpected \"") + c + "\" in command"));
@@ -902,7 +946,8 @@ class Parser {
         continue;
       }
       size_t j = chain.find('.', i);
-      out.emplace_back(chain.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
+      out.emplace_back(
+          chain.substr(i, j == std::string_view::npos ? std::string_view::npos : j - i));
       i = j == std::string_view::npos ? chain.size() : j;
     }
     return out;
@@ -1654,12 +1699,42 @@ class Executor {
 };
 
 const std::vector<std::string>& KnownFunctions() {
-  static const std::vector<std::string> kNames = {
-      "and", "or", "not", "len", "index", "print", "printf", "println", "eq", "ne", "lt", "le",
-      "gt", "ge", "humanize", "humanize1024", "humanizeDuration", "humanizePercentage",
-      "humanizeTimestamp", "toUpper", "toLower", "title", "safeHtml", "stripPort", "stripDomain",
-      "match", "reReplaceAll", "parseDuration", "externalURL", "pathPrefix", "query", "first",
-      "value", "label", "strvalue", "sortByLabel"};
+  static const std::vector<std::string> kNames = {"and",
+                                                  "or",
+                                                  "not",
+                                                  "len",
+                                                  "index",
+                                                  "print",
+                                                  "printf",
+                                                  "println",
+                                                  "eq",
+                                                  "ne",
+                                                  "lt",
+                                                  "le",
+                                                  "gt",
+                                                  "ge",
+                                                  "humanize",
+                                                  "humanize1024",
+                                                  "humanizeDuration",
+                                                  "humanizePercentage",
+                                                  "humanizeTimestamp",
+                                                  "toUpper",
+                                                  "toLower",
+                                                  "title",
+                                                  "safeHtml",
+                                                  "stripPort",
+                                                  "stripDomain",
+                                                  "match",
+                                                  "reReplaceAll",
+                                                  "parseDuration",
+                                                  "externalURL",
+                                                  "pathPrefix",
+                                                  "query",
+                                                  "first",
+                                                  "value",
+                                                  "label",
+                                                  "strvalue",
+                                                  "sortByLabel"};
   return kNames;
 }
 

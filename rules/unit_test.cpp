@@ -226,8 +226,8 @@ Status ForEach(const YAML::Node& node, F&& f) {
     return {};
   }
   if (!node.IsSequence()) {
-    return Fail(Error::Parse("yaml: line " + std::to_string(node.Mark().line + 1) +
-                             ": expected a list"));
+    return Fail(
+        Error::Parse("yaml: line " + std::to_string(node.Mark().line + 1) + ": expected a list"));
   }
   for (const YAML::Node& item : node) {
     if (auto st = f(item); !st) {
@@ -249,10 +249,11 @@ Result<TestFile> ParseTestFile(const std::string& text) {
         !st) {
       return Fail(st.error());
     }
-    if (auto st = ForEach(root["rule_files"], [&](const YAML::Node& n) -> Status {
-          file.rule_files.push_back(n.Scalar());
-          return {};
-        });
+    if (auto st = ForEach(root["rule_files"],
+                          [&](const YAML::Node& n) -> Status {
+                            file.rule_files.push_back(n.Scalar());
+                            return {};
+                          });
         !st) {
       return Fail(st.error());
     }
@@ -263,16 +264,18 @@ Result<TestFile> ParseTestFile(const std::string& text) {
     if (eval->count() > 0) {
       file.evaluation_interval = *eval;
     }
-    if (auto st = ForEach(root["group_eval_order"], [&](const YAML::Node& n) -> Status {
-          file.group_eval_order.push_back(n.Scalar());
-          return {};
-        });
+    if (auto st = ForEach(root["group_eval_order"],
+                          [&](const YAML::Node& n) -> Status {
+                            file.group_eval_order.push_back(n.Scalar());
+                            return {};
+                          });
         !st) {
       return Fail(st.error());
     }
     auto st = ForEach(root["tests"], [&](const YAML::Node& t) -> Status {
-      if (auto s = Strict(t, {"interval", "input_series", "alert_rule_test", "promql_expr_test",
-                              "external_labels", "external_url", "name"},
+      if (auto s = Strict(t,
+                          {"interval", "input_series", "alert_rule_test", "promql_expr_test",
+                           "external_labels", "external_url", "name"},
                           "testGroup");
           !s) {
         return s;
@@ -290,80 +293,92 @@ Result<TestFile> ParseTestFile(const std::string& text) {
         return Fail(ext.error());
       }
       group.external_labels = *ext;
-      if (auto s = ForEach(t["input_series"], [&](const YAML::Node& n) -> Status {
-            if (auto k = Strict(n, {"series", "values"}, "series"); !k) {
-              return k;
-            }
-            group.input.push_back({n["series"] ? n["series"].Scalar() : "",
-                                   n["values"] ? n["values"].Scalar() : ""});
-            return {};
-          });
+      if (auto s = ForEach(t["input_series"],
+                           [&](const YAML::Node& n) -> Status {
+                             if (auto k = Strict(n, {"series", "values"}, "series"); !k) {
+                               return k;
+                             }
+                             group.input.push_back({n["series"] ? n["series"].Scalar() : "",
+                                                    n["values"] ? n["values"].Scalar() : ""});
+                             return {};
+                           });
           !s) {
         return s;
       }
-      if (auto s = ForEach(t["alert_rule_test"], [&](const YAML::Node& n) -> Status {
-            if (auto k = Strict(n, {"eval_time", "alertname", "exp_alerts"}, "alertTestCase"); !k) {
-              return k;
-            }
-            AlertTest test;
-            auto when = DurationField(n["eval_time"]);
-            if (!when) {
-              return Fail(when.error());
-            }
-            test.eval_time = *when;
-            test.alertname = n["alertname"] ? n["alertname"].Scalar() : "";
-            return ForEach(n["exp_alerts"], [&](const YAML::Node& a) -> Status {
-              if (auto k = Strict(a, {"exp_labels", "exp_annotations"}, "alert"); !k) {
-                return k;
-              }
-              auto labels = StringMap(a["exp_labels"]);
-              auto annotations = StringMap(a["exp_annotations"]);
-              if (!labels || !annotations) {
-                return Fail(!labels ? labels.error() : annotations.error());
-              }
-              test.exp.push_back({*labels, *annotations});
-              return {};
-            }).and_then([&]() -> Status {
-              group.alert_tests.push_back(std::move(test));
-              return {};
-            });
-          });
+      if (auto s = ForEach(
+              t["alert_rule_test"],
+              [&](const YAML::Node& n) -> Status {
+                if (auto k = Strict(n, {"eval_time", "alertname", "exp_alerts"}, "alertTestCase");
+                    !k) {
+                  return k;
+                }
+                AlertTest test;
+                auto when = DurationField(n["eval_time"]);
+                if (!when) {
+                  return Fail(when.error());
+                }
+                test.eval_time = *when;
+                test.alertname = n["alertname"] ? n["alertname"].Scalar() : "";
+                return ForEach(n["exp_alerts"],
+                               [&](const YAML::Node& a) -> Status {
+                                 if (auto k = Strict(a, {"exp_labels", "exp_annotations"}, "alert");
+                                     !k) {
+                                   return k;
+                                 }
+                                 auto labels = StringMap(a["exp_labels"]);
+                                 auto annotations = StringMap(a["exp_annotations"]);
+                                 if (!labels || !annotations) {
+                                   return Fail(!labels ? labels.error() : annotations.error());
+                                 }
+                                 test.exp.push_back({*labels, *annotations});
+                                 return {};
+                               })
+                    .and_then([&]() -> Status {
+                      group.alert_tests.push_back(std::move(test));
+                      return {};
+                    });
+              });
           !s) {
         return s;
       }
-      return ForEach(t["promql_expr_test"], [&](const YAML::Node& n) -> Status {
-               if (auto k = Strict(n, {"expr", "eval_time", "exp_samples"}, "promqlTestCase"); !k) {
-                 return k;
-               }
-               PromqlTest test;
-               test.expr = n["expr"] ? n["expr"].Scalar() : "";
-               auto when = DurationField(n["eval_time"]);
-               if (!when) {
-                 return Fail(when.error());
-               }
-               test.eval_time = *when;
-               return ForEach(n["exp_samples"], [&](const YAML::Node& s) -> Status {
-                        if (auto k = Strict(s, {"labels", "value"}, "sample"); !k) {
-                          return k;
-                        }
-                        ExpSample e;
-                        e.labels = s["labels"] ? s["labels"].Scalar() : "";
-                        try {
-                          e.value = s["value"] ? s["value"].as<double>() : 0.0;
-                        } catch (const YAML::Exception&) {
-                          return Fail(Error::Parse(
-                              "yaml: unmarshal errors:\n  line " +
-                              std::to_string(s["value"].Mark().line + 1) + ": cannot unmarshal !!str `" +
-                              s["value"].Scalar() + "` into float64"));
-                        }
-                        test.exp.push_back(std::move(e));
-                        return {};
-                      })
-                   .and_then([&]() -> Status {
-                     group.promql_tests.push_back(std::move(test));
-                     return {};
-                   });
-             })
+      return ForEach(
+                 t["promql_expr_test"],
+                 [&](const YAML::Node& n) -> Status {
+                   if (auto k = Strict(n, {"expr", "eval_time", "exp_samples"}, "promqlTestCase");
+                       !k) {
+                     return k;
+                   }
+                   PromqlTest test;
+                   test.expr = n["expr"] ? n["expr"].Scalar() : "";
+                   auto when = DurationField(n["eval_time"]);
+                   if (!when) {
+                     return Fail(when.error());
+                   }
+                   test.eval_time = *when;
+                   return ForEach(n["exp_samples"],
+                                  [&](const YAML::Node& s) -> Status {
+                                    if (auto k = Strict(s, {"labels", "value"}, "sample"); !k) {
+                                      return k;
+                                    }
+                                    ExpSample e;
+                                    e.labels = s["labels"] ? s["labels"].Scalar() : "";
+                                    try {
+                                      e.value = s["value"] ? s["value"].as<double>() : 0.0;
+                                    } catch (const YAML::Exception&) {
+                                      return Fail(
+                                          Error::Parse("yaml: unmarshal errors:\n  line " +
+                                                       std::to_string(s["value"].Mark().line + 1) +
+                                                       ": cannot unmarshal !!str `" +
+                                                       s["value"].Scalar() + "` into float64"));
+                                    }
+                                    test.exp.push_back(std::move(e));
+                                    return {};
+                                  })
+                       .and_then([&]() -> Status {
+                         group.promql_tests.push_back(std::move(test));
+                         return {};
+                       });
+                 })
           .and_then([&]() -> Status {
             file.tests.push_back(std::move(group));
             return {};
@@ -554,10 +569,10 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, const TestFile& file,
         std::sort(exp.begin(), exp.end());
         if (got != exp) {
           std::string name = tg.name.empty() ? "" : "    name: " + tg.name + ",\n";
-          errs.push_back(name + "    alertname: " + test.alertname + ", time: " +
-                         ModelDuration(test.eval_time) + ", \n        exp:" +
-                         IndentLines(AlertListText(exp), "            ") + ", \n        got:" +
-                         IndentLines(AlertListText(got), "            "));
+          errs.push_back(name + "    alertname: " + test.alertname +
+                         ", time: " + ModelDuration(test.eval_time) +
+                         ", \n        exp:" + IndentLines(AlertListText(exp), "            ") +
+                         ", \n        got:" + IndentLines(AlertListText(got), "            "));
         }
       }
       ++curr;
@@ -601,8 +616,8 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, const TestFile& file,
       equal = got[i].first == exp[i].first && got[i].second == exp[i].second;
     }
     if (!equal) {
-      errs.push_back(head + ",\n        exp: " + SamplesText(exp) + "\n        got: " +
-                     SamplesText(got));
+      errs.push_back(head + ",\n        exp: " + SamplesText(exp) +
+                     "\n        got: " + SamplesText(got));
     }
   }
   return errs;
@@ -681,7 +696,8 @@ Result<Labels> ParseSeriesLabels(std::string_view text) {
         break;
       }
       size_t start = i;
-      while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+      while (i < text.size() &&
+             (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
         ++i;
       }
       if (start == i) {
@@ -740,8 +756,8 @@ Result<std::vector<std::optional<double>>> ExpandSeriesValues(std::string_view t
   std::istringstream in{std::string(text)};
   std::string item;
   auto too_many = [&] {
-    return Fail(Error::InvalidArgument("too many samples (more than " +
-                                       std::to_string(max_samples) + ")"));
+    return Fail(
+        Error::InvalidArgument("too many samples (more than " + std::to_string(max_samples) + ")"));
   };
   while (in >> item) {
     auto bad = [&] {

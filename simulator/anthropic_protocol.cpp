@@ -21,11 +21,11 @@
 //                                                 tokens/input-tokens/output-tokens as in the
 //                                                 llm-anthropic recording
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
@@ -39,7 +39,8 @@ using Json = nlohmann::ordered_json;
 constexpr std::string_view kSseContentType = "text/event-stream";
 
 int64_t TextTokens(const Json& content) {
-  if (content.is_string()) return EstimateTextTokens(content.get_ref<const std::string&>());
+  if (content.is_string())
+    return EstimateTextTokens(content.get_ref<const std::string&>());
   int64_t total = 0;
   if (content.is_array()) {
     for (const auto& block : content) {
@@ -54,10 +55,12 @@ int64_t TextTokens(const Json& content) {
 // About what Anthropic counts: a few tokens of framing per message, ~4 characters per token.
 int64_t EstimateInputTokens(const Json& body) {
   int64_t total = 5;
-  if (body.contains("system")) total += TextTokens(body["system"]);
+  if (body.contains("system"))
+    total += TextTokens(body["system"]);
   for (const auto& message : body["messages"]) {
     total += 3;
-    if (message.is_object() && message.contains("content")) total += TextTokens(message["content"]);
+    if (message.is_object() && message.contains("content"))
+      total += TextTokens(message["content"]);
   }
   return total;
 }
@@ -89,7 +92,8 @@ std::string Event(std::string_view name, const Json& payload, size_t pad = 0) {
 
 Json ErrorBody(std::string_view type, std::string_view message, const Plan* plan) {
   Json body{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}};
-  if (plan != nullptr) body["request_id"] = RequestId(*plan);
+  if (plan != nullptr)
+    body["request_id"] = RequestId(*plan);
   return body;
 }
 
@@ -109,7 +113,8 @@ class AnthropicProtocol final : public Protocol {
 
   Status Configure(const EndpointSpec& endpoint) override {
     for (const auto& [key, value] : endpoint.options) {
-      if (auto problem = CheckOption(key, value)) return Fail(Error::Parse(*problem));
+      if (auto problem = CheckOption(key, value))
+        return Fail(Error::Parse(*problem));
     }
     options_ = endpoint.options;
     return {};
@@ -122,11 +127,13 @@ class AnthropicProtocol final : public Protocol {
 
   static std::optional<std::string> CheckOption(std::string_view key, std::string_view value) {
     if (key == "quota_error") {
-      if (value == "credit_balance" || value == "billing_error") return std::nullopt;
+      if (value == "credit_balance" || value == "billing_error")
+        return std::nullopt;
       return "option 'quota_error' must be one of: credit_balance, billing_error";
     }
     if (key == "ratelimit_families") {
-      if (value == "all" || value == "tokens") return std::nullopt;
+      if (value == "all" || value == "tokens")
+        return std::nullopt;
       return "option 'ratelimit_families' must be one of: all, tokens";
     }
     if (key == "retry_after_on_200") {
@@ -225,9 +232,9 @@ class AnthropicProtocol final : public Protocol {
         }
         break;
       case Behaviour::kOverloadedMidstream:
-        reply = call.stream ? Stream(plan, std::max<int64_t>(1, plan.output_tokens / 2),
-                                     End::kOverloaded)
-                            : ErrorReply(529, "overloaded_error", "Overloaded", &plan);
+        reply = call.stream
+                    ? Stream(plan, std::max<int64_t>(1, plan.output_tokens / 2), End::kOverloaded)
+                    : ErrorReply(529, "overloaded_error", "Overloaded", &plan);
         break;
       case Behaviour::kHang:
         reply.mode = Reply::Mode::kHang;
@@ -267,10 +274,10 @@ class AnthropicProtocol final : public Protocol {
         reply = ErrorReply(500, "api_error", "Internal server error", &plan);
         break;
       case Behaviour::kUnauthorized401:
-        reply = ErrorReply(401, "authentication_error",
-                           call.auth == AuthState::kMissing ? "x-api-key header is required"
-                                                            : "invalid x-api-key",
-                           &plan);
+        reply = ErrorReply(
+            401, "authentication_error",
+            call.auth == AuthState::kMissing ? "x-api-key header is required" : "invalid x-api-key",
+            &plan);
         break;
     }
     AddHeaders(call, plan, reply);
@@ -301,12 +308,13 @@ class AnthropicProtocol final : public Protocol {
   }
 
   static Json Usage(const Plan& plan, int64_t output_tokens) {
-    return Json{{"input_tokens", plan.input_tokens},
-                {"cache_creation_input_tokens", 0},
-                {"cache_read_input_tokens", 0},
-                {"cache_creation", {{"ephemeral_5m_input_tokens", 0}, {"ephemeral_1h_input_tokens", 0}}},
-                {"output_tokens", output_tokens},
-                {"service_tier", "standard"}};
+    return Json{
+        {"input_tokens", plan.input_tokens},
+        {"cache_creation_input_tokens", 0},
+        {"cache_read_input_tokens", 0},
+        {"cache_creation", {{"ephemeral_5m_input_tokens", 0}, {"ephemeral_1h_input_tokens", 0}}},
+        {"output_tokens", output_tokens},
+        {"service_tier", "standard"}};
   }
 
   static Json MessageStart(const Plan& plan) {
@@ -354,7 +362,8 @@ class AnthropicProtocol final : public Protocol {
                      7)});
     }
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     switch (end) {
       case End::kCut:
         break;
@@ -375,15 +384,16 @@ class AnthropicProtocol final : public Protocol {
                          13)});
         }
         reply.chunks.push_back(
-            {at, Event("message_delta",
-                       Json{{"type", "message_delta"},
-                            {"delta", {{"stop_reason", StopReason(plan)}, {"stop_sequence", nullptr}}},
-                            // Cumulative, as the API sends it.
-                            {"usage",
-                             {{"input_tokens", plan.input_tokens},
-                              {"cache_creation_input_tokens", 0},
-                              {"cache_read_input_tokens", 0},
-                              {"output_tokens", tokens}}}})});
+            {at,
+             Event("message_delta",
+                   Json{{"type", "message_delta"},
+                        {"delta", {{"stop_reason", StopReason(plan)}, {"stop_sequence", nullptr}}},
+                        // Cumulative, as the API sends it.
+                        {"usage",
+                         {{"input_tokens", plan.input_tokens},
+                          {"cache_creation_input_tokens", 0},
+                          {"cache_read_input_tokens", 0},
+                          {"output_tokens", tokens}}}})});
         reply.chunks.push_back({at, Event("message_stop", Json{{"type", "message_stop"}}, 15)});
         break;
     }
@@ -392,16 +402,19 @@ class AnthropicProtocol final : public Protocol {
 
   static void BreakFirstDelta(Reply& reply) {
     for (auto& chunk : reply.chunks) {
-      if (chunk.bytes.rfind("event: content_block_delta", 0) != 0) continue;
+      if (chunk.bytes.rfind("event: content_block_delta", 0) != 0)
+        continue;
       const auto end = chunk.bytes.rfind('}');
-      if (end != std::string::npos) chunk.bytes = chunk.bytes.substr(0, end - 1) + "\n\n";
+      if (end != std::string::npos)
+        chunk.bytes = chunk.bytes.substr(0, end - 1) + "\n\n";
       return;
     }
   }
 
   static Reply Message(const Plan& plan, int64_t tokens) {
     Json content = Json::array();
-    if (tokens > 0) content.push_back(Json{{"type", "text"}, {"text", ContentText(tokens)}});
+    if (tokens > 0)
+      content.push_back(Json{{"type", "text"}, {"text", ContentText(tokens)}});
     Json body{{"model", plan.model},
               {"id", MessageId(plan)},
               {"type", "message"},
@@ -414,7 +427,8 @@ class AnthropicProtocol final : public Protocol {
     reply.body = body.dump();
     reply.body_at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     return reply;
   }
 
@@ -423,8 +437,7 @@ class AnthropicProtocol final : public Protocol {
     h.emplace_back("request-id", RequestId(plan));
     h.emplace_back("anthropic-organization-id", "00000000-0000-4000-8000-000000000000");
     if (reply.status == 200) {
-      const Micros processing =
-          reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
+      const Micros processing = reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
       h.emplace_back("x-envoy-upstream-service-time", std::to_string(Millis(processing)));
       if (const auto seconds = Extra(call, "retry_after_on_200"); !seconds.empty()) {
         h.emplace_back("retry-after", seconds);
@@ -456,8 +469,6 @@ class AnthropicProtocol final : public Protocol {
 
 }  // namespace
 
-std::unique_ptr<Protocol> MakeAnthropicProtocol() {
-  return std::make_unique<AnthropicProtocol>();
-}
+std::unique_ptr<Protocol> MakeAnthropicProtocol() { return std::make_unique<AnthropicProtocol>(); }
 
 }  // namespace modelpulse::simulator

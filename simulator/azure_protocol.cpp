@@ -14,10 +14,10 @@
 //                                         `-1`/`-1`/`0` token sentinels
 //   region: TEXT                          x-ms-region (default "East US")
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
@@ -90,7 +90,8 @@ class AzureProtocol final : public Protocol {
 
   Status Configure(const EndpointSpec& endpoint) override {
     for (const auto& [key, value] : endpoint.options) {
-      if (auto problem = CheckOption(key, value)) return Fail(Error::Parse(*problem));
+      if (auto problem = CheckOption(key, value))
+        return Fail(Error::Parse(*problem));
     }
     options_ = endpoint.options;
     return {};
@@ -104,15 +105,20 @@ class AzureProtocol final : public Protocol {
   }
 
   static std::optional<std::string> CheckOption(std::string_view key, std::string_view value) {
-    auto one_of = [&](std::initializer_list<std::string_view> allowed)
-        -> std::optional<std::string> {
-      if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return std::nullopt;
+    auto one_of =
+        [&](std::initializer_list<std::string_view> allowed) -> std::optional<std::string> {
+      if (std::find(allowed.begin(), allowed.end(), value) != allowed.end())
+        return std::nullopt;
       return fmt::format("option '{}' must be one of: {}", key, fmt::join(allowed, ", "));
     };
-    if (key == "rate_limit_body") return one_of({"legacy", "openai"});
-    if (key == "ratelimit_limit_headers") return one_of({"true", "false"});
-    if (key == "ratelimit_reset_headers") return one_of({"none", "seconds", "sentinel"});
-    if (key == "region") return std::nullopt;
+    if (key == "rate_limit_body")
+      return one_of({"legacy", "openai"});
+    if (key == "ratelimit_limit_headers")
+      return one_of({"true", "false"});
+    if (key == "ratelimit_reset_headers")
+      return one_of({"none", "seconds", "sentinel"});
+    if (key == "region")
+      return std::nullopt;
     return fmt::format(
         "unknown option '{}' for protocol azure (expected one of: rate_limit_body, "
         "ratelimit_limit_headers, ratelimit_reset_headers, region)",
@@ -166,15 +172,16 @@ class AzureProtocol final : public Protocol {
                                                "invalid_request_error", nullptr));
     }
     if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty()) {
-      return ErrorReply(400, OpenAiShapedError("Missing required parameter: 'messages'.",
-                                               "invalid_request_error",
-                                               "missing_required_parameter", "messages"));
+      return ErrorReply(
+          400, OpenAiShapedError("Missing required parameter: 'messages'.", "invalid_request_error",
+                                 "missing_required_parameter", "messages"));
     }
     if (body.contains("model") && body["model"].is_string()) {
       call.model = body["model"].get<std::string>();
     }
     if (deployment_route) {
-      if (call.model.empty()) call.model = call.extras["deployment"];
+      if (call.model.empty())
+        call.model = call.extras["deployment"];
     } else {
       call.extras["deployment"] = call.model;  // v1: the body's model names the deployment
     }
@@ -218,10 +225,9 @@ class AzureProtocol final : public Protocol {
         }
         break;
       case Behaviour::kOverloadedMidstream:
-        reply = call.stream
-                    ? Stream(call, plan, std::max<int64_t>(1, plan.output_tokens / 2),
-                             End::kOverloaded)
-                    : Overloaded();
+        reply = call.stream ? Stream(call, plan, std::max<int64_t>(1, plan.output_tokens / 2),
+                                     End::kOverloaded)
+                            : Overloaded();
         break;
       case Behaviour::kHang:
         reply.mode = Reply::Mode::kHang;
@@ -242,14 +248,14 @@ class AzureProtocol final : public Protocol {
       case Behaviour::kQuotaPerDay:
         // Exhausted or free-tier quota: the legacy text with a day-long wait (protocols.md §0.5).
         reply = ErrorReply(
-            429, AzureError("429", fmt::format(
-                                       "Requests to the ChatCompletions_Create Operation under "
-                                       "Azure OpenAI API version {} have exceeded token rate "
-                                       "limit of your current OpenAI S0 pricing tier. Please "
-                                       "retry after 86400 seconds. Please go here: "
-                                       "https://aka.ms/oai/quotaincrease if you would like to "
-                                       "further increase the default rate limit.",
-                                       Extra(call, "api_version"))));
+            429,
+            AzureError("429", fmt::format("Requests to the ChatCompletions_Create Operation under "
+                                          "Azure OpenAI API version {} have exceeded token rate "
+                                          "limit of your current OpenAI S0 pricing tier. Please "
+                                          "retry after 86400 seconds. Please go here: "
+                                          "https://aka.ms/oai/quotaincrease if you would like to "
+                                          "further increase the default rate limit.",
+                                          Extra(call, "api_version"))));
         reply.headers.emplace_back("retry-after", "86400");
         reply.headers.emplace_back("retry-after-ms", "86400000");
         break;
@@ -281,15 +287,17 @@ class AzureProtocol final : public Protocol {
 
   static Reply Unauthorized(const Call& call) {
     if (Extra(call, "auth_scheme") == "bearer") {
-      return ErrorReply(401, AzureError("401", "Unauthorized. Access token is missing, invalid, "
-                                               "audience is incorrect "
-                                               "(https://cognitiveservices.azure.com), or have "
-                                               "expired."));
+      return ErrorReply(401, AzureError("401",
+                                        "Unauthorized. Access token is missing, invalid, "
+                                        "audience is incorrect "
+                                        "(https://cognitiveservices.azure.com), or have "
+                                        "expired."));
     }
-    return ErrorReply(401, AzureError("401", "Access denied due to invalid subscription key or "
-                                             "wrong API endpoint. Make sure to provide a valid "
-                                             "key for an active subscription and use a correct "
-                                             "regional API endpoint for your resource."));
+    return ErrorReply(401, AzureError("401",
+                                      "Access denied due to invalid subscription key or "
+                                      "wrong API endpoint. Make sure to provide a valid "
+                                      "key for an active subscription and use a correct "
+                                      "regional API endpoint for your resource."));
   }
 
   static Reply RateLimited(const Call& call, const Plan& plan) {
@@ -305,19 +313,18 @@ class AzureProtocol final : public Protocol {
     } else {
       const bool tokens = plan.limited_resource == "tokens";
       reply = ErrorReply(
-          429, AzureError("429", fmt::format(
-                                     "Requests to the ChatCompletions_Create Operation under "
-                                     "Azure OpenAI API version {} have exceeded {} rate limit of "
-                                     "your current OpenAI S0 pricing tier. Please retry after {} "
-                                     "{}. Please go here: https://aka.ms/oai/quotaincrease if you "
-                                     "would like to further increase the default rate limit.",
-                                     Extra(call, "api_version"), tokens ? "token" : "call",
-                                     seconds, seconds == 1 ? "second" : "seconds")));
+          429, AzureError("429",
+                          fmt::format("Requests to the ChatCompletions_Create Operation under "
+                                      "Azure OpenAI API version {} have exceeded {} rate limit of "
+                                      "your current OpenAI S0 pricing tier. Please retry after {} "
+                                      "{}. Please go here: https://aka.ms/oai/quotaincrease if you "
+                                      "would like to further increase the default rate limit.",
+                                      Extra(call, "api_version"), tokens ? "token" : "call",
+                                      seconds, seconds == 1 ? "second" : "seconds")));
     }
     reply.headers.emplace_back("retry-after", std::to_string(seconds));
-    reply.headers.emplace_back(
-        "retry-after-ms",
-        std::to_string(std::max<int64_t>(1, Millis(plan.retry_after))));
+    reply.headers.emplace_back("retry-after-ms",
+                               std::to_string(std::max<int64_t>(1, Millis(plan.retry_after))));
     return reply;
   }
 
@@ -325,7 +332,8 @@ class AzureProtocol final : public Protocol {
   static std::string RegionSlug(std::string region) {
     std::string out;
     for (char c : region) {
-      if (c != ' ') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (c != ' ')
+        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return out;
   }
@@ -356,7 +364,8 @@ class AzureProtocol final : public Protocol {
                                          {"finish_reason", finish_reason},
                                          {"index", 0},
                                          {"logprobs", nullptr}}});
-    if (call.include_usage) chunk["usage"] = nullptr;
+    if (call.include_usage)
+      chunk["usage"] = nullptr;
     return chunk;
   }
 
@@ -394,7 +403,8 @@ class AzureProtocol final : public Protocol {
                               SafeFilterResults()))});
     }
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     switch (end) {
       case End::kCut:
         break;
@@ -426,35 +436,38 @@ class AzureProtocol final : public Protocol {
   }
 
   static void BreakFirstContentChunk(Reply& reply) {
-    if (reply.chunks.size() < 3) return;
+    if (reply.chunks.size() < 3)
+      return;
     auto& bytes = reply.chunks[2].bytes;  // after the filter chunk and the role chunk
     const auto end = bytes.rfind('}');
-    if (end != std::string::npos) bytes = bytes.substr(0, end - 1) + "\n\n";
+    if (end != std::string::npos)
+      bytes = bytes.substr(0, end - 1) + "\n\n";
   }
 
   static Reply Completion(const Plan& plan, int64_t tokens) {
-    Json body{{"choices",
-               Json::array({Json{{"content_filter_results", SafeFilterResults()},
-                                 {"finish_reason", plan.cut_by_max_tokens ? "length" : "stop"},
-                                 {"index", 0},
-                                 {"logprobs", nullptr},
-                                 {"message",
-                                  {{"annotations", Json::array()},
-                                   {"content", ContentText(tokens)},
-                                   {"refusal", nullptr},
-                                   {"role", "assistant"}}}}})},
-              {"created", plan.created_unix},
-              {"id", plan.completion_id},
-              {"model", plan.model},
-              {"object", "chat.completion"},
-              {"prompt_filter_results", PromptFilterResults()},
-              {"system_fingerprint", "fp_simulated"},
-              {"usage", Usage(plan, tokens)}};
+    Json body{
+        {"choices", Json::array({Json{{"content_filter_results", SafeFilterResults()},
+                                      {"finish_reason", plan.cut_by_max_tokens ? "length" : "stop"},
+                                      {"index", 0},
+                                      {"logprobs", nullptr},
+                                      {"message",
+                                       {{"annotations", Json::array()},
+                                        {"content", ContentText(tokens)},
+                                        {"refusal", nullptr},
+                                        {"role", "assistant"}}}}})},
+        {"created", plan.created_unix},
+        {"id", plan.completion_id},
+        {"model", plan.model},
+        {"object", "chat.completion"},
+        {"prompt_filter_results", PromptFilterResults()},
+        {"system_fingerprint", "fp_simulated"},
+        {"usage", Usage(plan, tokens)}};
     Reply reply;
     reply.body = body.dump();
     reply.body_at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     return reply;
   }
 
@@ -474,15 +487,16 @@ class AzureProtocol final : public Protocol {
     if (reply.status == 200) {
       h.emplace_back("x-ms-rai-invoked", "true");
       h.emplace_back("azureml-model-session", "d001-20250101000000");
-      const Micros processing =
-          reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
+      const Micros processing = reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
       h.emplace_back("x-envoy-upstream-service-time", std::to_string(Millis(processing)));
-      if (reply.mode == Reply::Mode::kStream) h.emplace_back("x-accel-buffering", "no");
+      if (reply.mode == Reply::Mode::kStream)
+        h.emplace_back("x-accel-buffering", "no");
     }
     const bool limits = Extra(call, "ratelimit_limit_headers", "true") == "true";
     const auto reset = Extra(call, "ratelimit_reset_headers", "none");
     auto add = [&](std::string_view resource, const std::optional<BudgetState>& budget) {
-      if (!budget) return;
+      if (!budget)
+        return;
       if (reset == "sentinel" && resource == "tokens") {
         h.emplace_back("x-ratelimit-limit-tokens", "-1");
         h.emplace_back("x-ratelimit-remaining-tokens", "-1");

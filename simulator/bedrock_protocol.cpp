@@ -14,15 +14,15 @@
 // The endpoint's `api_key` is the Bedrock API key (Authorization: Bearer). With neither an
 // access key nor an api_key, requests are not authenticated at all.
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <map>
-#include <regex>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "common/duration.h"
 #include "simulator/cloud_crypto.h"
@@ -81,7 +81,8 @@ std::string Padding(size_t index) {
 
 std::string EventFrame(std::string_view type, Json payload, size_t index) {
   Json padded{{"p", Padding(index)}};
-  for (auto& [key, value] : payload.items()) padded[key] = value;
+  for (auto& [key, value] : payload.items())
+    padded[key] = value;
   return Frame({{":event-type", std::string(type)},
                 {":content-type", "application/json"},
                 {":message-type", "event"}},
@@ -99,7 +100,8 @@ std::string ExceptionFrame(std::string_view type, std::string_view message) {
 
 std::string Trim(std::string_view s) {
   const auto begin = s.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return {};
+  if (begin == std::string_view::npos)
+    return {};
   const auto end = s.find_last_not_of(" \t");
   return std::string(s.substr(begin, end - begin + 1));
 }
@@ -113,7 +115,8 @@ std::string CanonicalValue(std::string_view value) {
       space = true;
       continue;
     }
-    if (space) out += ' ';
+    if (space)
+      out += ' ';
     space = false;
     out += c;
   }
@@ -129,9 +132,10 @@ std::string CanonicalQuery(std::string_view query) {
     if (!item.empty()) {
       const auto eq = item.find('=');
       const auto key = PercentDecode(item.substr(0, eq)).value_or(std::string(item.substr(0, eq)));
-      const auto value = eq == std::string_view::npos
-                             ? std::string()
-                             : PercentDecode(item.substr(eq + 1)).value_or(std::string(item.substr(eq + 1)));
+      const auto value =
+          eq == std::string_view::npos
+              ? std::string()
+              : PercentDecode(item.substr(eq + 1)).value_or(std::string(item.substr(eq + 1)));
       pairs.emplace_back(UriEncode(key, false), UriEncode(value, false));
     }
     start = end + 1;
@@ -139,7 +143,8 @@ std::string CanonicalQuery(std::string_view query) {
   std::sort(pairs.begin(), pairs.end());
   std::string out;
   for (const auto& [key, value] : pairs) {
-    if (!out.empty()) out += '&';
+    if (!out.empty())
+      out += '&';
     out += key + "=" + value;
   }
   return out;
@@ -202,8 +207,8 @@ AuthVerdict VerifySigV4(const HttpRequest& request, const BedrockConfig& config,
   for (const char* key : {"Credential", "SignedHeaders", "Signature"}) {
     if (!fields.count(key)) {
       return Deny(AuthState::kWrong, "IncompleteSignatureException",
-                  fmt::format("Authorization header requires '{}' parameter. Authorization={}",
-                              key, std::string(kSigV4) + " ..."));
+                  fmt::format("Authorization header requires '{}' parameter. Authorization={}", key,
+                              std::string(kSigV4) + " ..."));
     }
   }
   std::vector<std::string> scope;
@@ -220,7 +225,8 @@ AuthVerdict VerifySigV4(const HttpRequest& request, const BedrockConfig& config,
     return Deny(AuthState::kWrong, "IncompleteSignatureException",
                 "Credential should be scoped to a valid region, not ''. ");
   }
-  if (!config.verify_signature) return {};
+  if (!config.verify_signature)
+    return {};
   if (!ConstantTimeEqual(scope[0], config.access_key_id)) {
     return Deny(AuthState::kWrong, "UnrecognizedClientException",
                 "The security token included in the request is invalid.");
@@ -247,19 +253,20 @@ AuthVerdict VerifySigV4(const HttpRequest& request, const BedrockConfig& config,
                 fmt::format("Date must be in ISO-8601 'basic format'. Got '{}'.", amz_date));
   }
   if (scope[1] != amz_date.substr(0, 8)) {
-    return Deny(AuthState::kWrong, "InvalidSignatureException",
-                fmt::format("Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
-                            "of date from HTTP: '{}' != '{}', from '{}'.",
-                            scope[1], amz_date.substr(0, 8), amz_date));
+    return Deny(
+        AuthState::kWrong, "InvalidSignatureException",
+        fmt::format("Date in Credential scope does not match YYYYMMDD from ISO-8601 version "
+                    "of date from HTTP: '{}' != '{}', from '{}'.",
+                    scope[1], amz_date.substr(0, 8), amz_date));
   }
   if (scope[2] != config.region) {
     return Deny(AuthState::kWrong, "InvalidSignatureException",
                 fmt::format("Credential should be scoped to a valid region, not '{}'. ", scope[2]));
   }
   if (scope[3] != config.service) {
-    return Deny(AuthState::kWrong, "InvalidSignatureException",
-                fmt::format("Credential should be scoped to correct service: '{}'. ",
-                            config.service));
+    return Deny(
+        AuthState::kWrong, "InvalidSignatureException",
+        fmt::format("Credential should be scoped to correct service: '{}'. ", config.service));
   }
   const auto now = std::chrono::system_clock::now();
   if (*signed_at < now - config.max_clock_skew) {
@@ -291,23 +298,23 @@ AuthVerdict VerifySigV4(const HttpRequest& request, const BedrockConfig& config,
       const std::string name = signed_headers.substr(from, semi - from);
       std::string values;
       for (const auto& [header, value] : request.headers) {
-        if (header != name) continue;
-        if (!values.empty()) values += ',';
+        if (header != name)
+          continue;
+        if (!values.empty())
+          values += ',';
         values += CanonicalValue(value);
       }
       canonical_headers += name + ":" + values + "\n";
       from = semi + 1;
     }
   }
-  const std::string canonical_request =
-      fmt::format("{}\n{}\n{}\n{}\n{}\n{}", request.method, UriEncode(raw_path, true),
-                  CanonicalQuery(raw_query), canonical_headers, signed_headers,
-                  LowerHex(Sha256(request.body)));
+  const std::string canonical_request = fmt::format(
+      "{}\n{}\n{}\n{}\n{}\n{}", request.method, UriEncode(raw_path, true),
+      CanonicalQuery(raw_query), canonical_headers, signed_headers, LowerHex(Sha256(request.body)));
   const std::string credential_scope =
       fmt::format("{}/{}/{}/aws4_request", scope[1], scope[2], scope[3]);
-  const std::string string_to_sign = fmt::format("{}\n{}\n{}\n{}", kSigV4, amz_date,
-                                                 credential_scope,
-                                                 LowerHex(Sha256(canonical_request)));
+  const std::string string_to_sign = fmt::format(
+      "{}\n{}\n{}\n{}", kSigV4, amz_date, credential_scope, LowerHex(Sha256(canonical_request)));
   std::string key = HmacSha256("AWS4" + config.secret_access_key, scope[1]);
   key = HmacSha256(key, scope[2]);
   key = HmacSha256(key, scope[3]);
@@ -384,15 +391,16 @@ class BedrockProtocol final : public Protocol {
         }
         config_.openai_prefix = value;
       } else {
-        return Fail(Error::Parse(fmt::format(
-            "unknown bedrock option '{}' (expected access_key_id, secret_access_key, "
-            "session_token, expired_session_token, region, service, verify_signature, "
-            "max_clock_skew, openai_prefix)",
-            key)));
+        return Fail(Error::Parse(
+            fmt::format("unknown bedrock option '{}' (expected access_key_id, secret_access_key, "
+                        "session_token, expired_session_token, region, service, verify_signature, "
+                        "max_clock_skew, openai_prefix)",
+                        key)));
       }
     }
     if (config_.access_key_id.empty() != config_.secret_access_key.empty()) {
-      return Fail(Error::Parse("bedrock needs both access_key_id and secret_access_key, or neither"));
+      return Fail(
+          Error::Parse("bedrock needs both access_key_id and secret_access_key, or neither"));
     }
     config_.api_key = endpoint.api_key;
     model_ = endpoint.model;
@@ -442,8 +450,8 @@ class BedrockProtocol final : public Protocol {
                        "conversation that starts with a user message.");
     }
     call.input_tokens = EstimateTokens(*messages);
-    if (const auto config = body.find("inferenceConfig"); config != body.end() &&
-                                                          config->is_object()) {
+    if (const auto config = body.find("inferenceConfig");
+        config != body.end() && config->is_object()) {
       if (const auto max = config->find("maxTokens"); max != config->end()) {
         if (!max->is_number_integer() || max->get<int64_t>() < 1) {
           return HttpError(400, "ValidationException",
@@ -459,7 +467,7 @@ class BedrockProtocol final : public Protocol {
 
   Reply Render(const Call& call, const Plan& plan) const override {
     Reply reply = Extra(call, "operation") == "openai_chat" ? RenderOpenAi(call, plan)
-                                                  : RenderConverse(call, plan);
+                                                            : RenderConverse(call, plan);
     reply.headers.emplace_back("x-amzn-RequestId", Uuid(plan.request_id));
     return reply;
   }
@@ -574,7 +582,8 @@ class BedrockProtocol final : public Protocol {
   }
 
   Reply RenderConverse(const Call& call, const Plan& plan) const {
-    if (auto error = KindError(call, plan)) return *error;
+    if (auto error = KindError(call, plan))
+      return *error;
     Reply reply;
     const int64_t tokens = plan.output_tokens;
     switch (plan.behaviour) {
@@ -586,8 +595,8 @@ class BedrockProtocol final : public Protocol {
         reply.hang_after_chunks = true;
         if (call.stream) {
           reply.content_type = kEventStreamType;
-          reply.chunks.push_back({Micros(0), EventFrame("messageStart",
-                                                        Json{{"role", "assistant"}}, 0)});
+          reply.chunks.push_back(
+              {Micros(0), EventFrame("messageStart", Json{{"role", "assistant"}}, 0)});
         }
         return reply;
       case Behaviour::kErrorIn200:
@@ -596,10 +605,10 @@ class BedrockProtocol final : public Protocol {
                            "Received a model error: the model returned an unexpected response.");
         }
         reply = Stream(call, plan, 0, StreamEnd::kCut);
-        reply.chunks.push_back({plan.first_token,
-                                ExceptionFrame("internalServerException",
-                                               "The system encountered an unexpected error during "
-                                               "processing. Try your request again.")});
+        reply.chunks.push_back(
+            {plan.first_token, ExceptionFrame("internalServerException",
+                                              "The system encountered an unexpected error during "
+                                              "processing. Try your request again.")});
         return reply;
       case Behaviour::kExceptionMidstream:
       case Behaviour::kOverloadedMidstream: {
@@ -640,7 +649,8 @@ class BedrockProtocol final : public Protocol {
         }
         // Bedrock's malformed stream: a frame whose message CRC does not match.
         reply = Stream(call, plan, tokens, StreamEnd::kComplete);
-        if (reply.chunks.size() > 1) reply.chunks[1].bytes.back() ^= 0x5A;
+        if (reply.chunks.size() > 1)
+          reply.chunks[1].bytes.back() ^= 0x5A;
         return reply;
       default:
         return call.stream ? Stream(call, plan, tokens, StreamEnd::kComplete) : Converse(plan);
@@ -665,7 +675,8 @@ class BedrockProtocol final : public Protocol {
                           index++)});
     }
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     if (end == StreamEnd::kComplete) {
       reply.chunks.push_back(
           {at, EventFrame("contentBlockStop", Json{{"contentBlockIndex", 0}}, index++)});
@@ -673,15 +684,14 @@ class BedrockProtocol final : public Protocol {
           {at, EventFrame("messageStop",
                           Json{{"stopReason", plan.cut_by_max_tokens ? "max_tokens" : "end_turn"}},
                           index++)});
-      reply.chunks.push_back(
-          {at, EventFrame("metadata",
-                          Json{{"metrics", {{"latencyMs", Millis(at)}}},
-                               {"usage",
-                                {{"inputTokens", plan.input_tokens},
-                                 {"outputTokens", tokens},
-                                 {"serverToolUsage", Json::object()},
-                                 {"totalTokens", plan.input_tokens + tokens}}}},
-                          index++)});
+      reply.chunks.push_back({at, EventFrame("metadata",
+                                             Json{{"metrics", {{"latencyMs", Millis(at)}}},
+                                                  {"usage",
+                                                   {{"inputTokens", plan.input_tokens},
+                                                    {"outputTokens", tokens},
+                                                    {"serverToolUsage", Json::object()},
+                                                    {"totalTokens", plan.input_tokens + tokens}}}},
+                                             index++)});
     }
     return reply;
   }
@@ -689,22 +699,24 @@ class BedrockProtocol final : public Protocol {
   static Reply Converse(const Plan& plan) {
     const int64_t tokens = plan.output_tokens;
     std::string text;
-    for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
+    for (int64_t i = 0; i < tokens; ++i)
+      text += TokenText(i);
     Reply reply;
     reply.body_at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
-    reply.body = Json{{"metrics", {{"latencyMs", Millis(reply.body_at)}}},
-                      {"output",
-                       {{"message",
-                         {{"content", Json::array({Json{{"text", text}}})},
-                          {"role", "assistant"}}}}},
-                      {"stopReason", plan.cut_by_max_tokens ? "max_tokens" : "end_turn"},
-                      {"usage",
-                       {{"inputTokens", plan.input_tokens},
-                        {"outputTokens", tokens},
-                        {"totalTokens", plan.input_tokens + tokens}}}}
-                     .dump();
+    reply.body =
+        Json{{"metrics", {{"latencyMs", Millis(reply.body_at)}}},
+             {"output",
+              {{"message",
+                {{"content", Json::array({Json{{"text", text}}})}, {"role", "assistant"}}}}},
+             {"stopReason", plan.cut_by_max_tokens ? "max_tokens" : "end_turn"},
+             {"usage",
+              {{"inputTokens", plan.input_tokens},
+               {"outputTokens", tokens},
+               {"totalTokens", plan.input_tokens + tokens}}}}
+            .dump();
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     return reply;
   }
 

@@ -44,14 +44,17 @@ bool PeerWatch::Closed() {
   if (!searched_) {
     searched_ = true;
     DIR* dir = opendir("/proc/self/fd");
-    if (dir == nullptr) return false;
+    if (dir == nullptr)
+      return false;
     while (const dirent* entry = readdir(dir)) {
       char* end = nullptr;
       const long fd = std::strtol(entry->d_name, &end, 10);
-      if (end == entry->d_name || *end != '\0') continue;
+      if (end == entry->d_name || *end != '\0')
+        continue;
       const int candidate = static_cast<int>(fd);
       struct stat info {};
-      if (fstat(candidate, &info) != 0 || !S_ISSOCK(info.st_mode)) continue;
+      if (fstat(candidate, &info) != 0 || !S_ISSOCK(info.st_mode))
+        continue;
       sockaddr_storage local{};
       sockaddr_storage peer{};
       socklen_t local_len = sizeof(local);
@@ -68,11 +71,14 @@ bool PeerWatch::Closed() {
     }
     closedir(dir);
   }
-  if (fd_ < 0) return false;
+  if (fd_ < 0)
+    return false;
   char byte = 0;
   const ssize_t n = recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;
-  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  if (n == 0)
+    return true;
+  if (n < 0)
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
   return false;
 }
 

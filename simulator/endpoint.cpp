@@ -18,14 +18,16 @@ Endpoint::Endpoint(EndpointSpec spec, std::unique_ptr<Protocol> protocol, uint64
       start_(start),
       rng_(seed),
       id_rng_(std::random_device{}()) {
-  if (spec_.ratelimit) limiter_.emplace(*spec_.ratelimit);
+  if (spec_.ratelimit)
+    limiter_.emplace(*spec_.ratelimit);
 }
 
 const Phase& Endpoint::PhaseAt(TimePoint now) const {
   Micros elapsed = std::chrono::duration_cast<Micros>(now - start_);
   for (size_t i = 0; i + 1 < spec_.phases.size(); ++i) {
     const Micros length = spec_.phases[i].duration.value_or(Micros(0));
-    if (elapsed < length) return spec_.phases[i];
+    if (elapsed < length)
+      return spec_.phases[i];
     elapsed -= length;
   }
   return spec_.phases.back();
@@ -34,15 +36,16 @@ const Phase& Endpoint::PhaseAt(TimePoint now) const {
 std::string Endpoint::RandomHex(size_t digits) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(digits, '0');
-  for (auto& c : out) c = kHex[id_rng_() % 16];
+  for (auto& c : out)
+    c = kHex[id_rng_() % 16];
   return out;
 }
 
 std::string Endpoint::RandomAlnum(size_t chars) {
-  static constexpr char kAlnum[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  static constexpr char kAlnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   std::string out(chars, 'A');
-  for (auto& c : out) c = kAlnum[id_rng_() % (sizeof(kAlnum) - 1)];
+  for (auto& c : out)
+    c = kAlnum[id_rng_() % (sizeof(kAlnum) - 1)];
   return out;
 }
 
@@ -74,7 +77,8 @@ Plan Endpoint::Decide(const Call& call, TimePoint arrival) {
 
   if (call.auth == AuthState::kMissing || call.auth == AuthState::kWrong) {
     plan.behaviour = Behaviour::kUnauthorized401;
-    if (limiter_) plan.ratelimit = limiter_->Peek(arrival);
+    if (limiter_)
+      plan.ratelimit = limiter_->Peek(arrival);
     return plan;
   }
 
@@ -98,7 +102,8 @@ Plan Endpoint::Decide(const Call& call, TimePoint arrival) {
       break;
     }
   }
-  if (plan.behaviour == Behaviour::kEmptyCompletion) plan.output_tokens = 0;
+  if (plan.behaviour == Behaviour::kEmptyCompletion)
+    plan.output_tokens = 0;
   if (plan.behaviour == Behaviour::kRateLimit) {
     // An injected throttle looks like a dry request budget.
     plan.limited_resource = "requests";

@@ -45,9 +45,9 @@ class Endpoint {
   const std::unique_ptr<Protocol> protocol_;
   const TimePoint start_;
   std::mutex mu_;
-  std::mt19937_64 rng_;                      // Guarded by mu_. The scenario's draws, seeded.
-  std::mt19937_64 id_rng_;                   // Guarded by mu_. Request ids, unique per run.
-  std::optional<RateLimiter> limiter_;       // Guarded by mu_.
+  std::mt19937_64 rng_;                 // Guarded by mu_. The scenario's draws, seeded.
+  std::mt19937_64 id_rng_;              // Guarded by mu_. Request ids, unique per run.
+  std::optional<RateLimiter> limiter_;  // Guarded by mu_.
 };
 
 }  // namespace modelpulse::simulator

@@ -1,10 +1,10 @@
 // OpenAI chat completions (protocols.md §1): bodies, SSE chunks, headers and error objects as the
 // real API sends them. Written independently of collector/: see DESIGN.md §2.
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "simulator/protocol.h"
@@ -18,8 +18,8 @@ using Json = nlohmann::ordered_json;
 constexpr std::string_view kSseContentType = "text/event-stream";
 
 Json ErrorObject(std::string_view message, std::string_view type, const Json& code) {
-  return Json{{"error",
-               {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+  return Json{
+      {"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
 }
 
 std::string Sse(const Json& payload) { return "data: " + payload.dump() + "\n\n"; }
@@ -159,9 +159,8 @@ class OpenAiProtocol final : public Protocol {
   }
 
   static Json ServerError() {
-    return ErrorObject(
-        "The server had an error while processing your request. Sorry about that!",
-        "server_error", nullptr);
+    return ErrorObject("The server had an error while processing your request. Sorry about that!",
+                       "server_error", nullptr);
   }
 
   static Reply Unauthorized(bool missing) {
@@ -179,11 +178,11 @@ class OpenAiProtocol final : public Protocol {
   }
 
   static Reply RateLimited(const Plan& plan) {
-    const auto& budget = plan.limited_resource == "tokens" ? plan.ratelimit.tokens
-                                                           : plan.ratelimit.requests;
+    const auto& budget =
+        plan.limited_resource == "tokens" ? plan.ratelimit.tokens : plan.ratelimit.requests;
     const int64_t limit = budget ? budget->limit : 0;
-    const std::string per = plan.limited_resource == "tokens" ? "tokens per min (TPM)"
-                                                              : "requests per min (RPM)";
+    const std::string per =
+        plan.limited_resource == "tokens" ? "tokens per min (TPM)" : "requests per min (RPM)";
     const std::string message = fmt::format(
         "Rate limit reached for {} in organization org-simulated on {}: Limit {}, Used {}, "
         "Requested 1. Please try again in {}. Visit https://platform.openai.com/account/"
@@ -202,19 +201,18 @@ class OpenAiProtocol final : public Protocol {
   }
 
   static Json ChunkBase(const Call& /*call*/, const Plan& plan) {
-    return Json{{"id", plan.completion_id},
-                {"object", "chat.completion.chunk"},
-                {"created", plan.created_unix},
-                {"model", plan.model},
-                {"service_tier", "default"},
-                {"system_fingerprint", "fp_simulated"}};
+    return Json{{"id", plan.completion_id},     {"object", "chat.completion.chunk"},
+                {"created", plan.created_unix}, {"model", plan.model},
+                {"service_tier", "default"},    {"system_fingerprint", "fp_simulated"}};
   }
 
   static Json WithChoice(const Call& call, Json chunk, Json delta, const Json& finish_reason) {
-    chunk["choices"] = Json::array(
-        {Json{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr},
-              {"finish_reason", finish_reason}}});
-    if (call.include_usage) chunk["usage"] = nullptr;
+    chunk["choices"] = Json::array({Json{{"index", 0},
+                                         {"delta", std::move(delta)},
+                                         {"logprobs", nullptr},
+                                         {"finish_reason", finish_reason}}});
+    if (call.include_usage)
+      chunk["usage"] = nullptr;
     return chunk;
   }
 
@@ -236,7 +234,8 @@ class OpenAiProtocol final : public Protocol {
                                                  Json{{"content", TokenText(i)}}, nullptr))});
     }
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     switch (end) {
       case End::kCut:
         break;
@@ -261,37 +260,38 @@ class OpenAiProtocol final : public Protocol {
   }
 
   static void BreakFirstContentChunk(Reply& reply) {
-    if (reply.chunks.size() < 2) return;
+    if (reply.chunks.size() < 2)
+      return;
     auto& bytes = reply.chunks[1].bytes;  // chunks[0] is the role chunk
     // Drop the closing braces: "data: {...}\n\n" becomes "data: {...\n\n".
     const auto end = bytes.rfind('}');
-    if (end != std::string::npos) bytes = bytes.substr(0, end - 1) + "\n\n";
+    if (end != std::string::npos)
+      bytes = bytes.substr(0, end - 1) + "\n\n";
   }
 
   static Reply Completion(const Plan& plan, int64_t tokens) {
-    Json body{
-        {"id", plan.completion_id},
-        {"object", "chat.completion"},
-        {"created", plan.created_unix},
-        {"model", plan.model},
-        {"choices",
-         Json::array({Json{
-             {"index", 0},
-             {"message",
-              {{"role", "assistant"},
-               {"content", ContentText(tokens)},
-               {"refusal", nullptr},
-               {"annotations", Json::array()}}},
-             {"logprobs", nullptr},
-             {"finish_reason", plan.cut_by_max_tokens ? "length" : "stop"}}})},
-        {"usage", Usage(plan, tokens)},
-        {"service_tier", "default"},
-        {"system_fingerprint", "fp_simulated"}};
+    Json body{{"id", plan.completion_id},
+              {"object", "chat.completion"},
+              {"created", plan.created_unix},
+              {"model", plan.model},
+              {"choices",
+               Json::array({Json{{"index", 0},
+                                 {"message",
+                                  {{"role", "assistant"},
+                                   {"content", ContentText(tokens)},
+                                   {"refusal", nullptr},
+                                   {"annotations", Json::array()}}},
+                                 {"logprobs", nullptr},
+                                 {"finish_reason", plan.cut_by_max_tokens ? "length" : "stop"}}})},
+              {"usage", Usage(plan, tokens)},
+              {"service_tier", "default"},
+              {"system_fingerprint", "fp_simulated"}};
     Reply reply;
     reply.body = body.dump();
     reply.body_at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     return reply;
   }
 
@@ -303,7 +303,8 @@ class OpenAiProtocol final : public Protocol {
     const Micros processing = reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
     h.emplace_back("openai-processing-ms", std::to_string(Millis(processing)));
     auto add = [&](std::string_view resource, const std::optional<BudgetState>& budget) {
-      if (!budget) return;
+      if (!budget)
+        return;
       h.emplace_back(fmt::format("x-ratelimit-limit-{}", resource), std::to_string(budget->limit));
       h.emplace_back(fmt::format("x-ratelimit-remaining-{}", resource),
                      std::to_string(budget->remaining));

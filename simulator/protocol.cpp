@@ -6,14 +6,16 @@ namespace modelpulse::simulator {
 
 std::string HttpRequest::Header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers) {
-    if (name == lower_name) return value;
+    if (name == lower_name)
+      return value;
   }
   return {};
 }
 
 std::optional<std::string> HttpRequest::Query(std::string_view name) const {
   for (const auto& [key, value] : query) {
-    if (key == name) return value;
+    if (key == name)
+      return value;
   }
   return std::nullopt;
 }
@@ -31,12 +33,18 @@ bool Protocol::Supports(Behaviour behaviour) const {
 }
 
 std::unique_ptr<Protocol> MakeProtocol(std::string_view name) {
-  if (name == "openai") return MakeOpenAiProtocol();
-  if (name == "bedrock") return MakeBedrockProtocol();
-  if (name == "vertex") return MakeVertexProtocol();
-  if (name == "gemini") return MakeGeminiProtocol();
-  if (name == "azure") return MakeAzureProtocol();
-  if (name == "anthropic") return MakeAnthropicProtocol();
+  if (name == "openai")
+    return MakeOpenAiProtocol();
+  if (name == "bedrock")
+    return MakeBedrockProtocol();
+  if (name == "vertex")
+    return MakeVertexProtocol();
+  if (name == "gemini")
+    return MakeGeminiProtocol();
+  if (name == "azure")
+    return MakeAzureProtocol();
+  if (name == "anthropic")
+    return MakeAnthropicProtocol();
   return nullptr;
 }
 
@@ -56,7 +64,8 @@ std::string TokenText(int64_t index) {
   static constexpr std::array<std::string_view, 16> kFiller = {
       "lorem", "ipsum", "dolor",  "sit", "amet",   "consectetur", "adipiscing", "elit",
       "sed",   "do",    "tempor", "ut",  "labore", "et",          "magna",      "aliqua"};
-  if (index <= 0) return "OK";
+  if (index <= 0)
+    return "OK";
   return " " + std::string(kFiller[static_cast<size_t>(index - 1) % kFiller.size()]);
 }
 

@@ -13,7 +13,8 @@ int64_t EstimateTextTokens(std::string_view text) {
 
 std::string ContentText(int64_t tokens) {
   std::string text;
-  for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
+  for (int64_t i = 0; i < tokens; ++i)
+    text += TokenText(i);
   return text;
 }
 
@@ -22,7 +23,9 @@ int64_t CeilSeconds(Micros d) {
   return std::max<int64_t>(1, (d.count() + 999'999) / 1'000'000);
 }
 
-int64_t Millis(Micros d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+int64_t Millis(Micros d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 std::string Extra(const Call& call, const std::string& key, std::string fallback) {
   const auto it = call.extras.find(key);

@@ -38,9 +38,11 @@ int64_t EstimateChatPromptTokens(const JsonT& messages) {
   int64_t total = 3;
   for (const auto& message : messages) {
     total += 4;
-    if (!message.is_object()) continue;
+    if (!message.is_object())
+      continue;
     const auto content = message.find("content");
-    if (content == message.end()) continue;
+    if (content == message.end())
+      continue;
     if (content->is_string()) {
       total += EstimateTextTokens(content->template get_ref<const std::string&>());
     } else if (content->is_array()) {

@@ -14,7 +14,8 @@ RateLimiter::RateLimiter(const RateLimitSpec& spec) : window_(spec.window) {
 }
 
 void RateLimiter::Refill(Bucket& bucket, TimePoint now) const {
-  if (!bucket.enabled || now <= bucket.updated) return;
+  if (!bucket.enabled || now <= bucket.updated)
+    return;
   const double elapsed = std::chrono::duration<double>(now - bucket.updated).count();
   const double per_second = bucket.capacity / std::chrono::duration<double>(window_).count();
   bucket.level = std::min(bucket.capacity, bucket.level + elapsed * per_second);
@@ -23,7 +24,8 @@ void RateLimiter::Refill(Bucket& bucket, TimePoint now) const {
 
 Micros RateLimiter::TimeToReach(const Bucket& bucket, double level) const {
   const double missing = level - bucket.level;
-  if (missing <= 0 || bucket.capacity <= 0) return Micros(0);
+  if (missing <= 0 || bucket.capacity <= 0)
+    return Micros(0);
   const double seconds = missing / bucket.capacity * std::chrono::duration<double>(window_).count();
   return Micros(static_cast<int64_t>(std::ceil(seconds * 1e6)));
 }
@@ -38,8 +40,10 @@ RateLimitSnapshot RateLimiter::Peek(TimePoint now) {
   Refill(requests_, now);
   Refill(tokens_, now);
   RateLimitSnapshot snapshot;
-  if (requests_.enabled) snapshot.requests = State(requests_);
-  if (tokens_.enabled) snapshot.tokens = State(tokens_);
+  if (requests_.enabled)
+    snapshot.requests = State(requests_);
+  if (tokens_.enabled)
+    snapshot.tokens = State(tokens_);
   return snapshot;
 }
 
@@ -55,8 +59,10 @@ RateLimiter::Decision RateLimiter::Admit(TimePoint now, int64_t tokens) {
     decision.verdict = Verdict::kTokensExhausted;
     decision.retry_after = TimeToReach(tokens_, std::min(cost, tokens_.capacity));
   } else {
-    if (requests_.enabled) requests_.level -= 1.0;
-    if (tokens_.enabled) tokens_.level = std::max(0.0, tokens_.level - cost);
+    if (requests_.enabled)
+      requests_.level -= 1.0;
+    if (tokens_.enabled)
+      tokens_.level = std::max(0.0, tokens_.level - cost);
   }
   decision.after = Peek(now);
   return decision;

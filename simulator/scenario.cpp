@@ -1,5 +1,8 @@
 #include "simulator/scenario.h"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -7,9 +10,6 @@
 #include <set>
 #include <sstream>
 #include <utility>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "common/duration.h"
 #include "simulator/protocol.h"
@@ -60,8 +60,8 @@ void CheckKeys(const YAML::Node& map, std::string_view what,
         list += list.empty() ? "" : ", ";
         list += a;
       }
-      Throw(item.first, fmt::format("unknown key '{}' in {} (expected one of: {})", key, what,
-                                    list));
+      Throw(item.first,
+            fmt::format("unknown key '{}' in {} (expected one of: {})", key, what, list));
     }
   }
 }
@@ -96,8 +96,8 @@ Micros Duration(const YAML::Node& node, std::string_view what) {
   const auto text = String(node, what);
   auto parsed = ParsePromDuration(text);
   if (!parsed) {
-    Throw(node, fmt::format("{} must be a positive duration like 300ms or 1m, got '{}'", what,
-                            text));
+    Throw(node,
+          fmt::format("{} must be a positive duration like 300ms or 1m, got '{}'", what, text));
   }
   if (parsed->count() <= 0) {
     Throw(node, fmt::format("{} must be positive, got '{}'", what, text));
@@ -112,10 +112,11 @@ Distribution ParseDistribution(const YAML::Node& node, std::string_view what) {
     d.value = NonNegative(node, what);
     return d;
   }
-  CheckKeys(node, what, {"distribution", "value", "mean", "stddev", "median", "sigma", "min", "max"});
+  CheckKeys(node, what,
+            {"distribution", "value", "mean", "stddev", "median", "sigma", "min", "max"});
   if (!node["distribution"]) {
-    Throw(node, fmt::format("{} needs 'distribution' (constant, uniform, normal or lognormal)",
-                            what));
+    Throw(node,
+          fmt::format("{} needs 'distribution' (constant, uniform, normal or lognormal)", what));
   }
   const auto kind = String(node["distribution"], "distribution");
   auto require = [&](const char* key) {
@@ -146,8 +147,10 @@ Distribution ParseDistribution(const YAML::Node& node, std::string_view what) {
     d.kind = Distribution::Kind::kNormal;
     d.mean = require("mean");
     d.stddev = require("stddev");
-    if (node["min"]) d.min = require("min");
-    if (node["max"]) d.max = require("max");
+    if (node["min"])
+      d.min = require("min");
+    if (node["max"])
+      d.max = require("max");
   } else if (kind == "lognormal") {
     forbid_except({"median", "sigma", "min", "max"});
     d.kind = Distribution::Kind::kLogNormal;
@@ -156,8 +159,10 @@ Distribution ParseDistribution(const YAML::Node& node, std::string_view what) {
     if (d.median <= 0) {
       Throw(node["median"], "lognormal median must be positive");
     }
-    if (node["min"]) d.min = require("min");
-    if (node["max"]) d.max = require("max");
+    if (node["min"])
+      d.min = require("min");
+    if (node["max"])
+      d.max = require("max");
   } else {
     Throw(node["distribution"],
           fmt::format("unknown distribution '{}' (expected constant, uniform, normal or lognormal)",
@@ -209,9 +214,12 @@ Phase ParsePhase(const YAML::Node& node) {
   CheckKeys(node, "a phase",
             {"name", "duration", "errors", "first_token_ms", "inter_token_ms", "output_tokens"});
   Phase phase;
-  if (node["name"]) phase.name = String(node["name"], "name");
-  if (node["duration"]) phase.duration = Duration(node["duration"], "duration");
-  if (node["errors"]) phase.errors = ParseErrors(node["errors"]);
+  if (node["name"])
+    phase.name = String(node["name"], "name");
+  if (node["duration"])
+    phase.duration = Duration(node["duration"], "duration");
+  if (node["errors"])
+    phase.errors = ParseErrors(node["errors"]);
   if (node["first_token_ms"]) {
     phase.first_token_ms = ParseDistribution(node["first_token_ms"], "first_token_ms");
   }
@@ -226,8 +234,8 @@ Phase ParsePhase(const YAML::Node& node) {
 
 bool IsMountName(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   });
 }
 
@@ -237,7 +245,8 @@ EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) 
              "output_tokens", "ratelimit", "phases", "options"});
   EndpointSpec ep;
   ep.base_dir = base_dir;
-  if (!node["name"]) Throw(node, "an endpoint needs a 'name'");
+  if (!node["name"])
+    Throw(node, "an endpoint needs a 'name'");
   ep.name = String(node["name"], "name");
   if (!IsMountName(ep.name) || ep.name.front() == '_') {
     Throw(node["name"], fmt::format("endpoint name '{}' must be letters, digits, '-' or '_' (it "
@@ -250,8 +259,10 @@ EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) 
           fmt::format("unknown protocol '{}' (expected one of: {})", ep.protocol,
                       fmt::join(ProtocolNames(), ", ")));
   }
-  if (node["api_key"]) ep.api_key = String(node["api_key"], "api_key");
-  if (node["model"]) ep.model = String(node["model"], "model");
+  if (node["api_key"])
+    ep.api_key = String(node["api_key"], "api_key");
+  if (node["model"])
+    ep.model = String(node["model"], "model");
   ep.first_token_ms = node["first_token_ms"]
                           ? ParseDistribution(node["first_token_ms"], "first_token_ms")
                           : Distribution{.value = 200};
@@ -264,9 +275,12 @@ EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) 
   if (const auto rl = node["ratelimit"]) {
     CheckKeys(rl, "ratelimit", {"requests", "tokens", "window"});
     RateLimitSpec spec;
-    if (rl["requests"]) spec.requests = static_cast<int64_t>(NonNegative(rl["requests"], "requests"));
-    if (rl["tokens"]) spec.tokens = static_cast<int64_t>(NonNegative(rl["tokens"], "tokens"));
-    if (rl["window"]) spec.window = Duration(rl["window"], "window");
+    if (rl["requests"])
+      spec.requests = static_cast<int64_t>(NonNegative(rl["requests"], "requests"));
+    if (rl["tokens"])
+      spec.tokens = static_cast<int64_t>(NonNegative(rl["tokens"], "tokens"));
+    if (rl["window"])
+      spec.window = Duration(rl["window"], "window");
     if (spec.requests == 0 && spec.tokens == 0) {
       Throw(rl, "ratelimit needs 'requests' or 'tokens' greater than 0");
     }
@@ -278,7 +292,8 @@ EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) 
     }
     for (size_t i = 0; i < phases.size(); ++i) {
       ep.phases.push_back(ParsePhase(phases[i]));
-      if (ep.phases.back().name.empty()) ep.phases.back().name = fmt::format("phase{}", i + 1);
+      if (ep.phases.back().name.empty())
+        ep.phases.back().name = fmt::format("phase{}", i + 1);
       if (i + 1 < phases.size() && !ep.phases.back().duration) {
         Throw(phases[i], "every phase but the last needs a 'duration'");
       }
@@ -287,7 +302,8 @@ EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) 
     ep.phases.push_back(Phase{.name = "steady"});
   }
   if (const auto options = node["options"]) {
-    if (!options.IsMap()) Throw(options, "options must be a mapping of names to values");
+    if (!options.IsMap())
+      Throw(options, "options must be a mapping of names to values");
     for (const auto& item : options) {
       ep.options[item.first.as<std::string>()] = String(item.second, item.first.as<std::string>());
     }
@@ -314,11 +330,14 @@ Scenario ParseRoot(const YAML::Node& root, const std::string& name) {
   Scenario scenario;
   scenario.path = name;
   CheckKeys(root, "the scenario", {"seed", "hang_cap", "journal_size", "endpoints"});
-  if (root["seed"]) scenario.seed = static_cast<uint64_t>(NonNegative(root["seed"], "seed"));
-  if (root["hang_cap"]) scenario.hang_cap = Duration(root["hang_cap"], "hang_cap");
+  if (root["seed"])
+    scenario.seed = static_cast<uint64_t>(NonNegative(root["seed"], "seed"));
+  if (root["hang_cap"])
+    scenario.hang_cap = Duration(root["hang_cap"], "hang_cap");
   if (root["journal_size"]) {
     scenario.journal_size = static_cast<size_t>(NonNegative(root["journal_size"], "journal_size"));
-    if (scenario.journal_size == 0) Throw(root["journal_size"], "journal_size must be at least 1");
+    if (scenario.journal_size == 0)
+      Throw(root["journal_size"], "journal_size must be at least 1");
   }
   const auto endpoints = root["endpoints"];
   if (!endpoints || !endpoints.IsSequence() || endpoints.size() == 0) {
@@ -337,7 +356,8 @@ Scenario ParseRoot(const YAML::Node& root, const std::string& name) {
 }
 
 std::string Where(const std::string& name, const YAML::Mark& mark) {
-  if (mark.is_null()) return name;
+  if (mark.is_null())
+    return name;
   return fmt::format("{}:{}:{}", name, mark.line + 1, mark.column + 1);
 }
 
@@ -345,14 +365,16 @@ std::string Where(const std::string& name, const YAML::Mark& mark) {
 
 std::string_view BehaviourName(Behaviour behaviour) {
   for (const auto& [b, n] : kBehaviourNames) {
-    if (b == behaviour) return n;
+    if (b == behaviour)
+      return n;
   }
   return "unknown";
 }
 
 std::optional<Behaviour> BehaviourFromName(std::string_view name) {
   for (const auto& [b, n] : kBehaviourNames) {
-    if (n == name) return b;
+    if (n == name)
+      return b;
   }
   return std::nullopt;
 }
@@ -401,11 +423,14 @@ Result<Scenario> LoadScenario(const std::string& path) {
 
 std::string FormatGoDuration(Micros duration) {
   int64_t us = std::max<int64_t>(0, duration.count());
-  if (us == 0) return "0s";
+  if (us == 0)
+    return "0s";
   auto trim = [](std::string s) {
     if (s.find('.') != std::string::npos) {
-      while (s.back() == '0') s.pop_back();
-      if (s.back() == '.') s.pop_back();
+      while (s.back() == '0')
+        s.pop_back();
+      if (s.back() == '.')
+        s.pop_back();
     }
     return s;
   };
@@ -418,8 +443,10 @@ std::string FormatGoDuration(Micros duration) {
   const int64_t minutes = (ms / 60'000) % 60;
   const double seconds = static_cast<double>(ms % 60'000) / 1000.0;
   std::string out;
-  if (hours > 0) out += fmt::format("{}h", hours);
-  if (hours > 0 || minutes > 0) out += fmt::format("{}m", minutes);
+  if (hours > 0)
+    out += fmt::format("{}h", hours);
+  if (hours > 0 || minutes > 0)
+    out += fmt::format("{}m", minutes);
   out += trim(fmt::format("{:.3f}", seconds)) + "s";
   return out;
 }

@@ -1,5 +1,8 @@
 #include "simulator/simulator.h"
 
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -9,14 +12,10 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "simulator/connection.h"
 #include "simulator/endpoint.h"
@@ -83,7 +82,8 @@ class SimulatorImpl final : public Simulator {
     }
     wait_cv_.notify_all();
     server_.stop();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+      thread_.join();
   }
 
   Status Listen(const std::string& host, int port) {
@@ -91,8 +91,8 @@ class SimulatorImpl final : public Simulator {
     for (const auto& spec : scenario_.endpoints) {
       auto protocol = MakeProtocol(spec.protocol);
       if (auto configured = protocol->Configure(spec); !configured) {
-        return Fail(Error::Parse(fmt::format("endpoint {}: {}", spec.name,
-                                             configured.error().message)));
+        return Fail(
+            Error::Parse(fmt::format("endpoint {}: {}", spec.name, configured.error().message)));
       }
       endpoints_.push_back(std::make_unique<Endpoint>(
           spec, std::move(protocol),
@@ -119,7 +119,8 @@ class SimulatorImpl final : public Simulator {
     }
     server_.Get("/_simulator/journal", [this](const httplib::Request&, httplib::Response& res) {
       auto list = nlohmann::json::array();
-      for (const auto& entry : Journal()) list.push_back(ToJson(entry));
+      for (const auto& entry : Journal())
+        list.push_back(ToJson(entry));
       res.set_content(list.dump(), "application/json");
     });
     server_.Get("/_simulator/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -183,20 +184,25 @@ class SimulatorImpl final : public Simulator {
       auto until = deadline;
       if (watch != nullptr) {
         lock.unlock();
-        if (watch->Closed()) return Wake::kPeerGone;
+        if (watch->Closed())
+          return Wake::kPeerGone;
         lock.lock();
-        if (stopping_) break;
+        if (stopping_)
+          break;
         until = std::min(deadline, SteadyClock::now() + kPeerPollInterval);
       }
-      if (wait_cv_.wait_until(lock, until, [this] { return stopping_; })) break;
-      if (SteadyClock::now() >= deadline) return Wake::kDue;
+      if (wait_cv_.wait_until(lock, until, [this] { return stopping_; }))
+        break;
+      if (SteadyClock::now() >= deadline)
+        return Wake::kDue;
     }
     return Wake::kStopping;
   }
 
   void Record(InjectedResponse entry) {
     std::lock_guard lock(journal_mu_);
-    while (journal_.size() >= scenario_.journal_size) journal_.pop_front();
+    while (journal_.size() >= scenario_.journal_size)
+      journal_.pop_front();
     journal_.push_back(std::move(entry));
   }
 
@@ -206,7 +212,8 @@ class SimulatorImpl final : public Simulator {
     out.path = req.path.substr(std::min(req.path.size(), mount.size()));
     out.body = req.body;
     out.target = req.target;
-    for (const auto& [name, value] : req.params) out.query.emplace_back(name, value);
+    for (const auto& [name, value] : req.params)
+      out.query.emplace_back(name, value);
     for (const auto& [name, value] : req.headers) {
       std::string lower = name;
       std::transform(lower.begin(), lower.end(), lower.begin(),
@@ -237,7 +244,8 @@ class SimulatorImpl final : public Simulator {
     }
     entry.output_tokens = reply.sent_output_tokens;
     if (reply.first_token_at) {
-      entry.first_token_delay_seconds = std::chrono::duration<double>(*reply.first_token_at).count();
+      entry.first_token_delay_seconds =
+          std::chrono::duration<double>(*reply.first_token_at).count();
     }
 
     switch (reply.mode) {
@@ -248,8 +256,9 @@ class SimulatorImpl final : public Simulator {
         if (wake == Wake::kDue) {
           // The cap is ours, not the provider's: say so plainly rather than imitate a body.
           res.status = 504;
-          res.set_content(R"({"error":{"message":"simulator hang cap reached","type":"server_error","param":null,"code":null}})",
-                          "application/json");
+          res.set_content(
+              R"({"error":{"message":"simulator hang cap reached","type":"server_error","param":null,"code":null}})",
+              "application/json");
           entry.http_status = 504;
         }
         entry.total_seconds = Seconds(SteadyClock::now() - arrival);
@@ -265,7 +274,8 @@ class SimulatorImpl final : public Simulator {
           return;
         }
         res.status = reply.status;
-        for (const auto& [name, value] : reply.headers) res.set_header(name, value);
+        for (const auto& [name, value] : reply.headers)
+          res.set_header(name, value);
         res.set_content(reply.body, reply.content_type);
         entry.http_status = reply.status;
         entry.total_seconds = Seconds(SteadyClock::now() - arrival);
@@ -304,25 +314,30 @@ class SimulatorImpl final : public Simulator {
     state->remote_port = req.remote_port;
 
     res.status = reply.status;
-    for (const auto& [name, value] : reply.headers) res.set_header(name, value);
+    for (const auto& [name, value] : reply.headers)
+      res.set_header(name, value);
     res.set_chunked_content_provider(
         reply.content_type,
         [this, state](size_t /*offset*/, httplib::DataSink& sink) {
           for (size_t i = 0; i < state->chunks.size(); ++i) {
             const auto& chunk = state->chunks[i];
-            if (WaitUntil(state->arrival + chunk.at, nullptr) != Wake::kDue) return false;
+            if (WaitUntil(state->arrival + chunk.at, nullptr) != Wake::kDue)
+              return false;
             state->last_byte = SteadyClock::now();
             // The journal entry goes in before the last byte leaves, so that a client which has
             // read the whole stream always finds it.
-            if (i + 1 == state->chunks.size() && !state->hang_after_chunks) Finish(*state);
-            if (!sink.write(chunk.bytes.data(), chunk.bytes.size())) return false;
+            if (i + 1 == state->chunks.size() && !state->hang_after_chunks)
+              Finish(*state);
+            if (!sink.write(chunk.bytes.data(), chunk.bytes.size()))
+              return false;
           }
           if (state->hang_after_chunks) {
             PeerWatch watch(state->local_port, state->remote_addr, state->remote_port);
             WaitUntil(state->arrival + scenario_.hang_cap, &watch);
             return false;
           }
-          if (state->chunks.empty()) Finish(*state);
+          if (state->chunks.empty())
+            Finish(*state);
           sink.done();
           return true;
         },
@@ -331,7 +346,8 @@ class SimulatorImpl final : public Simulator {
 
   // Records a stream's journal entry once, however it ended.
   void Finish(StreamState& state) {
-    if (state.recorded) return;
+    if (state.recorded)
+      return;
     state.recorded = true;
     state.entry.total_seconds = Seconds(state.last_byte - state.arrival);
     Record(state.entry);
@@ -360,7 +376,8 @@ class SimulatorImpl final : public Simulator {
 
 Result<std::unique_ptr<Simulator>> Simulator::Start(const SimulatorOptions& options) {
   auto scenario = LoadScenario(options.scenario_path);
-  if (!scenario) return Fail(scenario.error());
+  if (!scenario)
+    return Fail(scenario.error());
   auto simulator = std::make_unique<SimulatorImpl>(std::move(*scenario), options.worker_threads);
   if (auto status = simulator->Listen(options.host, options.port); !status) {
     return Fail(status.error());

@@ -15,10 +15,10 @@
 namespace modelpulse::simulator {
 
 struct SimulatorOptions {
-  std::string scenario_path;        // YAML scenario file
-  std::string host = "127.0.0.1";   // loopback only unless the user says otherwise
-  int port = 0;                     // 0 picks a free port
-  size_t worker_threads = 64;       // each open stream holds one worker
+  std::string scenario_path;       // YAML scenario file
+  std::string host = "127.0.0.1";  // loopback only unless the user says otherwise
+  int port = 0;                    // 0 picks a free port
+  size_t worker_threads = 64;      // each open stream holds one worker
 };
 
 // What the simulator did for one request, so tests can compare the prober's measurements with
@@ -27,9 +27,9 @@ struct InjectedResponse {
   std::string endpoint;
   int64_t received_unix_ms = 0;
   int http_status = 0;
-  std::string behaviour;         // "ok", "rate_limit", "insufficient_quota", "hang", ...
+  std::string behaviour;                 // "ok", "rate_limit", "insufficient_quota", "hang", ...
   double first_token_delay_seconds = 0;  // from request arrival to the first content token
-  double total_seconds = 0;      // from request arrival to the last byte
+  double total_seconds = 0;              // from request arrival to the last byte
   int64_t output_tokens = 0;
   int64_t input_tokens = 0;
   bool stream = false;

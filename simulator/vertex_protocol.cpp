@@ -16,6 +16,7 @@
 // The endpoint's `api_key` is Vertex express mode's x-goog-api-key (vertex) or the Gemini API key
 // (gemini: x-goog-api-key or ?key=). With no credential configured, nothing is checked.
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -25,12 +26,10 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "common/duration.h"
 #include "simulator/cloud_crypto.h"
@@ -56,8 +55,9 @@ std::string Rfc3339Now() {
   gmtime_r(&seconds, &tm);
   char buffer[32];
   std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &tm);
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          now.time_since_epoch()).count() % 1'000'000;
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+      1'000'000;
   return fmt::format("{}.{:06d}Z", buffer, micros);
 }
 
@@ -92,12 +92,13 @@ using PublicKey = std::shared_ptr<EVP_PKEY>;
 
 bool VerifyRs256(EVP_PKEY* key, std::string_view signed_part, std::string_view signature) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  if (ctx == nullptr) return false;
-  bool ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-            EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
-                             signature.size(),
-                             reinterpret_cast<const unsigned char*>(signed_part.data()),
-                             signed_part.size()) == 1;
+  if (ctx == nullptr)
+    return false;
+  bool ok =
+      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
+                       signature.size(), reinterpret_cast<const unsigned char*>(signed_part.data()),
+                       signed_part.size()) == 1;
   EVP_MD_CTX_free(ctx);
   return ok;
 }
@@ -109,7 +110,8 @@ class GoogleProtocol final : public Protocol {
   std::string_view Name() const override { return vertex_ ? "vertex" : "gemini"; }
 
   std::vector<std::string> PostRoutes() const override {
-    if (!vertex_) return {"/(v1|v1beta)/models/[^/:]+:(generateContent|streamGenerateContent)"};
+    if (!vertex_)
+      return {"/(v1|v1beta)/models/[^/:]+:(generateContent|streamGenerateContent)"};
     return {
         "/(v1|v1beta1)/projects/[^/]+/locations/[^/]+/publishers/google/models/[^/:]+:"
         "(generateContent|streamGenerateContent)",
@@ -139,10 +141,10 @@ class GoogleProtocol final : public Protocol {
         }
         token_lifetime_ = std::chrono::duration_cast<Micros>(*lifetime);
       } else {
-        return Fail(Error::Parse(fmt::format(
-            "unknown vertex option '{}' (expected service_account_public_key, "
-            "service_account_email, token_audience, token_lifetime, access_token)",
-            key)));
+        return Fail(Error::Parse(
+            fmt::format("unknown vertex option '{}' (expected service_account_public_key, "
+                        "service_account_email, token_audience, token_lifetime, access_token)",
+                        key)));
       }
     }
     if (!key_path.empty()) {
@@ -150,7 +152,8 @@ class GoogleProtocol final : public Protocol {
         return Fail(Error::Parse("service_account_public_key needs service_account_email"));
       }
       std::string path = key_path;
-      if (!endpoint.base_dir.empty() && path.front() != '/') path = endpoint.base_dir + "/" + path;
+      if (!endpoint.base_dir.empty() && path.front() != '/')
+        path = endpoint.base_dir + "/" + path;
       FILE* file = std::fopen(path.c_str(), "rb");
       if (file == nullptr) {
         return Fail(Error::Parse(fmt::format("cannot read service_account_public_key {}", path)));
@@ -173,7 +176,8 @@ class GoogleProtocol final : public Protocol {
 
   std::variant<Call, Reply> Parse(const HttpRequest& request,
                                   const EndpointSpec& endpoint) const override {
-    if (vertex_ && request.path == "/token") return IssueToken(request);
+    if (vertex_ && request.path == "/token")
+      return IssueToken(request);
     Call call;
     Authenticate(request, call);
     if (vertex_ && request.path.find("/endpoints/openapi/") != std::string::npos) {
@@ -214,8 +218,7 @@ class GoogleProtocol final : public Protocol {
     }
     const Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object()) {
-      return Error(400, "INVALID_ARGUMENT",
-                   "Invalid JSON payload received. Unexpected token.");
+      return Error(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unexpected token.");
     }
     const auto contents = body.find("contents");
     if (contents == body.end() || !contents->is_array() || contents->empty()) {
@@ -245,14 +248,15 @@ class GoogleProtocol final : public Protocol {
   }
 
   Reply Render(const Call& call, const Plan& plan) const override {
-    if (Extra(call, "operation") == "openai_chat") return RenderOpenAi(call, plan);
+    if (Extra(call, "operation") == "openai_chat")
+      return RenderOpenAi(call, plan);
     Reply reply = RenderGenerate(call, plan);
     if (reply.mode != Reply::Mode::kHang) {
-      const Micros processing =
-          reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
+      const Micros processing = reply.mode == Reply::Mode::kBody ? reply.body_at : plan.first_token;
       reply.headers.emplace_back("server-timing",
                                  fmt::format("gfet4t7; dur={}", Millis(processing)));
-      if (!vertex_) reply.headers.emplace_back("x-gemini-service-tier", "standard");
+      if (!vertex_)
+        reply.headers.emplace_back("x-gemini-service-tier", "standard");
     }
     return reply;
   }
@@ -262,9 +266,11 @@ class GoogleProtocol final : public Protocol {
 
   void Authenticate(const HttpRequest& request, Call& call) const {
     const bool tokens = public_key_ != nullptr || !static_token_.empty();
-    if (api_key_.empty() && !tokens) return;
+    if (api_key_.empty() && !tokens)
+      return;
     std::string key = request.Header("x-goog-api-key");
-    if (key.empty() && !vertex_) key = request.Query("key").value_or("");
+    if (key.empty() && !vertex_)
+      key = request.Query("key").value_or("");
     if (!key.empty() && !api_key_.empty()) {
       call.auth = ConstantTimeEqual(key, api_key_) ? AuthState::kOk : AuthState::kWrong;
       call.extras["auth_failure"] = "api_key_invalid";
@@ -334,8 +340,7 @@ class GoogleProtocol final : public Protocol {
     // The signature first: nothing in an unsigned claim set is worth reading.
     const Json header = Json::parse(*header_bytes, nullptr, false);
     if (!header.is_object() || header.value("alg", "") != "RS256" ||
-        !VerifyRs256(public_key_.get(), std::string_view(*assertion).substr(0, dot2),
-                     *signature)) {
+        !VerifyRs256(public_key_.get(), std::string_view(*assertion).substr(0, dot2), *signature)) {
       return OAuthError("invalid_grant", "Invalid JWT Signature.");
     }
     const Json claims = Json::parse(*claims_bytes, nullptr, false);
@@ -346,8 +351,8 @@ class GoogleProtocol final : public Protocol {
       return OAuthError("invalid_grant", "Invalid grant: account not found");
     }
     const std::string aud = claims.value("aud", "");
-    const std::string own_url = "http://" + request.Header("host") +
-                                request.target.substr(0, request.target.find('?'));
+    const std::string own_url =
+        "http://" + request.Header("host") + request.target.substr(0, request.target.find('?'));
     if (aud != token_audience_ && aud != own_url) {
       return OAuthError("invalid_grant",
                         fmt::format("Invalid JWT: Failed audience check. The right audience is {}",
@@ -363,9 +368,8 @@ class GoogleProtocol final : public Protocol {
     }
     const double iat = claims["iat"].get<double>();
     const double exp = claims["exp"].get<double>();
-    const double now = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
+    const double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     // Google allows a little clock skew; a token must live at most an hour.
     if (exp <= now || iat > now + 300 || exp - iat > 3600 || exp <= iat) {
       return OAuthError("invalid_grant", kShortLivedMessage);
@@ -376,22 +380,25 @@ class GoogleProtocol final : public Protocol {
       std::lock_guard lock(tokens_mu_);
       static constexpr char kAlnum[] =
           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-      for (int i = 0; i < 48; ++i) token += kAlnum[token_rng_() % (sizeof(kAlnum) - 1)];
+      for (int i = 0; i < 48; ++i)
+        token += kAlnum[token_rng_() % (sizeof(kAlnum) - 1)];
       const auto steady_now = SteadyClock::now();
       if (tokens_.size() >= kMaxTokens) {
         for (auto it = tokens_.begin(); it != tokens_.end();) {
           it = it->second <= steady_now ? tokens_.erase(it) : std::next(it);
         }
-        if (tokens_.size() >= kMaxTokens) tokens_.erase(tokens_.begin());
+        if (tokens_.size() >= kMaxTokens)
+          tokens_.erase(tokens_.begin());
       }
       tokens_[token] = steady_now + token_lifetime_;
     }
     Reply reply;
     reply.content_type = kJsonType;
-    reply.body = Json{{"access_token", token},
-                      {"expires_in", CeilSeconds(token_lifetime_)},
-                      {"token_type", "Bearer"}}
-                     .dump();
+    reply.body = Json{
+        {"access_token", token},
+        {"expires_in", CeilSeconds(token_lifetime_)},
+        {"token_type",
+         "Bearer"}}.dump();
     return reply;
   }
 
@@ -400,7 +407,8 @@ class GoogleProtocol final : public Protocol {
   static Reply Error(int status, std::string_view code, std::string_view message,
                      const Json& details = nullptr) {
     Json error{{"code", status}, {"message", message}, {"status", code}};
-    if (!details.is_null()) error["details"] = details;
+    if (!details.is_null())
+      error["details"] = details;
     Reply reply;
     reply.status = status;
     reply.content_type = kJsonType;
@@ -443,7 +451,8 @@ class GoogleProtocol final : public Protocol {
                     "access token, login cookie or other valid authentication credential. See "
                     "https://developers.google.com/identity/sign-in/web/devconsole-project.",
                     Json::array({ErrorInfo("CREDENTIALS_MISSING", Service())}));
-      reply.headers.emplace_back("www-authenticate", R"(Bearer realm="https://accounts.google.com/")");
+      reply.headers.emplace_back("www-authenticate",
+                                 R"(Bearer realm="https://accounts.google.com/")");
     } else {
       reply = Error(401, "UNAUTHENTICATED",
                     "Request had invalid authentication credentials. Expected OAuth 2 access "
@@ -464,7 +473,8 @@ class GoogleProtocol final : public Protocol {
     const Micros delay = plan.retry_after.count() > 0 ? plan.retry_after : std::chrono::seconds(1);
     const int64_t limit = plan.ratelimit.requests ? plan.ratelimit.requests->limit : 10;
     const std::string quota_metric =
-        vertex_ ? "aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model"
+        vertex_ ? "aiplatform.googleapis.com/"
+                  "generate_content_requests_per_minute_per_project_per_base_model"
                 : "generativelanguage.googleapis.com/generate_content_free_tier_requests";
     const std::string quota_id = vertex_ ? "GenerateContentRequestsPerMinutePerProjectPerBaseModel"
                                          : "GenerateRequestsPerMinutePerProjectPerModel-FreeTier";
@@ -472,20 +482,21 @@ class GoogleProtocol final : public Protocol {
         vertex_ ? "Resource exhausted. Please try again later. Please refer to "
                   "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more "
                   "details."
-                : fmt::format("You exceeded your current quota, please check your plan and "
-                              "billing details. For more information on this error, head to: "
-                              "https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota "
-                              "exceeded for metric: {}, limit: {}, model: {}\nPlease retry in "
-                              "{:.6f}s.",
-                              quota_metric, limit, plan.model,
-                              static_cast<double>(delay.count()) / 1e6);
+                : fmt::format(
+                      "You exceeded your current quota, please check your plan and "
+                      "billing details. For more information on this error, head to: "
+                      "https://ai.google.dev/gemini-api/docs/rate-limits.\n* Quota "
+                      "exceeded for metric: {}, limit: {}, model: {}\nPlease retry in "
+                      "{:.6f}s.",
+                      quota_metric, limit, plan.model, static_cast<double>(delay.count()) / 1e6);
     return QuotaError(message, quota_metric, quota_id, limit, plan.model,
                       fmt::format("{}s", CeilSeconds(delay)));
   }
 
   Reply PerDay(const Plan& plan, int64_t limit) const {
     const std::string quota_metric =
-        vertex_ ? "aiplatform.googleapis.com/generate_content_requests_per_day_per_project_per_base_model"
+        vertex_ ? "aiplatform.googleapis.com/"
+                  "generate_content_requests_per_day_per_project_per_base_model"
                 : "generativelanguage.googleapis.com/generate_requests_per_model_per_day";
     const std::string quota_id = vertex_ ? "GenerateContentRequestsPerDayPerProjectPerBaseModel"
                                          : "GenerateRequestsPerDayPerProjectPerModel-FreeTier";
@@ -510,15 +521,15 @@ class GoogleProtocol final : public Protocol {
         429, "RESOURCE_EXHAUSTED", message,
         Json::array(
             {Json{{"@type", "type.googleapis.com/google.rpc.QuotaFailure"},
-                  {"violations",
-                   Json::array({Json{{"quotaMetric", quota_metric},
-                                     {"quotaId", quota_id},
-                                     {"quotaDimensions", {{"location", "global"}, {"model", model}}},
-                                     {"quotaValue", std::to_string(limit)}}})}},
+                  {"violations", Json::array({Json{{"quotaMetric", quota_metric},
+                                                   {"quotaId", quota_id},
+                                                   {"quotaDimensions",
+                                                    {{"location", "global"}, {"model", model}}},
+                                                   {"quotaValue", std::to_string(limit)}}})}},
              Json{{"@type", "type.googleapis.com/google.rpc.Help"},
-                  {"links",
-                   Json::array({Json{{"description", "Learn more about Gemini API quotas"},
-                                     {"url", "https://ai.google.dev/gemini-api/docs/rate-limits"}}})}},
+                  {"links", Json::array({Json{
+                                {"description", "Learn more about Gemini API quotas"},
+                                {"url", "https://ai.google.dev/gemini-api/docs/rate-limits"}}})}},
              Json{{"@type", "type.googleapis.com/google.rpc.RetryInfo"},
                   {"retryDelay", retry_delay}}}));
   }
@@ -577,9 +588,11 @@ class GoogleProtocol final : public Protocol {
 
   Json UsageMetadata(const Plan& plan, std::optional<int64_t> candidates) const {
     Json usage{{"promptTokenCount", plan.input_tokens}};
-    if (candidates) usage["candidatesTokenCount"] = *candidates;
+    if (candidates)
+      usage["candidatesTokenCount"] = *candidates;
     usage["totalTokenCount"] = plan.input_tokens + candidates.value_or(0);
-    if (vertex_) usage["trafficType"] = "ON_DEMAND";
+    if (vertex_)
+      usage["trafficType"] = "ON_DEMAND";
     usage["promptTokensDetails"] =
         Json::array({Json{{"modality", "TEXT"}, {"tokenCount", plan.input_tokens}}});
     if (candidates) {
@@ -591,13 +604,16 @@ class GoogleProtocol final : public Protocol {
 
   Json Response(const Plan& plan, std::string text, const Json& finish_reason,
                 std::optional<int64_t> candidates) const {
-    Json candidate{{"content",
-                    {{"role", "model"}, {"parts", Json::array({Json{{"text", std::move(text)}}})}}}};
-    if (!finish_reason.is_null()) candidate["finishReason"] = finish_reason;
+    Json candidate{
+        {"content",
+         {{"role", "model"}, {"parts", Json::array({Json{{"text", std::move(text)}}})}}}};
+    if (!finish_reason.is_null())
+      candidate["finishReason"] = finish_reason;
     Json response{{"candidates", Json::array({candidate})},
                   {"usageMetadata", UsageMetadata(plan, candidates)},
                   {"modelVersion", plan.model}};
-    if (vertex_) response["createTime"] = Rfc3339Now();
+    if (vertex_)
+      response["createTime"] = Rfc3339Now();
     response["responseId"] = plan.completion_id.substr(plan.completion_id.find('-') + 1);
     return response;
   }
@@ -609,13 +625,15 @@ class GoogleProtocol final : public Protocol {
   Reply Generate(const Plan& plan) const {
     const int64_t tokens = plan.output_tokens;
     std::string text;
-    for (int64_t i = 0; i < tokens; ++i) text += TokenText(i);
+    for (int64_t i = 0; i < tokens; ++i)
+      text += TokenText(i);
     Reply reply;
     reply.content_type = kJsonType;
     reply.body_at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
     reply.body = Response(plan, text, FinishReason(plan), tokens).dump();
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
     return reply;
   }
 
@@ -628,7 +646,8 @@ class GoogleProtocol final : public Protocol {
     Reply reply;
     reply.mode = Reply::Mode::kStream;
     reply.content_type = sse ? "text/event-stream" : std::string(kJsonType);
-    if (sse) reply.headers.emplace_back("content-disposition", "attachment");
+    if (sse)
+      reply.headers.emplace_back("content-disposition", "attachment");
     size_t count = 0;
     auto frame = [&](const Json& payload) {
       std::string bytes;
@@ -651,8 +670,10 @@ class GoogleProtocol final : public Protocol {
                               last ? std::optional<int64_t>(tokens) : std::nullopt))});
     }
     reply.sent_output_tokens = tokens;
-    if (tokens > 0) reply.first_token_at = plan.first_token;
-    if (end == StreamEnd::kFinish && !sse) reply.chunks.push_back({at, "\n]"});
+    if (tokens > 0)
+      reply.first_token_at = plan.first_token;
+    if (end == StreamEnd::kFinish && !sse)
+      reply.chunks.push_back({at, "\n]"});
     return reply;
   }
 
@@ -664,14 +685,14 @@ class GoogleProtocol final : public Protocol {
     Reply reply = Stream(call, plan, tokens, StreamEnd::kCut);
     const Json error{{"error", {{"code", code}, {"message", message}, {"status", status}}}};
     const Micros at = plan.first_token + plan.inter_token * std::max<int64_t>(0, tokens - 1);
-    reply.chunks.push_back(
-        {at, sse ? "data: " + error.dump() + "\r\n\r\n"
-                 : (tokens == 0 ? "[" : "\n,\r\n") + error.dump() + "\n]"});
+    reply.chunks.push_back({at, sse ? "data: " + error.dump() + "\r\n\r\n"
+                                    : (tokens == 0 ? "[" : "\n,\r\n") + error.dump() + "\n]"});
     return reply;
   }
 
   Reply RenderGenerate(const Call& call, const Plan& plan) const {
-    if (auto error = KindError(call, plan)) return *error;
+    if (auto error = KindError(call, plan))
+      return *error;
     const int64_t tokens = plan.output_tokens;
     Reply reply;
     switch (plan.behaviour) {
@@ -682,8 +703,8 @@ class GoogleProtocol final : public Protocol {
         reply.mode = Reply::Mode::kStream;
         reply.hang_after_chunks = true;
         if (call.stream) {
-          reply.content_type = Extra(call, "sse").empty() ? std::string(kJsonType)
-                                                          : "text/event-stream";
+          reply.content_type =
+              Extra(call, "sse").empty() ? std::string(kJsonType) : "text/event-stream";
         }
         return reply;
       case Behaviour::kErrorIn200:
@@ -695,9 +716,9 @@ class GoogleProtocol final : public Protocol {
         }
         return StreamError(call, plan, 0, 500, "INTERNAL", InternalMessage());
       case Behaviour::kExceptionMidstream:
-        if (!call.stream) return PerMinute(plan);
-        return StreamError(call, plan, std::max<int64_t>(1, tokens / 2), 429,
-                           "RESOURCE_EXHAUSTED",
+        if (!call.stream)
+          return PerMinute(plan);
+        return StreamError(call, plan, std::max<int64_t>(1, tokens / 2), 429, "RESOURCE_EXHAUSTED",
                            "Resource exhausted. Please try again later.");
       case Behaviour::kOverloadedMidstream:
         if (!call.stream) {
@@ -723,7 +744,8 @@ class GoogleProtocol final : public Protocol {
         {
           auto& bytes = reply.chunks.front().bytes;
           const auto brace = bytes.rfind('}');
-          if (brace != std::string::npos) bytes.erase(brace, 1);
+          if (brace != std::string::npos)
+            bytes.erase(brace, 1);
         }
         return reply;
       default:

@@ -25,7 +25,9 @@ SELECT name, labels FROM targets
 WHERE EXISTS (SELECT 1 FROM probes WHERE probes.target_id = targets.id)
 ORDER BY name)sql";
 
-Error StepError(sqlite3* db, std::string_view what) { return SqliteError(db, what, Error::Code::kIo); }
+Error StepError(sqlite3* db, std::string_view what) {
+  return SqliteError(db, what, Error::Code::kIo);
+}
 
 }  // namespace
 
@@ -196,9 +198,11 @@ Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeF
     std::string sql = "SELECT start_ms, label_set_id, ";
     sql += kFieldColumnNames[static_cast<size_t>(columns.a)];
     sql += ", ";
-    sql += columns.b < 0 ? std::string_view("NULL") : kFieldColumnNames[static_cast<size_t>(columns.b)];
-    sql += " FROM probes WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
-           "ORDER BY start_ms, seq";
+    sql += columns.b < 0 ? std::string_view("NULL")
+                         : kFieldColumnNames[static_cast<size_t>(columns.b)];
+    sql +=
+        " FROM probes WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
+        "ORDER BY start_ms, seq";
     auto prepared = Prepare(db_.get(), sql);
     if (!prepared) {
       return Fail(prepared.error());

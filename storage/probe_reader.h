@@ -36,18 +36,18 @@ class ProbeReader {
   Result<std::vector<StoredTarget>> ListTargets();
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms);
-  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
-                                               int64_t from_ms, int64_t to_ms);
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms);
   Result<Labels> LabelSetOf(int64_t id);
 
  private:
   Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
 
   std::mutex mu_;
-  DbHandle db_;                    // Guarded by mu_.
-  StatementHandle read_probes_;    // Guarded by mu_.
-  StatementHandle read_label_set_; // Guarded by mu_.
-  StatementHandle list_targets_;   // Guarded by mu_.
+  DbHandle db_;                      // Guarded by mu_.
+  StatementHandle read_probes_;      // Guarded by mu_.
+  StatementHandle read_label_set_;   // Guarded by mu_.
+  StatementHandle list_targets_;     // Guarded by mu_.
   StatementHandle list_target_ids_;  // Guarded by mu_.
   StatementHandle read_rollups_;     // Guarded by mu_.
   // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.

@@ -29,7 +29,9 @@ DELETE FROM probes WHERE (target_id, start_ms, seq) IN (
   SELECT target_id, start_ms, seq FROM probes
   WHERE target_id = ?1 AND start_ms < ?2 ORDER BY start_ms, seq LIMIT ?3))sql";
 
-Error StepError(sqlite3* db, std::string_view what) { return SqliteError(db, what, Error::Code::kIo); }
+Error StepError(sqlite3* db, std::string_view what) {
+  return SqliteError(db, what, Error::Code::kIo);
+}
 
 }  // namespace
 
@@ -76,8 +78,7 @@ Result<ProbeWriter::TargetState*> ProbeWriter::Target(const ProbeResult& row,
     if (rc == SQLITE_ROW) {
       state.id = sqlite3_column_int64(find, 0);
       state.labels = ColumnText(find, 1);
-      state.latest_ms =
-          ColumnOptionalInt(find, 2).value_or(std::numeric_limits<int64_t>::min());
+      state.latest_ms = ColumnOptionalInt(find, 2).value_or(std::numeric_limits<int64_t>::min());
     } else if (rc != SQLITE_DONE) {
       return Fail(StepError(db_.get(), "looking up target"));
     } else {

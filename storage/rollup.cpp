@@ -277,8 +277,7 @@ Status TrimRollups(sqlite3* db, int64_t target_id) {
   }
   const std::optional<int64_t> first = ColumnOptionalInt(oldest->get(), 0);
   const int64_t keep_from = first ? BucketOf(*first) : std::numeric_limits<int64_t>::max();
-  auto remove =
-      Prepare(db, "DELETE FROM rollups WHERE target_id = ?1 AND bucket_ms < ?2");
+  auto remove = Prepare(db, "DELETE FROM rollups WHERE target_id = ?1 AND bucket_ms < ?2");
   if (!remove) {
     return Fail(remove.error());
   }

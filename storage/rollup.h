@@ -14,7 +14,6 @@
 #include <tuple>
 
 #include "common/common.h"
-
 #include "common/result.h"
 #include "storage/storage.h"
 
@@ -22,10 +21,9 @@ namespace modelpulse::storage {
 
 // The probe columns fields are computed from, in a fixed order.
 inline constexpr std::array<std::string_view, 17> kFieldColumnNames = {
-    "outcome",       "http_status",  "total_s",      "dns_s",         "connect_s",
-    "tls_s",         "first_byte_s", "ttft_s",       "first_answer_s", "itl_s",
-    "tokens_per_s",  "output_tokens", "req_remaining", "req_limit",   "tok_remaining",
-    "tok_limit",     "retry_after_s"};
+    "outcome",       "http_status", "total_s",        "dns_s",     "connect_s",    "tls_s",
+    "first_byte_s",  "ttft_s",      "first_answer_s", "itl_s",     "tokens_per_s", "output_tokens",
+    "req_remaining", "req_limit",   "tok_remaining",  "tok_limit", "retry_after_s"};
 using ColumnValues = std::array<std::optional<double>, kFieldColumnNames.size()>;
 
 // The (one or two) columns a field is computed from, as indexes into kFieldColumnNames; b is -1

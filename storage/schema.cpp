@@ -114,16 +114,16 @@ Result<int> Migrate(sqlite3* db) {
   }
   const int initial = static_cast<int>(*found);
   if (initial > LatestSchemaVersion()) {
-    return Fail(Error::Internal(fmt::format(
-        "database schema version {} is newer than this binary supports (version {}); "
-        "run a newer modelpulse or restore a backup",
-        initial, LatestSchemaVersion())));
+    return Fail(Error::Internal(
+        fmt::format("database schema version {} is newer than this binary supports (version {}); "
+                    "run a newer modelpulse or restore a backup",
+                    initial, LatestSchemaVersion())));
   }
   for (int version = initial + 1; version <= LatestSchemaVersion(); ++version) {
     auto transaction = Transaction::Begin(db);
     if (!transaction) {
-      return Fail(Error::Internal("migration " + std::to_string(version) +
-                                  ": " + transaction.error().message));
+      return Fail(Error::Internal("migration " + std::to_string(version) + ": " +
+                                  transaction.error().message));
     }
     // Another process may have migrated between our read and the write lock: re-read under it.
     auto current = QueryInt(db, "PRAGMA user_version");
@@ -135,17 +135,20 @@ Result<int> Migrate(sqlite3* db) {
     }
     const auto& sql = kMigrations[static_cast<size_t>(version - 1)];
     if (auto status = Exec(db, sql); !status) {
-      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+      return Fail(
+          Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
     }
     if (auto status = AfterMigration(db, version); !status) {
-      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+      return Fail(
+          Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
     }
     // PRAGMA takes no bound parameters; the version is our own integer.
     if (auto status = Exec(db, fmt::format("PRAGMA user_version = {}", version)); !status) {
       return Fail(status.error());
     }
     if (auto status = transaction->Commit(); !status) {
-      return Fail(Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
+      return Fail(
+          Error::Internal(fmt::format("migration {}: {}", version, status.error().message)));
     }
   }
   return initial;

@@ -18,8 +18,8 @@ Result<DbHandle> OpenDatabase(const std::string& path, int flags) {
   // sqlite3_open_v2 hands back a handle even on failure (for the message); own it either way.
   DbHandle db(raw);
   if (rc != SQLITE_OK) {
-    return Fail(SqliteError(db.get(), fmt::format("cannot open database \"{}\"", path),
-                            Error::Code::kIo));
+    return Fail(
+        SqliteError(db.get(), fmt::format("cannot open database \"{}\"", path), Error::Code::kIo));
   }
   sqlite3_extended_result_codes(db.get(), 1);
   return db;

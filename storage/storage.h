@@ -17,16 +17,16 @@
 namespace modelpulse::storage {
 
 struct StorageOptions {
-  std::string path;                                   // the database file; created if missing
-                                                      // (a real file: ":memory:" is not supported)
-  Millis retention{90LL * 24 * 3600 * 1000};          // rows older than this are deleted; <= 0
-                                                      // keeps everything
-  size_t batch_size = 512;                            // rows per write transaction, at most
-  Millis flush_interval{1000};                        // a partial batch waits at most this long
-  size_t retention_batch_rows = 2000;                 // rows deleted per retention transaction
-  Millis retention_interval{60000};                   // how often retention runs; <= 0: only
-                                                      // on ApplyRetention()
-  size_t max_queue = 100000;                          // beyond this, Append drops and counts
+  std::string path;                           // the database file; created if missing
+                                              // (a real file: ":memory:" is not supported)
+  Millis retention{90LL * 24 * 3600 * 1000};  // rows older than this are deleted; <= 0
+                                              // keeps everything
+  size_t batch_size = 512;                    // rows per write transaction, at most
+  Millis flush_interval{1000};                // a partial batch waits at most this long
+  size_t retention_batch_rows = 2000;         // rows deleted per retention transaction
+  Millis retention_interval{60000};           // how often retention runs; <= 0: only
+                                              // on ApplyRetention()
+  size_t max_queue = 100000;                  // beyond this, Append drops and counts
 };
 
 struct StorageStats {
@@ -56,9 +56,9 @@ enum class ProbeField : int {
   kOutputTokensPerSecond = 9,
   kOutputTokens = 10,
   kHttpStatus = 11,
-  kThrottled = 12,       // outcome throttled
-  kOverloaded = 13,      // outcome overloaded
-  kQuotaExhausted = 14,  // outcome quota_exhausted
+  kThrottled = 12,               // outcome throttled
+  kOverloaded = 13,              // outcome overloaded
+  kQuotaExhausted = 14,          // outcome quota_exhausted
   kRequestsRemainingRatio = 15,  // requests remaining / limit, when both are known and limit > 0
   kTokensRemainingRatio = 16,
   kRetryAfter = 17,

@@ -126,17 +126,15 @@ class SqliteStore final : public Store {
     return reader_->Targets();
   }
 
-  Result<std::vector<StoredTarget>> ListTargets() const override {
-    return reader_->ListTargets();
-  }
+  Result<std::vector<StoredTarget>> ListTargets() const override { return reader_->ListTargets(); }
 
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms) const override {
     return reader_->ReadField(target_id, field, from_ms, to_ms);
   }
 
-  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
-                                               int64_t from_ms, int64_t to_ms) const override {
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms) const override {
     return reader_->ReadRollups(target_id, field, from_ms, to_ms);
   }
 
@@ -144,8 +142,7 @@ class SqliteStore final : public Store {
     return reader_->LabelSetOf(label_set_id);
   }
 
-  Status PutState(std::string_view space, std::string_view key,
-                  std::string_view value) override {
+  Status PutState(std::string_view space, std::string_view key, std::string_view value) override {
     std::lock_guard lock(state_mu_);
     auto statement = Prepare(state_db_.get(),
                              "INSERT OR REPLACE INTO state(namespace, key, value, updated_ms) "
@@ -166,8 +163,7 @@ class SqliteStore final : public Store {
 
   Status DeleteState(std::string_view space, std::string_view key) override {
     std::lock_guard lock(state_mu_);
-    auto statement =
-        Prepare(state_db_.get(), "DELETE FROM state WHERE namespace = ? AND key = ?");
+    auto statement = Prepare(state_db_.get(), "DELETE FROM state WHERE namespace = ? AND key = ?");
     if (!statement) {
       return Fail(statement.error());
     }
@@ -182,8 +178,8 @@ class SqliteStore final : public Store {
   Result<std::vector<std::pair<std::string, std::string>>> GetStates(
       std::string_view space) const override {
     std::lock_guard lock(state_mu_);
-    auto statement = Prepare(state_db_.get(),
-                             "SELECT key, value FROM state WHERE namespace = ? ORDER BY key");
+    auto statement =
+        Prepare(state_db_.get(), "SELECT key, value FROM state WHERE namespace = ? ORDER BY key");
     if (!statement) {
       return Fail(statement.error());
     }
@@ -373,7 +369,7 @@ class SqliteStore final : public Store {
   mutable std::mutex state_mu_;
   DbHandle state_db_;
 
-  std::mutex db_mu_;  // serialises use of the write connection
+  std::mutex db_mu_;                     // serialises use of the write connection
   std::unique_ptr<ProbeWriter> writer_;  // Guarded by db_mu_.
 
   mutable std::mutex mu_;
@@ -396,8 +392,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   if (options.path.empty()) {
     return Fail(Error::InvalidArgument("storage path is empty"));
   }
-  auto write_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                 SQLITE_OPEN_NOMUTEX);
+  auto write_db =
+      OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
   if (!write_db) {
     return Fail(write_db.error());
   }

@@ -81,7 +81,8 @@ std::optional<std::map<std::string, std::string>> ReadProfile(std::string_view c
     if (separator == std::string_view::npos) {
       continue;
     }
-    (*found)[Lower(Trim(line.substr(0, separator)))] = std::string(Trim(line.substr(separator + 1)));
+    (*found)[Lower(Trim(line.substr(0, separator)))] =
+        std::string(Trim(line.substr(separator + 1)));
   }
   return found;
 }
@@ -133,12 +134,12 @@ Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions&
     const std::optional<std::string> key_id = NonEmptyEnv(sources, "AWS_ACCESS_KEY_ID");
     const std::optional<std::string> secret = NonEmptyEnv(sources, "AWS_SECRET_ACCESS_KEY");
     if (key_id && !secret) {
-      return Fail(Error::InvalidArgument(
-          "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"));
+      return Fail(
+          Error::InvalidArgument("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"));
     }
     if (secret && !key_id) {
-      return Fail(Error::InvalidArgument(
-          "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"));
+      return Fail(
+          Error::InvalidArgument("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"));
     }
     if (key_id && secret) {
       ResolvedAwsCredentials out;
@@ -175,8 +176,8 @@ Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions&
               : "AWS credentials file " + path + " does not exist (for profile '" + profile +
                     "')"));
     }
-    return Fail(Error::Io("cannot read AWS credentials file " + path + " (for profile '" +
-                          profile + "')"));
+    return Fail(
+        Error::Io("cannot read AWS credentials file " + path + " (for profile '" + profile + "')"));
   }
   const std::optional<std::map<std::string, std::string>> keys = ReadProfile(*content, profile);
   if (!keys) {

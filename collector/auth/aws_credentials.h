@@ -38,7 +38,8 @@ struct AwsCredentialOptions {
 
 struct ResolvedAwsCredentials {
   AwsCredentials credentials;
-  // Where they came from, safe to print: "environment" or "profile 'dev' in /home/u/.aws/credentials".
+  // Where they came from, safe to print: "environment" or "profile 'dev' in
+  // /home/u/.aws/credentials".
   std::string source;
 };
 

@@ -1,19 +1,19 @@
 #include "collector/auth/google_oauth.h"
 
-#include <algorithm>
-#include <array>
-#include <charconv>
-#include <cmath>
-#include <string>
-#include <utility>
-#include <vector>
-
 #include <curl/curl.h>
-#include <nlohmann/json.hpp>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "collector/http_util.h"
 
@@ -204,8 +204,7 @@ Result<Secret> MakeServiceAccountAssertion(const ServiceAccountKey& key, std::st
   }
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   size_t signature_length = 0;
-  if (!ctx ||
-      EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &signature_length,
                      reinterpret_cast<const unsigned char*>(signing_input.data()),
                      signing_input.size()) != 1) {
@@ -231,11 +230,11 @@ Result<AccessToken> ExchangeAssertion(std::string_view token_url, const Secret& 
     return Fail(Error::Internal("curl_easy_init failed"));
   }
   const std::string url(token_url);
-  const std::string form = "grant_type=" +
-                           FormEscape(easy.get(), "urn:ietf:params:oauth:grant-type:jwt-bearer") +
-                           "&assertion=" + FormEscape(easy.get(), assertion.Reveal());
-  std::unique_ptr<curl_slist, CurlSlistDeleter> headers(curl_slist_append(
-      nullptr, "Content-Type: application/x-www-form-urlencoded"));
+  const std::string form =
+      "grant_type=" + FormEscape(easy.get(), "urn:ietf:params:oauth:grant-type:jwt-bearer") +
+      "&assertion=" + FormEscape(easy.get(), assertion.Reveal());
+  std::unique_ptr<curl_slist, CurlSlistDeleter> headers(
+      curl_slist_append(nullptr, "Content-Type: application/x-www-form-urlencoded"));
   headers.reset(curl_slist_append(headers.release(), "Accept: application/json"));
   headers.reset(curl_slist_append(headers.release(), "Expect:"));
   BoundedBody body;
@@ -386,8 +385,8 @@ Result<Secret> GoogleTokenCache::Token(const TargetAuth& auth, int64_t now_unix_
     issued_.push_back(entry->token.token);
   }
   const int64_t lifetime = entry->token.expires_unix_ms - now_unix_ms;
-  entry->refresh_at_ms =
-      entry->token.expires_unix_ms - std::min<int64_t>(options_.refresh_margin.count(), lifetime / 2);
+  entry->refresh_at_ms = entry->token.expires_unix_ms -
+                         std::min<int64_t>(options_.refresh_margin.count(), lifetime / 2);
   return entry->token.token;
 }
 

@@ -105,11 +105,11 @@ class GoogleTokenCache {
  private:
   struct Entry {
     std::mutex mu;
-    AccessToken token;         // Guarded by mu. Empty until the first success.
-    int64_t refresh_at_ms = 0; // Guarded by mu.
-    int failures = 0;          // Guarded by mu. Consecutive.
-    int64_t retry_at_ms = 0;   // Guarded by mu. No exchange before this after a failure.
-    Error last_error;          // Guarded by mu.
+    AccessToken token;          // Guarded by mu. Empty until the first success.
+    int64_t refresh_at_ms = 0;  // Guarded by mu.
+    int failures = 0;           // Guarded by mu. Consecutive.
+    int64_t retry_at_ms = 0;    // Guarded by mu. No exchange before this after a failure.
+    Error last_error;           // Guarded by mu.
   };
 
   std::shared_ptr<Entry> EntryFor(const TargetAuth& auth);

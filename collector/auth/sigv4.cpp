@@ -62,9 +62,12 @@ std::string CanonicalHeaderValue(std::string_view value) {
 }
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
@@ -181,8 +184,8 @@ Result<UrlParts> SplitUrl(std::string_view url) {
   }
   UrlParts parts;
   const size_t colon = authority.rfind(':');
-  const bool has_port = colon != std::string_view::npos && authority.find(']', colon) ==
-                                                               std::string_view::npos;
+  const bool has_port =
+      colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos;
   if (has_port && authority.substr(colon + 1) == default_port) {
     authority = authority.substr(0, colon);
   }
@@ -310,9 +313,9 @@ Result<SigV4Signature> SignSigV4(const SigV4Request& request, const AwsCredentia
   out.signature = Hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
 
   out.headers.emplace_back(
-      "Authorization", Secret(std::string(kAlgorithm) + " Credential=" +
-                              credentials.access_key_id.Reveal() + "/" + scope +
-                              ", SignedHeaders=" + signed_headers + ", Signature=" + out.signature));
+      "Authorization",
+      Secret(std::string(kAlgorithm) + " Credential=" + credentials.access_key_id.Reveal() + "/" +
+             scope + ", SignedHeaders=" + signed_headers + ", Signature=" + out.signature));
   return out;
 }
 

@@ -34,8 +34,8 @@ struct SigV4Request {
 };
 
 struct SigV4Params {
-  std::string region;   // the endpoint's region, e.g. us-east-1
-  std::string service;  // signing name: "bedrock", "bedrock-mantle", "service" (test suite)
+  std::string region;        // the endpoint's region, e.g. us-east-1
+  std::string service;       // signing name: "bedrock", "bedrock-mantle", "service" (test suite)
   int64_t unix_seconds = 0;  // request time; becomes x-amz-date
   PayloadHashHeader payload_hash_header = PayloadHashHeader::kSend;
 };
@@ -60,8 +60,8 @@ Result<SigV4Signature> SignSigV4(const SigV4Request& request, const AwsCredentia
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
-// Percent-encodes every byte except A-Z a-z 0-9 - . _ ~ (and '/' with SlashEncoding::kKeep), upper-case
-// hex, as SigV4 and path labels require.
+// Percent-encodes every byte except A-Z a-z 0-9 - . _ ~ (and '/' with SlashEncoding::kKeep),
+// upper-case hex, as SigV4 and path labels require.
 enum class SlashEncoding { kEncode, kKeep };
 std::string UriEncode(std::string_view text, SlashEncoding slash);
 

@@ -1,6 +1,7 @@
 #include "collector/auth/token_command.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <utility>
-
-#include <fmt/format.h>
 
 extern char** environ;
 
@@ -179,12 +178,12 @@ Result<Secret> RunTokenCommand(const std::vector<std::string>& argv,
         fmt::format("{} printed more than {} bytes", program, limits.max_output_bytes)));
   }
   if (WIFSIGNALED(*status)) {
-    return Fail(CredentialError(
-        fmt::format("{} was killed by signal {}", program, WTERMSIG(*status))));
+    return Fail(
+        CredentialError(fmt::format("{} was killed by signal {}", program, WTERMSIG(*status))));
   }
   if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-    return Fail(CredentialError(
-        fmt::format("{} exited with status {}", program, WEXITSTATUS(*status))));
+    return Fail(
+        CredentialError(fmt::format("{} exited with status {}", program, WEXITSTATUS(*status))));
   }
   const size_t begin = output.find_first_not_of(" \t\r\n");
   if (begin == std::string::npos) {

@@ -33,7 +33,7 @@ inline bool IsCredentialError(const Error& error) {
 }
 
 struct TokenCommandLimits {
-  Millis timeout{10000};           // from start until the command has exited
+  Millis timeout{10000};                // from start until the command has exited
   size_t max_output_bytes = 64 * 1024;  // more stdout than this is refused (and the command killed)
 };
 
@@ -78,10 +78,10 @@ class TokenCommandCache {
  private:
   struct Entry {
     std::mutex mu;
-    Secret token;              // Guarded by mu. Empty until the first success.
-    int64_t fetched_ms = 0;    // Guarded by mu.
-    int64_t retry_at_ms = 0;   // Guarded by mu. No run before this after a failure.
-    Error last_error;          // Guarded by mu.
+    Secret token;             // Guarded by mu. Empty until the first success.
+    int64_t fetched_ms = 0;   // Guarded by mu.
+    int64_t retry_at_ms = 0;  // Guarded by mu. No run before this after a failure.
+    Error last_error;         // Guarded by mu.
   };
 
   std::shared_ptr<Entry> EntryFor(const std::vector<std::string>& argv);

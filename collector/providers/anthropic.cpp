@@ -6,11 +6,10 @@
 #include <charconv>
 #include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
@@ -52,8 +51,7 @@ std::optional<Outcome> OutcomeForType(std::string_view type) {
   if (type == "api_error") {
     return Outcome::kServerError;
   }
-  if (type == "invalid_request_error" || type == "not_found_error" ||
-      type == "request_too_large") {
+  if (type == "invalid_request_error" || type == "not_found_error" || type == "request_too_large") {
     return Outcome::kClientError;
   }
   return std::nullopt;
@@ -196,9 +194,8 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
   const auto minute = number(14, 2);
   const auto second = number(17, 2);
   if (!year || !month || !day || !hour || !minute || !second || !at(4, '-') || !at(7, '-') ||
-      !(at(10, 'T') || at(10, 't') || at(10, ' ')) || !at(13, ':') || !at(16, ':') ||
-      *month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 ||
-      *second > 60) {
+      !(at(10, 'T') || at(10, 't') || at(10, ' ')) || !at(13, ':') || !at(16, ':') || *month < 1 ||
+      *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 || *second > 60) {
     return std::nullopt;
   }
   size_t pos = 19;
@@ -401,8 +398,7 @@ class AnthropicAdapter final : public ProviderAdapter {
         continue;
       }
       const std::optional<double> headroom = Headroom(candidate);
-      const bool first = !info.tokens.limit && !info.tokens.remaining &&
-                         !info.tokens.reset_seconds;
+      const bool first = !info.tokens.limit && !info.tokens.remaining && !info.tokens.reset_seconds;
       if (first || (headroom && (!best || *headroom < *best))) {
         info.tokens = candidate;
         best = headroom;
@@ -427,14 +423,19 @@ class AnthropicAdapter final : public ProviderAdapter {
       return *outcome;
     }
     switch (status) {
-      case 429: return Outcome::kThrottled;
+      case 429:
+        return Outcome::kThrottled;
       case 529:
-      case 503: return Outcome::kOverloaded;
+      case 503:
+        return Outcome::kOverloaded;
       case 401:
-      case 403: return Outcome::kAuth;
+      case 403:
+        return Outcome::kAuth;
       case 408:
-      case 504: return Outcome::kTimeout;
-      default: break;
+      case 504:
+        return Outcome::kTimeout;
+      default:
+        break;
     }
     if (status >= 400 && status < 500) {
       return Outcome::kClientError;

@@ -6,11 +6,10 @@
 #include <cctype>
 #include <charconv>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
@@ -236,13 +235,13 @@ class AzureAdapter final : public ProviderAdapter {
     }
     info.retry_after_seconds = ParseRetryAfter(headers, now_unix_ms);
     // apim-request-id is the spec's id (inference.json); x-request-id is the backend's.
-    info.request_id = ReadRequestId(headers, {"apim-request-id", "x-request-id", "x-ms-request-id"});
+    info.request_id =
+        ReadRequestId(headers, {"apim-request-id", "x-request-id", "x-ms-request-id"});
     return info;
   }
 
  private:
-  static Outcome Classify(int status, const OpenAIErrorFields& fields,
-                          std::optional<double> wait) {
+  static Outcome Classify(int status, const OpenAIErrorFields& fields, std::optional<double> wait) {
     const std::string& message = fields.message;
     if (fields.code == "insufficient_quota" || fields.type == "insufficient_quota" ||
         ContainsIgnoreCase(message, "exceeded your current quota") ||

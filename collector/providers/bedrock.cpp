@@ -4,13 +4,12 @@
 // token. protocols.md §4 and §6.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/auth/sigv4.h"
 #include "collector/eventstream.h"
@@ -61,7 +60,8 @@ std::string CleanErrorCode(std::string_view code) {
 // "throttlingException") to an outcome. nullopt for codes this table does not know.
 std::optional<Outcome> OutcomeForAwsCode(std::string_view code, std::string_view message) {
   const std::string lower = Lower(code);
-  if (lower == "throttlingexception" || lower == "throttling" || lower == "toomanyrequestsexception") {
+  if (lower == "throttlingexception" || lower == "throttling" ||
+      lower == "toomanyrequestsexception") {
     // "Too many tokens per day" is a daily quota, not a momentary rate limit (protocols.md §0.5).
     if (ContainsIgnoreCase(message, "per day")) {
       return Outcome::kQuotaExhausted;
@@ -303,9 +303,8 @@ class BedrockAdapter final : public ProviderAdapter {
     HttpRequest request;
     if (target.flavor == ApiFlavor::kOpenAICompatible) {
       TargetSpec openai = target;
-      std::string prefix =
-          target.openai_path_prefix.empty() ? std::string(kDefaultOpenAIPrefix)
-                                            : target.openai_path_prefix;
+      std::string prefix = target.openai_path_prefix.empty() ? std::string(kDefaultOpenAIPrefix)
+                                                             : target.openai_path_prefix;
       if (prefix.front() != '/') {
         prefix.insert(prefix.begin(), '/');
       }
@@ -332,8 +331,8 @@ class BedrockAdapter final : public ProviderAdapter {
         request.headers.push_back(header);
       }
       const json body = {
-          {"messages",
-           json::array({{{"role", "user"}, {"content", json::array({{{"text", target.prompt}}})}}})},
+          {"messages", json::array({{{"role", "user"},
+                                     {"content", json::array({{{"text", target.prompt}}})}}})},
           {"inferenceConfig", {{"maxTokens", target.max_tokens}}},
       };
       request.body = body.dump();

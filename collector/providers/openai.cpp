@@ -3,10 +3,9 @@
 // protocols.md §1 and §7.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/http_util.h"
 #include "collector/providers/openai_wire.h"
@@ -77,9 +76,9 @@ class OpenAIAdapter final : public ProviderAdapter {
     info.retry_after_seconds = ParseRetryAfter(headers, now_unix_ms);
     // OpenAI and Groq send x-request-id (req_<hex>, or bare hex in older recordings); the
     // others are what compatible hosts and gateways use.
-    info.request_id = ReadRequestId(
-        headers, {"x-request-id", "request-id", "mistral-correlation-id", "x-ds-trace-id",
-                  "apim-request-id", "x-amzn-requestid"});
+    info.request_id =
+        ReadRequestId(headers, {"x-request-id", "request-id", "mistral-correlation-id",
+                                "x-ds-trace-id", "apim-request-id", "x-amzn-requestid"});
     return info;
   }
 

@@ -3,11 +3,10 @@
 #include "collector/providers/openai_wire.h"
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/providers/provider_util.h"
 #include "collector/sse.h"
@@ -194,7 +193,8 @@ OpenAIErrorFields ReadOpenAIError(std::string_view body) {
   }
   fields.code = StringOrIntegerField(*error, "code");
   fields.type = StringOrIntegerField(*error, "type");
-  fields.message = error->is_string() ? error->get<std::string>() : StringOrIntegerField(*error, "message");
+  fields.message =
+      error->is_string() ? error->get<std::string>() : StringOrIntegerField(*error, "message");
   if (error->is_object()) {
     // OpenRouter wraps the upstream's error: its text says more than "Provider returned error".
     if (auto metadata = error->find("metadata"); metadata != error->end()) {

@@ -70,9 +70,9 @@ struct Usage {
 class StreamEvents {
  public:
   virtual ~StreamEvents() = default;
-  virtual void OnChunk() = 0;                            // one data event / frame / JSON object
-  virtual void OnContent(std::string_view text) = 0;     // non-empty answer delta
-  virtual void OnReasoning(std::string_view text) = 0;   // non-empty reasoning/thinking delta
+  virtual void OnChunk() = 0;                           // one data event / frame / JSON object
+  virtual void OnContent(std::string_view text) = 0;    // non-empty answer delta
+  virtual void OnReasoning(std::string_view text) = 0;  // non-empty reasoning/thinking delta
   virtual void OnUsage(const Usage& usage) = 0;
   virtual void OnError(const ProviderError& error) = 0;  // an error inside a 2xx body
   virtual void OnMalformed(std::string_view what) = 0;   // bad JSON, bad framing, over a limit
@@ -133,10 +133,10 @@ const ProviderAdapter* AdapterFor(Provider provider);
 
 // Factories, one per provider file.
 std::unique_ptr<ProviderAdapter> NewOpenAIAdapter(Provider provider);  // openai, openai_compatible
-std::unique_ptr<ProviderAdapter> NewBedrockAdapter();    // bedrock.cpp
+std::unique_ptr<ProviderAdapter> NewBedrockAdapter();                  // bedrock.cpp
 std::unique_ptr<ProviderAdapter> NewGoogleAdapter(Provider provider);  // vertex.cpp: vertex, gemini
-std::unique_ptr<ProviderAdapter> NewAzureAdapter();      // azure.cpp
-std::unique_ptr<ProviderAdapter> NewAnthropicAdapter();  // anthropic.cpp
+std::unique_ptr<ProviderAdapter> NewAzureAdapter();                    // azure.cpp
+std::unique_ptr<ProviderAdapter> NewAnthropicAdapter();                // anthropic.cpp
 
 }  // namespace modelpulse::collector
 

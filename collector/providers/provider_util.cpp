@@ -72,8 +72,8 @@ Result<std::optional<std::pair<std::string, Secret>>> KeyOrBearerHeader(
       }
       return Header("Authorization", Secret("Bearer " + target.api_key.Reveal()));
     case AuthMode::kTokenCommand: {
-      Result<Secret> token = tokens.Token(target.auth.token_command,
-                                          target.auth.token_command_ttl, context.now_unix_ms);
+      Result<Secret> token = tokens.Token(target.auth.token_command, target.auth.token_command_ttl,
+                                          context.now_unix_ms);
       if (!token) {
         return Fail(token.error());
       }

@@ -8,12 +8,11 @@
 // collector. Only nlohmann's forward declarations here.
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "collector/auth/token_command.h"
 #include "collector/providers/provider.h"

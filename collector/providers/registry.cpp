@@ -15,13 +15,20 @@ const ProviderAdapter* AdapterFor(Provider provider) {
   static const std::unique_ptr<ProviderAdapter> kAzure = NewAzureAdapter();
   static const std::unique_ptr<ProviderAdapter> kAnthropic = NewAnthropicAdapter();
   switch (provider) {
-    case Provider::kOpenAI: return kOpenAI.get();
-    case Provider::kOpenAICompatible: return kOpenAICompatible.get();
-    case Provider::kAzure: return kAzure.get();
-    case Provider::kAnthropic: return kAnthropic.get();
-    case Provider::kBedrock: return kBedrock.get();
-    case Provider::kVertex: return kVertex.get();
-    case Provider::kGemini: return kGemini.get();
+    case Provider::kOpenAI:
+      return kOpenAI.get();
+    case Provider::kOpenAICompatible:
+      return kOpenAICompatible.get();
+    case Provider::kAzure:
+      return kAzure.get();
+    case Provider::kAnthropic:
+      return kAnthropic.get();
+    case Provider::kBedrock:
+      return kBedrock.get();
+    case Provider::kVertex:
+      return kVertex.get();
+    case Provider::kGemini:
+      return kGemini.get();
   }
   return nullptr;
 }

@@ -3,15 +3,14 @@
 // Developer API. protocols.md §5 and §6.
 
 #include <cctype>
-#include <cmath>
 #include <charconv>
+#include <cmath>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "collector/auth/google_oauth.h"
 #include "collector/auth/token_command.h"
@@ -111,8 +110,7 @@ std::optional<double> ParseProtoDuration(std::string_view text) {
   text.remove_suffix(1);
   double value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value) ||
-      value < 0) {
+  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(value) || value < 0) {
     return std::nullopt;
   }
   return value;
@@ -127,8 +125,8 @@ std::optional<double> RetryDelayInMessage(std::string_view message) {
   }
   std::string_view rest = message.substr(at + kMarker.size());
   size_t end = 0;
-  while (end < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[end])) ||
-                               rest[end] == '.')) {
+  while (end < rest.size() &&
+         (std::isdigit(static_cast<unsigned char>(rest[end])) || rest[end] == '.')) {
     ++end;
   }
   if (end == 0) {
@@ -167,9 +165,9 @@ bool HasZeroLimit(std::string_view message) {
 // The fields of a google.rpc.Status error body that classification needs.
 struct GoogleError {
   int code = 0;
-  std::string status;   // RESOURCE_EXHAUSTED, UNAVAILABLE, ...
+  std::string status;  // RESOURCE_EXHAUSTED, UNAVAILABLE, ...
   std::string message;
-  std::string reason;   // google.rpc.ErrorInfo reason, e.g. API_KEY_INVALID
+  std::string reason;          // google.rpc.ErrorInfo reason, e.g. API_KEY_INVALID
   bool quota_failure = false;  // a google.rpc.QuotaFailure detail is present
   bool per_day_quota = false;  // a daily quota, or a limit of 0: waiting minutes will not help
   std::optional<double> retry_delay_seconds;
@@ -249,10 +247,9 @@ Outcome ClassifyGoogle(int http_status, const GoogleError& error) {
     // Vertex pay-as-you-go: "Resource exhausted, please try again later." means the shared
     // capacity is short, not that this project hit its quota (error-code-429 page); so does
     // "the service is temporarily out of capacity" (googleapis/google-cloud-java#11195).
-    if (!error.quota_failure &&
-        ((ContainsIgnoreCase(error.message, "resource exhausted") &&
-          ContainsIgnoreCase(error.message, "try again later")) ||
-         ContainsIgnoreCase(error.message, "out of capacity"))) {
+    if (!error.quota_failure && ((ContainsIgnoreCase(error.message, "resource exhausted") &&
+                                  ContainsIgnoreCase(error.message, "try again later")) ||
+                                 ContainsIgnoreCase(error.message, "out of capacity"))) {
       return Outcome::kOverloaded;
     }
     return Outcome::kThrottled;
@@ -276,8 +273,8 @@ Outcome ClassifyGoogle(int http_status, const GoogleError& error) {
 }
 
 ProviderError DescribeGoogle(int http_status, const GoogleError& error) {
-  std::string text = http_status != 0 ? "HTTP " + std::to_string(http_status)
-                                      : "error in 200 response";
+  std::string text =
+      http_status != 0 ? "HTTP " + std::to_string(http_status) : "error in 200 response";
   if (!error.status.empty()) {
     text += " " + error.status;
   }
@@ -525,7 +522,8 @@ class GoogleAdapter final : public ProviderAdapter {
       request.headers.push_back(header);
     }
     const json body = {
-        {"contents", json::array({{{"role", "user"}, {"parts", json::array({{{"text", target.prompt}}})}}})},
+        {"contents",
+         json::array({{{"role", "user"}, {"parts", json::array({{{"text", target.prompt}}})}}})},
         {"generationConfig", {{"maxOutputTokens", target.max_tokens}}},
     };
     request.body = body.dump();
@@ -604,9 +602,9 @@ class GoogleAdapter final : public ProviderAdapter {
     if (model.rfind("projects/", 0) == 0) {
       return base + "/" + EncodePath(model);  // a full resource name (tuned model endpoints)
     }
-    const std::string publisher_model =
-        model.rfind("publishers/", 0) == 0 ? EncodePath(model)
-                                           : "publishers/google/models/" + EncodeSegment(model);
+    const std::string publisher_model = model.rfind("publishers/", 0) == 0
+                                            ? EncodePath(model)
+                                            : "publishers/google/models/" + EncodeSegment(model);
     if (target.project.empty()) {
       const bool api_key = target.auth.mode == AuthMode::kApiKey ||
                            (target.auth.mode == AuthMode::kNone && !target.api_key.empty());
@@ -616,8 +614,8 @@ class GoogleAdapter final : public ProviderAdapter {
       return Fail(Error::InvalidArgument("vertex target has no project"));
     }
     if (target.region.empty()) {
-      return Fail(Error::InvalidArgument(
-          "vertex target has no region (e.g. us-central1, or global)"));
+      return Fail(
+          Error::InvalidArgument("vertex target has no region (e.g. us-central1, or global)"));
     }
     return base + "/projects/" + EncodeSegment(target.project) + "/locations/" +
            EncodeSegment(target.region) + "/" + publisher_model;
@@ -627,8 +625,8 @@ class GoogleAdapter final : public ProviderAdapter {
   Result<HttpRequest> BuildOpenAICompatible(const TargetSpec& target,
                                             const RequestContext& context) const {
     if (target.project.empty() || target.region.empty()) {
-      return Fail(Error::InvalidArgument(
-          "vertex openai_compatible target needs project and region"));
+      return Fail(
+          Error::InvalidArgument("vertex openai_compatible target needs project and region"));
     }
     std::string prefix = target.openai_path_prefix.empty()
                              ? "/v1/projects/{project}/locations/{region}/endpoints/openapi"

@@ -4,14 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <ctime>
-
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "collector/auth/token_command.h"
-#include "collector/providers/provider.h"
 #include "collector/collector.h"
+#include "collector/providers/provider.h"
 #include "tests/collector/loopback_server.h"
 #include "tests/collector/provider_test_util.h"
 
@@ -19,8 +18,8 @@ namespace modelpulse::collector {
 namespace {
 
 using testing::DecodeEverySplit;
-using testing::Recorder;
 using testing::HeaderValue;
+using testing::Recorder;
 using testing::ScratchDir;
 using testing::Sse;
 using namespace std::chrono_literals;
@@ -30,19 +29,24 @@ const ProviderAdapter& Anthropic() { return *AdapterFor(Provider::kAnthropic); }
 // The llm-anthropic recording of protocols.md §3 (trailing spaces after the JSON kept), with a
 // second delta and a ping between.
 const std::string kStream =
-    Sse("message_start", R"({"type":"message_start","message":{"model":"claude-sonnet-4-5-20250929","id":"msg_014Z","type":"message","role":"assistant","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":17,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}  })") +
-    Sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})") +
-    Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"-"}       })") +
+    Sse("message_start",
+        R"({"type":"message_start","message":{"model":"claude-sonnet-4-5-20250929","id":"msg_014Z","type":"message","role":"assistant","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":17,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}  })") +
+    Sse("content_block_start",
+        R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})") +
+    Sse("content_block_delta",
+        R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"-"}       })") +
     Sse("ping", R"({"type": "ping"})") +
-    Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" OK"}})") +
+    Sse("content_block_delta",
+        R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" OK"}})") +
     Sse("content_block_stop", R"({"type":"content_block_stop","index":0             })") +
-    Sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":17,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":10}})") +
+    Sse("message_delta",
+        R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":17,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":10}})") +
     Sse("message_stop", R"({"type":"message_stop"               })");
 
 TEST_CASE("Anthropic stream: usage from message_start and message_delta; split anywhere") {
   const Recorder r = DecodeEverySplit(Anthropic(), kStream);
-  CHECK(r.log == std::vector<std::string>{"usage:17/-1", "content:-", "content: OK",
-                                          "usage:17/10", "done"});
+  CHECK(r.log ==
+        std::vector<std::string>{"usage:17/-1", "content:-", "content: OK", "usage:17/10", "done"});
   CHECK(r.chunks == 7);  // every event but the ping
   CHECK(r.content == "- OK");
   CHECK(r.usage.input_tokens == 17);
@@ -52,18 +56,26 @@ TEST_CASE("Anthropic stream: usage from message_start and message_delta; split a
 
 TEST_CASE("Anthropic stream: thinking deltas are reasoning, signature deltas nothing") {
   const std::string stream =
-      Sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":40,"output_tokens":1}}})") +
-      Sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"The user wants OK."}})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}})") +
+      Sse("message_start",
+          R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":40,"output_tokens":1}}})") +
+      Sse("content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})") +
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"The user wants OK."}})") +
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM"}})") +
       Sse("content_block_stop", R"({"type":"content_block_stop","index":0})") +
-      Sse("content_block_start", R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"OK"}})") +
+      Sse("content_block_start",
+          R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})") +
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"OK"}})") +
       Sse("content_block_stop", R"({"type":"content_block_stop","index":1})") +
       Sse("some_future_event", R"({"type":"some_future_event","x":1})") +
-      Sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":25}})") +
+      Sse("message_delta",
+          R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":25}})") +
       Sse("message_stop", R"({"type":"message_stop"})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"after stop"}})");
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"after stop"}})");
   const Recorder r = DecodeEverySplit(Anthropic(), stream);
   CHECK(r.log == std::vector<std::string>{"usage:40/-1", "reasoning:The user wants OK.",
                                           "content:OK", "usage:-1/25", "done"});
@@ -73,15 +85,19 @@ TEST_CASE("Anthropic stream: event: error mid-stream, missing message_stop, bad 
   const Recorder overloaded = DecodeEverySplit(
       Anthropic(),
       Sse("message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":5}}})") +
-          Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"O"}})") +
-          Sse("error", R"({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})"));
+          Sse("content_block_delta",
+              R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"O"}})") +
+          Sse("error",
+              R"({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})"));
   REQUIRE(overloaded.error.has_value());
   CHECK(overloaded.error->outcome == Outcome::kOverloaded);
   CHECK(overloaded.error->message == "error event in stream: overloaded_error: Overloaded");
   CHECK_FALSE(overloaded.terminator);
 
   const Recorder api = DecodeEverySplit(
-      Anthropic(), Sse("error", R"({"type":"error","error":{"type":"api_error","message":"Internal server error"}})"));
+      Anthropic(),
+      Sse("error",
+          R"({"type":"error","error":{"type":"api_error","message":"Internal server error"}})"));
   REQUIRE(api.error.has_value());
   CHECK(api.error->outcome == Outcome::kServerError);
 
@@ -91,7 +107,8 @@ TEST_CASE("Anthropic stream: event: error mid-stream, missing message_stop, bad 
   CHECK_FALSE(cut.terminator);
 
   const Recorder bad = DecodeEverySplit(
-      Anthropic(), Sse("content_block_delta", R"({"type":"content_block_delta","delta":{"type":"text_delta","text":"O)") +
+      Anthropic(), Sse("content_block_delta",
+                       R"({"type":"content_block_delta","delta":{"type":"text_delta","text":"O)") +
                        Sse("message_stop", R"({"type":"message_stop"})"));
   CHECK(bad.malformed == "malformed JSON in stream event");
   CHECK(bad.terminator);
@@ -105,7 +122,8 @@ TEST_CASE("Anthropic non-stream body") {
   CHECK(r.log == std::vector<std::string>{"reasoning:Simple.", "content:2", "usage:30/3", "done"});
 
   Recorder error;
-  Anthropic().ParseBody(R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})", error);
+  Anthropic().ParseBody(
+      R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})", error);
   REQUIRE(error.error.has_value());
   CHECK(error.error->outcome == Outcome::kOverloaded);
   CHECK_FALSE(error.terminator);
@@ -128,20 +146,30 @@ TEST_CASE("Anthropic classification matrix (protocols.md §0.5, §3)") {
     std::string message;
   };
   const std::vector<Row> rows = {
-      {429, ErrorBody("rate_limit_error", "This request would exceed your organization's rate limit of 20,000,000 prompt bytes per hour."),
+      {429,
+       ErrorBody("rate_limit_error",
+                 "This request would exceed your organization's rate limit of 20,000,000 prompt "
+                 "bytes per hour."),
        Outcome::kThrottled, "HTTP 429 rate_limit_error: This request would exceed"},
       {529, ErrorBody("overloaded_error", "Overloaded"), Outcome::kOverloaded,
        "HTTP 529 overloaded_error: Overloaded"},
-      {400, ErrorBody("invalid_request_error", "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."),
+      {400,
+       ErrorBody("invalid_request_error",
+                 "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
+                 "Billing to upgrade or purchase credits."),
        Outcome::kQuotaExhausted, "HTTP 400 invalid_request_error: Your credit balance"},
-      {402, ErrorBody("billing_error", "Billing issue."), Outcome::kQuotaExhausted, "billing_error"},
+      {402, ErrorBody("billing_error", "Billing issue."), Outcome::kQuotaExhausted,
+       "billing_error"},
       {401, ErrorBody("authentication_error", "invalid x-api-key"), Outcome::kAuth,
        "HTTP 401 authentication_error: invalid x-api-key"},
-      {403, ErrorBody("permission_error", "Your API key does not have permission to use the specified resource."),
+      {403,
+       ErrorBody("permission_error",
+                 "Your API key does not have permission to use the specified resource."),
        Outcome::kAuth, "permission_error"},
       {400, ErrorBody("invalid_request_error", "max_tokens: Field required"), Outcome::kClientError,
        "max_tokens: Field required"},
-      {404, ErrorBody("not_found_error", "model: claude-nope"), Outcome::kClientError, "not_found_error"},
+      {404, ErrorBody("not_found_error", "model: claude-nope"), Outcome::kClientError,
+       "not_found_error"},
       {413, ErrorBody("request_too_large", "Request exceeds the maximum allowed number of bytes."),
        Outcome::kClientError, "request_too_large"},
       {413, "<html><body>413 Request Entity Too Large</body></html>", Outcome::kClientError,
@@ -230,8 +258,10 @@ TEST_CASE("Anthropic request: path, version, body, auth modes") {
   CHECK(HeaderValue(*request, "anthropic-version") == "2023-06-01");
   CHECK_FALSE(HeaderValue(*request, "Authorization").has_value());
   const auto body = nlohmann::json::parse(request->body);
-  CHECK(body == nlohmann::json::parse(
-                    R"({"model":"claude-sonnet-4-5-20250929","max_tokens":16,"messages":[{"role":"user","content":"Reply with the single word OK."}],"stream":true})"));
+  CHECK(
+      body ==
+      nlohmann::json::parse(
+          R"({"model":"claude-sonnet-4-5-20250929","max_tokens":16,"messages":[{"role":"user","content":"Reply with the single word OK."}],"stream":true})"));
 
   target.stream = false;
   target.base_url = "https://res.services.ai.azure.com/anthropic/v1/";
@@ -288,15 +318,21 @@ TEST_CASE("Anthropic e2e: stream with thinking, non-stream, 529, error event mid
   testing::LoopbackServer server;
   constexpr auto kThinkingPause = 100ms;
   const std::string thinking_stream =
-      Sse("message_start", R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":40,"output_tokens":1}}})") +
-      Sse("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Say OK."}})") +
+      Sse("message_start",
+          R"({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":40,"output_tokens":1}}})") +
+      Sse("content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})") +
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Say OK."}})") +
       Sse("content_block_stop", R"({"type":"content_block_stop","index":0})") +
       Sse("ping", R"({"type": "ping"})") +
-      Sse("content_block_start", R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})") +
-      Sse("content_block_delta", R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"OK"}})") +
+      Sse("content_block_start",
+          R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})") +
+      Sse("content_block_delta",
+          R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"OK"}})") +
       Sse("content_block_stop", R"({"type":"content_block_stop","index":1})") +
-      Sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":12}})") +
+      Sse("message_delta",
+          R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":12}})") +
       Sse("message_stop", R"({"type":"message_stop"})");
   server.Post("/v1/messages", [&](const httplib::Request& req, httplib::Response& res) {
     if (req.get_header_value("x-api-key") != kE2eKey) {
@@ -322,13 +358,15 @@ TEST_CASE("Anthropic e2e: stream with thinking, non-stream, 529, error event mid
           R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_529"})",
           "application/json");
     } else if (model == "midstream") {
-      res.set_content(kStream.substr(0, kStream.find("event: content_block_stop")) +
-                          Sse("error", R"({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})"),
-                      "text/event-stream; charset=utf-8");
+      res.set_content(
+          kStream.substr(0, kStream.find("event: content_block_stop")) +
+              Sse("error",
+                  R"({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})"),
+          "text/event-stream; charset=utf-8");
     } else if (body.value("stream", false)) {
       res.set_header("retry-after", "33");  // on a 200: not an error
-      testing::StreamParts(res, "text/event-stream; charset=utf-8", SplitEvents(thinking_stream),
-                           2, kThinkingPause);
+      testing::StreamParts(res, "text/event-stream; charset=utf-8", SplitEvents(thinking_stream), 2,
+                           kThinkingPause);
     } else {
       res.set_content(
           R"({"model":"claude-sonnet-4-5","id":"msg_2","type":"message","role":"assistant","content":[{"type":"text","text":"OK"}],"stop_reason":"end_turn","usage":{"input_tokens":30,"output_tokens":3}})",

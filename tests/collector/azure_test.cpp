@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "collector/auth/token_command.h"
-#include "collector/providers/provider.h"
 #include "collector/collector.h"
+#include "collector/providers/provider.h"
 #include "tests/collector/loopback_server.h"
 #include "tests/collector/provider_test_util.h"
 
@@ -17,8 +17,8 @@ namespace modelpulse::collector {
 namespace {
 
 using testing::DecodeEverySplit;
-using testing::Recorder;
 using testing::HeaderValue;
+using testing::Recorder;
 using testing::ScratchDir;
 using testing::Sse;
 using namespace std::chrono_literals;
@@ -28,11 +28,16 @@ const ProviderAdapter& Azure() { return *AdapterFor(Provider::kAzure); }
 // Recorded shape (protocols.md §2.2): prompt_filter_results chunk with choices:[], empty id and
 // model and created:0; a role chunk with content ""; content; finish; include_usage chunk; [DONE].
 const std::string kAzureStream =
-    Sse("", R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]})") +
-    Sse("", R"({"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"1f","object":"chat.completion.chunk","system_fingerprint":"fp_efad92c60b","usage":null})") +
-    Sse("", R"({"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{"content":"OK"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"xx","object":"chat.completion.chunk","usage":null})") +
-    Sse("", R"({"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":null})") +
-    Sse("", R"({"choices":[],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":{"completion_tokens":220,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":168,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":388}})") +
+    Sse("",
+        R"({"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]})") +
+    Sse("",
+        R"({"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"1f","object":"chat.completion.chunk","system_fingerprint":"fp_efad92c60b","usage":null})") +
+    Sse("",
+        R"({"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{"content":"OK"},"finish_reason":null,"index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","obfuscation":"xx","object":"chat.completion.chunk","usage":null})") +
+    Sse("",
+        R"({"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":null})") +
+    Sse("",
+        R"({"choices":[],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":{"completion_tokens":220,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":168,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":388}})") +
     "data: [DONE]\n\n";
 
 TEST_CASE("Azure stream: the content-filter chunk is a chunk, not a token; split anywhere") {
@@ -54,8 +59,10 @@ TEST_CASE("Azure stream: CRLF line ends, error mid-stream, missing [DONE]") {
         std::vector<std::string>{"content:OK", "usage:168/220", "done"});
 
   const Recorder error = DecodeEverySplit(
-      Azure(), Sse("", R"({"choices":[{"delta":{"content":"O"}}]})") +
-                   Sse("", R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})"));
+      Azure(),
+      Sse("", R"({"choices":[{"delta":{"content":"O"}}]})") +
+          Sse("",
+              R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})"));
   REQUIRE(error.error.has_value());
   CHECK(error.error->message.find("server had an error") != std::string::npos);
   CHECK_FALSE(error.terminator);
@@ -81,37 +88,76 @@ TEST_CASE("Azure classification matrix (protocols.md §0.5, §2.4)") {
     std::string in_message;
   };
   const std::vector<Row> rows = {
-      {429, {{"retry-after", "6"}},
+      {429,
+       {{"retry-after", "6"}},
        R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."}})",
-       Outcome::kThrottled, "HTTP 429: Requests to the ChatCompletions_Create"},
-      {429, {},
+       Outcome::kThrottled,
+       "HTTP 429: Requests to the ChatCompletions_Create"},
+      {429,
+       {},
        R"({"error":{"message":"Your requests to gpt-5.4-mini for buyermoment-extractor in eastus2 have exceeded rate limit.","type":"too_many_requests","param":null,"code":"rate_limit_exceeded"}})",
-       Outcome::kThrottled, "HTTP 429 rate_limit_exceeded"},
-      {429, {},
+       Outcome::kThrottled,
+       "HTTP 429 rate_limit_exceeded"},
+      {429,
+       {},
        R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded call rate limit of your current AIServices S0 pricing tier. Please retry after 86400 seconds."}})",
-       Outcome::kQuotaExhausted, "86400"},
-      {429, {{"retry-after", "86400"}}, R"({"error":{"code":"429","message":"Rate limit exceeded."}})",
-       Outcome::kQuotaExhausted, ""},
-      {429, {}, R"({"error":{"code":"insufficient_quota","message":"You exceeded your current quota."}})",
-       Outcome::kQuotaExhausted, "insufficient_quota"},
-      {429, {}, R"({"error":{"code":"429","message":"The system is experiencing high demand, please try again later."}})",
-       Outcome::kOverloaded, "high demand"},
-      {503, {}, R"({"error":{"code":"ServiceUnavailable","message":"The service is temporarily unavailable."}})",
-       Outcome::kOverloaded, "ServiceUnavailable"},
-      {401, {}, R"({"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}})",
-       Outcome::kAuth, "Access denied"},
-      {403, {}, R"({"error":{"code":"PermissionDenied","message":"Principal does not have access to API/Operation."}})",
-       Outcome::kAuth, "PermissionDenied"},
-      {400, {}, R"({"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}})",
-       Outcome::kClientError, "content_filter"},
-      {400, {}, R"({"error":{"message":"Sorry! We've encountered an issue with repetitive patterns in your prompt.","type":"invalid_request_error","param":"prompt","code":"invalid_prompt"}})",
-       Outcome::kClientError, "invalid_prompt"},
-      {404, {}, R"({"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}})",
-       Outcome::kClientError, "DeploymentNotFound"},
-      {500, {}, R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})",
-       Outcome::kServerError, "server_error"},
+       Outcome::kQuotaExhausted,
+       "86400"},
+      {429,
+       {{"retry-after", "86400"}},
+       R"({"error":{"code":"429","message":"Rate limit exceeded."}})",
+       Outcome::kQuotaExhausted,
+       ""},
+      {429,
+       {},
+       R"({"error":{"code":"insufficient_quota","message":"You exceeded your current quota."}})",
+       Outcome::kQuotaExhausted,
+       "insufficient_quota"},
+      {429,
+       {},
+       R"({"error":{"code":"429","message":"The system is experiencing high demand, please try again later."}})",
+       Outcome::kOverloaded,
+       "high demand"},
+      {503,
+       {},
+       R"({"error":{"code":"ServiceUnavailable","message":"The service is temporarily unavailable."}})",
+       Outcome::kOverloaded,
+       "ServiceUnavailable"},
+      {401,
+       {},
+       R"({"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}})",
+       Outcome::kAuth,
+       "Access denied"},
+      {403,
+       {},
+       R"({"error":{"code":"PermissionDenied","message":"Principal does not have access to API/Operation."}})",
+       Outcome::kAuth,
+       "PermissionDenied"},
+      {400,
+       {},
+       R"({"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}})",
+       Outcome::kClientError,
+       "content_filter"},
+      {400,
+       {},
+       R"({"error":{"message":"Sorry! We've encountered an issue with repetitive patterns in your prompt.","type":"invalid_request_error","param":"prompt","code":"invalid_prompt"}})",
+       Outcome::kClientError,
+       "invalid_prompt"},
+      {404,
+       {},
+       R"({"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}})",
+       Outcome::kClientError,
+       "DeploymentNotFound"},
+      {500,
+       {},
+       R"({"error":{"message":"The server had an error while processing your request.","type":"server_error","code":"500"}})",
+       Outcome::kServerError,
+       "server_error"},
       {504, {}, "<html>Gateway Timeout</html>", Outcome::kTimeout, "Gateway Timeout"},
-      {404, {{"x-ms-error-code", "DeploymentNotFound"}}, "", Outcome::kClientError,
+      {404,
+       {{"x-ms-error-code", "DeploymentNotFound"}},
+       "",
+       Outcome::kClientError,
        "HTTP 404 DeploymentNotFound"},
   };
   for (const Row& row : rows) {
@@ -202,8 +248,9 @@ TEST_CASE("Azure request: deployment path with api-version, v1 path, body fields
 
   target.api_version.clear();
   target.stream = false;
-  for (const std::string base : {"https://res.openai.azure.com", "https://res.openai.azure.com/openai/v1/",
-                                 "https://res.openai.azure.com/openai"}) {
+  for (const std::string base :
+       {"https://res.openai.azure.com", "https://res.openai.azure.com/openai/v1/",
+        "https://res.openai.azure.com/openai"}) {
     target.base_url = base;
     Result<HttpRequest> v1 = Azure().BuildRequest(target, {});
     REQUIRE(v1.has_value());
@@ -243,7 +290,8 @@ TEST_CASE("Azure request: each auth mode") {
   CHECK(HeaderValue(*command, "Authorization") == "Bearer cmd-token-SECRET-42");
   // A provider echoing the command's token back gets it redacted before it is stored.
   const ProviderError echoed = Azure().ClassifyHttpError(
-      401, HttpHeaders{}, R"({"error":{"code":"401","message":"token cmd-token-SECRET-42 expired"}})");
+      401, HttpHeaders{},
+      R"({"error":{"code":"401","message":"token cmd-token-SECRET-42 expired"}})");
   CHECK(echoed.message.find("cmd-token-SECRET-42") == std::string::npos);
   CHECK(echoed.outcome == Outcome::kAuth);
 
@@ -288,17 +336,16 @@ TEST_CASE("Azure e2e: deployment stream, v1 non-stream with a token command, 429
   testing::LoopbackServer server;
   ScratchDir dir;
   constexpr auto kFilterPause = 100ms;
-  server.Post("/openai/deployments/gpt-4o-mini-dep/chat/completions",
-              [&](const httplib::Request&, httplib::Response& res) {
-                res.set_header("apim-request-id", "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
-                res.set_header("x-request-id", "dbbf34c7-0000");
-                res.set_header("x-ratelimit-remaining-requests", "237");
-                res.set_header("x-ratelimit-remaining-tokens", "239952");
-                res.set_header("x-ms-region", "East US");
-                // The content-filter chunk first, then a pause: the first token comes after it.
-                testing::StreamParts(res, "text/event-stream", SplitEvents(kAzureStream), 0,
-                                     kFilterPause);
-              });
+  server.Post("/openai/deployments/gpt-4o-mini-dep/chat/completions", [&](const httplib::Request&,
+                                                                          httplib::Response& res) {
+    res.set_header("apim-request-id", "1249216d-0e54-4d4c-9942-67b9c59e8f3c");
+    res.set_header("x-request-id", "dbbf34c7-0000");
+    res.set_header("x-ratelimit-remaining-requests", "237");
+    res.set_header("x-ratelimit-remaining-tokens", "239952");
+    res.set_header("x-ms-region", "East US");
+    // The content-filter chunk first, then a pause: the first token comes after it.
+    testing::StreamParts(res, "text/event-stream", SplitEvents(kAzureStream), 0, kFilterPause);
+  });
   server.Post("/openai/v1/chat/completions", [](const httplib::Request& req,
                                                 httplib::Response& res) {
     const std::string auth = req.get_header_value("Authorization");

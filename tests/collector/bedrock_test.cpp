@@ -66,17 +66,17 @@ std::map<std::string, std::string> HeaderMap(const HttpRequest& request) {
 }
 
 std::string Event(const std::string& type, const std::string& payload) {
-  return EncodeEventStreamMessage({StringHeader(":event-type", type),
-                                   StringHeader(":content-type", "application/json"),
-                                   StringHeader(":message-type", "event")},
-                                  payload);
+  return EncodeEventStreamMessage(
+      {StringHeader(":event-type", type), StringHeader(":content-type", "application/json"),
+       StringHeader(":message-type", "event")},
+      payload);
 }
 
 std::string Exception(const std::string& type, const std::string& message) {
-  return EncodeEventStreamMessage({StringHeader(":exception-type", type),
-                                   StringHeader(":content-type", "application/json"),
-                                   StringHeader(":message-type", "exception")},
-                                  R"({"message":")" + message + R"("})");
+  return EncodeEventStreamMessage(
+      {StringHeader(":exception-type", type), StringHeader(":content-type", "application/json"),
+       StringHeader(":message-type", "exception")},
+      R"({"message":")" + message + R"("})");
 }
 
 // protocols.md §6: gpt-oss-120b on ConverseStream (pydantic-ai recording), with the random "p"
@@ -85,16 +85,20 @@ std::string GptOssStream() {
   return Event("messageStart", R"({"p":"abcdefghijklmnopqrstuvwxyz","role":"assistant"})") +
          Event("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":""},"p":"abcd"})") +
          Event("contentBlockStop", R"({"contentBlockIndex":0,"p":"abcdefgh"})") +
-         Event("contentBlockDelta",
-               R"({"contentBlockIndex":1,"delta":{"reasoningContent":{"text":"The user just says \"Hi\"."}},"p":"ab"})") +
+         Event(
+             "contentBlockDelta",
+             R"({"contentBlockIndex":1,"delta":{"reasoningContent":{"text":"The user just says \"Hi\"."}},"p":"ab"})") +
          Event("contentBlockStop", R"({"contentBlockIndex":1,"p":"abc"})") +
+         Event(
+             "contentBlockDelta",
+             R"({"contentBlockIndex":2,"delta":{"text":"Hello! How can I help"},"p":"abcdefghijk"})") +
          Event("contentBlockDelta",
-               R"({"contentBlockIndex":2,"delta":{"text":"Hello! How can I help"},"p":"abcdefghijk"})") +
-         Event("contentBlockDelta", R"({"contentBlockIndex":2,"delta":{"text":" you today?"},"p":"a"})") +
+               R"({"contentBlockIndex":2,"delta":{"text":" you today?"},"p":"a"})") +
          Event("contentBlockStop", R"({"contentBlockIndex":2,"p":"abcdefghijklm"})") +
          Event("messageStop", R"({"stopReason":"end_turn","p":"abcdefghijklmnopqrstu"})") +
-         Event("metadata",
-               R"({"metrics":{"latencyMs":753},"usage":{"inputTokens":70,"outputTokens":43,"serverToolUsage":{},"totalTokens":113},"p":"abcdefghijklmnopq"})");
+         Event(
+             "metadata",
+             R"({"metrics":{"latencyMs":753},"usage":{"inputTokens":70,"outputTokens":43,"serverToolUsage":{},"totalTokens":113},"p":"abcdefghijklmnopq"})");
 }
 
 TEST_CASE("bedrock: Converse request, SigV4 signed, model id percent-encoded") {
@@ -105,8 +109,9 @@ TEST_CASE("bedrock: Converse request, SigV4 signed, model id percent-encoded") {
   CHECK(request->method == "POST");
   CHECK(request->url ==
         "https://bedrock-runtime.us-west-2.amazonaws.com/model/openai.gpt-oss-120b-1%3A0/converse");
-  CHECK(request->body ==
-        R"({"inferenceConfig":{"maxTokens":16},"messages":[{"content":[{"text":"Say OK"}],"role":"user"}]})");
+  CHECK(
+      request->body ==
+      R"({"inferenceConfig":{"maxTokens":16},"messages":[{"content":[{"text":"Say OK"}],"role":"user"}]})");
   const auto headers = HeaderMap(*request);
   CHECK(headers.at("Content-Type") == "application/json");
   CHECK(headers.at("X-Amz-Date") == "20260101T000000Z");
@@ -268,8 +273,7 @@ TEST_CASE("bedrock: the OpenAI-compatible endpoint's SSE goes through the same d
       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\n\n"
       "data: [DONE]\n\n";
   const Recorder r = DecodeEverySplit(Adapter(), sse);
-  CHECK(r.log ==
-        std::vector<std::string>{"reasoning:think", "content:OK", "usage:5/2", "done"});
+  CHECK(r.log == std::vector<std::string>{"reasoning:think", "content:OK", "usage:5/2", "done"});
 }
 
 TEST_CASE("bedrock: Converse body, with reasoning blocks, and an OpenAI-shaped body") {
@@ -304,27 +308,26 @@ TEST_CASE("bedrock: classification matrix") {
   };
   const std::vector<Row> rows = {
       {429, "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
-       R"({"message":"Too many requests, please wait before trying again."})",
-       Outcome::kThrottled},
-      {429, "ThrottlingException", R"({"message":"Too many tokens per day, please wait before trying again."})",
+       R"({"message":"Too many requests, please wait before trying again."})", Outcome::kThrottled},
+      {429, "ThrottlingException",
+       R"({"message":"Too many tokens per day, please wait before trying again."})",
        Outcome::kQuotaExhausted},
       {503, "ServiceUnavailableException:http://internal.amazon.com/coral/com.amazon.bedrock/",
        R"({"message":"Bedrock is unable to process your request."})", Outcome::kOverloaded},
-      {429, "ModelNotReadyException", R"({"message":"Model is not ready."})",
-       Outcome::kOverloaded},
-      {400, "ServiceQuotaExceededException", R"({"message":"quota"})",
-       Outcome::kQuotaExhausted},
+      {429, "ModelNotReadyException", R"({"message":"Model is not ready."})", Outcome::kOverloaded},
+      {400, "ServiceQuotaExceededException", R"({"message":"quota"})", Outcome::kQuotaExhausted},
       {403, "AccessDeniedException", R"({"message":"You don't have access to the model."})",
        Outcome::kAuth},
-      {403, "UnrecognizedClientException", R"({"message":"The security token included in the request is invalid."})",
-       Outcome::kAuth},
-      {403, "InvalidSignatureException", R"({"message":"The request signature we calculated does not match."})",
-       Outcome::kAuth},
-      {403, "ExpiredTokenException", R"({"message":"The security token included in the request is expired"})",
-       Outcome::kAuth},
+      {403, "UnrecognizedClientException",
+       R"({"message":"The security token included in the request is invalid."})", Outcome::kAuth},
+      {403, "InvalidSignatureException",
+       R"({"message":"The request signature we calculated does not match."})", Outcome::kAuth},
+      {403, "ExpiredTokenException",
+       R"({"message":"The security token included in the request is expired"})", Outcome::kAuth},
       {400, "ValidationException", R"({"message":"The provided model identifier is invalid."})",
        Outcome::kClientError},
-      {404, "ResourceNotFoundException", R"({"message":"This model version has reached the end of its life."})",
+      {404, "ResourceNotFoundException",
+       R"({"message":"This model version has reached the end of its life."})",
        Outcome::kClientError},
       {500, "InternalServerException", R"({"message":"internal"})", Outcome::kServerError},
       {424, "ModelErrorException", R"({"message":"upstream model error","originalStatusCode":500})",
@@ -340,7 +343,8 @@ TEST_CASE("bedrock: classification matrix") {
       {503, "", "<html>Service Unavailable</html>", Outcome::kOverloaded},
       {502, "", "", Outcome::kServerError},
       // The OpenAI-compatible endpoint's own error shape.
-      {429, "", R"({"error":{"message":"Rate limit","type":"rate_limit_error","code":"rate_limit_exceeded"}})",
+      {429, "",
+       R"({"error":{"message":"Rate limit","type":"rate_limit_error","code":"rate_limit_exceeded"}})",
        Outcome::kThrottled},
   };
   for (const Row& row : rows) {
@@ -412,28 +416,28 @@ sso_start_url = https://example.awsapps.com/start
 )INI";
 
 TEST_CASE("aws credentials: environment, with and without a session token") {
-  Result<ResolvedAwsCredentials> r = ResolveAwsCredentials(
-      {}, FakeSources({{"AWS_ACCESS_KEY_ID", "AKIAENV"},
-                       {"AWS_SECRET_ACCESS_KEY", "env-SECRET"},
-                       {"AWS_SESSION_TOKEN", "env-TOKEN-SECRET"},
-                       {"HOME", "/home/u"}},
-                      {{"/home/u/.aws/credentials", kCredentialsFile}}));
+  Result<ResolvedAwsCredentials> r =
+      ResolveAwsCredentials({}, FakeSources({{"AWS_ACCESS_KEY_ID", "AKIAENV"},
+                                             {"AWS_SECRET_ACCESS_KEY", "env-SECRET"},
+                                             {"AWS_SESSION_TOKEN", "env-TOKEN-SECRET"},
+                                             {"HOME", "/home/u"}},
+                                            {{"/home/u/.aws/credentials", kCredentialsFile}}));
   REQUIRE(r);
   CHECK(r->credentials.access_key_id.Reveal() == "AKIAENV");
   CHECK(r->credentials.secret_access_key.Reveal() == "env-SECRET");
   CHECK(r->credentials.session_token.Reveal() == "env-TOKEN-SECRET");
   CHECK(r->source == "environment");
 
-  Result<ResolvedAwsCredentials> half = ResolveAwsCredentials(
-      {}, FakeSources({{"AWS_ACCESS_KEY_ID", "AKIAENV"}}, {}));
+  Result<ResolvedAwsCredentials> half =
+      ResolveAwsCredentials({}, FakeSources({{"AWS_ACCESS_KEY_ID", "AKIAENV"}}, {}));
   REQUIRE_FALSE(half);
   CHECK(half.error().message.find("AWS_SECRET_ACCESS_KEY") != std::string::npos);
   CHECK(half.error().message.find("AKIAENV") == std::string::npos);
 }
 
 TEST_CASE("aws credentials: shared file, default and named profiles") {
-  const auto files = std::map<std::string, std::string>{{"/home/u/.aws/credentials", kCredentialsFile},
-                                                        {"/etc/creds", kCredentialsFile}};
+  const auto files = std::map<std::string, std::string>{
+      {"/home/u/.aws/credentials", kCredentialsFile}, {"/etc/creds", kCredentialsFile}};
   Result<ResolvedAwsCredentials> d =
       ResolveAwsCredentials({}, FakeSources({{"HOME", "/home/u"}}, files));
   REQUIRE(d);
@@ -442,10 +446,11 @@ TEST_CASE("aws credentials: shared file, default and named profiles") {
   CHECK(d->credentials.session_token.empty());
   CHECK(d->source == "profile 'default' in /home/u/.aws/credentials");
 
-  Result<ResolvedAwsCredentials> dev = ResolveAwsCredentials(
-      {}, FakeSources({{"HOME", "/home/u"}, {"AWS_PROFILE", "dev"},
-                       {"AWS_SHARED_CREDENTIALS_FILE", "/etc/creds"}},
-                      files));
+  Result<ResolvedAwsCredentials> dev =
+      ResolveAwsCredentials({}, FakeSources({{"HOME", "/home/u"},
+                                             {"AWS_PROFILE", "dev"},
+                                             {"AWS_SHARED_CREDENTIALS_FILE", "/etc/creds"}},
+                                            files));
   REQUIRE(dev);
   CHECK(dev->credentials.access_key_id.Reveal() == "AKIADEV");
   CHECK(dev->credentials.secret_access_key.Reveal() == "dev-SECRET");
@@ -456,17 +461,18 @@ TEST_CASE("aws credentials: shared file, default and named profiles") {
   AwsCredentialOptions explicit_profile;
   explicit_profile.profile = "dev";
   explicit_profile.credentials_file = "~/.aws/credentials";
-  Result<ResolvedAwsCredentials> e = ResolveAwsCredentials(
-      explicit_profile, FakeSources({{"HOME", "/home/u"},
-                                     {"AWS_ACCESS_KEY_ID", "AKIAENV"},
-                                     {"AWS_SECRET_ACCESS_KEY", "env-SECRET"}},
-                                    files));
+  Result<ResolvedAwsCredentials> e =
+      ResolveAwsCredentials(explicit_profile, FakeSources({{"HOME", "/home/u"},
+                                                           {"AWS_ACCESS_KEY_ID", "AKIAENV"},
+                                                           {"AWS_SECRET_ACCESS_KEY", "env-SECRET"}},
+                                                          files));
   REQUIRE(e);
   CHECK(e->credentials.access_key_id.Reveal() == "AKIADEV");
 }
 
 TEST_CASE("aws credentials: errors name the profile and the file, never a value") {
-  const auto files = std::map<std::string, std::string>{{"/home/u/.aws/credentials", kCredentialsFile}};
+  const auto files =
+      std::map<std::string, std::string>{{"/home/u/.aws/credentials", kCredentialsFile}};
   auto resolve = [&](const std::string& profile) {
     AwsCredentialOptions options;
     options.profile = profile;
@@ -573,16 +579,19 @@ class FakeBedrock {
     res.set_header("x-amzn-RequestId", "5f1ea1a6-0000-4000-8000-00000000e2e0");
     if (!SignatureValid(req)) {
       res.status = 403;
-      res.set_header("x-amzn-ErrorType",
-                     "InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.coral.service/");
-      res.set_content(R"({"message":"The request signature we calculated does not match the signature you provided."})",
-                      "application/json");
+      res.set_header(
+          "x-amzn-ErrorType",
+          "InvalidSignatureException:http://internal.amazon.com/coral/com.amazon.coral.service/");
+      res.set_content(
+          R"({"message":"The request signature we calculated does not match the signature you provided."})",
+          "application/json");
       return;
     }
     const std::string model = req.matches[1];
     if (model == "throttled.model-v1:0") {
       res.status = 429;
-      res.set_header("x-amzn-ErrorType", "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/");
+      res.set_header("x-amzn-ErrorType",
+                     "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/");
       res.set_content(R"({"message":"Too many requests, please wait before trying again."})",
                       "application/json");
       return;
@@ -676,12 +685,14 @@ TEST_CASE("bedrock end to end: ProbeOnce over loopback with a verified SigV4 sig
     const ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
     CHECK(r.outcome == Outcome::kThrottled);
     CHECK(r.http_status == 429);
-    CHECK(r.error == "HTTP 429 ThrottlingException: Too many requests, please wait before trying again.");
+    CHECK(r.error ==
+          "HTTP 429 ThrottlingException: Too many requests, please wait before trying again.");
   }
   SUBCASE("an exception frame mid-stream") {
-    server.stream_body = Event("messageStart", R"({"role":"assistant"})") +
-                         Event("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"Hel"}})") +
-                         Exception("throttlingException", "Too many tokens, please wait.");
+    server.stream_body =
+        Event("messageStart", R"({"role":"assistant"})") +
+        Event("contentBlockDelta", R"({"contentBlockIndex":0,"delta":{"text":"Hel"}})") +
+        Exception("throttlingException", "Too many tokens, please wait.");
     const ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
     CHECK(r.outcome == Outcome::kThrottled);
     CHECK(r.http_status == 200);

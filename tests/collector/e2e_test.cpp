@@ -1,6 +1,7 @@
 // End to end through real loopback sockets: a cpp-httplib server inside the test process plays
 // an OpenAI-compatible endpoint with scripted delays and failures.
 
+#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -10,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <curl/curl.h>
 
 #include "collector/collector.h"
 
@@ -36,7 +35,7 @@ class FakeOpenAI {
   FakeOpenAI() {
     server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
     server_.Post("/ok/v1/chat/completions", [this](const httplib::Request& req,
-                                                     httplib::Response& res) {
+                                                   httplib::Response& res) {
       Enter();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -50,15 +49,18 @@ class FakeOpenAI {
       res.set_header("x-ratelimit-remaining-tokens", "799986");
       res.set_header("x-ratelimit-reset-tokens", "6m0s");
       res.set_header("x-request-id", "req_ca8197062dd44e208e21ceef70b46fce");
-      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
+      res.set_chunked_content_provider("text/event-stream", [this](size_t,
+                                                                   httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { sink.write(s.data(), s.size()); };
-        write(Chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}],"usage":null})"));
+        write(Chunk(
+            R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}],"usage":null})"));
         std::this_thread::sleep_for(kFirstTokenDelay);
         write(Chunk(R"({"choices":[{"index":0,"delta":{"content":"OK"}}],"usage":null})"));
         std::this_thread::sleep_for(50ms);
         write(Chunk(R"({"choices":[{"index":0,"delta":{"content":", sure"}}],"usage":null})"));
         write(Chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null})"));
-        write(Chunk(R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}})"));
+        write(Chunk(
+            R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}})"));
         write("data: [DONE]\n\n");
         sink.done();
         Leave();
@@ -70,7 +72,8 @@ class FakeOpenAI {
           R"({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}})",
           "application/json");
     });
-    server_.Post("/throttle/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+    server_.Post("/throttle/v1/chat/completions", [](const httplib::Request&,
+                                                     httplib::Response& res) {
       res.status = 429;
       res.set_header("retry-after", "2");
       res.set_header("x-ratelimit-limit-requests", "500");
@@ -81,44 +84,51 @@ class FakeOpenAI {
           R"({"error":{"message":"Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.","type":"requests","param":null,"code":"rate_limit_exceeded"}})",
           "application/json");
     });
-    server_.Post("/leaky/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
-      res.status = 401;
-      // A hostile or careless server echoing the credential back must not get it stored.
-      res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
-                          req.get_header_value("Authorization") +
-                          R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
-                      "application/json");
-    });
-    server_.Post("/hang/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
-        sink.write(": keep-alive\n\n", 14);
-        for (int i = 0; i < 300 && !stopping_ && sink.is_writable(); ++i) {
-          std::this_thread::sleep_for(10ms);
-        }
-        sink.done();
-        return true;
-      });
-    });
-    server_.Post("/endless/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_chunked_content_provider("text/event-stream", [this](size_t, httplib::DataSink& sink) {
-        std::string block;
-        while (block.size() < 4096) {
-          block += Chunk(R"({"choices":[{"delta":{"content":"x"}}]})");
-        }
-        for (int i = 0; i < 100000 && !stopping_; ++i) {
-          if (!sink.write(block.data(), block.size())) {
-            break;
-          }
-        }
-        sink.done();
-        return true;
-      });
-    });
-    server_.Post("/malformed/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("data: {\"choices\":[{\"delta\":{\"content\":\"OK\"\n\ndata: [DONE]\n\n",
-                      "text/event-stream");
-    });
-    server_.Post("/nodone/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+    server_.Post(
+        "/leaky/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
+          res.status = 401;
+          // A hostile or careless server echoing the credential back must not get it stored.
+          res.set_content(R"({"error":{"message":"Incorrect API key provided: )" +
+                              req.get_header_value("Authorization") +
+                              R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
+                          "application/json");
+        });
+    server_.Post("/hang/v1/chat/completions",
+                 [this](const httplib::Request&, httplib::Response& res) {
+                   res.set_chunked_content_provider(
+                       "text/event-stream", [this](size_t, httplib::DataSink& sink) {
+                         sink.write(": keep-alive\n\n", 14);
+                         for (int i = 0; i < 300 && !stopping_ && sink.is_writable(); ++i) {
+                           std::this_thread::sleep_for(10ms);
+                         }
+                         sink.done();
+                         return true;
+                       });
+                 });
+    server_.Post("/endless/v1/chat/completions",
+                 [this](const httplib::Request&, httplib::Response& res) {
+                   res.set_chunked_content_provider(
+                       "text/event-stream", [this](size_t, httplib::DataSink& sink) {
+                         std::string block;
+                         while (block.size() < 4096) {
+                           block += Chunk(R"({"choices":[{"delta":{"content":"x"}}]})");
+                         }
+                         for (int i = 0; i < 100000 && !stopping_; ++i) {
+                           if (!sink.write(block.data(), block.size())) {
+                             break;
+                           }
+                         }
+                         sink.done();
+                         return true;
+                       });
+                 });
+    server_.Post(
+        "/malformed/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+          res.set_content("data: {\"choices\":[{\"delta\":{\"content\":\"OK\"\n\ndata: [DONE]\n\n",
+                          "text/event-stream");
+        });
+    server_.Post("/nodone/v1/chat/completions", [](const httplib::Request&,
+                                                   httplib::Response& res) {
       res.set_content(Chunk(R"({"choices":[{"delta":{"content":"OK"}}]})"), "text/event-stream");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");

@@ -1,13 +1,14 @@
 // The application/vnd.amazon.eventstream decoder: a real Bedrock frame, every header type, every
 // split of a stream, each kind of damage, and botocore's decoder as the oracle for our encoder.
 
+#include "collector/eventstream.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "collector/eventstream.h"
 #include "tests/collector/python_oracle.h"
 
 namespace modelpulse::collector {
@@ -34,10 +35,10 @@ std::string ToHex(std::string_view bytes) {
 }
 
 std::string BedrockEvent(const std::string& event_type, const std::string& payload) {
-  return EncodeEventStreamMessage({StringHeader(":event-type", event_type),
-                                   StringHeader(":content-type", "application/json"),
-                                   StringHeader(":message-type", "event")},
-                                  payload);
+  return EncodeEventStreamMessage(
+      {StringHeader(":event-type", event_type), StringHeader(":content-type", "application/json"),
+       StringHeader(":message-type", "event")},
+      payload);
 }
 
 std::vector<EventStreamHeader> EveryHeaderType() {
@@ -76,10 +77,9 @@ Decoded DecodeSplit(const std::string& stream, const std::vector<size_t>& cuts) 
   std::vector<size_t> points = cuts;
   points.push_back(stream.size());
   for (size_t to : points) {
-    const Status status = decoder.Feed(std::string_view(stream).substr(from, to - from),
-                                       [&](const EventStreamMessage& m) {
-                                         out.messages.push_back(m);
-                                       });
+    const Status status =
+        decoder.Feed(std::string_view(stream).substr(from, to - from),
+                     [&](const EventStreamMessage& m) { out.messages.push_back(m); });
     if (status != Status::kOk && out.feed == Status::kOk) {
       out.feed = status;
     }
@@ -245,14 +245,22 @@ std::string FrameWithHeaderBlock(const std::string& block, const std::string& pa
 
 TEST_CASE("event stream: malformed header blocks are reported") {
   // A string header whose length runs past the block.
-  CHECK(DecodeSplit(FrameWithHeaderBlock(std::string("\x01x\x07\x00\x09" "abc", 8), "{}"), {})
+  CHECK(DecodeSplit(FrameWithHeaderBlock(std::string("\x01x\x07\x00\x09"
+                                                     "abc",
+                                                     8),
+                                         "{}"),
+                    {})
             .feed == Status::kBadHeaders);
   // An unknown value type.
   CHECK(DecodeSplit(FrameWithHeaderBlock(std::string("\x01x\x0a", 3), "{}"), {}).feed ==
         Status::kBadHeaders);
   // A name with no room for its type byte.
-  CHECK(DecodeSplit(FrameWithHeaderBlock(std::string("\x05" "ab", 3), "{}"), {}).feed ==
-        Status::kBadHeaders);
+  CHECK(DecodeSplit(FrameWithHeaderBlock(std::string("\x05"
+                                                     "ab",
+                                                     3),
+                                         "{}"),
+                    {})
+            .feed == Status::kBadHeaders);
   // A duplicated header name (botocore's DuplicateHeader).
   CHECK(DecodeSplit(EncodeEventStreamMessage({StringHeader("a", "1"), StringHeader("a", "2")}, ""),
                     {})
@@ -265,11 +273,11 @@ TEST_CASE("event stream: exception and error frames are read by their headers") 
        StringHeader(":content-type", "application/json"),
        StringHeader(":message-type", "exception")},
       R"({"message":"Too many requests, please wait before trying again."})");
-  const std::string error = EncodeEventStreamMessage(
-      {StringHeader(":error-code", "InternalFailure"),
-       StringHeader(":error-message", "An internal error occurred"),
-       StringHeader(":message-type", "error")},
-      "");
+  const std::string error =
+      EncodeEventStreamMessage({StringHeader(":error-code", "InternalFailure"),
+                                StringHeader(":error-message", "An internal error occurred"),
+                                StringHeader(":message-type", "error")},
+                               "");
   const Decoded decoded = DecodeSplit(exception + error, {});
   REQUIRE(decoded.messages.size() == 2);
   CHECK(decoded.messages[0].message_type == "exception");
@@ -309,7 +317,8 @@ TEST_CASE("event stream: botocore decodes what we encode (every header type)") {
       EncodeEventStreamMessage(EveryHeaderType(), "payload-1") +
       BedrockEvent("messageStart", R"({"p":"abcdefghijklmnopqr","role":"assistant"})") +
       EncodeEventStreamMessage({}, "");
-  const std::optional<std::string> output = testing::RunPythonOracle(kBotocoreDecoder, ToHex(stream));
+  const std::optional<std::string> output =
+      testing::RunPythonOracle(kBotocoreDecoder, ToHex(stream));
   REQUIRE_MESSAGE(output, "python3-botocore oracle failed to run");
   const nlohmann::json messages = nlohmann::json::parse(*output);
   REQUIRE(messages.size() == 3);
@@ -325,8 +334,7 @@ TEST_CASE("event stream: botocore decodes what we encode (every header type)") {
   CHECK(headers["ts"] == nlohmann::json::array({"int", 1735787045123LL}));
   CHECK(headers["uuid"] == nlohmann::json::array({"bytes", "00112233445566778899aabbccddeeff"}));
   CHECK(messages[0]["payload"] == ToHex("payload-1"));
-  CHECK(messages[1]["headers"][":event-type"] ==
-        nlohmann::json::array({"str", "messageStart"}));
+  CHECK(messages[1]["headers"][":event-type"] == nlohmann::json::array({"str", "messageStart"}));
   CHECK(messages[2]["headers"].empty());
 }
 

@@ -1,8 +1,14 @@
 // Service-account JWTs and the token exchange: the JWT is checked by an independent verifier
 // (Debian's python3-jwt), the exchange and cache against a loopback token endpoint.
 
+#include "collector/auth/google_oauth.h"
+
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <cstdio>
@@ -10,17 +16,10 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <sys/wait.h>
-
-#include "collector/auth/google_oauth.h"
 
 namespace modelpulse::collector {
 namespace {
@@ -517,7 +516,8 @@ TEST_CASE("token cache: a bad key file fails without quoting it") {
   GoogleTokenCache cache;
   TargetAuth auth;
   auth.mode = AuthMode::kGoogleServiceAccount;
-  auth.google_service_account_json = Secret(R"({"type":"service_account","private_key":"SECRETPEM"})");
+  auth.google_service_account_json =
+      Secret(R"({"type":"service_account","private_key":"SECRETPEM"})");
   auth.token_url = "http://127.0.0.1:1/token";
   Result<Secret> token = cache.Token(auth, kT0);
   REQUIRE_FALSE(token.has_value());

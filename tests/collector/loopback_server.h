@@ -4,6 +4,7 @@
 // A cpp-httplib server on 127.0.0.1, port 0, for end-to-end adapter tests: routes are registered
 // before Start(); the last request's headers, query and body are kept for assertions.
 
+#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -12,8 +13,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <curl/curl.h>
 
 #include "common/common.h"
 
@@ -93,17 +92,17 @@ class LoopbackServer {
 inline void StreamParts(httplib::Response& res, const std::string& content_type,
                         std::vector<std::string> parts, size_t pause_after,
                         std::chrono::milliseconds pause) {
-  res.set_chunked_content_provider(
-      content_type, [parts = std::move(parts), pause_after, pause](size_t, httplib::DataSink& sink) {
-        for (size_t i = 0; i < parts.size(); ++i) {
-          sink.write(parts[i].data(), parts[i].size());
-          if (i == pause_after) {
-            std::this_thread::sleep_for(pause);
-          }
-        }
-        sink.done();
-        return true;
-      });
+  res.set_chunked_content_provider(content_type, [parts = std::move(parts), pause_after, pause](
+                                                     size_t, httplib::DataSink& sink) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      sink.write(parts[i].data(), parts[i].size());
+      if (i == pause_after) {
+        std::this_thread::sleep_for(pause);
+      }
+    }
+    sink.done();
+    return true;
+  });
 }
 
 // Every text field of a probe result, for "no secret anywhere" checks.

@@ -23,10 +23,13 @@ std::string Chunk(const std::string& json) { return "data: " + json + "\n\n"; }
 
 TEST_CASE("OpenAI stream: role chunk, content, finish, usage chunk, [DONE]") {
   const std::string stream =
-      Chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}],"usage":null})") +
-      Chunk(R"({"choices":[{"index":0,"delta":{"content":"Paris"},"finish_reason":null}],"usage":null})") +
+      Chunk(
+          R"({"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}],"usage":null})") +
+      Chunk(
+          R"({"choices":[{"index":0,"delta":{"content":"Paris"},"finish_reason":null}],"usage":null})") +
       Chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null})") +
-      Chunk(R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":11,"total_tokens":24}})") +
+      Chunk(
+          R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":11,"total_tokens":24}})") +
       "data: [DONE]\n\n";
   const Recorder r = Decode(stream);
   CHECK(r.log == std::vector<std::string>{"content:Paris", "usage:13/11", "done"});
@@ -38,7 +41,8 @@ TEST_CASE("OpenAI stream: role chunk, content, finish, usage chunk, [DONE]") {
 TEST_CASE("Groq: usage in the finish_reason chunk (top level and x_groq)") {
   const std::string stream =
       Chunk(R"({"choices":[{"delta":{"content":"OK"}}],"x_groq":{"id":"req_01"}})") +
-      Chunk(R"({"choices":[{"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":40,"completion_tokens":2,"queue_time":0.01}},"usage":{"prompt_tokens":40,"completion_tokens":2}})") +
+      Chunk(
+          R"({"choices":[{"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":40,"completion_tokens":2,"queue_time":0.01}},"usage":{"prompt_tokens":40,"completion_tokens":2}})") +
       "data: [DONE]\n\n";
   const Recorder r = Decode(stream);
   CHECK(r.content == "OK");
@@ -47,7 +51,8 @@ TEST_CASE("Groq: usage in the finish_reason chunk (top level and x_groq)") {
   CHECK(r.terminator);
 
   const Recorder only_groq = Decode(
-      Chunk(R"({"choices":[{"delta":{"content":"OK"},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":7,"completion_tokens":1}}})") +
+      Chunk(
+          R"({"choices":[{"delta":{"content":"OK"},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":7,"completion_tokens":1}}})") +
       "data: [DONE]\n\n");
   CHECK(only_groq.usage.output_tokens == 1);
 }
@@ -55,7 +60,8 @@ TEST_CASE("Groq: usage in the finish_reason chunk (top level and x_groq)") {
 TEST_CASE("OpenRouter: error chunk inside a 200 stream") {
   const Recorder r = Decode(
       ": OPENROUTER PROCESSING\n\n" + Chunk(R"({"choices":[{"delta":{"content":"He"}}]})") +
-      Chunk(R"({"id":"gen-1","error":{"code":400,"message":"Token limit reached"},"choices":[{"delta":{"content":""},"finish_reason":"error","native_finish_reason":"error"}]})") +
+      Chunk(
+          R"({"id":"gen-1","error":{"code":400,"message":"Token limit reached"},"choices":[{"delta":{"content":""},"finish_reason":"error","native_finish_reason":"error"}]})") +
       "data: [DONE]\n\n");
   REQUIRE(r.error.has_value());
   CHECK(r.error->outcome == Outcome::kInvalidResponse);
@@ -79,19 +85,19 @@ TEST_CASE("a stream without [DONE] reports no terminator") {
 }
 
 TEST_CASE("a malformed JSON chunk is reported, later chunks still decode") {
-  const Recorder r = Decode(Chunk(R"({"choices":[{"delta":{"content":"O)") +
-                            Chunk(R"({"choices":[{"delta":{"content":"K"}}]})") +
-                            "data: [DONE]\n\n");
+  const Recorder r =
+      Decode(Chunk(R"({"choices":[{"delta":{"content":"O)") +
+             Chunk(R"({"choices":[{"delta":{"content":"K"}}]})") + "data: [DONE]\n\n");
   CHECK(r.malformed == "malformed JSON in stream chunk");
   CHECK(r.content == "K");
 }
 
 TEST_CASE("an empty completion has chunks but no content") {
-  const Recorder r = Decode(
-      Chunk(R"({"choices":[{"delta":{"role":"assistant","content":""}}]})") +
-      Chunk(R"({"choices":[{"delta":{},"finish_reason":"length"}]})") +
-      Chunk(R"({"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0}})") +
-      "data: [DONE]\n\n");
+  const Recorder r =
+      Decode(Chunk(R"({"choices":[{"delta":{"role":"assistant","content":""}}]})") +
+             Chunk(R"({"choices":[{"delta":{},"finish_reason":"length"}]})") +
+             Chunk(R"({"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0}})") +
+             "data: [DONE]\n\n");
   CHECK(r.content.empty());
   CHECK(r.reasoning.empty());
   CHECK(r.terminator);
@@ -103,8 +109,8 @@ TEST_CASE("reasoning deltas come before answer deltas") {
       Chunk(R"({"choices":[{"delta":{"role":"assistant","content":null,"reasoning":"Let me"}}]})") +
       Chunk(R"({"choices":[{"delta":{"reasoning_content":" think"}}]})") +
       Chunk(R"({"choices":[{"delta":{"content":"OK"}}]})") + "data: [DONE]\n\n");
-  CHECK(r.log == std::vector<std::string>{"reasoning:Let me", "reasoning: think", "content:OK",
-                                          "done"});
+  CHECK(r.log ==
+        std::vector<std::string>{"reasoning:Let me", "reasoning: think", "content:OK", "done"});
 }
 
 TEST_CASE("non-streaming body: content, usage, error object, malformed") {
@@ -134,26 +140,53 @@ TEST_CASE("classification table (protocols.md §0.5, §1, §7)") {
     Outcome expected;
   };
   const Row rows[] = {
-      {429, R"({"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.","type":"requests","param":null,"code":"rate_limit_exceeded"}})", Outcome::kThrottled},
-      {429, R"({"error":{"message":"Rate limit reached ... on tokens per min TPM","type":"tokens","param":null,"code":"rate_limit_exceeded"}})", Outcome::kThrottled},
-      {429, R"({"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})", Outcome::kQuotaExhausted},
-      {429, R"({"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error","param":null,"code":null}})", Outcome::kOverloaded},
-      {503, R"({"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error"}})", Outcome::kOverloaded},
+      {429,
+       R"({"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 120ms.","type":"requests","param":null,"code":"rate_limit_exceeded"}})",
+       Outcome::kThrottled},
+      {429,
+       R"({"error":{"message":"Rate limit reached ... on tokens per min TPM","type":"tokens","param":null,"code":"rate_limit_exceeded"}})",
+       Outcome::kThrottled},
+      {429,
+       R"({"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})",
+       Outcome::kQuotaExhausted},
+      {429,
+       R"({"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error","param":null,"code":null}})",
+       Outcome::kOverloaded},
+      {503,
+       R"({"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error"}})",
+       Outcome::kOverloaded},
       {503, "<html>Service Unavailable</html>", Outcome::kOverloaded},
-      {500, R"({"error":{"message":"The server had an error while processing your request.","type":"server_error"}})", Outcome::kServerError},
+      {500,
+       R"({"error":{"message":"The server had an error while processing your request.","type":"server_error"}})",
+       Outcome::kServerError},
       {502, "<html>Bad gateway</html>", Outcome::kServerError},
-      {401, R"({"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})", Outcome::kAuth},
-      {403, R"({"error":{"message":"Project does not have access to model","type":"invalid_request_error"}})", Outcome::kAuth},
-      {400, R"({"error":{"message":"Unsupported parameter: 'max_tokens'","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}})", Outcome::kClientError},
-      {404, R"({"error":{"message":"The model `llama-9` does not exist","type":"invalid_request_error","code":"model_not_found"}})", Outcome::kClientError},
-      {422, R"({"detail":[{"loc":["body","messages"],"msg":"field required"}]})", Outcome::kClientError},
+      {401,
+       R"({"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})",
+       Outcome::kAuth},
+      {403,
+       R"({"error":{"message":"Project does not have access to model","type":"invalid_request_error"}})",
+       Outcome::kAuth},
+      {400,
+       R"({"error":{"message":"Unsupported parameter: 'max_tokens'","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}})",
+       Outcome::kClientError},
+      {404,
+       R"({"error":{"message":"The model `llama-9` does not exist","type":"invalid_request_error","code":"model_not_found"}})",
+       Outcome::kClientError},
+      {422, R"({"detail":[{"loc":["body","messages"],"msg":"field required"}]})",
+       Outcome::kClientError},
       // OpenRouter: upstream throttling, and spent credits.
-      {429, R"({"error":{"code":429,"message":"Provider returned error","metadata":{"provider_name":"Google","raw":"gemini is temporarily rate-limited upstream"}},"user_id":"u"})", Outcome::kThrottled},
+      {429,
+       R"({"error":{"code":429,"message":"Provider returned error","metadata":{"provider_name":"Google","raw":"gemini is temporarily rate-limited upstream"}},"user_id":"u"})",
+       Outcome::kThrottled},
       {402, R"({"error":{"code":402,"message":"Insufficient credits"}})", Outcome::kQuotaExhausted},
       // Azure legacy 429 shape (code is the string "429").
-      {429, R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation ... Please retry after 6 seconds."}})", Outcome::kThrottled},
+      {429,
+       R"({"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation ... Please retry after 6 seconds."}})",
+       Outcome::kThrottled},
       // vLLM's old top-level error object.
-      {400, R"({"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400})", Outcome::kClientError},
+      {400,
+       R"({"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400})",
+       Outcome::kClientError},
       {504, "", Outcome::kServerError},
   };
   for (const Row& row : rows) {

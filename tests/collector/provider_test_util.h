@@ -111,8 +111,7 @@ inline Recorder DecodeEverySplit(const ProviderAdapter& adapter, std::string_vie
 }
 
 // The value of the first request header called `name` (exact case), or nullopt.
-inline std::optional<std::string> HeaderValue(const HttpRequest& request,
-                                              const std::string& name) {
+inline std::optional<std::string> HeaderValue(const HttpRequest& request, const std::string& name) {
   for (const auto& [key, value] : request.headers) {
     if (key == name) {
       return value.Reveal();

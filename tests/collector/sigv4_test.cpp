@@ -2,13 +2,14 @@
 // (toolchain.md §7), openai-python's Bedrock mantle fixture (protocols.md §4.1), and botocore
 // as a live oracle for model ids with ':' and session tokens.
 
+#include "collector/auth/sigv4.h"
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "collector/auth/sigv4.h"
 #include "collector/providers/provider.h"
 #include "tests/collector/python_oracle.h"
 
@@ -68,22 +69,51 @@ struct SuiteCase {
 // vendor the suite); post-sts-header-before uses the suite's example session token.
 const std::vector<SuiteCase>& SuiteCases() {
   static const std::vector<SuiteCase> cases = {
-      {"get-vanilla", "GET", "https://example.amazonaws.com/", {}, "", "", "host;x-amz-date",
+      {"get-vanilla",
+       "GET",
+       "https://example.amazonaws.com/",
+       {},
+       "",
+       "",
+       "host;x-amz-date",
        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-      {"post-vanilla", "POST", "https://example.amazonaws.com/", {}, "", "", "host;x-amz-date",
+      {"post-vanilla",
+       "POST",
+       "https://example.amazonaws.com/",
+       {},
+       "",
+       "",
+       "host;x-amz-date",
        "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-      {"get-vanilla-query-order-key-case", "GET",
-       "https://example.amazonaws.com/?Param2=value2&Param1=value1", {}, "", "",
-       "host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
-      {"get-header-value-trim", "GET", "https://example.amazonaws.com/",
-       {{"My-Header1", " value1"}, {"My-Header2", "\"a   b   c\""}}, "", "",
+      {"get-vanilla-query-order-key-case",
+       "GET",
+       "https://example.amazonaws.com/?Param2=value2&Param1=value1",
+       {},
+       "",
+       "",
+       "host;x-amz-date",
+       "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+      {"get-header-value-trim",
+       "GET",
+       "https://example.amazonaws.com/",
+       {{"My-Header1", " value1"}, {"My-Header2", "\"a   b   c\""}},
+       "",
+       "",
        "host;my-header1;my-header2;x-amz-date",
        "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"},
-      {"post-x-www-form-urlencoded", "POST", "https://example.amazonaws.com/",
-       {{"Content-Type", "application/x-www-form-urlencoded"}}, "Param1=value1", "",
+      {"post-x-www-form-urlencoded",
+       "POST",
+       "https://example.amazonaws.com/",
+       {{"Content-Type", "application/x-www-form-urlencoded"}},
+       "Param1=value1",
+       "",
        "content-type;host;x-amz-date",
        "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a"},
-      {"post-sts-header-before", "POST", "https://example.amazonaws.com/", {}, "",
+      {"post-sts-header-before",
+       "POST",
+       "https://example.amazonaws.com/",
+       {},
+       "",
        "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXm"
        "xfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0"
        "KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZb"
@@ -163,8 +193,7 @@ TEST_CASE("SigV4 reproduces the JS SDK's Bedrock Converse signature (double-enco
   CHECK(HeaderValue(*signature, "X-Amz-Content-Sha256") ==
         "717c629811d87bb40bf32f10313534175e3cdc1b9c5dd2acc549c820058efe3d");
   CHECK(signature->canonical_request.find(
-            "\n/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse\n") !=
-        std::string::npos);
+            "\n/model/anthropic.claude-3-haiku-20240307-v1%253A0/converse\n") != std::string::npos);
   CHECK(HeaderValue(*signature, "Authorization") ==
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/us-east-1/bedrock/aws4_request, "
         "SignedHeaders=amz-sdk-invocation-id;amz-sdk-request;content-length;content-type;host;"
@@ -196,7 +225,8 @@ TEST_CASE("SigV4 reproduces openai-python's Bedrock mantle fixture with a sessio
         "Signature=dc20c8fbe516daf0ccae7e5b7a78fc2936870413a9f1af6e1b2d44b970ce411f");
 }
 
-TEST_CASE("SigV4 canonical URI: path labels are encoded twice, dot segments and empty segments go") {
+TEST_CASE(
+    "SigV4 canonical URI: path labels are encoded twice, dot segments and empty segments go") {
   SigV4Params params = SuiteParams();
   auto canonical_uri = [&](const std::string& url) {
     SigV4Request request;
@@ -225,8 +255,8 @@ TEST_CASE("SigV4 host: default ports are left out, others kept") {
     Result<SigV4Signature> signature = SignSigV4(request, Credentials(), SuiteParams());
     REQUIRE(signature);
     const size_t at = signature->canonical_request.find("host:");
-    return signature->canonical_request.substr(
-        at, signature->canonical_request.find('\n', at) - at);
+    return signature->canonical_request.substr(at,
+                                               signature->canonical_request.find('\n', at) - at);
   };
   CHECK(host_line("https://Example.amazonaws.com:443/") == "host:example.amazonaws.com");
   CHECK(host_line("http://127.0.0.1:80/") == "host:127.0.0.1");
@@ -302,7 +332,8 @@ TEST_CASE("SigV4 of Bedrock requests agrees with botocore for model ids with ':'
       {"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-"
        "20241022-v2:0",
        "", "another token with spaces", false},
-      {"global.anthropic.claude-sonnet-4-5-20250929-v1:0", "https://bedrock-runtime.us-east-1.amazonaws.com:443", "", true},
+      {"global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+       "https://bedrock-runtime.us-east-1.amazonaws.com:443", "", true},
   };
   const ProviderAdapter* adapter = AdapterFor(Provider::kBedrock);
   REQUIRE(adapter != nullptr);
@@ -344,8 +375,7 @@ TEST_CASE("SigV4 of Bedrock requests agrees with botocore for model ids with ':'
                      {"region", "us-east-1"}});
     unix_seconds += 1;
   }
-  const std::optional<std::string> output =
-      testing::RunPythonOracle(kBotocoreSigner, input.dump());
+  const std::optional<std::string> output = testing::RunPythonOracle(kBotocoreSigner, input.dump());
   REQUIRE_MESSAGE(output, "python3-botocore oracle failed to run");
   const nlohmann::json theirs = nlohmann::json::parse(*output);
   REQUIRE(theirs.size() == cases.size());

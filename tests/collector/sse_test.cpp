@@ -54,7 +54,8 @@ std::string ReplaceNewlines(std::string_view text, std::string_view with) {
 
 // protocols.md §1, the recorded OpenAI stream (trimmed ids).
 constexpr std::string_view kOpenAIStream =
-    "data: {\"id\":\"chatcmpl-E4Rj\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+    "data: "
+    "{\"id\":\"chatcmpl-E4Rj\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
     "\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},\"finish_reason\":null}],"
     "\"usage\":null,\"obfuscation\":\"CVQ55DocFW\"}\n\n"
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Paris\"},\"finish_reason\":null}],"
@@ -139,7 +140,8 @@ TEST_CASE("SSE: over-long lines and events stop the decoder instead of growing")
   SseDecoder events(64, 100);
   SseDecoder::Status status = SseDecoder::Status::kOk;
   for (int i = 0; i < 10 && status == SseDecoder::Status::kOk; ++i) {
-    status = events.Feed("data: 0123456789012345678901234567890123456789\n", [](const SseEvent&) {});
+    status =
+        events.Feed("data: 0123456789012345678901234567890123456789\n", [](const SseEvent&) {});
   }
   CHECK(status == SseDecoder::Status::kEventTooLarge);
 }

@@ -57,8 +57,8 @@ TEST_CASE("token command: failures say how the command ended, never what it prin
     errors.push_back(token.error().ToString());
   }
   SUBCASE("hangs: killed at the timeout, with its children") {
-    const std::string script = dir.Script("hang.sh", std::string("echo '") + kToken +
-                                                         "'\nsleep 30 &\nsleep 30\necho late");
+    const std::string script = dir.Script(
+        "hang.sh", std::string("echo '") + kToken + "'\nsleep 30 &\nsleep 30\necho late");
     TokenCommandLimits limits;
     limits.timeout = 300ms;
     Result<Secret> token = RunTokenCommand({script}, limits);
@@ -87,8 +87,7 @@ TEST_CASE("token command: failures say how the command ended, never what it prin
     errors.push_back(token.error().ToString());
   }
   SUBCASE("two words are not a token") {
-    const std::string script =
-        dir.Script("two.sh", std::string("echo 'Bearer' '") + kToken + "'");
+    const std::string script = dir.Script("two.sh", std::string("echo 'Bearer' '") + kToken + "'");
     Result<Secret> token = RunTokenCommand({script}, {});
     REQUIRE_FALSE(token.has_value());
     CHECK(token.error().message.find("more than one token") != std::string::npos);
@@ -107,8 +106,8 @@ TEST_CASE("token command: failures say how the command ended, never what it prin
     errors.push_back(token.error().ToString());
   }
   SUBCASE("killed by a signal") {
-    Result<Secret> token =
-        RunTokenCommand({dir.Script("kill.sh", std::string("echo ") + kToken + "\nkill -9 $$")}, {});
+    Result<Secret> token = RunTokenCommand(
+        {dir.Script("kill.sh", std::string("echo ") + kToken + "\nkill -9 $$")}, {});
     REQUIRE_FALSE(token.has_value());
     CHECK(token.error().message.find("signal 9") != std::string::npos);
     errors.push_back(token.error().ToString());
@@ -128,10 +127,10 @@ TEST_CASE("token command cache: reuse within the TTL, rerun after it, back off a
   ScratchDir dir;
   const std::filesystem::path runs = dir.path() / "runs";
   const std::filesystem::path fail_flag = dir.path() / "fail";
-  const std::string script = dir.Script(
-      "count.sh", "echo run >> '" + runs.string() + "'\n[ -e '" + fail_flag.string() +
-                      "' ] && exit 7\nprintf 'tok-%s' \"$(wc -l < '" + runs.string() +
-                      "' | tr -d ' ')\"");
+  const std::string script =
+      dir.Script("count.sh", "echo run >> '" + runs.string() + "'\n[ -e '" + fail_flag.string() +
+                                 "' ] && exit 7\nprintf 'tok-%s' \"$(wc -l < '" + runs.string() +
+                                 "' | tr -d ' ')\"");
   TokenCommandCacheOptions options;
   options.failure_backoff = 10s;
   TokenCommandCache cache(options);

@@ -4,19 +4,18 @@
 
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "collector/collector.h"
 #include "collector/providers/provider.h"
@@ -55,7 +54,8 @@ const std::string kFinalChunk =
 const std::string kWholeBody =
     R"({"candidates": [{"content": {"role": "model","parts": [{"text": "OK"}]},"finishReason": "STOP","avgLogprobs": -0.01}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 1,"totalTokenCount": 106,"thoughtsTokenCount": 100},"modelVersion": "gemini-2.5-flash","responseId": "x1"})";
 
-TEST_CASE("Gemini stream: thoughts, empty parts, answer, finishReason; \\r\\n\\r\\n split anywhere") {
+TEST_CASE(
+    "Gemini stream: thoughts, empty parts, answer, finishReason; \\r\\n\\r\\n split anywhere") {
   const std::string stream =
       Event(kThoughtChunk) + Event(kEmptyChunk) + Event(kAnswerChunk) + Event(kFinalChunk);
   const Recorder r = Decode(Vertex(), stream);
@@ -90,8 +90,10 @@ TEST_CASE("Gemini stream: bad JSON, an error chunk and over-long lines") {
   CHECK(bad.malformed == "malformed JSON in stream chunk");
 
   const Recorder error = Decode(
-      Vertex(), Event(kAnswerChunk) +
-                    Event(R"({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}})"));
+      Vertex(),
+      Event(kAnswerChunk) +
+          Event(
+              R"({"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}})"));
   REQUIRE(error.error.has_value());
   CHECK(error.error->outcome == Outcome::kOverloaded);
   CHECK(error.error->message ==
@@ -111,9 +113,15 @@ TEST_CASE("Gemini stream: bad JSON, an error chunk and over-long lines") {
 
 TEST_CASE("Vertex stream: the OpenAI-compatible endpoint's chunks go through the OpenAI decoder") {
   const std::string stream =
-      "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"object\":\"chat.completion.chunk\"}\n\n"
-      "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"}}],\"object\":\"chat.completion.chunk\"}\n\n"
-      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":\"stop\"}],\"object\":\"chat.completion.chunk\"}\n\n"
+      "data: "
+      "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"object\":"
+      "\"chat.completion.chunk\"}\n\n"
+      "data: "
+      "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"}}],\"object\":\"chat."
+      "completion.chunk\"}\n\n"
+      "data: "
+      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"OK\"},\"finish_reason\":\"stop\"}],"
+      "\"object\":\"chat.completion.chunk\"}\n\n"
       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n"
       "data: [DONE]\n\n";
   const Recorder r = Decode(Vertex(), stream);
@@ -135,8 +143,8 @@ TEST_CASE("Gemini body: object, streamGenerateContent array, missing finishReaso
   CHECK(whole.usage.output_tokens == 102);
 
   Recorder array;
-  Gemini().ParseBody("[" + kThoughtChunk + "\n,\r\n" + kAnswerChunk + "\n,\r\n" + kFinalChunk + "\n]",
-                     array);
+  Gemini().ParseBody(
+      "[" + kThoughtChunk + "\n,\r\n" + kAnswerChunk + "\n,\r\n" + kFinalChunk + "\n]", array);
   CHECK(array.reasoning == "The user wants OK.");
   CHECK(array.content == "OK");
   CHECK(array.terminator);
@@ -147,8 +155,9 @@ TEST_CASE("Gemini body: object, streamGenerateContent array, missing finishReaso
   CHECK(unfinished.malformed == "response without finishReason");
 
   Recorder blocked;
-  Gemini().ParseBody(R"({"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":8}})",
-                     blocked);
+  Gemini().ParseBody(
+      R"({"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":8}})",
+      blocked);
   REQUIRE(blocked.error.has_value());
   CHECK(blocked.error->outcome == Outcome::kClientError);
   CHECK(blocked.error->message == "prompt blocked: SAFETY");
@@ -174,76 +183,76 @@ struct ErrorRow {
 };
 
 TEST_CASE("Vertex/Gemini errors: protocols.md §0.5 rows") {
-  const std::vector<ErrorRow> rows = {
-      {"per-minute quota with RetryInfo", 429,
-       R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. * Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10, model: gemini-2.5-flash Please retry in 37.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaValue":"10"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}})",
-       Outcome::kThrottled, 37.0},
-      {"per-day quota, limit 0", 429,
-       R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. * Quota exceeded for metric: generativelanguage.googleapis.com/generate_requests_per_model_per_day, limit: 0 Please retry in 24.18s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_requests_per_model_per_day","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3600s"}]}})",
-       Outcome::kQuotaExhausted, 3600.0},
-      {"per-day quota id only", 429,
-       R"({"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}]}})",
-       Outcome::kQuotaExhausted, std::nullopt},
-      {"quota value 0", 429,
-       R"({"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaValue":"0"}]}]}})",
-       Outcome::kQuotaExhausted, std::nullopt},
-      {"retry delay only in the message", 429,
-       R"({"error":{"code":429,"message":"Quota exceeded for metric: x, limit: 15. Please retry in 24.180878813s.","status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kThrottled, 24.180878813},
-      {"Vertex PayGo shared capacity", 429,
-       R"({"error":{"code":429,"message":"Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.","status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kOverloaded, std::nullopt},
-      {"Vertex PayGo, comma wording, array-wrapped", 429,
-       R"([{"error":{"code":429,"message":"Resource exhausted, please try again later.","status":"RESOURCE_EXHAUSTED"}}])",
-       Outcome::kOverloaded, std::nullopt},
-      {"Vertex temporarily out of capacity", 429,
-       R"({"error":{"code":429,"message":"Unable to submit request because the service is temporarily out of capacity. Try again later.","status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kOverloaded, std::nullopt},
-      {"old Gemini quota wording", 429,
-       R"({"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kThrottled, std::nullopt},
-      {"Vertex 429 with rateLimitExceeded errors list, array-wrapped", 429,
-       R"([{"error":{"code":429,"message":"Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.","errors":[{"message":"Resource exhausted. Please try again later.","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}])",
-       Outcome::kOverloaded, std::nullopt},
-      {"Provisioned Throughput exceeded", 429,
-       R"({"error":{"code":429,"message":"Too many requests. Exceeded the Provisioned Throughput.","status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kThrottled, std::nullopt},
-      {"rateLimitExceeded variant", 429,
-       R"({"error":{"code":429,"message":"Rate limit exceeded.","errors":[{"reason":"rateLimitExceeded","domain":"global"}],"status":"RESOURCE_EXHAUSTED"}})",
-       Outcome::kThrottled, std::nullopt},
-      {"unavailable", 503,
-       R"({"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}})",
-       Outcome::kOverloaded, std::nullopt},
-      {"unauthenticated", 401,
-       R"({"error":{"code":401,"message":"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.","status":"UNAUTHENTICATED"}})",
-       Outcome::kAuth, std::nullopt},
-      {"permission denied", 403,
-       R"({"error":{"code":403,"message":"Permission 'aiplatform.endpoints.predict' denied on resource.","status":"PERMISSION_DENIED"}})",
-       Outcome::kAuth, std::nullopt},
-      {"Gemini bad API key is a 400", 400,
-       R"({"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}})",
-       Outcome::kAuth, std::nullopt},
-      {"invalid argument", 400,
-       R"({"error":{"code":400,"message":"Unable to submit request because it has an empty contents field.","status":"INVALID_ARGUMENT"}})",
-       Outcome::kClientError, std::nullopt},
-      {"failed precondition", 400,
-       R"({"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}})",
-       Outcome::kClientError, std::nullopt},
-      {"not found", 404,
-       R"({"error":{"code":404,"message":"Publisher Model `projects/p/locations/us-central1/publishers/google/models/gemini-9` not found.","status":"NOT_FOUND"}})",
-       Outcome::kClientError, std::nullopt},
-      {"internal", 500,
-       R"({"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}})",
-       Outcome::kServerError, std::nullopt},
-      {"deadline exceeded", 504,
-       R"({"error":{"code":504,"message":"Deadline expired before operation could complete.","status":"DEADLINE_EXCEEDED"}})",
-       Outcome::kTimeout, std::nullopt},
-      {"HTML from a front end", 502, "<html><body>Bad Gateway</body></html>", Outcome::kServerError,
-       std::nullopt},
-      {"OpenAI-shaped body from the compatible endpoint", 400,
-       R"({"error":{"message":"bad model","type":"invalid_request_error","code":"model_not_found"}})",
-       Outcome::kClientError, std::nullopt},
-  };
+  const std::vector<ErrorRow> rows =
+      {
+          {"per-minute quota with RetryInfo", 429,
+           R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. * Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10, model: gemini-2.5-flash Please retry in 37.5s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_content_free_tier_requests","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaValue":"10"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}})",
+           Outcome::kThrottled, 37.0},
+          {"per-day quota, limit 0", 429,
+           R"({"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details. * Quota exceeded for metric: generativelanguage.googleapis.com/generate_requests_per_model_per_day, limit: 0 Please retry in 24.18s.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"generativelanguage.googleapis.com/generate_requests_per_model_per_day","quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3600s"}]}})",
+           Outcome::kQuotaExhausted, 3600.0},
+          {"per-day quota id only", 429,
+           R"({"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel"}]}]}})",
+           Outcome::kQuotaExhausted, std::nullopt},
+          {"quota value 0", 429,
+           R"({"error":{"code":429,"message":"Quota exceeded.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaValue":"0"}]}]}})",
+           Outcome::kQuotaExhausted, std::nullopt},
+          {"retry delay only in the message", 429,
+           R"({"error":{"code":429,"message":"Quota exceeded for metric: x, limit: 15. Please retry in 24.180878813s.","status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kThrottled, 24.180878813},
+          {"Vertex PayGo shared capacity", 429,
+           R"({"error":{"code":429,"message":"Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.","status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kOverloaded, std::nullopt},
+          {"Vertex PayGo, comma wording, array-wrapped", 429,
+           R"([{"error":{"code":429,"message":"Resource exhausted, please try again later.","status":"RESOURCE_EXHAUSTED"}}])",
+           Outcome::kOverloaded, std::nullopt},
+          {"Vertex temporarily out of capacity", 429,
+           R"({"error":{"code":429,"message":"Unable to submit request because the service is temporarily out of capacity. Try again later.","status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kOverloaded, std::nullopt},
+          {"old Gemini quota wording", 429,
+           R"({"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kThrottled, std::nullopt},
+          {"Vertex 429 with rateLimitExceeded errors list, array-wrapped", 429,
+           R"([{"error":{"code":429,"message":"Resource exhausted. Please try again later. Please refer to https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.","errors":[{"message":"Resource exhausted. Please try again later.","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}])",
+           Outcome::kOverloaded, std::nullopt},
+          {"Provisioned Throughput exceeded", 429,
+           R"({"error":{"code":429,"message":"Too many requests. Exceeded the Provisioned Throughput.","status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kThrottled, std::nullopt},
+          {"rateLimitExceeded variant", 429,
+           R"({"error":{"code":429,"message":"Rate limit exceeded.","errors":[{"reason":"rateLimitExceeded","domain":"global"}],"status":"RESOURCE_EXHAUSTED"}})",
+           Outcome::kThrottled, std::nullopt},
+          {"unavailable", 503,
+           R"({"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}})",
+           Outcome::kOverloaded, std::nullopt},
+          {"unauthenticated", 401, R"({"error":{"code":401,"message":"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.","status":"UNAUTHENTICATED"}})",
+           Outcome::kAuth, std::nullopt},
+          {"permission denied", 403,
+           R"({"error":{"code":403,"message":"Permission 'aiplatform.endpoints.predict' denied on resource.","status":"PERMISSION_DENIED"}})",
+           Outcome::kAuth, std::nullopt},
+          {"Gemini bad API key is a 400", 400,
+           R"({"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"generativelanguage.googleapis.com"}}]}})",
+           Outcome::kAuth, std::nullopt},
+          {"invalid argument", 400,
+           R"({"error":{"code":400,"message":"Unable to submit request because it has an empty contents field.","status":"INVALID_ARGUMENT"}})",
+           Outcome::kClientError, std::nullopt},
+          {"failed precondition", 400,
+           R"({"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}})",
+           Outcome::kClientError, std::nullopt},
+          {"not found", 404,
+           R"({"error":{"code":404,"message":"Publisher Model `projects/p/locations/us-central1/publishers/google/models/gemini-9` not found.","status":"NOT_FOUND"}})",
+           Outcome::kClientError, std::nullopt},
+          {"internal", 500,
+           R"({"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}})",
+           Outcome::kServerError, std::nullopt},
+          {"deadline exceeded", 504,
+           R"({"error":{"code":504,"message":"Deadline expired before operation could complete.","status":"DEADLINE_EXCEEDED"}})",
+           Outcome::kTimeout, std::nullopt},
+          {"HTML from a front end", 502, "<html><body>Bad Gateway</body></html>",
+           Outcome::kServerError, std::nullopt},
+          {"OpenAI-shaped body from the compatible endpoint", 400,
+           R"({"error":{"message":"bad model","type":"invalid_request_error","code":"model_not_found"}})",
+           Outcome::kClientError, std::nullopt},
+      };
   for (const ErrorRow& row : rows) {
     for (const ProviderAdapter* adapter : {&Vertex(), &Gemini()}) {
       CAPTURE(row.name);
@@ -258,8 +267,7 @@ TEST_CASE("Vertex/Gemini errors: protocols.md §0.5 rows") {
       CHECK(error.message.rfind("HTTP " + std::to_string(row.status), 0) == 0);
     }
   }
-  const ProviderError described =
-      Gemini().ClassifyHttpError(400, HttpHeaders{}, rows[15].body);
+  const ProviderError described = Gemini().ClassifyHttpError(400, HttpHeaders{}, rows[15].body);
   CHECK(described.message ==
         "HTTP 400 INVALID_ARGUMENT (API_KEY_INVALID): API key not valid. Please pass a valid API "
         "key.");
@@ -289,8 +297,10 @@ TEST_CASE("Vertex requests: regional, global, multi-regional and overridden host
         "us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
   CHECK(HeaderValue(*request, "Authorization") == "Bearer ya29.static-token");
   CHECK(HeaderValue(*request, "x-goog-api-key") == std::nullopt);
-  CHECK(json::parse(request->body) ==
-        json::parse(R"({"contents":[{"role":"user","parts":[{"text":"Say OK"}]}],"generationConfig":{"maxOutputTokens":16}})"));
+  CHECK(
+      json::parse(request->body) ==
+      json::parse(
+          R"({"contents":[{"role":"user","parts":[{"text":"Say OK"}]}],"generationConfig":{"maxOutputTokens":16}})"));
 
   target.stream = false;
   target.region = "global";
@@ -433,18 +443,16 @@ class FakeGoogle {
       res.set_content(R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})",
                       "application/json");
     });
-    server_.Post(R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+):(\w+))",
-                 [this](const httplib::Request& req, httplib::Response& res) {
-                   ServeVertex(req, res);
-                 });
+    server_.Post(
+        R"(/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+):(\w+))",
+        [this](const httplib::Request& req, httplib::Response& res) { ServeVertex(req, res); });
     server_.Post(R"(/v1/projects/([^/]+)/locations/([^/]+)/endpoints/openapi/chat/completions)",
                  [this](const httplib::Request& req, httplib::Response& res) {
                    ServeOpenAICompatible(req, res);
                  });
-    server_.Post(R"(/v1beta/models/([^/:]+):(\w+))",
-                 [this](const httplib::Request& req, httplib::Response& res) {
-                   ServeGemini(req, res);
-                 });
+    server_.Post(
+        R"(/v1beta/models/([^/:]+):(\w+))",
+        [this](const httplib::Request& req, httplib::Response& res) { ServeGemini(req, res); });
     port_ = server_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -546,10 +554,15 @@ class FakeGoogle {
     }
     res.set_chunked_content_provider("text/event-stream", [](size_t, httplib::DataSink& sink) {
       auto write = [&](const std::string& s) { sink.write(s.data(), s.size()); };
-      write(R"(data: {"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"hm"}}],"object":"chat.completion.chunk"})" "\n\n");
+      write(
+          R"(data: {"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"hm"}}],"object":"chat.completion.chunk"})"
+          "\n\n");
       std::this_thread::sleep_for(120ms);
-      write(R"(data: {"choices":[{"index":0,"delta":{"content":"OK"},"finish_reason":"stop"}],"object":"chat.completion.chunk"})" "\n\n");
-      write(R"(data: {"choices":[],"usage":{"prompt_tokens":15,"completion_tokens":4}})" "\n\n");
+      write(
+          R"(data: {"choices":[{"index":0,"delta":{"content":"OK"},"finish_reason":"stop"}],"object":"chat.completion.chunk"})"
+          "\n\n");
+      write(R"(data: {"choices":[],"usage":{"prompt_tokens":15,"completion_tokens":4}})"
+            "\n\n");
       write("data: [DONE]\n\n");
       sink.done();
       return true;
@@ -566,9 +579,8 @@ class FakeGoogle {
                  {{"code", 400},
                   {"message", "API key not valid: " + req.get_header_value("x-goog-api-key")},
                   {"status", "INVALID_ARGUMENT"},
-                  {"details",
-                   json::array({{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
-                                 {"reason", "API_KEY_INVALID"}}})}}}})
+                  {"details", json::array({{{"@type", "type.googleapis.com/google.rpc.ErrorInfo"},
+                                            {"reason", "API_KEY_INVALID"}}})}}}})
               .dump(),
           "application/json");
       return;
@@ -626,7 +638,8 @@ TargetSpec LoopbackGemini(const FakeGoogle& google) {
 
 // No credential may reach any stored field of a result.
 void CheckNoSecrets(const ProbeResult& result) {
-  const std::vector<std::string> secrets = {kAccessToken, kGeminiKey, RsaPrivatePem().substr(40, 40)};
+  const std::vector<std::string> secrets = {kAccessToken, kGeminiKey,
+                                            RsaPrivatePem().substr(40, 40)};
   for (const std::string& secret : secrets) {
     CHECK(result.error.find(secret) == std::string::npos);
     CHECK(result.request_id.find(secret) == std::string::npos);
@@ -723,7 +736,8 @@ TEST_CASE("ProbeOnce Vertex OpenAI-compatible: service-account bearer on the ope
   wrong.api_key = Secret("ya29.not-the-token");
   const ProbeResult denied = ProbeOnce(wrong, ProberOptions{}, clock);
   CHECK(denied.outcome == Outcome::kAuth);
-  CHECK(denied.error == "HTTP 401 UNAUTHENTICATED: Request had invalid authentication credentials.");
+  CHECK(denied.error ==
+        "HTTP 401 UNAUTHENTICATED: Request had invalid authentication credentials.");
 }
 
 TEST_CASE("ProbeOnce Gemini: API key, streaming and not; a bad key is auth and not stored") {

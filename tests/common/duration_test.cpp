@@ -13,8 +13,8 @@ TEST_CASE("Prometheus durations parse and format round trip") {
     const char* text;
     int64_t millis;
   };
-  const Case cases[] = {{"0s", 0},          {"250ms", 250},        {"30s", 30000},
-                        {"5m", 300000},     {"1h30m", 5400000},    {"1d", 86400000},
+  const Case cases[] = {{"0s", 0},          {"250ms", 250},          {"30s", 30000},
+                        {"5m", 300000},     {"1h30m", 5400000},      {"1d", 86400000},
                         {"2w", 1209600000}, {"1h0m5s100ms", 3605100}};
   for (const Case& c : cases) {
     CAPTURE(c.text);
@@ -41,11 +41,19 @@ TEST_CASE("Go durations from rate-limit headers") {
     const char* text;
     double seconds;
   };
-  const Case cases[] = {{"1s", 1},           {"6m0s", 360},        {"0s", 0},
-                        {"12ms", 0.012},     {"172.799999ms", 0.172799999},
-                        {"7.44ms", 0.00744}, {"2m59.56s", 179.56}, {"1h2m3.5s", 3723.5},
-                        {"20us", 20e-6},     {"20\xC2\xB5s", 20e-6}, {"5ns", 5e-9},
-                        {"20", 20},          {"0.5", 0.5}};
+  const Case cases[] = {{"1s", 1},
+                        {"6m0s", 360},
+                        {"0s", 0},
+                        {"12ms", 0.012},
+                        {"172.799999ms", 0.172799999},
+                        {"7.44ms", 0.00744},
+                        {"2m59.56s", 179.56},
+                        {"1h2m3.5s", 3723.5},
+                        {"20us", 20e-6},
+                        {"20\xC2\xB5s", 20e-6},
+                        {"5ns", 5e-9},
+                        {"20", 20},
+                        {"0.5", 0.5}};
   for (const Case& c : cases) {
     CAPTURE(c.text);
     auto parsed = ParseGoDuration(c.text);

@@ -297,20 +297,25 @@ targets:
   const std::vector<std::string> lines = Problems(yaml);
   INFO(Join(lines));
   CHECK(Has(lines, "t.yaml:2:20: \"global.max_concurrency\": expected an integer, got \"lots\""));
-  CHECK(Has(lines, "t.yaml:4:3: unknown key \"intervall\" in \"defaults\" (did you mean "
-                   "\"interval\"?)"));
+  CHECK(Has(lines,
+            "t.yaml:4:3: unknown key \"intervall\" in \"defaults\" (did you mean "
+            "\"interval\"?)"));
   CHECK(HasPrefix(lines, "t.yaml:5:23: \"timeouts.connect\": not a valid duration: \"5x\""));
-  CHECK(Has(lines, "t.yaml:5:40: \"timeouts.first_token\" (1m30s) is longer than "
-                   "\"timeouts.total\" (1m) in \"defaults\""));
-  CHECK(Has(lines, "t.yaml:11:5: unknown key \"intervall\" in target \"gpt@openai\" (did you "
-                   "mean \"interval\"?)"));
+  CHECK(Has(lines,
+            "t.yaml:5:40: \"timeouts.first_token\" (1m30s) is longer than "
+            "\"timeouts.total\" (1m) in \"defaults\""));
+  CHECK(Has(lines,
+            "t.yaml:11:5: unknown key \"intervall\" in target \"gpt@openai\" (did you "
+            "mean \"interval\"?)"));
   CHECK(Has(lines, "t.yaml:12:17: \"max_tokens\": expected an integer, got \"many\""));
   CHECK(Has(lines, "t.yaml:13:11: duplicate target name \"gpt@openai\" (first defined at line 7)"));
-  CHECK(Has(lines, "t.yaml:14:15: \"provider\": unknown provider \"opnai\" (valid: openai, "
-                   "openai_compatible, azure, anthropic, bedrock, vertex, gemini)"));
+  CHECK(Has(lines,
+            "t.yaml:14:15: \"provider\": unknown provider \"opnai\" (valid: openai, "
+            "openai_compatible, azure, anthropic, bedrock, vertex, gemini)"));
   CHECK(Has(lines, "t.yaml:16:15: \"base_url\": must start with http:// or https://"));
-  CHECK(Has(lines, "t.yaml:17:25: \"auth.api_key_env\": environment variable OPENAI_API_KEY is "
-                   "not set"));
+  CHECK(Has(lines,
+            "t.yaml:17:25: \"auth.api_key_env\": environment variable OPENAI_API_KEY is "
+            "not set"));
   // Nothing else, each once (the defaults' timeout mistake is not repeated per target), sorted.
   CHECK(lines.size() == 10);
   CHECK(std::is_sorted(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) {
@@ -337,8 +342,7 @@ TEST_CASE("YAML syntax errors carry yaml-cpp's position, 1-based") {
 }
 
 TEST_CASE("wrong types are errors at the value") {
-  CHECK(Has(Problems("targets: {a: b}\n"),
-            "t.yaml:1:10: \"targets\": expected a list, got a map"));
+  CHECK(Has(Problems("targets: {a: b}\n"), "t.yaml:1:10: \"targets\": expected a list, got a map"));
   CHECK(Has(Problems("global: 5\n"), "t.yaml:1:9: \"global\": expected a map, got a scalar"));
   CHECK(Has(Problems("- a\n"), "t.yaml:1:1: the config must be a map of sections, got a list"));
   CHECK(Has(Problems("rule_files: rules/*.yaml\n"),
@@ -427,18 +431,17 @@ TEST_CASE("(?i) selects a case-insensitive ECMAScript regex") {
 
 TEST_CASE("a first_token or connect timeout longer than total is an error where it was set") {
   // Total inherited from defaults, first_token set on the target: reported at the target's value.
-  const std::string yaml = "defaults: {timeouts: {total: 30s}}\n" +
-                           OneTarget("    timeouts: {first_token: 40s}\n");
-  CHECK(Problems(yaml) == std::vector<std::string>{
-                              "t.yaml:7:29: \"timeouts.first_token\" (40s) is longer than "
-                              "\"timeouts.total\" (30s) in target \"t\""});
+  const std::string yaml =
+      "defaults: {timeouts: {total: 30s}}\n" + OneTarget("    timeouts: {first_token: 40s}\n");
+  CHECK(Problems(yaml) ==
+        std::vector<std::string>{"t.yaml:7:29: \"timeouts.first_token\" (40s) is longer than "
+                                 "\"timeouts.total\" (30s) in target \"t\""});
   // The target's own total shorter than the inherited connect: reported at the total.
-  const std::string shorter = "defaults: {timeouts: {connect: 5s}}\n" +
-                              OneTarget("    timeouts: {total: 2s}\n");
-  CHECK(Problems(shorter) == std::vector<std::string>{
-                                 "t.yaml:7:23: \"timeouts.connect\" (5s) is longer than "
-                                 "\"timeouts.total\" (2s) in target \"t\""}
-        );
+  const std::string shorter =
+      "defaults: {timeouts: {connect: 5s}}\n" + OneTarget("    timeouts: {total: 2s}\n");
+  CHECK(Problems(shorter) ==
+        std::vector<std::string>{"t.yaml:7:23: \"timeouts.connect\" (5s) is longer than "
+                                 "\"timeouts.total\" (2s) in target \"t\""});
 }
 
 TEST_CASE("a target missing a required key is an error at the target") {
@@ -464,8 +467,8 @@ TEST_CASE("a target missing a required key is an error at the target") {
 
 TEST_CASE("bad URLs are errors that do not repeat the URL") {
   const auto url_problem = [](const std::string& url) {
-    const std::string yaml = "targets:\n  - {name: t, provider: openai, model: m, base_url: '" +
-                             url + "'}\n";
+    const std::string yaml =
+        "targets:\n  - {name: t, provider: openai, model: m, base_url: '" + url + "'}\n";
     const std::vector<std::string> lines = Problems(yaml);
     REQUIRE(lines.size() == 1);
     CHECK(lines[0].find(url) == std::string::npos);
@@ -524,7 +527,8 @@ TEST_CASE("labels: derived from provider and URL, own labels refine cloud and re
   CHECK(cloud_region("openai_compatible", "https://LLM.Example.com/v1") ==
         "llm.example.com/global");
 
-  const Config own = MustParse(OneTarget("    labels: {cloud: azure, region: eastus, team: sre}\n"));
+  const Config own =
+      MustParse(OneTarget("    labels: {cloud: azure, region: eastus, team: sre}\n"));
   CHECK(own.targets[0].labels == Labels{{"target", "t"},
                                         {"provider", "openai"},
                                         {"model", "m"},
@@ -535,12 +539,15 @@ TEST_CASE("labels: derived from provider and URL, own labels refine cloud and re
   const std::vector<std::string> lines =
       Problems(OneTarget("    labels: {model: x, target: y, __meta: z, 1st: w, ok: [v]}\n"));
   INFO(Join(lines));
-  CHECK(Has(lines, "t.yaml:6:14: \"labels\": label \"model\" is set from the target's model and "
-                   "cannot be overridden"));
-  CHECK(Has(lines, "t.yaml:6:24: \"labels\": label \"target\" is set from the target's name and "
-                   "cannot be overridden"));
-  CHECK(Has(lines, "t.yaml:6:35: \"labels\": invalid label name \"__meta\" (must match "
-                   "[a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")"));
+  CHECK(Has(lines,
+            "t.yaml:6:14: \"labels\": label \"model\" is set from the target's model and "
+            "cannot be overridden"));
+  CHECK(Has(lines,
+            "t.yaml:6:24: \"labels\": label \"target\" is set from the target's name and "
+            "cannot be overridden"));
+  CHECK(Has(lines,
+            "t.yaml:6:35: \"labels\": invalid label name \"__meta\" (must match "
+            "[a-zA-Z_][a-zA-Z0-9_]* and not start with \"__\")"));
   CHECK(HasPrefix(lines, "t.yaml:6:46: \"labels\": invalid label name \"1st\""));
   CHECK(Has(lines, "t.yaml:6:58: \"labels.ok\": expected a string, got a list"));
   CHECK(lines.size() == 5);
@@ -593,16 +600,19 @@ TEST_CASE("secrets are read by reference and never appear in messages") {
   const std::vector<std::string> lines = Problems(yaml, env);
   const std::string all = Join(lines);
   INFO(all);
-  CHECK(Has(lines, "t.yaml:6:25: \"auth.api_key_env\": environment variable MISSING_KEY is not "
-                   "set"));
+  CHECK(Has(lines,
+            "t.yaml:6:25: \"auth.api_key_env\": environment variable MISSING_KEY is not "
+            "set"));
   CHECK(Has(lines, "t.yaml:7:22: \"headers.X-Key\": value contains a line break"));
   CHECK(Has(lines, "t.yaml:7:40: \"headers\": invalid header name \"Bad Header\""));
   CHECK(Has(lines, "t.yaml:12:25: \"auth.api_key_env\": environment variable EMPTY_KEY is empty"));
   CHECK(Has(lines, "t.yaml:17:26: \"auth.api_key_file\": cannot read " + cwd +
                        "/keys/missing.key: No such file or directory"));
-  CHECK(Has(lines, "t.yaml:22:26: \"auth.api_key_file\": file " + cwd + "/keys/empty.key is empty"));
-  CHECK(Has(lines, "t.yaml:27:41: \"auth\": give only one way to authenticate, got api_key_env "
-                   "and api_key_file"));
+  CHECK(
+      Has(lines, "t.yaml:22:26: \"auth.api_key_file\": file " + cwd + "/keys/empty.key is empty"));
+  CHECK(Has(lines,
+            "t.yaml:27:41: \"auth\": give only one way to authenticate, got api_key_env "
+            "and api_key_file"));
   CHECK(lines.size() == 7);
   CHECK(all.find("SECRET") == std::string::npos);
 
@@ -616,9 +626,10 @@ TEST_CASE("rule_files: globs expanded relative to the config, a missing literal 
   FakeEnvironment env;
   env.globs = {{"/etc/mp/rules/*.yaml", {"/etc/mp/rules/x.yaml"}}};
   env.files = {{"/abs/r.yaml", ""}};
-  const Config config = MustParse("rule_files: [rules/*.yaml, /abs/r.yaml, rules/none*.yaml, "
-                                  "rules/../rules/*.yaml]\n",
-                                  env);
+  const Config config = MustParse(
+      "rule_files: [rules/*.yaml, /abs/r.yaml, rules/none*.yaml, "
+      "rules/../rules/*.yaml]\n",
+      env);
   CHECK(config.rule_files == std::vector<std::string>{"/etc/mp/rules/x.yaml", "/abs/r.yaml"});
   CHECK(Has(Problems("rule_files: [nope.yaml]\n", env),
             "t.yaml:1:14: \"rule_files\": " +
@@ -642,8 +653,7 @@ TEST_CASE("DescribeConfig summarises targets without secrets") {
   CHECK(text.starts_with("2 targets, 3 rule files\n"));
   CHECK(text.find("  gpt@openai: openai gpt-4o-mini as gpt-4o-mini-2024-07-18 (cloud openai, "
                   "region eu) every 30s at https://eu.api.openai.com/v1, auth api key from "
-                  "$OPENAI_API_KEY\n") !=
-        std::string::npos);
+                  "$OPENAI_API_KEY\n") != std::string::npos);
   CHECK(text.find("  llama@groq: openai_compatible llama-3.1-8b (cloud groq, region us-west) "
                   "every 10s at https://api.groq.com/openai/v1, auth api key from file "
                   "/etc/mp/secrets/groq.key\n") != std::string::npos);
@@ -884,9 +894,8 @@ TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, d
   CHECK(t[2].labels.at("region") == "eastus");
 
   CHECK(t[3].auth.mode == AuthMode::kTokenCommand);
-  CHECK(t[3].auth.token_command ==
-        std::vector<std::string>{"az", "account", "get-access-token", "--query", "accessToken",
-                                 "-o", "tsv"});
+  CHECK(t[3].auth.token_command == std::vector<std::string>{"az", "account", "get-access-token",
+                                                            "--query", "accessToken", "-o", "tsv"});
   CHECK(t[3].auth.token_command_ttl == 10min);
   CHECK(t[3].api_key.empty());
   CHECK(t[3].api_version.empty());
@@ -934,7 +943,8 @@ TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, d
   CHECK(t[8].base_url == "https://europe-west4-aiplatform.googleapis.com");
   CHECK(t[8].flavor == ApiFlavor::kOpenAICompatible);
   CHECK(t[8].openai_path_prefix.empty());  // the adapter's default
-  CHECK(t[8].auth.token_command == std::vector<std::string>{"gcloud", "auth", "print-access-token"});
+  CHECK(t[8].auth.token_command ==
+        std::vector<std::string>{"gcloud", "auth", "print-access-token"});
   CHECK(t[8].auth.token_command_ttl == collector::TargetAuth{}.token_command_ttl);
   CHECK(t[8].labels.at("region") == "europe-west4");
 
@@ -947,9 +957,11 @@ TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, d
   const auto vertex_url = [](const std::string& region) {
     FakeEnvironment env;
     env.vars = {{"T", "tok"}};
-    return MustParse("targets:\n  - {name: v, provider: vertex, model: m, project: my-project, "
-                     "region: " + region + ", auth: {bearer_token_env: T}}\n",
-                     env)
+    return MustParse(
+               "targets:\n  - {name: v, provider: vertex, model: m, project: my-project, "
+               "region: " +
+                   region + ", auth: {bearer_token_env: T}}\n",
+               env)
         .targets.at(0)
         .base_url;
   };
@@ -966,26 +978,31 @@ TEST_CASE("DescribeConfig names each auth mode and its source, never a secret") 
   const std::vector<std::string> lines = Lines(text);
   REQUIRE(lines.size() == 11);
   CHECK(lines[0] == "10 targets, 0 rule files");
-  CHECK(lines[1] == "  gpt@openai: openai gpt-4o-mini (cloud openai, region global) every 1m at "
-                    "https://api.openai.com/v1, auth api key from $OPENAI_API_KEY");
+  CHECK(lines[1] ==
+        "  gpt@openai: openai gpt-4o-mini (cloud openai, region global) every 1m at "
+        "https://api.openai.com/v1, auth api key from $OPENAI_API_KEY");
   CHECK(lines[2].ends_with(", auth none"));
-  CHECK(lines[3] == "  gpt@azure-deploy: azure gpt-4o-mini as my-deployment (cloud azure, region "
-                    "eastus, api native, api-version 2024-10-21) every 1m at "
-                    "https://contoso.openai.azure.com, auth bearer token from file "
-                    "/etc/mp/azure.token");
-  CHECK(lines[4].ends_with("(cloud azure, region global, api openai) every 1m at "
-                           "https://contoso.openai.azure.com, auth bearer token from command az, "
-                           "reused 10m"));
-  CHECK(lines[6] == "  oss@bedrock: bedrock gpt-oss-120b as openai.gpt-oss-120b-1:0 (cloud aws, "
-                    "region us-west-2, api native) every 1m at "
-                    "https://bedrock-runtime.us-west-2.amazonaws.com, auth aws sigv4, credentials "
-                    "from the environment (AWS_ACCESS_KEY_ID)");
+  CHECK(lines[3] ==
+        "  gpt@azure-deploy: azure gpt-4o-mini as my-deployment (cloud azure, region "
+        "eastus, api native, api-version 2024-10-21) every 1m at "
+        "https://contoso.openai.azure.com, auth bearer token from file "
+        "/etc/mp/azure.token");
+  CHECK(
+      lines[4].ends_with("(cloud azure, region global, api openai) every 1m at "
+                         "https://contoso.openai.azure.com, auth bearer token from command az, "
+                         "reused 10m"));
+  CHECK(lines[6] ==
+        "  oss@bedrock: bedrock gpt-oss-120b as openai.gpt-oss-120b-1:0 (cloud aws, "
+        "region us-west-2, api native) every 1m at "
+        "https://bedrock-runtime.us-west-2.amazonaws.com, auth aws sigv4, credentials "
+        "from the environment (AWS_ACCESS_KEY_ID)");
   CHECK(lines[7].find("api openai, path prefix /openai/v1) every 1m") != std::string::npos);
   CHECK(lines[7].ends_with("auth bearer token from $AWS_BEARER_TOKEN_BEDROCK"));
-  CHECK(lines[8] == "  gemini@vertex: vertex gemini-flash (cloud gcp, region global, api native, "
-                    "project my-project) every 1m at https://aiplatform.googleapis.com, auth "
-                    "google service account from /etc/mp/sa.json, token url "
-                    "https://oauth2.googleapis.com/token");
+  CHECK(lines[8] ==
+        "  gemini@vertex: vertex gemini-flash (cloud gcp, region global, api native, "
+        "project my-project) every 1m at https://aiplatform.googleapis.com, auth "
+        "google service account from /etc/mp/sa.json, token url "
+        "https://oauth2.googleapis.com/token");
   CHECK(lines[10].ends_with("auth api key from $GEMINI_API_KEY"));
 }
 
@@ -1008,8 +1025,7 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   Config config = MustParse(bedrock("{}"), files);
   CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-default"));
   CHECK(config.targets[0].auth.aws.session_token.empty());
-  CHECK(config.auth_sources.at("b") ==
-        "aws sigv4, profile 'default' in /home/u/.aws/credentials");
+  CHECK(config.auth_sources.at("b") == "aws sigv4, profile 'default' in /home/u/.aws/credentials");
 
   // AWS_PROFILE picks another profile; an empty `aws:` is the same as {}.
   FakeEnvironment with_profile = files;
@@ -1039,9 +1055,11 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
 
   // Explicit variables, with a session token.
   FakeEnvironment named = files;
-  named.vars.insert({{"MY_ID", "AKIA-SeCrEt-mine"}, {"MY_KEY", "mine-SeCrEt"}, {"MY_TOK", "t-SeCrEt"}});
+  named.vars.insert(
+      {{"MY_ID", "AKIA-SeCrEt-mine"}, {"MY_KEY", "mine-SeCrEt"}, {"MY_TOK", "t-SeCrEt"}});
   config = MustParse(
-      bedrock("{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, session_token_env: MY_TOK}"),
+      bedrock(
+          "{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, session_token_env: MY_TOK}"),
       named);
   CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-mine"));
   CHECK(config.targets[0].auth.aws.secret_access_key == Secret("mine-SeCrEt"));
@@ -1075,9 +1093,10 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
         "secret_access_key_env go together)");
   CHECK(problem("{access_key_id_env: MY_ID, secret_access_key_env: NOPE}", named) ==
         "t.yaml:7:62: \"auth.aws.secret_access_key_env\": environment variable NOPE is not set");
-  CHECK(problem("{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, profile: prod}", named) ==
-        "t.yaml:7:70: \"auth.aws.profile\": give either access_key_id_env and "
-        "secret_access_key_env, or a profile, not both");
+  CHECK(
+      problem("{access_key_id_env: MY_ID, secret_access_key_env: MY_KEY, profile: prod}", named) ==
+      "t.yaml:7:70: \"auth.aws.profile\": give either access_key_id_env and "
+      "secret_access_key_env, or a profile, not both");
   CHECK(problem("{region: us-east-1}", files) ==
         "t.yaml:7:13: unknown key \"region\" in \"auth.aws\"");
 }
@@ -1098,10 +1117,10 @@ TEST_CASE("a service-account key file is read and checked, never quoted") {
       {"/etc/mp/notpem.json", R"({"type": "service_account", "client_email": "a@b",
           "private_key": "SeCrEt-raw", "token_uri": "https://oauth2.googleapis.com/token"})"}};
 
-  const Config config = MustParse(
-      vertex("{google_service_account_file: /etc/mp/sa.json, token_url: "
-             "'http://127.0.0.1:9465/token'}"),
-      env);
+  const Config config =
+      MustParse(vertex("{google_service_account_file: /etc/mp/sa.json, token_url: "
+                       "'http://127.0.0.1:9465/token'}"),
+                env);
   CHECK(config.targets[0].auth.mode == collector::AuthMode::kGoogleServiceAccount);
   CHECK(config.targets[0].auth.token_url == "http://127.0.0.1:9465/token");  // overrides token_uri
 
@@ -1161,14 +1180,16 @@ TEST_CASE("auth modes and keys a provider does not take are errors at their posi
         "bearer token (bearer_token_env, bearer_token_file, bearer_token_credential) (a Bedrock "
         "API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
         "AWS_BEARER_TOKEN_BEDROCK)");
-  CHECK(only("gemini", "    auth: {bearer_token_env: K}\n").starts_with(
-        "t.yaml:6:12: \"auth.bearer_token_env\": provider gemini does not take a bearer token"));
+  CHECK(only("gemini", "    auth: {bearer_token_env: K}\n")
+            .starts_with("t.yaml:6:12: \"auth.bearer_token_env\": provider gemini does not take a "
+                         "bearer token"));
   CHECK(only("openai", "    auth: {token_command: [x]}\n") ==
         "t.yaml:6:12: \"auth.token_command\": provider openai does not take a token command "
         "(token_command); it takes an API key (api_key_env, api_key_file, api_key_credential) or "
         "a bearer token (bearer_token_env, bearer_token_file, bearer_token_credential)");
-  CHECK(only("vertex", "    region: global\n    project: my-project\n"
-                       "    auth: {google_service_account_file: x.json, api_key_env: K}\n") ==
+  CHECK(only("vertex",
+             "    region: global\n    project: my-project\n"
+             "    auth: {google_service_account_file: x.json, api_key_env: K}\n") ==
         "t.yaml:8:49: \"auth\": give only one way to authenticate, got "
         "google_service_account_file and api_key_env");
   CHECK(only("azure", "    auth: {api_key_env: K, token_command_ttl: 5m}\n") ==
@@ -1182,15 +1203,17 @@ TEST_CASE("auth modes and keys a provider does not take are errors at their posi
   const std::vector<std::string> misspelt = problems("azure", "    auth: {api_key: K}\n");
   REQUIRE(misspelt.size() == 2);
   CHECK(misspelt[0].starts_with("t.yaml:6:11: target \"t\": provider azure needs a credential: "));
-  CHECK(misspelt[1] == "t.yaml:6:12: unknown key \"api_key\" in \"auth\" of target \"t\" (did "
-                       "you mean \"api_key_env\"?)");
+  CHECK(misspelt[1] ==
+        "t.yaml:6:12: unknown key \"api_key\" in \"auth\" of target \"t\" (did "
+        "you mean \"api_key_env\"?)");
 
   // Provider details that do not apply name the provider and those they apply to.
   const std::string openai_key = "    auth: {api_key_env: K}\n";
   CHECK(only("anthropic", openai_key + "    region: us-east-1\n") ==
         "t.yaml:7:5: \"region\": does not apply to provider anthropic (only to bedrock, vertex)");
-  CHECK(only("bedrock", "    auth: {bearer_token_env: K}\n    region: us-east-1\n"
-                        "    project: p\n") ==
+  CHECK(only("bedrock",
+             "    auth: {bearer_token_env: K}\n    region: us-east-1\n"
+             "    project: p\n") ==
         "t.yaml:8:5: \"project\": does not apply to provider bedrock (only to vertex)");
   CHECK(only("openai", "    api_version: 2024-10-21\n") ==
         "t.yaml:6:5: \"api_version\": does not apply to provider openai (only to azure)");
@@ -1275,8 +1298,9 @@ TEST_CASE("a cloud without credentials is an error that says how to provide them
                          "the api-key header, auth.bearer_token_env or auth.bearer_token_file for "
                          "a Microsoft Entra ID token, or auth.token_command (e.g. [az, account, "));
   // A credential by reference that is not there names the variable (CI without secrets fails).
-  CHECK(explain("{name: c, provider: anthropic, model: m, auth: {api_key_env: ANTHROPIC_API_KEY}}") ==
-        "t.yaml:2:66: \"auth.api_key_env\": environment variable ANTHROPIC_API_KEY is not set");
+  CHECK(
+      explain("{name: c, provider: anthropic, model: m, auth: {api_key_env: ANTHROPIC_API_KEY}}") ==
+      "t.yaml:2:66: \"auth.api_key_env\": environment variable ANTHROPIC_API_KEY is not set");
 }
 
 TEST_CASE("no secret value appears in any message, whatever fails") {

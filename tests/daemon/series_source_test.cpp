@@ -1,5 +1,7 @@
 // ProbeSeriesSource's pushdown (memory + hourly rollups + raw edges, sorted quantile windows)
 // against a brute-force fold of every probe through ProbeSamples and the evaluator's arithmetic.
+#include "daemon/series_source.h"
+
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "daemon/probe_series.h"
-#include "daemon/series_source.h"
 #include "rules/promql.h"
 #include "storage/storage.h"
 
@@ -44,11 +45,15 @@ std::vector<ProbeResult> History(uint64_t seed) {
   std::vector<ProbeResult> out;
   for (const char* target : {"a@openai", "b@azure", "c@bedrock"}) {
     // 30 hours at about one probe a minute, ending just before kEnd.
-    for (int64_t t = kEnd - 30 * kHourMs; t < kEnd; t += 40'000 + static_cast<int64_t>(unit(rng) * 40'000)) {
+    for (int64_t t = kEnd - 30 * kHourMs; t < kEnd;
+         t += 40'000 + static_cast<int64_t>(unit(rng) * 40'000)) {
       ProbeResult p;
       p.target = target;
-      p.labels = {{"target", target}, {"provider", "openai"}, {"cloud", "x"},
-                  {"region", "r"},    {"model", "m"}};
+      p.labels = {{"target", target},
+                  {"provider", "openai"},
+                  {"cloud", "x"},
+                  {"region", "r"},
+                  {"model", "m"}};
       if (t > kEnd - 10 * kHourMs && std::string(target) == "b@azure") {
         p.labels["tier"] = "canary";  // a second label set: two series from one target
       }
@@ -92,9 +97,8 @@ std::map<Labels, std::vector<rules::Sample>> AllSeries(const std::vector<ProbeRe
   return out;
 }
 
-std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes,
-                                    const std::string& name, int64_t from, int64_t to,
-                                    RangeAggregate aggregate, double q) {
+std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes, const std::string& name,
+                                    int64_t from, int64_t to, RangeAggregate aggregate, double q) {
   std::map<Labels, double> out;
   for (const auto& [labels, samples] : AllSeries(probes, name)) {
     std::vector<rules::Sample> window;
@@ -170,7 +174,7 @@ TEST_CASE("pushdown answers equal a brute-force fold for ranges across hours and
   Fixture f(kEnd - 90 * 60'000);
   const int64_t hour = (kEnd / kHourMs) * kHourMs;
   const std::vector<std::pair<int64_t, int64_t>> ranges = {
-      {kEnd - 5 * 60'000, kEnd},                       // memory only
+      {kEnd - 5 * 60'000, kEnd},                           // memory only
       {kEnd - 15 * 60'000 - kHourMs, kEnd - 15 * 60'000},  // storage edge + memory
       {kEnd - 24 * kHourMs - 900'000, kEnd - 900'000},     // a day, offset 15m
       {hour - 5 * kHourMs, hour - kHourMs},                // whole hours only
@@ -213,8 +217,7 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
     }
   }
   // A jump backwards rebuilds.
-  f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs,
-          RangeAggregate::kQuantile);
+  f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs, RangeAggregate::kQuantile);
 }
 
 TEST_CASE("a memory-only source and other matchers fall back to samples") {
@@ -235,10 +238,10 @@ TEST_CASE("a memory-only source and other matchers fall back to samples") {
     CHECK(a.value == want[a.labels]);  // samples: the evaluator's own bits
   }
   // A target matcher narrows the stored targets read.
-  auto narrowed = f.source->SelectAggregate(
-      {{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"},
-       {rules::LabelMatcher::Type::kEqual, "target", "a@openai"}},
-      kEnd - 20 * kHourMs, kEnd, RangeAggregate::kCount, 0);
+  auto narrowed =
+      f.source->SelectAggregate({{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"},
+                                 {rules::LabelMatcher::Type::kEqual, "target", "a@openai"}},
+                                kEnd - 20 * kHourMs, kEnd, RangeAggregate::kCount, 0);
   REQUIRE(narrowed.has_value());
   REQUIRE(narrowed->size() == 1);
   CHECK(narrowed->front().labels.at("target") == "a@openai");

@@ -216,7 +216,8 @@ TEST_CASE("template errors and empty label expansions") {
   CHECK(a.annotations.at("bad").rfind("<error expanding template: ", 0) == 0);
 }
 
-TEST_CASE("sending: immediately when firing, every 2m with 1m/1m, resolved re-sent until forgotten") {
+TEST_CASE(
+    "sending: immediately when firing, every 2m with 1m/1m, resolved re-sent until forgotten") {
   AlertingOptions options;  // resend delay 1m
   AlertingRule rule(AlertDef("ProbeFailing", Millis(kMin)), options);
   REQUIRE(rule.Update(Failing({"a"}), 0));
@@ -308,7 +309,7 @@ TEST_CASE("RESTART: a firing alert is not re-paged; stale pending state is dropp
 
   AlertingRule late(def, AlertingOptions{});
   late.Restore(*store.LoadAlertStates(), "g", kMin + 2 * 3600000);  // beyond outage tolerance
-  CHECK(late.Alerts().size() == 1);  // only the firing one
+  CHECK(late.Alerts().size() == 1);                                 // only the firing one
 }
 
 // ------------------------------------------------------------------------------ groups
@@ -325,7 +326,7 @@ class MemorySource final : public SampleSource {
       for (const auto& m : matchers) {
         auto it = s.labels.find(m.name);
         const std::string v = it == s.labels.end() ? "" : it->second;
-        ok = ok && (m.type == LabelMatcher::Type::kEqual ? v == m.value
+        ok = ok && (m.type == LabelMatcher::Type::kEqual      ? v == m.value
                     : m.type == LabelMatcher::Type::kNotEqual ? v != m.value
                                                               : true);
       }
@@ -365,10 +366,10 @@ TEST_CASE("group: recording output feeds later rules; errors are per rule; stale
                             "inline.yaml");
   REQUIRE(file);
   MemorySource source;
-  source.series.push_back({{{"__name__", "probe_ttft_seconds"}, {"target", "a"}, {"model", "m"}},
-                           {{0, 1}, {kMin, 3}}});
-  source.series.push_back({{{"__name__", "probe_ttft_seconds"}, {"target", "b"}, {"model", "m"}},
-                           {{0, 1}, {kMin, 1}}});
+  source.series.push_back(
+      {{{"__name__", "probe_ttft_seconds"}, {"target", "a"}, {"model", "m"}}, {{0, 1}, {kMin, 3}}});
+  source.series.push_back(
+      {{{"__name__", "probe_ttft_seconds"}, {"target", "b"}, {"model", "m"}}, {{0, 1}, {kMin, 1}}});
   SeriesOverlay overlay(source);
   RuleGroup group(file->groups[0], AlertingOptions{});
   auto r0 = group.Evaluate(overlay, 0);

@@ -217,8 +217,8 @@ int main(int argc, char** argv) {
       std::string selector = rest.substr(0, brace + 1);
       std::string values = rest.substr(brace + 2);
       auto expr = modelpulse::rules::promql::ParseExpr(selector);
-      const auto* vs = expr ? std::get_if<modelpulse::rules::promql::VectorSelector>(&(*expr)->node)
-                            : nullptr;
+      const auto* vs =
+          expr ? std::get_if<modelpulse::rules::promql::VectorSelector>(&(*expr)->node) : nullptr;
       if (vs == nullptr) {
         std::cerr << "line " << line_no << ": bad series selector\n";
         return 1;
@@ -310,7 +310,8 @@ int main(int argc, char** argv) {
   for (const Series& s : source.series) {
     last_sample = s.samples.empty() ? last_sample : std::max(last_sample, s.samples.back().t_ms);
   }
-  out << "    promql_expr_test:\n" << tests.str() << "      - expr: vector(1)\n"
+  out << "    promql_expr_test:\n"
+      << tests.str() << "      - expr: vector(1)\n"
       << "        eval_time: " << GoDuration(last_sample + kIntervalMs) << "\n"
       << "        exp_samples:\n          - labels: '{}'\n            value: 1\n";
   out.close();

@@ -57,9 +57,14 @@ class MemorySource : public SampleSource {
         auto it = s.labels.find(m.name);
         std::string v = it == s.labels.end() ? "" : it->second;
         switch (m.type) {
-          case LabelMatcher::Type::kEqual: match = match && v == m.value; break;
-          case LabelMatcher::Type::kNotEqual: match = match && v != m.value; break;
-          default: break;  // regexes: return a superset; the evaluator re-checks
+          case LabelMatcher::Type::kEqual:
+            match = match && v == m.value;
+            break;
+          case LabelMatcher::Type::kNotEqual:
+            match = match && v != m.value;
+            break;
+          default:
+            break;  // regexes: return a superset; the evaluator re-checks
         }
       }
       if (!match) {
@@ -149,8 +154,8 @@ TEST_CASE("eval: worked examples of prometheus-semantics.md 4.12") {
         Lines{"{__name__=\"probe_latency_seconds\", " + a + " 3",
               "{__name__=\"probe_latency_seconds\", " + b + " 10"});
   CHECK(Eval(s, "probe_success", 4 * kMinute) == Lines{"{__name__=\"probe_success\", " + b + " 1"});
-  CHECK(Eval(s, "probe_success", 3 * kMinute) ==
-        Lines{"{__name__=\"probe_success\", " + a + " 1", "{__name__=\"probe_success\", " + b + " 1"});
+  CHECK(Eval(s, "probe_success", 3 * kMinute) == Lines{"{__name__=\"probe_success\", " + a + " 1",
+                                                       "{__name__=\"probe_success\", " + b + " 1"});
   CHECK(Eval(s, "count_over_time(probe_success[10m])", 4 * kMinute) ==
         Lines{"{" + a + " 4", "{" + b + " 2"});
   CHECK(Eval(s, "probe_latency_seconds > 5", 0) ==
@@ -217,8 +222,7 @@ TEST_CASE("eval: rate, increase, delta, histogram_quantile") {
   CHECK(Eval(s, "increase(reset_total[3m])", 3 * kMinute) == Lines{"{} 9"});
   CHECK(Eval(s, "rate(req_total[1m] offset 20m)", 5 * kMinute).empty());
   CHECK(Eval(s, "histogram_quantile(0.9, rate(req_bucket[5m]))", 5 * kMinute) == Lines{"{} 1"});
-  CHECK(Eval(s, "histogram_quantile(0.2, rate(req_bucket[5m]))", 5 * kMinute) ==
-        Lines{"{} 0.25"});
+  CHECK(Eval(s, "histogram_quantile(0.2, rate(req_bucket[5m]))", 5 * kMinute) == Lines{"{} 0.25"});
   CHECK(Eval(s, "histogram_quantile(2, req_bucket)", 5 * kMinute) == Lines{"{} inf"});
 }
 
@@ -244,13 +248,15 @@ TEST_CASE("eval: absent, scalar, vector, time and element-wise functions") {
   CHECK(Eval(s, "ceil(probe_latency_seconds / 3)", 0)[1] == "{model=\"m1\", target=\"b\"} 4");
   CHECK(Eval(s, "floor(-probe_latency_seconds / 3)", 0)[1] == "{model=\"m1\", target=\"b\"} -4");
   CHECK(Eval(s, "abs(-probe_latency_seconds)", 0)[0] == "{model=\"m1\", target=\"a\"} 1");
-  CHECK(Eval(s, "label_replace(ok, \"t\", \"\", \"t\", \"(.*)\")", 0) == Lines{"{__name__=\"ok\"} 1"});
+  CHECK(Eval(s, "label_replace(ok, \"t\", \"\", \"t\", \"(.*)\")", 0) ==
+        Lines{"{__name__=\"ok\"} 1"});
   CHECK(Eval(s, "label_replace(ok, \"u\", \"$1x-${1}y\", \"t\", \"(.*)\")", 0) ==
         Lines{"{__name__=\"ok\", t=\"a\", u=\"-ay\"} 1"});
   CHECK(Eval(s, "label_join(target_info, \"tt\", \"/\", \"team\", \"target\")", 0) ==
         Lines{"{__name__=\"target_info\", target=\"a\", team=\"x\", tt=\"x/a\"} 1",
               "{__name__=\"target_info\", target=\"b\", team=\"y\", tt=\"y/b\"} 1"});
-  CHECK(Eval(s, "label_replace(ok, \"1bad\", \"x\", \"t\", \"(.*)\")", 0)[0].rfind("error:", 0) == 0);
+  CHECK(Eval(s, "label_replace(ok, \"1bad\", \"x\", \"t\", \"(.*)\")", 0)[0].rfind("error:", 0) ==
+        0);
 }
 
 TEST_CASE("eval: aggregations") {

@@ -1,4 +1,6 @@
 // Lexer and parser of the PromQL subset: precedence, associativity, positions, errors, limits.
+#include "rules/promql_parser.h"
+
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -8,14 +10,13 @@
 #include "rules/promql_ast.h"
 #include "rules/promql_functions.h"
 #include "rules/promql_lexer.h"
-#include "rules/promql_parser.h"
 
 namespace modelpulse::rules::promql {
 namespace {
 
 const char* OpName(BinaryOp op) {
-  static const char* const kNames[] = {"+",  "-",  "*", "/", "%",  "^",  "atan2", "==",
-                                       "!=", ">",  "<", ">=", "<=", "and", "or",   "unless"};
+  static const char* const kNames[] = {"+",  "-", "*", "/",  "%",  "^",   "atan2", "==",
+                                       "!=", ">", "<", ">=", "<=", "and", "or",    "unless"};
   return kNames[static_cast<int>(op)];
 }
 
@@ -94,12 +95,14 @@ TEST_CASE("lexer: tokens, offsets, keywords, numbers, durations and strings") {
     kinds.push_back(t.kind);
   }
   std::vector<TokenKind> want = {
-      TokenKind::kSum,        TokenKind::kBy,        TokenKind::kLeftParen, TokenKind::kIdentifier,
-      TokenKind::kRightParen, TokenKind::kLeftParen, TokenKind::kIdentifier, TokenKind::kLeftParen,
-      TokenKind::kIdentifier, TokenKind::kLeftBrace, TokenKind::kIdentifier, TokenKind::kEqlRegex,
-      TokenKind::kString,     TokenKind::kRightBrace, TokenKind::kLeftBracket,
-      TokenKind::kDuration,   TokenKind::kRightBracket, TokenKind::kOffset, TokenKind::kSub,
-      TokenKind::kDuration,   TokenKind::kRightParen, TokenKind::kRightParen, TokenKind::kEof};
+      TokenKind::kSum,        TokenKind::kBy,           TokenKind::kLeftParen,
+      TokenKind::kIdentifier, TokenKind::kRightParen,   TokenKind::kLeftParen,
+      TokenKind::kIdentifier, TokenKind::kLeftParen,    TokenKind::kIdentifier,
+      TokenKind::kLeftBrace,  TokenKind::kIdentifier,   TokenKind::kEqlRegex,
+      TokenKind::kString,     TokenKind::kRightBrace,   TokenKind::kLeftBracket,
+      TokenKind::kDuration,   TokenKind::kRightBracket, TokenKind::kOffset,
+      TokenKind::kSub,        TokenKind::kDuration,     TokenKind::kRightParen,
+      TokenKind::kRightParen, TokenKind::kEof};
   CHECK(kinds == want);
   CHECK((*tokens)[4].offset == 8);
   CHECK((*tokens)[8].text == "a_b:c");
@@ -115,7 +118,9 @@ TEST_CASE("lexer: tokens, offsets, keywords, numbers, durations and strings") {
   REQUIRE(strings.has_value());
   CHECK((*strings)[0].text == "a'b");
   CHECK((*strings)[1].text == "raw\\n");
-  CHECK((*strings)[2].text == "A\xc3\xa9" "A");
+  CHECK((*strings)[2].text ==
+        "A\xc3\xa9"
+        "A");
   CHECK(!Lex("5x").has_value());
   CHECK(!Lex("\"open").has_value());
   CHECK(!Lex("a ! b").has_value());

@@ -61,12 +61,12 @@ TEST_CASE("the default SelectAggregate folds the window's non-stale samples in t
                             {1 * kMinute, 1.5},  // out of order: sorted before folding
                             {2 * kMinute, kStale},
                             {9 * kMinute, 100.0},  // after the window
-                            {0, -7.0}}});           // before the window
+                            {0, -7.0}}});          // before the window
   source.series.push_back({{{"__name__", "x"}, {"k", "b"}}, {{2 * kMinute, kStale}}});
   const std::vector<Sample> window = {{1 * kMinute, 1.5}, {3 * kMinute, 4.0}};
-  for (RangeAggregate kind : {RangeAggregate::kCount, RangeAggregate::kSum, RangeAggregate::kAvg,
-                              RangeAggregate::kMin, RangeAggregate::kMax,
-                              RangeAggregate::kQuantile}) {
+  for (RangeAggregate kind :
+       {RangeAggregate::kCount, RangeAggregate::kSum, RangeAggregate::kAvg, RangeAggregate::kMin,
+        RangeAggregate::kMax, RangeAggregate::kQuantile}) {
     auto got = source.SelectAggregate({}, kMinute, 5 * kMinute, kind, 0.3);
     REQUIRE(got.has_value());
     REQUIRE(got->size() == 1);  // b has only a stale marker

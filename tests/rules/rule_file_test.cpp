@@ -159,15 +159,17 @@ TEST_CASE("rule validation messages") {
         prefix + "\"A\": invalid label name: 1x");
   CHECK(rule("alert: A\n        expr: up\n        annotations: {a-b: x}\n").message ==
         prefix + "\"A\": invalid annotation name: a-b");
-  Error tmpl = rule("alert: A\n        expr: up\n        annotations:\n          s: '{{ nope }}'\n");
+  Error tmpl =
+      rule("alert: A\n        expr: up\n        annotations:\n          s: '{{ nope }}'\n");
   CHECK(tmpl.message == prefix +
                             "\"A\": annotation \"s\": template: __alert_A:1: function \"nope\" "
                             "not defined");
   CHECK(tmpl.location == "r.yaml:7:14");
   // Recording rules' labels are not templates.
-  CHECK(ParseRuleFile("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n"
-                      "        labels: {a: '{{ nope }}'}\n",
-                      "r.yaml"));
+  CHECK(
+      ParseRuleFile("groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n"
+                    "        labels: {a: '{{ nope }}'}\n",
+                    "r.yaml"));
 }
 
 TEST_CASE("YAML syntax errors and unreadable files") {

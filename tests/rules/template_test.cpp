@@ -24,11 +24,24 @@ TEST_CASE("$value prints as Go's %v for float64") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<std::pair<double, std::string>> cases = {
-      {0, "0"}, {2, "2"}, {-0.5, "-0.5"}, {1000, "1000"}, {100000, "100000"},
-      {123456, "123456"}, {12345.678, "12345.678"}, {1000000, "1e+06"},
-      {1234567, "1.234567e+06"}, {123456789, "1.23456789e+08"}, {1e21, "1e+21"},
-      {1e100, "1e+100"}, {0.0001, "0.0001"}, {0.00001, "1e-05"}, {0.000001, "1e-06"},
-      {0.30000000000000004, "0.30000000000000004"}, {nan, "NaN"}, {inf, "+Inf"},
+      {0, "0"},
+      {2, "2"},
+      {-0.5, "-0.5"},
+      {1000, "1000"},
+      {100000, "100000"},
+      {123456, "123456"},
+      {12345.678, "12345.678"},
+      {1000000, "1e+06"},
+      {1234567, "1.234567e+06"},
+      {123456789, "1.23456789e+08"},
+      {1e21, "1e+21"},
+      {1e100, "1e+100"},
+      {0.0001, "0.0001"},
+      {0.00001, "1e-05"},
+      {0.000001, "1e-06"},
+      {0.30000000000000004, "0.30000000000000004"},
+      {nan, "NaN"},
+      {inf, "+Inf"},
       {-inf, "-Inf"}};
   for (const auto& [v, text] : cases) {
     CAPTURE(text);
@@ -98,8 +111,8 @@ TEST_CASE("variables, fields, pipelines and functions") {
 
 TEST_CASE("if / else if / else, comparisons, and/or/not") {
   TemplateData data;
-  for (auto [v, want] : std::vector<std::pair<double, std::string>>{
-           {7, "high"}, {3, "mid"}, {0.5, "low"}}) {
+  for (auto [v, want] :
+       std::vector<std::pair<double, std::string>>{{7, "high"}, {3, "mid"}, {0.5, "low"}}) {
     data.value = v;
     CHECK(Expand("{{ if gt $value 5.0 }}high{{ else if ge $value 1.0 }}mid{{ else }}low{{ end }}",
                  data) == want);

@@ -5,20 +5,19 @@
 #include <doctest/doctest.h>
 
 #include <ctime>
-#include <regex>
-
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {
 namespace {
 
+using testing::CheckRefused;
 using testing::Exchange;
 using testing::Send;
 using testing::SseEvents;
 using testing::StartScenario;
-using testing::CheckRefused;
 using testing::TempDir;
 using Json = nlohmann::json;
 
@@ -28,7 +27,8 @@ std::string Body(bool stream, int max_tokens = 16) {
   Json body{{"model", "claude-sonnet-4-5"},
             {"max_tokens", max_tokens},
             {"messages", Json::array({Json{{"role", "user"}, {"content", "Say OK"}}})}};
-  if (stream) body["stream"] = true;
+  if (stream)
+    body["stream"] = true;
   return body.dump();
 }
 
@@ -47,7 +47,8 @@ std::string Phase(const std::string& kind) {
 
 std::vector<std::string> Names(const std::vector<std::pair<std::string, std::string>>& events) {
   std::vector<std::string> names;
-  for (const auto& [name, data] : events) names.push_back(name);
+  for (const auto& [name, data] : events)
+    names.push_back(name);
   return names;
 }
 
@@ -68,11 +69,10 @@ TEST_CASE("anthropic stream: the Messages event sequence with usage at start and
   REQUIRE(ex.status == 200);
   CHECK(ex.Header("Content-Type") == "text/event-stream");
   const auto events = SseEvents(ex.body);
-  CHECK(Names(events) == std::vector<std::string>{"message_start", "content_block_start", "ping",
-                                                  "content_block_delta", "content_block_delta",
-                                                  "content_block_delta", "content_block_delta",
-                                                  "content_block_stop", "message_delta",
-                                                  "message_stop"});
+  CHECK(Names(events) == std::vector<std::string>{
+                             "message_start", "content_block_start", "ping", "content_block_delta",
+                             "content_block_delta", "content_block_delta", "content_block_delta",
+                             "content_block_stop", "message_delta", "message_stop"});
   REQUIRE(events.size() == 10);
   for (const auto& [name, data] : events) {
     const auto payload = Json::parse(data);  // trailing spaces included
@@ -135,7 +135,8 @@ TEST_CASE("anthropic auth: x-api-key or Bearer; failures are authentication_erro
   TempDir dir;
   auto sim = StartScenario(dir, Scenario("    api_key: sk-ant-sim\n"));
   const int port = sim->port();
-  CHECK(Send(port, kPath, Body(false), {{"anthropic-version", "2023-06-01"}, {"x-api-key", "sk-ant-sim"}})
+  CHECK(Send(port, kPath, Body(false),
+             {{"anthropic-version", "2023-06-01"}, {"x-api-key", "sk-ant-sim"}})
             .status == 200);
   CHECK(Send(port, kPath, Body(false),
              {{"anthropic-version", "2026-10-21"}, {"Authorization", "Bearer sk-ant-sim"}})
@@ -145,14 +146,15 @@ TEST_CASE("anthropic auth: x-api-key or Bearer; failures are authentication_erro
   CheckErrorBody(missing, 401, "authentication_error");
   CHECK(Json::parse(missing.body)["error"]["message"] == "x-api-key header is required");
 
-  const auto wrong =
-      Send(port, kPath, Body(false), {{"anthropic-version", "2023-06-01"}, {"x-api-key", "sk-bad"}});
+  const auto wrong = Send(port, kPath, Body(false),
+                          {{"anthropic-version", "2023-06-01"}, {"x-api-key", "sk-bad"}});
   CheckErrorBody(wrong, 401, "authentication_error");
   CHECK(Json::parse(wrong.body)["error"]["message"] == "invalid x-api-key");
   CHECK(wrong.body.find("sk-bad") == std::string::npos);
 
-  const auto wrong_bearer = Send(port, kPath, Body(false),
-                                 {{"anthropic-version", "2023-06-01"}, {"Authorization", "Bearer x"}});
+  const auto wrong_bearer =
+      Send(port, kPath, Body(false),
+           {{"anthropic-version", "2023-06-01"}, {"Authorization", "Bearer x"}});
   CheckErrorBody(wrong_bearer, 401, "authentication_error");
 }
 
@@ -161,8 +163,7 @@ TEST_CASE("anthropic refuses a request without anthropic-version or max_tokens")
   auto sim = StartScenario(dir, Scenario());
   const auto no_version = Send(sim->port(), kPath, Body(false));
   CHECK(no_version.status == 400);
-  CHECK(Json::parse(no_version.body)["error"] ==
-        Json::parse(R"({"type":"invalid_request_error",
+  CHECK(Json::parse(no_version.body)["error"] == Json::parse(R"({"type":"invalid_request_error",
                         "message":"anthropic-version: header is required"})"));
   Json body = Json::parse(Body(false));
   body.erase("max_tokens");
@@ -265,7 +266,8 @@ TEST_CASE("anthropic error kinds") {
                                                     "error"});
     REQUIRE_FALSE(events.empty());
     CHECK(Json::parse(events.back().second) ==
-          Json::parse(R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"));
+          Json::parse(
+              R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"));
     CheckErrorBody(send("overloaded_midstream", false), 529, "overloaded_error");
   }
   SUBCASE("error_in_200: event: error api_error before any text") {

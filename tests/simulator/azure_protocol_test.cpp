@@ -4,9 +4,8 @@
 
 #include <doctest/doctest.h>
 
-#include <regex>
-
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "simulator/scenario.h"
 #include "tests/simulator/cloud_test_util.h"
@@ -14,11 +13,11 @@
 namespace modelpulse::simulator {
 namespace {
 
+using testing::CheckRefused;
 using testing::Exchange;
 using testing::Send;
 using testing::SseEvents;
 using testing::StartScenario;
-using testing::CheckRefused;
 using testing::TempDir;
 using Json = nlohmann::json;
 
@@ -28,9 +27,12 @@ constexpr char kDeploymentPath[] =
 std::string Body(bool stream, bool include_usage = false, bool with_model = false) {
   Json body{{"messages", Json::array({Json{{"role", "user"}, {"content", "Say OK"}}})},
             {"max_tokens", 16}};
-  if (with_model) body["model"] = "gpt-4o-mini";
-  if (stream) body["stream"] = true;
-  if (include_usage) body["stream_options"] = {{"include_usage", true}};
+  if (with_model)
+    body["model"] = "gpt-4o-mini";
+  if (stream)
+    body["stream"] = true;
+  if (include_usage)
+    body["stream_options"] = {{"include_usage", true}};
   return body.dump();
 }
 
@@ -49,13 +51,15 @@ std::vector<Json> DataChunks(const std::string& body) {
   std::vector<Json> out;
   for (const auto& [name, data] : SseEvents(body)) {
     CHECK(name.empty());
-    if (data == "[DONE]") continue;
+    if (data == "[DONE]")
+      continue;
     out.push_back(Json::parse(data));
   }
   return out;
 }
 
-TEST_CASE("azure stream: the content-filter chunk comes first, then the role chunk, tokens, usage") {
+TEST_CASE(
+    "azure stream: the content-filter chunk comes first, then the role chunk, tokens, usage") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario("    ratelimit: {requests: 100, tokens: 10000}\n"));
   const auto ex = Send(sim->port(), kDeploymentPath, Body(true, true), {{"api-key", "anything"}});
@@ -112,7 +116,8 @@ TEST_CASE("azure stream: the content-filter chunk comes first, then the role chu
 TEST_CASE("azure non-stream body carries prompt and completion filter results") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario());
-  const auto ex = Send(sim->port(), kDeploymentPath, Body(false), {{"x-ms-client-request-id", "c-1"}});
+  const auto ex =
+      Send(sim->port(), kDeploymentPath, Body(false), {{"x-ms-client-request-id", "c-1"}});
   REQUIRE(ex.status == 200);
   const auto body = Json::parse(ex.body);
   CHECK(body["object"] == "chat.completion");
@@ -125,7 +130,8 @@ TEST_CASE("azure non-stream body carries prompt and completion filter results") 
   CHECK(ex.Header("x-ms-client-request-id") == "c-1");
 }
 
-TEST_CASE("azure routes: api-version is required on deployments; v1 takes the model from the body") {
+TEST_CASE(
+    "azure routes: api-version is required on deployments; v1 takes the model from the body") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario());
   const auto missing =
@@ -226,9 +232,9 @@ TEST_CASE("azure x-ratelimit variants: no limits, integer resets, Responses-API 
   TempDir dir;
   const std::string budget = "    ratelimit: {requests: 10, tokens: 1000, window: 60s}\n";
   {
-    auto sim = StartScenario(
-        dir, Scenario(budget + "    options: {ratelimit_limit_headers: 'false', "
-                               "ratelimit_reset_headers: seconds}\n"));
+    auto sim =
+        StartScenario(dir, Scenario(budget + "    options: {ratelimit_limit_headers: 'false', "
+                                             "ratelimit_reset_headers: seconds}\n"));
     const auto ex = Send(sim->port(), kDeploymentPath, Body(false));
     CHECK_FALSE(ex.HasHeader("x-ratelimit-limit-requests"));
     CHECK(ex.Header("x-ratelimit-remaining-requests") == "9");
@@ -337,22 +343,25 @@ TEST_CASE("the shipped clouds scenario loads and serves every protocol it names"
                      "scenarios" / "clouds.yaml")
                         .string();
   auto scenario = LoadScenario(path);
-  if (!scenario) FAIL(scenario.error().ToString());
+  if (!scenario)
+    FAIL(scenario.error().ToString());
   std::vector<std::string> protocols;
-  for (const auto& endpoint : scenario->endpoints) protocols.push_back(endpoint.protocol);
+  for (const auto& endpoint : scenario->endpoints)
+    protocols.push_back(endpoint.protocol);
   CHECK(protocols == std::vector<std::string>{"openai", "azure", "azure", "anthropic"});
   auto sim = Simulator::Start({.scenario_path = path});
-  if (!sim) FAIL(sim.error().ToString());
+  if (!sim)
+    FAIL(sim.error().ToString());
   // The first phase of each is healthy; the anthropic endpoint's retry-after option shows.
   const auto az = Send((*sim)->port(),
                        "/azure-east/openai/deployments/gpt-4o-mini/chat/completions"
                        "?api-version=2024-10-21",
                        Body(false));
   CHECK(az.status == 200);
-  const auto claude =
-      Send((*sim)->port(), "/anthropic/v1/messages",
-           R"({"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})",
-           {{"anthropic-version", "2023-06-01"}});
+  const auto claude = Send(
+      (*sim)->port(), "/anthropic/v1/messages",
+      R"({"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]})",
+      {{"anthropic-version", "2023-06-01"}});
   CHECK(claude.status == 200);
   CHECK(claude.Header("retry-after") == "33");
 }

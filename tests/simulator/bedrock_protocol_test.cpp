@@ -7,10 +7,9 @@
 
 #include <cstdio>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/simulator/cloud_test_util.h"
 
@@ -53,11 +52,14 @@ Decoded DecodeEventStream(const std::string& bytes) {
   Decoded out;
   size_t at = 0;
   while (at < bytes.size()) {
-    if (bytes.size() - at < 16) return out.error = "truncated", out;
+    if (bytes.size() - at < 16)
+      return out.error = "truncated", out;
     const uint32_t total = U32(bytes, at);
     const uint32_t headers_length = U32(bytes, at + 4);
-    if (ZlibCrc(bytes, at, at + 8) != U32(bytes, at + 8)) return out.error = "prelude crc", out;
-    if (bytes.size() - at < total) return out.error = "truncated", out;
+    if (ZlibCrc(bytes, at, at + 8) != U32(bytes, at + 8))
+      return out.error = "prelude crc", out;
+    if (bytes.size() - at < total)
+      return out.error = "truncated", out;
     if (ZlibCrc(bytes, at, at + total - 4) != U32(bytes, at + total - 4)) {
       return out.error = "message crc", out;
     }
@@ -68,8 +70,8 @@ Decoded DecodeEventStream(const std::string& bytes) {
       const std::string name = bytes.substr(h + 1, name_length);
       h += 1 + name_length;
       REQUIRE(bytes[h] == 7);  // every header the simulator sends is a string
-      const size_t value_length = (static_cast<uint8_t>(bytes[h + 1]) << 8) |
-                                  static_cast<uint8_t>(bytes[h + 2]);
+      const size_t value_length =
+          (static_cast<uint8_t>(bytes[h + 1]) << 8) | static_cast<uint8_t>(bytes[h + 2]);
       message.headers[name] = bytes.substr(h + 3, value_length);
       h += 3 + value_length;
     }
@@ -105,8 +107,8 @@ bool HaveBotocore() {
 // request had been made that long ago.
 httplib::Headers BotocoreSign(const TempDir& dir, const std::string& url, const std::string& body,
                               const std::string& key_id, const std::string& secret,
-                              const std::string& token = "", const std::string& region = "us-east-1",
-                              int age_seconds = 0) {
+                              const std::string& token = "",
+                              const std::string& region = "us-east-1", int age_seconds = 0) {
   const std::string script = dir.Write("sign.py", R"(
 import datetime, json, sys
 import botocore.auth
@@ -135,7 +137,8 @@ print(json.dumps(dict(request.headers.items())))
   const Json headers = Json::parse(in);
   httplib::Headers out;
   for (const auto& [name, value] : headers.items()) {
-    if (name != "Content-Type") out.emplace(name, value.get<std::string>());
+    if (name != "Content-Type")
+      out.emplace(name, value.get<std::string>());
   }
   return out;
 }
@@ -172,8 +175,8 @@ endpoints:
 TEST_CASE("bedrock: ConverseStream frames carry valid CRCs, AWS headers and the event sequence") {
   TempDir dir;
   auto sim = StartScenario(dir, kScenario);
-  const auto ex = Send(sim->port(), std::string("/open") + kModelPath + "converse-stream",
-                       ConverseBody());
+  const auto ex =
+      Send(sim->port(), std::string("/open") + kModelPath + "converse-stream", ConverseBody());
   REQUIRE(ex.status == 200);
   CHECK(ex.Header("Content-Type") == "application/vnd.amazon.eventstream");
   CHECK(ex.Header("x-amzn-RequestId").size() == 36);
@@ -186,7 +189,8 @@ TEST_CASE("bedrock: ConverseStream frames carry valid CRCs, AWS headers and the 
     CHECK(m.headers.at(":content-type") == "application/json");
     kinds.push_back(m.headers.at(":event-type"));
     const Json payload = Json::parse(m.payload);
-    if (kinds.back() == "contentBlockDelta") text += payload["delta"]["text"].get<std::string>();
+    if (kinds.back() == "contentBlockDelta")
+      text += payload["delta"]["text"].get<std::string>();
   }
   CHECK(kinds == std::vector<std::string>{"messageStart", "contentBlockDelta", "contentBlockDelta",
                                           "contentBlockDelta", "contentBlockDelta",
@@ -195,8 +199,7 @@ TEST_CASE("bedrock: ConverseStream frames carry valid CRCs, AWS headers and the 
   CHECK(text == "OK lorem ipsum dolor sit amet");
   const Json metadata = Json::parse(decoded.messages.back().payload);
   CHECK(metadata["usage"]["outputTokens"] == 6);
-  CHECK(metadata["usage"]["totalTokens"] ==
-        metadata["usage"]["inputTokens"].get<int>() + 6);
+  CHECK(metadata["usage"]["totalTokens"] == metadata["usage"]["inputTokens"].get<int>() + 6);
   CHECK(metadata["metrics"]["latencyMs"].is_number_integer());
   CHECK(Json::parse(decoded.messages[decoded.messages.size() - 2].payload)["stopReason"] ==
         "end_turn");
@@ -249,7 +252,8 @@ endpoints:
   - name: e
     protocol: bedrock
     first_token_ms: 1
-    phases: [{errors: [{kind: )") + c.kind + ", probability: 1}]}]\n");
+    phases: [{errors: [{kind: )") + c.kind +
+                                      ", probability: 1}]}]\n");
     const auto ex = Send(sim->port(), std::string("/e") + kModelPath + "converse", ConverseBody());
     CHECK(ex.status == c.status);
     CHECK(ErrorType(ex) == c.type);
@@ -270,7 +274,8 @@ endpoints:
     first_token_ms: 1
     inter_token_ms: 1
     output_tokens: 6
-    phases: [{errors: [{kind: )" + kind + ", probability: 1}]}]\n");
+    phases: [{errors: [{kind: )" + kind +
+                                      ", probability: 1}]}]\n");
     const auto ex =
         Send(sim->port(), std::string("/e") + kModelPath + "converse-stream", ConverseBody());
     CHECK(ex.status == 200);
@@ -320,7 +325,8 @@ TEST_CASE("bedrock: SigV4 signed by botocore is verified for real") {
 
   auto ok = Send(sim->port(), path, body, BotocoreSign(dir, url, body, "AKIDEXAMPLE", kSecret));
   CHECK(ok.status == 200);
-  CHECK(Json::parse(ok.body)["output"]["message"]["content"][0]["text"] == "OK lorem ipsum dolor sit amet");
+  CHECK(Json::parse(ok.body)["output"]["message"]["content"][0]["text"] ==
+        "OK lorem ipsum dolor sit amet");
 
   // The same signature over a different body of the same length.
   std::string tampered = body;
@@ -391,14 +397,16 @@ TEST_CASE("bedrock: API key as Bearer, unverified mode, malformed Authorization"
   CHECK(ex.status == 403);
   CHECK(ErrorType(ex) == "IncompleteSignatureException");
   ex = Send(sim->port(), path, ConverseBody(),
-            {{"Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/"
-                               "bedrock/aws4_request, SignedHeaders=host"}});
+            {{"Authorization",
+              "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/"
+              "bedrock/aws4_request, SignedHeaders=host"}});
   CHECK(ex.status == 403);
   CHECK(ErrorType(ex) == "IncompleteSignatureException");
 
   ex = Send(sim->port(), std::string("/unchecked") + kModelPath + "converse", ConverseBody(),
-            {{"Authorization", "AWS4-HMAC-SHA256 Credential=ANY/20260101/us-east-1/bedrock/"
-                               "aws4_request, SignedHeaders=host, Signature=00"}});
+            {{"Authorization",
+              "AWS4-HMAC-SHA256 Credential=ANY/20260101/us-east-1/bedrock/"
+              "aws4_request, SignedHeaders=host, Signature=00"}});
   CHECK(ex.status == 200);
 }
 
@@ -426,13 +434,15 @@ endpoints:
   - name: b
     protocol: bedrock
     options: {acess_key_id: AKID}
-)", "unknown bedrock option 'acess_key_id'");
+)",
+               "unknown bedrock option 'acess_key_id'");
   CheckRefused(dir, R"(
 endpoints:
   - name: b
     protocol: bedrock
     options: {access_key_id: AKID}
-)", "secret_access_key");
+)",
+               "secret_access_key");
 }
 
 }  // namespace

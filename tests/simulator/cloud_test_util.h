@@ -6,6 +6,7 @@
 // pairs by hand (no code shared with collector/).
 
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -16,8 +17,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <httplib.h>
 
 #include "simulator/simulator.h"
 
@@ -48,7 +47,8 @@ inline std::unique_ptr<Simulator> StartScenario(
     size_t workers = SimulatorOptions{}.worker_threads) {
   auto started = Simulator::Start(
       {.scenario_path = dir.Write("scenario.yaml", yaml), .worker_threads = workers});
-  if (!started) FAIL(started.error().ToString());
+  if (!started)
+    FAIL(started.error().ToString());
   return std::move(*started);
 }
 
@@ -73,7 +73,7 @@ struct Exchange {
 };
 
 inline Exchange Send(int port, const std::string& path, const std::string& body,
-              const httplib::Headers& headers = {}) {
+                     const httplib::Headers& headers = {}) {
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(10s);
   Exchange ex;
@@ -102,14 +102,18 @@ inline std::vector<std::pair<std::string, std::string>> SseEvents(const std::str
   size_t pos = 0;
   while (pos < body.size()) {
     auto end = body.find("\n\n", pos);
-    if (end == std::string::npos) end = body.size();
+    if (end == std::string::npos)
+      end = body.size();
     std::string name, data;
     std::istringstream lines(body.substr(pos, end - pos));
     for (std::string line; std::getline(lines, line);) {
-      if (line.rfind("event: ", 0) == 0) name = line.substr(7);
-      if (line.rfind("data: ", 0) == 0) data = line.substr(6);
+      if (line.rfind("event: ", 0) == 0)
+        name = line.substr(7);
+      if (line.rfind("data: ", 0) == 0)
+        data = line.substr(6);
     }
-    if (!name.empty() || !data.empty()) out.emplace_back(name, data);
+    if (!name.empty() || !data.empty())
+      out.emplace_back(name, data);
     pos = end + 2;
   }
   return out;

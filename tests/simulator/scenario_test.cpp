@@ -1,3 +1,5 @@
+#include "simulator/scenario.h"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -7,7 +9,6 @@
 #include <string>
 
 #include "simulator/rate_limiter.h"
-#include "simulator/scenario.h"
 #include "simulator/simulator.h"
 
 namespace modelpulse::simulator {
@@ -82,8 +83,8 @@ TEST_CASE("scenario errors name file:line:column, 1-based") {
     CHECK(e.message.find("colour") != std::string::npos);
   }
   SUBCASE("unknown distribution") {
-    const auto e =
-        ParseError("endpoints:\n  - name: a\n    first_token_ms: {distribution: gamma, value: 1}\n");
+    const auto e = ParseError(
+        "endpoints:\n  - name: a\n    first_token_ms: {distribution: gamma, value: 1}\n");
     CHECK(e.location == "s.yaml:3:36");
     CHECK(e.message.find("gamma") != std::string::npos);
   }
@@ -103,7 +104,8 @@ TEST_CASE("scenario errors name file:line:column, 1-based") {
   }
   SUBCASE("unknown error kind") {
     const auto e = ParseError(
-        "endpoints:\n  - name: a\n    phases:\n      - errors: [{kind: gremlins, probability: 1}]\n");
+        "endpoints:\n  - name: a\n    phases:\n      - errors: [{kind: gremlins, probability: "
+        "1}]\n");
     CHECK(e.location == "s.yaml:4:25");
     CHECK(e.message.find("rate_limit") != std::string::npos);
   }
@@ -114,7 +116,8 @@ TEST_CASE("scenario errors name file:line:column, 1-based") {
     CHECK(e.location.rfind("s.yaml:4:", 0) == 0);
   }
   SUBCASE("a phase before the last without duration") {
-    const auto e = ParseError("endpoints:\n  - name: a\n    phases:\n      - {name: x}\n      - {}\n");
+    const auto e =
+        ParseError("endpoints:\n  - name: a\n    phases:\n      - {name: x}\n      - {}\n");
     CHECK(e.location == "s.yaml:4:9");
   }
   SUBCASE("duplicate endpoint") {
@@ -159,8 +162,8 @@ TEST_CASE("Go-style durations as in x-ratelimit-reset headers") {
 }
 
 TEST_CASE("draws stay within bounds and repeat with the seed") {
-  Distribution normal{.kind = Distribution::Kind::kNormal, .mean = 100, .stddev = 80, .min = 50,
-                      .max = 150};
+  Distribution normal{
+      .kind = Distribution::Kind::kNormal, .mean = 100, .stddev = 80, .min = 50, .max = 150};
   std::mt19937_64 a(5);
   std::mt19937_64 b(5);
   for (int i = 0; i < 1000; ++i) {
@@ -216,12 +219,13 @@ namespace modelpulse::simulator {
 namespace {
 
 TEST_CASE("the shipped scenarios load") {
-  const auto dir = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" /
-                   "scenarios";
+  const auto dir =
+      std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" / "scenarios";
   for (const char* name : {"demo.yaml", "test.yaml"}) {
     CAPTURE(name);
     auto scenario = LoadScenario((dir / name).string());
-    if (!scenario) FAIL(scenario.error().ToString());
+    if (!scenario)
+      FAIL(scenario.error().ToString());
   }
   auto demo = LoadScenario((dir / "demo.yaml").string());
   REQUIRE(demo.has_value());

@@ -1,22 +1,22 @@
 // The simulator over real loopback HTTP: a cpp-httplib client, OpenAI shapes checked with
 // nlohmann_json, SSE split by hand (no code shared with collector/).
 
+#include "simulator/simulator.h"
+
 #include <doctest/doctest.h>
+#include <httplib.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-
-#include "simulator/simulator.h"
 #include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {
@@ -30,12 +30,13 @@ using testing::TempDir;
 
 std::string ChatBody(bool stream, bool include_usage = false) {
   Json body{{"model", "gpt-4o-mini"},
-            {"messages", Json::array({Json{{"role", "user"},
-                                           {"content", "Reply with the single word OK."}}})},
+            {"messages",
+             Json::array({Json{{"role", "user"}, {"content", "Reply with the single word OK."}}})},
             {"max_completion_tokens", 16}};
   if (stream) {
     body["stream"] = true;
-    if (include_usage) body["stream_options"] = {{"include_usage", true}};
+    if (include_usage)
+      body["stream_options"] = {{"include_usage", true}};
   }
   return body.dump();
 }
@@ -88,9 +89,11 @@ std::vector<std::string> SseData(const std::string& body) {
   size_t pos = 0;
   while (pos < body.size()) {
     auto end = body.find("\n\n", pos);
-    if (end == std::string::npos) end = body.size();
+    if (end == std::string::npos)
+      end = body.size();
     const auto event = body.substr(pos, end - pos);
-    if (event.rfind("data: ", 0) == 0) out.push_back(event.substr(6));
+    if (event.rfind("data: ", 0) == 0)
+      out.push_back(event.substr(6));
     pos = end + 2;
   }
   return out;
@@ -124,8 +127,7 @@ TEST_CASE("non-streaming chat completion has the OpenAI shape and headers") {
   CHECK(body["choices"][0]["finish_reason"] == "stop");
   CHECK(body["usage"]["completion_tokens"] == 5);
   CHECK(body["usage"]["prompt_tokens"].get<int>() > 0);
-  CHECK(body["usage"]["total_tokens"] ==
-        body["usage"]["prompt_tokens"].get<int>() + 5);
+  CHECK(body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"].get<int>() + 5);
   CHECK(std::regex_match(Header(ex, "x-request-id"), std::regex("req_[0-9a-f]{32}")));
   CHECK_FALSE(Header(ex, "openai-processing-ms").empty());
   // The body comes after the whole generation: 200 ms + 4 x 10 ms.
@@ -167,7 +169,8 @@ TEST_CASE("streaming: role chunk, one chunk per token, finish, [DONE]; usage onl
       CHECK(usage["usage"]["prompt_tokens"].get<int>() > 0);
     }
     if (!include_usage) {
-      for (const auto& e : events) CHECK(e.find("\"choices\":[]") == std::string::npos);
+      for (const auto& e : events)
+        CHECK(e.find("\"choices\":[]") == std::string::npos);
     }
   }
 }
@@ -372,7 +375,8 @@ TEST_CASE("invalid responses behind HTTP 200") {
     CHECK(ex.status == 200);
     const auto events = SseData(ex.body);
     REQUIRE(events.size() == 4);  // role + 3 of 6 tokens
-    for (const auto& e : events) CHECK(Parse(e).is_object());
+    for (const auto& e : events)
+      CHECK(Parse(e).is_object());
     REQUIRE_FALSE(sim->Journal().empty());
     CHECK(sim->Journal().back().output_tokens == 3);
     ex = Send(sim->port(), "/x/v1/chat/completions", ChatBody(false));
@@ -463,15 +467,15 @@ endpoints:
 )");
     std::vector<std::thread> clients;
     for (int i = 0; i < 4; ++i) {
-      clients.emplace_back([port = sim->port()] {
-        Send(port, "/x/v1/chat/completions", ChatBody(true), {}, 30s);
-      });
+      clients.emplace_back(
+          [port = sim->port()] { Send(port, "/x/v1/chat/completions", ChatBody(true), {}, 30s); });
     }
     std::this_thread::sleep_for(200ms);  // let the requests reach their hang
     const auto t0 = SteadyClock::now();
     sim.reset();
     CHECK(std::chrono::duration<double>(SteadyClock::now() - t0).count() < 3.0);
-    for (auto& t : clients) t.join();
+    for (auto& t : clients)
+      t.join();
   }
 }
 
@@ -517,20 +521,25 @@ TEST_CASE("phases switch on time and the last one holds") {
       - {name: recovered}
 )");
   const auto started = SteadyClock::now();
-  auto status = [&] { return Send(sim->port(), "/east/v1/chat/completions", ChatBody(false)).status; };
+  auto status = [&] {
+    return Send(sim->port(), "/east/v1/chat/completions", ChatBody(false)).status;
+  };
   const int first = status();
-  if (SteadyClock::now() - started < 250ms) CHECK(first == 200);
+  if (SteadyClock::now() - started < 250ms)
+    CHECK(first == 200);
   const auto deadline = started + 10s;
   bool saw_broken = false;
   while (!saw_broken && SteadyClock::now() < deadline) {
     saw_broken = status() == 500;
-    if (!saw_broken) std::this_thread::sleep_for(20ms);
+    if (!saw_broken)
+      std::this_thread::sleep_for(20ms);
   }
   CHECK(saw_broken);
   bool recovered = false;
   while (!recovered && SteadyClock::now() < deadline) {
     recovered = status() == 200;
-    if (!recovered) std::this_thread::sleep_for(20ms);
+    if (!recovered)
+      std::this_thread::sleep_for(20ms);
   }
   REQUIRE(recovered);
   httplib::Client client("127.0.0.1", sim->port());
@@ -538,7 +547,8 @@ TEST_CASE("phases switch on time and the last one holds") {
   REQUIRE(health);
   CHECK(Parse(health->body)["endpoints"][0]["phase"] == "recovered");
   // Recovered is the last phase: it holds.
-  for (int i = 0; i < 5; ++i) CHECK(status() == 200);
+  for (int i = 0; i < 5; ++i)
+    CHECK(status() == 200);
 }
 
 TEST_CASE("50 concurrent streams are served side by side") {
@@ -557,10 +567,12 @@ TEST_CASE("50 concurrent streams are served side by side") {
     clients.emplace_back([&] {
       const auto ex = Send(sim->port(), "/east/v1/chat/completions", ChatBody(true, true));
       const auto events = SseData(ex.body);
-      if (ex.status == 200 && !events.empty() && events.back() == "[DONE]") ++ok;
+      if (ex.status == 200 && !events.empty() && events.back() == "[DONE]")
+        ++ok;
     });
   }
-  for (auto& t : clients) t.join();
+  for (auto& t : clients)
+    t.join();
   const double wall = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   CHECK(ok == kStreams);
   // One stream takes 0.38 s; served one after another, 50 would take 19 s.

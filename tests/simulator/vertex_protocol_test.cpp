@@ -9,11 +9,10 @@
 
 #include <chrono>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/simulator/cloud_test_util.h"
 
@@ -55,8 +54,10 @@ std::string B64Url(const std::string& in) {
                                 reinterpret_cast<const unsigned char*>(in.data()),
                                 static_cast<int>(in.size()));
   b64.resize(static_cast<size_t>(n));
-  while (!b64.empty() && b64.back() == '=') b64.pop_back();
-  for (auto& c : b64) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!b64.empty() && b64.back() == '=')
+    b64.pop_back();
+  for (auto& c : b64)
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
   return b64;
 }
 
@@ -93,9 +94,9 @@ Json Claims(int64_t lifetime = 3600) {
               {"exp", Now() + lifetime}};
 }
 
-testing::Exchange PostToken(int port, const std::string& mount, const std::string& jwt,
-                            const std::string& grant =
-                                "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer") {
+testing::Exchange PostToken(
+    int port, const std::string& mount, const std::string& jwt,
+    const std::string& grant = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer") {
   return Send(port, "/" + mount + "/token", "grant_type=" + grant + "&assertion=" + jwt);
 }
 
@@ -267,7 +268,8 @@ TEST_CASE("gemini: x-goog-api-key or ?key=, Google's answers to a wrong or missi
   CHECK(ErrorOf(ex)["status"] == "PERMISSION_DENIED");
 }
 
-TEST_CASE("vertex: alt=sse chunks end in \\r\\n\\r\\n, finishReason only in the last, no terminator") {
+TEST_CASE(
+    "vertex: alt=sse chunks end in \\r\\n\\r\\n, finishReason only in the last, no terminator") {
   TempDir dir;
   auto sim = StartScenario(dir, R"(
 endpoints:
@@ -304,8 +306,8 @@ endpoints:
   CHECK(chunks.back()["usageMetadata"]["candidatesTokenCount"] == 6);
 
   // Without alt=sse: one JSON array, streamed.
-  ex = Send(sim->port(), std::string("/vx") + kVertexPath + "streamGenerateContent",
-            GenerateBody());
+  ex =
+      Send(sim->port(), std::string("/vx") + kVertexPath + "streamGenerateContent", GenerateBody());
   REQUIRE(ex.status == 200);
   const Json array = Json::parse(ex.body);
   REQUIRE(array.is_array());
@@ -344,19 +346,23 @@ endpoints:
   - name: vx
     protocol: vertex
     first_token_ms: 1
-    phases: [{errors: [{kind: )") + c.kind + R"(, probability: 1}]}]
+    phases: [{errors: [{kind: )") + c.kind +
+                                      R"(, probability: 1}]}]
   - name: gm
     protocol: gemini
     first_token_ms: 1
-    phases: [{errors: [{kind: )" + c.kind + ", probability: 1}]}]\n");
-    auto ex = Send(sim->port(), std::string("/vx") + kVertexPath + "generateContent",
-                   GenerateBody());
+    phases: [{errors: [{kind: )" + c.kind +
+                                      ", probability: 1}]}]\n");
+    auto ex =
+        Send(sim->port(), std::string("/vx") + kVertexPath + "generateContent", GenerateBody());
     CHECK(ex.status == c.status);
     const Json error = ErrorOf(ex);
     CHECK(error["code"] == c.status);
     CHECK(error["status"] == c.code);
-    if (*c.detail != '\0') CHECK(HasDetail(error, c.detail, c.needle));
-    if (c.status == 429) CHECK(HasDetail(error, "RetryInfo", "retryDelay"));
+    if (*c.detail != '\0')
+      CHECK(HasDetail(error, c.detail, c.needle));
+    if (c.status == 429)
+      CHECK(HasDetail(error, "RetryInfo", "retryDelay"));
     ex = Send(sim->port(), "/gm/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
               GenerateBody());
     if (std::string(c.kind) == "unauthorized_401") {
@@ -379,7 +385,8 @@ endpoints:
     first_token_ms: 1
     inter_token_ms: 1
     output_tokens: 6
-    phases: [{errors: [{kind: )" + kind + ", probability: 1}]}]\n");
+    phases: [{errors: [{kind: )" + kind +
+                                      ", probability: 1}]}]\n");
     auto ex = Send(sim->port(), std::string("/vx") + kVertexPath + "streamGenerateContent?alt=sse",
                    GenerateBody());
     CHECK(ex.status == 200);
@@ -415,13 +422,15 @@ endpoints:
   - name: vx
     protocol: vertex
     options: {service_account_public_key: missing.pem, service_account_email: a@b}
-)", "cannot read service_account_public_key");
+)",
+               "cannot read service_account_public_key");
   CheckRefused(dir, R"(
 endpoints:
   - name: vx
     protocol: vertex
     phases: [{errors: [{kind: model_not_ready, probability: 1}]}]
-)", "no rendering of error kind 'model_not_ready'");
+)",
+               "no rendering of error kind 'model_not_ready'");
   auto bad = Simulator::Start({.scenario_path = dir.Write("c.yaml", R"(
 endpoints:
   - name: gm

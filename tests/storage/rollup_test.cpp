@@ -75,7 +75,7 @@ struct Cell {
 
 // (bucket, labels) -> fold of ReadProbes through ProbeFieldValue.
 std::map<std::pair<int64_t, Labels>, Cell> BruteForce(const Store& store, const std::string& name,
-                                                     ProbeField field) {
+                                                      ProbeField field) {
   std::map<std::pair<int64_t, Labels>, Cell> out;
   auto rows = store.ReadProbes(name, INT64_MIN, INT64_MAX);
   REQUIRE(rows.has_value());

@@ -228,8 +228,9 @@ TEST_CASE("reopening a database is a no-op migration and a newer schema is refus
   const int64_t version = QueryInt(path, "PRAGMA user_version");
   CHECK(version >= 1);
   const int64_t objects = QueryInt(path, "SELECT COUNT(*) FROM sqlite_master");
-  CHECK(QueryInt(path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'probes' AND "
-                       "sql LIKE '%WITHOUT ROWID%'") == 1);
+  CHECK(QueryInt(path,
+                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'probes' AND "
+                 "sql LIKE '%WITHOUT ROWID%'") == 1);
   {
     auto store = OpenOrDie(QuietOptions(path), clock);
     CHECK(ReadAll(*store, "t").size() == 1);

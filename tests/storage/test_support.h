@@ -37,7 +37,7 @@ class TempDir {
 inline ProbeResult FullProbe(const std::string& target, int64_t start_ms) {
   ProbeResult p;
   p.target = target;
-  p.labels = {{"target", target}, {"provider", "openai"}, {"cloud", "openai"},
+  p.labels = {{"target", target}, {"provider", "openai"},   {"cloud", "openai"},
               {"region", "us"},   {"model", "gpt-4o-mini"}, {"tier", "prod"}};
   p.start_unix_ms = start_ms;
   p.dns_seconds = 0.0012345678901;
