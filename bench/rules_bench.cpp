@@ -1,7 +1,7 @@
 // Rules over long history (issue 4's benchmark): the shipped rules (config/rules/*.yaml) over
 // N targets with D days of probes every S seconds, evaluated through the daemon's own wiring
-// (storage::Store + daemon::ProbeSeriesSource with the daemon's 2 h memory window +
-// daemon::RuleEngine). Reports the open time (migrations, e.g. a rollup backfill), the first
+// (storage::Store + storage::ProbeSeriesSource with the daemon's 2 h memory window +
+// rules::RuleManager). Reports the open time (migrations, e.g. a rollup backfill), the first
 // cycle after a restart (memory empty: everything comes from SQLite), steady cycles (each
 // preceded by one new probe per target appended to the store and the memory window, as the
 // prober's fan-out does), and peak RSS.
@@ -29,11 +29,11 @@
 #include <vector>
 
 #include "common/common.h"
-#include "daemon/rule_engine.h"
-#include "daemon/series_source.h"
+#include "rules/manager.h"
 #include "rules/promql.h"
 #include "rules/rules.h"
 #include "storage/label_codec.h"
+#include "storage/series_source.h"
 #include "storage/storage.h"
 
 namespace modelpulse {
@@ -334,8 +334,8 @@ int Run(const Params& params) {
   }
   const double open_seconds = Seconds(opened);
 
-  daemon::ProbeSeriesSource series(store->get(), kRecentWindow, end_ms);
-  daemon::RuleEngineOptions rule_options;
+  storage::ProbeSeriesSource series(store->get(), kRecentWindow, end_ms);
+  rules::RuleManagerOptions rule_options;
   for (const auto& entry : std::filesystem::directory_iterator(params.rules_dir)) {
     if (entry.path().extension() == ".yaml") {
       rule_options.rule_files.push_back(entry.path().string());
@@ -343,7 +343,8 @@ int Run(const Params& params) {
   }
   std::sort(rule_options.rule_files.begin(), rule_options.rule_files.end());
   rule_options.evaluation_interval = Millis(interval_ms);
-  auto engine = daemon::RuleEngine::Create(rule_options, series, **store, clock);
+  auto alert_states = rules::AlertStatesIn(**store);
+  auto engine = rules::RuleManager::Create(rule_options, series, *alert_states, clock);
   if (!engine) {
     std::fprintf(stderr, "rules: %s\n", engine.error().ToString().c_str());
     return 1;
@@ -383,7 +384,7 @@ int Run(const Params& params) {
     }
   }
 
-  const daemon::RulesStatus status = (*engine)->Snapshot();
+  const rules::RulesStatus status = (*engine)->Snapshot();
   uint64_t failures = 0;
   for (const auto& group : status.groups) {
     failures += group.failures;

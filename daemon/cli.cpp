@@ -16,9 +16,9 @@
 #include "daemon/daemon.h"
 #include "daemon/http_server.h"
 #include "daemon/probe_output.h"
-#include "daemon/series_source.h"
 #include "rules/rules.h"
 #include "simulator/simulator.h"
+#include "storage/series_source.h"
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
@@ -171,7 +171,7 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
     return 1;
   }
   // Everything from storage: a query runs beside (or after) the daemon, not inside it.
-  ProbeSeriesSource source(store->get(), Millis(0), INT64_MAX);
+  storage::ProbeSeriesSource source(store->get(), Millis(0), INT64_MAX);
   auto value = query->Evaluate(source, at_ms);
   if (!value) {
     std::cerr << "error: " << value.error().ToString() << "\n";

@@ -13,9 +13,9 @@
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
-#include "daemon/rule_engine.h"
-#include "daemon/series_source.h"
+#include "rules/manager.h"
 #include "simulator/simulator.h"
+#include "storage/series_source.h"
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
@@ -32,7 +32,7 @@ std::string FormatSeconds(const std::optional<double>& seconds) {
 // Fans each finished probe out to /metrics, storage and the log. Runs on the prober's thread.
 class ProbeFanOut final : public collector::ProbeSink {
  public:
-  ProbeFanOut(Metrics& metrics, storage::Store& store, ProbeSeriesSource& series)
+  ProbeFanOut(Metrics& metrics, storage::ProbeSink& store, storage::ProbeSeriesSource& series)
       : metrics_(metrics), store_(store), series_(series) {}
 
   void SetPricing(std::map<std::string, TargetPricing> pricing) {
@@ -65,8 +65,8 @@ class ProbeFanOut final : public collector::ProbeSink {
 
  private:
   Metrics& metrics_;
-  storage::Store& store_;
-  ProbeSeriesSource& series_;
+  storage::ProbeSink& store_;
+  storage::ProbeSeriesSource& series_;
   std::mutex mu_;
   std::map<std::string, TargetPricing> pricing_;  // Guarded by mu_.
 };
@@ -79,8 +79,8 @@ std::map<std::string, TargetPricing> PricingOf(const Config& config) {
   return pricing;
 }
 
-RuleEngineOptions RuleOptionsOf(const Config& config) {
-  RuleEngineOptions options;
+rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
+  rules::RuleManagerOptions options;
   options.rule_files = config.rule_files;
   options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
@@ -132,9 +132,11 @@ class DaemonImpl final : public Daemon {
       return Fail(store.error());
     }
     store_ = std::move(*store);
-    series_ =
-        std::make_unique<ProbeSeriesSource>(store_.get(), kRecentWindow, clock_.NowUnixMillis());
-    auto rule_engine = RuleEngine::Create(RuleOptionsOf(config_), *series_, *store_, clock_);
+    series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
+                                                           clock_.NowUnixMillis());
+    alert_states_ = rules::AlertStatesIn(*store_);
+    auto rule_engine =
+        rules::RuleManager::Create(RuleOptionsOf(config_), *series_, *alert_states_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());
     }
@@ -225,6 +227,7 @@ class DaemonImpl final : public Daemon {
       fan_out_.reset();
       prober_.reset();
       rule_engine_.reset();
+      alert_states_.reset();
       series_.reset();
       store_.reset();
       simulator_.reset();
@@ -263,8 +266,9 @@ class DaemonImpl final : public Daemon {
   Metrics metrics_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<ProbeSeriesSource> series_;
-  std::unique_ptr<RuleEngine> rule_engine_;
+  std::unique_ptr<storage::ProbeSeriesSource> series_;
+  std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
+  std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<ProbeFanOut> fan_out_;
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;

@@ -17,7 +17,7 @@
 #include <streambuf>
 #include <string_view>
 
-#include "daemon/probe_series.h"
+#include "common/probe_series.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -98,7 +98,7 @@ prometheus::ClientMetric Sample(const Labels& labels, double value, prometheus::
 
 // The rule engine's state changes wholesale at every evaluation, so its families are built at
 // scrape time from a snapshot rather than kept as registered metrics.
-std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
+std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rules) {
   using prometheus::MetricType;
   auto family = [](const char* name, const char* help, MetricType type) {
     prometheus::MetricFamily f;
@@ -112,7 +112,7 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
   auto for_state = family("ALERTS_FOR_STATE",
                           "Unix time since which each pending or firing alert has been active.",
                           MetricType::Gauge);
-  for (const ActiveAlert& alert : rules.alerts) {
+  for (const auto& alert : rules.alerts) {
     Labels with_state = alert.labels;
     with_state["alertstate"] = alert.state;
     alerts.metric.push_back(Sample(with_state, 1, MetricType::Gauge));
@@ -129,7 +129,7 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const RulesStatus& rules) {
                             "Evaluations of each rule group.", MetricType::Counter);
   auto failures = family("modelpulse_rule_evaluation_failures_total",
                          "Rule evaluations that failed, per rule group.", MetricType::Counter);
-  for (const RuleGroupStatus& group : rules.groups) {
+  for (const auto& group : rules.groups) {
     const Labels labels = {{"rule_group", group.file + ";" + group.name}};
     duration.metric.push_back(Sample(labels, group.last_duration_seconds, MetricType::Gauge));
     last.metric.push_back(

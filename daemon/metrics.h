@@ -9,7 +9,7 @@
 
 #include "collector/collector.h"
 #include "common/common.h"
-#include "daemon/rule_engine.h"
+#include "rules/manager.h"
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
@@ -25,7 +25,7 @@ struct SelfStatus {
   size_t probes_in_flight = 0;
   storage::StorageStats storage;
   std::vector<collector::TargetStatus> targets;
-  RulesStatus rules;
+  rules::RulesStatus rules;
 };
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's

@@ -1115,35 +1115,3 @@ Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_m
 }
 
 }  // namespace modelpulse::rules::promql
-
-namespace modelpulse::rules {
-
-Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
-    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
-    RangeAggregate aggregate, double q) const {
-  auto series = Select(matchers, from_ms, to_ms);
-  if (!series) {
-    return Fail(series.error());
-  }
-  // What the evaluator's matrix selection keeps: the closed window, no stale markers, in time
-  // order (stable, as SelectMatrix sorts).
-  std::vector<SeriesAggregate> out;
-  std::vector<Sample> window;
-  for (Series& s : *series) {
-    window.clear();
-    for (const Sample& sample : s.samples) {
-      if (sample.t_ms >= from_ms && sample.t_ms <= to_ms && !promql::IsStale(sample.v)) {
-        window.push_back(sample);
-      }
-    }
-    if (window.empty()) {
-      continue;
-    }
-    std::stable_sort(window.begin(), window.end(),
-                     [](const Sample& a, const Sample& b) { return a.t_ms < b.t_ms; });
-    out.push_back({std::move(s.labels), AggregateSamples(aggregate, q, window)});
-  }
-  return out;
-}
-
-}  // namespace modelpulse::rules

@@ -667,24 +667,11 @@ const std::array kFunctions = {
 }  // namespace
 
 double Quantile(double q, std::vector<double>& values) {
-  if (values.empty() || std::isnan(q)) {
-    return kNaN;
+  if (!values.empty() && q >= 0 && q <= 1) {
+    std::sort(values.begin(), values.end(),
+              [](double a, double b) { return (std::isnan(a) && !std::isnan(b)) || a < b; });
   }
-  if (q < 0) {
-    return -kInf;
-  }
-  if (q > 1) {
-    return kInf;
-  }
-  std::sort(values.begin(), values.end(),
-            [](double a, double b) { return (std::isnan(a) && !std::isnan(b)) || a < b; });
-  double n = static_cast<double>(values.size());
-  double rank = q * (n - 1);
-  double lower = std::max(0.0, std::floor(rank));
-  double upper = std::min(n - 1, lower + 1);
-  double weight = rank - std::floor(rank);
-  return values[static_cast<size_t>(lower)] * (1 - weight) +
-         values[static_cast<size_t>(upper)] * weight;
+  return QuantileOfSorted(q, values);
 }
 
 const FunctionSpec* FindFunction(std::string_view name) {
@@ -714,70 +701,3 @@ bool IsKnownUnsupportedFunction(std::string_view name) {
 }
 
 }  // namespace modelpulse::rules::promql
-
-namespace modelpulse::rules {
-
-double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sample>& samples) {
-  using promql::KahanSum;
-  switch (aggregate) {
-    case RangeAggregate::kAvg: {
-      // 2.42: incremental mean with compensation, Inf handled like funcAvgOverTime.
-      double count = 0;
-      KahanSum mean;
-      for (const Sample& s : samples) {
-        count++;
-        if (std::isinf(mean.sum)) {
-          if (std::isinf(s.v) && (mean.sum > 0) == (s.v > 0)) {
-            continue;
-          }
-          if (!std::isinf(s.v) && !std::isnan(s.v)) {
-            continue;
-          }
-        }
-        mean.Add(s.v / count - mean.sum / count);
-      }
-      if (std::isinf(mean.sum)) {
-        return mean.sum;
-      }
-      return mean.sum + mean.c;
-    }
-    case RangeAggregate::kSum: {
-      KahanSum sum;
-      for (const Sample& s : samples) {
-        sum.Add(s.v);
-      }
-      return std::isinf(sum.sum) ? sum.sum : sum.sum + sum.c;
-    }
-    case RangeAggregate::kCount:
-      return static_cast<double>(samples.size());
-    case RangeAggregate::kMin: {
-      double min = samples[0].v;
-      for (const Sample& s : samples) {
-        if (s.v < min || std::isnan(min)) {
-          min = s.v;
-        }
-      }
-      return min;
-    }
-    case RangeAggregate::kMax: {
-      double max = samples[0].v;
-      for (const Sample& s : samples) {
-        if (s.v > max || std::isnan(max)) {
-          max = s.v;
-        }
-      }
-      return max;
-    }
-    case RangeAggregate::kQuantile: {
-      std::vector<double> values;
-      values.reserve(samples.size());
-      for (const Sample& s : samples) {
-        values.push_back(s.v);
-      }
-      return promql::Quantile(q, values);
-    }
-  }
-  return 0;
-}
-
-}  // namespace modelpulse::rules

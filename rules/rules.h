@@ -126,8 +126,8 @@ struct AlertStateSnapshot {
   int64_t saved_at_ms = 0;
 };
 
-// Storage of alert state, implemented by the daemon over SQLite. Not thread-safe by contract:
-// the caller serialises.
+// Storage of alert state; rules/manager.h's AlertStatesIn keeps it in the daemon's StateStore.
+// Not thread-safe by contract: the caller serialises.
 class AlertStateStore {
  public:
   virtual ~AlertStateStore() = default;

@@ -9,37 +9,9 @@
 namespace modelpulse::storage {
 namespace {
 
-// Indexes into kFieldColumnNames.
-enum Column : int {
-  kOutcome = 0,
-  kHttpStatus,
-  kTotalS,
-  kDnsS,
-  kConnectS,
-  kTlsS,
-  kFirstByteS,
-  kTtftS,
-  kFirstAnswerS,
-  kItlS,
-  kTokensPerS,
-  kOutputTokens,
-  kReqRemaining,
-  kReqLimit,
-  kTokRemaining,
-  kTokLimit,
-  kRetryAfterS,
-};
-
 // Cells are written out once this many are pending, so a backfill of millions of rows holds a
 // bounded map.
 constexpr size_t kFlushCells = 50'000;
-
-std::optional<double> Indicator(std::optional<double> outcome, Outcome wanted) {
-  if (!outcome) {
-    return std::nullopt;
-  }
-  return static_cast<int>(*outcome) == static_cast<int>(wanted) ? 1.0 : 0.0;
-}
 
 std::string SelectColumnsSql() {
   std::string sql;
@@ -53,71 +25,14 @@ std::string SelectColumnsSql() {
 }  // namespace
 
 FieldColumns ColumnsOf(ProbeField field) {
-  switch (field) {
-    case ProbeField::kSuccess:
-    case ProbeField::kThrottled:
-    case ProbeField::kOverloaded:
-    case ProbeField::kQuotaExhausted:
-      return {kOutcome};
-    case ProbeField::kTotal:
-      return {kTotalS};
-    case ProbeField::kDns:
-      return {kDnsS};
-    case ProbeField::kConnect:
-      return {kConnectS};
-    case ProbeField::kTls:
-      return {kTlsS};
-    case ProbeField::kFirstByte:
-      return {kFirstByteS};
-    case ProbeField::kTtft:
-      return {kTtftS};
-    case ProbeField::kFirstAnswer:
-      return {kFirstAnswerS};
-    case ProbeField::kInterTokenLatency:
-      return {kItlS};
-    case ProbeField::kOutputTokensPerSecond:
-      return {kTokensPerS};
-    case ProbeField::kOutputTokens:
-      return {kOutputTokens};
-    case ProbeField::kHttpStatus:
-      return {kHttpStatus};
-    case ProbeField::kRequestsRemainingRatio:
-      return {kReqRemaining, kReqLimit};
-    case ProbeField::kTokensRemainingRatio:
-      return {kTokRemaining, kTokLimit};
-    case ProbeField::kRetryAfter:
-      return {kRetryAfterS};
-  }
-  return {kOutcome};
+  const ProbeSeries& series = ProbeSeriesOf(field);
+  return {static_cast<int>(series.input),
+          series.kind == ProbeSeries::Kind::kRatio ? static_cast<int>(series.divisor) : -1};
 }
 
 std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a,
                                        std::optional<double> b) {
-  std::optional<double> value;
-  switch (field) {
-    case ProbeField::kSuccess:
-      value = Indicator(a, Outcome::kOk);
-      break;
-    case ProbeField::kThrottled:
-      value = Indicator(a, Outcome::kThrottled);
-      break;
-    case ProbeField::kOverloaded:
-      value = Indicator(a, Outcome::kOverloaded);
-      break;
-    case ProbeField::kQuotaExhausted:
-      value = Indicator(a, Outcome::kQuotaExhausted);
-      break;
-    case ProbeField::kRequestsRemainingRatio:
-    case ProbeField::kTokensRemainingRatio:
-      // remaining / limit, as daemon/probe_series.cpp derives probe_ratelimit_remaining_ratio.
-      if (a && b && *b > 0) {
-        value = *a / *b;
-      }
-      break;
-    default:
-      value = a;
-      break;
-  }
+  std::optional<double> value = ProbeSeriesValue(ProbeSeriesOf(field), a, b);
   if (value && std::isnan(*value)) {
     return std::nullopt;
   }
@@ -125,27 +40,7 @@ std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a
 }
 
 ColumnValues ColumnsOfProbe(const ProbeResult& p) {
-  ColumnValues c;
-  auto from_int = [](const std::optional<int64_t>& v) -> std::optional<double> {
-    return v ? std::optional<double>(static_cast<double>(*v)) : std::nullopt;
-  };
-  c[kOutcome] = static_cast<double>(static_cast<int>(p.outcome));
-  c[kHttpStatus] = static_cast<double>(p.http_status);
-  c[kTotalS] = p.total_seconds;
-  c[kDnsS] = p.dns_seconds;
-  c[kConnectS] = p.connect_seconds;
-  c[kTlsS] = p.tls_seconds;
-  c[kFirstByteS] = p.first_byte_seconds;
-  c[kTtftS] = p.ttft_seconds;
-  c[kFirstAnswerS] = p.first_answer_token_seconds;
-  c[kItlS] = p.inter_token_latency_seconds;
-  c[kTokensPerS] = p.output_tokens_per_second;
-  c[kOutputTokens] = from_int(p.output_tokens);
-  c[kReqRemaining] = p.requests.remaining;
-  c[kReqLimit] = p.requests.limit;
-  c[kTokRemaining] = p.tokens.remaining;
-  c[kTokLimit] = p.tokens.limit;
-  c[kRetryAfterS] = p.retry_after_seconds;
+  ColumnValues c = ProbeNumbersOf(p);
   // What SQLite gives back: NaN is stored as NULL.
   for (auto& v : c) {
     if (v && std::isnan(*v)) {

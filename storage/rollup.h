@@ -19,23 +19,24 @@
 
 namespace modelpulse::storage {
 
-// The probe columns fields are computed from, in a fixed order.
-inline constexpr std::array<std::string_view, 17> kFieldColumnNames = {
+// The probe columns fields are computed from: one per ProbeNumber, in its order.
+inline constexpr std::array<std::string_view, kProbeNumberCount> kFieldColumnNames = {
     "outcome",       "http_status", "total_s",        "dns_s",     "connect_s",    "tls_s",
     "first_byte_s",  "ttft_s",      "first_answer_s", "itl_s",     "tokens_per_s", "output_tokens",
     "req_remaining", "req_limit",   "tok_remaining",  "tok_limit", "retry_after_s"};
 using ColumnValues = std::array<std::optional<double>, kFieldColumnNames.size()>;
 
 // The (one or two) columns a field is computed from, as indexes into kFieldColumnNames; b is -1
-// when the field needs one column.
+// when the field needs one column (common/probe_series.h says which).
 struct FieldColumns {
   int a = 0;
   int b = -1;
 };
 FieldColumns ColumnsOf(ProbeField field);
 
-// The field from its columns' values. The single definition of every field, used by the narrow
-// read, the writer's rollups, the backfill and ProbeFieldValue alike.
+// The field from its columns' values: common/probe_series.h's ProbeSeriesValue, with NaN as none
+// (SQLite stores NaN as NULL). Used by the narrow read, the writer's rollups, the backfill and
+// ProbeFieldValue alike.
 std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a,
                                        std::optional<double> b);
 

@@ -74,9 +74,10 @@ CREATE TABLE state (
   PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID;
 )sql",
-    // 3: hourly rollups per target, field (storage.h ProbeField), hour and label set, so a rule
-    // over hours to 30 days reads a few rows per hour instead of every probe (DESIGN.md section
-    // 5). Kept in the writer's transactions; backfilled below for the rows already stored. sum,
+    // 3: hourly rollups per target, field (common/probe_series.h ProbeField), hour and label
+    // set, so a rule over hours to 30 days reads a few rows per hour instead of every probe
+    // (DESIGN.md section 5). Kept in the writer's transactions; backfilled below for the rows
+    // already stored. sum,
     // min and max may be NULL where SQLite had to store a NaN (Inf - Inf).
     R"sql(
 CREATE TABLE rollups (

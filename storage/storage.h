@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "common/common.h"
+#include "common/probe_series.h"
+#include "common/state_store.h"
 
 namespace modelpulse::storage {
 
@@ -41,29 +43,9 @@ struct StorageStats {
   uint64_t retention_batches = 0;  // retention transactions that deleted at least one row
 };
 
-// Numeric fields of the probe record that the rule engine reads as series (DESIGN.md section 3),
-// with ids stored in the rollup table: append only, never renumber.
-enum class ProbeField : int {
-  kSuccess = 0,  // 1 when the outcome is ok, else 0
-  kTotal = 1,
-  kDns = 2,
-  kConnect = 3,
-  kTls = 4,
-  kFirstByte = 5,
-  kTtft = 6,
-  kFirstAnswer = 7,
-  kInterTokenLatency = 8,
-  kOutputTokensPerSecond = 9,
-  kOutputTokens = 10,
-  kHttpStatus = 11,
-  kThrottled = 12,               // outcome throttled
-  kOverloaded = 13,              // outcome overloaded
-  kQuotaExhausted = 14,          // outcome quota_exhausted
-  kRequestsRemainingRatio = 15,  // requests remaining / limit, when both are known and limit > 0
-  kTokensRemainingRatio = 16,
-  kRetryAfter = 17,
-};
-inline constexpr int kProbeFieldCount = 18;
+// The probe series' fields (common/probe_series.h ProbeField), with ids stored in the rollup table.
+using modelpulse::kProbeFieldCount;
+using modelpulse::ProbeField;
 
 // The field's value in one probe; nullopt when the probe has none (a phase that did not happen).
 // NaN counts as none, since SQLite stores NaN as NULL.
@@ -97,26 +79,22 @@ struct StoredTarget {
   Labels labels;  // of the latest probe
 };
 
-// Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
-// Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
-// reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
-// and rows_failed, and reported by the next Flush.
-class Store {
+// Where the prober's results go: a queue in front of the writer thread.
+class ProbeSink {
  public:
-  // Opens or creates the database, switches it to WAL and applies pending migrations. Fails with
-  // kIo (message naming the path) when the file cannot be opened or is not a database,
-  // kInvalidArgument for an empty path, and kInternal when a migration fails (that migration is
-  // rolled back) or the database is newer than this binary.
-  // REQUIRES: `clock` outlives the store; it is read from the writer thread.
-  static Result<std::unique_ptr<Store>> Open(const StorageOptions& options, const Clock& clock);
-  // Flushes what is queued, then stops the writer.
-  virtual ~Store() = default;
-
+  virtual ~ProbeSink() = default;
   // Queues one probe for the writer. Never blocks on disk.
   virtual void Append(ProbeResult result) = 0;
   // Blocks until everything queued before the call is committed. Returns the last write error
   // if a batch holding such rows failed.
   virtual Status Flush() = 0;
+};
+
+// The read paths: whole probes (the CLI, the restart warm-up) and one field at a time with its
+// hourly rollups (rule evaluation over long windows).
+class ProbeHistory {
+ public:
+  virtual ~ProbeHistory() = default;
   // Probes of one target with from_ms <= start_unix_ms < to_ms, oldest first (probes of the same
   // ms in append order), each with the labels it was written with. Empty for an unknown target.
   virtual Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
@@ -139,20 +117,33 @@ class Store {
   // The labels of a label set id from ReadField or ReadRollups. kNotFound-like kInternal when
   // the id is unknown.
   virtual Result<Labels> LabelSet(int64_t label_set_id) const = 0;
+};
 
+// Retention and the writer's figures, for the daemon's housekeeping and /metrics.
+class StoreMaintenance {
+ public:
+  virtual ~StoreMaintenance() = default;
   // Deletes rows with start_unix_ms < clock now - retention, in transactions of at most
   // retention_batch_rows that interleave with the writer's batches; returns how many.
   virtual Result<uint64_t> ApplyRetention() = 0;
   virtual StorageStats Stats() const = 0;
+};
 
-  // Small documents that must survive a restart, such as alert states, replaced whole per key and
-  // written synchronously (not through the probe queue): when PutState returns, the value is
-  // committed. kInternal/kIo on a database error.
-  virtual Status PutState(std::string_view space, std::string_view key, std::string_view value) = 0;
-  virtual Status DeleteState(std::string_view space, std::string_view key) = 0;
-  // Every (key, value) of one namespace, ordered by key.
-  virtual Result<std::vector<std::pair<std::string, std::string>>> GetStates(
-      std::string_view space) const = 0;
+// Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
+// Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
+// reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
+// and rows_failed, and reported by the next Flush. Each user holds only the interface it needs;
+// the key-value state store (alert states) is common/state_store.h's StateStore.
+class Store : public ProbeSink, public ProbeHistory, public StoreMaintenance, public StateStore {
+ public:
+  // Opens or creates the database, switches it to WAL and applies pending migrations. Fails with
+  // kIo (message naming the path) when the file cannot be opened or is not a database,
+  // kInvalidArgument for an empty path, and kInternal when a migration fails (that migration is
+  // rolled back) or the database is newer than this binary.
+  // REQUIRES: `clock` outlives the store; it is read from the writer thread.
+  static Result<std::unique_ptr<Store>> Open(const StorageOptions& options, const Clock& clock);
+  // Flushes what is queued, then stops the writer.
+  ~Store() override = default;
 };
 
 }  // namespace modelpulse::storage

@@ -1,4 +1,4 @@
-#include "daemon/series_source.h"
+#include "storage/series_source.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,12 +6,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "daemon/probe_series.h"
+#include "common/probe_series.h"
 
-namespace modelpulse::daemon {
+namespace modelpulse::storage {
 namespace {
-
-using rules::LabelMatcher;
 
 Labels SeriesLabels(const Labels& target_labels, const ProbeSample& sample) {
   Labels labels = target_labels;
@@ -37,61 +35,12 @@ bool EqualMatchersAllow(const std::vector<LabelMatcher>& matchers, const Labels&
   return true;
 }
 
-// Which stored field each probe series is (daemon/probe_series.cpp ProbeSamples computes the
-// same values from a ProbeResult; tests/daemon check that they agree).
-struct StoredSeries {
-  const char* name;
-  const char* resource;
-  storage::ProbeField field;
-};
-constexpr StoredSeries kStoredSeries[] = {
-    {"probe_success", "", storage::ProbeField::kSuccess},
-    {"probe_duration_seconds", "", storage::ProbeField::kTotal},
-    {"probe_dns_seconds", "", storage::ProbeField::kDns},
-    {"probe_connect_seconds", "", storage::ProbeField::kConnect},
-    {"probe_tls_seconds", "", storage::ProbeField::kTls},
-    {"probe_first_byte_seconds", "", storage::ProbeField::kFirstByte},
-    {"probe_ttft_seconds", "", storage::ProbeField::kTtft},
-    {"probe_first_answer_token_seconds", "", storage::ProbeField::kFirstAnswer},
-    {"probe_inter_token_latency_seconds", "", storage::ProbeField::kInterTokenLatency},
-    {"probe_output_tokens_per_second", "", storage::ProbeField::kOutputTokensPerSecond},
-    {"probe_output_tokens", "", storage::ProbeField::kOutputTokens},
-    {"probe_http_status_code", "", storage::ProbeField::kHttpStatus},
-    {"probe_throttled", "", storage::ProbeField::kThrottled},
-    {"probe_overloaded", "", storage::ProbeField::kOverloaded},
-    {"probe_quota_exhausted", "", storage::ProbeField::kQuotaExhausted},
-    {"probe_ratelimit_remaining_ratio", "requests", storage::ProbeField::kRequestsRemainingRatio},
-    {"probe_ratelimit_remaining_ratio", "tokens", storage::ProbeField::kTokensRemainingRatio},
-    {"probe_retry_after_seconds", "", storage::ProbeField::kRetryAfter},
-};
-
 // A window may be kept and slid only over samples that can no longer change: a probe is in
 // memory when it finishes and in storage about a second later, so anything that started this
 // long before the newest probe is settled.
 constexpr int64_t kSettledMs = 5 * 60'000;
 // Sorted windows not used for this long (of probe time) are dropped.
 constexpr int64_t kWindowIdleMs = 10 * 60'000;
-
-// Prometheus's quantile() over values already sorted ascending without NaN (the same formula as
-// rules/ Quantile, which would sort again).
-double QuantileOfSorted(double q, const std::vector<double>& values) {
-  if (values.empty() || std::isnan(q)) {
-    return std::numeric_limits<double>::quiet_NaN();
-  }
-  if (q < 0) {
-    return -std::numeric_limits<double>::infinity();
-  }
-  if (q > 1) {
-    return std::numeric_limits<double>::infinity();
-  }
-  const double n = static_cast<double>(values.size());
-  const double rank = q * (n - 1);
-  const double lower = std::max(0.0, std::floor(rank));
-  const double upper = std::min(n - 1, lower + 1);
-  const double weight = rank - std::floor(rank);
-  return values[static_cast<size_t>(lower)] * (1 - weight) +
-         values[static_cast<size_t>(upper)] * weight;
-}
 
 // Neumaier-compensated sum, as Prometheus's kahanSumInc.
 void CompensatedAdd(double& sum, double& c, double v) {
@@ -111,7 +60,7 @@ void CompensatedAdd(double& sum, double& c, double v) {
 // One series' share of a pushdown: raw samples in time order while no rollup contributes (then
 // the answer is the evaluator's own arithmetic), totals once one does.
 struct ProbeSeriesSource::Accumulator {
-  std::vector<rules::Sample> raw;
+  std::vector<Sample> raw;
   bool rolled = false;
   int64_t count = 0;
   double sum = 0;
@@ -119,19 +68,19 @@ struct ProbeSeriesSource::Accumulator {
   double min = 0;
   double max = 0;
 
-  void AddRollup(const storage::FieldRollup& r) {
+  void AddRollup(const FieldRollup& r) {
     if (r.count == 0) {
       return;
     }
     if (!rolled) {
       rolled = true;
-      for (const rules::Sample& s : raw) {
+      for (const Sample& s : raw) {
         AddTotals(1, s.v, s.v, s.v);
       }
     }
     AddTotals(r.count, r.sum, r.min, r.max);
   }
-  void AddSample(const rules::Sample& s) {
+  void AddSample(const Sample& s) {
     if (rolled) {
       AddTotals(1, s.v, s.v, s.v);
     } else {
@@ -154,23 +103,23 @@ struct ProbeSeriesSource::Accumulator {
     CompensatedAdd(sum, c, sum_part);
   }
   bool Empty() const { return rolled ? count == 0 : raw.empty(); }
-  double Value(rules::RangeAggregate aggregate, double q) const {
+  double Value(RangeAggregate aggregate, double q) const {
     if (!rolled) {
-      return rules::AggregateSamples(aggregate, q, raw);
+      return AggregateSamples(aggregate, q, raw);
     }
     const double total = std::isinf(sum) ? sum : sum + c;
     switch (aggregate) {
-      case rules::RangeAggregate::kCount:
+      case RangeAggregate::kCount:
         return static_cast<double>(count);
-      case rules::RangeAggregate::kSum:
+      case RangeAggregate::kSum:
         return total;
-      case rules::RangeAggregate::kAvg:
+      case RangeAggregate::kAvg:
         return total / static_cast<double>(count);
-      case rules::RangeAggregate::kMin:
+      case RangeAggregate::kMin:
         return min;
-      case rules::RangeAggregate::kMax:
+      case RangeAggregate::kMax:
         return max;
-      case rules::RangeAggregate::kQuantile:
+      case RangeAggregate::kQuantile:
         break;  // never rolled up
     }
     return std::numeric_limits<double>::quiet_NaN();
@@ -189,11 +138,11 @@ struct ProbeSeriesSource::SortedWindow {
 struct ProbeSeriesSource::EdgeCache {
   int64_t head_from = 0;
   int64_t used_ms = 0;
-  std::vector<storage::FieldPoint> head;
-  std::vector<storage::FieldRollup> rollups;
+  std::vector<FieldPoint> head;
+  std::vector<FieldRollup> rollups;
 };
 
-ProbeSeriesSource::ProbeSeriesSource(const storage::Store* store, Millis window,
+ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store),
       window_(window),
@@ -207,7 +156,7 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   newest_ms_ = std::max(newest_ms_, result.start_unix_ms);
   const int64_t cutoff = result.start_unix_ms - window_.count();
   for (const ProbeSample& sample : ProbeSamples(result)) {
-    std::deque<rules::Sample>& samples = recent_[SeriesLabels(result.labels, sample)];
+    std::deque<Sample>& samples = recent_[SeriesLabels(result.labels, sample)];
     samples.push_back({result.start_unix_ms, sample.value});
     while (!samples.empty() && samples.front().t_ms < cutoff) {
       samples.pop_front();
@@ -228,7 +177,7 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
 
 void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& matchers,
                                           int64_t from_ms, int64_t to_ms,
-                                          std::map<Labels, std::vector<rules::Sample>>& out) const {
+                                          std::map<Labels, std::vector<Sample>>& out) const {
   auto targets = store_->Targets();
   if (!targets) {
     return;
@@ -253,10 +202,10 @@ void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& match
   }
 }
 
-Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
-    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms) const {
+Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMatcher>& matchers,
+                                                      int64_t from_ms, int64_t to_ms) const {
   WarmUpOnce();
-  std::map<Labels, std::vector<rules::Sample>> found;
+  std::map<Labels, std::vector<Sample>> found;
   int64_t memory_from = from_ms;
   {
     std::lock_guard lock(mu_);
@@ -273,17 +222,17 @@ Result<std::vector<rules::Series>> ProbeSeriesSource::Select(
         continue;
       }
       auto first = std::lower_bound(samples.begin(), samples.end(), memory_from,
-                                    [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
+                                    [](const Sample& s, int64_t t) { return s.t_ms < t; });
       if (first == samples.end() || first->t_ms > to_ms) {
         continue;
       }
-      std::vector<rules::Sample>& out = found[labels];  // one lookup a series, not a sample
+      std::vector<Sample>& out = found[labels];  // one lookup a series, not a sample
       for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
         out.push_back(*it);
       }
     }
   }
-  std::vector<rules::Series> out;
+  std::vector<Series> out;
   out.reserve(found.size());
   for (auto& [labels, samples] : found) {
     out.push_back({labels, std::move(samples)});
@@ -309,18 +258,18 @@ void ProbeSeriesSource::WarmUpOnce() const {
   if (!targets) {
     return;  // queries read storage instead, as before the warm-up
   }
-  std::map<Labels, std::vector<rules::Sample>> loaded;
+  std::map<Labels, std::vector<Sample>> loaded;
   {
     std::lock_guard cache_lock(cache_mu_);
-    for (const storage::StoredTarget& target : *targets) {
-      for (const StoredSeries& series : kStoredSeries) {
+    for (const StoredTarget& target : *targets) {
+      for (const ProbeSeries& series : ProbeSeriesTable()) {
         auto points = store_->ReadField(target.id, series.field, from, to);
         if (!points) {
           return;  // nothing changed yet: memory stays as it was
         }
         int64_t last_set = -1;
-        std::vector<rules::Sample>* samples = nullptr;
-        for (const storage::FieldPoint& p : *points) {
+        std::vector<Sample>* samples = nullptr;
+        for (const FieldPoint& p : *points) {
           if (p.label_set_id != last_set || samples == nullptr) {
             auto labels = SeriesLabelsOf(p.label_set_id, series.name, series.resource);
             if (!labels) {
@@ -338,10 +287,10 @@ void ProbeSeriesSource::WarmUpOnce() const {
   // Samples memory took before `to` are stored too (and were never read from memory, which was
   // complete only from `to`): the stored rows replace them.
   for (auto& [labels, samples] : loaded) {
-    std::deque<rules::Sample>& kept = recent_[labels];
+    std::deque<Sample>& kept = recent_[labels];
     kept.erase(kept.begin(),
                std::lower_bound(kept.begin(), kept.end(), to,
-                                [](const rules::Sample& s, int64_t t) { return s.t_ms < t; }));
+                                [](const Sample& s, int64_t t) { return s.t_ms < t; }));
     kept.insert(kept.begin(), samples.begin(), samples.end());
   }
   // Append moves this forward again as it trims series.
@@ -364,23 +313,23 @@ Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, co
               .first->second;
 }
 
-Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field, const char* name,
+Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const char* name,
                                   const char* resource,
                                   const std::vector<const MemorySamples::value_type*>* memory,
                                   int64_t memory_from, int64_t from_ms, int64_t to_ms,
-                                  std::vector<std::pair<const Labels*, rules::Sample>>& out) const {
+                                  std::vector<std::pair<const Labels*, Sample>>& out) const {
   out.clear();
   if (from_ms > to_ms) {
     return {};
   }
   const int64_t stored_to = std::min(to_ms, memory_from - 1);
   if (from_ms <= stored_to) {
-    auto points = store_->ReadField(target.id, static_cast<storage::ProbeField>(field), from_ms,
-                                    stored_to + 1);
+    auto points =
+        store_->ReadField(target.id, static_cast<ProbeField>(field), from_ms, stored_to + 1);
     if (!points) {
       return Fail(points.error());
     }
-    for (const storage::FieldPoint& p : *points) {
+    for (const FieldPoint& p : *points) {
       auto labels = SeriesLabelsOf(p.label_set_id, name, resource);
       if (!labels) {
         return Fail(labels.error());
@@ -397,7 +346,7 @@ Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field
           (r == labels.end() ? "" : r->second) != resource) {
         continue;
       }
-      for (const rules::Sample& sample : samples) {
+      for (const Sample& sample : samples) {
         if (sample.t_ms >= std::max(from_ms, memory_from) && sample.t_ms <= to_ms) {
           out.push_back({&labels, sample});
         }
@@ -407,9 +356,9 @@ Status ProbeSeriesSource::ReadRaw(const storage::StoredTarget& target, int field
   return {};
 }
 
-Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
+Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
-    rules::RangeAggregate aggregate, double q) const {
+    RangeAggregate aggregate, double q) const {
   WarmUpOnce();
   const std::string* name = nullptr;
   for (const LabelMatcher& m : matchers) {
@@ -424,8 +373,8 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     memory_from = std::max(from_ms, complete_since_ms_);
     newest = newest_ms_;
   }
-  std::vector<const StoredSeries*> wanted;
-  for (const StoredSeries& series : kStoredSeries) {
+  std::vector<const ProbeSeries*> wanted;
+  for (const ProbeSeries& series : ProbeSeriesTable()) {
     if (name != nullptr && *name == series.name &&
         EqualMatchersAllow(matchers, Labels{{"resource", series.resource}})) {
       wanted.push_back(&series);
@@ -433,7 +382,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   }
   // Wholly in memory, no storage, or a selector without a plain metric name: samples.
   if (store_ == nullptr || memory_from <= from_ms || from_ms > to_ms || wanted.empty()) {
-    return rules::SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
 
   // Memory's part, [memory_from, to_ms], copied under the lock.
@@ -446,8 +395,8 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         continue;
       }
       auto first = std::lower_bound(samples.begin(), samples.end(), memory_from,
-                                    [](const rules::Sample& s, int64_t t) { return s.t_ms < t; });
-      std::vector<rules::Sample>& out = memory[labels];
+                                    [](const Sample& s, int64_t t) { return s.t_ms < t; });
+      std::vector<Sample>& out = memory[labels];
       for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
         out.push_back(*it);
       }
@@ -468,9 +417,9 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
   });
   std::map<Labels, Accumulator> found;
-  std::vector<std::pair<const Labels*, rules::Sample>> raw;
+  std::vector<std::pair<const Labels*, Sample>> raw;
   const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
-  constexpr int64_t kBucket = storage::kRollupBucketMs;
+  constexpr int64_t kBucket = kRollupBucketMs;
   // Whole hours inside [from_ms, to_ms] come from the rollups: up to where storage ends, or
   // further (past the start of memory) where those hours are settled.
   const int64_t first_bucket = (from_ms / kBucket + (from_ms % kBucket > 0 ? 1 : 0)) * kBucket;
@@ -479,20 +428,20 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     roll_end = std::max(roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
   }
   // (The head, before the first whole hour, must be wholly in storage.)
-  const bool use_rollups = aggregate != rules::RangeAggregate::kQuantile && from_ms > 0 &&
+  const bool use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
                            first_bucket <= memory_from && roll_end - first_bucket >= kBucket;
   // Memory's samples older than this are in the rollups.
   const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
   std::vector<std::string> seen_targets;
-  for (const storage::StoredTarget& target : *targets) {
+  for (const StoredTarget& target : *targets) {
     if (!EqualMatchersAllow(matchers, target.labels)) {
       continue;
     }
     seen_targets.push_back(target.name);
-    if (aggregate == rules::RangeAggregate::kQuantile) {
+    if (aggregate == RangeAggregate::kQuantile) {
       continue;  // below
     }
-    for (const StoredSeries* series : wanted) {
+    for (const ProbeSeries* series : wanted) {
       const int field = static_cast<int>(series->field);
       auto add_stored = [&](int64_t from, int64_t to) -> Status {
         if (auto status = ReadRaw(target, field, series->name, series->resource, nullptr,
@@ -534,7 +483,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         }
       }
       edge->used_ms = used_now;
-      for (const storage::FieldPoint& p : edge->head) {
+      for (const FieldPoint& p : edge->head) {
         if (p.t_ms < from_ms) {
           continue;
         }
@@ -544,7 +493,7 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         }
         found[**labels].AddSample({p.t_ms, p.value});
       }
-      for (const storage::FieldRollup& r : edge->rollups) {
+      for (const FieldRollup& r : edge->rollups) {
         auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
         if (!labels) {
           return Fail(labels.error());
@@ -559,11 +508,11 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     }
   }
 
-  std::vector<rules::SeriesAggregate> out;
-  if (aggregate != rules::RangeAggregate::kQuantile) {
+  std::vector<SeriesAggregate> out;
+  if (aggregate != RangeAggregate::kQuantile) {
     for (const auto& [labels, samples] : memory) {
       Accumulator* acc = nullptr;
-      for (const rules::Sample& sample : samples) {
+      for (const Sample& sample : samples) {
         if (sample.t_ms >= memory_cut) {
           if (acc == nullptr) {
             acc = &found[labels];
@@ -592,14 +541,14 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       memory_by_target[t->second].push_back(&entry);
     }
   }
-  for (const storage::StoredTarget& target : *targets) {
+  for (const StoredTarget& target : *targets) {
     if (!EqualMatchersAllow(matchers, target.labels)) {
       continue;
     }
     auto found_memory = memory_by_target.find(target.name);
     const auto* target_memory =
         found_memory == memory_by_target.end() ? nullptr : &found_memory->second;
-    for (const StoredSeries* series : wanted) {
+    for (const ProbeSeries* series : wanted) {
       const int field = static_cast<int>(series->field);
       auto key = std::make_tuple(target.id, field, to_ms - from_ms);
       std::unique_ptr<SortedWindow>& kept = windows_[key];
@@ -676,12 +625,12 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
             !status) {
           return Fail(status.error());
         }
-        std::map<const Labels*, std::vector<rules::Sample>> by_series;
+        std::map<const Labels*, std::vector<Sample>> by_series;
         for (const auto& [labels, sample] : raw) {
           by_series[labels].push_back(sample);
         }
         for (const auto& [labels, samples] : by_series) {
-          out.push_back({*labels, rules::AggregateSamples(aggregate, q, samples)});
+          out.push_back({*labels, AggregateSamples(aggregate, q, samples)});
         }
         continue;
       }
@@ -705,9 +654,9 @@ Result<std::vector<rules::SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
                                                            t->second) != seen_targets.end())) {
       continue;
     }
-    out.push_back({labels, rules::AggregateSamples(aggregate, q, samples)});
+    out.push_back({labels, AggregateSamples(aggregate, q, samples)});
   }
   return out;
 }
 
-}  // namespace modelpulse::daemon
+}  // namespace modelpulse::storage

@@ -1,5 +1,10 @@
-#ifndef MODELPULSE_DAEMON_RULE_ENGINE_H_
-#define MODELPULSE_DAEMON_RULE_ENGINE_H_
+#ifndef MODELPULSE_RULES_MANAGER_H_
+#define MODELPULSE_RULES_MANAGER_H_
+
+// The rule manager: loads rule files, schedules their groups, keeps alert states across restarts
+// (as Prometheus's rules/manager.go). Driven through interfaces only: samples (SampleSource),
+// alert-state persistence (AlertStateStore, e.g. AlertStatesIn over the daemon's store) and time
+// (Clock), so neither storage/ nor daemon/ is included here.
 
 #include <cstdint>
 #include <memory>
@@ -8,12 +13,13 @@
 #include <vector>
 
 #include "common/common.h"
+#include "common/state_store.h"
 #include "rules/promql.h"
-#include "storage/storage.h"
+#include "rules/rules.h"
 
-namespace modelpulse::daemon {
+namespace modelpulse::rules {
 
-struct RuleEngineOptions {
+struct RuleManagerOptions {
   std::vector<std::string> rule_files;
   Millis evaluation_interval{15000};  // groups without an interval of their own
   Labels external_labels;             // $externalLabels in templates
@@ -40,21 +46,22 @@ struct RulesStatus {
   std::vector<RuleGroupStatus> groups;
 };
 
-// Evaluates Prometheus rule files over the probe series on its own thread, group by group on each
-// group's interval. Alert states are saved to the store after every evaluation and restored on
+// Evaluates Prometheus rule files over a SampleSource on its own thread, group by group on each
+// group's interval. Alert states are saved to `states` after every evaluation and restored on
 // creation, so a restart neither re-pages nor forgets pending `for` time. Thread-safe.
-class RuleEngine {
+class RuleManager {
  public:
   // Loads every rule file (all must parse) and restores saved alert states. kParse with the
   // file's position when a rule file is invalid.
-  static Result<std::unique_ptr<RuleEngine>> Create(const RuleEngineOptions& options,
-                                                    const rules::SampleSource& source,
-                                                    storage::Store& store, const Clock& clock);
-  virtual ~RuleEngine() = default;
+  // REQUIRES: `source`, `states` and `clock` outlive the manager.
+  static Result<std::unique_ptr<RuleManager>> Create(const RuleManagerOptions& options,
+                                                     const SampleSource& source,
+                                                     AlertStateStore& states, const Clock& clock);
+  virtual ~RuleManager() = default;
 
   // Replaces the rule files atomically: either every file parses and the new groups take over
   // (alert states of groups that stay are kept), or nothing changes and the error is returned.
-  virtual Status Reload(const RuleEngineOptions& options) = 0;
+  virtual Status Reload(const RuleManagerOptions& options) = 0;
   // Evaluates due groups until `stop` is requested.
   virtual void Run(std::stop_token stop) = 0;
   // One round of Run: evaluates every group due at `now_ms` and returns the earliest time a
@@ -63,6 +70,10 @@ class RuleEngine {
   virtual RulesStatus Snapshot() const = 0;
 };
 
-}  // namespace modelpulse::daemon
+// Alert states as one JSON document per group in the "alerts" space of `store` (the format the
+// daemon's database holds). REQUIRES: `store` outlives the result.
+std::unique_ptr<AlertStateStore> AlertStatesIn(StateStore& store);
 
-#endif  // MODELPULSE_DAEMON_RULE_ENGINE_H_
+}  // namespace modelpulse::rules
+
+#endif  // MODELPULSE_RULES_MANAGER_H_

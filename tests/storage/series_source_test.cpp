@@ -1,6 +1,6 @@
 // ProbeSeriesSource's pushdown (memory + hourly rollups + raw edges, sorted quantile windows)
 // against a brute-force fold of every probe through ProbeSamples and the evaluator's arithmetic.
-#include "daemon/series_source.h"
+#include "storage/series_source.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/probe_series.h"
+#include "common/probe_series.h"
 #include "rules/promql.h"
 #include "storage/storage.h"
 
-namespace modelpulse::daemon {
+namespace modelpulse::storage {
 namespace {
 
 using rules::RangeAggregate;
@@ -248,4 +248,4 @@ TEST_CASE("a memory-only source and other matchers fall back to samples") {
 }
 
 }  // namespace
-}  // namespace modelpulse::daemon
+}  // namespace modelpulse::storage

@@ -1,5 +1,9 @@
-#ifndef MODELPULSE_DAEMON_SERIES_SOURCE_H_
-#define MODELPULSE_DAEMON_SERIES_SOURCE_H_
+#ifndef MODELPULSE_STORAGE_SERIES_SOURCE_H_
+#define MODELPULSE_STORAGE_SERIES_SOURCE_H_
+
+// Storage's read path for rule evaluation (a public header of storage/, beside storage.h): the
+// probe series as a SampleSource, recent samples from memory and long windows pushed down to the
+// hourly rollups and narrow field reads.
 
 #include <cstdint>
 #include <deque>
@@ -11,27 +15,27 @@
 #include <vector>
 
 #include "common/common.h"
-#include "rules/promql.h"
+#include "common/sample_source.h"
 #include "storage/storage.h"
 
-namespace modelpulse::daemon {
+namespace modelpulse::storage {
 
 // The probe series of DESIGN.md §3 as the rule engine reads them: the recent window from memory,
 // fed by the prober as probes finish, and anything older from the probe rows in SQLite. Thread-
 // safe: Append runs on the prober's thread while Select runs on the rule engine's.
-class ProbeSeriesSource final : public rules::SampleSource {
+class ProbeSeriesSource final : public SampleSource {
  public:
   // `store` may be null (memory only). Memory is complete from `complete_since_ms` on (the
   // daemon's start); older ranges come from `store`.
-  ProbeSeriesSource(const storage::Store* store, Millis window, int64_t complete_since_ms);
+  ProbeSeriesSource(const ProbeHistory* store, Millis window, int64_t complete_since_ms);
   ~ProbeSeriesSource() override;
 
   void Append(const ProbeResult& result);
 
   // Returns a superset of the matching series (the evaluator re-applies every matcher): equality
   // matchers narrow the read, others are left to the evaluator.
-  Result<std::vector<rules::Series>> Select(const std::vector<rules::LabelMatcher>& matchers,
-                                            int64_t from_ms, int64_t to_ms) const override;
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                     int64_t to_ms) const override;
 
   // The pushdown. A range wholly in memory is computed from the samples (the same bits as
   // Select). A range reaching into storage reads one field through the narrow path: count, sum,
@@ -39,33 +43,34 @@ class ProbeSeriesSource final : public rules::SampleSource {
   // memory (exact; sum and avg up to float rounding order, since the rollups add in another
   // order); quantile from the sorted values, kept per target and range length and slid by the
   // edges from one evaluation to the next (exact).
-  Result<std::vector<rules::SeriesAggregate>> SelectAggregate(
-      const std::vector<rules::LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
-      rules::RangeAggregate aggregate, double q) const override;
+  Result<std::vector<SeriesAggregate>> SelectAggregate(const std::vector<LabelMatcher>& matchers,
+                                                       int64_t from_ms, int64_t to_ms,
+                                                       RangeAggregate aggregate,
+                                                       double q) const override;
 
  private:
   struct Accumulator;
   struct SortedWindow;
   struct EdgeCache;
-  using MemorySamples = std::map<Labels, std::vector<rules::Sample>>;
+  using MemorySamples = std::map<Labels, std::vector<Sample>>;
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.
   // `memory` holds the memory series of this target only (or is null).
-  Status ReadRaw(const storage::StoredTarget& target, int field, const char* name,
-                 const char* resource, const std::vector<const MemorySamples::value_type*>* memory,
-                 int64_t memory_from, int64_t from_ms, int64_t to_ms,
-                 std::vector<std::pair<const Labels*, rules::Sample>>& out) const;
+  Status ReadRaw(const StoredTarget& target, int field, const char* name, const char* resource,
+                 const std::vector<const MemorySamples::value_type*>* memory, int64_t memory_from,
+                 int64_t from_ms, int64_t to_ms,
+                 std::vector<std::pair<const Labels*, Sample>>& out) const;
   // After a restart, memory starts empty and every window it should cover would be read from
   // storage until it filled up (two hours). The first query loads memory's window from the
   // stored rows instead, once.
   void WarmUpOnce() const;
   Result<const Labels*> SeriesLabelsOf(int64_t label_set_id, const char* name,
                                        const char* resource) const;
-  void AppendFromStorage(const std::vector<rules::LabelMatcher>& matchers, int64_t from_ms,
-                         int64_t to_ms, std::map<Labels, std::vector<rules::Sample>>& out) const;
+  void AppendFromStorage(const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+                         std::map<Labels, std::vector<Sample>>& out) const;
 
-  const storage::Store* store_;  // not owned; may be null
+  const ProbeHistory* store_;  // not owned; may be null
   const Millis window_;
   // Nothing that started before this (the daemon's start) can still arrive; INT64_MIN for a
   // source without a memory window.
@@ -73,11 +78,11 @@ class ProbeSeriesSource final : public rules::SampleSource {
 
   mutable std::mutex mu_;
   // Mutable: the warm-up fills them from a const query.
-  mutable std::map<Labels, std::deque<rules::Sample>> recent_;  // Guarded by mu_.
-  mutable int64_t complete_since_ms_;                           // Guarded by mu_.
-  mutable bool warmed_ = false;                                 // Guarded by mu_.
-  int64_t last_sweep_ms_ = 0;                                   // Guarded by mu_.
-  int64_t newest_ms_ = INT64_MIN;  // Guarded by mu_. Newest probe start.
+  mutable std::map<Labels, std::deque<Sample>> recent_;  // Guarded by mu_.
+  mutable int64_t complete_since_ms_;                    // Guarded by mu_.
+  mutable bool warmed_ = false;                          // Guarded by mu_.
+  int64_t last_sweep_ms_ = 0;                            // Guarded by mu_.
+  int64_t newest_ms_ = INT64_MIN;                        // Guarded by mu_. Newest probe start.
 
   // The pushdown's state, used from the rule engine's thread.
   mutable std::mutex cache_mu_;
@@ -89,6 +94,6 @@ class ProbeSeriesSource final : public rules::SampleSource {
   mutable std::map<std::tuple<int64_t, int, int64_t, int64_t>, EdgeCache> edges_;
 };
 
-}  // namespace modelpulse::daemon
+}  // namespace modelpulse::storage
 
-#endif  // MODELPULSE_DAEMON_SERIES_SOURCE_H_
+#endif  // MODELPULSE_STORAGE_SERIES_SOURCE_H_

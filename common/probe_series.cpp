@@ -1,0 +1,144 @@
+#include "common/probe_series.h"
+
+#include <cstring>
+
+namespace modelpulse {
+namespace {
+
+using Kind = ProbeSeries::Kind;
+using N = ProbeNumber;
+using F = ProbeField;
+
+constexpr ProbeSeries Number(F field, const char* name, const char* help, N input) {
+  return {field, name, help, "", Kind::kNumber, input, input, Outcome::kOk};
+}
+constexpr ProbeSeries OutcomeIs(F field, const char* name, const char* help, Outcome outcome) {
+  return {field, name, help, "", Kind::kOutcomeIs, N::kOutcome, N::kOutcome, outcome};
+}
+
+constexpr const char* kRemainingRatio = "probe_ratelimit_remaining_ratio";
+constexpr const char* kRemainingRatioHelp =
+    "Remaining share of the provider's rate limit after the last probe.";
+
+constexpr std::array<ProbeSeries, kProbeFieldCount> kTable = {
+    OutcomeIs(F::kSuccess, "probe_success", "1 if the last probe succeeded, else 0.", Outcome::kOk),
+    Number(F::kTotal, "probe_duration_seconds", "Total duration of the last probe.",
+           N::kTotalSeconds),
+    Number(F::kDns, "probe_dns_seconds", "DNS lookup duration of the last probe.", N::kDnsSeconds),
+    Number(F::kConnect, "probe_connect_seconds", "TCP connect duration of the last probe.",
+           N::kConnectSeconds),
+    Number(F::kTls, "probe_tls_seconds", "TLS handshake duration of the last probe.",
+           N::kTlsSeconds),
+    Number(F::kFirstByte, "probe_first_byte_seconds",
+           "Time from request start to the first response byte.", N::kFirstByteSeconds),
+    Number(F::kTtft, "probe_ttft_seconds", "Time from request start to the first content token.",
+           N::kTtftSeconds),
+    Number(F::kFirstAnswer, "probe_first_answer_token_seconds",
+           "Time from request start to the first answer (non-reasoning) token.",
+           N::kFirstAnswerSeconds),
+    Number(F::kInterTokenLatency, "probe_inter_token_latency_seconds",
+           "Mean time between output tokens in the last probe.", N::kInterTokenLatencySeconds),
+    Number(F::kOutputTokensPerSecond, "probe_output_tokens_per_second",
+           "Output tokens per second in the last probe.", N::kOutputTokensPerSecond),
+    Number(F::kOutputTokens, "probe_output_tokens",
+           "Output tokens reported by the provider for the last probe.", N::kOutputTokens),
+    Number(F::kHttpStatus, "probe_http_status_code",
+           "HTTP status of the last probe, 0 if none arrived.", N::kHttpStatus),
+    OutcomeIs(F::kThrottled, "probe_throttled", "1 if the last probe was throttled (rate limited).",
+              Outcome::kThrottled),
+    OutcomeIs(F::kOverloaded, "probe_overloaded",
+              "1 if the last probe found the provider overloaded.", Outcome::kOverloaded),
+    OutcomeIs(F::kQuotaExhausted, "probe_quota_exhausted",
+              "1 if the last probe hit a billing or quota limit.", Outcome::kQuotaExhausted),
+    ProbeSeries{F::kRequestsRemainingRatio, kRemainingRatio, kRemainingRatioHelp, "requests",
+                Kind::kRatio, N::kRequestsRemaining, N::kRequestsLimit, Outcome::kOk},
+    ProbeSeries{F::kTokensRemainingRatio, kRemainingRatio, kRemainingRatioHelp, "tokens",
+                Kind::kRatio, N::kTokensRemaining, N::kTokensLimit, Outcome::kOk},
+    Number(F::kRetryAfter, "probe_retry_after_seconds",
+           "Retry-after the provider asked for on the last probe.", N::kRetryAfterSeconds),
+};
+
+constexpr bool IndexedByField() {
+  for (size_t i = 0; i < kTable.size(); ++i) {
+    if (static_cast<size_t>(kTable[i].field) != i) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(IndexedByField(), "kTable must be indexed by field id");
+
+}  // namespace
+
+ProbeNumbers ProbeNumbersOf(const ProbeResult& p) {
+  ProbeNumbers n;
+  auto set = [&n](N which, std::optional<double> value) { n[static_cast<size_t>(which)] = value; };
+  set(N::kOutcome, static_cast<double>(static_cast<int>(p.outcome)));
+  set(N::kHttpStatus, static_cast<double>(p.http_status));
+  set(N::kTotalSeconds, p.total_seconds);
+  set(N::kDnsSeconds, p.dns_seconds);
+  set(N::kConnectSeconds, p.connect_seconds);
+  set(N::kTlsSeconds, p.tls_seconds);
+  set(N::kFirstByteSeconds, p.first_byte_seconds);
+  set(N::kTtftSeconds, p.ttft_seconds);
+  set(N::kFirstAnswerSeconds, p.first_answer_token_seconds);
+  set(N::kInterTokenLatencySeconds, p.inter_token_latency_seconds);
+  set(N::kOutputTokensPerSecond, p.output_tokens_per_second);
+  if (p.output_tokens) {
+    set(N::kOutputTokens, static_cast<double>(*p.output_tokens));
+  }
+  set(N::kRequestsRemaining, p.requests.remaining);
+  set(N::kRequestsLimit, p.requests.limit);
+  set(N::kTokensRemaining, p.tokens.remaining);
+  set(N::kTokensLimit, p.tokens.limit);
+  set(N::kRetryAfterSeconds, p.retry_after_seconds);
+  return n;
+}
+
+std::span<const ProbeSeries> ProbeSeriesTable() { return kTable; }
+
+std::optional<double> ProbeSeriesValue(const ProbeSeries& series, std::optional<double> input,
+                                       std::optional<double> divisor) {
+  switch (series.kind) {
+    case Kind::kNumber:
+      return input;
+    case Kind::kOutcomeIs:
+      if (!input) {
+        return std::nullopt;
+      }
+      return static_cast<int>(*input) == static_cast<int>(series.outcome) ? 1.0 : 0.0;
+    case Kind::kRatio:
+      if (input && divisor && *divisor > 0) {
+        return *input / *divisor;
+      }
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::vector<ProbeSample> ProbeSamples(const ProbeResult& result) {
+  const ProbeNumbers numbers = ProbeNumbersOf(result);
+  std::vector<ProbeSample> out;
+  out.reserve(kTable.size());
+  for (const ProbeSeries& series : kTable) {
+    if (auto value = ProbeSeriesValue(series, numbers)) {
+      out.push_back({series.name, series.resource, *value});
+    }
+  }
+  return out;
+}
+
+const std::vector<ProbeSeriesInfo>& ProbeSeriesNames() {
+  static const std::vector<ProbeSeriesInfo> kNames = [] {
+    std::vector<ProbeSeriesInfo> names;
+    for (const ProbeSeries& series : kTable) {
+      if (names.empty() || std::strcmp(names.back().name, series.name) != 0) {
+        names.push_back({series.name, series.help});
+      }
+    }
+    return names;
+  }();
+  return kNames;
+}
+
+}  // namespace modelpulse

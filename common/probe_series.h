@@ -1,0 +1,122 @@
+#ifndef MODELPULSE_COMMON_PROBE_SERIES_H_
+#define MODELPULSE_COMMON_PROBE_SERIES_H_
+
+// The probe series of DESIGN.md §3, defined once: their names, help texts and resource labels,
+// the field ids the rollup table stores, and how each is computed from a probe. /metrics, the
+// storage rollups and narrow reads, and the rule engine's sample source all read this table.
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "common/probe.h"
+
+namespace modelpulse {
+
+// The numbers of a probe record that the series are computed from. Storage keeps one column per
+// number, in this order (storage/rollup.h names them).
+enum class ProbeNumber : int {
+  kOutcome = 0,  // static_cast<int>(Outcome)
+  kHttpStatus,
+  kTotalSeconds,
+  kDnsSeconds,
+  kConnectSeconds,
+  kTlsSeconds,
+  kFirstByteSeconds,
+  kTtftSeconds,
+  kFirstAnswerSeconds,
+  kInterTokenLatencySeconds,
+  kOutputTokensPerSecond,
+  kOutputTokens,
+  kRequestsRemaining,
+  kRequestsLimit,
+  kTokensRemaining,
+  kTokensLimit,
+  kRetryAfterSeconds,
+};
+inline constexpr size_t kProbeNumberCount = 17;
+using ProbeNumbers = std::array<std::optional<double>, kProbeNumberCount>;
+
+// The numbers of one probe as it was measured (NaN stays NaN; storage turns it into none).
+ProbeNumbers ProbeNumbersOf(const ProbeResult& probe);
+
+// The id of each series, stored in the rollup table: append only, never renumber.
+enum class ProbeField : int {
+  kSuccess = 0,  // 1 when the outcome is ok, else 0
+  kTotal = 1,
+  kDns = 2,
+  kConnect = 3,
+  kTls = 4,
+  kFirstByte = 5,
+  kTtft = 6,
+  kFirstAnswer = 7,
+  kInterTokenLatency = 8,
+  kOutputTokensPerSecond = 9,
+  kOutputTokens = 10,
+  kHttpStatus = 11,
+  kThrottled = 12,               // outcome throttled
+  kOverloaded = 13,              // outcome overloaded
+  kQuotaExhausted = 14,          // outcome quota_exhausted
+  kRequestsRemainingRatio = 15,  // requests remaining / limit, when both are known and limit > 0
+  kTokensRemainingRatio = 16,
+  kRetryAfter = 17,
+};
+inline constexpr int kProbeFieldCount = 18;
+
+// One series (one name and resource) and how a probe yields its value.
+struct ProbeSeries {
+  enum class Kind {
+    kNumber,     // the number `input` itself
+    kOutcomeIs,  // 1 when the outcome is `outcome`, else 0
+    kRatio,      // input / divisor, when both are known and divisor > 0
+  };
+  ProbeField field;
+  const char* name;
+  const char* help;
+  const char* resource;  // the `resource` label; empty for every series but the rate limit's
+  Kind kind;
+  ProbeNumber input;
+  ProbeNumber divisor;  // kRatio only
+  Outcome outcome;      // kOutcomeIs only
+};
+
+// Every series, indexed by field id (and so in /metrics order).
+std::span<const ProbeSeries> ProbeSeriesTable();
+inline const ProbeSeries& ProbeSeriesOf(ProbeField field) {
+  return ProbeSeriesTable()[static_cast<size_t>(field)];
+}
+
+// The series' value from its input (and divisor) numbers; nullopt when the probe has none (a
+// phase that did not happen). NaN passes through.
+std::optional<double> ProbeSeriesValue(const ProbeSeries& series, std::optional<double> input,
+                                       std::optional<double> divisor);
+inline std::optional<double> ProbeSeriesValue(const ProbeSeries& series,
+                                              const ProbeNumbers& numbers) {
+  return ProbeSeriesValue(series, numbers[static_cast<size_t>(series.input)],
+                          numbers[static_cast<size_t>(series.divisor)]);
+}
+
+// One sample a probe contributes to one series. `resource` is the extra label of
+// probe_ratelimit_remaining_ratio and empty otherwise.
+struct ProbeSample {
+  const char* name;
+  const char* resource;
+  double value;
+};
+
+// The samples one probe yields, blackbox-style, in field order; phases that did not happen yield
+// none, so /metrics and the rule engine see exactly the same series.
+std::vector<ProbeSample> ProbeSamples(const ProbeResult& result);
+
+// The distinct series names with their help texts, in field order.
+struct ProbeSeriesInfo {
+  const char* name;
+  const char* help;
+};
+const std::vector<ProbeSeriesInfo>& ProbeSeriesNames();
+
+}  // namespace modelpulse
+
+#endif  // MODELPULSE_COMMON_PROBE_SERIES_H_

@@ -1,0 +1,145 @@
+#include "common/sample_source.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+namespace modelpulse {
+namespace {
+
+// Prometheus's StaleNaN.
+constexpr uint64_t kStaleMarkerBits = 0x7ff0000000000002ULL;
+
+// Neumaier-compensated summation step, as Prometheus's kahanSumInc.
+struct CompensatedSum {
+  double sum = 0;
+  double c = 0;
+  void Add(double inc) {
+    const double t = sum + inc;
+    if (std::fabs(sum) >= std::fabs(inc)) {
+      c += (sum - t) + inc;
+    } else {
+      c += (inc - t) + sum;
+    }
+    sum = t;
+  }
+};
+
+}  // namespace
+
+bool IsStaleMarker(double v) { return std::bit_cast<uint64_t>(v) == kStaleMarkerBits; }
+
+double QuantileOfSorted(double q, const std::vector<double>& values) {
+  if (values.empty() || std::isnan(q)) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  if (q < 0) {
+    return -std::numeric_limits<double>::infinity();
+  }
+  if (q > 1) {
+    return std::numeric_limits<double>::infinity();
+  }
+  const double n = static_cast<double>(values.size());
+  const double rank = q * (n - 1);
+  const double lower = std::max(0.0, std::floor(rank));
+  const double upper = std::min(n - 1, lower + 1);
+  const double weight = rank - std::floor(rank);
+  return values[static_cast<size_t>(lower)] * (1 - weight) +
+         values[static_cast<size_t>(upper)] * weight;
+}
+
+double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sample>& samples) {
+  switch (aggregate) {
+    case RangeAggregate::kAvg: {
+      // 2.42: incremental mean with compensation, Inf handled like funcAvgOverTime.
+      double count = 0;
+      CompensatedSum mean;
+      for (const Sample& s : samples) {
+        count++;
+        if (std::isinf(mean.sum)) {
+          if (std::isinf(s.v) && (mean.sum > 0) == (s.v > 0)) {
+            continue;
+          }
+          if (!std::isinf(s.v) && !std::isnan(s.v)) {
+            continue;
+          }
+        }
+        mean.Add(s.v / count - mean.sum / count);
+      }
+      if (std::isinf(mean.sum)) {
+        return mean.sum;
+      }
+      return mean.sum + mean.c;
+    }
+    case RangeAggregate::kSum: {
+      CompensatedSum sum;
+      for (const Sample& s : samples) {
+        sum.Add(s.v);
+      }
+      return std::isinf(sum.sum) ? sum.sum : sum.sum + sum.c;
+    }
+    case RangeAggregate::kCount:
+      return static_cast<double>(samples.size());
+    case RangeAggregate::kMin: {
+      double min = samples[0].v;
+      for (const Sample& s : samples) {
+        if (s.v < min || std::isnan(min)) {
+          min = s.v;
+        }
+      }
+      return min;
+    }
+    case RangeAggregate::kMax: {
+      double max = samples[0].v;
+      for (const Sample& s : samples) {
+        if (s.v > max || std::isnan(max)) {
+          max = s.v;
+        }
+      }
+      return max;
+    }
+    case RangeAggregate::kQuantile: {
+      std::vector<double> values;
+      values.reserve(samples.size());
+      for (const Sample& s : samples) {
+        values.push_back(s.v);
+      }
+      // NaN first, as Prometheus's sort.Float64s.
+      std::sort(values.begin(), values.end(),
+                [](double a, double b) { return (std::isnan(a) && !std::isnan(b)) || a < b; });
+      return QuantileOfSorted(q, values);
+    }
+  }
+  return 0;
+}
+
+Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+    RangeAggregate aggregate, double q) const {
+  auto series = Select(matchers, from_ms, to_ms);
+  if (!series) {
+    return Fail(series.error());
+  }
+  // What the evaluator's matrix selection keeps: the closed window, no stale markers, in time
+  // order (stable, as SelectMatrix sorts).
+  std::vector<SeriesAggregate> out;
+  std::vector<Sample> window;
+  for (Series& s : *series) {
+    window.clear();
+    for (const Sample& sample : s.samples) {
+      if (sample.t_ms >= from_ms && sample.t_ms <= to_ms && !IsStaleMarker(sample.v)) {
+        window.push_back(sample);
+      }
+    }
+    if (window.empty()) {
+      continue;
+    }
+    std::stable_sort(window.begin(), window.end(),
+                     [](const Sample& a, const Sample& b) { return a.t_ms < b.t_ms; });
+    out.push_back({std::move(s.labels), AggregateSamples(aggregate, q, window)});
+  }
+  return out;
+}
+
+}  // namespace modelpulse

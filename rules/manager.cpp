@@ -1,0 +1,204 @@
+#include "rules/manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "rules/rules.h"
+
+namespace modelpulse::rules {
+namespace {
+
+using nlohmann::json;
+
+// Recorded series stay readable this long, enough for a rule comparing with a day-old baseline.
+constexpr Millis kRecordedRetention{26LL * 3600 * 1000};
+
+AlertingOptions AlertingOptionsFrom(const RuleManagerOptions& options) {
+  AlertingOptions alerting;
+  alerting.external_labels = options.external_labels;
+  alerting.external_url = options.external_url;
+  alerting.evaluation_interval = options.evaluation_interval;
+  return alerting;
+}
+
+struct LoadedGroup {
+  RuleGroup group;
+  std::string file;
+  int64_t next_due_ms = 0;
+  uint64_t evaluations = 0;
+  uint64_t failures = 0;
+  double last_duration_seconds = 0;
+  int64_t last_evaluation_ms = 0;
+  std::map<std::string, std::string> last_errors;  // by rule, to log each new error once
+};
+
+Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options) {
+  std::vector<LoadedGroup> groups;
+  for (const std::string& file : options.rule_files) {
+    auto parsed = LoadRuleFile(file);
+    if (!parsed) {
+      return Fail(parsed.error());
+    }
+    for (RuleGroupDef& def : parsed->groups) {
+      groups.push_back(LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options)), file});
+    }
+  }
+  return groups;
+}
+
+class RuleManagerImpl final : public RuleManager {
+ public:
+  RuleManagerImpl(RuleManagerOptions options, const SampleSource& source, AlertStateStore& states,
+                  const Clock& clock, std::vector<LoadedGroup> groups)
+      : options_(std::move(options)),
+        clock_(clock),
+        states_(states),
+        overlay_(source, kRecordedRetention),
+        groups_(std::move(groups)) {}
+
+  void RestoreSaved() {
+    auto saved = states_.LoadAlertStates();
+    if (!saved) {
+      spdlog::warn("cannot read saved alert states: {}", saved.error().ToString());
+      return;
+    }
+    const int64_t now = clock_.NowUnixMillis();
+    for (LoadedGroup& group : groups_) {
+      group.group.Restore(*saved, now);
+    }
+    if (!saved->empty()) {
+      spdlog::info("restored {} saved alert state(s)", saved->size());
+    }
+  }
+
+  Status Reload(const RuleManagerOptions& options) override {
+    auto groups = LoadGroups(options);
+    if (!groups) {
+      return Fail(groups.error());
+    }
+    std::lock_guard lock(mu_);
+    const int64_t now = clock_.NowUnixMillis();
+    std::vector<AlertStateSnapshot> carried;
+    for (const LoadedGroup& old : groups_) {
+      auto snapshot = old.group.Snapshot(now);
+      carried.insert(carried.end(), snapshot.begin(), snapshot.end());
+    }
+    for (LoadedGroup& group : *groups) {
+      group.group.Restore(carried, now);
+    }
+    groups_ = std::move(*groups);
+    options_ = options;
+    wake_.notify_all();
+    spdlog::info("rules reloaded: {} group(s) from {} file(s)", groups_.size(),
+                 options.rule_files.size());
+    return {};
+  }
+
+  void Run(std::stop_token stop) override {
+    std::unique_lock lock(mu_);
+    std::stop_callback wake_on_stop(stop, [this] { wake_.notify_all(); });
+    while (!stop.stop_requested()) {
+      const int64_t now = clock_.NowUnixMillis();
+      const int64_t next_due = EvaluateDueLocked(now);
+      wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(next_due - now, 10)),
+                     [&] { return stop.stop_requested(); });
+    }
+  }
+
+  int64_t EvaluateDue(int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    return EvaluateDueLocked(now_ms);
+  }
+
+  RulesStatus Snapshot() const override {
+    std::lock_guard lock(mu_);
+    RulesStatus status;
+    for (const LoadedGroup& group : groups_) {
+      status.groups.push_back({group.group.def().name, group.file, group.group.def().rules.size(),
+                               group.last_duration_seconds, group.last_evaluation_ms,
+                               group.evaluations, group.failures});
+      for (const AlertingRule* rule : group.group.alerting_rules()) {
+        for (const Alert& alert : rule->Alerts()) {
+          if (alert.state == AlertState::kInactive) {
+            continue;
+          }
+          status.alerts.push_back(
+              {alert.labels, std::string(AlertStateName(alert.state)), alert.active_at_ms});
+        }
+      }
+    }
+    return status;
+  }
+
+ private:
+  // REQUIRES: mu_ is held.
+  int64_t EvaluateDueLocked(int64_t now) {
+    int64_t next_due = now + options_.evaluation_interval.count();
+    for (LoadedGroup& group : groups_) {
+      if (group.next_due_ms <= now) {
+        Evaluate(group, now);
+        group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
+      }
+      next_due = std::min(next_due, group.next_due_ms);
+    }
+    return next_due;
+  }
+
+  // REQUIRES: mu_ is held.
+  void Evaluate(LoadedGroup& group, int64_t now) {
+    GroupEvalResult result = group.group.Evaluate(overlay_, now);
+    ++group.evaluations;
+    group.failures += static_cast<uint64_t>(result.error_count);
+    group.last_duration_seconds = result.duration_seconds;
+    group.last_evaluation_ms = now;
+    for (const RuleEvalStatus& rule : group.group.statuses()) {
+      std::string error = rule.last_error ? rule.last_error->ToString() : std::string();
+      std::string& previous = group.last_errors[rule.name];
+      if (error != previous && !error.empty()) {
+        spdlog::warn("rule evaluation failed group=\"{}\" rule=\"{}\": {}", group.group.def().name,
+                     rule.name, error);
+      }
+      previous = std::move(error);
+    }
+    for (const AlertNotification& alert : result.to_send) {
+      auto name = alert.labels.find("alertname");
+      spdlog::info("alert {} {} labels={}", name == alert.labels.end() ? "" : name->second,
+                   alert.resolved ? "resolved" : "firing", json(alert.labels).dump());
+    }
+    if (auto saved = group.group.SaveState(states_, now); !saved) {
+      spdlog::warn("cannot save alert states of group \"{}\": {}", group.group.def().name,
+                   saved.error().ToString());
+    }
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  RuleManagerOptions options_;  // Guarded by mu_.
+  const Clock& clock_;
+  AlertStateStore& states_;
+  SeriesOverlay overlay_;            // Guarded by mu_.
+  std::vector<LoadedGroup> groups_;  // Guarded by mu_.
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RuleManager>> RuleManager::Create(const RuleManagerOptions& options,
+                                                         const SampleSource& source,
+                                                         AlertStateStore& states,
+                                                         const Clock& clock) {
+  auto groups = LoadGroups(options);
+  if (!groups) {
+    return Fail(groups.error());
+  }
+  auto engine =
+      std::make_unique<RuleManagerImpl>(options, source, states, clock, std::move(*groups));
+  engine->RestoreSaved();
+  return std::unique_ptr<RuleManager>(std::move(engine));
+}
+
+}  // namespace modelpulse::rules

@@ -1,0 +1,100 @@
+// rules::AlertStatesIn: alert states round trip through a StateStore as one JSON document per
+// group, and a damaged document costs only its own group.
+#include "rules/manager.h"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace modelpulse::rules {
+namespace {
+
+class MemoryStateStore final : public StateStore {
+ public:
+  Status PutState(std::string_view space, std::string_view key, std::string_view value) override {
+    values_[{std::string(space), std::string(key)}] = std::string(value);
+    return {};
+  }
+  Status DeleteState(std::string_view space, std::string_view key) override {
+    values_.erase({std::string(space), std::string(key)});
+    return {};
+  }
+  Result<std::vector<std::pair<std::string, std::string>>> GetStates(
+      std::string_view space) const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [key, value] : values_) {
+      if (key.first == space) {
+        out.emplace_back(key.second, value);
+      }
+    }
+    return out;
+  }
+  std::map<std::pair<std::string, std::string>, std::string> values_;
+};
+
+AlertStateSnapshot Firing(const std::string& group) {
+  AlertStateSnapshot s;
+  s.group = group;
+  s.rule = "ModelEndpointDown";
+  s.rule_labels = {{"severity", "page"}};
+  s.saved_at_ms = 1'700'000'060'000;
+  s.alert.labels = {{"alertname", "ModelEndpointDown"}, {"target", "a@openai"}};
+  s.alert.annotations = {{"summary", "down"}};
+  s.alert.value = 0.5;
+  s.alert.state = AlertState::kFiring;
+  s.alert.active_at_ms = 1'700'000'000'000;
+  s.alert.fired_at_ms = 1'700'000'030'000;
+  s.alert.last_sent_at_ms = 1'700'000'045'000;
+  s.alert.valid_until_ms = 1'700'000'105'000;
+  return s;
+}
+
+TEST_CASE("alert states round trip through a state store, one document per group") {
+  MemoryStateStore store;
+  auto states = AlertStatesIn(store);
+  REQUIRE(states->SaveAlertStates("g1", {Firing("g1")}).has_value());
+  REQUIRE(states->SaveAlertStates("g2", {Firing("g2")}).has_value());
+  CHECK(store.values_.size() == 2);
+  CHECK(store.values_.count({"alerts", "g1"}) == 1);
+
+  auto loaded = states->LoadAlertStates();
+  REQUIRE(loaded.has_value());
+  REQUIRE(loaded->size() == 2);
+  const AlertStateSnapshot& s = loaded->front();
+  const AlertStateSnapshot want = Firing("g1");
+  CHECK(s.group == want.group);
+  CHECK(s.rule == want.rule);
+  CHECK(s.rule_labels == want.rule_labels);
+  CHECK(s.saved_at_ms == want.saved_at_ms);
+  CHECK(s.alert.labels == want.alert.labels);
+  CHECK(s.alert.annotations == want.alert.annotations);
+  CHECK(s.alert.value == want.alert.value);
+  CHECK(s.alert.state == AlertState::kFiring);
+  CHECK(s.alert.active_at_ms == want.alert.active_at_ms);
+  CHECK(s.alert.fired_at_ms == want.alert.fired_at_ms);
+  CHECK_FALSE(s.alert.resolved_at_ms.has_value());
+  CHECK(s.alert.last_sent_at_ms == want.alert.last_sent_at_ms);
+  CHECK(s.alert.valid_until_ms == want.alert.valid_until_ms);
+  CHECK_FALSE(s.alert.keep_firing_since_ms.has_value());
+
+  // No alerts left: the group's document goes.
+  REQUIRE(states->SaveAlertStates("g2", {}).has_value());
+  CHECK(store.values_.count({"alerts", "g2"}) == 0);
+}
+
+TEST_CASE("an unreadable saved document is skipped, the other groups load") {
+  MemoryStateStore store;
+  auto states = AlertStatesIn(store);
+  REQUIRE(states->SaveAlertStates("good", {Firing("good")}).has_value());
+  store.values_[{"alerts", "bad"}] = "{not json";
+  auto loaded = states->LoadAlertStates();
+  REQUIRE(loaded.has_value());
+  REQUIRE(loaded->size() == 1);
+  CHECK(loaded->front().group == "good");
+}
+
+}  // namespace
+}  // namespace modelpulse::rules
