@@ -106,8 +106,8 @@ double Independent(RangeAggregate kind, double q, const std::vector<rules::Sampl
   std::vector<double> values;
   double sum = 0;
   for (const rules::Sample& s : window) {
-    values.push_back(s.value);
-    sum += s.value;
+    values.push_back(s.v);
+    sum += s.v;
   }
   const double count = static_cast<double>(values.size());
   std::sort(values.begin(), values.end());

@@ -55,7 +55,7 @@ class FixedAggregates final : public LooseSource {
 double Independent(RangeAggregate kind, double q, const std::vector<Sample>& window) {
   std::vector<double> values;
   for (const Sample& s : window) {
-    values.push_back(s.value);
+    values.push_back(s.v);
   }
   double sum = 0;
   for (double v : values) {
