@@ -66,7 +66,12 @@ def main():
     problems = []
     tests = ctest_entries(build_dir)
     unit = [t for t in tests if "unit" in labels(t)]
-    integration = [t for t in tests if "unit" not in labels(t)]
+    integration = [t for t in tests if "integration" in labels(t)]
+    for t in tests:
+        if "command" not in t:
+            problems.append(f"ctest entry {t['name']!r} has no command (a test binary not built)")
+        elif "unit" not in labels(t) and "integration" not in labels(t):
+            problems.append(f"ctest entry {t['name']!r} is neither unit nor integration")
     by_binary = {}
     for t in unit:
         by_binary.setdefault(t["command"][0], []).append(case_filter(t["command"]))
@@ -92,7 +97,7 @@ def main():
                         f"doctest binaries, {len(unit)} unit entries in ctest")
     if len(tests) != in_sources + len(integration):
         problems.append(f"{len(tests)} ctest entries != {in_sources} TEST_CASEs + "
-                        f"{len(integration)} other entries")
+                        f"{len(integration)} integration entries")
 
     summary = (f"{len(tests)} ctest entries: {len(unit)} unit ({in_sources} TEST_CASEs in the "
                f"sources, {listed_total} listed by doctest), {len(integration)} integration")

@@ -7,16 +7,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# bash's `command -v` names a non-executable file when it finds nothing better.
+have_command() { local path; path=$(command -v "$1") && [ -x "$path" ]; }
+
 missing=()
-command -v promtool >/dev/null || missing+=("promtool on PATH (Debian package prometheus)")
+have_command promtool || missing+=("promtool on PATH (Debian package prometheus)")
 [ -x /usr/bin/promtool ] || missing+=("/usr/bin/promtool (Debian package prometheus)")
-command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null ||
+have_command prometheus-alertmanager || have_command alertmanager ||
   missing+=("alertmanager (Debian package prometheus-alertmanager)")
 /usr/bin/python3 -c 'import botocore.auth, botocore.eventstream' 2>/dev/null ||
   missing+=("botocore for /usr/bin/python3 (Debian package python3-botocore)")
 /usr/bin/python3 -c 'import jwt' 2>/dev/null ||
   missing+=("PyJWT for /usr/bin/python3 (Debian package python3-jwt)")
-command -v node >/dev/null || missing+=("node (Debian package nodejs)")
+have_command node || missing+=("node (Debian package nodejs)")
 modules=tests/integration/npm/node_modules
 for package in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["dependencies"]))' \
                    tests/integration/npm/package.json); do
