@@ -4,7 +4,6 @@
 #include "rules/template.h"
 
 #include <doctest/doctest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,11 +213,23 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   }
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  const std::vector<double> values = {
-      0,       2,       -0.5,    1000,   100000, 123456, 12345.678, 1e6,    1234567,
-      1.23456789e8, 1e21, 1e100, 0.0001, 0.00001, 0.000001, 0.30000000000000004, nan, inf,
-      -inf,    0.00123, -1500,   999.95, 2048,   1536,   1,         90061,  3600,
-      59.5,    3,       0.05,    0.1234, 7,      0.25};
+  const std::vector<double> values = {0,         2,
+                                      -0.5,      1000,
+                                      100000,    123456,
+                                      12345.678, 1e6,
+                                      1234567,   1.23456789e8,
+                                      1e21,      1e100,
+                                      0.0001,    0.00001,
+                                      0.000001,  0.30000000000000004,
+                                      nan,       inf,
+                                      -inf,      0.00123,
+                                      -1500,     999.95,
+                                      2048,      1536,
+                                      1,         90061,
+                                      3600,      59.5,
+                                      3,         0.05,
+                                      0.1234,    7,
+                                      0.25};
   const std::vector<std::string> templates = {
       "{{ $value }}",
       "{{ $value | humanize }}",
@@ -257,16 +268,17 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   const auto is_nan_instance = [&](size_t i) { return std::isnan(values[i]); };
   std::string rules = "groups:\n  - name: t\n    rules:\n";
   for (const bool nan_rule : {false, true}) {
-    rules += std::string("      - alert: ") + (nan_rule ? "TNaN" : "T") + "\n        expr: " +
-             (nan_rule ? "n" : "v") + " * 1\n        annotations:\n";
+    rules += std::string("      - alert: ") + (nan_rule ? "TNaN" : "T") +
+             "\n        expr: " + (nan_rule ? "n" : "v") + " * 1\n        annotations:\n";
     for (size_t k = 0; k < templates.size(); ++k) {
       if (!(nan_rule && k == compares_value)) {
         rules += "          a" + std::to_string(k) + ": " + YamlSingle(templates[k]) + "\n";
       }
     }
   }
-  std::string test = "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n"
-                     "  - interval: 1m\n    input_series:\n";
+  std::string test =
+      "rule_files: [rules.yaml]\nevaluation_interval: 1m\ntests:\n"
+      "  - interval: 1m\n    input_series:\n";
   std::string expected[2];
   for (size_t i = 0; i < values.size(); ++i) {
     const std::string index = std::to_string(i);
@@ -289,8 +301,8 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   }
   test += "    alert_rule_test:\n";
   for (const bool nan_rule : {false, true}) {
-    test += std::string("      - eval_time: 1m\n        alertname: ") +
-            (nan_rule ? "TNaN" : "T") + "\n        exp_alerts:\n" + expected[nan_rule ? 1 : 0];
+    test += std::string("      - eval_time: 1m\n        alertname: ") + (nan_rule ? "TNaN" : "T") +
+            "\n        exp_alerts:\n" + expected[nan_rule ? 1 : 0];
   }
 
   char dir_template[] = "/tmp/modelpulse-template-XXXXXX";
@@ -298,8 +310,8 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   const std::filesystem::path dir = dir_template;
   std::ofstream(dir / "rules.yaml") << rules;
   std::ofstream(dir / "t.test.yaml") << test;
-  const std::string command = "/usr/bin/promtool test rules " + (dir / "t.test.yaml").string() +
-                              " 2>&1";
+  const std::string command =
+      "/usr/bin/promtool test rules " + (dir / "t.test.yaml").string() + " 2>&1";
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
