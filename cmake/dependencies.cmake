@@ -30,11 +30,17 @@ function(modelpulse_module name)
   add_library(modelpulse::${name} ALIAS ${name})
 endfunction()
 
-# One doctest executable per module: tests/<module>/*_test.cpp.
+# One doctest executable per module: tests/<module>/*_test.cpp, one ctest entry per TEST_CASE.
+# Discovery passes each name to --test-case=, so an entry that runs no case or several (a name
+# with ';' split into fragments, or a wildcard or case-insensitive match) fails instead of
+# passing; scripts/check-test-counts.py cross-checks the counts. A case that prints the marker
+# of tests/required_peer.h and otherwise succeeds is reported as Skipped.
 function(modelpulse_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${MODELPULSE_SOURCE_ROOT}/tests/doctest_main.cpp ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE doctest::doctest ${ARG_LIBS})
   target_include_directories(${name} PRIVATE ${MODELPULSE_SOURCE_ROOT})
-  doctest_discover_tests(${name} ADD_LABELS 0 PROPERTIES LABELS unit)
+  doctest_discover_tests(${name} ADD_LABELS 0 PROPERTIES LABELS unit
+    FAIL_REGULAR_EXPRESSION "test cases: +([02-9]|[1-9][0-9]+) [|]"
+    SKIP_REGULAR_EXPRESSION "MODELPULSE SKIPPED: .*Status: SUCCESS!")
 endfunction()

@@ -43,7 +43,7 @@ const std::string kStream =
         R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":17,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":10}})") +
     Sse("message_stop", R"({"type":"message_stop"               })");
 
-TEST_CASE("Anthropic stream: usage from message_start and message_delta; split anywhere") {
+TEST_CASE("Anthropic stream: usage from message_start and message_delta, split anywhere") {
   const Recorder r = DecodeEverySplit(Anthropic(), kStream);
   CHECK(r.log ==
         std::vector<std::string>{"usage:17/-1", "content:-", "content: OK", "usage:17/10", "done"});

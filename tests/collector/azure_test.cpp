@@ -40,7 +40,7 @@ const std::string kAzureStream =
         R"({"choices":[],"created":1765403271,"id":"chatcmpl-ClMK1","model":"gpt-4o-mini-2024-07-18","object":"chat.completion.chunk","usage":{"completion_tokens":220,"completion_tokens_details":{"reasoning_tokens":0},"prompt_tokens":168,"prompt_tokens_details":{"cached_tokens":0},"total_tokens":388}})") +
     "data: [DONE]\n\n";
 
-TEST_CASE("Azure stream: the content-filter chunk is a chunk, not a token; split anywhere") {
+TEST_CASE("Azure stream: the content-filter chunk is a chunk, not a token, split anywhere") {
   const Recorder r = DecodeEverySplit(Azure(), kAzureStream);
   CHECK(r.log == std::vector<std::string>{"content:OK", "usage:168/220", "done"});
   CHECK(r.chunks == 5);

@@ -28,7 +28,7 @@ int CountLines(const std::filesystem::path& file) {
   return lines;
 }
 
-TEST_CASE("token command: trimmed stdout is the token; stderr is ignored") {
+TEST_CASE("token command: trimmed stdout is the token, stderr is ignored") {
   ScratchDir dir;
   const std::string script = dir.Script(
       "ok.sh", std::string("echo 'diagnostic noise' >&2\nprintf '  %s\\n\\n' '") + kToken + "'");

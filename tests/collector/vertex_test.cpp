@@ -55,7 +55,7 @@ const std::string kWholeBody =
     R"({"candidates": [{"content": {"role": "model","parts": [{"text": "OK"}]},"finishReason": "STOP","avgLogprobs": -0.01}],"usageMetadata": {"promptTokenCount": 5,"candidatesTokenCount": 1,"totalTokenCount": 106,"thoughtsTokenCount": 100},"modelVersion": "gemini-2.5-flash","responseId": "x1"})";
 
 TEST_CASE(
-    "Gemini stream: thoughts, empty parts, answer, finishReason; \\r\\n\\r\\n split anywhere") {
+    "Gemini stream: thoughts, empty parts, answer, finishReason, \\r\\n\\r\\n split anywhere") {
   const std::string stream =
       Event(kThoughtChunk) + Event(kEmptyChunk) + Event(kAnswerChunk) + Event(kFinalChunk);
   const Recorder r = Decode(Vertex(), stream);
@@ -740,7 +740,7 @@ TEST_CASE("ProbeOnce Vertex OpenAI-compatible: service-account bearer on the ope
         "HTTP 401 UNAUTHENTICATED: Request had invalid authentication credentials.");
 }
 
-TEST_CASE("ProbeOnce Gemini: API key, streaming and not; a bad key is auth and not stored") {
+TEST_CASE("ProbeOnce Gemini: API key, streaming and not, a bad key is auth and not stored") {
   FakeGoogle google;
   SystemClock clock;
   TargetSpec target = LoopbackGemini(google);

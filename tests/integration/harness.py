@@ -6,6 +6,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -14,6 +15,34 @@ SOURCE_ROOT = os.environ.get(
     "MODELPULSE_SOURCE_ROOT",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+
+# Kept in step with tests/required_peer.h and the SKIP_REGULAR_EXPRESSION in
+# tests/integration/CMakeLists.txt.
+SKIP_MARKER = "MODELPULSE SKIPPED: "
+
+
+def requires_peer(available, what):
+    """Class decorator for tests that need an outside program or package (node, the npm SDKs,
+    botocore). A missing one fails the class, so a machine without it cannot report a pass it
+    never checked; a developer may opt out locally with MODELPULSE_ALLOW_MISSING_PEERS=1 (refused
+    when CI=true), which skips the class and makes ctest report the run as Skipped."""
+    if available:
+        return lambda cls: cls
+    opted_out = os.environ.get("MODELPULSE_ALLOW_MISSING_PEERS") == "1"
+    if opted_out and os.environ.get("CI") != "true":
+        return unittest.skip(f"{SKIP_MARKER}missing {what}")
+    if opted_out:
+        message = f"missing {what}: MODELPULSE_ALLOW_MISSING_PEERS is refused when CI=true"
+    else:
+        message = (f"missing {what} (required; MODELPULSE_ALLOW_MISSING_PEERS=1 skips it on a "
+                   "developer machine)")
+
+    def fail_class(cls):
+        def set_up_class(_):
+            raise AssertionError(message)
+        cls.setUpClass = classmethod(set_up_class)
+        return cls
+    return fail_class
 
 def free_port():
     with socket.socket() as s:

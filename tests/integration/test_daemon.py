@@ -167,10 +167,6 @@ class KillDuringHeavyWrites(unittest.TestCase):
             daemon.close()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 RULES = """
 groups:
   - name: it
@@ -211,11 +207,30 @@ class AlertsSurviveRestart(unittest.TestCase):
             self.assertTrue(series(daemon.metrics(), "ALERTS", alertname="Throttled",
                                    alertstate="pending"),
                             "still pending right after the restart")
-            wait_until(lambda: series(daemon.metrics(), "ALERTS", alertname="Throttled",
-                                      alertstate="firing"), timeout=20, what="alert firing")
-            fired = time.time()
-            # Fires on schedule: `for` after the original active time, not after the restart.
-            self.assertLess(fired - (active_at + 12), 4.0)
+            # Fires on schedule: `for` after the original active time, not after the restart,
+            # and not early. A scrape shows the state of an evaluation made before it returned,
+            # so firing seen by then must not be before active_at + 12; pending seen after a
+            # scrape started means it had not fired when the scrape began.
+            last_pending = None
+            deadline = time.monotonic() + 20
+            while True:
+                before = time.time()
+                metrics = daemon.metrics()
+                after = time.time()
+                if series(metrics, "ALERTS", alertname="Throttled", alertstate="firing"):
+                    break
+                if series(metrics, "ALERTS", alertname="Throttled", alertstate="pending"):
+                    last_pending = before
+                self.assertLess(time.monotonic(), deadline, "alert never fired")
+                time.sleep(0.1)
+            self.assertGreaterEqual(after, active_at + 12 - 0.05, "fired before its `for`")
+            self.assertIsNotNone(last_pending, "never seen pending after the restart")
+            self.assertGreater(last_pending, active_at + 6, "pending not seen near its `for`")
+            self.assertLess(after - (active_at + 12), 4.0)
             self.assertIn("alert Throttled firing", daemon.log_text())
         finally:
             daemon.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

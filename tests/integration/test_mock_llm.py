@@ -1,11 +1,12 @@
 """modelpulse against @dwmkerr/mock-llm, an OpenAI-compatible mock server written by others."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
 
-from harness import BINARY, free_port, http_get, wait_until
+from harness import BINARY, free_port, http_get, requires_peer, wait_until
 
 MOCK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "npm")
 MOCK_MAIN = os.path.join(MOCK_DIR, "node_modules", "@dwmkerr", "mock-llm", "dist", "main.js")
@@ -34,8 +35,9 @@ rules:
 """
 
 
-@unittest.skipUnless(os.path.exists(MOCK_MAIN),
-                     "npm peers not installed: run scripts/install-deps.sh")
+@requires_peer(os.path.exists(MOCK_MAIN) and shutil.which("node"),
+               "node and @dwmkerr/mock-llm in tests/integration/npm/node_modules "
+               "(scripts/install-deps.sh)")
 class MockLlm(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="modelpulse-mockllm-")

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BINARY, SOURCE_ROOT, free_port, http_get, wait_until
+from harness import BINARY, SOURCE_ROOT, free_port, http_get, requires_peer, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(HERE, "npm", "node_modules")
@@ -169,8 +169,9 @@ class SdkTestCase(unittest.TestCase):
         return json.loads(run.stdout.decode().strip().splitlines()[-1])
 
 
-@unittest.skipUnless(have_node_modules("@aws-sdk/client-bedrock-runtime", "@smithy/node-http-handler"),
-                     "npm peers not installed: run npm ci in tests/integration/npm")
+@requires_peer(have_node_modules("@aws-sdk/client-bedrock-runtime", "@smithy/node-http-handler"),
+               "AWS SDK in tests/integration/npm/node_modules (npm ci there)")
+@requires_peer(shutil.which("node"), "node")
 class BedrockSdk(SdkTestCase):
     @classmethod
     def setUpClass(cls):
@@ -232,8 +233,9 @@ class BedrockSdk(SdkTestCase):
         self.assertEqual(wrong["converse"]["error"]["status"], 403, wrong)
 
 
-@unittest.skipUnless(have_node_modules("@google/genai"),
-                     "npm peers not installed: run npm ci in tests/integration/npm")
+@requires_peer(have_node_modules("@google/genai"),
+               "@google/genai in tests/integration/npm/node_modules (npm ci there)")
+@requires_peer(shutil.which("node"), "node")
 class GoogleGenAiSdk(SdkTestCase):
     @classmethod
     def setUpClass(cls):
@@ -286,7 +288,7 @@ class GoogleGenAiSdk(SdkTestCase):
         self.assertIn("UNAUTHENTICATED", r["vertexBadToken"]["error"]["message"])
 
 
-@unittest.skipUnless(have_system_botocore(), "Debian's python3-botocore is not installed")
+@requires_peer(have_system_botocore(), "Debian's python3-botocore for /usr/bin/python3")
 class BotocoreOracle(SdkTestCase):
     def test_botocore_signs_and_decodes(self):
         run = subprocess.run([SYSTEM_PYTHON, "-c", BOTOCORE_ORACLE, self.sim.base],

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BINARY, free_port, http_get, wait_until
+from harness import BINARY, free_port, http_get, requires_peer, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(HERE, "npm", "node_modules")
@@ -79,9 +79,9 @@ endpoints:
 TEXT = "OK lorem ipsum dolor"
 
 
-@unittest.skipUnless(all(os.path.exists(p) for p in NEEDED),
-                     "npm SDKs not installed: run `npm install` in tests/integration/npm")
-@unittest.skipUnless(shutil.which("node"), "node is not installed")
+@requires_peer(all(os.path.exists(p) for p in NEEDED),
+               "npm SDKs in tests/integration/npm/node_modules (npm ci there)")
+@requires_peer(shutil.which("node"), "node")
 class SdkConformance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -136,7 +136,7 @@ TEST_CASE("keep_firing_for: coming back in time changes nothing else") {
   CHECK(a->active_at_ms == 0);
 }
 
-TEST_CASE("resolved alerts are kept 15 minutes, then forgotten; a comeback is a new alert") {
+TEST_CASE("resolved alerts are kept 15 minutes, then forgotten, a comeback is a new alert") {
   AlertingRule rule(AlertDef("ProbeFailing", Millis(0)), AlertingOptions{});
   REQUIRE(rule.Update(Failing({"a"}), 0));
   REQUIRE(rule.Update(Vector{}, kMin));
@@ -283,7 +283,7 @@ TEST_CASE("RESTART: a pending alert keeps its active-since time and fires on sch
   CHECK(other.Alerts().empty());
 }
 
-TEST_CASE("RESTART: a firing alert is not re-paged; stale pending state is dropped") {
+TEST_CASE("RESTART: a firing alert is not re-paged, stale pending state is dropped") {
   MemoryAlertStateStore store;
   RuleDef def = AlertDef("ProbeFailing", Millis(kMin));
   AlertingRule before(def, AlertingOptions{});
@@ -350,7 +350,7 @@ class MemorySource final : public SampleSource {
 
 }  // namespace
 
-TEST_CASE("group: recording output feeds later rules; errors are per rule; stale markers") {
+TEST_CASE("group: recording output feeds later rules, errors are per rule, stale markers") {
   auto file = ParseRuleFile(R"(groups:
   - name: g
     rules:

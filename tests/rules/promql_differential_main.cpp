@@ -5,8 +5,23 @@
 // exp_samples are our results printed with %.17g (round-trips exactly; promtool 2.42 compares
 // floats with ==), and runs `promtool test rules` on it. promtool passing = bit-for-bit agreement.
 //
-// Usage: promql_differential <corpus> <out.yml> <promtool>
-// Exit: 0 agreement, 1 disagreement or bad corpus, 77 promtool missing (CTest SKIP_RETURN_CODE).
+// Corpus directives, one a line (`#` starts a comment line):
+//   series <selector> <values>  a series in promtool's expanding notation, 1m apart from t=0
+//   eval <duration>...          the eval times for every following expression
+//   expr <PromQL>               must evaluate here; an error here fails the run
+//   expr-error <PromQL>         must fail here at every eval time, and promtool must fail too
+//   expr-range <PromQL>         gives a range vector or string here at every eval time;
+//                               promtool's test format cannot compare those (it reports "rule
+//                               result is not a vector or scalar", which is checked), so they
+//                               are counted as not compared
+// NaN never equals NaN in promtool's comparison, so a result holding NaN is compared through
+// `(e) >= -Inf` (every non-NaN sample, value and labels) and `(e) >= bool -Inf` (which samples
+// are NaN) instead of being dropped.
+//
+// Usage: promql_differential <corpus> <out.yml> <promtool> <minimum compared cases>
+// Exit: 0 agreement, 1 disagreement, an unexpected error, too few cases or a bad corpus; 77 when
+// promtool is missing and MODELPULSE_ALLOW_MISSING_PEERS=1 (refused when CI=true), which ctest
+// reports as Skipped (SKIP_RETURN_CODE); a missing promtool otherwise fails.
 
 #include <unistd.h>
 
@@ -179,17 +194,70 @@ std::string GoDuration(int64_t ms) {
   return modelpulse::FormatPromDuration(modelpulse::Millis(ms));
 }
 
+// A promql_expr_test entry: `expr` at `t_ms` must give exactly `results`.
+void WriteCase(std::ostringstream& tests, const std::string& expr, int64_t t_ms,
+               const std::vector<std::pair<Labels, double>>& results) {
+  tests << "      - expr: " << YamlSingle(expr) << "\n"
+        << "        eval_time: " << GoDuration(t_ms) << "\n"
+        << "        exp_samples:" << (results.empty() ? " []" : "") << "\n";
+  for (const auto& [labels, v] : results) {
+    tests << "          - labels: " << YamlSingle(SeriesNotation(labels)) << "\n"
+          << "            value: " << YamlFloat(v) << "\n";
+  }
+}
+
+bool EnvIs(const char* name, const std::string& value) {
+  const char* set = std::getenv(name);
+  return set != nullptr && value == set;
+}
+
+struct Run {
+  int status = -1;
+  std::string output;
+};
+
+Run RunPromtool(const std::string& promtool, const std::string& file) {
+  Run run;
+  std::string command = promtool + " test rules " + file + " 2>&1";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    return run;
+  }
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
+    run.output += buf;
+  }
+  run.status = pclose(pipe);
+  return run;
+}
+
+int CountOccurrences(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + needle.size())) {
+    ++count;
+  }
+  return count;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: promql_differential <corpus> <out.yml> <promtool>\n";
+  if (argc != 5) {
+    std::cerr << "usage: promql_differential <corpus> <out.yml> <promtool> <minimum cases>\n";
     return 1;
   }
   std::string promtool = argv[3];
+  const int minimum_cases = std::atoi(argv[4]);
   if (access(promtool.c_str(), X_OK) != 0) {
-    std::cout << "SKIP: " << promtool << " not found; install Debian's prometheus package\n";
-    return 77;
+    const bool asked = EnvIs("MODELPULSE_ALLOW_MISSING_PEERS", "1");
+    const bool opted_out = asked && !EnvIs("CI", "true");
+    std::cout << (opted_out ? "MODELPULSE SKIPPED: " : "FAILED: ") << "missing " << promtool
+              << " (Debian's prometheus package)"
+              << (opted_out ? "\n"
+                  : asked   ? "; MODELPULSE_ALLOW_MISSING_PEERS is refused when CI=true\n"
+                            : "; MODELPULSE_ALLOW_MISSING_PEERS=1 skips it locally\n");
+    return opted_out ? 77 : 1;
   }
   std::ifstream corpus(argv[1]);
   if (!corpus) {
@@ -200,7 +268,10 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> input_series;  // notation, values
   std::vector<int64_t> eval_times;
   std::ostringstream tests;
-  int cases = 0, samples = 0, skipped_nan = 0, skipped_error = 0, empty = 0;
+  // Entries promtool must fail: expected errors and range results, each at one eval time.
+  std::ostringstream must_fail;
+  int cases = 0, samples = 0, nan_cases = 0, empty = 0, unexpected = 0;
+  int expected_errors = 0, range_results = 0;
   std::string line;
   int line_no = 0;
   while (std::getline(corpus, line)) {
@@ -245,64 +316,87 @@ int main(int argc, char** argv) {
         }
         eval_times.push_back(ms->count());
       }
-    } else if (kind == "expr") {
+    } else if (kind == "expr" || kind == "expr-error" || kind == "expr-range") {
       auto query = Query::Parse(rest);
-      if (!query) {
-        std::cerr << "line " << line_no << ": our parser rejects `" << rest
-                  << "`: " << query.error().ToString() << "\n";
-        return 1;
-      }
       for (int64_t t : eval_times) {
-        auto value = query->Evaluate(source, t);
+        auto value = query ? query->Evaluate(source, t)
+                           : Result<modelpulse::rules::Value>(modelpulse::Fail(query.error()));
+        const std::string where =
+            "line " + std::to_string(line_no) + ": `" + rest + "` at " + GoDuration(t);
+        if (kind == "expr-error") {
+          if (value) {
+            std::cout << where << ": marked expr-error but evaluates here\n";
+            ++unexpected;
+          }
+          ++expected_errors;
+          WriteCase(must_fail, rest, t, {});
+          continue;
+        }
         if (!value) {
-          ++skipped_error;
-          std::cout << "note: `" << rest << "` at " << GoDuration(t)
-                    << " is an error here: " << value.error().ToString() << "\n";
+          std::cout << where << ": error here (mark it expr-error if promtool fails too): "
+                    << value.error().ToString() << "\n";
+          ++unexpected;
+          continue;
+        }
+        const bool is_range = std::holds_alternative<modelpulse::rules::Matrix>(*value) ||
+                              std::holds_alternative<modelpulse::rules::String>(*value);
+        if (kind == "expr-range" || is_range) {
+          if (kind != "expr-range" || !is_range) {
+            std::cout << where
+                      << (is_range ? ": a range vector or string, mark it expr-range\n"
+                                   : ": marked expr-range but gives an instant value\n");
+            ++unexpected;
+            continue;
+          }
+          ++range_results;
+          WriteCase(must_fail, rest, t, {});
           continue;
         }
         std::vector<std::pair<Labels, double>> results;
-        if (const auto* scalar = std::get_if<modelpulse::rules::Scalar>(&*value)) {
+        const auto* scalar = std::get_if<modelpulse::rules::Scalar>(&*value);
+        if (scalar != nullptr) {
           results.emplace_back(Labels{}, scalar->value);
-        } else if (const auto* vector = std::get_if<modelpulse::rules::Vector>(&*value)) {
-          for (const auto& s : *vector) {
+        } else {
+          for (const auto& s : std::get<modelpulse::rules::Vector>(*value)) {
             results.emplace_back(s.labels, s.value);
           }
-        } else {
-          ++skipped_error;
-          continue;
-        }
-        bool has_nan = false;
-        for (const auto& r : results) {
-          has_nan = has_nan || std::isnan(r.second);
-        }
-        if (has_nan) {
-          ++skipped_nan;  // promtool can never match NaN (NaN != NaN)
-          continue;
         }
         ++cases;
-        if (results.empty()) {
-          ++empty;
+        empty += results.empty() ? 1 : 0;
+        samples += static_cast<int>(results.size());
+        const bool has_nan = std::any_of(results.begin(), results.end(),
+                                         [](const auto& r) { return std::isnan(r.second); });
+        if (!has_nan) {
+          WriteCase(tests, rest, t, results);
+          continue;
         }
-        tests << "      - expr: " << YamlSingle(rest) << "\n"
-              << "        eval_time: " << GoDuration(t) << "\n"
-              << "        exp_samples:" << (results.empty() ? " []" : "") << "\n";
+        ++nan_cases;
+        if (scalar != nullptr) {
+          WriteCase(tests, "(" + rest + ") >= bool -Inf", t, {{Labels{}, 0.0}});
+          continue;
+        }
+        std::vector<std::pair<Labels, double>> not_nan;
+        std::vector<std::pair<Labels, double>> is_number;
         for (const auto& [labels, v] : results) {
-          ++samples;
-          tests << "          - labels: " << YamlSingle(SeriesNotation(labels)) << "\n"
-                << "            value: " << YamlFloat(v) << "\n";
+          if (!std::isnan(v)) {
+            not_nan.emplace_back(labels, v);
+          }
+          Labels without_name = labels;
+          without_name.erase("__name__");
+          is_number.emplace_back(without_name, std::isnan(v) ? 0.0 : 1.0);
         }
+        WriteCase(tests, "(" + rest + ") >= -Inf", t, not_nan);
+        WriteCase(tests, "(" + rest + ") >= bool -Inf", t, is_number);
       }
     } else {
       std::cerr << "line " << line_no << ": unknown directive " << kind << "\n";
       return 1;
     }
   }
-  std::ofstream out(argv[2]);
-  out << "# Generated by promql_differential from " << argv[1] << "; do not edit.\n"
-      << "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n";
+  std::ostringstream series_yaml;
   for (const auto& [notation, values] : input_series) {
-    out << "      - series: " << YamlSingle(notation) << "\n        values: " << YamlSingle(values)
-        << "\n";
+    series_yaml << "      - series: " << YamlSingle(notation)
+                << "\n        values: " << YamlSingle(values) << "\n";
   }
   // promtool only loads input samples up to the largest eval_time; a last check past the end of
   // the data makes it load everything (negative offsets read ahead of the eval time).
@@ -310,26 +404,52 @@ int main(int argc, char** argv) {
   for (const Series& s : source.series) {
     last_sample = s.samples.empty() ? last_sample : std::max(last_sample, s.samples.back().t_ms);
   }
-  out << "    promql_expr_test:\n"
-      << tests.str() << "      - expr: vector(1)\n"
-      << "        eval_time: " << GoDuration(last_sample + kIntervalMs) << "\n"
-      << "        exp_samples:\n          - labels: '{}'\n            value: 1\n";
-  out.close();
-  std::cout << "differential corpus: " << cases << " cases (" << empty << " empty results), "
-            << samples << " samples; skipped " << skipped_nan << " with NaN, " << skipped_error
-            << " errors/non-vector\n";
-  std::string command = promtool + " test rules " + argv[2] + " 2>&1";
-  std::FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    std::cerr << "cannot run " << command << "\n";
-    return 1;
+  const std::string load_everything =
+      "      - expr: vector(1)\n        eval_time: " + GoDuration(last_sample + kIntervalMs) +
+      "\n        exp_samples:\n          - labels: '{}'\n"
+      "            value: 1\n";
+  auto write_file = [&](const std::string& path, const std::string& entries) {
+    std::ofstream out(path);
+    out << "# Generated by promql_differential from " << argv[1] << "; do not edit.\n"
+        << "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n"
+        << "    input_series:\n"
+        << series_yaml.str() << "    promql_expr_test:\n"
+        << entries << load_everything;
+  };
+  const std::string out_path = argv[2];
+  write_file(out_path, tests.str());
+  const std::string must_fail_path = out_path + ".must-fail.yml";
+  write_file(must_fail_path, must_fail.str());
+
+  std::cout << "differential corpus: " << cases << " cases compared (" << nan_cases
+            << " holding NaN, " << empty << " empty results), " << samples << " samples; "
+            << expected_errors << " expected errors and " << range_results
+            << " range results (not compared) confirmed with promtool; " << unexpected
+            << " unexpected; minimum " << minimum_cases << " compared cases\n";
+  const Run compared = RunPromtool(promtool, out_path);
+  std::cout << compared.output;
+  bool passed = compared.status == 0;
+  std::cout << (passed ? "promtool AGREES with every compared case\n"
+                       : "promtool DISAGREES (see above)\n");
+  // Every must-fail entry is one failure line in promtool's report.
+  const Run confirmations = RunPromtool(promtool, must_fail_path);
+  const int errors_seen = CountOccurrences(confirmations.output, ", err: ");
+  const int range_seen =
+      CountOccurrences(confirmations.output, "rule result is not a vector or scalar");
+  if (errors_seen != expected_errors + range_results || range_seen != range_results) {
+    std::cout << confirmations.output << "promtool fails " << errors_seen << " of "
+              << expected_errors + range_results << " must-fail entries (" << range_seen << " of "
+              << range_results << " as range results)\n";
+    passed = false;
   }
-  char buf[4096];
-  while (std::fgets(buf, sizeof(buf), pipe) != nullptr) {
-    std::cout << buf;
+  if (unexpected > 0) {
+    std::cout << unexpected << " evaluations differ from what the corpus marks (see above)\n";
+    passed = false;
   }
-  int status = pclose(pipe);
-  bool passed = status == 0;
-  std::cout << (passed ? "promtool AGREES with every case\n" : "promtool DISAGREES (see above)\n");
+  if (cases < minimum_cases) {
+    std::cout << "only " << cases << " compared cases, fewer than the minimum " << minimum_cases
+              << "\n";
+    passed = false;
+  }
   return passed ? 0 : 1;
 }

@@ -100,7 +100,10 @@ std::string FormatLabels(const Labels& labels) {
 // Sorted "labels value" lines (values with %.17g) or "error: ..." for a failed evaluation.
 std::vector<std::string> Eval(const MemorySource& source, const std::string& text, int64_t t_ms) {
   auto query = Query::Parse(text);
-  REQUIRE_MESSAGE(query.has_value(), text << ": " << query.error().ToString());
+  // Only a failed parse has an error to show: the message must not be built from a value.
+  if (!query) {
+    FAIL(text << ": " << query.error().ToString());
+  }
   auto value = query->Evaluate(source, t_ms);
   if (!value) {
     return {"error: " + value.error().message};

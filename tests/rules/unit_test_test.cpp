@@ -15,11 +15,13 @@
 #include <sstream>
 
 #include "rules/rules.h"
+#include "tests/required_peer.h"
 
 namespace modelpulse::rules {
 namespace {
 
 namespace fs = std::filesystem;
+using modelpulse::testing::SkipForMissingPeer;
 
 const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
 
@@ -153,8 +155,7 @@ TEST_CASE("Go duration text for evaluation errors") {
 }
 
 TEST_CASE("shipped rule tests pass with promtool 2.42") {
-  if (!HavePromtool()) {
-    MESSAGE("SKIPPED: /usr/bin/promtool is not installed");
+  if (!HavePromtool() && SkipForMissingPeer("/usr/bin/promtool (Debian's prometheus)")) {
     return;
   }
   std::string cmd = "/usr/bin/promtool test rules";
@@ -258,8 +259,7 @@ tests:
   std::ostringstream ours;
   const int code = RunRuleTests({test}, ours);
   CHECK(code == 1);
-  if (!HavePromtool()) {
-    MESSAGE("SKIPPED comparison: /usr/bin/promtool is not installed");
+  if (!HavePromtool() && SkipForMissingPeer("/usr/bin/promtool (Debian's prometheus)")) {
     return;
   }
   Run theirs = Shell("/usr/bin/promtool test rules '" + test + "'");
@@ -302,10 +302,11 @@ tests:
   CHECK(RunRuleTests({test}, ours) == 1);
   CHECK(ours.str().find("    rule: Dup, time: 0s, err: vector contains metrics with the same "
                         "labelset after applying alert labels") != std::string::npos);
-  if (HavePromtool()) {
-    Run theirs = Shell("/usr/bin/promtool test rules '" + test + "'");
-    CHECK(ours.str() == theirs.output);
+  if (!HavePromtool() && SkipForMissingPeer("/usr/bin/promtool (Debian's prometheus)")) {
+    return;
   }
+  Run theirs = Shell("/usr/bin/promtool test rules '" + test + "'");
+  CHECK(ours.str() == theirs.output);
 }
 
 TEST_CASE("strict decoding of test files") {

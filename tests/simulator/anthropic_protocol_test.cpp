@@ -131,7 +131,7 @@ TEST_CASE("anthropic non-stream message body") {
   CHECK(body["usage"]["input_tokens"].get<int>() > 0);
 }
 
-TEST_CASE("anthropic auth: x-api-key or Bearer; failures are authentication_error") {
+TEST_CASE("anthropic auth: x-api-key or Bearer, failures are authentication_error") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario("    api_key: sk-ant-sim\n"));
   const int port = sim->port();

@@ -131,7 +131,7 @@ TEST_CASE("azure non-stream body carries prompt and completion filter results") 
 }
 
 TEST_CASE(
-    "azure routes: api-version is required on deployments; v1 takes the model from the body") {
+    "azure routes: api-version is required on deployments, v1 takes the model from the body") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario());
   const auto missing =
@@ -152,7 +152,7 @@ TEST_CASE(
   CHECK(bad_json.status == 400);
 }
 
-TEST_CASE("azure auth: api-key or Entra bearer; failures get Azure's own 401 bodies") {
+TEST_CASE("azure auth: api-key or Entra bearer, failures get Azure's own 401 bodies") {
   TempDir dir;
   auto sim = StartScenario(dir, Scenario("    api_key: az-key-1\n"));
   const int port = sim->port();

@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/required_peer.h"
 #include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {
 namespace {
 
 using Json = nlohmann::json;
+using modelpulse::testing::SkipForMissingPeer;
 using testing::CheckRefused;
 using testing::Send;
 using testing::StartScenario;
@@ -313,8 +315,7 @@ endpoints:
 }
 
 TEST_CASE("bedrock: SigV4 signed by botocore is verified for real") {
-  if (!HaveBotocore()) {
-    MESSAGE("skipped: Debian's python3-botocore is not installed for /usr/bin/python3");
+  if (!HaveBotocore() && SkipForMissingPeer("python3-botocore for /usr/bin/python3")) {
     return;
   }
   TempDir dir;

@@ -135,7 +135,7 @@ TEST_CASE("non-streaming chat completion has the OpenAI shape and headers") {
   CHECK(ex.pieces.front().first >= 0.240);
 }
 
-TEST_CASE("streaming: role chunk, one chunk per token, finish, [DONE]; usage only when asked") {
+TEST_CASE("streaming: role chunk, one chunk per token, finish, [DONE], usage only when asked") {
   TempDir dir;
   auto sim = StartScenario(dir, kBasic);
   for (const bool include_usage : {false, true}) {

@@ -1,10 +1,12 @@
 // ProbeSeriesSource's pushdown (memory + hourly rollups + raw edges, sorted quantile windows)
-// against a brute-force fold of every probe through ProbeSamples and the evaluator's arithmetic.
+// against a brute-force fold of every probe through ProbeSamples and arithmetic written here.
 #include "storage/series_source.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -12,13 +14,12 @@
 #include <vector>
 
 #include "common/probe_series.h"
-#include "rules/promql.h"
+#include "common/sample_source.h"
 #include "storage/storage.h"
 
 namespace modelpulse::storage {
 namespace {
 
-using rules::RangeAggregate;
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kEnd = 1'800'000'000'000 + 1234;  // not on an hour
@@ -78,9 +79,9 @@ std::vector<ProbeResult> History(uint64_t seed) {
 }
 
 // name + resource -> labels -> samples, from every probe.
-std::map<Labels, std::vector<rules::Sample>> AllSeries(const std::vector<ProbeResult>& probes,
+std::map<Labels, std::vector<Sample>> AllSeries(const std::vector<ProbeResult>& probes,
                                                        const std::string& name) {
-  std::map<Labels, std::vector<rules::Sample>> out;
+  std::map<Labels, std::vector<Sample>> out;
   for (const ProbeResult& p : probes) {
     for (const ProbeSample& s : ProbeSamples(p)) {
       if (name != s.name) {
@@ -97,18 +98,52 @@ std::map<Labels, std::vector<rules::Sample>> AllSeries(const std::vector<ProbeRe
   return out;
 }
 
+// The range functions computed here from their definitions, without the evaluator's code, so a
+// wrong fold in AggregateSamples (common/sample_source.h) cannot agree with itself. Sums are added in time order;
+// quantile_over_time is Prometheus's linear interpolation between the closest ranks (q in [0, 1]).
+double Independent(RangeAggregate kind, double q, const std::vector<Sample>& window) {
+  std::vector<double> values;
+  double sum = 0;
+  for (const Sample& s : window) {
+    values.push_back(s.v);
+    sum += s.v;
+  }
+  const double count = static_cast<double>(values.size());
+  std::sort(values.begin(), values.end());
+  switch (kind) {
+    case RangeAggregate::kCount:
+      return count;
+    case RangeAggregate::kSum:
+      return sum;
+    case RangeAggregate::kAvg:
+      return sum / count;
+    case RangeAggregate::kMin:
+      return values.front();
+    case RangeAggregate::kMax:
+      return values.back();
+    case RangeAggregate::kQuantile: {
+      const double rank = q * (count - 1);
+      const size_t lower = static_cast<size_t>(std::floor(rank));
+      const size_t upper = std::min(values.size() - 1, lower + 1);
+      const double weight = rank - std::floor(rank);
+      return values[lower] * (1 - weight) + values[upper] * weight;
+    }
+  }
+  return std::nan("");
+}
+
 std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes, const std::string& name,
                                     int64_t from, int64_t to, RangeAggregate aggregate, double q) {
   std::map<Labels, double> out;
   for (const auto& [labels, samples] : AllSeries(probes, name)) {
-    std::vector<rules::Sample> window;
-    for (const rules::Sample& s : samples) {
+    std::vector<Sample> window;
+    for (const Sample& s : samples) {
       if (s.t_ms >= from && s.t_ms <= to) {
         window.push_back(s);
       }
     }
     if (!window.empty()) {
-      out[labels] = rules::AggregateSamples(aggregate, q, window);
+      out[labels] = Independent(aggregate, q, window);
     }
   }
   return out;
@@ -148,12 +183,12 @@ struct Fixture {
     CAPTURE(from - kEnd);
     CAPTURE(to - kEnd);
     CAPTURE(static_cast<int>(aggregate));
-    auto got = source->SelectAggregate({{rules::LabelMatcher::Type::kEqual, "__name__", name}},
+    auto got = source->SelectAggregate({{LabelMatcher::Type::kEqual, "__name__", name}},
                                        from, to, aggregate, q);
     REQUIRE(got.has_value());
     auto want = BruteForce(probes, name, from, to, aggregate, q);
     REQUIRE(got->size() == want.size());
-    for (const rules::SeriesAggregate& a : *got) {
+    for (const SeriesAggregate& a : *got) {
       auto it = want.find(a.labels);
       REQUIRE(it != want.end());
       if (aggregate == RangeAggregate::kSum || aggregate == RangeAggregate::kAvg) {
@@ -229,18 +264,18 @@ TEST_CASE("a memory-only source and other matchers fall back to samples") {
     }
   }
   auto got = memory_only.SelectAggregate(
-      {{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"}}, kEnd - kHourMs, kEnd,
+      {{LabelMatcher::Type::kEqual, "__name__", "probe_success"}}, kEnd - kHourMs, kEnd,
       RangeAggregate::kAvg, 0);
   REQUIRE(got.has_value());
   auto want = BruteForce(f.probes, "probe_success", kEnd - kHourMs, kEnd, RangeAggregate::kAvg, 0);
   REQUIRE(got->size() == want.size());
   for (const auto& a : *got) {
-    CHECK(a.value == want[a.labels]);  // samples: the evaluator's own bits
+    CHECK(a.value == doctest::Approx(want[a.labels]).epsilon(1e-12));
   }
   // A target matcher narrows the stored targets read.
   auto narrowed =
-      f.source->SelectAggregate({{rules::LabelMatcher::Type::kEqual, "__name__", "probe_success"},
-                                 {rules::LabelMatcher::Type::kEqual, "target", "a@openai"}},
+      f.source->SelectAggregate({{LabelMatcher::Type::kEqual, "__name__", "probe_success"},
+                                 {LabelMatcher::Type::kEqual, "target", "a@openai"}},
                                 kEnd - 20 * kHourMs, kEnd, RangeAggregate::kCount, 0);
   REQUIRE(narrowed.has_value());
   REQUIRE(narrowed->size() == 1);
