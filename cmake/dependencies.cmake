@@ -40,6 +40,9 @@ function(modelpulse_test name)
   add_executable(${name} ${MODELPULSE_SOURCE_ROOT}/tests/doctest_main.cpp ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE doctest::doctest ${ARG_LIBS})
   target_include_directories(${name} PRIVATE ${MODELPULSE_SOURCE_ROOT})
+  # Tests find shipped files (configs, rules, scenarios) from the source root, not from
+  # __FILE__, which a compiler cache may have made relative.
+  target_compile_definitions(${name} PRIVATE MODELPULSE_SOURCE_ROOT="${MODELPULSE_SOURCE_ROOT}")
   doctest_discover_tests(${name} ADD_LABELS 0 PROPERTIES LABELS unit
     FAIL_REGULAR_EXPRESSION "test cases: +([02-9]|[1-9][0-9]+) [|]"
     SKIP_REGULAR_EXPRESSION "MODELPULSE SKIPPED: .*Status: SUCCESS!")

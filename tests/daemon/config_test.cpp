@@ -704,10 +704,7 @@ TEST_CASE("mangled configs give positioned errors, never a crash") {
   CHECK(failures > 500);  // the mutations did reach the error paths
 }
 
-// The repository root, found from this file's path: tests/daemon/config_test.cpp.
-std::filesystem::path RepoRoot() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
+std::filesystem::path RepoRoot() { return MODELPULSE_SOURCE_ROOT; }
 
 std::string ReadText(const std::filesystem::path& path) {
   std::ifstream in(path);

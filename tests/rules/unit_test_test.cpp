@@ -23,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using modelpulse::testing::SkipForMissingPeer;
 
-const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path();
+const fs::path kRepo = fs::path(MODELPULSE_SOURCE_ROOT);
 
 std::vector<std::string> ShippedTests() {
   std::vector<std::string> out;

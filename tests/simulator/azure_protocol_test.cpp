@@ -339,9 +339,9 @@ TEST_CASE("azure error kinds") {
 }
 
 TEST_CASE("the shipped clouds scenario loads and serves every protocol it names") {
-  const auto path = (std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" /
-                     "scenarios" / "clouds.yaml")
-                        .string();
+  const auto path =
+      (std::filesystem::path(MODELPULSE_SOURCE_ROOT) / "config" / "scenarios" / "clouds.yaml")
+          .string();
   auto scenario = LoadScenario(path);
   if (!scenario)
     FAIL(scenario.error().ToString());

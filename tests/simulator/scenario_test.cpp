@@ -219,8 +219,7 @@ namespace modelpulse::simulator {
 namespace {
 
 TEST_CASE("the shipped scenarios load") {
-  const auto dir =
-      std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "config" / "scenarios";
+  const auto dir = std::filesystem::path(MODELPULSE_SOURCE_ROOT) / "config" / "scenarios";
   for (const char* name : {"demo.yaml", "test.yaml"}) {
     CAPTURE(name);
     auto scenario = LoadScenario((dir / name).string());
