@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
