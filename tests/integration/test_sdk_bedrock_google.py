@@ -5,6 +5,7 @@ botocore (Debian's python3-botocore, for /usr/bin/python3) signs requests and de
 event stream as an oracle independent of both the simulator and the AWS JavaScript SDK."""
 import json
 import os
+import shutil
 import subprocess
 import unittest
 
