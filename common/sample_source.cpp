@@ -9,26 +9,23 @@ namespace modelpulse {
 namespace {
 
 // Prometheus's StaleNaN.
-constexpr uint64_t kStaleMarkerBits = 0x7ff0000000000002ULL;
-
-// Neumaier-compensated summation step, as Prometheus's kahanSumInc.
-struct CompensatedSum {
-  double sum = 0;
-  double c = 0;
-  void Add(double inc) {
-    const double t = sum + inc;
-    if (std::fabs(sum) >= std::fabs(inc)) {
-      c += (sum - t) + inc;
-    } else {
-      c += (inc - t) + sum;
-    }
-    sum = t;
-  }
-};
+constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
 
 }  // namespace
 
-bool IsStaleMarker(double v) { return std::bit_cast<uint64_t>(v) == kStaleMarkerBits; }
+double StaleNaN() { return std::bit_cast<double>(kStaleNaNBits); }
+
+bool IsStaleNaN(double v) { return std::bit_cast<uint64_t>(v) == kStaleNaNBits; }
+
+void KahanSum::Add(double inc) {
+  const double t = sum + inc;
+  if (std::fabs(sum) >= std::fabs(inc)) {
+    c += (sum - t) + inc;
+  } else {
+    c += (inc - t) + sum;
+  }
+  sum = t;
+}
 
 double QuantileOfSorted(double q, const std::vector<double>& values) {
   if (values.empty() || std::isnan(q)) {
@@ -54,7 +51,7 @@ double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sa
     case RangeAggregate::kAvg: {
       // 2.42: incremental mean with compensation, Inf handled like funcAvgOverTime.
       double count = 0;
-      CompensatedSum mean;
+      KahanSum mean;
       for (const Sample& s : samples) {
         count++;
         if (std::isinf(mean.sum)) {
@@ -73,7 +70,7 @@ double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sa
       return mean.sum + mean.c;
     }
     case RangeAggregate::kSum: {
-      CompensatedSum sum;
+      KahanSum sum;
       for (const Sample& s : samples) {
         sum.Add(s.v);
       }
@@ -128,7 +125,7 @@ Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
   for (Series& s : *series) {
     window.clear();
     for (const Sample& sample : s.samples) {
-      if (sample.t_ms >= from_ms && sample.t_ms <= to_ms && !IsStaleMarker(sample.v)) {
+      if (sample.t_ms >= from_ms && sample.t_ms <= to_ms && !IsStaleNaN(sample.v)) {
         window.push_back(sample);
       }
     }

@@ -48,8 +48,18 @@ double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sa
 // already sorted ascending (NaN first). NaN for no values or a NaN q, -Inf/+Inf for q < 0 / > 1.
 double QuantileOfSorted(double q, const std::vector<double>& values);
 
-// True for Prometheus's staleness marker (the StaleNaN bit pattern), which sources may return.
-bool IsStaleMarker(double v);
+// Staleness. Prometheus marks a vanished series with this NaN bit pattern (StaleNaN); rule output
+// series that disappear get one, sources may return one, and the evaluator treats such a sample
+// as "no value".
+double StaleNaN();
+bool IsStaleNaN(double v);
+
+// Neumaier-compensated summation step, as Prometheus's kahanSumInc: sum + c is the total.
+struct KahanSum {
+  double sum = 0;
+  double c = 0;
+  void Add(double inc);
+};
 
 // Where the evaluator reads raw samples. Storage's reader, the in-memory recent window and the
 // promtool-test loader each satisfy it.

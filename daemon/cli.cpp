@@ -49,15 +49,7 @@ Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& 
   if (!config.simulator) {
     return std::unique_ptr<simulator::Simulator>();
   }
-  auto where = ParseListenAddress(config.simulator->listen_address);
-  if (!where) {
-    return Fail(where.error());
-  }
-  simulator::SimulatorOptions options;
-  options.scenario_path = config.simulator->scenario_path;
-  options.host = where->host;
-  options.port = where->port;
-  return simulator::Simulator::Start(options);
+  return StartSimulator(*config.simulator);
 }
 
 int Probe(const std::string& config_file, const std::string& target_name, const std::string& output,

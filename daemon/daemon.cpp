@@ -111,15 +111,7 @@ class DaemonImpl final : public Daemon {
 
   Status Init() {
     if (config_.simulator) {
-      simulator::SimulatorOptions options;
-      options.scenario_path = config_.simulator->scenario_path;
-      auto where = ParseListenAddress(config_.simulator->listen_address);
-      if (!where) {
-        return Fail(where.error());
-      }
-      options.host = where->host;
-      options.port = where->port;
-      auto started = simulator::Simulator::Start(options);
+      auto started = StartSimulator(*config_.simulator);
       if (!started) {
         return Fail(started.error());
       }
@@ -290,6 +282,18 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const RunFlags& flags) {
     return Fail(started.error());
   }
   return std::unique_ptr<Daemon>(std::move(daemon));
+}
+
+Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings) {
+  auto where = ParseListenAddress(settings.listen_address);
+  if (!where) {
+    return Fail(where.error());
+  }
+  simulator::SimulatorOptions options;
+  options.scenario_path = settings.scenario_path;
+  options.host = where->host;
+  options.port = where->port;
+  return simulator::Simulator::Start(options);
 }
 
 int RunUntilSignalled(const RunFlags& flags) {

@@ -7,7 +7,13 @@
 
 #include "common/common.h"
 
+namespace modelpulse::simulator {
+class Simulator;
+}  // namespace modelpulse::simulator
+
 namespace modelpulse::daemon {
+
+struct SimulatorSettings;
 
 // `modelpulse run` flags. An explicit flag wins over the config file, which wins over the
 // built-in default.
@@ -37,6 +43,10 @@ class Daemon {
 // `modelpulse run`: starts the daemon, then serves signals until SIGTERM or SIGINT (exit 0) while
 // SIGHUP reloads. Returns the process exit code.
 int RunUntilSignalled(const RunFlags& flags);
+
+// Starts the config's built-in simulator in-process on its listen address: the one start-up
+// sequence `run` and `probe` share. Fails like ParseListenAddress and Simulator::Start.
+Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings);
 
 }  // namespace modelpulse::daemon
 

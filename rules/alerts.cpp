@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
+#include "rules/go_compat.h"
 #include "rules/rules.h"
-#include "rules/template.h"
 
 namespace modelpulse::rules {
 

@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 
+#include "rules/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

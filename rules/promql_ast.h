@@ -13,13 +13,9 @@
 #include <vector>
 
 #include "rules/promql.h"
+#include "rules/promql_lexer.h"
 
 namespace modelpulse::rules::promql {
-
-struct PosRange {
-  uint32_t begin = 0;
-  uint32_t end = 0;  // one past the last byte
-};
 
 enum class ValueType { kScalar, kVector, kMatrix, kString };
 

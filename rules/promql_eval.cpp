@@ -1,8 +1,6 @@
 #include "rules/promql_eval.h"
 
 #include <algorithm>
-#include <bit>
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -11,16 +9,14 @@
 #include <unordered_set>
 #include <utility>
 
+#include "rules/go_compat.h"
 #include "rules/promql_functions.h"
 #include "rules/promql_lexer.h"
 
 namespace modelpulse::rules::promql {
 namespace {
 
-constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-bool IsStale(double v) { return std::bit_cast<uint64_t>(v) == kStaleNaNBits; }
 
 Error EvalError(const Expr& at, std::string message) {
   return Error::InvalidArgument(std::move(message), OffsetLocation(at.pos.begin));
@@ -842,7 +838,7 @@ class Evaluator {
           }
         }
       }
-      if (newest == nullptr || IsStale(newest->v)) {
+      if (newest == nullptr || IsStaleNaN(newest->v)) {
         continue;
       }
       out.push_back({std::move(s.labels), newest->v, sample_time ? newest->t_ms : t_ms_});
@@ -862,7 +858,7 @@ class Evaluator {
     for (Series& s : *series) {
       std::vector<Sample> window;
       for (const Sample& sample : s.samples) {
-        if (sample.t_ms >= start && sample.t_ms <= end && !IsStale(sample.v)) {
+        if (sample.t_ms >= start && sample.t_ms <= end && !IsStaleNaN(sample.v)) {
           window.push_back(sample);
         }
       }
@@ -881,16 +877,6 @@ class Evaluator {
 
 }  // namespace
 
-void KahanSum::Add(double inc) {
-  double t = sum + inc;
-  if (std::fabs(sum) >= std::fabs(inc)) {
-    c += (sum - t) + inc;
-  } else {
-    c += (inc - t) + sum;
-  }
-  sum = t;
-}
-
 void DropMetricName(Labels& labels) { labels.erase("__name__"); }
 
 bool ContainsSameLabelset(const Vector& vector) {
@@ -905,209 +891,6 @@ bool ContainsSameLabelset(const Vector& vector) {
     }
   }
   return false;
-}
-
-double GoMax(double x, double y) {
-  if (std::isinf(x) && x > 0) {
-    return x;
-  }
-  if (std::isinf(y) && y > 0) {
-    return y;
-  }
-  if (std::isnan(x) || std::isnan(y)) {
-    return kNaN;
-  }
-  if (x == 0 && x == y) {
-    return std::signbit(x) ? y : x;
-  }
-  return x > y ? x : y;
-}
-
-double GoMin(double x, double y) {
-  if (std::isinf(x) && x < 0) {
-    return x;
-  }
-  if (std::isinf(y) && y < 0) {
-    return y;
-  }
-  if (std::isnan(x) || std::isnan(y)) {
-    return kNaN;
-  }
-  if (x == 0 && x == y) {
-    return std::signbit(x) ? x : y;
-  }
-  return x < y ? x : y;
-}
-
-namespace {
-bool IsOddInt(double x) {
-  if (std::fabs(x) >= 9007199254740992.0) {  // 2^53: every such float is even
-    return false;
-  }
-  double integral = 0;
-  double frac = std::modf(x, &integral);
-  return frac == 0 && std::fmod(integral, 2.0) != 0;
-}
-}  // namespace
-
-namespace {
-// Cephes' rational approximation of atan on [0, 0.66], as Go's math package computes it.
-double ReducedAtan(double x) {
-  constexpr double kP0 = -8.750608600031904122785e-01;
-  constexpr double kP1 = -1.615753718733365076637e+01;
-  constexpr double kP2 = -7.500855792314704667340e+01;
-  constexpr double kP3 = -1.228866684490136173410e+02;
-  constexpr double kP4 = -6.485021904942025371773e+01;
-  constexpr double kQ0 = +2.485846490142306297962e+01;
-  constexpr double kQ1 = +1.650270098316988542046e+02;
-  constexpr double kQ2 = +4.328810604912902668951e+02;
-  constexpr double kQ3 = +4.853903996359136964868e+02;
-  constexpr double kQ4 = +1.945506571482613964425e+02;
-  double z = x * x;
-  z = z * ((((kP0 * z + kP1) * z + kP2) * z + kP3) * z + kP4) /
-      (((((z + kQ0) * z + kQ1) * z + kQ2) * z + kQ3) * z + kQ4);
-  return x * z + x;
-}
-
-// atan for x >= 0 by range reduction.
-double PositiveAtan(double x) {
-  constexpr double kPi = 3.14159265358979323846264338327950288419716939937510582097494459;
-  constexpr double kMoreBits = 6.123233995736765886130e-17;  // pi/2 = kPi/2 + kMoreBits
-  constexpr double kTan3Pi8 = 2.41421356237309504880;
-  if (x <= 0.66) {
-    return ReducedAtan(x);
-  }
-  if (x > kTan3Pi8) {
-    return kPi / 2 - ReducedAtan(1 / x) + kMoreBits;
-  }
-  return kPi / 4 + ReducedAtan((x - 1) / (x + 1)) + 0.5 * kMoreBits;
-}
-}  // namespace
-
-double GoAtan2(double y, double x) {
-  constexpr double kPi = 3.14159265358979323846264338327950288419716939937510582097494459;
-  if (std::isnan(y) || std::isnan(x)) {
-    return kNaN;
-  }
-  if (y == 0) {
-    return x >= 0 && !std::signbit(x) ? std::copysign(0.0, y) : std::copysign(kPi, y);
-  }
-  if (x == 0) {
-    return std::copysign(kPi / 2, y);
-  }
-  if (std::isinf(x)) {
-    if (x > 0) {
-      return std::isinf(y) ? std::copysign(kPi / 4, y) : std::copysign(0.0, y);
-    }
-    return std::isinf(y) ? std::copysign(3 * kPi / 4, y) : std::copysign(kPi, y);
-  }
-  if (std::isinf(y)) {
-    return std::copysign(kPi / 2, y);
-  }
-  double ratio = y / x;
-  double q = ratio == 0 ? ratio : ratio > 0 ? PositiveAtan(ratio) : -PositiveAtan(-ratio);
-  if (x < 0) {
-    return q <= 0 ? q + kPi : q - kPi;
-  }
-  return q;
-}
-
-double GoPow(double x, double y) {
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  if (y == 0 || x == 1) {
-    return 1;
-  }
-  if (y == 1) {
-    return x;
-  }
-  if (std::isnan(x) || std::isnan(y)) {
-    return kNaN;
-  }
-  if (x == 0) {
-    if (y < 0) {
-      return std::signbit(x) && IsOddInt(y) ? -kInf : kInf;
-    }
-    return std::signbit(x) && IsOddInt(y) ? x : 0.0;
-  }
-  if (std::isinf(y)) {
-    if (x == -1) {
-      return 1;
-    }
-    if ((std::fabs(x) < 1) == (y > 0)) {
-      return 0;
-    }
-    return kInf;
-  }
-  if (std::isinf(x)) {
-    if (x < 0) {
-      return GoPow(1 / x, -y);
-    }
-    return y < 0 ? 0.0 : kInf;
-  }
-  if (y == 0.5) {
-    return std::sqrt(x);
-  }
-  if (y == -0.5) {
-    return 1 / std::sqrt(x);
-  }
-  double yi = 0;
-  double yf = std::modf(std::fabs(y), &yi);
-  if (yf != 0 && x < 0) {
-    return kNaN;
-  }
-  if (yi >= 9223372036854775808.0) {
-    if (x == -1) {
-      return 1;
-    }
-    if ((std::fabs(x) < 1) == (y > 0)) {
-      return 0;
-    }
-    return kInf;
-  }
-  double a1 = 1.0;
-  int ae = 0;
-  if (yf != 0) {
-    if (yf > 0.5) {
-      yf--;
-      yi++;
-    }
-    a1 = std::exp(yf * std::log(x));
-  }
-  int xe = 0;
-  double x1 = std::frexp(x, &xe);
-  for (auto i = static_cast<int64_t>(yi); i != 0; i >>= 1) {
-    if (xe < -(1 << 12) || (1 << 12) < xe) {
-      ae += xe;
-      break;
-    }
-    if ((i & 1) == 1) {
-      a1 *= x1;
-      ae += xe;
-    }
-    x1 *= x1;
-    xe <<= 1;
-    if (x1 < .5) {
-      x1 += x1;
-      xe--;
-    }
-  }
-  if (y < 0) {
-    a1 = 1 / a1;
-    ae = -ae;
-  }
-  return std::ldexp(a1, ae);
-}
-
-std::string FormatFloatShortest(double v) {
-  if (std::isnan(v)) {
-    return "NaN";
-  }
-  if (std::isinf(v)) {
-    return v > 0 ? "+Inf" : "-Inf";
-  }
-  char buf[400];
-  auto result = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
-  return std::string(buf, result.ptr);
 }
 
 Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_ms) {

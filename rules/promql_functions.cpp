@@ -12,6 +12,7 @@
 #include <regex>
 #include <unordered_map>
 
+#include "rules/go_compat.h"
 #include "rules/promql_eval.h"
 
 namespace modelpulse::rules::promql {

@@ -124,8 +124,9 @@ class Lexer {
   }
 
   Token Make(TokenKind kind, size_t start) const {
-    return Token{kind, std::string(text_.substr(start, pos_ - start)), static_cast<uint32_t>(start),
-                 Pos()};
+    return Token{kind,
+                 std::string(text_.substr(start, pos_ - start)),
+                 {static_cast<uint32_t>(start), Pos()}};
   }
 
   Result<Token> Next() {
@@ -381,7 +382,7 @@ class Lexer {
           return Fail(ErrorAt(escape_at, "invalid escape sequence in string"));
       }
     }
-    return Token{TokenKind::kString, std::move(value), static_cast<uint32_t>(start), Pos()};
+    return Token{TokenKind::kString, std::move(value), {static_cast<uint32_t>(start), Pos()}};
   }
 
   std::string_view text_;

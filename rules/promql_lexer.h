@@ -73,11 +73,16 @@ enum class TokenKind {
   kQuantile,
 };
 
+// A byte range of the query text: where a token or an expression is, for error locations.
+struct PosRange {
+  uint32_t begin = 0;
+  uint32_t end = 0;  // one past the last byte
+};
+
 struct Token {
   TokenKind kind = TokenKind::kEof;
-  std::string text;     // source text; for strings the unescaped value
-  uint32_t offset = 0;  // byte offset of the token's first character
-  uint32_t end = 0;     // byte offset one past the token
+  std::string text;  // source text; for strings the unescaped value
+  PosRange pos;      // where the token is in the query
 };
 
 // Queries longer than this are refused before lexing (a bound on every later phase).

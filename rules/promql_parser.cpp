@@ -177,7 +177,7 @@ class Parser {
     }
     return token;
   }
-  uint32_t PrevEnd() const { return pos_ == 0 ? 0 : tokens_[pos_ - 1].end; }
+  uint32_t PrevEnd() const { return pos_ == 0 ? 0 : tokens_[pos_ - 1].pos.end; }
 
   static Error ErrorAt(uint32_t offset, std::string message) {
     return Error::Parse(std::move(message), OffsetLocation(offset));
@@ -186,7 +186,7 @@ class Parser {
     std::string what = token.kind == TokenKind::kEof      ? "end of input"
                        : token.kind == TokenKind::kString ? "string"
                                                           : "\"" + token.text + "\"";
-    return ErrorAt(token.offset, "unexpected " + what + ", expected " + std::string(expected));
+    return ErrorAt(token.pos.begin, "unexpected " + what + ", expected " + std::string(expected));
   }
 
   Status Expect(TokenKind kind, std::string_view expected) {
@@ -217,7 +217,7 @@ class Parser {
   // expr ::= unary (binop modifiers expr)*     -- a Pratt loop over kInfixTable
   Result<ExprPtr> ParseExpr(int min_power, int depth) {
     if (depth > kMaxDepth) {
-      return Fail(ErrorAt(Peek().offset,
+      return Fail(ErrorAt(Peek().pos.begin,
                           "expression nests deeper than " + std::to_string(kMaxDepth) + " levels"));
     }
     auto lhs = ParseUnary(depth);
@@ -242,7 +242,7 @@ class Parser {
       }
       binary.lhs = std::move(*lhs);
       binary.rhs = std::move(*rhs);
-      auto built = BuildBinary(std::move(binary), op_token.offset);
+      auto built = BuildBinary(std::move(binary), op_token.pos.begin);
       if (!built) {
         return built;
       }
@@ -345,7 +345,7 @@ class Parser {
     }
     Advance();
     bool negate = token.kind == TokenKind::kSub;
-    uint32_t begin = token.offset;
+    uint32_t begin = token.pos.begin;
     auto operand = ParseExpr(kPowPower, depth + 1);
     if (!operand) {
       return operand;
@@ -387,23 +387,23 @@ class Parser {
         const Token& range_token = Peek();
         if (range_token.kind != TokenKind::kDuration) {
           if (range_token.kind == TokenKind::kColon) {
-            return Fail(ErrorAt(token.offset, "subqueries are not supported"));
+            return Fail(ErrorAt(token.pos.begin, "subqueries are not supported"));
           }
           return Fail(Unexpected(range_token, "a duration in range selector"));
         }
         Advance();
         if (Peek().kind == TokenKind::kColon) {
-          return Fail(ErrorAt(token.offset, "subqueries are not supported"));
+          return Fail(ErrorAt(token.pos.begin, "subqueries are not supported"));
         }
         if (auto status = Expect(TokenKind::kRightBracket, "\"]\""); !status) {
           return Fail(status.error());
         }
         const auto* selector = std::get_if<VectorSelector>(&expr->node);
         if (selector == nullptr) {
-          return Fail(ErrorAt(token.offset, "ranges only allowed for vector selectors"));
+          return Fail(ErrorAt(token.pos.begin, "ranges only allowed for vector selectors"));
         }
         if (offset_seen) {
-          return Fail(ErrorAt(token.offset, "no offset modifiers allowed before range"));
+          return Fail(ErrorAt(token.pos.begin, "no offset modifiers allowed before range"));
         }
         MatrixSelector matrix;
         matrix.selector = *selector;
@@ -428,7 +428,7 @@ class Parser {
         }
         Advance();
         if (offset_seen) {
-          return Fail(ErrorAt(token.offset, "offset may not be set multiple times"));
+          return Fail(ErrorAt(token.pos.begin, "offset may not be set multiple times"));
         }
         int64_t offset_ms = ParsePromDuration(duration.text)->count() * (negative ? -1 : 1);
         Expr out;
@@ -443,7 +443,7 @@ class Parser {
           copy.selector.offset_ms = offset_ms;
           out.node = std::move(copy);
         } else {
-          return Fail(ErrorAt(token.offset,
+          return Fail(ErrorAt(token.pos.begin,
                               "offset modifier must be preceded by an instant vector selector "
                               "or range vector selector"));
         }
@@ -452,7 +452,7 @@ class Parser {
         continue;
       }
       if (token.kind == TokenKind::kAt) {
-        return Fail(ErrorAt(token.offset, "the @ modifier is not supported"));
+        return Fail(ErrorAt(token.pos.begin, "the @ modifier is not supported"));
       }
       return expr;
     }
@@ -466,10 +466,10 @@ class Parser {
         Advance();
         std::optional<double> value = ParseNumber(token.text);
         if (!value) {
-          return Fail(ErrorAt(token.offset, "bad number syntax: \"" + token.text + "\""));
+          return Fail(ErrorAt(token.pos.begin, "bad number syntax: \"" + token.text + "\""));
         }
         Expr expr;
-        expr.pos = {token.offset, token.end};
+        expr.pos = token.pos;
         expr.type = ValueType::kScalar;
         expr.node = NumberLiteral{*value};
         return Finish(std::move(expr));
@@ -477,7 +477,7 @@ class Parser {
       case TokenKind::kString: {
         Advance();
         Expr expr;
-        expr.pos = {token.offset, token.end};
+        expr.pos = token.pos;
         expr.type = ValueType::kString;
         expr.node = StringLiteral{token.text};
         return Finish(std::move(expr));
@@ -492,7 +492,7 @@ class Parser {
           return Fail(status.error());
         }
         Expr expr;
-        expr.pos = {token.offset, PrevEnd()};
+        expr.pos = {token.pos.begin, PrevEnd()};
         expr.type = (*inner)->type;
         expr.height = (*inner)->height + 1;
         expr.node = Paren{std::move(*inner)};
@@ -506,9 +506,9 @@ class Parser {
         }
         return ParseSelector(depth);
       case TokenKind::kDuration:
-        return Fail(ErrorAt(token.offset, "unexpected duration \"" + token.text +
-                                              "\": durations are only allowed in [...] and "
-                                              "after offset"));
+        return Fail(ErrorAt(token.pos.begin, "unexpected duration \"" + token.text +
+                                                 "\": durations are only allowed in [...] and "
+                                                 "after offset"));
       default:
         if (IsAggregator(token.kind)) {
           return ParseAggregate(depth);
@@ -543,7 +543,7 @@ class Parser {
   // selector ::= [metric] '{' [matcher (',' matcher)* [',']] '}' | metric
   // matcher  ::= label ('=' | '!=' | '=~' | '!~') string
   Result<ExprPtr> ParseSelector(int /*depth*/) {
-    uint32_t begin = Peek().offset;
+    uint32_t begin = Peek().pos.begin;
     VectorSelector selector;
     if (Peek().kind == TokenKind::kIdentifier) {
       selector.name = Advance().text;
@@ -584,13 +584,13 @@ class Parser {
           return Fail(Unexpected(value, "a quoted label value"));
         }
         Advance();
-        auto compiled = CompileMatcher({type, label.text, value.text}, value.offset);
+        auto compiled = CompileMatcher({type, label.text, value.text}, value.pos.begin);
         if (!compiled) {
           return Fail(compiled.error());
         }
         if (label.text == "__name__" && !selector.name.empty()) {
-          return Fail(ErrorAt(label.offset, "metric name must not be set twice: \"" +
-                                                selector.name + "\" or \"" + value.text + "\""));
+          return Fail(ErrorAt(label.pos.begin, "metric name must not be set twice: \"" +
+                                                   selector.name + "\" or \"" + value.text + "\""));
         }
         selector.matchers.push_back(std::move(*compiled));
         if (Peek().kind == TokenKind::kComma) {
@@ -632,53 +632,65 @@ class Parser {
     return compiled;
   }
 
-  // call ::= function '(' [expr (',' expr)* [',']] ')'
-  Result<ExprPtr> ParseCall(int depth) {
-    const Token& name = Advance();
-    const FunctionSpec* spec = FindFunction(name.text);
-    if (spec == nullptr) {
-      if (IsKnownUnsupportedFunction(name.text)) {
-        return Fail(ErrorAt(
-            name.offset, "function \"" + name.text + "\" is not supported by this PromQL subset"));
-      }
-      return Fail(ErrorAt(name.offset, "unknown function with name \"" + name.text + "\""));
-    }
-    Advance();  // '('
+  // args ::= [expr (',' expr)* [',']] ')', after the '(' of a call or an aggregation; `context`
+  // names which in the error for a missing separator.
+  Result<std::vector<ExprPtr>> ParseArgs(int depth, std::string_view context) {
     std::vector<ExprPtr> args;
     while (Peek().kind != TokenKind::kRightParen) {
       auto arg = ParseExpr(0, depth + 1);
       if (!arg) {
-        return arg;
+        return Fail(arg.error());
       }
       args.push_back(std::move(*arg));
       if (Peek().kind == TokenKind::kComma) {
         Advance();
       } else if (Peek().kind != TokenKind::kRightParen) {
-        return Fail(Unexpected(Peek(), "\",\" or \")\" in function call"));
+        return Fail(Unexpected(Peek(), "\",\" or \")\" in " + std::string(context)));
       }
     }
     Advance();
+    return args;
+  }
+
+  // call ::= function '(' args
+  Result<ExprPtr> ParseCall(int depth) {
+    const Token& name = Advance();
+    const FunctionSpec* spec = FindFunction(name.text);
+    if (spec == nullptr) {
+      if (IsKnownUnsupportedFunction(name.text)) {
+        return Fail(ErrorAt(name.pos.begin, "function \"" + name.text +
+                                                "\" is not supported by this PromQL subset"));
+      }
+      return Fail(ErrorAt(name.pos.begin, "unknown function with name \"" + name.text + "\""));
+    }
+    Advance();  // '('
+    auto parsed = ParseArgs(depth, "function call");
+    if (!parsed) {
+      return Fail(parsed.error());
+    }
+    std::vector<ExprPtr> args = std::move(*parsed);
     uint32_t end = PrevEnd();
     int given = static_cast<int>(args.size());
     int declared = spec->num_arg_types;
     std::string fn = "\"" + std::string(spec->name) + "\"";
     if (spec->variadic == 0) {
       if (given != declared) {
-        return Fail(ErrorAt(name.offset, "expected " + std::to_string(declared) +
-                                             " argument(s) in call to " + fn + ", got " +
-                                             std::to_string(given)));
+        return Fail(ErrorAt(name.pos.begin, "expected " + std::to_string(declared) +
+                                                " argument(s) in call to " + fn + ", got " +
+                                                std::to_string(given)));
       }
     } else {
       int min_args = declared - 1;
       if (given < min_args) {
-        return Fail(ErrorAt(name.offset, "expected at least " + std::to_string(min_args) +
-                                             " argument(s) in call to " + fn + ", got " +
-                                             std::to_string(given)));
+        return Fail(ErrorAt(name.pos.begin, "expected at least " + std::to_string(min_args) +
+                                                " argument(s) in call to " + fn + ", got " +
+                                                std::to_string(given)));
       }
       if (spec->variadic > 0 && given > min_args + spec->variadic) {
-        return Fail(ErrorAt(
-            name.offset, "expected at most " + std::to_string(min_args + spec->variadic) +
-                             " argument(s) in call to " + fn + ", got " + std::to_string(given)));
+        return Fail(ErrorAt(name.pos.begin, "expected at most " +
+                                                std::to_string(min_args + spec->variadic) +
+                                                " argument(s) in call to " + fn + ", got " +
+                                                std::to_string(given)));
       }
     }
     int height = 1;
@@ -691,7 +703,7 @@ class Parser {
       height = std::max(height, args[static_cast<size_t>(i)]->height + 1);
     }
     Expr expr;
-    expr.pos = {name.offset, end};
+    expr.pos = {name.pos.begin, end};
     expr.type = spec->return_type;
     expr.height = height;
     expr.node = Call{spec, std::move(args)};
@@ -723,20 +735,11 @@ class Parser {
     if (auto status = Expect(TokenKind::kLeftParen, "\"(\" after aggregation"); !status) {
       return Fail(status.error());
     }
-    std::vector<ExprPtr> args;
-    while (Peek().kind != TokenKind::kRightParen) {
-      auto arg = ParseExpr(0, depth + 1);
-      if (!arg) {
-        return arg;
-      }
-      args.push_back(std::move(*arg));
-      if (Peek().kind == TokenKind::kComma) {
-        Advance();
-      } else if (Peek().kind != TokenKind::kRightParen) {
-        return Fail(Unexpected(Peek(), "\",\" or \")\" in aggregation"));
-      }
+    auto parsed = ParseArgs(depth, "aggregation");
+    if (!parsed) {
+      return Fail(parsed.error());
     }
-    Advance();
+    std::vector<ExprPtr> args = std::move(*parsed);
     if (!grouping_seen && (Peek().kind == TokenKind::kBy || Peek().kind == TokenKind::kWithout)) {
       if (auto status = parse_grouping(); !status) {
         return Fail(status.error());
@@ -748,10 +751,10 @@ class Parser {
         aggregate.op == AggregateOp::kQuantile || aggregate.op == AggregateOp::kCountValues;
     size_t want = takes_param ? 2 : 1;
     if (args.empty()) {
-      return Fail(ErrorAt(op_token.offset, "no arguments for aggregate expression provided"));
+      return Fail(ErrorAt(op_token.pos.begin, "no arguments for aggregate expression provided"));
     }
     if (args.size() != want) {
-      return Fail(ErrorAt(op_token.offset,
+      return Fail(ErrorAt(op_token.pos.begin,
                           "wrong number of arguments for aggregate expression provided, expected " +
                               std::to_string(want) + ", got " + std::to_string(args.size())));
     }
@@ -771,7 +774,7 @@ class Parser {
     }
     std::sort(aggregate.grouping.begin(), aggregate.grouping.end());
     Expr expr;
-    expr.pos = {op_token.offset, end};
+    expr.pos = {op_token.pos.begin, end};
     expr.type = ValueType::kVector;
     expr.height = aggregate.expr->height + 1;
     if (aggregate.param) {

@@ -22,13 +22,6 @@
 namespace modelpulse::rules {
 
 // ---------------------------------------------------------------------------------------------
-// Staleness. Prometheus marks a vanished series with this NaN bit pattern (StaleNaN); rule output
-// series that disappear get one, and the evaluator treats such a sample as "no value".
-inline constexpr uint64_t kStaleNaNBits = 0x7ff0000000000002ULL;
-double StaleNaN();
-bool IsStaleNaN(double v);
-
-// ---------------------------------------------------------------------------------------------
 // Rule files (§1.1, §1.2).
 
 struct RuleDef {

@@ -1,22 +1,18 @@
 #ifndef MODELPULSE_RULES_TEMPLATE_H_
 #define MODELPULSE_RULES_TEMPLATE_H_
 
-// Private to rules/: the number formatting behind alert templates and promtool's reports, exposed
-// for unit tests. The template engine's entry points are in rules/rules.h.
+// Private to rules/: the number formatting of Prometheus's humanize* template functions, exposed
+// for unit tests with the Go formats they build on (go_compat.h). The template engine's entry
+// points are in rules/rules.h; its units are template_lexer, template_parser, template_value and
+// the executor in template.cpp.
 
 #include <string>
-#include <string_view>
+
+#include "rules/go_compat.h"
 
 namespace modelpulse::rules {
 
-// strconv.FormatFloat(v, 'E', -1, 64): "3E+00", "1.5E-01", "NaN", "+Inf".
-std::string FormatGoFloatE(double v);
-// C-style "%.4g" as Go prints it (identical to printf for finite values; "NaN", "+Inf", "-Inf").
-std::string FormatGo4g(double v);
-
-// strconv.Quote for the ASCII range (other bytes pass through).
-std::string GoQuote(std::string_view s);
-
+// Prometheus's humanize, humanize1024, humanizeDuration and humanizePercentage.
 std::string Humanize(double v);
 std::string Humanize1024(double v);
 std::string HumanizeDuration(double v);

@@ -15,9 +15,9 @@
 #include <sstream>
 
 #include "rules/alerts.h"
+#include "rules/go_compat.h"
 #include "rules/group.h"
 #include "rules/rules.h"
-#include "rules/template.h"
 
 namespace modelpulse::rules {
 namespace {

@@ -17,7 +17,7 @@ namespace modelpulse::rules {
 Result<Labels> ParseSeriesLabels(std::string_view text);
 
 // Expanding notation (§3.3): one entry per step; nullopt is a missing sample ('_'), a stale
-// marker is StaleNaN(). Refuses more than `max_samples` entries.
+// marker is StaleNaN() (go_compat.h). Refuses more than `max_samples` entries.
 Result<std::vector<std::optional<double>>> ExpandSeriesValues(std::string_view text,
                                                               size_t max_samples = 10'000'000);
 

@@ -199,30 +199,31 @@ class AnthropicProtocol final : public Protocol {
   }
 
   Reply Render(const Call& call, const Plan& plan) const override {
+    const AnswerEncoding encoding{
+        .body = [&] { return Message(plan, plan.output_tokens); },
+        .stream = [&](int64_t tokens) { return Stream(plan, tokens, End::kDone); },
+        .truncated_stream = [&](int64_t tokens) { return Stream(plan, tokens, End::kCut); },
+        .malform_stream = &BreakFirstDelta,
+        .stream_content_type = std::string(kSseContentType),
+        .opening_chunks =
+            [&] {
+              return std::vector<TimedChunk>{
+                  {Micros(0), Event("message_start", MessageStart(plan))}};
+            },
+    };
+    std::optional<Reply> answer = RenderAnswer(call, plan, encoding);
+    Reply reply = answer ? std::move(*answer) : RenderError(call, plan);
+    AddHeaders(call, plan, reply);
+    return reply;
+  }
+
+ private:
+  enum class End { kDone, kCut, kApiError, kOverloaded };
+
+  // The behaviours RenderAnswer leaves to the protocol.
+  Reply RenderError(const Call& call, const Plan& plan) const {
     Reply reply;
     switch (plan.behaviour) {
-      case Behaviour::kOk:
-      case Behaviour::kEmptyCompletion:
-        reply = call.stream ? Stream(plan, plan.output_tokens, End::kDone)
-                            : Message(plan, plan.output_tokens);
-        break;
-      case Behaviour::kTruncatedStream:
-        if (call.stream) {
-          reply = Stream(plan, std::max<int64_t>(1, plan.output_tokens / 2), End::kCut);
-        } else {
-          reply = Message(plan, plan.output_tokens);
-          reply.body.resize(reply.body.size() / 2);
-        }
-        break;
-      case Behaviour::kMalformedJson:
-        if (call.stream) {
-          reply = Stream(plan, plan.output_tokens, End::kDone);
-          BreakFirstDelta(reply);
-        } else {
-          reply = Message(plan, plan.output_tokens);
-          reply.body.pop_back();
-        }
-        break;
       case Behaviour::kErrorIn200:
         if (call.stream) {
           reply = Stream(plan, 0, End::kApiError);
@@ -235,17 +236,6 @@ class AnthropicProtocol final : public Protocol {
         reply = call.stream
                     ? Stream(plan, std::max<int64_t>(1, plan.output_tokens / 2), End::kOverloaded)
                     : ErrorReply(529, "overloaded_error", "Overloaded", &plan);
-        break;
-      case Behaviour::kHang:
-        reply.mode = Reply::Mode::kHang;
-        break;
-      case Behaviour::kHangAfterHeaders:
-        reply.mode = Reply::Mode::kStream;
-        reply.hang_after_chunks = true;
-        if (call.stream) {
-          reply.content_type = kSseContentType;
-          reply.chunks.push_back({Micros(0), Event("message_start", MessageStart(plan))});
-        }
         break;
       case Behaviour::kRateLimit:
         reply = RateLimited(plan);
@@ -279,13 +269,17 @@ class AnthropicProtocol final : public Protocol {
             call.auth == AuthState::kMissing ? "x-api-key header is required" : "invalid x-api-key",
             &plan);
         break;
+      // Rendered by RenderAnswer.
+      case Behaviour::kOk:
+      case Behaviour::kEmptyCompletion:
+      case Behaviour::kTruncatedStream:
+      case Behaviour::kMalformedJson:
+      case Behaviour::kHang:
+      case Behaviour::kHangAfterHeaders:
+        break;
     }
-    AddHeaders(call, plan, reply);
     return reply;
   }
-
- private:
-  enum class End { kDone, kCut, kApiError, kOverloaded };
 
   static Reply RateLimited(const Plan& plan) {
     const bool tokens = plan.limited_resource == "tokens";

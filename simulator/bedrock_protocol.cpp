@@ -584,77 +584,61 @@ class BedrockProtocol final : public Protocol {
   Reply RenderConverse(const Call& call, const Plan& plan) const {
     if (auto error = KindError(call, plan))
       return *error;
-    Reply reply;
-    const int64_t tokens = plan.output_tokens;
-    switch (plan.behaviour) {
-      case Behaviour::kHang:
-        reply.mode = Reply::Mode::kHang;
-        return reply;
-      case Behaviour::kHangAfterHeaders:
-        reply.mode = Reply::Mode::kStream;
-        reply.hang_after_chunks = true;
-        if (call.stream) {
-          reply.content_type = kEventStreamType;
-          reply.chunks.push_back(
-              {Micros(0), EventFrame("messageStart", Json{{"role", "assistant"}}, 0)});
-        }
-        return reply;
-      case Behaviour::kErrorIn200:
-        if (!call.stream) {
-          return HttpError(424, "ModelErrorException",
-                           "Received a model error: the model returned an unexpected response.");
-        }
-        reply = Stream(call, plan, 0, StreamEnd::kCut);
-        reply.chunks.push_back(
-            {plan.first_token, ExceptionFrame("internalServerException",
-                                              "The system encountered an unexpected error during "
-                                              "processing. Try your request again.")});
-        return reply;
-      case Behaviour::kExceptionMidstream:
-      case Behaviour::kOverloadedMidstream: {
-        const bool throttled = plan.behaviour == Behaviour::kExceptionMidstream;
-        const std::string_view message = throttled
-                                             ? "Too many requests, please wait before trying again."
-                                             : "Bedrock is unable to process your request.";
-        if (!call.stream) {
-          return throttled ? HttpError(429, "ThrottlingException", message)
-                           : HttpError(503, "ServiceUnavailableException", message);
-        }
-        const int64_t half = std::max<int64_t>(1, tokens / 2);
-        reply = Stream(call, plan, half, StreamEnd::kCut);
-        reply.chunks.push_back(
-            {plan.first_token + plan.inter_token * (half - 1),
-             ExceptionFrame(throttled ? "throttlingException" : "serviceUnavailableException",
-                            message)});
-        return reply;
-      }
-      case Behaviour::kTruncatedStream:
-        if (!call.stream) {
-          reply = Converse(plan);
-          reply.body.resize(reply.body.size() / 2);
-          return reply;
-        }
-        reply = Stream(call, plan, std::max<int64_t>(1, tokens / 2), StreamEnd::kCut);
-        {
-          // The last frame stops half way: a truncated frame, then the connection closes.
-          auto& last = reply.chunks.back().bytes;
-          last.resize(last.size() - 9);
-        }
-        return reply;
-      case Behaviour::kMalformedJson:
-        if (!call.stream) {
-          reply = Converse(plan);
-          reply.body.pop_back();
-          return reply;
-        }
+    const AnswerEncoding encoding{
+        .body = [&] { return Converse(plan); },
+        .stream = [&](int64_t tokens) { return Stream(call, plan, tokens, StreamEnd::kComplete); },
+        .truncated_stream =
+            [&](int64_t tokens) {
+              Reply cut = Stream(call, plan, tokens, StreamEnd::kCut);
+              // The last frame stops half way: a truncated frame, then the connection closes.
+              auto& last = cut.chunks.back().bytes;
+              last.resize(last.size() - 9);
+              return cut;
+            },
         // Bedrock's malformed stream: a frame whose message CRC does not match.
-        reply = Stream(call, plan, tokens, StreamEnd::kComplete);
-        if (reply.chunks.size() > 1)
-          reply.chunks[1].bytes.back() ^= 0x5A;
-        return reply;
-      default:
-        return call.stream ? Stream(call, plan, tokens, StreamEnd::kComplete) : Converse(plan);
+        .malform_stream =
+            [](Reply& stream) {
+              if (stream.chunks.size() > 1)
+                stream.chunks[1].bytes.back() ^= 0x5A;
+            },
+        .stream_content_type = std::string(kEventStreamType),
+        .opening_chunks =
+            [] {
+              return std::vector<TimedChunk>{
+                  {Micros(0), EventFrame("messageStart", Json{{"role", "assistant"}}, 0)}};
+            },
+    };
+    if (auto answer = RenderAnswer(call, plan, encoding))
+      return *answer;
+    // What is left: an error in a 200, or an exception in the middle of the stream.
+    Reply reply;
+    if (plan.behaviour == Behaviour::kErrorIn200) {
+      if (!call.stream) {
+        return HttpError(424, "ModelErrorException",
+                         "Received a model error: the model returned an unexpected response.");
+      }
+      reply = Stream(call, plan, 0, StreamEnd::kCut);
+      reply.chunks.push_back(
+          {plan.first_token, ExceptionFrame("internalServerException",
+                                            "The system encountered an unexpected error during "
+                                            "processing. Try your request again.")});
+      return reply;
     }
+    const bool throttled = plan.behaviour == Behaviour::kExceptionMidstream;
+    const std::string_view message = throttled
+                                         ? "Too many requests, please wait before trying again."
+                                         : "Bedrock is unable to process your request.";
+    if (!call.stream) {
+      return throttled ? HttpError(429, "ThrottlingException", message)
+                       : HttpError(503, "ServiceUnavailableException", message);
+    }
+    const int64_t half = std::max<int64_t>(1, plan.output_tokens / 2);
+    reply = Stream(call, plan, half, StreamEnd::kCut);
+    reply.chunks.push_back(
+        {plan.first_token + plan.inter_token * (half - 1),
+         ExceptionFrame(throttled ? "throttlingException" : "serviceUnavailableException",
+                        message)});
+    return reply;
   }
 
   enum class StreamEnd { kComplete, kCut };

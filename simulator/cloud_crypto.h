@@ -25,6 +25,8 @@ std::string Base64UrlEncode(std::string_view bytes);  // no padding
 // Accepts the URL alphabet with or without padding; nullopt for anything else.
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 
+// The simulator's one percent-encoding pair. Written apart from collector/percent_encoding.h on
+// purpose: SigV4 checks here must not share a bug with the signer they check (DESIGN.md §2).
 // %XX decoding ('+' stays '+'); nullopt on a bad escape.
 std::optional<std::string> PercentDecode(std::string_view text);
 // RFC 3986 encoding of everything but unreserved characters (and '/' when keep_slash), with

@@ -79,43 +79,32 @@ class OpenAiProtocol final : public Protocol {
   }
 
   Reply Render(const Call& call, const Plan& plan) const override {
+    const AnswerEncoding encoding{
+        .body = [&] { return Completion(plan, plan.output_tokens); },
+        .stream = [&](int64_t tokens) { return Stream(call, plan, tokens, End::kDone); },
+        .truncated_stream = [&](int64_t tokens) { return Stream(call, plan, tokens, End::kCut); },
+        .malform_stream = &BreakFirstContentChunk,
+        .stream_content_type = std::string(kSseContentType),
+        .opening_chunks =
+            [&] {
+              return std::vector<TimedChunk>{{Micros(0), Sse(RoleChunk(call, plan))}};
+            },
+    };
+    std::optional<Reply> answer = RenderAnswer(call, plan, encoding);
+    Reply reply = answer ? std::move(*answer) : RenderError(call, plan);
+    AddHeaders(plan, reply);
+    return reply;
+  }
+
+ private:
+  enum class End { kDone, kCut, kError };
+
+  // The behaviours RenderAnswer leaves to the protocol.
+  static Reply RenderError(const Call& call, const Plan& plan) {
     Reply reply;
     switch (plan.behaviour) {
-      case Behaviour::kOk:
-      case Behaviour::kEmptyCompletion:
-        reply = call.stream ? Stream(call, plan, plan.output_tokens, End::kDone)
-                            : Completion(plan, plan.output_tokens);
-        break;
-      case Behaviour::kTruncatedStream:
-        if (call.stream) {
-          reply = Stream(call, plan, std::max<int64_t>(1, plan.output_tokens / 2), End::kCut);
-        } else {
-          reply = Completion(plan, plan.output_tokens);
-          reply.body.resize(reply.body.size() / 2);
-        }
-        break;
-      case Behaviour::kMalformedJson:
-        if (call.stream) {
-          reply = Stream(call, plan, plan.output_tokens, End::kDone);
-          BreakFirstContentChunk(reply);
-        } else {
-          reply = Completion(plan, plan.output_tokens);
-          reply.body.pop_back();  // the closing brace
-        }
-        break;
       case Behaviour::kErrorIn200:
         reply = call.stream ? Stream(call, plan, 0, End::kError) : ErrorIn200(plan);
-        break;
-      case Behaviour::kHang:
-        reply.mode = Reply::Mode::kHang;
-        break;
-      case Behaviour::kHangAfterHeaders:
-        reply.mode = Reply::Mode::kStream;
-        reply.hang_after_chunks = true;
-        if (call.stream) {
-          reply.content_type = kSseContentType;
-          reply.chunks.push_back({Micros(0), Sse(RoleChunk(call, plan))});
-        }
         break;
       case Behaviour::kRateLimit:
         reply = RateLimited(plan);
@@ -139,13 +128,22 @@ class OpenAiProtocol final : public Protocol {
       case Behaviour::kUnauthorized401:
         reply = Unauthorized(call.auth == AuthState::kMissing);
         break;
+      // Rendered by RenderAnswer.
+      case Behaviour::kOk:
+      case Behaviour::kEmptyCompletion:
+      case Behaviour::kTruncatedStream:
+      case Behaviour::kMalformedJson:
+      case Behaviour::kHang:
+      case Behaviour::kHangAfterHeaders:
+      // Refused by Supports() at load; an empty 200 should one ever get here.
+      case Behaviour::kOverloadedMidstream:
+      case Behaviour::kQuotaPerDay:
+      case Behaviour::kExceptionMidstream:
+      case Behaviour::kModelNotReady:
+        break;
     }
-    AddHeaders(plan, reply);
     return reply;
   }
-
- private:
-  enum class End { kDone, kCut, kError };
 
   static Reply BadRequest(std::string_view message, const Json& code) {
     return Error(400, ErrorObject(message, "invalid_request_error", code));

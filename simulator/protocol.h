@@ -4,7 +4,8 @@
 // The seam between the simulator's engine (timing, phases, budgets, the HTTP server) and one
 // provider's wire format. A protocol reads a request into a Call and renders a Plan into a Reply:
 // bytes with the moment each must leave. It never sleeps or touches a socket, so a new provider is
-// one file (openai_protocol.cpp now; azure, anthropic, bedrock, vertex later). Private.
+// one file: its Parse, its encodings of an answer (RenderAnswer in protocol_util.h shapes ok,
+// empty, truncated, malformed and hanging replies from them) and its own error replies. Private.
 
 #include <cstdint>
 #include <map>

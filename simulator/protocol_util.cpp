@@ -27,6 +27,56 @@ int64_t Millis(Micros d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
+std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
+                                  const AnswerEncoding& encoding) {
+  const int64_t tokens = plan.output_tokens;
+  Reply reply;
+  switch (plan.behaviour) {
+    case Behaviour::kOk:
+    case Behaviour::kEmptyCompletion:
+      return call.stream ? encoding.stream(tokens) : encoding.body();
+    case Behaviour::kTruncatedStream:
+      if (call.stream)
+        return encoding.truncated_stream(std::max<int64_t>(1, tokens / 2));
+      reply = encoding.body();
+      reply.body.resize(reply.body.size() / 2);
+      return reply;
+    case Behaviour::kMalformedJson:
+      if (!call.stream) {
+        reply = encoding.body();
+        reply.body.pop_back();  // the closing brace
+        return reply;
+      }
+      reply = encoding.stream(tokens);
+      encoding.malform_stream(reply);
+      return reply;
+    case Behaviour::kHang:
+      reply.mode = Reply::Mode::kHang;
+      return reply;
+    case Behaviour::kHangAfterHeaders:
+      reply.mode = Reply::Mode::kStream;
+      reply.hang_after_chunks = true;
+      if (call.stream) {
+        reply.content_type = encoding.stream_content_type;
+        if (encoding.opening_chunks)
+          reply.chunks = encoding.opening_chunks();
+      }
+      return reply;
+    case Behaviour::kRateLimit:
+    case Behaviour::kInsufficientQuota:
+    case Behaviour::kOverloaded503:
+    case Behaviour::kServerError500:
+    case Behaviour::kUnauthorized401:
+    case Behaviour::kErrorIn200:
+    case Behaviour::kOverloadedMidstream:
+    case Behaviour::kQuotaPerDay:
+    case Behaviour::kExceptionMidstream:
+    case Behaviour::kModelNotReady:
+      break;
+  }
+  return std::nullopt;
+}
+
 std::string Extra(const Call& call, const std::string& key, std::string fallback) {
   const auto it = call.extras.find(key);
   return it == call.extras.end() ? fallback : it->second;

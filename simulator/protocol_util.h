@@ -9,8 +9,11 @@
 // over the caller's nlohmann type (OpenAI keeps insertion order, Azure sorts keys).
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "simulator/protocol.h"
 
@@ -30,6 +33,31 @@ int64_t Millis(Micros d);
 
 // The extra `key` Parse left for Render (Call::extras), or `fallback` when it left none.
 std::string Extra(const Call& call, const std::string& key, std::string fallback = {});
+
+// One provider's encodings of an answer. The behaviours that differ between providers only in
+// their bytes (ok, empty, truncated, malformed, hang, hang after headers) are shaped once, in
+// RenderAnswer, from these.
+struct AnswerEncoding {
+  // The whole answer (the plan's output tokens) as one body.
+  std::function<Reply()> body;
+  // The answer streamed: `tokens` tokens, then the provider's ending.
+  std::function<Reply(int64_t tokens)> stream;
+  // `tokens` tokens, then the stream stops as this provider's truncated stream does.
+  std::function<Reply(int64_t tokens)> truncated_stream;
+  // Turns a complete stream into this provider's malformed one.
+  std::function<void(Reply&)> malform_stream;
+  // A stream that hangs after its headers: its content type and what it sends first (none when
+  // empty).
+  std::string stream_content_type;
+  std::function<std::vector<TimedChunk>()> opening_chunks;
+};
+
+// The reply for an answer-shaped behaviour: ok and empty (the whole answer), truncated (half the
+// tokens, or half the body), malformed (a broken stream, or a body without its last byte), hang
+// and hang after headers. nullopt for the other behaviours, the errors, which each protocol words
+// itself.
+std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
+                                  const AnswerEncoding& encoding);
 
 // Roughly what tiktoken gives for chat messages: 4 tokens of framing per message, 3 for the reply
 // priming, and about 4 characters per token of string content or text parts.

@@ -693,20 +693,28 @@ class GoogleProtocol final : public Protocol {
   Reply RenderGenerate(const Call& call, const Plan& plan) const {
     if (auto error = KindError(call, plan))
       return *error;
+    const AnswerEncoding encoding{
+        .body = [&] { return Generate(plan); },
+        .stream = [&](int64_t tokens) { return Stream(call, plan, tokens, StreamEnd::kFinish); },
+        // Content, then the connection closes before the chunk with finishReason.
+        .truncated_stream =
+            [&](int64_t tokens) { return Stream(call, plan, tokens, StreamEnd::kCut); },
+        .malform_stream =
+            [](Reply& stream) {
+              auto& bytes = stream.chunks.front().bytes;
+              const auto brace = bytes.rfind('}');
+              if (brace != std::string::npos)
+                bytes.erase(brace, 1);
+            },
+        .stream_content_type =
+            Extra(call, "sse").empty() ? std::string(kJsonType) : "text/event-stream",
+        .opening_chunks = nullptr,
+    };
+    if (auto answer = RenderAnswer(call, plan, encoding))
+      return *answer;
     const int64_t tokens = plan.output_tokens;
     Reply reply;
     switch (plan.behaviour) {
-      case Behaviour::kHang:
-        reply.mode = Reply::Mode::kHang;
-        return reply;
-      case Behaviour::kHangAfterHeaders:
-        reply.mode = Reply::Mode::kStream;
-        reply.hang_after_chunks = true;
-        if (call.stream) {
-          reply.content_type =
-              Extra(call, "sse").empty() ? std::string(kJsonType) : "text/event-stream";
-        }
-        return reply;
       case Behaviour::kErrorIn200:
         if (!call.stream) {
           reply = Error(500, "INTERNAL", InternalMessage());
@@ -726,29 +734,8 @@ class GoogleProtocol final : public Protocol {
         }
         return StreamError(call, plan, std::max<int64_t>(1, tokens / 2), 503, "UNAVAILABLE",
                            "The model is overloaded. Please try again later.");
-      case Behaviour::kTruncatedStream:
-        if (!call.stream) {
-          reply = Generate(plan);
-          reply.body.resize(reply.body.size() / 2);
-          return reply;
-        }
-        // Content, then the connection closes before the chunk with finishReason.
-        return Stream(call, plan, std::max<int64_t>(1, tokens / 2), StreamEnd::kCut);
-      case Behaviour::kMalformedJson:
-        if (!call.stream) {
-          reply = Generate(plan);
-          reply.body.pop_back();
-          return reply;
-        }
-        reply = Stream(call, plan, tokens, StreamEnd::kFinish);
-        {
-          auto& bytes = reply.chunks.front().bytes;
-          const auto brace = bytes.rfind('}');
-          if (brace != std::string::npos)
-            bytes.erase(brace, 1);
-        }
-        return reply;
       default:
+        // Refused by Supports() at load (kModelNotReady); the plain answer should one get here.
         return call.stream ? Stream(call, plan, tokens, StreamEnd::kFinish) : Generate(plan);
     }
   }

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "collector/percent_encoding.h"
+
 namespace modelpulse::collector {
 namespace {
 
@@ -57,30 +59,6 @@ std::string CanonicalHeaderValue(std::string_view value) {
       pending_space = false;
     }
     out.push_back(c);
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-std::string UriDecode(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-        HexValue(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
   }
   return out;
 }
@@ -139,8 +117,7 @@ std::string CanonicalQuery(std::string_view query) {
       const std::string_view key = item.substr(0, eq);
       const std::string_view value =
           eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-      pairs.emplace_back(UriEncode(UriDecode(key), SlashEncoding::kEncode),
-                         UriEncode(UriDecode(value), SlashEncoding::kEncode));
+      pairs.emplace_back(PercentEncode(PercentDecode(key)), PercentEncode(PercentDecode(value)));
     }
     start = end + 1;
   }
@@ -208,24 +185,6 @@ std::string Sha256Hex(std::string_view data) {
   unsigned int size = 0;
   EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr);
   return Hex(digest, size);
-}
-
-std::string UriEncode(std::string_view text, SlashEncoding slash) {
-  static constexpr char kDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) != 0 || c == '-' || c == '.' || c == '_' || c == '~' ||
-        (c == '/' && slash == SlashEncoding::kKeep)) {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kDigits[byte >> 4]);
-      out.push_back(kDigits[byte & 0x0f]);
-    }
-  }
-  return out;
 }
 
 std::string AmzDate(int64_t unix_seconds) {
@@ -296,7 +255,7 @@ Result<SigV4Signature> SignSigV4(const SigV4Request& request, const AwsCredentia
   }
 
   // The wire path is already encoded once; AWS (not S3) signs it encoded again.
-  const std::string canonical_uri = UriEncode(NormalizePath(url->path), SlashEncoding::kKeep);
+  const std::string canonical_uri = PercentEncode(NormalizePath(url->path), "/");
   out.canonical_request = std::string(request.method) + "\n" + canonical_uri + "\n" +
                           CanonicalQuery(url->query) + "\n" + canonical_headers + "\n" +
                           signed_headers + "\n" + payload_hash;

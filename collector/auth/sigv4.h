@@ -60,11 +60,6 @@ Result<SigV4Signature> SignSigV4(const SigV4Request& request, const AwsCredentia
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
-// Percent-encodes every byte except A-Z a-z 0-9 - . _ ~ (and '/' with SlashEncoding::kKeep),
-// upper-case hex, as SigV4 and path labels require.
-enum class SlashEncoding { kEncode, kKeep };
-std::string UriEncode(std::string_view text, SlashEncoding slash);
-
 // "20150830T123600Z" for a Unix time in seconds.
 std::string AmzDate(int64_t unix_seconds);
 

@@ -13,6 +13,7 @@
 
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
+#include "collector/percent_encoding.h"
 #include "collector/providers/openai_wire.h"
 #include "collector/providers/provider.h"
 #include "collector/providers/provider_util.h"
@@ -25,24 +26,6 @@ using nlohmann::json;
 // A 429 whose wait is at least this long is a spent quota (free tier, daily cap: "Please retry
 // after 86400 seconds"), not a per-minute throttle.
 constexpr double kQuotaRetrySeconds = 3600;
-
-// RFC 3986 percent-encoding of everything but unreserved characters, for a path segment or a
-// query value.
-std::string PercentEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    }
-  }
-  return out;
-}
 
 bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;

@@ -14,6 +14,7 @@
 #include "collector/auth/sigv4.h"
 #include "collector/eventstream.h"
 #include "collector/http_util.h"
+#include "collector/percent_encoding.h"
 #include "collector/providers/provider.h"
 #include "collector/providers/provider_util.h"
 
@@ -321,7 +322,7 @@ class BedrockAdapter final : public ProviderAdapter {
       request = std::move(*built);
     } else {
       // The model id is a path label: ':' and '/' (ARNs) are percent-encoded on the wire.
-      request.url = base + "/model/" + UriEncode(model, SlashEncoding::kEncode) +
+      request.url = base + "/model/" + PercentEncode(model) +
                     (target.stream ? "/converse-stream" : "/converse");
       request.headers.emplace_back("Content-Type", Secret("application/json"));
       if (UsesBearer(target.auth.mode) && !target.api_key.empty()) {

@@ -15,6 +15,7 @@
 #include "collector/auth/google_oauth.h"
 #include "collector/auth/token_command.h"
 #include "collector/http_util.h"
+#include "collector/percent_encoding.h"
 #include "collector/providers/openai_wire.h"
 #include "collector/providers/provider.h"
 #include "collector/providers/provider_util.h"
@@ -28,21 +29,7 @@ using nlohmann::json;
 constexpr std::string_view kGeminiDefaultBase = "https://generativelanguage.googleapis.com";
 
 // Path segments keep the unreserved set and '@' (Vertex's versioned ids, "claude-x@20240620").
-std::string EncodeSegment(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~' || c == '@') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    }
-  }
-  return out;
-}
+std::string EncodeSegment(std::string_view text) { return PercentEncode(text, "@"); }
 
 // The same, but a resource path's '/' separators stay.
 std::string EncodePath(std::string_view text) {

@@ -1,6 +1,7 @@
 """Shared helpers for the integration tests: real processes on loopback, bounded waits."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,3 +185,40 @@ class Daemon:
             self.proc.wait()
         if getattr(self, "log", None):
             self.log.close()
+
+
+class Simulator:
+    """`modelpulse simulate` serving `scenario_text` on a free loopback port, up (its health route
+    answers) when the constructor returns; stopped in close(). The one start-up sequence the
+    integration tests share."""
+
+    def __init__(self, scenario_text, timeout=15.0):
+        self.dir = tempfile.mkdtemp(prefix="modelpulse-sim-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        scenario = os.path.join(self.dir, "scenario.yaml")
+        with open(scenario, "w") as f:
+            f.write(scenario_text)
+        self.log = open(os.path.join(self.dir, "simulator.log"), "wb")
+        self.proc = subprocess.Popen(
+            [BINARY, "simulate", "--scenario", scenario,
+             "--listen-address", f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: self.proc.poll() is None and
+                       http_get(self.base + "/_simulator/health")[0] == 200,
+                       timeout=timeout, what="simulator up")
+        except AssertionError:
+            self.close()
+            raise
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

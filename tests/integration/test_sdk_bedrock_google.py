@@ -7,10 +7,9 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import BINARY, SOURCE_ROOT, free_port, http_get, requires_peer, wait_until
+from harness import SOURCE_ROOT, Simulator, requires_peer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(HERE, "npm", "node_modules")
@@ -128,34 +127,10 @@ def have_system_botocore():
                           capture_output=True).returncode == 0
 
 
-class Simulator:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="modelpulse-sdk-")
-        self.port = free_port()
-        scenario = os.path.join(self.dir, "scenario.yaml")
-        with open(scenario, "w") as f:
-            f.write(SCENARIO % {"pem": KEY_PEM})
-        self.log = open(os.path.join(self.dir, "simulator.log"), "wb")
-        self.proc = subprocess.Popen(
-            [BINARY, "simulate", "--scenario", scenario,
-             "--listen-address", f"127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.base = f"http://127.0.0.1:{self.port}"
-        wait_until(lambda: self.proc.poll() is None and
-                   http_get(self.base + "/_simulator/health")[0] == 200,
-                   what="simulator up")
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class SdkTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.sim = Simulator()
+        cls.sim = Simulator(SCENARIO % {"pem": KEY_PEM})
 
     @classmethod
     def tearDownClass(cls):

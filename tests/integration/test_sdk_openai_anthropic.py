@@ -6,10 +6,9 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import unittest
 
-from harness import BINARY, free_port, http_get, requires_peer, wait_until
+from harness import Simulator, http_get, requires_peer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(HERE, "npm", "node_modules")
@@ -85,36 +84,12 @@ TEXT = "OK lorem ipsum dolor"
 class SdkConformance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="modelpulse-sdk-")
-        scenario = os.path.join(cls.dir, "scenario.yaml")
-        with open(scenario, "w") as f:
-            f.write(SCENARIO)
-        cls.port = free_port()
-        cls.base = f"http://127.0.0.1:{cls.port}"
-        cls.log = open(os.path.join(cls.dir, "simulator.log"), "wb")
-        cls.sim = subprocess.Popen(
-            [BINARY, "simulate", "--scenario", scenario,
-             "--listen-address", f"127.0.0.1:{cls.port}"],
-            stdout=cls.log, stderr=subprocess.STDOUT)
-        try:
-            wait_until(lambda: cls.sim.poll() is None and
-                       http_get(cls.base + "/_simulator/health")[0] == 200,
-                       timeout=20, what="simulator up")
-        except AssertionError:
-            cls.tearDownClass()
-            raise
+        cls.sim = Simulator(SCENARIO, timeout=20)
+        cls.base = cls.sim.base
 
     @classmethod
     def tearDownClass(cls):
-        if cls.sim.poll() is None:
-            cls.sim.terminate()
-            try:
-                cls.sim.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                cls.sim.kill()
-                cls.sim.wait()
-        cls.log.close()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.sim.close()
 
     def run_script(self, name):
         run = subprocess.run(["node", os.path.join(SDK_DIR, name), self.base],

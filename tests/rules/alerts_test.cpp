@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "rules/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

@@ -107,7 +107,7 @@ TEST_CASE("lexer: tokens, offsets, keywords, numbers, durations and strings") {
       TokenKind::kSub,        TokenKind::kDuration,     TokenKind::kRightParen,
       TokenKind::kRightParen, TokenKind::kEof};
   CHECK(kinds == want);
-  CHECK((*tokens)[4].offset == 8);
+  CHECK((*tokens)[4].pos.begin == 8);
   CHECK((*tokens)[8].text == "a_b:c");
   CHECK((*tokens)[12].text == "v\"");
   CHECK((*tokens)[15].text == "1h30m");

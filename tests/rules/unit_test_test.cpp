@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "rules/go_compat.h"
 #include "rules/rules.h"
 #include "tests/required_peer.h"
 
