@@ -478,7 +478,8 @@ class Executor {
         return TValue(r != 0);
       }
       if (r == 2) {
-        return TValue(false);
+        // Go defines gt as !le and ge as !lt, so an unordered pair (a NaN) is greater, not less.
+        return TValue(name == "gt" || name == "ge");
       }
       if (name == "lt") {
         return TValue(r < 0);
