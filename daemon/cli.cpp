@@ -45,7 +45,8 @@ int CheckConfig(const std::string& file) {
 }
 
 // Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
-Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config) {
+Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config,
+                                                                   const Clock& clock) {
   if (!config.simulator) {
     return std::unique_ptr<simulator::Simulator>();
   }
@@ -57,7 +58,7 @@ Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& 
   options.scenario_path = config.simulator->scenario_path;
   options.host = where->host;
   options.port = where->port;
-  return simulator::Simulator::Start(options);
+  return simulator::Simulator::Start(options, clock);
 }
 
 int Probe(const std::string& config_file, const std::string& target_name, const std::string& output,
@@ -81,7 +82,8 @@ int Probe(const std::string& config_file, const std::string& target_name, const 
     std::cerr << "\n";
     return kUsageError;
   }
-  auto simulator = MaybeStartSimulator(*config);
+  SystemClock clock;
+  auto simulator = MaybeStartSimulator(*config, clock);
   if (!simulator && simulator.error().code == Error::Code::kUnavailable) {
     // Typically the daemon of the same config already serves the simulator: probe that one.
     spdlog::info("simulator not started here ({}); probing whatever serves its address",
@@ -90,7 +92,6 @@ int Probe(const std::string& config_file, const std::string& target_name, const 
     std::cerr << simulator.error().ToString() << "\n";
     return kUsageError;
   }
-  SystemClock clock;
   int exit_code = 0;
   for (int i = 0; i < count; ++i) {
     ProbeResult result = collector::ProbeOnce(*target, config->prober, clock);
@@ -215,7 +216,8 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
   options.host = where->host;
   options.port = where->port;
   options.worker_threads = static_cast<size_t>(workers);
-  auto simulator = simulator::Simulator::Start(options);
+  SystemClock clock;
+  auto simulator = simulator::Simulator::Start(options, clock);
   if (!simulator) {
     std::cerr << simulator.error().ToString() << "\n";
     return 1;

@@ -119,7 +119,7 @@ class DaemonImpl final : public Daemon {
       }
       options.host = where->host;
       options.port = where->port;
-      auto started = simulator::Simulator::Start(options);
+      auto started = simulator::Simulator::Start(options, clock_);
       if (!started) {
         return Fail(started.error());
       }

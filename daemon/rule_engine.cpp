@@ -132,7 +132,7 @@ struct LoadedGroup {
   std::map<std::string, std::string> last_errors;  // by rule, to log each new error once
 };
 
-Result<std::vector<LoadedGroup>> LoadGroups(const RuleEngineOptions& options) {
+Result<std::vector<LoadedGroup>> LoadGroups(const RuleEngineOptions& options, const Clock& clock) {
   std::vector<LoadedGroup> groups;
   for (const std::string& file : options.rule_files) {
     auto parsed = rules::LoadRuleFile(file);
@@ -141,7 +141,7 @@ Result<std::vector<LoadedGroup>> LoadGroups(const RuleEngineOptions& options) {
     }
     for (rules::RuleGroupDef& def : parsed->groups) {
       groups.push_back(
-          LoadedGroup{rules::RuleGroup(std::move(def), AlertingOptionsFrom(options)), file});
+          LoadedGroup{rules::RuleGroup(std::move(def), AlertingOptionsFrom(options), clock), file});
     }
   }
   return groups;
@@ -173,7 +173,7 @@ class RuleEngineImpl final : public RuleEngine {
   }
 
   Status Reload(const RuleEngineOptions& options) override {
-    auto groups = LoadGroups(options);
+    auto groups = LoadGroups(options, clock_);
     if (!groups) {
       return Fail(groups.error());
     }
@@ -286,7 +286,7 @@ class RuleEngineImpl final : public RuleEngine {
 Result<std::unique_ptr<RuleEngine>> RuleEngine::Create(const RuleEngineOptions& options,
                                                        const rules::SampleSource& source,
                                                        storage::Store& store, const Clock& clock) {
-  auto groups = LoadGroups(options);
+  auto groups = LoadGroups(options, clock);
   if (!groups) {
     return Fail(groups.error());
   }
