@@ -294,8 +294,8 @@ class ProberImpl final : public Prober {
     } else {
       // curl truncates the time left to whole milliseconds; firing early would run nothing and
       // curl would not ask again for the same deadline, so round up.
-      self->curl_timer_ =
-          self->clock_.MonotonicNow() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms + 1 : 0);
+      self->curl_timer_ = self->clock_.MonotonicNow() +
+                          std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms + 1 : 0);
     }
     return 0;
   }

@@ -12,10 +12,10 @@
 
 namespace modelpulse {
 
-// Both kinds of time, injected (as Envoy's TimeSource) so that rules, retention, budgets, schedules,
-// rate limits and token lifetimes can be tested without sleeping: wall time for timestamps, and
-// monotonic time for deadlines, intervals and durations, which must not jump when the wall clock
-// is set. Implementations are safe to read from any thread.
+// Both kinds of time, injected (as Envoy's TimeSource) so that rules, retention, budgets,
+// schedules, rate limits and token lifetimes can be tested without sleeping: wall time for
+// timestamps, and monotonic time for deadlines, intervals and durations, which must not jump when
+// the wall clock is set. Implementations are safe to read from any thread.
 class Clock {
  public:
   using MonotonicTime = std::chrono::steady_clock::time_point;

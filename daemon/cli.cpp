@@ -46,7 +46,7 @@ int CheckConfig(const std::string& file) {
 
 // Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
 Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config,
-                                                                   const Clock& clock) {
+                                                                  const Clock& clock) {
   if (!config.simulator) {
     return std::unique_ptr<simulator::Simulator>();
   }

@@ -227,8 +227,7 @@ class SimulatorImpl final : public Simulator {
     entry.endpoint = ep.spec().name;
     entry.received_unix_ms = clock_.NowUnixMillis();
 
-    auto parsed =
-        ep.protocol().Parse(ToHttpRequest(req, "/" + ep.spec().name, arrival), ep.spec());
+    auto parsed = ep.protocol().Parse(ToHttpRequest(req, "/" + ep.spec().name, arrival), ep.spec());
     Reply reply;
     if (auto* immediate = std::get_if<Reply>(&parsed)) {
       reply = std::move(*immediate);
@@ -379,7 +378,8 @@ Result<std::unique_ptr<Simulator>> Simulator::Start(const SimulatorOptions& opti
   auto scenario = LoadScenario(options.scenario_path);
   if (!scenario)
     return Fail(scenario.error());
-  auto simulator = std::make_unique<SimulatorImpl>(std::move(*scenario), options.worker_threads, clock);
+  auto simulator =
+      std::make_unique<SimulatorImpl>(std::move(*scenario), options.worker_threads, clock);
   if (auto status = simulator->Listen(options.host, options.port); !status) {
     return Fail(status.error());
   }

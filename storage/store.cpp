@@ -18,7 +18,6 @@
 namespace modelpulse::storage {
 namespace {
 
-
 // Long enough to ride out a retention transaction or a checkpoint by another connection (ours or
 // an operator's sqlite3 shell), short enough that a stuck lock surfaces as an error.
 constexpr int kBusyTimeoutMs = 5000;
