@@ -45,14 +45,21 @@ using Steady = std::chrono::steady_clock;
 constexpr int64_t kStartMs = 1'750'000'000'000LL / 3'600'000 * 3'600'000;
 constexpr Millis kRecentWindow{2LL * 3600 * 1000};  // daemon/daemon.cpp's kRecentWindow
 
+// Simulated wall time for the data; monotonic time stays real because the benchmark measures it.
 class AtomicClock final : public Clock {
  public:
   explicit AtomicClock(int64_t now) : now_(now) {}
   int64_t NowUnixMillis() const override { return now_.load(); }
+  MonotonicTime MonotonicNow() const override { return real_.MonotonicNow(); }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 MonotonicTime deadline) const override {
+    real_.WaitUntil(cv, lock, deadline);
+  }
   void Set(int64_t now) { now_.store(now); }
 
  private:
   std::atomic<int64_t> now_;
+  SystemClock real_;
 };
 
 struct Params {

@@ -93,7 +93,8 @@ int Serve(const Args& args) {
   options.host = "127.0.0.1";
   options.port = static_cast<int>(args.Number("port", 0));
   options.worker_threads = static_cast<size_t>(args.Number("workers", 532));
-  auto sim = modelpulse::simulator::Simulator::Start(options);
+  modelpulse::SystemClock clock;
+  auto sim = modelpulse::simulator::Simulator::Start(options, clock);
   if (!sim) {
     std::fprintf(stderr, "timing_truth serve: %s\n", sim.error().ToString().c_str());
     return 1;

@@ -126,6 +126,9 @@ struct TargetStatus {
 // from any thread while Run is looping on another.
 class Prober {
  public:
+  // `clock` must outlive the prober. Wall time (timestamps, the budget's UTC day) may be simulated;
+  // monotonic time must be real (SystemClock's), because the schedule shares the event loop with
+  // libcurl's own timers and phase timings are stamped on bytes arriving on real sockets.
   static Result<std::unique_ptr<Prober>> Create(const ProberOptions& options, ProbeSink& sink,
                                                 const Clock& clock);
   virtual ~Prober() = default;
@@ -139,7 +142,8 @@ class Prober {
   virtual std::vector<TargetStatus> Status() const = 0;
 };
 
-// One probe, blocking, for `modelpulse probe`. Failures are outcomes, never errors.
+// One probe, blocking, for `modelpulse probe`. Failures are outcomes, never errors. `clock` as for
+// Prober::Create.
 ProbeResult ProbeOnce(const TargetSpec& target, const ProberOptions& options, const Clock& clock);
 
 }  // namespace modelpulse::collector

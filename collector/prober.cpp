@@ -36,7 +36,7 @@
 namespace modelpulse::collector {
 namespace {
 
-using Clock_ = std::chrono::steady_clock;
+using MonotonicTime = Clock::MonotonicTime;
 constexpr int64_t kMillisPerDay = 24LL * 3600 * 1000;
 // The loop wakes at least this often, so a missed wakeup costs at most this much.
 constexpr std::chrono::milliseconds kMaxPollWait{1000};
@@ -57,7 +57,7 @@ int64_t UtcDay(int64_t unix_ms) {
 }
 
 // Runs the multi handle until `transfer` completes or passes its first-token deadline.
-ProbeResult RunToCompletion(CURLM* multi, Transfer& transfer) {
+ProbeResult RunToCompletion(CURLM* multi, Transfer& transfer, const Clock& clock) {
   while (true) {
     int running = 0;
     curl_multi_perform(multi, &running);
@@ -65,14 +65,14 @@ ProbeResult RunToCompletion(CURLM* multi, Transfer& transfer) {
     while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == transfer.handle()) {
         const CURLcode code = msg->data.result;
-        const SteadyTime end = Clock_::now();
+        const SteadyTime end = clock.MonotonicNow();
         curl_multi_remove_handle(multi, transfer.handle());
         return transfer.Finish(code, end);
       }
     }
     auto wait = kMaxPollWait;
     if (auto deadline = transfer.FirstTokenDeadline()) {
-      const auto now = Clock_::now();
+      const auto now = clock.MonotonicNow();
       if (now >= *deadline) {
         curl_multi_remove_handle(multi, transfer.handle());
         transfer.MarkFirstTokenTimeout();
@@ -114,7 +114,7 @@ class ProberImpl final : public Prober {
   void SetTargets(std::vector<TargetSpec> targets) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      const auto now = Clock_::now();
+      const auto now = clock_.MonotonicNow();
       std::map<std::string, std::unique_ptr<TargetState>> next;
       for (TargetSpec& spec : targets) {
         const std::string name = spec.name;
@@ -150,10 +150,10 @@ class ProberImpl final : public Prober {
   void Run(std::stop_token stop) override {
     std::stop_callback wake(stop, [this] { Wake(); });
     bool stopping = false;
-    Clock_::time_point grace_end;
+    MonotonicTime grace_end;
     std::vector<epoll_event> events(kMaxEpollEvents);
     while (true) {
-      auto now = Clock_::now();
+      auto now = clock_.MonotonicNow();
       if (!stopping && stop.stop_requested()) {
         stopping = true;
         grace_end = now + options_.shutdown_grace;
@@ -164,10 +164,10 @@ class ProberImpl final : public Prober {
       if (!stopping) {
         StartDueProbes(now);
       }
-      now = Clock_::now();
+      now = clock_.MonotonicNow();
       auto wait = NextWakeup(now, stopping);
       if (stopping) {
-        wait = std::min(wait, std::max(Clock_::duration::zero(), grace_end - now));
+        wait = std::min(wait, std::max(MonotonicTime::duration::zero(), grace_end - now));
       }
       const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
       const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
@@ -188,7 +188,7 @@ class ProberImpl final : public Prober {
           mask |= CURL_CSELECT_ERR;
         SocketAction(fd, mask);
       }
-      if (curl_timer_ && *curl_timer_ <= Clock_::now()) {
+      if (curl_timer_ && *curl_timer_ <= clock_.MonotonicNow()) {
         // curl's timer is one-shot: it calls TimerCallback again only when its next timeout
         // changes, so a fired timer is forgotten here, before curl may set the next one.
         curl_timer_.reset();
@@ -229,7 +229,7 @@ class ProberImpl final : public Prober {
  private:
   struct TargetState {
     std::shared_ptr<const TargetSpec> spec;
-    Clock_::time_point next_due;
+    MonotonicTime next_due;
     int64_t day = -1;  // the UTC day the counters below belong to
     int64_t tokens_today = 0;
     double cost_today = 0;
@@ -240,13 +240,13 @@ class ProberImpl final : public Prober {
 
   // A target waiting for its next probe, ordered by due time (earliest on top).
   struct DueEntry {
-    Clock_::time_point due;
+    MonotonicTime due;
     TargetState* state;
     bool operator>(const DueEntry& other) const { return due > other.due; }
   };
   // A running transfer's first-token deadline; `id` tells a stale entry from a live one.
   struct DeadlineEntry {
-    Clock_::time_point deadline;
+    MonotonicTime deadline;
     uint64_t id;
     CURL* easy;
     bool operator>(const DeadlineEntry& other) const { return deadline > other.deadline; }
@@ -294,8 +294,8 @@ class ProberImpl final : public Prober {
     } else {
       // curl truncates the time left to whole milliseconds; firing early would run nothing and
       // curl would not ask again for the same deadline, so round up.
-      self->curl_timer_ =
-          Clock_::now() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms + 1 : 0);
+      self->curl_timer_ = self->clock_.MonotonicNow() +
+                          std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms + 1 : 0);
     }
     return 0;
   }
@@ -317,7 +317,7 @@ class ProberImpl final : public Prober {
         continue;
       }
       if (!end) {
-        end = Clock_::now();
+        end = clock_.MonotonicNow();
       }
       CURL* easy = msg->easy_handle;
       const CURLcode code = msg->data.result;
@@ -332,7 +332,7 @@ class ProberImpl final : public Prober {
     }
   }
 
-  Clock_::duration JitteredInterval(const TargetSpec& spec) {
+  MonotonicTime::duration JitteredInterval(const TargetSpec& spec) {
     const double fraction = std::clamp(options_.jitter_fraction, 0.0, 0.9);
     std::uniform_real_distribution<double> dist(-fraction, fraction);
     const double ms = static_cast<double>(spec.interval.count()) * (1.0 + dist(rng_));
@@ -365,7 +365,7 @@ class ProberImpl final : public Prober {
     due_ = DueHeap(std::greater<>(), std::move(entries));
   }
 
-  void StartDueProbes(Clock_::time_point now) {
+  void StartDueProbes(MonotonicTime now) {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t today = UtcDay(clock_.NowUnixMillis());
     // The heap yields the longest-waiting target first, so a concurrency cap delays probes fairly
@@ -374,7 +374,7 @@ class ProberImpl final : public Prober {
       const DueEntry entry = due_.top();
       due_.pop();
       TargetState& state = *entry.state;
-      const Clock_::time_point next = entry.due + JitteredInterval(*state.spec);
+      const MonotonicTime next = entry.due + JitteredInterval(*state.spec);
       state.next_due = next > now ? next : now + JitteredInterval(*state.spec);
       RollDay(state, today);
       if (state.paused) {
@@ -410,7 +410,7 @@ class ProberImpl final : public Prober {
   }
 
   void AbortLateFirstTokens() {
-    const auto now = Clock_::now();
+    const auto now = clock_.MonotonicNow();
     while (!deadlines_.empty() && deadlines_.top().deadline <= now) {
       const DeadlineEntry entry = deadlines_.top();
       deadlines_.pop();
@@ -485,10 +485,10 @@ class ProberImpl final : public Prober {
     }
   }
 
-  Clock_::duration NextWakeup(Clock_::time_point now, bool stopping) {
-    Clock_::duration wait = kMaxPollWait;
+  MonotonicTime::duration NextWakeup(MonotonicTime now, bool stopping) {
+    MonotonicTime::duration wait = kMaxPollWait;
     if (!finished_.empty()) {
-      return Clock_::duration::zero();
+      return MonotonicTime::duration::zero();
     }
     if (curl_timer_) {
       wait = std::min(wait, *curl_timer_ - now);
@@ -502,7 +502,7 @@ class ProberImpl final : public Prober {
         wait = std::min(wait, due_.top().due - now);
       }
     }
-    return std::max(wait, Clock_::duration::zero());
+    return std::max(wait, MonotonicTime::duration::zero());
   }
 
   void CancelAll() {
@@ -544,7 +544,7 @@ class ProberImpl final : public Prober {
   std::vector<Finished> finished_;
   std::vector<Transfer*> pending_decode_;  // transfers with undecoded stream bytes
   DeadlineHeap deadlines_;
-  std::optional<Clock_::time_point> curl_timer_;  // when curl wants socket_action(TIMEOUT)
+  std::optional<MonotonicTime> curl_timer_;  // when curl wants socket_action(TIMEOUT)
   uint64_t next_id_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 
@@ -593,7 +593,7 @@ ProbeResult ProbeOnce(const TargetSpec& target, const ProberOptions& options, co
   if (curl_multi_add_handle(multi.get(), transfer.handle()) != CURLM_OK) {
     return transfer.Finish(CURLE_FAILED_INIT);
   }
-  return RunToCompletion(multi.get(), transfer);
+  return RunToCompletion(multi.get(), transfer, clock);
 }
 
 }  // namespace modelpulse::collector

@@ -117,7 +117,7 @@ Transfer::~Transfer() = default;
 
 void Transfer::MarkStarted() {
   start_unix_ms_ = clock_.NowUnixMillis();
-  start_ = std::chrono::steady_clock::now();
+  start_ = clock_.MonotonicNow();
 }
 
 std::optional<SteadyTime> Transfer::FirstTokenDeadline() const {
@@ -154,7 +154,7 @@ void Transfer::DecideBodyMode() {
 
 size_t Transfer::OnBody(std::string_view bytes) {
   // Stamp first: this is the moment the bytes reached us.
-  now_ = std::chrono::steady_clock::now();
+  now_ = clock_.MonotonicNow();
   last_byte_ = now_;
   DecideBodyMode();
   body_bytes_ += bytes.size();
@@ -267,7 +267,7 @@ double Transfer::SecondsSinceStart(SteadyTime t) const {
 }
 
 ProbeResult Transfer::Finish(CURLcode code, std::optional<SteadyTime> end_time) {
-  const SteadyTime end = end_time.value_or(std::chrono::steady_clock::now());
+  const SteadyTime end = end_time.value_or(clock_.MonotonicNow());
   DecodePending();
   ProbeResult result;
   result.target = target_->name;
@@ -355,11 +355,11 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
   }
   DecideBodyMode();
   if (streaming_) {
-    now_ = last_byte_.value_or(std::chrono::steady_clock::now());
+    now_ = last_byte_.value_or(clock_.MonotonicNow());
     decoder_->Finish(*this);
   } else {
     // The whole answer arrived with the last byte: that is its token time.
-    now_ = last_byte_.value_or(std::chrono::steady_clock::now());
+    now_ = last_byte_.value_or(clock_.MonotonicNow());
     if (body_.empty()) {
       OnMalformed("empty response body");
     } else {

@@ -22,7 +22,7 @@
 
 namespace modelpulse::collector {
 
-using SteadyTime = std::chrono::steady_clock::time_point;
+using SteadyTime = Clock::MonotonicTime;
 
 struct CurlEasyDeleter {
   void operator()(CURL* handle) const { curl_easy_cleanup(handle); }

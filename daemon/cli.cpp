@@ -45,11 +45,12 @@ int CheckConfig(const std::string& file) {
 }
 
 // Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
-Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config) {
+Result<std::unique_ptr<simulator::Simulator>> MaybeStartSimulator(const Config& config,
+                                                                  const Clock& clock) {
   if (!config.simulator) {
     return std::unique_ptr<simulator::Simulator>();
   }
-  return StartSimulator(*config.simulator);
+  return StartSimulator(*config.simulator, clock);
 }
 
 int Probe(const std::string& config_file, const std::string& target_name, const std::string& output,
@@ -73,7 +74,8 @@ int Probe(const std::string& config_file, const std::string& target_name, const 
     std::cerr << "\n";
     return kUsageError;
   }
-  auto simulator = MaybeStartSimulator(*config);
+  SystemClock clock;
+  auto simulator = MaybeStartSimulator(*config, clock);
   if (!simulator && simulator.error().code == Error::Code::kUnavailable) {
     // Typically the daemon of the same config already serves the simulator: probe that one.
     spdlog::info("simulator not started here ({}); probing whatever serves its address",
@@ -82,7 +84,6 @@ int Probe(const std::string& config_file, const std::string& target_name, const 
     std::cerr << simulator.error().ToString() << "\n";
     return kUsageError;
   }
-  SystemClock clock;
   int exit_code = 0;
   for (int i = 0; i < count; ++i) {
     ProbeResult result = collector::ProbeOnce(*target, config->prober, clock);
@@ -207,7 +208,8 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
   options.host = where->host;
   options.port = where->port;
   options.worker_threads = static_cast<size_t>(workers);
-  auto simulator = simulator::Simulator::Start(options);
+  SystemClock clock;
+  auto simulator = simulator::Simulator::Start(options, clock);
   if (!simulator) {
     std::cerr << simulator.error().ToString() << "\n";
     return 1;

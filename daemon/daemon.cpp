@@ -111,7 +111,7 @@ class DaemonImpl final : public Daemon {
 
   Status Init() {
     if (config_.simulator) {
-      auto started = StartSimulator(*config_.simulator);
+      auto started = StartSimulator(*config_.simulator, clock_);
       if (!started) {
         return Fail(started.error());
       }
@@ -284,7 +284,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const RunFlags& flags) {
   return std::unique_ptr<Daemon>(std::move(daemon));
 }
 
-Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings) {
+Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings,
+                                                             const Clock& clock) {
   auto where = ParseListenAddress(settings.listen_address);
   if (!where) {
     return Fail(where.error());
@@ -293,7 +294,7 @@ Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSett
   options.scenario_path = settings.scenario_path;
   options.host = where->host;
   options.port = where->port;
-  return simulator::Simulator::Start(options);
+  return simulator::Simulator::Start(options, clock);
 }
 
 int RunUntilSignalled(const RunFlags& flags) {

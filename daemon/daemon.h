@@ -46,7 +46,8 @@ int RunUntilSignalled(const RunFlags& flags);
 
 // Starts the config's built-in simulator in-process on its listen address: the one start-up
 // sequence `run` and `probe` share. Fails like ParseListenAddress and Simulator::Start.
-Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings);
+Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings,
+                                                             const Clock& clock);
 
 }  // namespace modelpulse::daemon
 

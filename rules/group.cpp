@@ -138,8 +138,8 @@ void SeriesOverlay::Append(const Labels& labels, int64_t t_ms, double v) {
 
 // ------------------------------------------------------------------------------ RuleGroup
 
-RuleGroup::RuleGroup(RuleGroupDef def, AlertingOptions options)
-    : def_(std::move(def)), options_(std::move(options)) {
+RuleGroup::RuleGroup(RuleGroupDef def, AlertingOptions options, const Clock& clock)
+    : def_(std::move(def)), options_(std::move(options)), clock_(&clock) {
   for (const RuleDef& rule : def_.rules) {
     if (rule.kind == RuleDef::Kind::kAlerting) {
       alerting_.push_back(std::make_unique<AlertingRule>(rule, options_));
@@ -169,12 +169,12 @@ std::vector<const AlertingRule*> RuleGroup::alerting_rules() const {
 
 GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
   GroupEvalResult result;
-  const auto group_start = std::chrono::steady_clock::now();
+  const auto group_start = clock_->MonotonicNow();
   const Millis group_interval = interval(options_.evaluation_interval);
   for (size_t i = 0; i < def_.rules.size(); ++i) {
     const RuleDef& rule = def_.rules[i];
     RuleEvalStatus& status = statuses_[i];
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = clock_->MonotonicNow();
     TemplateQueryFunc query = [&](std::string_view text) -> Result<Vector> {
       auto q = Query::Parse(text);
       if (!q) {
@@ -221,7 +221,7 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
     }
     status.last_eval_ms = ts_ms;
     status.last_duration_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::chrono::duration<double>(clock_->MonotonicNow() - start).count();
     if (!output) {
       // A failing rule writes nothing, sends nothing and writes no stale markers (§1.3).
       status.last_error = output.error();
@@ -250,7 +250,7 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
     }
   }
   result.duration_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - group_start).count();
+      std::chrono::duration<double>(clock_->MonotonicNow() - group_start).count();
   return result;
 }
 

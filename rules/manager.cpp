@@ -37,7 +37,7 @@ struct LoadedGroup {
   std::map<std::string, std::string> last_errors;  // by rule, to log each new error once
 };
 
-Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options) {
+Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options, const Clock& clock) {
   std::vector<LoadedGroup> groups;
   for (const std::string& file : options.rule_files) {
     auto parsed = LoadRuleFile(file);
@@ -45,7 +45,8 @@ Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options) {
       return Fail(parsed.error());
     }
     for (RuleGroupDef& def : parsed->groups) {
-      groups.push_back(LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options)), file});
+      groups.push_back(
+          LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options), clock), file});
     }
   }
   return groups;
@@ -77,7 +78,7 @@ class RuleManagerImpl final : public RuleManager {
   }
 
   Status Reload(const RuleManagerOptions& options) override {
-    auto groups = LoadGroups(options);
+    auto groups = LoadGroups(options, clock_);
     if (!groups) {
       return Fail(groups.error());
     }
@@ -191,7 +192,7 @@ Result<std::unique_ptr<RuleManager>> RuleManager::Create(const RuleManagerOption
                                                          const SampleSource& source,
                                                          AlertStateStore& states,
                                                          const Clock& clock) {
-  auto groups = LoadGroups(options);
+  auto groups = LoadGroups(options, clock);
   if (!groups) {
     return Fail(groups.error());
   }

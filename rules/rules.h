@@ -228,10 +228,11 @@ struct GroupEvalResult {
 };
 
 // A rule group: rules evaluated in order at one timestamp. Owns its alerting rules' state.
-// Not thread-safe.
+// Not thread-safe. `clock` (monotonic time, for the evaluation durations it reports) must outlive
+// the group.
 class RuleGroup {
  public:
-  RuleGroup(RuleGroupDef def, AlertingOptions options);
+  RuleGroup(RuleGroupDef def, AlertingOptions options, const Clock& clock);
   RuleGroup(RuleGroup&&) = default;
   RuleGroup& operator=(RuleGroup&&) = default;
 
@@ -251,6 +252,7 @@ class RuleGroup {
  private:
   RuleGroupDef def_;
   AlertingOptions options_;
+  const Clock* clock_;  // not null; a pointer so that groups stay movable
   // Parallel to def_.rules: an AlertingRule for alerting rules, null for recording rules.
   std::vector<std::unique_ptr<AlertingRule>> alerting_;
   std::vector<RuleEvalStatus> statuses_;

@@ -480,6 +480,8 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, const TestFile& file,
   options.external_labels = tg.external_labels;
   options.external_url = tg.external_url;
   options.evaluation_interval = tg.interval;
+  // Evaluation runs at simulated timestamps; only the durations it reports read this clock.
+  const SystemClock clock;
   std::vector<LoadedGroup> groups;
   for (const std::string& path : rule_files) {
     auto def = LoadRuleFile(path);
@@ -493,7 +495,7 @@ std::vector<std::string> RunTestGroup(const TestGroup& tg, const TestFile& file,
       size_t order = it == file.group_eval_order.end()
                          ? 0
                          : static_cast<size_t>(it - file.group_eval_order.begin());
-      groups.push_back({RuleGroup(std::move(g), options), order});
+      groups.push_back({RuleGroup(std::move(g), options, clock), order});
     }
   }
   if (!errs.empty()) {

@@ -19,7 +19,7 @@ Endpoint::Endpoint(EndpointSpec spec, std::unique_ptr<Protocol> protocol, uint64
       rng_(seed),
       id_rng_(std::random_device{}()) {
   if (spec_.ratelimit)
-    limiter_.emplace(*spec_.ratelimit);
+    limiter_.emplace(*spec_.ratelimit, start_);
 }
 
 const Phase& Endpoint::PhaseAt(TimePoint now) const {

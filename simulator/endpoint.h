@@ -21,7 +21,7 @@ namespace modelpulse::simulator {
 
 class Endpoint {
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
+  using TimePoint = Clock::MonotonicTime;
 
   // `seed` makes the draws reproducible; `start` is when the phase timeline begins.
   Endpoint(EndpointSpec spec, std::unique_ptr<Protocol> protocol, uint64_t seed, TimePoint start);

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/clock.h"
 #include "simulator/rate_limiter.h"
 #include "simulator/scenario.h"
 
@@ -33,6 +34,8 @@ struct HttpRequest {
   // percent-encoding intact, and the query ("/bedrock/model/a%3A0/converse?x=1"). Signature
   // checks (SigV4) need the bytes the client signed.
   std::string target;
+  // When the request arrived, on the simulator's clock (for token lifetimes).
+  Clock::MonotonicTime arrival{};
 
   // The first value of a header (name in lower case), or empty.
   std::string Header(std::string_view lower_name) const;

@@ -5,11 +5,10 @@
 
 namespace modelpulse::simulator {
 
-RateLimiter::RateLimiter(const RateLimitSpec& spec) : window_(spec.window) {
-  const auto now = std::chrono::steady_clock::now();
-  requests_ = Bucket{static_cast<double>(spec.requests), static_cast<double>(spec.requests), now,
+RateLimiter::RateLimiter(const RateLimitSpec& spec, TimePoint start) : window_(spec.window) {
+  requests_ = Bucket{static_cast<double>(spec.requests), static_cast<double>(spec.requests), start,
                      spec.requests > 0};
-  tokens_ = Bucket{static_cast<double>(spec.tokens), static_cast<double>(spec.tokens), now,
+  tokens_ = Bucket{static_cast<double>(spec.tokens), static_cast<double>(spec.tokens), start,
                    spec.tokens > 0};
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "common/clock.h"
 #include "simulator/scenario.h"
 
 namespace modelpulse::simulator {
@@ -26,9 +27,10 @@ struct RateLimitSnapshot {
 
 class RateLimiter {
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
+  using TimePoint = Clock::MonotonicTime;
 
-  explicit RateLimiter(const RateLimitSpec& spec);
+  // Both budgets start full at `start`.
+  RateLimiter(const RateLimitSpec& spec, TimePoint start);
 
   enum class Verdict { kAdmitted, kRequestsExhausted, kTokensExhausted };
   struct Decision {

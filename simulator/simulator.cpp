@@ -25,8 +25,7 @@
 namespace modelpulse::simulator {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-using TimePoint = SteadyClock::time_point;
+using TimePoint = Clock::MonotonicTime;
 
 // httplib 0.11 listens with a backlog of 5, compiled into the library; a benchmark opening
 // hundreds of streams at once would see SYNs dropped and retried a second later.
@@ -34,13 +33,7 @@ constexpr int kListenBacklog = 1024;
 // How often a hanging request looks whether its client has left.
 constexpr auto kPeerPollInterval = std::chrono::milliseconds(100);
 
-int64_t UnixMillisNow() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(TimePoint::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Chunks due at the same moment go out in one write, as one send() would carry them.
 std::vector<TimedChunk> Coalesce(std::vector<TimedChunk> chunks) {
@@ -69,8 +62,10 @@ nlohmann::json ToJson(const InjectedResponse& r) {
 
 class SimulatorImpl final : public Simulator {
  public:
-  SimulatorImpl(Scenario scenario, size_t worker_threads)
-      : scenario_(std::move(scenario)), worker_threads_(std::max<size_t>(1, worker_threads)) {}
+  SimulatorImpl(Scenario scenario, size_t worker_threads, const Clock& clock)
+      : scenario_(std::move(scenario)),
+        worker_threads_(std::max<size_t>(1, worker_threads)),
+        clock_(clock) {}
 
   SimulatorImpl(const SimulatorImpl&) = delete;
   SimulatorImpl& operator=(const SimulatorImpl&) = delete;
@@ -87,7 +82,7 @@ class SimulatorImpl final : public Simulator {
   }
 
   Status Listen(const std::string& host, int port) {
-    const auto start = SteadyClock::now();
+    const auto start = clock_.MonotonicNow();
     for (const auto& spec : scenario_.endpoints) {
       auto protocol = MakeProtocol(spec.protocol);
       if (auto configured = protocol->Configure(spec); !configured) {
@@ -125,7 +120,7 @@ class SimulatorImpl final : public Simulator {
     });
     server_.Get("/_simulator/health", [this](const httplib::Request&, httplib::Response& res) {
       auto list = nlohmann::json::array();
-      const auto now = SteadyClock::now();
+      const auto now = clock_.MonotonicNow();
       for (const auto& ep : endpoints_) {
         list.push_back({{"name", ep->spec().name},
                         {"protocol", ep->spec().protocol},
@@ -152,8 +147,8 @@ class SimulatorImpl final : public Simulator {
     }
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is a no-op until the accept loop runs, so the destructor must not race ahead of it.
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(5);
-    while (!server_.is_running() && SteadyClock::now() < deadline) {
+    // This waits for a real thread, whatever the clock, for up to about five seconds.
+    for (int i = 0; i < 5000 && !server_.is_running(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     spdlog::info("simulator: serving {} endpoint(s) from {} at {}", endpoints_.size(),
@@ -176,8 +171,8 @@ class SimulatorImpl final : public Simulator {
  private:
   enum class Wake { kDue, kStopping, kPeerGone };
 
-  // Sleeps until `deadline` on the steady clock. Returns early when the simulator stops or, with
-  // a watch, when the client leaves.
+  // Sleeps until `deadline` on the injected clock. Returns early when the simulator stops or, with
+  // a watch, when the client leaves (looked at every kPeerPollInterval of that clock).
   Wake WaitUntil(TimePoint deadline, PeerWatch* watch) {
     std::unique_lock lock(wait_mu_);
     while (!stopping_) {
@@ -189,11 +184,12 @@ class SimulatorImpl final : public Simulator {
         lock.lock();
         if (stopping_)
           break;
-        until = std::min(deadline, SteadyClock::now() + kPeerPollInterval);
+        until = std::min(deadline, clock_.MonotonicNow() + kPeerPollInterval);
       }
-      if (wait_cv_.wait_until(lock, until, [this] { return stopping_; }))
+      clock_.WaitUntil(wait_cv_, lock, until);
+      if (stopping_)
         break;
-      if (SteadyClock::now() >= deadline)
+      if (clock_.MonotonicNow() >= deadline)
         return Wake::kDue;
     }
     return Wake::kStopping;
@@ -206,8 +202,10 @@ class SimulatorImpl final : public Simulator {
     journal_.push_back(std::move(entry));
   }
 
-  static HttpRequest ToHttpRequest(const httplib::Request& req, const std::string& mount) {
+  static HttpRequest ToHttpRequest(const httplib::Request& req, const std::string& mount,
+                                   TimePoint arrival) {
     HttpRequest out;
+    out.arrival = arrival;
     out.method = req.method;
     out.path = req.path.substr(std::min(req.path.size(), mount.size()));
     out.body = req.body;
@@ -224,12 +222,12 @@ class SimulatorImpl final : public Simulator {
   }
 
   void Serve(Endpoint& ep, const httplib::Request& req, httplib::Response& res) {
-    const TimePoint arrival = SteadyClock::now();
+    const TimePoint arrival = clock_.MonotonicNow();
     InjectedResponse entry;
     entry.endpoint = ep.spec().name;
-    entry.received_unix_ms = UnixMillisNow();
+    entry.received_unix_ms = clock_.NowUnixMillis();
 
-    auto parsed = ep.protocol().Parse(ToHttpRequest(req, "/" + ep.spec().name), ep.spec());
+    auto parsed = ep.protocol().Parse(ToHttpRequest(req, "/" + ep.spec().name, arrival), ep.spec());
     Reply reply;
     if (auto* immediate = std::get_if<Reply>(&parsed)) {
       reply = std::move(*immediate);
@@ -261,7 +259,7 @@ class SimulatorImpl final : public Simulator {
               "application/json");
           entry.http_status = 504;
         }
-        entry.total_seconds = Seconds(SteadyClock::now() - arrival);
+        entry.total_seconds = Seconds(clock_.MonotonicNow() - arrival);
         Record(std::move(entry));
         return;
       }
@@ -278,7 +276,7 @@ class SimulatorImpl final : public Simulator {
           res.set_header(name, value);
         res.set_content(reply.body, reply.content_type);
         entry.http_status = reply.status;
-        entry.total_seconds = Seconds(SteadyClock::now() - arrival);
+        entry.total_seconds = Seconds(clock_.MonotonicNow() - arrival);
         Record(std::move(entry));
         return;
       }
@@ -323,7 +321,7 @@ class SimulatorImpl final : public Simulator {
             const auto& chunk = state->chunks[i];
             if (WaitUntil(state->arrival + chunk.at, nullptr) != Wake::kDue)
               return false;
-            state->last_byte = SteadyClock::now();
+            state->last_byte = clock_.MonotonicNow();
             // The journal entry goes in before the last byte leaves, so that a client which has
             // read the whole stream always finds it.
             if (i + 1 == state->chunks.size() && !state->hang_after_chunks)
@@ -355,6 +353,7 @@ class SimulatorImpl final : public Simulator {
 
   const Scenario scenario_;
   const size_t worker_threads_;
+  const Clock& clock_;
   std::string host_;
   int port_ = -1;
   socket_t listen_fd_ = -1;
@@ -374,11 +373,13 @@ class SimulatorImpl final : public Simulator {
 
 }  // namespace
 
-Result<std::unique_ptr<Simulator>> Simulator::Start(const SimulatorOptions& options) {
+Result<std::unique_ptr<Simulator>> Simulator::Start(const SimulatorOptions& options,
+                                                    const Clock& clock) {
   auto scenario = LoadScenario(options.scenario_path);
   if (!scenario)
     return Fail(scenario.error());
-  auto simulator = std::make_unique<SimulatorImpl>(std::move(*scenario), options.worker_threads);
+  auto simulator =
+      std::make_unique<SimulatorImpl>(std::move(*scenario), options.worker_threads, clock);
   if (auto status = simulator->Listen(options.host, options.port); !status) {
     return Fail(status.error());
   }

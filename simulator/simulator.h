@@ -38,8 +38,12 @@ struct InjectedResponse {
 class Simulator {
  public:
   // Loads the scenario and starts serving. Fails with kParse (file:line:column) for a bad
-  // scenario and kUnavailable when the address cannot be bound.
-  static Result<std::unique_ptr<Simulator>> Start(const SimulatorOptions& options);
+  // scenario and kUnavailable when the address cannot be bound. `clock` must outlive the
+  // simulator; it times everything: phases, rate-limit budgets, token lifetimes, the journal's
+  // timestamps and the pacing of bytes. Serve the prober a SystemClock: its timings are measured
+  // against this pacing. A ManualClock holds every delay until the test moves it.
+  static Result<std::unique_ptr<Simulator>> Start(const SimulatorOptions& options,
+                                                  const Clock& clock);
   // Stops serving; open streams are cut.
   virtual ~Simulator() = default;
 

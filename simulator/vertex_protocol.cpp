@@ -40,7 +40,6 @@ namespace modelpulse::simulator {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kJsonType = "application/json; charset=UTF-8";
 constexpr std::string_view kGrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -303,7 +302,7 @@ class GoogleProtocol final : public Protocol {
     if (it == tokens_.end()) {
       call.auth = AuthState::kWrong;
       call.extras["auth_failure"] = "invalid_credentials";
-    } else if (SteadyClock::now() >= it->second) {
+    } else if (request.arrival >= it->second) {
       call.auth = AuthState::kWrong;
       call.extras["auth_failure"] = "access_token_expired";
     } else {
@@ -382,15 +381,15 @@ class GoogleProtocol final : public Protocol {
           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
       for (int i = 0; i < 48; ++i)
         token += kAlnum[token_rng_() % (sizeof(kAlnum) - 1)];
-      const auto steady_now = SteadyClock::now();
+      const Clock::MonotonicTime arrival = request.arrival;
       if (tokens_.size() >= kMaxTokens) {
         for (auto it = tokens_.begin(); it != tokens_.end();) {
-          it = it->second <= steady_now ? tokens_.erase(it) : std::next(it);
+          it = it->second <= arrival ? tokens_.erase(it) : std::next(it);
         }
         if (tokens_.size() >= kMaxTokens)
           tokens_.erase(tokens_.begin());
       }
-      tokens_[token] = steady_now + token_lifetime_;
+      tokens_[token] = arrival + token_lifetime_;
     }
     Reply reply;
     reply.content_type = kJsonType;
@@ -754,7 +753,7 @@ class GoogleProtocol final : public Protocol {
 
   mutable std::mutex tokens_mu_;
   // Guarded by tokens_mu_: issued access token -> when it stops being accepted.
-  mutable std::unordered_map<std::string, SteadyClock::time_point> tokens_;
+  mutable std::unordered_map<std::string, Clock::MonotonicTime> tokens_;
   mutable std::mt19937_64 token_rng_{std::random_device{}()};  // Guarded by tokens_mu_.
 };
 

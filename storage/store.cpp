@@ -18,8 +18,6 @@
 namespace modelpulse::storage {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 // Long enough to ride out a retention transaction or a checkpoint by another connection (ours or
 // an operator's sqlite3 shell), short enough that a stuck lock surfaces as an error.
 constexpr int kBusyTimeoutMs = 5000;
@@ -82,7 +80,7 @@ class SqliteStore final : public Store {
   }
 
   void Append(ProbeResult result) override {
-    const auto now = SteadyClock::now();
+    const auto now = clock_.MonotonicNow();
     bool wake = false;
     {
       std::lock_guard lock(mu_);
@@ -229,7 +227,7 @@ class SqliteStore final : public Store {
  private:
   struct Pending {
     ProbeResult row;
-    SteadyClock::time_point queued_at;
+    Clock::MonotonicTime queued_at;
   };
 
   Result<RetentionPass> StartRetention() {
@@ -256,13 +254,13 @@ class SqliteStore final : public Store {
   }
 
   void CommitBatch(std::vector<ProbeResult>& batch) {
-    const auto started = SteadyClock::now();
+    const auto started = clock_.MonotonicNow();
     Status status;
     {
       std::lock_guard db_lock(db_mu_);
       status = writer_->WriteBatch(batch);
     }
-    const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+    const double seconds = std::chrono::duration<double>(clock_.MonotonicNow() - started).count();
     {
       std::lock_guard lock(mu_);
       processed_ += batch.size();
@@ -289,7 +287,7 @@ class SqliteStore final : public Store {
   void Run() {
     const bool retention_enabled =
         options_.retention.count() > 0 && options_.retention_interval.count() > 0;
-    auto next_retention = SteadyClock::now() + options_.retention_interval;
+    auto next_retention = clock_.MonotonicNow() + options_.retention_interval;
     std::optional<RetentionPass> pass;
     std::vector<ProbeResult> batch;
     batch.reserve(std::min<size_t>(options_.batch_size, 4096));
@@ -298,7 +296,7 @@ class SqliteStore final : public Store {
       {
         std::unique_lock lock(mu_);
         while (true) {
-          const auto now = SteadyClock::now();
+          const auto now = clock_.MonotonicNow();
           const bool ready =
               !queue_.empty() &&
               (stopping_ || flush_waiters_ > 0 || queue_.size() >= options_.batch_size ||
@@ -319,14 +317,14 @@ class SqliteStore final : public Store {
           if (retention_due) {
             break;
           }
-          auto deadline = retention_enabled ? next_retention : SteadyClock::time_point::max();
+          auto deadline = retention_enabled ? next_retention : Clock::MonotonicTime::max();
           if (!queue_.empty()) {
             deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
           }
-          if (deadline == SteadyClock::time_point::max()) {
+          if (deadline == Clock::MonotonicTime::max()) {
             work_cv_.wait(lock);  // nothing timed: sleep until Append, Flush or shutdown
           } else {
-            work_cv_.wait_until(lock, deadline);
+            clock_.WaitUntil(work_cv_, lock, deadline);
           }
         }
       }
@@ -351,10 +349,10 @@ class SqliteStore final : public Store {
           }
           if (!deleted || pass->Done()) {
             pass.reset();
-            next_retention = SteadyClock::now() + options_.retention_interval;
+            next_retention = clock_.MonotonicNow() + options_.retention_interval;
           }
         } else {
-          next_retention = SteadyClock::now() + options_.retention_interval;
+          next_retention = clock_.MonotonicNow() + options_.retention_interval;
         }
       }
     }

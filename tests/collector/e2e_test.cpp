@@ -487,15 +487,22 @@ TEST_CASE("e2e: keep-warm reuses the connection, fresh does not") {
   }
 }
 
-// A wall clock the test moves while the prober reads it from its own thread.
+// A wall clock the test moves while the prober reads it from its own thread. Monotonic time is
+// real: the prober schedules and times real transfers to a real server.
 class SteppedClock final : public Clock {
  public:
   explicit SteppedClock(int64_t start) : now_(start) {}
   int64_t NowUnixMillis() const override { return now_.load(); }
+  MonotonicTime MonotonicNow() const override { return real_.MonotonicNow(); }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 MonotonicTime deadline) const override {
+    real_.WaitUntil(cv, lock, deadline);
+  }
   void Set(int64_t ms) { now_.store(ms); }
 
  private:
   std::atomic<int64_t> now_;
+  SystemClock real_;
 };
 
 TEST_CASE("e2e: a spent daily token budget pauses the target until the next UTC day") {

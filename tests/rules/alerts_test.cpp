@@ -372,9 +372,13 @@ TEST_CASE("group: recording output feeds later rules, errors are per rule, stale
   source.series.push_back(
       {{{"__name__", "probe_ttft_seconds"}, {"target", "b"}, {"model", "m"}}, {{0, 1}, {kMin, 1}}});
   SeriesOverlay overlay(source);
-  RuleGroup group(file->groups[0], AlertingOptions{});
+  ManualClock clock(0);
+  RuleGroup group(file->groups[0], AlertingOptions{}, clock);
   auto r0 = group.Evaluate(overlay, 0);
   CHECK(r0.error_count == 1);
+  // Durations come from the injected monotonic clock, which did not move.
+  CHECK(r0.duration_seconds == 0);
+  CHECK(group.statuses()[0].last_duration_seconds == 0);
   REQUIRE(group.statuses().size() == 3);
   CHECK(!group.statuses()[0].last_error);
   CHECK(group.statuses()[1].last_error);
@@ -398,7 +402,7 @@ TEST_CASE("group: recording output feeds later rules, errors are per rule, stale
   // State survives through the group-level snapshot.
   MemoryAlertStateStore store;
   REQUIRE(group.SaveState(store, 10 * kMin));
-  RuleGroup restored(file->groups[0], AlertingOptions{});
+  RuleGroup restored(file->groups[0], AlertingOptions{}, clock);
   restored.Restore(*store.LoadAlertStates(), 10 * kMin);
   REQUIRE(restored.alerting_rules().size() == 1);
   CHECK(restored.alerting_rules()[0]->Alerts().size() == 1);

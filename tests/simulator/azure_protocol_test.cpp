@@ -349,7 +349,7 @@ TEST_CASE("the shipped clouds scenario loads and serves every protocol it names"
   for (const auto& endpoint : scenario->endpoints)
     protocols.push_back(endpoint.protocol);
   CHECK(protocols == std::vector<std::string>{"openai", "azure", "azure", "anthropic"});
-  auto sim = Simulator::Start({.scenario_path = path});
+  auto sim = Simulator::Start({.scenario_path = path}, testing::RealClock());
   if (!sim)
     FAIL(sim.error().ToString());
   // The first phase of each is healthy; the anthropic endpoint's retry-after option shows.

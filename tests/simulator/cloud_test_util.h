@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "simulator/simulator.h"
 
 namespace modelpulse::simulator::testing {
@@ -42,19 +43,31 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-inline std::unique_ptr<Simulator> StartScenario(
-    const TempDir& dir, const std::string& yaml,
-    size_t workers = SimulatorOptions{}.worker_threads) {
+// The clock of simulators whose time the test does not move. Stateless, so one is shared.
+inline const Clock& RealClock() {
+  static const SystemClock clock;
+  return clock;
+}
+
+// REQUIRES: `clock` outlives the simulator.
+inline std::unique_ptr<Simulator> StartScenario(const TempDir& dir, const std::string& yaml,
+                                                size_t workers, const Clock& clock) {
   auto started = Simulator::Start(
-      {.scenario_path = dir.Write("scenario.yaml", yaml), .worker_threads = workers});
+      {.scenario_path = dir.Write("scenario.yaml", yaml), .worker_threads = workers}, clock);
   if (!started)
     FAIL(started.error().ToString());
   return std::move(*started);
 }
 
+inline std::unique_ptr<Simulator> StartScenario(
+    const TempDir& dir, const std::string& yaml,
+    size_t workers = SimulatorOptions{}.worker_threads) {
+  return StartScenario(dir, yaml, workers, RealClock());
+}
+
 // A scenario that must be refused when it loads, with an error that names `culprit`.
 inline void CheckRefused(const TempDir& dir, const std::string& yaml, const std::string& culprit) {
-  auto started = Simulator::Start({.scenario_path = dir.Write("refused.yaml", yaml)});
+  auto started = Simulator::Start({.scenario_path = dir.Write("refused.yaml", yaml)}, RealClock());
   REQUIRE_FALSE(started);
   CHECK(started.error().message.find(culprit) != std::string::npos);
 }

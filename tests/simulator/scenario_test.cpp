@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "common/clock.h"
 #include "simulator/rate_limiter.h"
 #include "simulator/simulator.h"
 
@@ -140,11 +141,12 @@ TEST_CASE("Start reports a bad scenario file as kParse with its path and positio
   std::filesystem::create_directories(dir);
   const auto path = (dir / "bad.yaml").string();
   std::ofstream(path) << "seed: 1\nendpoints:\n  - name: a\n    phases: [{errors: 3}]\n";
-  auto started = Simulator::Start({.scenario_path = path});
+  const SystemClock clock;
+  auto started = Simulator::Start({.scenario_path = path}, clock);
   REQUIRE_FALSE(started.has_value());
   CHECK(started.error().code == Error::Code::kParse);
   CHECK(started.error().location == path + ":4:23");
-  auto missing = Simulator::Start({.scenario_path = (dir / "none.yaml").string()});
+  auto missing = Simulator::Start({.scenario_path = (dir / "none.yaml").string()}, clock);
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().code == Error::Code::kIo);
   std::filesystem::remove_all(dir);
@@ -181,8 +183,9 @@ TEST_CASE("draws stay within bounds and repeat with the seed") {
 }
 
 TEST_CASE("rate-limit buckets count down, refuse, and refill over the window") {
-  RateLimiter limiter(RateLimitSpec{.requests = 3, .tokens = 100, .window = seconds(60)});
-  const auto t0 = std::chrono::steady_clock::now();
+  const ManualClock clock(0);
+  const Clock::MonotonicTime t0 = clock.MonotonicNow();
+  RateLimiter limiter(RateLimitSpec{.requests = 3, .tokens = 100, .window = seconds(60)}, t0);
   auto d = limiter.Admit(t0, 10);
   CHECK(d.verdict == RateLimiter::Verdict::kAdmitted);
   REQUIRE(d.after.requests.has_value());

@@ -244,18 +244,22 @@ double GoSeconds(const std::string& text) {
 
 TEST_CASE("rate-limit headers count down, the empty bucket gives a real 429, then it refills") {
   TempDir dir;
+  // Budgets refill on the simulator's clock, which the test moves; no latency, so that no reply
+  // waits for it.
+  ManualClock clock(0);
   auto sim = StartScenario(dir, R"(endpoints:
   - name: east
-    first_token_ms: 1
+    first_token_ms: 0
     inter_token_ms: 0
     output_tokens: 5
     ratelimit: {requests: 3, window: 1s}
   - name: tok
-    first_token_ms: 1
+    first_token_ms: 0
     inter_token_ms: 0
     output_tokens: 5
     ratelimit: {tokens: 1000, window: 60s}
-)");
+)",
+                           SimulatorOptions{}.worker_threads, clock);
   for (int expected = 2; expected >= 0; --expected) {
     const auto ex = Send(sim->port(), "/east/v1/chat/completions", ChatBody(false));
     REQUIRE(ex.status == 200);
@@ -273,8 +277,8 @@ TEST_CASE("rate-limit headers count down, the empty bucket gives a real 429, the
   const double reset = GoSeconds(Header(refused, "x-ratelimit-reset-requests"));
   CHECK(reset > 0);
   CHECK(reset <= 1.0);
-  // Waiting the advertised reset is the behaviour under test, not a guess at a condition.
-  std::this_thread::sleep_for(std::chrono::duration<double>(reset + 0.05));
+  // The advertised reset is the behaviour under test: the bucket is full again after exactly that.
+  clock.Advance(std::chrono::ceil<std::chrono::microseconds>(std::chrono::duration<double>(reset)));
   const auto after = Send(sim->port(), "/east/v1/chat/completions", ChatBody(false));
   CHECK(after.status == 200);
   CHECK(Header(after, "x-ratelimit-remaining-requests") == "2");
@@ -511,42 +515,37 @@ TEST_CASE("a body that is not JSON gets OpenAI's 400") {
 
 TEST_CASE("phases switch on time and the last one holds") {
   TempDir dir;
+  // The timeline runs on the simulator's clock, which the test moves; no latency, so that no reply
+  // waits for it.
+  ManualClock clock(0);
   auto sim = StartScenario(dir, R"(endpoints:
   - name: east
-    first_token_ms: 1
+    first_token_ms: 0
     output_tokens: 1
     phases:
       - {name: healthy, duration: 300ms}
       - {name: broken, duration: 300ms, errors: [{kind: server_error_500, probability: 1}]}
       - {name: recovered}
-)");
-  const auto started = SteadyClock::now();
+)",
+                           SimulatorOptions{}.worker_threads, clock);
   auto status = [&] {
     return Send(sim->port(), "/east/v1/chat/completions", ChatBody(false)).status;
   };
-  const int first = status();
-  if (SteadyClock::now() - started < 250ms)
-    CHECK(first == 200);
-  const auto deadline = started + 10s;
-  bool saw_broken = false;
-  while (!saw_broken && SteadyClock::now() < deadline) {
-    saw_broken = status() == 500;
-    if (!saw_broken)
-      std::this_thread::sleep_for(20ms);
-  }
-  CHECK(saw_broken);
-  bool recovered = false;
-  while (!recovered && SteadyClock::now() < deadline) {
-    recovered = status() == 200;
-    if (!recovered)
-      std::this_thread::sleep_for(20ms);
-  }
-  REQUIRE(recovered);
+  CHECK(status() == 200);
+  clock.Advance(299ms);
+  CHECK(status() == 200);
+  clock.Advance(1ms);
+  CHECK(status() == 500);
+  clock.Advance(299ms);
+  CHECK(status() == 500);
+  clock.Advance(1ms);
+  REQUIRE(status() == 200);
   httplib::Client client("127.0.0.1", sim->port());
   const auto health = client.Get("/_simulator/health");
   REQUIRE(health);
   CHECK(Parse(health->body)["endpoints"][0]["phase"] == "recovered");
   // Recovered is the last phase: it holds.
+  clock.Advance(std::chrono::hours(24));
   for (int i = 0; i < 5; ++i)
     CHECK(status() == 200);
 }

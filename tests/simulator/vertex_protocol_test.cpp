@@ -11,7 +11,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/simulator/cloud_test_util.h"
@@ -119,14 +118,19 @@ bool HasDetail(const Json& error, const std::string& type, const std::string& ne
   return false;
 }
 
-std::string VertexScenario(const std::string& pem_path, const std::string& lifetime) {
+// `latency_ms` is the vertex endpoint's first_token_ms and 0 (no delay at all) for a simulator
+// on a ManualClock, which would hold any delay until the test moves it.
+std::string VertexScenario(const std::string& pem_path, const std::string& lifetime,
+                           int latency_ms = 5) {
   return R"(
 hang_cap: 2s
 endpoints:
   - name: vx
     protocol: vertex
-    first_token_ms: 5
-    inter_token_ms: 1
+    first_token_ms: )" +
+         std::to_string(latency_ms) + R"(
+    inter_token_ms: )" +
+         std::to_string(latency_ms > 0 ? 1 : 0) + R"(
     output_tokens: 6
     options:
       service_account_public_key: )" +
@@ -150,7 +154,11 @@ TEST_CASE("vertex: the token endpoint exchanges a signed JWT for a token that la
   const Key key = NewRsaKey();
   dir.Write("sa.pub.pem", PublicPem(key.get()));
   // A relative path: resolved against the scenario file's folder.
-  auto sim = StartScenario(dir, VertexScenario("sa.pub.pem", "1500ms"));
+  // Token lifetimes run on the simulator's clock; the JWT's own iat/exp are checked on wall time,
+  // so the clock starts at the real time.
+  ManualClock clock(SystemClock().NowUnixMillis());
+  auto sim = StartScenario(dir, VertexScenario("sa.pub.pem", "1500ms", 0),
+                           SimulatorOptions{}.worker_threads, clock);
   const int port = sim->port();
 
   auto ex = PostToken(port, "vx", SignJwt(key.get(), Claims()));
@@ -164,16 +172,15 @@ TEST_CASE("vertex: the token endpoint exchanges a signed JWT for a token that la
             {{"Authorization", "Bearer " + access}});
   CHECK(ex.status == 200);
 
-  // Accepted until it expires, then 401 ACCESS_TOKEN_EXPIRED (polled, bounded).
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  int status = 200;
-  while (status == 200 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(100ms);
-    ex = Send(port, std::string("/vx") + kVertexPath + "generateContent", GenerateBody(),
-              {{"Authorization", "Bearer " + access}});
-    status = ex.status;
-  }
-  REQUIRE(status == 401);
+  // Accepted until it expires, then 401 ACCESS_TOKEN_EXPIRED.
+  clock.Advance(1499ms);
+  ex = Send(port, std::string("/vx") + kVertexPath + "generateContent", GenerateBody(),
+            {{"Authorization", "Bearer " + access}});
+  CHECK(ex.status == 200);
+  clock.Advance(1ms);
+  ex = Send(port, std::string("/vx") + kVertexPath + "generateContent", GenerateBody(),
+            {{"Authorization", "Bearer " + access}});
+  REQUIRE(ex.status == 401);
   CHECK(ErrorOf(ex)["status"] == "UNAUTHENTICATED");
   CHECK(HasDetail(ErrorOf(ex), "ErrorInfo", "ACCESS_TOKEN_EXPIRED"));
   CHECK(ex.Header("www-authenticate").find("invalid_token") != std::string::npos);
@@ -436,7 +443,8 @@ endpoints:
   - name: gm
     protocol: gemini
     options: {access_token: x}
-)")});
+)")},
+                              testing::RealClock());
   REQUIRE_FALSE(bad);
 }
 
