@@ -208,8 +208,6 @@ std::optional<Secret> ResolveSecret(SecretSource source, const Entry& e, std::st
 // ---------------------------------------------------------------------------------------------
 // Authentication: exactly one way per target, checked against what the provider accepts.
 
-
-
 // Each key that chooses how a target authenticates, and the mode it chooses.
 struct AuthKey {
   std::string_view key;
@@ -635,11 +633,12 @@ ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provid
       out.auth.mode = *mode;
       out.key = std::move(*secret);
       const std::string reference = chosen->value.Scalar();
-      out.source = fmt::format(
-          "{} from {}", *mode == AuthMode::kApiKey ? "api key" : "bearer token",
-          source == SecretSource::kEnv    ? "$" + reference
-          : source == SecretSource::kFile ? "file " + yaml::ResolvePath(ctx.folder, reference).string()
-                                          : "credential " + reference);
+      out.source =
+          fmt::format("{} from {}", *mode == AuthMode::kApiKey ? "api key" : "bearer token",
+                      source == SecretSource::kEnv ? "$" + reference
+                      : source == SecretSource::kFile
+                          ? "file " + yaml::ResolvePath(ctx.folder, reference).string()
+                          : "credential " + reference);
       break;
     }
     case AuthMode::kTokenCommand:
@@ -882,8 +881,7 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
                "\"api_version\": applies to azure's deployment path (api: "
                "native), not to the v1 path (api: openai)");
     }
-    spec.flavor =
-        versioned ? ApiFlavor::kNative : ApiFlavor::kOpenAICompatible;
+    spec.flavor = versioned ? ApiFlavor::kNative : ApiFlavor::kOpenAICompatible;
   } else if (api) {
     spec.flavor = *api;
   }
@@ -958,9 +956,11 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
 }  // namespace
 
 std::span<const std::string_view> ProviderOwnedTargetKeys() {
-  static constexpr std::array<std::string_view, 9> kKeys = {
-      "base_url",          "auth", "region",        "project", "api_version",
-      "anthropic_version", "api",  "openai_path_prefix", "headers"};
+  static constexpr std::array<std::string_view, 9> kKeys = {"base_url",    "auth",
+                                                            "region",      "project",
+                                                            "api_version", "anthropic_version",
+                                                            "api",         "openai_path_prefix",
+                                                            "headers"};
   return kKeys;
 }
 

@@ -30,7 +30,6 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-
 }  // namespace
 
 void Diagnostics::Add(const YAML::Mark& mark, std::string message) {

@@ -96,7 +96,6 @@ std::optional<std::string> ReadListenAddress(const Entry& e, std::string_view pa
   return address;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Probe settings: `defaults:` and the same keys on each target.
 
@@ -271,8 +270,8 @@ void ApplySettings(const ProbeSettings& s, TargetSpec& spec) {
 constexpr std::array<std::string_view, 4> kTargetIdentityKeys = {"name", "provider", "model",
                                                                  "provider_model"};
 constexpr std::array<std::string_view, 10> kTargetProbeKeys = {
-    "labels", "price",  "budget", "interval", "stream", "max_tokens",
-    "prompt", "expect", "timeouts", "connection"};
+    "labels",     "price",  "budget", "interval", "stream",
+    "max_tokens", "prompt", "expect", "timeouts", "connection"};
 
 const std::vector<std::string_view>& TargetKeys() {
   static const std::vector<std::string_view> kKeys = [] {

@@ -79,8 +79,7 @@ std::optional<std::map<std::string, std::string>> ReadProfile(std::string_view c
   return found;
 }
 
-std::string CredentialsFilePath(const AwsCredentialOptions& options,
-                                const Environment& env) {
+std::string CredentialsFilePath(const AwsCredentialOptions& options, const Environment& env) {
   std::string path = options.credentials_file;
   if (path.empty()) {
     path = NonEmptyEnv(env, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials");
