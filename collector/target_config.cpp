@@ -13,6 +13,7 @@
 
 #include "collector/auth/aws_credentials.h"
 #include "collector/collector.h"
+#include "collector/providers/provider.h"
 #include "common/environment.h"
 #include "common/yaml_reader.h"
 
@@ -67,20 +68,8 @@ Result<std::string> UrlHost(std::string_view url) {
 }
 
 std::string DefaultCloud(Provider provider, const std::string& host) {
-  switch (provider) {
-    case Provider::kOpenAI:
-      return "openai";
-    case Provider::kAzure:
-      return "azure";
-    case Provider::kAnthropic:
-      return "anthropic";
-    case Provider::kBedrock:
-      return "aws";
-    case Provider::kVertex:
-    case Provider::kGemini:
-      return "gcp";
-    case Provider::kOpenAICompatible:
-      break;
+  if (const std::string_view cloud = ProfileFor(provider).cloud; !cloud.empty()) {
+    return std::string(cloud);
   }
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kHosts = {{
       {"openrouter.ai", "openrouter"},
@@ -250,29 +239,12 @@ std::optional<AuthMode> ModeOfKey(std::string_view key) {
   return std::nullopt;
 }
 
-// The modes a provider accepts, in the order its messages list them.
-std::vector<AuthMode> AllowedModes(Provider provider) {
-  switch (provider) {
-    case Provider::kOpenAI:
-    case Provider::kOpenAICompatible:
-      return {AuthMode::kApiKey, AuthMode::kBearerToken};
-    case Provider::kAzure:
-      return {AuthMode::kApiKey, AuthMode::kBearerToken, AuthMode::kTokenCommand};
-    case Provider::kAnthropic:
-      return {AuthMode::kApiKey, AuthMode::kBearerToken};
-    case Provider::kBedrock:
-      return {AuthMode::kAwsSigV4, AuthMode::kBearerToken};
-    case Provider::kVertex:
-      return {AuthMode::kGoogleServiceAccount, AuthMode::kTokenCommand, AuthMode::kBearerToken};
-    case Provider::kGemini:
-      return {AuthMode::kApiKey};
-  }
-  return {};
+const std::vector<AuthMode>& AllowedModes(Provider provider) {
+  return ProfileFor(provider).auth_modes;
 }
 
-// OpenAI-style hosts may be open (vLLM, Ollama, the simulator); every cloud needs a credential.
 bool NeedsCredentials(Provider provider) {
-  return provider != Provider::kOpenAI && provider != Provider::kOpenAICompatible;
+  return !ProfileFor(provider).missing_credential_help.empty();
 }
 
 std::string_view DescribeMode(AuthMode mode) {
@@ -294,7 +266,7 @@ std::string_view DescribeMode(AuthMode mode) {
 }
 
 std::string AllowedModesText(Provider provider) {
-  const std::vector<AuthMode> modes = AllowedModes(provider);
+  const std::vector<AuthMode>& modes = AllowedModes(provider);
   std::string text;
   for (size_t i = 0; i < modes.size(); ++i) {
     if (i > 0) {
@@ -308,33 +280,7 @@ std::string AllowedModesText(Provider provider) {
 // What to write when a provider that needs credentials has none: `modelpulse check config`'s
 // answer to "why does my target not load".
 std::string MissingCredentialHelp(Provider provider) {
-  switch (provider) {
-    case Provider::kAzure:
-      return "provider azure needs a credential: set auth.api_key_env (e.g. AZURE_OPENAI_API_KEY) "
-             "or auth.api_key_file for the api-key header, auth.bearer_token_env or "
-             "auth.bearer_token_file for a Microsoft Entra ID token, or auth.token_command (e.g. "
-             "[az, account, get-access-token, --resource, https://cognitiveservices.azure.com, "
-             "--query, accessToken, -o, tsv])";
-    case Provider::kAnthropic:
-      return "provider anthropic needs an API key: set auth.api_key_env (e.g. ANTHROPIC_API_KEY) "
-             "or auth.api_key_file";
-    case Provider::kBedrock:
-      return "provider bedrock needs AWS credentials: set auth.aws ({} for the default chain: "
-             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials; or {profile: "
-             "NAME}), or auth.bearer_token_env (e.g. AWS_BEARER_TOKEN_BEDROCK) for a Bedrock API "
-             "key";
-    case Provider::kVertex:
-      return "provider vertex needs a Google access token: set auth.google_service_account_file "
-             "(a service-account JSON key), auth.token_command (e.g. [gcloud, auth, "
-             "print-access-token]) or auth.bearer_token_env";
-    case Provider::kGemini:
-      return "provider gemini needs an API key: set auth.api_key_env (e.g. GEMINI_API_KEY) or "
-             "auth.api_key_file";
-    case Provider::kOpenAI:
-    case Provider::kOpenAICompatible:
-      break;
-  }
-  return "";
+  return std::string(ProfileFor(provider).missing_credential_help);
 }
 
 // What `auth:` resolved to. `source` says where the credential came from, for DescribeConfig;
@@ -579,7 +525,7 @@ ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provid
     return out;
   }
   if (provider) {
-    const std::vector<AuthMode> allowed = AllowedModes(*provider);
+    const std::vector<AuthMode>& allowed = AllowedModes(*provider);
     if (std::find(allowed.begin(), allowed.end(), *mode) == allowed.end()) {
       std::string hint;
       if (*provider == Provider::kBedrock && *mode == AuthMode::kApiKey) {
@@ -761,29 +707,7 @@ bool IsVersionText(const std::string& text) {
 
 // The endpoint a provider is reached at when base_url is not given; empty when it has none.
 std::string DefaultBaseUrl(Provider provider, const std::string& region) {
-  switch (provider) {
-    case Provider::kOpenAI:
-      return "https://api.openai.com/v1";
-    case Provider::kAnthropic:
-      return "https://api.anthropic.com";
-    case Provider::kGemini:
-      return "https://generativelanguage.googleapis.com";
-    case Provider::kBedrock:
-      return fmt::format("https://bedrock-runtime.{}.amazonaws.com{}", region,
-                         region.starts_with("cn-") ? ".cn" : "");
-    case Provider::kVertex:
-      if (region == "global") {
-        return "https://aiplatform.googleapis.com";
-      }
-      if (region == "us" || region == "eu") {
-        return fmt::format("https://aiplatform.{}.rep.googleapis.com", region);
-      }
-      return fmt::format("https://{}-aiplatform.googleapis.com", region);
-    case Provider::kAzure:
-    case Provider::kOpenAICompatible:
-      break;
-  }
-  return "";
+  return ProfileFor(provider).default_base_url(region);
 }
 
 // Where a target's endpoint is, as read from base_url (if given).
