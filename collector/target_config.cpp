@@ -89,12 +89,17 @@ std::string DefaultCloud(Provider provider, const std::string& host) {
   return host;
 }
 
+// us-east-1, us-gov-west-1, cn-north-1: the one place the AWS region pattern is written.
+bool IsAwsRegion(const std::string& text) {
+  static const std::regex kAws(
+      R"(^[a-z]{2}(-gov|-iso[a-z]*)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]+$)");
+  return std::regex_match(text, kAws);
+}
+
 // The region where the host name carries one: AWS (bedrock-runtime.us-east-1.amazonaws.com), GCP
 // (us-central1-aiplatform.googleapis.com), OpenAI data residency (eu.api.openai.com), Azure AI
 // regional endpoints (eastus.api.cognitive.microsoft.com). Otherwise "global".
 std::string RegionFromHost(const std::string& host) {
-  static const std::regex kAws(
-      R"(^[a-z]{2}(-gov|-iso[a-z]*)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]+$)");
   static const std::regex kGcp(R"(^([a-z]+-[a-z]+[0-9]+)(-aiplatform)?$)");
   if (host.ends_with(".api.openai.com")) {
     return host.substr(0, host.size() - std::string_view(".api.openai.com").size());
@@ -107,7 +112,7 @@ std::string RegionFromHost(const std::string& host) {
     const size_t end = std::min(host.find('.', begin), host.size());
     const std::string part = host.substr(begin, end - begin);
     std::smatch match;
-    if (std::regex_match(part, kAws)) {
+    if (IsAwsRegion(part)) {
       return part;
     }
     if (host.ends_with(".googleapis.com") && std::regex_match(part, match, kGcp)) {
@@ -678,12 +683,6 @@ std::vector<Provider> DetailProviders(std::string_view key) {
     return {Provider::kAzure, Provider::kBedrock, Provider::kVertex};
   }
   return {Provider::kBedrock, Provider::kVertex};  // openai_path_prefix
-}
-
-bool IsAwsRegion(const std::string& text) {
-  static const std::regex kAws(
-      R"(^[a-z]{2}(-gov|-iso[a-z]*)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]+$)");
-  return std::regex_match(text, kAws);
 }
 
 // us-central1, europe-west4, global, and the multi-region locations us and eu.
