@@ -27,6 +27,14 @@ std::string_view ProviderName(Provider provider) {
   return "unknown";
 }
 
+std::string ProviderNameList() {
+  std::string list;
+  for (const auto& [value, name] : kProviderNames) {
+    list += (list.empty() ? "" : ", ") + std::string(name);
+  }
+  return list;
+}
+
 std::optional<Provider> ProviderFromName(std::string_view name) {
   for (const auto& [value, text] : kProviderNames) {
     if (text == name) {

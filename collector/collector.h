@@ -1,13 +1,20 @@
 #ifndef MODELPULSE_COLLECTOR_COLLECTOR_H_
 #define MODELPULSE_COLLECTOR_COLLECTOR_H_
 
-// The collector's public surface: what a target is, and the prober that probes targets.
-// Light on purpose: no libcurl, no JSON headers here.
+// The collector's public surface: what a target is, what each provider accepts in a config file,
+// and the prober that probes targets. Light on purpose: no libcurl, JSON or yaml-cpp headers here.
+//
+// Where things live: collector/providers/<p>.cpp holds everything about one provider (wire
+// protocol, default endpoint and cloud, region rules, accepted auth forms and the help for a
+// missing credential); collector/auth/ resolves every credential a config names (keys, bearer
+// tokens, token commands, AWS and Google service-account credentials); collector/target_config.cpp
+// reads a target's provider-owned keys from the config. Adding a provider is one adapter file.
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -16,6 +23,18 @@
 
 #include "common/common.h"
 
+namespace YAML {
+class Node;
+}  // namespace YAML
+
+namespace modelpulse {
+class Environment;  // common/environment.h
+namespace yaml {
+class Diagnostics;  // common/yaml_reader.h
+struct Entry;
+}  // namespace yaml
+}  // namespace modelpulse
+
 namespace modelpulse::collector {
 
 enum class Provider { kOpenAI, kOpenAICompatible, kAzure, kAnthropic, kBedrock, kVertex, kGemini };
@@ -23,6 +42,8 @@ enum class Provider { kOpenAI, kOpenAICompatible, kAzure, kAnthropic, kBedrock, 
 // "openai", "openai_compatible", "azure", "anthropic", "bedrock", "vertex", "gemini".
 std::string_view ProviderName(Provider provider);
 std::optional<Provider> ProviderFromName(std::string_view name);
+// Every provider's name, comma-separated, in declaration order: for "unknown provider" messages.
+std::string ProviderNameList();
 
 struct Timeouts {
   Millis connect{5000};
@@ -96,6 +117,37 @@ struct TargetSpec {
   std::optional<int64_t> daily_token_budget;
   std::optional<double> daily_cost_budget;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Reading a target's provider-owned keys from the main config (the daemon reads the rest).
+
+// The keys of a target entry that the collector reads: base_url, auth, headers and the provider
+// details (region, project, api_version, anthropic_version, api, openai_path_prefix).
+std::span<const std::string_view> ProviderOwnedTargetKeys();
+
+// What reading a config may use: where problems go, the outside world, and the folder relative
+// paths start at.
+struct ConfigReadContext {
+  yaml::Diagnostics& diag;
+  const Environment& env;
+  std::string folder;
+};
+
+// Reads the provider-owned keys of one target (`entries`: those of its entries whose key
+// ProviderOwnedTargetKeys lists) for `provider` (nullopt when missing or unknown: only the keys
+// are checked then). `node` is the target's map and `where` names it in messages ("target
+// \"x\""). Fills spec.provider, base_url (given or the provider's default), headers, the provider
+// details, api_key and auth (secrets resolved through ctx.env), and the `provider`, `cloud` and
+// `region` labels. Problems go to ctx.diag. Returns a secret-free account of where the credential
+// comes from ("api key from $OPENAI_API_KEY", "none"), for DescribeTargetDetails' callers.
+std::string ReadProviderKeys(const YAML::Node& node, std::string_view where,
+                             std::optional<Provider> provider,
+                             std::span<const yaml::Entry* const> entries, TargetSpec& spec,
+                             ConfigReadContext& ctx);
+
+// The provider details of a target for `modelpulse check config`: ", api native, project p,
+// api-version v, path prefix /x" (each part only where it applies), or "".
+std::string DescribeProviderDetails(const TargetSpec& target);
 
 struct ProberOptions {
   size_t max_concurrency = 64;          // probes in flight at once, over all targets

@@ -2,7 +2,9 @@
 #define MODELPULSE_DAEMON_CONFIG_H_
 
 // The main configuration file (DESIGN.md §4): one YAML file turned into the plain options structs
-// of each module. yaml-cpp stays inside config.cpp.
+// of each module. The daemon reads the sections and the keys every target has; the collector reads
+// each target's provider-owned keys (endpoint, credential, provider details), so nothing here
+// knows one provider from another. yaml-cpp stays out of this header (common/yaml_reader.h).
 
 #include <map>
 #include <optional>
@@ -12,6 +14,7 @@
 
 #include "collector/collector.h"
 #include "common/common.h"
+#include "common/environment.h"
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
@@ -35,34 +38,13 @@ struct Config {
   storage::StorageOptions storage;
   collector::ProberOptions prober;
   std::vector<collector::TargetSpec> targets;  // in file order; may be empty
-  // Target name -> where its credential comes from, secret-free: "api key from $OPENAI_API_KEY",
-  // "aws sigv4, profile \"prod\" in /home/u/.aws/credentials", "none". For DescribeConfig.
+  // Target name -> where its credential comes from, secret-free, as the collector describes it
+  // (collector::ReadProviderKeys): a variable, file, command or profile name, or "none". For
+  // DescribeConfig.
   std::map<std::string, std::string> auth_sources;
   std::vector<std::string> rule_files;  // absolute, globs expanded, sorted per pattern
   Millis evaluation_interval{15000};    // global.evaluation_interval: rule groups without their own
   std::optional<SimulatorSettings> simulator;
-};
-
-// What the loader may ask of the outside world, injected so tests need neither real environment
-// variables nor real files. Implementations must not put file contents into error messages.
-class Environment {
- public:
-  virtual ~Environment() = default;
-  // The value of the environment variable, or nullopt when it is not set.
-  virtual std::optional<std::string> GetEnv(const std::string& name) const = 0;
-  // The whole file. Fails with kNotFound or kIo and a message that names the path only.
-  virtual Result<std::string> ReadFile(const std::string& path) const = 0;
-  // The paths that match a shell glob pattern, sorted; empty when nothing matches (a pattern
-  // without wildcards matches itself when that file exists). Fails with kIo on a read error.
-  virtual Result<std::vector<std::string>> Glob(const std::string& pattern) const = 0;
-};
-
-// getenv(3), the file system and glob(3). Stateless and thread-safe.
-class SystemEnvironment final : public Environment {
- public:
-  std::optional<std::string> GetEnv(const std::string& name) const override;
-  Result<std::string> ReadFile(const std::string& path) const override;
-  Result<std::vector<std::string>> Glob(const std::string& pattern) const override;
 };
 
 // Reads and parses the file at `path` with the process's real environment. Returns the Config, or
@@ -73,7 +55,8 @@ Result<Config> LoadConfig(const std::string& path);
 // the folder that relative paths start from). Every problem found is reported, not only the first:
 // on failure returns one kParse Error whose message holds one line per problem,
 // "FILE:LINE:COLUMN: message" (1-based), sorted by position. Messages name environment
-// variables and files that hold secrets, never their contents.
+// variables and files that hold secrets, never their contents. `env` (common/environment.h)
+// supplies environment variables, files and globs.
 Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
                            const Environment& env);
 

@@ -1,12 +1,7 @@
 #include "collector/auth/aws_credentials.h"
 
 #include <cctype>
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -31,11 +26,8 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> NonEmptyEnv(const AwsCredentialSources& sources, std::string_view name) {
-  if (!sources.get_env) {
-    return std::nullopt;
-  }
-  std::optional<std::string> value = sources.get_env(name);
+std::optional<std::string> NonEmptyEnv(const Environment& env, const std::string& name) {
+  std::optional<std::string> value = env.GetEnv(name);
   if (value && value->empty()) {
     return std::nullopt;
   }
@@ -87,14 +79,13 @@ std::optional<std::map<std::string, std::string>> ReadProfile(std::string_view c
   return found;
 }
 
-std::string CredentialsFilePath(const AwsCredentialOptions& options,
-                                const AwsCredentialSources& sources) {
+std::string CredentialsFilePath(const AwsCredentialOptions& options, const Environment& env) {
   std::string path = options.credentials_file;
   if (path.empty()) {
-    path = NonEmptyEnv(sources, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials");
+    path = NonEmptyEnv(env, "AWS_SHARED_CREDENTIALS_FILE").value_or("~/.aws/credentials");
   }
   if (path == "~" || path.rfind("~/", 0) == 0) {
-    if (std::optional<std::string> home = NonEmptyEnv(sources, "HOME")) {
+    if (std::optional<std::string> home = NonEmptyEnv(env, "HOME")) {
       path = *home + path.substr(1);
     }
   }
@@ -103,36 +94,11 @@ std::string CredentialsFilePath(const AwsCredentialOptions& options,
 
 }  // namespace
 
-AwsCredentialSources SystemAwsCredentialSources() {
-  AwsCredentialSources sources;
-  sources.get_env = [](std::string_view name) -> std::optional<std::string> {
-    const char* value = std::getenv(std::string(name).c_str());
-    if (value == nullptr) {
-      return std::nullopt;
-    }
-    return std::string(value);
-  };
-  sources.read_file = [](const std::string& path) -> Result<std::string> {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      const int error = errno;
-      if (error == ENOENT) {
-        return Fail(Error::NotFound(path + " does not exist"));
-      }
-      return Fail(Error::Io("cannot read " + path + ": " + std::strerror(error)));
-    }
-    std::ostringstream content;
-    content << in.rdbuf();
-    return content.str();
-  };
-  return sources;
-}
-
 Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions& options,
-                                                     const AwsCredentialSources& sources) {
+                                                     const Environment& env) {
   if (options.profile.empty()) {
-    const std::optional<std::string> key_id = NonEmptyEnv(sources, "AWS_ACCESS_KEY_ID");
-    const std::optional<std::string> secret = NonEmptyEnv(sources, "AWS_SECRET_ACCESS_KEY");
+    const std::optional<std::string> key_id = NonEmptyEnv(env, "AWS_ACCESS_KEY_ID");
+    const std::optional<std::string> secret = NonEmptyEnv(env, "AWS_SECRET_ACCESS_KEY");
     if (key_id && !secret) {
       return Fail(
           Error::InvalidArgument("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"));
@@ -146,9 +112,9 @@ Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions&
       out.credentials.access_key_id = Secret(*key_id);
       out.credentials.secret_access_key = Secret(*secret);
       // AWS_SECURITY_TOKEN is the older name the SDKs still read.
-      std::optional<std::string> token = NonEmptyEnv(sources, "AWS_SESSION_TOKEN");
+      std::optional<std::string> token = NonEmptyEnv(env, "AWS_SESSION_TOKEN");
       if (!token) {
-        token = NonEmptyEnv(sources, "AWS_SECURITY_TOKEN");
+        token = NonEmptyEnv(env, "AWS_SECURITY_TOKEN");
       }
       if (token) {
         out.credentials.session_token = Secret(*token);
@@ -160,13 +126,10 @@ Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions&
 
   const std::string profile = !options.profile.empty()
                                   ? options.profile
-                                  : NonEmptyEnv(sources, "AWS_PROFILE").value_or("default");
-  const std::string path = CredentialsFilePath(options, sources);
+                                  : NonEmptyEnv(env, "AWS_PROFILE").value_or("default");
+  const std::string path = CredentialsFilePath(options, env);
   const std::string where = "profile '" + profile + "' in " + path;
-  if (!sources.read_file) {
-    return Fail(Error::NotFound("no AWS credentials: no way to read " + path));
-  }
-  Result<std::string> content = sources.read_file(path);
+  Result<std::string> content = env.ReadFile(path);
   if (!content) {
     if (content.error().code == Error::Code::kNotFound) {
       return Fail(Error::NotFound(

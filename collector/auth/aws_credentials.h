@@ -2,29 +2,17 @@
 #define MODELPULSE_COLLECTOR_AUTH_AWS_CREDENTIALS_H_
 
 // Resolves AWS credentials the way the AWS CLI and SDKs do for the cases modelpulse supports:
-// environment variables, then the shared credentials file and profile. Called by the daemon's
-// config loader; the environment and the file system are injected so tests need neither.
+// environment variables, then the shared credentials file and profile. Called while a target's
+// `auth:` is read; the environment and the file system are injected so tests need neither.
 // Errors name the variable, profile and file, never a credential value.
 
-#include <functional>
-#include <optional>
 #include <string>
-#include <string_view>
 
 #include "collector/collector.h"
+#include "common/environment.h"
 #include "common/result.h"
 
 namespace modelpulse::collector {
-
-struct AwsCredentialSources {
-  // The value of an environment variable, or nullopt when unset.
-  std::function<std::optional<std::string>(std::string_view name)> get_env;
-  // A file's content; an Error (kNotFound when absent) otherwise.
-  std::function<Result<std::string>(const std::string& path)> read_file;
-};
-
-// The process environment (std::getenv) and the real file system.
-AwsCredentialSources SystemAwsCredentialSources();
 
 struct AwsCredentialOptions {
   // A profile named in the config. When set, environment credentials are ignored and this
@@ -49,7 +37,7 @@ struct ResolvedAwsCredentials {
 // credentials, kInvalidArgument when a source is incomplete (a key id without its secret), and
 // kIo when the file exists but cannot be read.
 Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions& options,
-                                                     const AwsCredentialSources& sources);
+                                                     const Environment& env);
 
 }  // namespace modelpulse::collector
 

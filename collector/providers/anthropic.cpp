@@ -451,6 +451,19 @@ class AnthropicAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+ProviderProfile AnthropicProfile() {
+  ProviderProfile profile;
+  profile.cloud = "anthropic";
+  profile.auth_modes = {AuthMode::kApiKey, AuthMode::kBearerToken};
+  profile.missing_credential_help =
+      "provider anthropic needs an API key: set auth.api_key_env (e.g. ANTHROPIC_API_KEY) "
+      "or auth.api_key_file";
+  profile.default_base_url = [](const std::string&) {
+    return std::string("https://api.anthropic.com");
+  };
+  return profile;
+}
+
 std::unique_ptr<ProviderAdapter> NewAnthropicAdapter() {
   return std::make_unique<AnthropicAdapter>();
 }

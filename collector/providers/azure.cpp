@@ -267,6 +267,21 @@ class AzureAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+ProviderProfile AzureProfile() {
+  ProviderProfile profile;
+  profile.cloud = "azure";
+  profile.auth_modes = {AuthMode::kApiKey, AuthMode::kBearerToken, AuthMode::kTokenCommand};
+  profile.missing_credential_help =
+      "provider azure needs a credential: set auth.api_key_env (e.g. AZURE_OPENAI_API_KEY) "
+      "or auth.api_key_file for the api-key header, auth.bearer_token_env or "
+      "auth.bearer_token_file for a Microsoft Entra ID token, or auth.token_command (e.g. "
+      "[az, account, get-access-token, --resource, https://cognitiveservices.azure.com, "
+      "--query, accessToken, -o, tsv])";
+  // Every resource has its own host: base_url is required.
+  profile.default_base_url = [](const std::string&) { return std::string(); };
+  return profile;
+}
+
 std::unique_ptr<ProviderAdapter> NewAzureAdapter() { return std::make_unique<AzureAdapter>(); }
 
 }  // namespace modelpulse::collector

@@ -483,6 +483,22 @@ class BedrockAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+ProviderProfile BedrockProfile() {
+  ProviderProfile profile;
+  profile.cloud = "aws";
+  profile.auth_modes = {AuthMode::kAwsSigV4, AuthMode::kBearerToken};
+  profile.missing_credential_help =
+      "provider bedrock needs AWS credentials: set auth.aws ({} for the default chain: "
+      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else ~/.aws/credentials; or {profile: "
+      "NAME}), or auth.bearer_token_env (e.g. AWS_BEARER_TOKEN_BEDROCK) for a Bedrock API "
+      "key";
+  profile.default_base_url = [](const std::string& region) {
+    return "https://bedrock-runtime." + region + ".amazonaws.com" +
+           (region.starts_with("cn-") ? ".cn" : "");
+  };
+  return profile;
+}
+
 std::unique_ptr<ProviderAdapter> NewBedrockAdapter() { return std::make_unique<BedrockAdapter>(); }
 
 }  // namespace modelpulse::collector

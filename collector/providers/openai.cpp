@@ -119,6 +119,20 @@ class OpenAIAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+ProviderProfile OpenAIProfile(Provider provider) {
+  ProviderProfile profile;
+  if (provider == Provider::kOpenAI) {
+    profile.cloud = "openai";
+    profile.default_base_url = [](const std::string&) {
+      return std::string("https://api.openai.com/v1");
+    };
+  } else {
+    profile.default_base_url = [](const std::string&) { return std::string(); };
+  }
+  profile.auth_modes = {AuthMode::kApiKey, AuthMode::kBearerToken};
+  return profile;
+}
+
 std::unique_ptr<ProviderAdapter> NewOpenAIAdapter(Provider provider) {
   return std::make_unique<OpenAIAdapter>(provider);
 }

@@ -127,6 +127,30 @@ class ProviderAdapter {
   virtual HeaderInfo ReadHeaders(const HttpHeaders& headers, int64_t now_unix_ms) const = 0;
 };
 
+// What a config may say about one provider, declared by its adapter file beside its wire
+// protocol: read by collector/target_config.cpp when a target's provider-owned keys are read.
+struct ProviderProfile {
+  // The `cloud` label; empty when it follows from the base_url host (openai_compatible).
+  std::string_view cloud;
+  // The auth modes the provider accepts, in the order messages list them.
+  std::vector<AuthMode> auth_modes;
+  // What to write when a target of this provider has no credential; empty when the provider may
+  // be reached without one (open OpenAI-style hosts: vLLM, Ollama, the simulator).
+  std::string_view missing_credential_help;
+  // The endpoint when base_url is not given, for the target's region; empty when there is none.
+  std::string (*default_base_url)(const std::string& region) = nullptr;
+};
+
+// The profile of `provider`. Lives for the whole program. Defined in providers/registry.cpp.
+const ProviderProfile& ProfileFor(Provider provider);
+
+// Profiles, one per provider file.
+ProviderProfile OpenAIProfile(Provider provider);  // openai.cpp: openai, openai_compatible
+ProviderProfile BedrockProfile();                  // bedrock.cpp
+ProviderProfile GoogleProfile(Provider provider);  // vertex.cpp: vertex, gemini
+ProviderProfile AzureProfile();                    // azure.cpp
+ProviderProfile AnthropicProfile();                // anthropic.cpp
+
 // The adapter for `provider`, or nullptr when none is implemented yet. The returned object lives
 // for the whole program. Defined in providers/registry.cpp.
 const ProviderAdapter* AdapterFor(Provider provider);

@@ -33,4 +33,31 @@ const ProviderAdapter* AdapterFor(Provider provider) {
   return nullptr;
 }
 
+const ProviderProfile& ProfileFor(Provider provider) {
+  static const ProviderProfile kOpenAI = OpenAIProfile(Provider::kOpenAI);
+  static const ProviderProfile kOpenAICompatible = OpenAIProfile(Provider::kOpenAICompatible);
+  static const ProviderProfile kAzure = AzureProfile();
+  static const ProviderProfile kAnthropic = AnthropicProfile();
+  static const ProviderProfile kBedrock = BedrockProfile();
+  static const ProviderProfile kVertex = GoogleProfile(Provider::kVertex);
+  static const ProviderProfile kGemini = GoogleProfile(Provider::kGemini);
+  switch (provider) {
+    case Provider::kOpenAI:
+      return kOpenAI;
+    case Provider::kOpenAICompatible:
+      return kOpenAICompatible;
+    case Provider::kAzure:
+      return kAzure;
+    case Provider::kAnthropic:
+      return kAnthropic;
+    case Provider::kBedrock:
+      return kBedrock;
+    case Provider::kVertex:
+      return kVertex;
+    case Provider::kGemini:
+      break;
+  }
+  return kGemini;
+}
+
 }  // namespace modelpulse::collector

@@ -690,6 +690,37 @@ class GoogleAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+ProviderProfile GoogleProfile(Provider provider) {
+  ProviderProfile profile;
+  profile.cloud = "gcp";
+  if (provider == Provider::kGemini) {
+    profile.auth_modes = {AuthMode::kApiKey};
+    profile.missing_credential_help =
+        "provider gemini needs an API key: set auth.api_key_env (e.g. GEMINI_API_KEY) or "
+        "auth.api_key_file";
+    profile.default_base_url = [](const std::string&) {
+      return std::string("https://generativelanguage.googleapis.com");
+    };
+    return profile;
+  }
+  profile.auth_modes = {AuthMode::kGoogleServiceAccount, AuthMode::kTokenCommand,
+                        AuthMode::kBearerToken};
+  profile.missing_credential_help =
+      "provider vertex needs a Google access token: set auth.google_service_account_file "
+      "(a service-account JSON key), auth.token_command (e.g. [gcloud, auth, "
+      "print-access-token]) or auth.bearer_token_env";
+  profile.default_base_url = [](const std::string& region) {
+    if (region == "global") {
+      return std::string("https://aiplatform.googleapis.com");
+    }
+    if (region == "us" || region == "eu") {
+      return "https://aiplatform." + region + ".rep.googleapis.com";
+    }
+    return "https://" + region + "-aiplatform.googleapis.com";
+  };
+  return profile;
+}
+
 std::unique_ptr<ProviderAdapter> NewGoogleAdapter(Provider provider) {
   return std::make_unique<GoogleAdapter>(provider);
 }

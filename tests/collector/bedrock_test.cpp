@@ -376,25 +376,34 @@ TEST_CASE("bedrock: request id from x-amzn-RequestId") {
 
 // --- credentials --------------------------------------------------------------------------
 
-AwsCredentialSources FakeSources(std::map<std::string, std::string> env,
-                                 std::map<std::string, std::string> files) {
-  AwsCredentialSources sources;
-  sources.get_env = [env](std::string_view name) -> std::optional<std::string> {
-    auto it = env.find(std::string(name));
-    if (it == env.end()) {
+// Environment variables and files given by the test; nothing from the machine.
+class FakeSources final : public Environment {
+ public:
+  FakeSources(std::map<std::string, std::string> env, std::map<std::string, std::string> files)
+      : env_(std::move(env)), files_(std::move(files)) {}
+
+  std::optional<std::string> GetEnv(const std::string& name) const override {
+    auto it = env_.find(name);
+    if (it == env_.end()) {
       return std::nullopt;
     }
     return it->second;
-  };
-  sources.read_file = [files](const std::string& path) -> Result<std::string> {
-    auto it = files.find(path);
-    if (it == files.end()) {
+  }
+  Result<std::string> ReadFile(const std::string& path) const override {
+    auto it = files_.find(path);
+    if (it == files_.end()) {
       return Fail(Error::NotFound(path + " does not exist"));
     }
     return it->second;
-  };
-  return sources;
-}
+  }
+  Result<std::vector<std::string>> Glob(const std::string& pattern) const override {
+    return std::vector<std::string>{pattern};
+  }
+
+ private:
+  std::map<std::string, std::string> env_;
+  std::map<std::string, std::string> files_;
+};
 
 constexpr const char* kCredentialsFile = R"INI(
 # comment
