@@ -32,7 +32,7 @@
 #include "rules/manager.h"
 #include "rules/promql.h"
 #include "rules/rules.h"
-#include "storage/label_codec.h"
+#include "storage/internal/label_codec.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 

@@ -1,4 +1,4 @@
-#include "collector/eventstream.h"
+#include "collector/internal/eventstream.h"
 
 #include <algorithm>
 #include <array>

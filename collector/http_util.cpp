@@ -1,4 +1,4 @@
-#include "collector/http_util.h"
+#include "collector/internal/http_util.h"
 
 #include <array>
 #include <cctype>

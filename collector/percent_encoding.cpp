@@ -1,5 +1,5 @@
 // RFC 3986 percent-encoding; see percent_encoding.h.
-#include "collector/percent_encoding.h"
+#include "collector/internal/percent_encoding.h"
 
 namespace modelpulse::collector {
 namespace {

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "collector/collector.h"
-#include "collector/transfer.h"
+#include "collector/internal/transfer.h"
 
 namespace modelpulse::collector {
 namespace {

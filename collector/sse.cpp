@@ -1,4 +1,4 @@
-#include "collector/sse.h"
+#include "collector/internal/sse.h"
 
 #include <algorithm>
 #include <charconv>

@@ -11,9 +11,9 @@
 #include <span>
 #include <utility>
 
-#include "collector/auth/aws_credentials.h"
 #include "collector/collector.h"
-#include "collector/providers/provider.h"
+#include "collector/internal/auth/aws_credentials.h"
+#include "collector/internal/providers/provider.h"
 #include "common/environment.h"
 #include "common/yaml_reader.h"
 

@@ -1,4 +1,4 @@
-#include "collector/transfer.h"
+#include "collector/internal/transfer.h"
 
 #include <fmt/format.h>
 
@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "collector/auth/token_command.h"
-#include "collector/http_util.h"
+#include "collector/internal/auth/token_command.h"
+#include "collector/internal/http_util.h"
 
 namespace modelpulse::collector {
 namespace {

@@ -1,11 +1,11 @@
 // The alert state machine of §2 (Prometheus 2.42 rules/alerting.go): identity by label set,
 // pending -> firing after `for`, keep_firing_for, resolved alerts kept 15m and re-sent, ALERTS and
 // ALERTS_FOR_STATE samples, and exact state export/import for restarts.
-#include "rules/alerts.h"
+#include "rules/internal/alerts.h"
 
 #include <algorithm>
 
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

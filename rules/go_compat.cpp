@@ -1,5 +1,5 @@
 // Go's number semantics; see go_compat.h.
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
 
 #include <algorithm>
 #include <charconv>

@@ -1,13 +1,13 @@
 // Group evaluation (§1.3, §1.4): rules in order at one timestamp; recording outputs and ALERTS
 // written into an overlay that later rules and groups read; stale markers for series that
 // disappeared; per-rule status for metrics; a failing rule never stops the others.
-#include "rules/group.h"
+#include "rules/internal/group.h"
 
 #include <chrono>
 #include <regex>
 #include <set>
 
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

@@ -1,9 +1,9 @@
 // Query: the public face of the PromQL subset (parse once, evaluate many times).
 #include "rules/promql.h"
 
-#include "rules/promql_ast.h"
-#include "rules/promql_eval.h"
-#include "rules/promql_parser.h"
+#include "rules/internal/promql_ast.h"
+#include "rules/internal/promql_eval.h"
+#include "rules/internal/promql_parser.h"
 
 namespace modelpulse::rules {
 

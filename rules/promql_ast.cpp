@@ -1,4 +1,4 @@
-#include "rules/promql_ast.h"
+#include "rules/internal/promql_ast.h"
 
 namespace modelpulse::rules::promql {
 

@@ -1,4 +1,4 @@
-#include "rules/promql_eval.h"
+#include "rules/internal/promql_eval.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 #include <unordered_set>
 #include <utility>
 
-#include "rules/go_compat.h"
-#include "rules/promql_functions.h"
-#include "rules/promql_lexer.h"
+#include "rules/internal/go_compat.h"
+#include "rules/internal/promql_functions.h"
+#include "rules/internal/promql_lexer.h"
 
 namespace modelpulse::rules::promql {
 namespace {

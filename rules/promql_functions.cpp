@@ -1,7 +1,7 @@
 // Implementations of the PromQL subset's functions, following Prometheus 2.42's
 // promql/functions.go and promql/quantile.go algorithm by algorithm (results must agree bit for
 // bit with promtool 2.42).
-#include "rules/promql_functions.h"
+#include "rules/internal/promql_functions.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,8 +12,8 @@
 #include <regex>
 #include <unordered_map>
 
-#include "rules/go_compat.h"
-#include "rules/promql_eval.h"
+#include "rules/internal/go_compat.h"
+#include "rules/internal/promql_eval.h"
 
 namespace modelpulse::rules::promql {
 namespace {

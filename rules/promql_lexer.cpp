@@ -1,4 +1,4 @@
-#include "rules/promql_lexer.h"
+#include "rules/internal/promql_lexer.h"
 
 #include <array>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "rules/promql_parser.h"
+#include "rules/internal/promql_parser.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "common/duration.h"
-#include "rules/promql_functions.h"
-#include "rules/promql_lexer.h"
+#include "rules/internal/promql_functions.h"
+#include "rules/internal/promql_lexer.h"
 
 namespace modelpulse::rules::promql {
 namespace {

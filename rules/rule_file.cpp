@@ -1,7 +1,7 @@
 // Rule files (§1.1, §1.2): strict decoding as Prometheus 2.42's rulefmt does (unknown keys are
 // errors, so 3.x-only keys such as query_offset fail too), then RuleNode.Validate's checks, with
 // every error located in the file (yaml-cpp marks are 0-based; we print 1-based).
-#include "rules/rule_file.h"
+#include "rules/internal/rule_file.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -5,7 +5,7 @@
 // Options as Prometheus sets them: missingkey=zero on maps. This file is the executor and the
 // entry points; the lexer, parser and value model are template_lexer, template_parser and
 // template_value, and Go's number formatting is go_compat.
-#include "rules/template.h"
+#include "rules/internal/template.h"
 
 #include <algorithm>
 #include <charconv>
@@ -16,10 +16,10 @@
 #include <regex>
 #include <variant>
 
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
+#include "rules/internal/template_parser.h"
+#include "rules/internal/template_value.h"
 #include "rules/rules.h"
-#include "rules/template_parser.h"
-#include "rules/template_value.h"
 
 namespace modelpulse::rules {
 namespace text_template {

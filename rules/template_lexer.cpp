@@ -1,5 +1,5 @@
 // The template lexer; see template_lexer.h.
-#include "rules/template_lexer.h"
+#include "rules/internal/template_lexer.h"
 
 #include <cctype>
 

@@ -1,12 +1,12 @@
 // The template parser; see template_parser.h.
-#include "rules/template_parser.h"
+#include "rules/internal/template_parser.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
-#include "rules/template_lexer.h"
+#include "rules/internal/template_lexer.h"
 
 namespace modelpulse::rules::text_template {
 namespace {

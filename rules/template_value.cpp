@@ -1,5 +1,5 @@
 // The template value model, Go's printf over it, and Prometheus's humanize* formatting.
-#include "rules/template_value.h"
+#include "rules/internal/template_value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,8 +8,8 @@
 #include <cstring>
 #include <limits>
 
-#include "rules/go_compat.h"
-#include "rules/template.h"
+#include "rules/internal/go_compat.h"
+#include "rules/internal/template.h"
 
 namespace modelpulse::rules {
 

@@ -1,6 +1,6 @@
 // `modelpulse test rules` and `modelpulse check rules`: promtool 2.42's unit-test format, loop
 // and report (§3; cmd/promtool/unittest.go), and its rule-file check output.
-#include "rules/unit_test.h"
+#include "rules/internal/unit_test.h"
 
 #include <glob.h>
 #include <yaml-cpp/yaml.h>
@@ -14,9 +14,9 @@
 #include <set>
 #include <sstream>
 
-#include "rules/alerts.h"
-#include "rules/go_compat.h"
-#include "rules/group.h"
+#include "rules/internal/alerts.h"
+#include "rules/internal/go_compat.h"
+#include "rules/internal/group.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

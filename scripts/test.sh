@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for all the tests on a fresh Debian 12 machine (as root): installs the
-# dependencies, checks the test peers are there, builds, runs unit and integration tests, then
+# dependencies, checks the test peers are there and that every include follows the module
+# layering (scripts/check-layering.py), builds, runs unit and integration tests, then
 # the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer. After each run,
 # scripts/check-test-counts.py checks every TEST_CASE was one ctest entry that ran exactly one
 # case, and prints a summary line (entries, cases executed, passed, failed, skipped).
@@ -10,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/check-test-peers.sh
+scripts/check-layering.py
 
 # Runs one preset's tests, then the count guard on the same build; fails if either fails.
 run_preset() {

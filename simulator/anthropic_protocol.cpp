@@ -28,8 +28,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "simulator/protocol.h"
-#include "simulator/protocol_util.h"
+#include "simulator/internal/protocol.h"
+#include "simulator/internal/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {

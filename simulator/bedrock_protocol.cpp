@@ -25,9 +25,9 @@
 #include <regex>
 
 #include "common/duration.h"
-#include "simulator/cloud_crypto.h"
-#include "simulator/protocol.h"
-#include "simulator/protocol_util.h"
+#include "simulator/internal/cloud_crypto.h"
+#include "simulator/internal/protocol.h"
+#include "simulator/internal/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {

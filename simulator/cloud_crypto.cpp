@@ -1,4 +1,4 @@
-#include "simulator/cloud_crypto.h"
+#include "simulator/internal/cloud_crypto.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -1,4 +1,4 @@
-#include "simulator/connection.h"
+#include "simulator/internal/connection.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>

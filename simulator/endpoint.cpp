@@ -1,4 +1,4 @@
-#include "simulator/endpoint.h"
+#include "simulator/internal/endpoint.h"
 
 #include <algorithm>
 #include <cmath>

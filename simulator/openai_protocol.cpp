@@ -7,8 +7,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "simulator/protocol.h"
-#include "simulator/protocol_util.h"
+#include "simulator/internal/protocol.h"
+#include "simulator/internal/protocol_util.h"
 
 namespace modelpulse::simulator {
 namespace {

@@ -1,4 +1,4 @@
-#include "simulator/protocol.h"
+#include "simulator/internal/protocol.h"
 
 #include <array>
 

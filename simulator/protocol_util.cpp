@@ -1,6 +1,6 @@
 // Pieces shared by several simulator protocols; see protocol_util.h.
 
-#include "simulator/protocol_util.h"
+#include "simulator/internal/protocol_util.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "simulator/rate_limiter.h"
+#include "simulator/internal/rate_limiter.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "simulator/scenario.h"
+#include "simulator/internal/scenario.h"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "common/duration.h"
-#include "simulator/protocol.h"
+#include "simulator/internal/protocol.h"
 
 namespace modelpulse::simulator {
 namespace {

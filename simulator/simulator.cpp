@@ -17,10 +17,10 @@
 #include <utility>
 #include <variant>
 
-#include "simulator/connection.h"
-#include "simulator/endpoint.h"
-#include "simulator/protocol.h"
-#include "simulator/scenario.h"
+#include "simulator/internal/connection.h"
+#include "simulator/internal/endpoint.h"
+#include "simulator/internal/protocol.h"
+#include "simulator/internal/scenario.h"
 
 namespace modelpulse::simulator {
 namespace {

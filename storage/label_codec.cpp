@@ -1,4 +1,4 @@
-#include "storage/label_codec.h"
+#include "storage/internal/label_codec.h"
 
 #include <utility>
 

@@ -1,11 +1,11 @@
-#include "storage/probe_reader.h"
+#include "storage/internal/probe_reader.h"
 
 #include <fmt/format.h>
 
 #include <limits>
 
-#include "storage/label_codec.h"
-#include "storage/rollup.h"
+#include "storage/internal/label_codec.h"
+#include "storage/internal/rollup.h"
 
 namespace modelpulse::storage {
 namespace {

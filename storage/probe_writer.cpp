@@ -1,10 +1,10 @@
-#include "storage/probe_writer.h"
+#include "storage/internal/probe_writer.h"
 
 #include <limits>
 #include <utility>
 
-#include "storage/label_codec.h"
-#include "storage/rollup.h"
+#include "storage/internal/label_codec.h"
+#include "storage/internal/rollup.h"
 
 namespace modelpulse::storage {
 namespace {

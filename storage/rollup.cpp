@@ -1,10 +1,10 @@
-#include "storage/rollup.h"
+#include "storage/internal/rollup.h"
 
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "storage/sqlite.h"
+#include "storage/internal/sqlite.h"
 
 namespace modelpulse::storage {
 namespace {

@@ -1,4 +1,4 @@
-#include "storage/schema.h"
+#include "storage/internal/schema.h"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <limits>
 #include <string_view>
 
-#include "storage/rollup.h"
-#include "storage/sqlite.h"
+#include "storage/internal/rollup.h"
+#include "storage/internal/sqlite.h"
 
 namespace modelpulse::storage {
 namespace {

@@ -1,4 +1,4 @@
-#include "storage/sqlite.h"
+#include "storage/internal/sqlite.h"
 
 #include <fmt/format.h>
 

@@ -9,10 +9,10 @@
 #include <thread>
 #include <utility>
 
-#include "storage/probe_reader.h"
-#include "storage/probe_writer.h"
-#include "storage/schema.h"
-#include "storage/sqlite.h"
+#include "storage/internal/probe_reader.h"
+#include "storage/internal/probe_writer.h"
+#include "storage/internal/schema.h"
+#include "storage/internal/sqlite.h"
 #include "storage/storage.h"
 
 namespace modelpulse::storage {

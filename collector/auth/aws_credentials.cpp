@@ -1,4 +1,4 @@
-#include "collector/auth/aws_credentials.h"
+#include "collector/internal/auth/aws_credentials.h"
 
 #include <cctype>
 #include <map>

@@ -1,4 +1,4 @@
-#include "collector/auth/google_oauth.h"
+#include "collector/internal/auth/google_oauth.h"
 
 #include <curl/curl.h>
 #include <openssl/bio.h>
@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "collector/http_util.h"
+#include "collector/internal/http_util.h"
 
 namespace modelpulse::collector {
 namespace {

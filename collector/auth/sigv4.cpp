@@ -1,4 +1,4 @@
-#include "collector/auth/sigv4.h"
+#include "collector/internal/auth/sigv4.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "collector/percent_encoding.h"
+#include "collector/internal/percent_encoding.h"
 
 namespace modelpulse::collector {
 namespace {

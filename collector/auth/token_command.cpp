@@ -1,4 +1,4 @@
-#include "collector/auth/token_command.h"
+#include "collector/internal/auth/token_command.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>

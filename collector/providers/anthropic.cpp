@@ -11,11 +11,11 @@
 #include <string>
 #include <string_view>
 
-#include "collector/auth/token_command.h"
-#include "collector/http_util.h"
-#include "collector/providers/provider.h"
-#include "collector/providers/provider_util.h"
-#include "collector/sse.h"
+#include "collector/internal/auth/token_command.h"
+#include "collector/internal/http_util.h"
+#include "collector/internal/providers/provider.h"
+#include "collector/internal/providers/provider_util.h"
+#include "collector/internal/sse.h"
 
 namespace modelpulse::collector {
 namespace {

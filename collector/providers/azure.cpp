@@ -11,12 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "collector/auth/token_command.h"
-#include "collector/http_util.h"
-#include "collector/percent_encoding.h"
-#include "collector/providers/openai_wire.h"
-#include "collector/providers/provider.h"
-#include "collector/providers/provider_util.h"
+#include "collector/internal/auth/token_command.h"
+#include "collector/internal/http_util.h"
+#include "collector/internal/percent_encoding.h"
+#include "collector/internal/providers/openai_wire.h"
+#include "collector/internal/providers/provider.h"
+#include "collector/internal/providers/provider_util.h"
 
 namespace modelpulse::collector {
 namespace {

@@ -11,12 +11,12 @@
 #include <utility>
 #include <vector>
 
-#include "collector/auth/sigv4.h"
-#include "collector/eventstream.h"
-#include "collector/http_util.h"
-#include "collector/percent_encoding.h"
-#include "collector/providers/provider.h"
-#include "collector/providers/provider_util.h"
+#include "collector/internal/auth/sigv4.h"
+#include "collector/internal/eventstream.h"
+#include "collector/internal/http_util.h"
+#include "collector/internal/percent_encoding.h"
+#include "collector/internal/providers/provider.h"
+#include "collector/internal/providers/provider_util.h"
 
 namespace modelpulse::collector {
 namespace {

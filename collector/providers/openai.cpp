@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "collector/http_util.h"
-#include "collector/providers/openai_wire.h"
-#include "collector/providers/provider.h"
+#include "collector/internal/http_util.h"
+#include "collector/internal/providers/openai_wire.h"
+#include "collector/internal/providers/provider.h"
 
 namespace modelpulse::collector {
 namespace {

@@ -1,6 +1,6 @@
 // The OpenAI chat-completions wire format shared by several adapters. protocols.md §0.1, §1, §2.2.
 
-#include "collector/providers/openai_wire.h"
+#include "collector/internal/providers/openai_wire.h"
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "collector/providers/provider_util.h"
-#include "collector/sse.h"
+#include "collector/internal/providers/provider_util.h"
+#include "collector/internal/sse.h"
 
 namespace modelpulse::collector {
 namespace {

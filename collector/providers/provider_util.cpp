@@ -1,6 +1,6 @@
 // Pieces shared by several provider adapters; see provider_util.h.
 
-#include "collector/providers/provider_util.h"
+#include "collector/internal/providers/provider_util.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 #include <memory>
 
-#include "collector/providers/provider.h"
+#include "collector/internal/providers/provider.h"
 
 namespace modelpulse::collector {
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "collector/auth/token_command.h"
 #include "collector/collector.h"
-#include "collector/providers/provider.h"
+#include "collector/internal/auth/token_command.h"
+#include "collector/internal/providers/provider.h"
 #include "tests/collector/loopback_server.h"
 #include "tests/collector/provider_test_util.h"
 

@@ -15,11 +15,11 @@
 #include <thread>
 #include <vector>
 
-#include "collector/auth/aws_credentials.h"
-#include "collector/auth/sigv4.h"
 #include "collector/collector.h"
-#include "collector/eventstream.h"
-#include "collector/providers/provider.h"
+#include "collector/internal/auth/aws_credentials.h"
+#include "collector/internal/auth/sigv4.h"
+#include "collector/internal/eventstream.h"
+#include "collector/internal/providers/provider.h"
 #include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {

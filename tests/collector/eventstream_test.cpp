@@ -1,7 +1,7 @@
 // The application/vnd.amazon.eventstream decoder: a real Bedrock frame, every header type, every
 // split of a stream, each kind of damage, and botocore's decoder as the oracle for our encoder.
 
-#include "collector/eventstream.h"
+#include "collector/internal/eventstream.h"
 
 #include <doctest/doctest.h>
 

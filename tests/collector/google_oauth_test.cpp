@@ -1,7 +1,7 @@
 // Service-account JWTs and the token exchange: the JWT is checked by an independent verifier
 // (Debian's python3-jwt), the exchange and cache against a loopback token endpoint.
 
-#include "collector/auth/google_oauth.h"
+#include "collector/internal/auth/google_oauth.h"
 
 #include <doctest/doctest.h>
 #include <httplib.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "collector/providers/provider.h"
+#include "collector/internal/providers/provider.h"
 #include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {

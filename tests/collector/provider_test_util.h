@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collector/providers/provider.h"
+#include "collector/internal/providers/provider.h"
 
 namespace modelpulse::collector::testing {
 

@@ -2,7 +2,7 @@
 // (toolchain.md §7), openai-python's Bedrock mantle fixture (protocols.md §4.1), and botocore
 // as a live oracle for model ids with ':' and session tokens.
 
-#include "collector/auth/sigv4.h"
+#include "collector/internal/auth/sigv4.h"
 
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "collector/providers/provider.h"
+#include "collector/internal/providers/provider.h"
 #include "tests/collector/python_oracle.h"
 
 namespace modelpulse::collector {

@@ -1,4 +1,4 @@
-#include "collector/sse.h"
+#include "collector/internal/sse.h"
 
 #include <doctest/doctest.h>
 

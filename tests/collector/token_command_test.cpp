@@ -1,7 +1,7 @@
 // Token commands: real /bin/sh scripts in a scratch directory that print a token, fail, hang, or
 // print too much; the cache's TTL and failure backoff; no token in any error.
 
-#include "collector/auth/token_command.h"
+#include "collector/internal/auth/token_command.h"
 
 #include <doctest/doctest.h>
 

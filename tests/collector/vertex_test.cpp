@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "collector/collector.h"
-#include "collector/providers/provider.h"
+#include "collector/internal/providers/provider.h"
 #include "tests/collector/provider_test_util.h"
 
 namespace modelpulse::collector {

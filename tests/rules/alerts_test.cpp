@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {

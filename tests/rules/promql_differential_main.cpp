@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "rules/internal/promql_parser.h"
 #include "rules/promql.h"
-#include "rules/promql_parser.h"
 
 namespace {
 

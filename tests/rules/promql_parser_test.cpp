@@ -1,15 +1,15 @@
 // Lexer and parser of the PromQL subset: precedence, associativity, positions, errors, limits.
-#include "rules/promql_parser.h"
+#include "rules/internal/promql_parser.h"
 
 #include <doctest/doctest.h>
 
 #include <cstdio>
 #include <string>
 
+#include "rules/internal/promql_ast.h"
+#include "rules/internal/promql_functions.h"
+#include "rules/internal/promql_lexer.h"
 #include "rules/promql.h"
-#include "rules/promql_ast.h"
-#include "rules/promql_functions.h"
-#include "rules/promql_lexer.h"
 
 namespace modelpulse::rules::promql {
 namespace {

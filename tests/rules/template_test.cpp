@@ -1,7 +1,7 @@
 // Alert templates: Go float formatting (§1.6), humanize functions and the text/template subset,
 // with the outputs promtool 2.42 printed (§1.5); the last case asks /usr/bin/promtool at test
 // time to render the same templates and compares.
-#include "rules/template.h"
+#include "rules/internal/template.h"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>

@@ -1,7 +1,7 @@
 // The promtool-compatible runner: expanding notation, series notation, and the shipped rule
 // tests run both by Debian's promtool 2.42 and by RunRuleTests, plus failure reports compared
 // with promtool's byte for byte.
-#include "rules/unit_test.h"
+#include "rules/internal/unit_test.h"
 
 #include <doctest/doctest.h>
 #include <sys/wait.h>
@@ -14,7 +14,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "rules/go_compat.h"
+#include "rules/internal/go_compat.h"
 #include "rules/rules.h"
 #include "tests/required_peer.h"
 

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "simulator/scenario.h"
+#include "simulator/internal/scenario.h"
 #include "tests/simulator/cloud_test_util.h"
 
 namespace modelpulse::simulator {

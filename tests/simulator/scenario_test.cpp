@@ -1,4 +1,4 @@
-#include "simulator/scenario.h"
+#include "simulator/internal/scenario.h"
 
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "common/clock.h"
-#include "simulator/rate_limiter.h"
+#include "simulator/internal/rate_limiter.h"
 #include "simulator/simulator.h"
 
 namespace modelpulse::simulator {

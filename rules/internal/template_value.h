@@ -1,0 +1,40 @@
+#ifndef MODELPULSE_RULES_INTERNAL_TEMPLATE_VALUE_H_
+#define MODELPULSE_RULES_INTERNAL_TEMPLATE_VALUE_H_
+
+// Private to rules/: the values a Go text/template pipeline carries (nil, bool, int, float64,
+// string, a label map, a query sample, a query result), how Go prints and tests them, and Go's
+// fmt.Sprintf over them. The template lexer, parser and executor all speak these.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/common.h"
+
+namespace modelpulse::rules::text_template {
+
+struct Nil {};
+struct QuerySample {
+  Labels labels;
+  double value = 0;
+};
+using QueryResult = std::vector<QuerySample>;
+using TValue =
+    std::variant<Nil, bool, int64_t, double, std::string, Labels, QuerySample, QueryResult>;
+
+// Go's type name, as error messages print it ("float64", "map[string]string").
+std::string TypeName(const TValue& v);
+// fmt's %v.
+std::string Print(const TValue& v);
+// text/template's truth: false, 0, "", nil and empty collections are false.
+bool Truth(const TValue& v);
+// Prometheus's convertToFloat.
+Result<double> ToFloat(const TValue& v);
+// Go's fmt.Sprintf for the verbs templates use: %v %s %d %f %F %e %E %g %G %q %t %%.
+std::string GoSprintf(std::string_view format, const std::vector<TValue>& args);
+
+}  // namespace modelpulse::rules::text_template
+
+#endif  // MODELPULSE_RULES_INTERNAL_TEMPLATE_VALUE_H_

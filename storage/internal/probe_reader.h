@@ -1,0 +1,61 @@
+#ifndef MODELPULSE_STORAGE_INTERNAL_PROBE_READER_H_
+#define MODELPULSE_STORAGE_INTERNAL_PROBE_READER_H_
+
+// Private to storage/: the read side, on its own connection so that reads run beside the writer
+// (WAL gives each read a consistent snapshot without blocking the writer).
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/common.h"
+#include "storage/internal/sqlite.h"
+#include "storage/storage.h"
+
+namespace modelpulse::storage {
+
+// Owns the read connection. Thread-safe: calls are serialised on one mutex.
+class ProbeReader {
+ public:
+  // REQUIRES: the schema of `db` is at LatestSchemaVersion().
+  static Result<std::unique_ptr<ProbeReader>> Create(DbHandle db);
+  // Use Create(); public only for make_unique.
+  explicit ProbeReader(DbHandle db) : db_(std::move(db)) {}
+  ProbeReader(const ProbeReader&) = delete;
+  ProbeReader& operator=(const ProbeReader&) = delete;
+  ~ProbeReader() = default;
+
+  Result<std::vector<ProbeResult>> Read(std::string_view target, int64_t from_ms, int64_t to_ms);
+  Result<std::vector<std::pair<std::string, Labels>>> Targets();
+  Result<std::vector<StoredTarget>> ListTargets();
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms);
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms);
+  Result<Labels> LabelSetOf(int64_t id);
+
+ private:
+  Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
+
+  std::mutex mu_;
+  DbHandle db_;                      // Guarded by mu_.
+  StatementHandle read_probes_;      // Guarded by mu_.
+  StatementHandle read_label_set_;   // Guarded by mu_.
+  StatementHandle list_targets_;     // Guarded by mu_.
+  StatementHandle list_target_ids_;  // Guarded by mu_.
+  StatementHandle read_rollups_;     // Guarded by mu_.
+  // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.
+  std::array<StatementHandle, kProbeFieldCount> read_field_;
+  // Label sets are never updated or deleted once written, so a decoded set stays valid.
+  std::unordered_map<int64_t, Labels> label_sets_;  // Guarded by mu_.
+};
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_INTERNAL_PROBE_READER_H_

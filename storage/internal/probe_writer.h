@@ -1,0 +1,77 @@
+#ifndef MODELPULSE_STORAGE_INTERNAL_PROBE_WRITER_H_
+#define MODELPULSE_STORAGE_INTERNAL_PROBE_WRITER_H_
+
+// Private to storage/: the write side of the database (probe batches and retention deletes) on
+// its own connection with its prepared statements.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/common.h"
+#include "storage/internal/sqlite.h"
+
+namespace modelpulse::storage {
+
+// Where a retention pass has got to: it walks the targets one after another, so every delete is
+// a seek into the (target_id, start_ms) key instead of a scan of the whole table.
+struct RetentionPass {
+  int64_t cutoff_ms = 0;  // rows with start_ms < cutoff_ms go
+  std::vector<int64_t> target_ids;
+  size_t next_target = 0;
+
+  bool Done() const { return next_target >= target_ids.size(); }
+};
+
+// Owns the write connection. Not thread-safe: the store serialises every call.
+class ProbeWriter {
+ public:
+  // REQUIRES: the schema of `db` is at LatestSchemaVersion().
+  static Result<std::unique_ptr<ProbeWriter>> Create(DbHandle db);
+  // Use Create(); public only for make_unique.
+  explicit ProbeWriter(DbHandle db) : db_(std::move(db)) {}
+  ProbeWriter(const ProbeWriter&) = delete;
+  ProbeWriter& operator=(const ProbeWriter&) = delete;
+  ~ProbeWriter() = default;
+
+  // Stores `rows` in one transaction: all of them or, on error, none.
+  Status WriteBatch(std::span<const ProbeResult> rows);
+
+  // Starts a pass that deletes rows older than `cutoff_ms`.
+  Result<RetentionPass> StartRetention(int64_t cutoff_ms);
+  // Deletes at most `limit` rows of `pass` in one transaction and advances it; returns how many.
+  Result<uint64_t> RetentionStep(RetentionPass& pass, size_t limit);
+
+ private:
+  struct TargetState {
+    int64_t id = 0;
+    std::string labels;  // encoded, as in targets.labels
+    int64_t latest_ms = 0;
+  };
+
+  Result<TargetState*> Target(const ProbeResult& row, const std::string& encoded_labels);
+  Result<int64_t> LabelSet(const std::string& encoded_labels);
+  Status InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id);
+
+  DbHandle db_;
+  StatementHandle insert_probe_;
+  StatementHandle find_target_;
+  StatementHandle insert_target_;
+  StatementHandle update_target_labels_;
+  StatementHandle find_label_set_;
+  StatementHandle insert_label_set_;
+  StatementHandle list_targets_;
+  StatementHandle delete_old_;
+  // Caches of what is committed; cleared when a batch rolls back, since the ids they hold may
+  // have been rolled back with it.
+  std::unordered_map<std::string, TargetState> targets_;
+  std::unordered_map<std::string, int64_t> label_sets_;
+};
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_INTERNAL_PROBE_WRITER_H_

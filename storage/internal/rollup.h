@@ -1,0 +1,82 @@
+#ifndef MODELPULSE_STORAGE_INTERNAL_ROLLUP_H_
+#define MODELPULSE_STORAGE_INTERNAL_ROLLUP_H_
+
+// Private to storage/: how probe fields are computed from their columns, and the hourly rollup
+// table (migration 3) that the writer maintains in the same transaction as the rows.
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#include "common/common.h"
+#include "common/result.h"
+#include "storage/storage.h"
+
+namespace modelpulse::storage {
+
+// The probe columns fields are computed from: one per ProbeNumber, in its order.
+inline constexpr std::array<std::string_view, kProbeNumberCount> kFieldColumnNames = {
+    "outcome",       "http_status", "total_s",        "dns_s",     "connect_s",    "tls_s",
+    "first_byte_s",  "ttft_s",      "first_answer_s", "itl_s",     "tokens_per_s", "output_tokens",
+    "req_remaining", "req_limit",   "tok_remaining",  "tok_limit", "retry_after_s"};
+using ColumnValues = std::array<std::optional<double>, kFieldColumnNames.size()>;
+
+// The (one or two) columns a field is computed from, as indexes into kFieldColumnNames; b is -1
+// when the field needs one column (common/probe_series.h says which).
+struct FieldColumns {
+  int a = 0;
+  int b = -1;
+};
+FieldColumns ColumnsOf(ProbeField field);
+
+// The field from its columns' values: common/probe_series.h's ProbeSeriesValue, with NaN as none
+// (SQLite stores NaN as NULL). Used by the narrow read, the writer's rollups, the backfill and
+// ProbeFieldValue alike.
+std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a,
+                                       std::optional<double> b);
+
+// The columns of a probe record as they are stored.
+ColumnValues ColumnsOfProbe(const ProbeResult& probe);
+
+// count/sum/min/max for one key, folded value by value.
+struct RollupCell {
+  int64_t count = 0;
+  double sum = 0;
+  double min = 0;
+  double max = 0;
+  void Add(double v);
+};
+
+// (target_id, field, bucket_ms, label_set_id) -> cell, ordered as the table's key.
+using RollupCells = std::map<std::tuple<int64_t, int, int64_t, int64_t>, RollupCell>;
+
+inline int64_t BucketOf(int64_t t_ms) {
+  const int64_t q = t_ms / kRollupBucketMs;
+  return (t_ms % kRollupBucketMs < 0 ? q - 1 : q) * kRollupBucketMs;
+}
+
+// Folds every field of one row into `cells`.
+void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t label_set_id,
+            const ColumnValues& columns);
+
+// Adds `cells` to the table (upsert: counts and sums add, min and max combine).
+Status UpsertRollups(sqlite3* db, const RollupCells& cells);
+
+// Rebuilds the rollups of rows with target_id in [first_target, last_target] and start_ms in
+// [from_ms, to_ms) from the rows themselves, after deleting the rollups of the buckets that
+// range covers. The backfill (all targets, all time) and retention's repair use it.
+Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
+                      int64_t to_ms);
+
+// Keeps the rollups of `target_id` consistent after its oldest rows were deleted: drops every
+// bucket before the bucket of its oldest remaining row and rebuilds that bucket.
+Status TrimRollups(sqlite3* db, int64_t target_id);
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_INTERNAL_ROLLUP_H_

@@ -1,0 +1,23 @@
+#ifndef MODELPULSE_STORAGE_INTERNAL_SCHEMA_H_
+#define MODELPULSE_STORAGE_INTERNAL_SCHEMA_H_
+
+// Private to storage/: the schema and its migrations, tracked in PRAGMA user_version.
+
+#include <sqlite3.h>
+
+#include "common/result.h"
+
+namespace modelpulse::storage {
+
+// The schema version this binary writes and reads.
+int LatestSchemaVersion();
+
+// Brings the database to LatestSchemaVersion(), one transaction per migration, so a failure
+// leaves the database at the last version that fully applied. Returns the version found before
+// migrating. Fails with kInternal when a migration fails or when the database is newer than this
+// binary (an older binary must not write into a schema it does not know).
+Result<int> Migrate(sqlite3* db);
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_INTERNAL_SCHEMA_H_
