@@ -11,6 +11,11 @@ namespace modelpulse::simulator {
 class Simulator;
 }  // namespace modelpulse::simulator
 
+// daemon/ only wires the modules (DESIGN.md §2): cli.cpp is the command line, config.cpp turns
+// the main YAML file into each module's options (a target's provider-owned keys are read by
+// collector/), daemon.cpp builds, owns and connects the parts, http_server.cpp serves the
+// endpoints, metrics.cpp renders /metrics from the probe series table, probe_output.cpp prints
+// `modelpulse probe`. It names no provider, cloud host or auth scheme, and no series.
 namespace modelpulse::daemon {
 
 struct SimulatorSettings;

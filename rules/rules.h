@@ -5,6 +5,16 @@
 // machine, group evaluation and the promtool-compatible rule unit tests. Semantics follow
 // ../shared/prometheus-semantics.md §1-§3 as Prometheus/promtool 2.42 behaves. Light header: no
 // yaml-cpp here. Nothing in this module throws across this API; failures are Result values.
+// Depends on common/ only: samples come through SampleSource, alert states through
+// AlertStateStore, time through Clock.
+//
+// Where things live: promql.h is the PromQL subset (internal/promql_lexer.h, promql_parser.h,
+// promql_ast.h, promql_eval.h, promql_functions.h behind it); manager.h schedules rule groups and
+// keeps alert states across restarts (group.cpp evaluates one group, alerts.cpp is the alert
+// state machine, alert_state_codec.cpp the saved form); rule_file.cpp reads rule files;
+// template*.cpp is the Go text/template subset (lexer, parser, value model and printf,
+// executor); go_compat.cpp holds every number Go formats or computes unlike C++; unit_test.cpp
+// runs promtool-format rule tests.
 
 #include <cstdint>
 #include <functional>

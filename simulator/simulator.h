@@ -2,7 +2,14 @@
 #define MODELPULSE_SIMULATOR_SIMULATOR_H_
 
 // A real HTTP server that speaks the providers' APIs with scripted latency and failures, so the
-// demo and tests run offline. Shares no protocol code with collector/ on purpose.
+// demo and tests run offline. Depends on common/ only, and shares no protocol code with
+// collector/ on purpose: an encoder bug mirrored in the decoder that tests it would pass.
+//
+// Where things live: <provider>_protocol.cpp speaks one provider's API (routes, auth checks,
+// bodies, streams, errors); protocol_util.cpp shapes the answer behaviours (ok, empty,
+// truncated, malformed, hang) once for every protocol; scenario.cpp reads scenario files;
+// endpoint.cpp and rate_limiter.cpp hold the scripted phases and budgets; cloud_crypto.cpp
+// checks signatures and tokens independently of the collector; connection.cpp paces bytes.
 
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,15 @@
 #ifndef MODELPULSE_STORAGE_STORAGE_H_
 #define MODELPULSE_STORAGE_STORAGE_H_
 
-// Probe history in one SQLite file (WAL). Knows nothing of providers or PromQL.
+// Probe history in one SQLite file (WAL). Depends on common/ only; knows nothing of providers
+// or PromQL.
+//
+// Where things live: this header is the store (Store, with the narrow interfaces its users
+// take: ProbeSink, ProbeHistory, StoreMaintenance, StateStore); storage/series_source.h is the
+// read path rules evaluate over (recent memory plus rollup pushdown). Private, under internal/:
+// schema.h (tables and migrations), probe_writer.h (batched inserts), probe_reader.h (range and
+// field reads), rollup.h (hourly rollups), label_codec.h (stored label sets), sqlite.h (the C
+// API wrapped).
 
 #include <cstddef>
 #include <cstdint>
