@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rules/promql.h"
+#include "tests/independent_aggregate.h"
 
 namespace modelpulse::rules {
 namespace {
@@ -48,41 +49,8 @@ class FixedAggregates final : public LooseSource {
   }
 };
 
-// The range functions computed here from their definitions, without the evaluator's code, so a
-// wrong fold in AggregateSamples cannot agree with itself. Sums are added in time order (a
-// different summation than the evaluator's may differ in the last bits); quantile_over_time is
-// Prometheus's linear interpolation between the closest ranks.
 double Independent(RangeAggregate kind, double q, const std::vector<Sample>& window) {
-  std::vector<double> values;
-  for (const Sample& s : window) {
-    values.push_back(s.v);
-  }
-  double sum = 0;
-  for (double v : values) {
-    sum += v;
-  }
-  const double count = static_cast<double>(values.size());
-  std::sort(values.begin(), values.end());
-  switch (kind) {
-    case RangeAggregate::kCount:
-      return count;
-    case RangeAggregate::kSum:
-      return sum;
-    case RangeAggregate::kAvg:
-      return sum / count;
-    case RangeAggregate::kMin:
-      return values.front();
-    case RangeAggregate::kMax:
-      return values.back();
-    case RangeAggregate::kQuantile: {
-      const double rank = q * (count - 1);
-      const size_t lower = static_cast<size_t>(std::max(0.0, std::floor(rank)));
-      const size_t upper = std::min(values.size() - 1, lower + 1);
-      const double weight = rank - std::floor(rank);
-      return values[lower] * (1 - weight) + values[upper] * weight;
-    }
-  }
-  return std::nan("");
+  return testing::IndependentAggregate(kind, q, window);
 }
 
 Vector Eval(const SampleSource& source, const std::string& text, int64_t t) {

@@ -16,10 +16,10 @@
 #include "common/probe_series.h"
 #include "common/sample_source.h"
 #include "storage/storage.h"
+#include "tests/independent_aggregate.h"
 
 namespace modelpulse::storage {
 namespace {
-
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kEnd = 1'800'000'000'000 + 1234;  // not on an hour
@@ -80,7 +80,7 @@ std::vector<ProbeResult> History(uint64_t seed) {
 
 // name + resource -> labels -> samples, from every probe.
 std::map<Labels, std::vector<Sample>> AllSeries(const std::vector<ProbeResult>& probes,
-                                                       const std::string& name) {
+                                                const std::string& name) {
   std::map<Labels, std::vector<Sample>> out;
   for (const ProbeResult& p : probes) {
     for (const ProbeSample& s : ProbeSamples(p)) {
@@ -98,38 +98,8 @@ std::map<Labels, std::vector<Sample>> AllSeries(const std::vector<ProbeResult>& 
   return out;
 }
 
-// The range functions computed here from their definitions, without the evaluator's code, so a
-// wrong fold in AggregateSamples (common/sample_source.h) cannot agree with itself. Sums are added in time order;
-// quantile_over_time is Prometheus's linear interpolation between the closest ranks (q in [0, 1]).
 double Independent(RangeAggregate kind, double q, const std::vector<Sample>& window) {
-  std::vector<double> values;
-  double sum = 0;
-  for (const Sample& s : window) {
-    values.push_back(s.v);
-    sum += s.v;
-  }
-  const double count = static_cast<double>(values.size());
-  std::sort(values.begin(), values.end());
-  switch (kind) {
-    case RangeAggregate::kCount:
-      return count;
-    case RangeAggregate::kSum:
-      return sum;
-    case RangeAggregate::kAvg:
-      return sum / count;
-    case RangeAggregate::kMin:
-      return values.front();
-    case RangeAggregate::kMax:
-      return values.back();
-    case RangeAggregate::kQuantile: {
-      const double rank = q * (count - 1);
-      const size_t lower = static_cast<size_t>(std::floor(rank));
-      const size_t upper = std::min(values.size() - 1, lower + 1);
-      const double weight = rank - std::floor(rank);
-      return values[lower] * (1 - weight) + values[upper] * weight;
-    }
-  }
-  return std::nan("");
+  return testing::IndependentAggregate(kind, q, window);
 }
 
 std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes, const std::string& name,
@@ -183,8 +153,8 @@ struct Fixture {
     CAPTURE(from - kEnd);
     CAPTURE(to - kEnd);
     CAPTURE(static_cast<int>(aggregate));
-    auto got = source->SelectAggregate({{LabelMatcher::Type::kEqual, "__name__", name}},
-                                       from, to, aggregate, q);
+    auto got = source->SelectAggregate({{LabelMatcher::Type::kEqual, "__name__", name}}, from, to,
+                                       aggregate, q);
     REQUIRE(got.has_value());
     auto want = BruteForce(probes, name, from, to, aggregate, q);
     REQUIRE(got->size() == want.size());
@@ -263,9 +233,9 @@ TEST_CASE("a memory-only source and other matchers fall back to samples") {
       memory_only.Append(p);
     }
   }
-  auto got = memory_only.SelectAggregate(
-      {{LabelMatcher::Type::kEqual, "__name__", "probe_success"}}, kEnd - kHourMs, kEnd,
-      RangeAggregate::kAvg, 0);
+  auto got =
+      memory_only.SelectAggregate({{LabelMatcher::Type::kEqual, "__name__", "probe_success"}},
+                                  kEnd - kHourMs, kEnd, RangeAggregate::kAvg, 0);
   REQUIRE(got.has_value());
   auto want = BruteForce(f.probes, "probe_success", kEnd - kHourMs, kEnd, RangeAggregate::kAvg, 0);
   REQUIRE(got->size() == want.size());
