@@ -56,9 +56,9 @@ Error Diagnostics::ToError(const std::string& file) const {
 
 Error Diagnostics::FirstToError(const std::string& file) const {
   const Problem& first = problems_.front();
-  return Error::Parse(first.message, first.line > 0 ? fmt::format("{}:{}:{}", file, first.line,
-                                                                  first.column)
-                                                    : file);
+  return Error::Parse(first.message, first.line > 0
+                                         ? fmt::format("{}:{}:{}", file, first.line, first.column)
+                                         : file);
 }
 
 std::string_view KindName(const YAML::Node& node) {

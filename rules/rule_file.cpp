@@ -68,7 +68,7 @@ void CheckFields(const YAML::Node& map, std::span<const std::string_view> known,
 
 constexpr std::string_view kRuleFileFields[] = {"groups"};
 constexpr std::string_view kGroupFields[] = {"name", "interval", "limit", "rules"};
-constexpr std::string_view kRuleFields[] = {"record", "alert",  "expr",       "for",
+constexpr std::string_view kRuleFields[] = {"record",          "alert",  "expr",       "for",
                                             "keep_firing_for", "labels", "annotations"};
 
 std::optional<Labels> ReadStringMap(const YAML::Node& node, std::string_view what,

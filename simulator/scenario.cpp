@@ -85,7 +85,7 @@ const DistributionShape kDistributionShapes[] = {
     {"lognormal", Distribution::Kind::kLogNormal, {"median", "sigma"}, {"min", "max"}},
 };
 
-double Distribution::* DistributionField(std::string_view key) {
+double Distribution::*DistributionField(std::string_view key) {
   constexpr std::pair<std::string_view, double Distribution::*> kFields[] = {
       {"value", &Distribution::value},   {"mean", &Distribution::mean},
       {"stddev", &Distribution::stddev}, {"median", &Distribution::median},
@@ -229,8 +229,8 @@ std::optional<std::vector<ErrorRule>> ReadErrors(const Entry& e, Diagnostics& di
 }
 
 Phase ReadPhase(const YAML::Node& node, Diagnostics& diag) {
-  static constexpr std::string_view kKeys[] = {
-      "name", "duration", "errors", "first_token_ms", "inter_token_ms", "output_tokens"};
+  static constexpr std::string_view kKeys[] = {"name",           "duration",       "errors",
+                                               "first_token_ms", "inter_token_ms", "output_tokens"};
   Phase phase;
   for (const Entry& e : Entries(node, node.Mark(), "a phase", kKeys, diag)) {
     if (e.key == "name") {
@@ -284,8 +284,8 @@ std::optional<RateLimitSpec> ReadRateLimit(const Entry& e, Diagnostics& diag) {
 std::optional<EndpointSpec> ReadEndpoint(const YAML::Node& node, const std::string& base_dir,
                                          Diagnostics& diag) {
   static constexpr std::string_view kKeys[] = {
-      "name",          "protocol",  "api_key", "model",  "first_token_ms", "inter_token_ms",
-      "output_tokens", "ratelimit", "phases",  "options"};
+      "name",           "protocol",      "api_key",   "model",  "first_token_ms",
+      "inter_token_ms", "output_tokens", "ratelimit", "phases", "options"};
   const std::vector<Entry> entries = Entries(node, node.Mark(), "an endpoint", kKeys, diag);
   if (!diag.empty()) {
     return std::nullopt;
@@ -384,8 +384,7 @@ std::optional<EndpointSpec> ReadEndpoint(const YAML::Node& node, const std::stri
   // with a line number rather than at the first request.
   const auto protocol = MakeProtocol(ep.protocol);
   if (auto configured = protocol->Configure(ep); !configured) {
-    diag.Add(options != nullptr ? options->ValueMark() : node.Mark(),
-             configured.error().message);
+    diag.Add(options != nullptr ? options->ValueMark() : node.Mark(), configured.error().message);
     return std::nullopt;
   }
   for (size_t i = 0; i < ep.phases.size(); ++i) {
