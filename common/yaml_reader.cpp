@@ -54,6 +54,13 @@ Error Diagnostics::ToError(const std::string& file) const {
   return Error::Parse(std::move(text));
 }
 
+Error Diagnostics::FirstToError(const std::string& file) const {
+  const Problem& first = problems_.front();
+  return Error::Parse(first.message, first.line > 0
+                                         ? fmt::format("{}:{}:{}", file, first.line, first.column)
+                                         : file);
+}
+
 std::string_view KindName(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:

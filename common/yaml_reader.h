@@ -6,7 +6,8 @@
 // keys (with a "did you mean" suggestion), and typed scalars report their own problems.
 //
 // This header includes yaml-cpp, so it is deliberately not part of common/common.h: only the units
-// that read YAML (daemon config, the collector's provider sections) include it.
+// that read YAML (daemon config, the collector's provider sections, rule files, simulator
+// scenarios) include it.
 
 #include <yaml-cpp/yaml.h>
 
@@ -33,6 +34,10 @@ class Diagnostics {
   // One kParse Error whose message holds one line per problem, "FILE:LINE:COLUMN: message"
   // (1-based), sorted by position; problems at one position keep the order they were added in.
   Error ToError(const std::string& file) const;
+  // The problem added first, alone, as a kParse Error located at "FILE:LINE:COLUMN" (just FILE
+  // when it has no position): for formats that report one problem at a time, as promtool does
+  // for rule files. REQUIRES: !empty().
+  Error FirstToError(const std::string& file) const;
 
  private:
   struct Problem {

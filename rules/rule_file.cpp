@@ -3,31 +3,24 @@
 // every error located in the file (yaml-cpp marks are 0-based; we print 1-based).
 #include "rules/internal/rule_file.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
+#include <span>
 #include <sstream>
 
+#include "common/yaml_reader.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
 namespace {
 
-std::string Where(std::string_view path, const YAML::Mark& mark) {
-  return std::string(path) + ":" + std::to_string(mark.line + 1) + ":" +
-         std::to_string(mark.column + 1);
-}
-
-bool IsLabelName(std::string_view s) {
-  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) {
-    return false;
-  }
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-  });
-}
+using yaml::Diagnostics;
 
 // Prometheus accepts only valid UTF-8 label values.
 bool IsUtf8(std::string_view s) {
@@ -48,45 +41,50 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-Result<Millis> ParseDurationNode(std::string_view path, const YAML::Node& node) {
+std::optional<Millis> ReadDuration(const YAML::Node& node, Diagnostics& diag) {
   const std::string text = node.Scalar();
   if (text == "0") {
     return Millis(0);
   }
   auto d = ParsePromDuration(text);
   if (!d) {
-    return Fail(
-        Error::Parse("not a valid duration string: \"" + text + "\"", Where(path, node.Mark())));
+    diag.Add(node.Mark(), "not a valid duration string: \"" + text + "\"");
+    return std::nullopt;
   }
   return *d;
 }
 
-Status CheckKeys(std::string_view path, const YAML::Node& map,
-                 const std::set<std::string, std::less<>>& known, std::string_view type) {
+// Strict decoding in Prometheus's words (yaml.UnmarshalStrict), not yaml::MapEntries' "unknown
+// key" with a suggestion: promtool's output is matched byte for byte.
+void CheckFields(const YAML::Node& map, std::span<const std::string_view> known,
+                 std::string_view type, Diagnostics& diag) {
   for (const auto& kv : map) {
     const std::string key = kv.first.Scalar();
-    if (known.count(key) == 0) {
-      return Fail(Error::Parse("field " + key + " not found in type " + std::string(type),
-                               Where(path, kv.first.Mark())));
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      diag.Add(kv.first.Mark(), fmt::format("field {} not found in type {}", key, type));
     }
   }
-  return {};
 }
 
-Result<Labels> ParseStringMap(std::string_view path, const YAML::Node& node,
-                              std::string_view what) {
+constexpr std::string_view kRuleFileFields[] = {"groups"};
+constexpr std::string_view kGroupFields[] = {"name", "interval", "limit", "rules"};
+constexpr std::string_view kRuleFields[] = {"record",          "alert",  "expr",       "for",
+                                            "keep_firing_for", "labels", "annotations"};
+
+std::optional<Labels> ReadStringMap(const YAML::Node& node, std::string_view what,
+                                    Diagnostics& diag) {
   Labels out;
   if (!node || node.IsNull()) {
     return out;
   }
   if (!node.IsMap()) {
-    return Fail(
-        Error::Parse(std::string(what) + " must be a map of strings", Where(path, node.Mark())));
+    diag.Add(node.Mark(), std::string(what) + " must be a map of strings");
+    return std::nullopt;
   }
   for (const auto& kv : node) {
     if (!kv.second.IsScalar() && !kv.second.IsNull()) {
-      return Fail(Error::Parse(std::string(what) + " values must be strings",
-                               Where(path, kv.second.Mark())));
+      diag.Add(kv.second.Mark(), std::string(what) + " values must be strings");
+      return std::nullopt;
     }
     out[kv.first.Scalar()] = kv.second.IsNull() ? "" : kv.second.Scalar();
   }
@@ -140,30 +138,21 @@ struct RuleContext {
   size_t index = 0;  // 1-based
   std::string name;
 
-  Error At(const YAML::Mark& mark, const std::string& msg) const {
-    return Error::Parse(
-        "group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name + "\": " + msg,
-        Where(path, mark));
-  }
-  Error Unlocated(const std::string& msg) const {
-    return Error::Parse(
-        "group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name + "\": " + msg,
-        std::string(path));
+  void Add(Diagnostics& diag, const YAML::Mark& mark, const std::string& msg) const {
+    diag.Add(mark, "group \"" + group + "\", rule " + std::to_string(index) + ", \"" + name +
+                       "\": " + msg);
   }
 };
 
-Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
+std::optional<RuleDef> ReadRule(const RuleContext& ctx_in, const YAML::Node& node,
+                                Diagnostics& diag) {
   RuleContext ctx = ctx_in;
   if (!node.IsMap()) {
-    return Fail(Error::Parse("a rule must be a map", Where(ctx.path, node.Mark())));
-  }
-  static const std::set<std::string, std::less<>> kKnown = {
-      "record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"};
-  if (auto st = CheckKeys(ctx.path, node, kKnown, "rulefmt.RuleNode"); !st) {
-    return Fail(st.error());
+    diag.Add(node.Mark(), "a rule must be a map");
+    return std::nullopt;
   }
   RuleDef rule;
-  rule.location = Where(ctx.path, node.Mark());
+  rule.location = fmt::format("{}:{}:{}", ctx.path, node.Mark().line + 1, node.Mark().column + 1);
   const YAML::Node record = node["record"];
   const YAML::Node alert = node["alert"];
   const YAML::Node expr = node["expr"];
@@ -171,19 +160,23 @@ Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
   const std::string alert_name = alert ? alert.Scalar() : "";
   ctx.name = !alert_name.empty() ? alert_name : record_name;
   if (!record_name.empty() && !alert_name.empty()) {
-    return Fail(ctx.At(record.Mark(), "only one of 'record' and 'alert' must be set"));
+    ctx.Add(diag, record.Mark(), "only one of 'record' and 'alert' must be set");
+    return std::nullopt;
   }
   if (record_name.empty() && alert_name.empty()) {
-    return Fail(ctx.At((record  ? record
-                        : alert ? alert
-                                : node)
-                           .Mark(),
-                       "one of 'record' or 'alert' must be set"));
+    ctx.Add(diag,
+            (record  ? record
+             : alert ? alert
+                     : node)
+                .Mark(),
+            "one of 'record' or 'alert' must be set");
+    return std::nullopt;
   }
   rule.kind = record_name.empty() ? RuleDef::Kind::kAlerting : RuleDef::Kind::kRecording;
   rule.name = ctx.name;
   if (!expr || expr.Scalar().empty()) {
-    return Fail(ctx.At((expr ? expr : node).Mark(), "field 'expr' must be set in rule"));
+    ctx.Add(diag, (expr ? expr : node).Mark(), "field 'expr' must be set in rule");
+    return std::nullopt;
   }
   rule.expr_text = expr.Scalar();
   auto query = Query::Parse(rule.expr_text);
@@ -197,79 +190,196 @@ Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
     // "Unexpected end of input" points past a block scalar's final newline: point at its end.
     size_t end = rule.expr_text.find_last_not_of(" \t\r\n");
     offset = std::min(offset, end == std::string::npos ? 0 : end + 1);
-    return Fail(ctx.At(LocateInScalar(ctx.text, expr.Mark(), rule.expr_text, offset),
-                       "could not parse expression: " + query.error().message));
+    ctx.Add(diag, LocateInScalar(ctx.text, expr.Mark(), rule.expr_text, offset),
+            "could not parse expression: " + query.error().message);
+    return std::nullopt;
   }
   rule.expr = std::move(*query);
   if (const YAML::Node f = node["for"]; f && !f.IsNull()) {
-    auto d = ParseDurationNode(ctx.path, f);
+    std::optional<Millis> d = ReadDuration(f, diag);
     if (!d) {
-      return Fail(d.error());
+      return std::nullopt;
     }
     rule.for_duration = *d;
   }
   if (const YAML::Node k = node["keep_firing_for"]; k && !k.IsNull()) {
-    auto d = ParseDurationNode(ctx.path, k);
+    std::optional<Millis> d = ReadDuration(k, diag);
     if (!d) {
-      return Fail(d.error());
+      return std::nullopt;
     }
     rule.keep_firing_for = *d;
   }
-  auto labels = ParseStringMap(ctx.path, node["labels"], "labels");
+  std::optional<Labels> labels = ReadStringMap(node["labels"], "labels", diag);
   if (!labels) {
-    return Fail(labels.error());
+    return std::nullopt;
   }
   rule.labels = std::move(*labels);
-  auto annotations = ParseStringMap(ctx.path, node["annotations"], "annotations");
+  std::optional<Labels> annotations = ReadStringMap(node["annotations"], "annotations", diag);
   if (!annotations) {
-    return Fail(annotations.error());
+    return std::nullopt;
   }
   rule.annotations = std::move(*annotations);
   if (rule.kind == RuleDef::Kind::kRecording) {
     if (!rule.annotations.empty()) {
-      return Fail(ctx.At(record.Mark(), "invalid field 'annotations' in recording rule"));
+      ctx.Add(diag, record.Mark(), "invalid field 'annotations' in recording rule");
+      return std::nullopt;
     }
     if (rule.for_duration.count() != 0) {
-      return Fail(ctx.At(record.Mark(), "invalid field 'for' in recording rule"));
+      ctx.Add(diag, record.Mark(), "invalid field 'for' in recording rule");
+      return std::nullopt;
     }
     if (rule.keep_firing_for.count() != 0) {
-      return Fail(ctx.At(record.Mark(), "invalid field 'keep_firing_for' in recording rule"));
+      ctx.Add(diag, record.Mark(), "invalid field 'keep_firing_for' in recording rule");
+      return std::nullopt;
     }
     static const std::regex kMetricName("[a-zA-Z_:][a-zA-Z0-9_:]*");
     if (!std::regex_match(rule.name, kMetricName)) {
-      return Fail(ctx.At(record.Mark(), "invalid recording rule name: " + rule.name));
+      ctx.Add(diag, record.Mark(), "invalid recording rule name: " + rule.name);
+      return std::nullopt;
     }
   }
   const YAML::Node labels_node = node["labels"];
   for (const auto& [k, v] : rule.labels) {
-    if (!IsLabelName(k) || k == "__name__") {
-      return Fail(ctx.At(labels_node.Mark(), "invalid label name: " + k));
+    if (!yaml::IsIdentifier(k) || k == "__name__") {
+      ctx.Add(diag, labels_node.Mark(), "invalid label name: " + k);
+      return std::nullopt;
     }
     if (!IsUtf8(v)) {
-      return Fail(ctx.At(labels_node.Mark(), "invalid label value: " + v));
+      ctx.Add(diag, labels_node.Mark(), "invalid label value: " + v);
+      return std::nullopt;
     }
   }
   const YAML::Node annotations_node = node["annotations"];
   for (const auto& [k, v] : rule.annotations) {
-    if (!IsLabelName(k)) {
-      return Fail(ctx.At(annotations_node.Mark(), "invalid annotation name: " + k));
+    if (!yaml::IsIdentifier(k)) {
+      ctx.Add(diag, annotations_node.Mark(), "invalid annotation name: " + k);
+      return std::nullopt;
     }
   }
   if (rule.kind == RuleDef::Kind::kAlerting) {
     const std::string tmpl_name = "__alert_" + rule.name;
     for (const auto& [k, v] : rule.labels) {
       if (auto st = CheckTemplate(tmpl_name, v); !st) {
-        return Fail(ctx.At(labels_node[k].Mark(), "label \"" + k + "\": " + st.error().message));
+        ctx.Add(diag, labels_node[k].Mark(), "label \"" + k + "\": " + st.error().message);
+        return std::nullopt;
       }
     }
     for (const auto& [k, v] : rule.annotations) {
       if (auto st = CheckTemplate(tmpl_name, v); !st) {
-        return Fail(
-            ctx.At(annotations_node[k].Mark(), "annotation \"" + k + "\": " + st.error().message));
+        ctx.Add(diag, annotations_node[k].Mark(),
+                "annotation \"" + k + "\": " + st.error().message);
+        return std::nullopt;
       }
     }
   }
   return rule;
+}
+
+// Decoding comes before validation in Prometheus: an unknown key anywhere in the file is the
+// error reported, even when an earlier rule is also invalid.
+void CheckAllFields(const YAML::Node& groups, Diagnostics& diag) {
+  for (const YAML::Node& g : groups) {
+    if (!g.IsMap()) {
+      continue;
+    }
+    CheckFields(g, kGroupFields, "rulefmt.RuleGroup", diag);
+    const YAML::Node rules = g["rules"];
+    if (!rules || !rules.IsSequence()) {
+      continue;
+    }
+    for (const YAML::Node& r : rules) {
+      if (r.IsMap()) {
+        CheckFields(r, kRuleFields, "rulefmt.RuleNode", diag);
+      }
+    }
+  }
+}
+
+std::optional<RuleGroupDef> ReadGroup(const YAML::Node& g, std::string_view text,
+                                      std::string_view path, std::set<std::string>& seen,
+                                      Diagnostics& diag) {
+  if (!g.IsMap()) {
+    diag.Add(g.Mark(), "a group must be a map");
+    return std::nullopt;
+  }
+  RuleGroupDef group;
+  group.file = std::string(path);
+  const YAML::Node name = g["name"];
+  group.name = name ? name.Scalar() : "";
+  // yaml-cpp 0.7 marks a block mapping at its first value; a group is pointed at by its first
+  // key.
+  const YAML::Mark group_mark = g.size() > 0 ? g.begin()->first.Mark() : g.Mark();
+  if (group.name.empty()) {
+    diag.Add(group_mark, "Groupname must not be empty");
+    return std::nullopt;
+  }
+  if (!seen.insert(group.name).second) {
+    diag.Add(group_mark, "groupname: \"" + group.name + "\" is repeated in the same file");
+    return std::nullopt;
+  }
+  if (const YAML::Node interval = g["interval"]; interval && !interval.IsNull()) {
+    std::optional<Millis> d = ReadDuration(interval, diag);
+    if (!d) {
+      return std::nullopt;
+    }
+    group.interval = *d;
+  }
+  if (const YAML::Node limit = g["limit"]; limit && !limit.IsNull()) {
+    int64_t value = 0;
+    if (!YAML::convert<int64_t>::decode(limit, value)) {
+      diag.Add(limit.Mark(), "limit must be an integer");
+      return std::nullopt;
+    }
+    group.limit = value;
+  }
+  const YAML::Node rules = g["rules"];
+  if (rules && !rules.IsNull() && !rules.IsSequence()) {
+    diag.Add(rules.Mark(), "'rules' must be a list");
+    return std::nullopt;
+  }
+  if (rules) {
+    size_t index = 0;
+    for (const YAML::Node& r : rules) {
+      RuleContext ctx{path, text, group.name, ++index, ""};
+      if (std::optional<RuleDef> rule = ReadRule(ctx, r, diag)) {
+        group.rules.push_back(std::move(*rule));
+      }
+    }
+  }
+  return group;
+}
+
+void ReadRuleFile(const YAML::Node& root, std::string_view text, RuleFileDef& file,
+                  Diagnostics& diag) {
+  if (!root || root.IsNull()) {
+    return;  // an empty file is allowed
+  }
+  if (!root.IsMap()) {
+    diag.Add(root.Mark(), "a rule file must be a map with the key 'groups'");
+    return;
+  }
+  CheckFields(root, kRuleFileFields, "rulefmt.RuleGroups", diag);
+  if (!diag.empty()) {
+    return;
+  }
+  const YAML::Node groups = root["groups"];
+  if (!groups || groups.IsNull()) {
+    return;
+  }
+  if (!groups.IsSequence()) {
+    diag.Add(groups.Mark(), "'groups' must be a list");
+    return;
+  }
+  CheckAllFields(groups, diag);
+  if (!diag.empty()) {
+    return;
+  }
+  std::set<std::string> seen;
+  for (const YAML::Node& g : groups) {
+    if (std::optional<RuleGroupDef> group = ReadGroup(g, text, file.path, seen, diag)) {
+      file.groups.push_back(std::move(*group));
+    }
+  }
 }
 
 }  // namespace
@@ -277,110 +387,15 @@ Result<RuleDef> ParseRule(const RuleContext& ctx_in, const YAML::Node& node) {
 Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) {
   RuleFileDef file;
   file.path = std::string(path);
+  Diagnostics diag;
   try {
-    const YAML::Node root = YAML::Load(std::string(text));
-    if (!root || root.IsNull()) {
-      return file;  // an empty file is allowed
-    }
-    if (!root.IsMap()) {
-      return Fail(Error::Parse("a rule file must be a map with the key 'groups'",
-                               Where(path, root.Mark())));
-    }
-    static const std::set<std::string, std::less<>> kTop = {"groups"};
-    if (auto st = CheckKeys(path, root, kTop, "rulefmt.RuleGroups"); !st) {
-      return Fail(st.error());
-    }
-    const YAML::Node groups = root["groups"];
-    if (!groups || groups.IsNull()) {
-      return file;
-    }
-    if (!groups.IsSequence()) {
-      return Fail(Error::Parse("'groups' must be a list", Where(path, groups.Mark())));
-    }
-    // Decoding comes before validation in Prometheus: an unknown key anywhere in the file is
-    // the error reported, even when an earlier rule is also invalid.
-    for (const YAML::Node& g : groups) {
-      if (!g.IsMap()) {
-        continue;
-      }
-      if (auto st = CheckKeys(path, g, {"name", "interval", "limit", "rules"}, "rulefmt.RuleGroup");
-          !st) {
-        return Fail(st.error());
-      }
-      const YAML::Node rules = g["rules"];
-      if (!rules || !rules.IsSequence()) {
-        continue;
-      }
-      for (const YAML::Node& r : rules) {
-        if (!r.IsMap()) {
-          continue;
-        }
-        if (auto st = CheckKeys(
-                path, r,
-                {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"},
-                "rulefmt.RuleNode");
-            !st) {
-          return Fail(st.error());
-        }
-      }
-    }
-    std::set<std::string> seen;
-    static const std::set<std::string, std::less<>> kGroupKeys = {"name", "interval", "limit",
-                                                                  "rules"};
-    for (const YAML::Node& g : groups) {
-      if (!g.IsMap()) {
-        return Fail(Error::Parse("a group must be a map", Where(path, g.Mark())));
-      }
-      if (auto st = CheckKeys(path, g, kGroupKeys, "rulefmt.RuleGroup"); !st) {
-        return Fail(st.error());
-      }
-      RuleGroupDef group;
-      group.file = std::string(path);
-      const YAML::Node name = g["name"];
-      group.name = name ? name.Scalar() : "";
-      // yaml-cpp 0.7 marks a block mapping at its first value; a group is pointed at by its first
-      // key.
-      const YAML::Mark group_mark = g.size() > 0 ? g.begin()->first.Mark() : g.Mark();
-      if (group.name.empty()) {
-        return Fail(Error::Parse("Groupname must not be empty", Where(path, group_mark)));
-      }
-      if (!seen.insert(group.name).second) {
-        return Fail(Error::Parse("groupname: \"" + group.name + "\" is repeated in the same file",
-                                 Where(path, group_mark)));
-      }
-      if (const YAML::Node interval = g["interval"]; interval && !interval.IsNull()) {
-        auto d = ParseDurationNode(path, interval);
-        if (!d) {
-          return Fail(d.error());
-        }
-        group.interval = *d;
-      }
-      if (const YAML::Node limit = g["limit"]; limit && !limit.IsNull()) {
-        try {
-          group.limit = limit.as<int64_t>();
-        } catch (const YAML::Exception&) {
-          return Fail(Error::Parse("limit must be an integer", Where(path, limit.Mark())));
-        }
-      }
-      const YAML::Node rules = g["rules"];
-      if (rules && !rules.IsNull() && !rules.IsSequence()) {
-        return Fail(Error::Parse("'rules' must be a list", Where(path, rules.Mark())));
-      }
-      if (rules) {
-        size_t index = 0;
-        for (const YAML::Node& r : rules) {
-          RuleContext ctx{path, text, group.name, ++index, ""};
-          auto rule = ParseRule(ctx, r);
-          if (!rule) {
-            return Fail(rule.error());
-          }
-          group.rules.push_back(std::move(*rule));
-        }
-      }
-      file.groups.push_back(std::move(group));
-    }
+    ReadRuleFile(YAML::Load(std::string(text)), text, file, diag);
   } catch (const YAML::Exception& e) {
-    return Fail(Error::Parse("yaml: " + e.msg, Where(path, e.mark)));
+    diag.Add(e.mark, "yaml: " + e.msg);
+  }
+  if (!diag.empty()) {
+    // promtool reports the first problem of a file, and so do we.
+    return Fail(diag.FirstToError(file.path));
   }
   return file;
 }

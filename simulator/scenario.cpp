@@ -4,14 +4,17 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <span>
 #include <sstream>
 #include <utility>
 
 #include "common/duration.h"
+#include "common/yaml_reader.h"
 #include "simulator/internal/protocol.h"
 
 namespace modelpulse::simulator {
@@ -36,157 +39,162 @@ constexpr std::pair<Behaviour, std::string_view> kBehaviourNames[] = {
     {Behaviour::kModelNotReady, "model_not_ready"},
 };
 
-// Thrown inside this file only, and turned into an Error at ParseScenario's boundary, because
-// every helper here would otherwise thread a Result through a dozen levels of YAML walking.
-struct ScenarioError {
-  std::string message;
-  YAML::Mark mark;
+using yaml::Diagnostics;
+using yaml::Entry;
+using yaml::Sign;
+
+const Entry* Find(const std::vector<Entry>& entries, std::string_view key) {
+  for (const Entry& e : entries) {
+    if (e.key == key) {
+      return &e;
+    }
+  }
+  return nullptr;
+}
+
+// The entries of a map that must be there (unlike yaml::MapEntries, nothing is not an empty map).
+std::vector<Entry> Entries(const YAML::Node& node, const YAML::Mark& mark, std::string_view what,
+                           std::span<const std::string_view> allowed, Diagnostics& diag) {
+  if (!node.IsMap()) {
+    diag.Add(mark, fmt::format("{} must be a mapping", what));
+    return {};
+  }
+  return yaml::MapEntries(node, mark, what, fmt::format("in {}", what), allowed, diag);
+}
+
+std::optional<Micros> ReadPositiveDuration(const Entry& e, Diagnostics& diag) {
+  const std::optional<Millis> duration = yaml::ReadDuration(e, e.key, Sign::kPositive, diag);
+  if (!duration) {
+    return std::nullopt;
+  }
+  return std::chrono::duration_cast<Micros>(*duration);
+}
+
+// Which fields each distribution takes; the others are refused.
+struct DistributionShape {
+  std::string_view name;
+  Distribution::Kind kind;
+  std::array<std::string_view, 2> required;
+  std::array<std::string_view, 2> optional;  // "" fills unused places
 };
 
-[[noreturn]] void Throw(const YAML::Node& node, std::string message) {
-  throw ScenarioError{std::move(message), node.Mark()};
-}
+const DistributionShape kDistributionShapes[] = {
+    {"constant", Distribution::Kind::kConstant, {"value", ""}, {"", ""}},
+    {"uniform", Distribution::Kind::kUniform, {"min", "max"}, {"", ""}},
+    {"normal", Distribution::Kind::kNormal, {"mean", "stddev"}, {"min", "max"}},
+    {"lognormal", Distribution::Kind::kLogNormal, {"median", "sigma"}, {"min", "max"}},
+};
 
-void CheckKeys(const YAML::Node& map, std::string_view what,
-               std::initializer_list<std::string_view> allowed) {
-  if (!map.IsMap()) {
-    Throw(map, fmt::format("{} must be a mapping", what));
-  }
-  for (const auto& item : map) {
-    const auto key = item.first.as<std::string>();
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      std::string list;
-      for (auto a : allowed) {
-        list += list.empty() ? "" : ", ";
-        list += a;
-      }
-      Throw(item.first,
-            fmt::format("unknown key '{}' in {} (expected one of: {})", key, what, list));
+double Distribution::*DistributionField(std::string_view key) {
+  constexpr std::pair<std::string_view, double Distribution::*> kFields[] = {
+      {"value", &Distribution::value},   {"mean", &Distribution::mean},
+      {"stddev", &Distribution::stddev}, {"median", &Distribution::median},
+      {"sigma", &Distribution::sigma},   {"min", &Distribution::min},
+      {"max", &Distribution::max}};
+  for (const auto& [name, field] : kFields) {
+    if (name == key) {
+      return field;
     }
   }
+  return nullptr;
 }
 
-double Number(const YAML::Node& node, std::string_view what) {
-  if (!node.IsScalar()) {
-    Throw(node, fmt::format("{} must be a number", what));
-  }
-  try {
-    return node.as<double>();
-  } catch (const YAML::Exception&) {
-    Throw(node, fmt::format("{} must be a number, got '{}'", what, node.Scalar()));
-  }
-}
-
-double NonNegative(const YAML::Node& node, std::string_view what) {
-  const double value = Number(node, what);
-  if (!(value >= 0) || !std::isfinite(value)) {
-    Throw(node, fmt::format("{} must be a non-negative number, got '{}'", what, node.Scalar()));
-  }
-  return value;
-}
-
-std::string String(const YAML::Node& node, std::string_view what) {
-  if (!node.IsScalar()) {
-    Throw(node, fmt::format("{} must be a string", what));
-  }
-  return node.Scalar();
-}
-
-Micros Duration(const YAML::Node& node, std::string_view what) {
-  const auto text = String(node, what);
-  auto parsed = ParsePromDuration(text);
-  if (!parsed) {
-    Throw(node,
-          fmt::format("{} must be a positive duration like 300ms or 1m, got '{}'", what, text));
-  }
-  if (parsed->count() <= 0) {
-    Throw(node, fmt::format("{} must be positive, got '{}'", what, text));
-  }
-  return std::chrono::duration_cast<Micros>(*parsed);
-}
-
-Distribution ParseDistribution(const YAML::Node& node, std::string_view what) {
-  Distribution d;
-  if (node.IsScalar()) {
-    d.kind = Distribution::Kind::kConstant;
-    d.value = NonNegative(node, what);
-    return d;
-  }
-  CheckKeys(node, what,
-            {"distribution", "value", "mean", "stddev", "median", "sigma", "min", "max"});
-  if (!node["distribution"]) {
-    Throw(node,
-          fmt::format("{} needs 'distribution' (constant, uniform, normal or lognormal)", what));
-  }
-  const auto kind = String(node["distribution"], "distribution");
-  auto require = [&](const char* key) {
-    if (!node[key]) {
-      Throw(node, fmt::format("{} ({}) needs '{}'", what, kind, key));
+std::optional<Distribution> ReadDistribution(const Entry& e, Diagnostics& diag) {
+  const std::string& what = e.key;
+  if (e.value.IsScalar()) {
+    const std::optional<double> value = yaml::ReadNumber(e, what, Sign::kNonNegative, diag);
+    if (!value) {
+      return std::nullopt;
     }
-    return NonNegative(node[key], fmt::format("{}.{}", what, key));
+    return Distribution{.kind = Distribution::Kind::kConstant, .value = *value};
+  }
+  static constexpr std::string_view kKeys[] = {"distribution", "value", "mean", "stddev",
+                                               "median",       "sigma", "min",  "max"};
+  const std::vector<Entry> entries = Entries(e.value, e.ValueMark(), what, kKeys, diag);
+  if (!diag.empty()) {
+    return std::nullopt;
+  }
+  const Entry* kind_entry = Find(entries, "distribution");
+  if (kind_entry == nullptr) {
+    diag.Add(e.ValueMark(),
+             fmt::format("{} needs 'distribution' (constant, uniform, normal or lognormal)", what));
+    return std::nullopt;
+  }
+  const std::optional<std::string> kind = yaml::ReadString(*kind_entry, "distribution", diag);
+  if (!kind) {
+    return std::nullopt;
+  }
+  const auto shape = std::find_if(std::begin(kDistributionShapes), std::end(kDistributionShapes),
+                                  [&](const DistributionShape& s) { return s.name == *kind; });
+  if (shape == std::end(kDistributionShapes)) {
+    diag.Add(kind_entry->ValueMark(),
+             fmt::format("unknown distribution '{}' (expected constant, uniform, normal or "
+                         "lognormal)",
+                         *kind));
+    return std::nullopt;
+  }
+  const auto listed = [](const std::array<std::string_view, 2>& keys, std::string_view key) {
+    return std::find(keys.begin(), keys.end(), key) != keys.end();
   };
-  auto forbid_except = [&](std::initializer_list<std::string_view> keys) {
-    for (const auto& item : node) {
-      const auto key = item.first.as<std::string>();
-      if (key != "distribution" && std::find(keys.begin(), keys.end(), key) == keys.end()) {
-        Throw(item.first, fmt::format("'{}' does not apply to a {} distribution", key, kind));
-      }
+  for (const Entry& field : entries) {
+    if (field.key != "distribution" && !listed(shape->required, field.key) &&
+        !listed(shape->optional, field.key)) {
+      diag.Add(field.key_node.Mark(),
+               fmt::format("'{}' does not apply to a {} distribution", field.key, *kind));
+      return std::nullopt;
     }
-  };
-  if (kind == "constant") {
-    forbid_except({"value"});
-    d.kind = Distribution::Kind::kConstant;
-    d.value = require("value");
-  } else if (kind == "uniform") {
-    forbid_except({"min", "max"});
-    d.kind = Distribution::Kind::kUniform;
-    d.min = require("min");
-    d.max = require("max");
-  } else if (kind == "normal") {
-    forbid_except({"mean", "stddev", "min", "max"});
-    d.kind = Distribution::Kind::kNormal;
-    d.mean = require("mean");
-    d.stddev = require("stddev");
-    if (node["min"])
-      d.min = require("min");
-    if (node["max"])
-      d.max = require("max");
-  } else if (kind == "lognormal") {
-    forbid_except({"median", "sigma", "min", "max"});
-    d.kind = Distribution::Kind::kLogNormal;
-    d.median = require("median");
-    d.sigma = require("sigma");
-    if (d.median <= 0) {
-      Throw(node["median"], "lognormal median must be positive");
+  }
+  Distribution d{.kind = shape->kind};
+  for (std::string_view key : shape->required) {
+    if (!key.empty() && Find(entries, key) == nullptr) {
+      diag.Add(e.ValueMark(), fmt::format("{} ({}) needs '{}'", what, *kind, key));
+      return std::nullopt;
     }
-    if (node["min"])
-      d.min = require("min");
-    if (node["max"])
-      d.max = require("max");
-  } else {
-    Throw(node["distribution"],
-          fmt::format("unknown distribution '{}' (expected constant, uniform, normal or lognormal)",
-                      kind));
+  }
+  for (const Entry& field : entries) {
+    if (field.key == "distribution") {
+      continue;
+    }
+    const std::optional<double> value =
+        yaml::ReadNumber(field, fmt::format("{}.{}", what, field.key), Sign::kNonNegative, diag);
+    if (!value) {
+      return std::nullopt;
+    }
+    d.*DistributionField(field.key) = *value;
+  }
+  if (d.kind == Distribution::Kind::kLogNormal && d.median <= 0) {
+    diag.Add(Find(entries, "median")->ValueMark(), "lognormal median must be positive");
+    return std::nullopt;
   }
   if (d.min > d.max) {
-    Throw(node, fmt::format("{}: min ({}) is greater than max ({})", what, d.min, d.max));
+    diag.Add(e.ValueMark(),
+             fmt::format("{}: min ({}) is greater than max ({})", what, d.min, d.max));
+    return std::nullopt;
   }
   return d;
 }
 
-std::vector<ErrorRule> ParseErrors(const YAML::Node& node) {
-  if (!node.IsSequence()) {
-    Throw(node, "errors must be a list of {kind, probability}");
+std::optional<std::vector<ErrorRule>> ReadErrors(const Entry& e, Diagnostics& diag) {
+  if (!e.value.IsSequence()) {
+    diag.Add(e.ValueMark(), "errors must be a list of {kind, probability}");
+    return std::nullopt;
   }
+  static constexpr std::string_view kKeys[] = {"kind", "probability"};
   std::vector<ErrorRule> rules;
   double total = 0;
-  for (const auto& item : node) {
-    CheckKeys(item, "an error rule", {"kind", "probability"});
-    if (!item["kind"] || !item["probability"]) {
-      Throw(item, "an error rule needs 'kind' and 'probability'");
+  for (const YAML::Node& item : e.value) {
+    const std::vector<Entry> entries = Entries(item, item.Mark(), "an error rule", kKeys, diag);
+    const Entry* kind_entry = Find(entries, "kind");
+    const Entry* probability = Find(entries, "probability");
+    if (!item.IsMap() || kind_entry == nullptr || probability == nullptr) {
+      diag.Add(item.Mark(), "an error rule needs 'kind' and 'probability'");
+      return std::nullopt;
     }
-    const auto name = String(item["kind"], "kind");
-    auto kind = BehaviourFromName(name);
+    const std::optional<std::string> name = yaml::ReadString(*kind_entry, "kind", diag);
+    if (!name) {
+      return std::nullopt;
+    }
+    const std::optional<Behaviour> kind = BehaviourFromName(*name);
     if (!kind || *kind == Behaviour::kOk) {
       std::string list;
       for (const auto& [b, n] : kBehaviourNames) {
@@ -195,39 +203,49 @@ std::vector<ErrorRule> ParseErrors(const YAML::Node& node) {
           list += n;
         }
       }
-      Throw(item["kind"], fmt::format("unknown error kind '{}' (expected one of: {})", name, list));
+      diag.Add(kind_entry->ValueMark(),
+               fmt::format("unknown error kind '{}' (expected one of: {})", *name, list));
+      return std::nullopt;
     }
-    const double p = NonNegative(item["probability"], "probability");
-    if (p > 1) {
-      Throw(item["probability"], fmt::format("probability must be within [0, 1], got {}", p));
+    const std::optional<double> p =
+        yaml::ReadNumber(*probability, "probability", Sign::kNonNegative, diag);
+    if (!p) {
+      return std::nullopt;
     }
-    total += p;
+    if (*p > 1) {
+      diag.Add(probability->ValueMark(),
+               fmt::format("probability must be within [0, 1], got {}", *p));
+      return std::nullopt;
+    }
+    total += *p;
     if (total > 1 + 1e-9) {
-      Throw(item["probability"], "the probabilities of a phase's errors add up to more than 1");
+      diag.Add(probability->ValueMark(),
+               "the probabilities of a phase's errors add up to more than 1");
+      return std::nullopt;
     }
-    rules.push_back({*kind, p});
+    rules.push_back({*kind, *p});
   }
   return rules;
 }
 
-Phase ParsePhase(const YAML::Node& node) {
-  CheckKeys(node, "a phase",
-            {"name", "duration", "errors", "first_token_ms", "inter_token_ms", "output_tokens"});
+Phase ReadPhase(const YAML::Node& node, Diagnostics& diag) {
+  static constexpr std::string_view kKeys[] = {"name",           "duration",       "errors",
+                                               "first_token_ms", "inter_token_ms", "output_tokens"};
   Phase phase;
-  if (node["name"])
-    phase.name = String(node["name"], "name");
-  if (node["duration"])
-    phase.duration = Duration(node["duration"], "duration");
-  if (node["errors"])
-    phase.errors = ParseErrors(node["errors"]);
-  if (node["first_token_ms"]) {
-    phase.first_token_ms = ParseDistribution(node["first_token_ms"], "first_token_ms");
-  }
-  if (node["inter_token_ms"]) {
-    phase.inter_token_ms = ParseDistribution(node["inter_token_ms"], "inter_token_ms");
-  }
-  if (node["output_tokens"]) {
-    phase.output_tokens = ParseDistribution(node["output_tokens"], "output_tokens");
+  for (const Entry& e : Entries(node, node.Mark(), "a phase", kKeys, diag)) {
+    if (e.key == "name") {
+      phase.name = yaml::ReadString(e, e.key, diag).value_or("");
+    } else if (e.key == "duration") {
+      phase.duration = ReadPositiveDuration(e, diag);
+    } else if (e.key == "errors") {
+      phase.errors = ReadErrors(e, diag).value_or(std::vector<ErrorRule>{});
+    } else if (e.key == "first_token_ms") {
+      phase.first_token_ms = ReadDistribution(e, diag);
+    } else if (e.key == "inter_token_ms") {
+      phase.inter_token_ms = ReadDistribution(e, diag);
+    } else if (e.key == "output_tokens") {
+      phase.output_tokens = ReadDistribution(e, diag);
+    }
   }
   return phase;
 }
@@ -239,126 +257,191 @@ bool IsMountName(std::string_view name) {
   });
 }
 
-EndpointSpec ParseEndpoint(const YAML::Node& node, const std::string& base_dir) {
-  CheckKeys(node, "an endpoint",
-            {"name", "protocol", "api_key", "model", "first_token_ms", "inter_token_ms",
-             "output_tokens", "ratelimit", "phases", "options"});
+std::optional<RateLimitSpec> ReadRateLimit(const Entry& e, Diagnostics& diag) {
+  static constexpr std::string_view kKeys[] = {"requests", "tokens", "window"};
+  const std::vector<Entry> entries = Entries(e.value, e.ValueMark(), "ratelimit", kKeys, diag);
+  RateLimitSpec spec;
+  for (const Entry& field : entries) {
+    if (field.key == "window") {
+      spec.window = ReadPositiveDuration(field, diag).value_or(spec.window);
+      continue;
+    }
+    const std::optional<double> count =
+        yaml::ReadNumber(field, field.key, Sign::kNonNegative, diag);
+    (field.key == "requests" ? spec.requests : spec.tokens) =
+        static_cast<int64_t>(count.value_or(0));
+  }
+  if (!diag.empty()) {
+    return std::nullopt;
+  }
+  if (spec.requests == 0 && spec.tokens == 0) {
+    diag.Add(e.ValueMark(), "ratelimit needs 'requests' or 'tokens' greater than 0");
+    return std::nullopt;
+  }
+  return spec;
+}
+
+std::optional<EndpointSpec> ReadEndpoint(const YAML::Node& node, const std::string& base_dir,
+                                         Diagnostics& diag) {
+  static constexpr std::string_view kKeys[] = {
+      "name",           "protocol",      "api_key",   "model",  "first_token_ms",
+      "inter_token_ms", "output_tokens", "ratelimit", "phases", "options"};
+  const std::vector<Entry> entries = Entries(node, node.Mark(), "an endpoint", kKeys, diag);
+  if (!diag.empty()) {
+    return std::nullopt;
+  }
   EndpointSpec ep;
   ep.base_dir = base_dir;
-  if (!node["name"])
-    Throw(node, "an endpoint needs a 'name'");
-  ep.name = String(node["name"], "name");
+  const Entry* name = Find(entries, "name");
+  if (name == nullptr) {
+    diag.Add(node.Mark(), "an endpoint needs a 'name'");
+    return std::nullopt;
+  }
+  ep.name = yaml::ReadString(*name, "name", diag).value_or("");
+  if (!diag.empty()) {
+    return std::nullopt;
+  }
   if (!IsMountName(ep.name) || ep.name.front() == '_') {
-    Throw(node["name"], fmt::format("endpoint name '{}' must be letters, digits, '-' or '_' (it "
-                                    "becomes the URL path prefix) and not start with '_'",
-                                    ep.name));
+    diag.Add(name->ValueMark(),
+             fmt::format("endpoint name '{}' must be letters, digits, '-' or '_' (it "
+                         "becomes the URL path prefix) and not start with '_'",
+                         ep.name));
+    return std::nullopt;
   }
-  ep.protocol = node["protocol"] ? String(node["protocol"], "protocol") : "openai";
+  const Entry* protocol_entry = Find(entries, "protocol");
+  ep.protocol = protocol_entry != nullptr
+                    ? yaml::ReadString(*protocol_entry, "protocol", diag).value_or("")
+                    : "openai";
+  if (!diag.empty()) {
+    return std::nullopt;
+  }
   if (!IsKnownProtocol(ep.protocol)) {
-    Throw(node["protocol"] ? node["protocol"] : node,
-          fmt::format("unknown protocol '{}' (expected one of: {})", ep.protocol,
-                      fmt::join(ProtocolNames(), ", ")));
+    diag.Add(protocol_entry != nullptr ? protocol_entry->ValueMark() : node.Mark(),
+             fmt::format("unknown protocol '{}' (expected one of: {})", ep.protocol,
+                         fmt::join(ProtocolNames(), ", ")));
+    return std::nullopt;
   }
-  if (node["api_key"])
-    ep.api_key = String(node["api_key"], "api_key");
-  if (node["model"])
-    ep.model = String(node["model"], "model");
-  ep.first_token_ms = node["first_token_ms"]
-                          ? ParseDistribution(node["first_token_ms"], "first_token_ms")
-                          : Distribution{.value = 200};
-  ep.inter_token_ms = node["inter_token_ms"]
-                          ? ParseDistribution(node["inter_token_ms"], "inter_token_ms")
-                          : Distribution{.value = 10};
-  ep.output_tokens = node["output_tokens"]
-                         ? ParseDistribution(node["output_tokens"], "output_tokens")
-                         : Distribution{.value = 8};
-  if (const auto rl = node["ratelimit"]) {
-    CheckKeys(rl, "ratelimit", {"requests", "tokens", "window"});
-    RateLimitSpec spec;
-    if (rl["requests"])
-      spec.requests = static_cast<int64_t>(NonNegative(rl["requests"], "requests"));
-    if (rl["tokens"])
-      spec.tokens = static_cast<int64_t>(NonNegative(rl["tokens"], "tokens"));
-    if (rl["window"])
-      spec.window = Duration(rl["window"], "window");
-    if (spec.requests == 0 && spec.tokens == 0) {
-      Throw(rl, "ratelimit needs 'requests' or 'tokens' greater than 0");
+  ep.first_token_ms = Distribution{.value = 200};
+  ep.inter_token_ms = Distribution{.value = 10};
+  ep.output_tokens = Distribution{.value = 8};
+  ep.phases.push_back(Phase{.name = "steady"});
+  const Entry* phases = nullptr;
+  const Entry* options = nullptr;
+  for (const Entry& e : entries) {
+    if (e.key == "api_key") {
+      ep.api_key = yaml::ReadString(e, e.key, diag).value_or("");
+    } else if (e.key == "model") {
+      ep.model = yaml::ReadString(e, e.key, diag).value_or("");
+    } else if (e.key == "first_token_ms") {
+      ep.first_token_ms = ReadDistribution(e, diag).value_or(ep.first_token_ms);
+    } else if (e.key == "inter_token_ms") {
+      ep.inter_token_ms = ReadDistribution(e, diag).value_or(ep.inter_token_ms);
+    } else if (e.key == "output_tokens") {
+      ep.output_tokens = ReadDistribution(e, diag).value_or(ep.output_tokens);
+    } else if (e.key == "ratelimit") {
+      ep.ratelimit = ReadRateLimit(e, diag);
+    } else if (e.key == "phases") {
+      phases = &e;
+    } else if (e.key == "options") {
+      options = &e;
     }
-    ep.ratelimit = spec;
   }
-  if (const auto phases = node["phases"]) {
-    if (!phases.IsSequence() || phases.size() == 0) {
-      Throw(phases, "phases must be a non-empty list");
+  if (phases != nullptr) {
+    if (!phases->value.IsSequence() || phases->value.size() == 0) {
+      diag.Add(phases->ValueMark(), "phases must be a non-empty list");
+      return std::nullopt;
     }
-    for (size_t i = 0; i < phases.size(); ++i) {
-      ep.phases.push_back(ParsePhase(phases[i]));
-      if (ep.phases.back().name.empty())
+    ep.phases.clear();
+    for (size_t i = 0; i < phases->value.size(); ++i) {
+      const YAML::Node phase_node = phases->value[i];
+      ep.phases.push_back(ReadPhase(phase_node, diag));
+      if (!diag.empty()) {
+        return std::nullopt;
+      }
+      if (ep.phases.back().name.empty()) {
         ep.phases.back().name = fmt::format("phase{}", i + 1);
-      if (i + 1 < phases.size() && !ep.phases.back().duration) {
-        Throw(phases[i], "every phase but the last needs a 'duration'");
+      }
+      if (i + 1 < phases->value.size() && !ep.phases.back().duration) {
+        diag.Add(phase_node.Mark(), "every phase but the last needs a 'duration'");
+        return std::nullopt;
       }
     }
-  } else {
-    ep.phases.push_back(Phase{.name = "steady"});
   }
-  if (const auto options = node["options"]) {
-    if (!options.IsMap())
-      Throw(options, "options must be a mapping of names to values");
-    for (const auto& item : options) {
-      ep.options[item.first.as<std::string>()] = String(item.second, item.first.as<std::string>());
+  if (options != nullptr) {
+    if (!options->value.IsMap()) {
+      diag.Add(options->ValueMark(), "options must be a mapping of names to values");
+      return std::nullopt;
     }
+    for (const Entry& option : yaml::MapEntries(options->value, options->ValueMark(), "options",
+                                                "in options", {}, diag)) {
+      ep.options[option.key] = yaml::ReadString(option, option.key, diag).value_or("");
+    }
+  }
+  if (!diag.empty()) {
+    return std::nullopt;
   }
   // The protocol vets its options and the error kinds it can render, so that a typo fails here
   // with a line number rather than at the first request.
   const auto protocol = MakeProtocol(ep.protocol);
   if (auto configured = protocol->Configure(ep); !configured) {
-    Throw(node["options"] ? node["options"] : node, configured.error().message);
+    diag.Add(options != nullptr ? options->ValueMark() : node.Mark(), configured.error().message);
+    return std::nullopt;
   }
   for (size_t i = 0; i < ep.phases.size(); ++i) {
     for (const auto& rule : ep.phases[i].errors) {
       if (!protocol->Supports(rule.kind)) {
-        Throw(node["phases"] ? node["phases"][i] : node,
-              fmt::format("protocol '{}' has no rendering of error kind '{}'", ep.protocol,
-                          BehaviourName(rule.kind)));
+        diag.Add(phases != nullptr ? phases->value[i].Mark() : node.Mark(),
+                 fmt::format("protocol '{}' has no rendering of error kind '{}'", ep.protocol,
+                             BehaviourName(rule.kind)));
+        return std::nullopt;
       }
     }
   }
   return ep;
 }
 
-Scenario ParseRoot(const YAML::Node& root, const std::string& name) {
-  Scenario scenario;
-  scenario.path = name;
-  CheckKeys(root, "the scenario", {"seed", "hang_cap", "journal_size", "endpoints"});
-  if (root["seed"])
-    scenario.seed = static_cast<uint64_t>(NonNegative(root["seed"], "seed"));
-  if (root["hang_cap"])
-    scenario.hang_cap = Duration(root["hang_cap"], "hang_cap");
-  if (root["journal_size"]) {
-    scenario.journal_size = static_cast<size_t>(NonNegative(root["journal_size"], "journal_size"));
-    if (scenario.journal_size == 0)
-      Throw(root["journal_size"], "journal_size must be at least 1");
+void ReadRoot(const YAML::Node& root, Scenario& scenario, Diagnostics& diag) {
+  static constexpr std::string_view kKeys[] = {"seed", "hang_cap", "journal_size", "endpoints"};
+  const std::vector<Entry> entries = Entries(root, root.Mark(), "the scenario", kKeys, diag);
+  const Entry* endpoints = nullptr;
+  for (const Entry& e : entries) {
+    if (e.key == "seed") {
+      scenario.seed = static_cast<uint64_t>(
+          yaml::ReadNumber(e, e.key, Sign::kNonNegative, diag).value_or(scenario.seed));
+    } else if (e.key == "hang_cap") {
+      scenario.hang_cap = ReadPositiveDuration(e, diag).value_or(scenario.hang_cap);
+    } else if (e.key == "journal_size") {
+      const std::optional<double> size = yaml::ReadNumber(e, e.key, Sign::kNonNegative, diag);
+      if (size && static_cast<size_t>(*size) == 0) {
+        diag.Add(e.ValueMark(), "journal_size must be at least 1");
+      } else if (size) {
+        scenario.journal_size = static_cast<size_t>(*size);
+      }
+    } else if (e.key == "endpoints") {
+      endpoints = &e;
+    }
   }
-  const auto endpoints = root["endpoints"];
-  if (!endpoints || !endpoints.IsSequence() || endpoints.size() == 0) {
-    Throw(endpoints ? endpoints : root, "the scenario needs a non-empty 'endpoints' list");
+  if (!diag.empty()) {
+    return;
+  }
+  if (endpoints == nullptr || !endpoints->value.IsSequence() || endpoints->value.size() == 0) {
+    diag.Add(endpoints != nullptr ? endpoints->ValueMark() : root.Mark(),
+             "the scenario needs a non-empty 'endpoints' list");
+    return;
   }
   std::set<std::string> names;
-  const std::string base_dir = std::filesystem::path(name).parent_path().string();
-  for (const auto& node : endpoints) {
-    auto ep = ParseEndpoint(node, base_dir);
-    if (!names.insert(ep.name).second) {
-      Throw(node["name"], fmt::format("duplicate endpoint name '{}'", ep.name));
+  const std::string base_dir = std::filesystem::path(scenario.path).parent_path().string();
+  for (const YAML::Node& node : endpoints->value) {
+    std::optional<EndpointSpec> ep = ReadEndpoint(node, base_dir, diag);
+    if (!ep) {
+      return;
     }
-    scenario.endpoints.push_back(std::move(ep));
+    if (!names.insert(ep->name).second) {
+      diag.Add(node["name"].Mark(), fmt::format("duplicate endpoint name '{}'", ep->name));
+      return;
+    }
+    scenario.endpoints.push_back(std::move(*ep));
   }
-  return scenario;
-}
-
-std::string Where(const std::string& name, const YAML::Mark& mark) {
-  if (mark.is_null())
-    return name;
-  return fmt::format("{}:{}:{}", name, mark.line + 1, mark.column + 1);
 }
 
 }  // namespace
@@ -398,17 +481,23 @@ double Draw(const Distribution& d, std::mt19937_64& rng) {
 }
 
 Result<Scenario> ParseScenario(std::string_view text, const std::string& name) {
+  Diagnostics diag;
+  Scenario scenario;
+  scenario.path = name;
   try {
     const YAML::Node root = YAML::Load(std::string(text));
     if (!root || root.IsNull()) {
       return Fail(Error::Parse("the scenario file is empty", name));
     }
-    return ParseRoot(root, name);
-  } catch (const ScenarioError& e) {
-    return Fail(Error::Parse(e.message, Where(name, e.mark)));
+    ReadRoot(root, scenario, diag);
   } catch (const YAML::Exception& e) {
-    return Fail(Error::Parse(e.msg, Where(name, e.mark)));
+    diag.Add(e.mark, e.msg);
   }
+  if (!diag.empty()) {
+    // One problem at a time: later ones are often echoes of the first.
+    return Fail(diag.FirstToError(name));
+  }
+  return scenario;
 }
 
 Result<Scenario> LoadScenario(const std::string& path) {
