@@ -463,15 +463,20 @@ class ProberImpl final : public Prober {
   }
 
   // REQUIRES: mu_ is held.
-  void ChargeBudget(TargetState& state, const ProbeResult& result) {
+  // Also records the probe's estimated cost on `result` when the target has a price.
+  void ChargeBudget(TargetState& state, ProbeResult& result) {
     RollDay(state, UtcDay(result.start_unix_ms));
     const int64_t in = result.input_tokens.value_or(0);
     const int64_t out = result.output_tokens.value_or(0);
     state.tokens_today += in + out;
     const TargetSpec& current = *state.spec;
-    state.cost_today +=
+    const double cost =
         static_cast<double>(in) * current.input_price_per_million.value_or(0) / 1e6 +
         static_cast<double>(out) * current.output_price_per_million.value_or(0) / 1e6;
+    state.cost_today += cost;
+    if (current.input_price_per_million || current.output_price_per_million) {
+      result.estimated_cost_dollars = cost;
+    }
     const bool tokens_spent =
         current.daily_token_budget && state.tokens_today >= *current.daily_token_budget;
     const bool cost_spent =

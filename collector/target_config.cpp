@@ -89,6 +89,8 @@ std::string DefaultCloud(Provider provider, const std::string& host) {
   return host;
 }
 
+}  // namespace
+
 // us-east-1, us-gov-west-1, cn-north-1: the one place the AWS region pattern is written.
 bool IsAwsRegion(const std::string& text) {
   static const std::regex kAws(
@@ -122,6 +124,8 @@ std::string RegionFromHost(const std::string& host) {
   }
   return "global";
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Secrets by reference.
@@ -532,12 +536,9 @@ ParsedAuth ReadAuth(const Entry& e, std::string_view where, std::optional<Provid
   if (provider) {
     const std::vector<AuthMode>& allowed = AllowedModes(*provider);
     if (std::find(allowed.begin(), allowed.end(), *mode) == allowed.end()) {
-      std::string hint;
-      if (*provider == Provider::kBedrock && *mode == AuthMode::kApiKey) {
-        hint =
-            " (a Bedrock API key is sent as a bearer token: use auth.bearer_token_env, e.g. "
-            "AWS_BEARER_TOKEN_BEDROCK)";
-      }
+      const ProviderProfile& profile = ProfileFor(*provider);
+      const std::string_view hint =
+          profile.refused_auth_hint ? profile.refused_auth_hint(*mode) : std::string_view();
       ctx.diag.Add(chosen->key_node.Mark(),
                    fmt::format("\"auth.{}\": provider {} does not take {}; it takes {}{}",
                                chosen->key, ProviderName(*provider), DescribeMode(*mode),
@@ -666,29 +667,17 @@ std::vector<std::pair<std::string, Secret>> ReadHeaders(const Entry& e, std::str
 constexpr std::array<std::string_view, 6> kDetailKeys = {
     "region", "project", "api_version", "anthropic_version", "api", "openai_path_prefix"};
 
+// The providers that take detail `key`, in declaration order.
 std::vector<Provider> DetailProviders(std::string_view key) {
-  if (key == "region") {
-    return {Provider::kBedrock, Provider::kVertex};
+  std::vector<Provider> providers;
+  for (int i = 0; i <= static_cast<int>(Provider::kGemini); ++i) {  // every provider, in order
+    const Provider provider = static_cast<Provider>(i);
+    const std::vector<std::string_view>& keys = ProfileFor(provider).detail_keys;
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      providers.push_back(provider);
+    }
   }
-  if (key == "project") {
-    return {Provider::kVertex};
-  }
-  if (key == "api_version") {
-    return {Provider::kAzure};
-  }
-  if (key == "anthropic_version") {
-    return {Provider::kAnthropic};
-  }
-  if (key == "api") {
-    return {Provider::kAzure, Provider::kBedrock, Provider::kVertex};
-  }
-  return {Provider::kBedrock, Provider::kVertex};  // openai_path_prefix
-}
-
-// us-central1, europe-west4, global, and the multi-region locations us and eu.
-bool IsGoogleLocation(const std::string& text) {
-  static const std::regex kLocation(R"(^[a-z]+-[a-z]+[0-9]+$)");
-  return text == "global" || text == "us" || text == "eu" || std::regex_match(text, kLocation);
+  return providers;
 }
 
 bool IsProjectId(const std::string& text) {
@@ -741,17 +730,11 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
   const auto at = [&](const std::string& key) { return details.at(key)->ValueMark(); };
   bool ok = true;
 
+  const ProviderProfile& profile = ProfileFor(provider);
   if (auto it = value.find("region"); it != value.end()) {
-    const bool valid =
-        provider == Provider::kBedrock ? IsAwsRegion(it->second) : IsGoogleLocation(it->second);
-    if (!valid) {
-      diag.Add(
-          at("region"),
-          provider == Provider::kBedrock
-              ? fmt::format("\"region\": \"{}\" is not an AWS region (e.g. us-east-1)", it->second)
-              : fmt::format("\"region\": \"{}\" is not a Google Cloud location (e.g. "
-                            "us-central1, europe-west4 or global)",
-                            it->second));
+    if (!profile.is_region(it->second)) {
+      diag.Add(at("region"),
+               fmt::format("\"region\": \"{}\" is not {}", it->second, profile.region_kind));
       ok = false;
     } else {
       spec.region = it->second;
@@ -824,20 +807,11 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
     }
   }
 
-  // Bedrock and Vertex put the region into every request (the SigV4 scope, the location path):
-  // take it from `region`, else from a host name that carries one.
-  if (provider == Provider::kBedrock || provider == Provider::kVertex) {
-    std::string from_host;
-    if (endpoint.host) {
-      from_host = RegionFromHost(*endpoint.host);
-      if (from_host == "global" && *endpoint.host != "aiplatform.googleapis.com") {
-        from_host.clear();
-      }
-      if (provider == Provider::kVertex && endpoint.host->starts_with("aiplatform.") &&
-          endpoint.host->ends_with(".rep.googleapis.com")) {
-        from_host = endpoint.host->substr(11, endpoint.host->find('.', 11) - 11);
-      }
-    }
+  // Providers that put the region into every request take it from `region`, else from a host
+  // name that carries one.
+  if (profile.region_from_host) {
+    const std::string from_host =
+        endpoint.host ? profile.region_from_host(*endpoint.host) : std::string();
     if (!spec.region.empty() && !from_host.empty() && from_host != spec.region) {
       diag.Add(at("region"), fmt::format("\"region\": {} differs from the region {} of "
                                          "\"base_url\"",
@@ -846,14 +820,8 @@ void ReadProviderDetails(Provider provider, const std::map<std::string, const En
       if (!from_host.empty()) {
         spec.region = from_host;
       } else {
-        diag.Add(node.Mark(),
-                 provider == Provider::kBedrock
-                     ? fmt::format("{}: provider bedrock needs \"region\" (e.g. us-east-1): it "
-                                   "picks the endpoint and scopes the SigV4 signature",
-                                   where)
-                     : fmt::format("{}: provider vertex needs \"region\" (e.g. us-central1 or "
-                                   "global): it is the location in every request path",
-                                   where));
+        diag.Add(node.Mark(), fmt::format("{}: provider {} needs \"region\" {}", where, name,
+                                          profile.region_needed_because));
         ok = false;
       }
     }
@@ -956,8 +924,8 @@ std::string ReadProviderKeys(const YAML::Node& node, std::string_view where,
 
 std::string DescribeProviderDetails(const TargetSpec& target) {
   std::string details;
-  if (target.provider == Provider::kAzure || target.provider == Provider::kBedrock ||
-      target.provider == Provider::kVertex) {
+  const std::vector<std::string_view>& keys = ProfileFor(target.provider).detail_keys;
+  if (std::find(keys.begin(), keys.end(), "api") != keys.end()) {
     details += target.flavor == ApiFlavor::kOpenAICompatible ? ", api openai" : ", api native";
   }
   if (!target.project.empty()) {

@@ -77,6 +77,9 @@ struct ProbeResult {
   std::optional<double> inter_token_latency_seconds;  // (last - first) / (output_tokens - 1)
   std::optional<double> output_tokens_per_second;
   int64_t chunk_count = 0;
+  // The tokens priced at the target's configured prices, as the prober charged them to the daily
+  // budget; nullopt when the target has no price. Not stored: /metrics adds it up.
+  std::optional<double> estimated_cost_dollars;
 
   RateLimit requests;
   RateLimit tokens;

@@ -4,7 +4,6 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
-#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -35,20 +34,8 @@ class ProbeFanOut final : public collector::ProbeSink {
   ProbeFanOut(Metrics& metrics, storage::ProbeSink& store, storage::ProbeSeriesSource& series)
       : metrics_(metrics), store_(store), series_(series) {}
 
-  void SetPricing(std::map<std::string, TargetPricing> pricing) {
-    std::lock_guard lock(mu_);
-    pricing_ = std::move(pricing);
-  }
-
   void OnProbe(const ProbeResult& result) override {
-    TargetPricing pricing;
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = pricing_.find(result.target); it != pricing_.end()) {
-        pricing = it->second;
-      }
-    }
-    metrics_.ObserveProbe(result, pricing);
+    metrics_.ObserveProbe(result);
     series_.Append(result);
     store_.Append(result);
     if (result.outcome == Outcome::kOk) {
@@ -67,17 +54,7 @@ class ProbeFanOut final : public collector::ProbeSink {
   Metrics& metrics_;
   storage::ProbeSink& store_;
   storage::ProbeSeriesSource& series_;
-  std::mutex mu_;
-  std::map<std::string, TargetPricing> pricing_;  // Guarded by mu_.
 };
-
-std::map<std::string, TargetPricing> PricingOf(const Config& config) {
-  std::map<std::string, TargetPricing> pricing;
-  for (const collector::TargetSpec& target : config.targets) {
-    pricing[target.name] = {target.input_price_per_million, target.output_price_per_million};
-  }
-  return pricing;
-}
 
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
   rules::RuleManagerOptions options;
@@ -134,7 +111,6 @@ class DaemonImpl final : public Daemon {
     }
     rule_engine_ = std::move(*rule_engine);
     fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_, *series_);
-    fan_out_->SetPricing(PricingOf(config_));
     auto prober = collector::Prober::Create(config_.prober, *fan_out_, clock_);
     if (!prober) {
       return Fail(prober.error());
@@ -186,7 +162,6 @@ class DaemonImpl final : public Daemon {
     for (const collector::TargetSpec& target : next->targets) {
       names.push_back(target.name);
     }
-    fan_out_->SetPricing(PricingOf(*next));
     prober_->SetTargets(next->targets);
     metrics_.ForgetTargetsExcept(names);
     {

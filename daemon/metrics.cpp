@@ -300,7 +300,7 @@ Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
 
 Metrics::~Metrics() = default;
 
-void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& pricing) {
+void Metrics::ObserveProbe(const ProbeResult& result) {
   State& st = *state_;
   std::lock_guard lock(st.mu);
   auto it = st.targets.find(result.target);
@@ -367,27 +367,23 @@ void Metrics::ObserveProbe(const ProbeResult& result, const TargetPricing& prici
     }
     series.inter_token->Observe(*result.inter_token_latency_seconds);
   }
-  double cost = 0;
   if (result.input_tokens) {
     if (series.input_tokens == nullptr) {
       series.input_tokens = &st.tokens_total->Add(With(labels, "direction", "input"));
     }
     series.input_tokens->Increment(static_cast<double>(*result.input_tokens));
-    cost += static_cast<double>(*result.input_tokens) * pricing.input_per_million.value_or(0) / 1e6;
   }
   if (result.output_tokens) {
     if (series.output_tokens == nullptr) {
       series.output_tokens = &st.tokens_total->Add(With(labels, "direction", "output"));
     }
     series.output_tokens->Increment(static_cast<double>(*result.output_tokens));
-    cost +=
-        static_cast<double>(*result.output_tokens) * pricing.output_per_million.value_or(0) / 1e6;
   }
-  if (pricing.input_per_million || pricing.output_per_million) {
+  if (result.estimated_cost_dollars) {
     if (series.cost == nullptr) {
       series.cost = &st.cost_total->Add(labels);
     }
-    series.cost->Increment(cost);
+    series.cost->Increment(*result.estimated_cost_dollars);
   }
 }
 

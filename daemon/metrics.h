@@ -3,7 +3,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,12 +12,6 @@
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
-
-// Prices that turn a probe's tokens into an estimated cost, per target.
-struct TargetPricing {
-  std::optional<double> input_per_million;
-  std::optional<double> output_per_million;
-};
 
 // Self-observation read at scrape time, so nothing has to push it.
 struct SelfStatus {
@@ -38,7 +31,7 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  void ObserveProbe(const ProbeResult& result, const TargetPricing& pricing);
+  void ObserveProbe(const ProbeResult& result);
   void ObserveReload(bool success, int64_t unix_ms);
   // Drops the last-probe gauges of targets that are no longer configured.
   void ForgetTargetsExcept(const std::vector<std::string>& kept_targets);

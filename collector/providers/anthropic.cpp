@@ -461,6 +461,7 @@ ProviderProfile AnthropicProfile() {
   profile.default_base_url = [](const std::string&) {
     return std::string("https://api.anthropic.com");
   };
+  profile.detail_keys = {"anthropic_version"};
   return profile;
 }
 

@@ -279,6 +279,7 @@ ProviderProfile AzureProfile() {
       "--query, accessToken, -o, tsv])";
   // Every resource has its own host: base_url is required.
   profile.default_base_url = [](const std::string&) { return std::string(); };
+  profile.detail_keys = {"api_version", "api"};
   return profile;
 }
 

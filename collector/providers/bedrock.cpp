@@ -496,6 +496,21 @@ ProviderProfile BedrockProfile() {
     return "https://bedrock-runtime." + region + ".amazonaws.com" +
            (region.starts_with("cn-") ? ".cn" : "");
   };
+  profile.detail_keys = {"region", "api", "openai_path_prefix"};
+  profile.is_region = IsAwsRegion;
+  profile.region_kind = "an AWS region (e.g. us-east-1)";
+  profile.region_needed_because =
+      "(e.g. us-east-1): it picks the endpoint and scopes the SigV4 signature";
+  profile.region_from_host = [](const std::string& host) {
+    std::string region = RegionFromHost(host);
+    return region == "global" && host != "aiplatform.googleapis.com" ? std::string() : region;
+  };
+  profile.refused_auth_hint = [](AuthMode mode) {
+    return mode == AuthMode::kApiKey ? std::string_view(
+                                           " (a Bedrock API key is sent as a bearer token: use "
+                                           "auth.bearer_token_env, e.g. AWS_BEARER_TOKEN_BEDROCK)")
+                                     : std::string_view();
+  };
   return profile;
 }
 

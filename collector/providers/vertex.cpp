@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -690,6 +691,16 @@ class GoogleAdapter final : public ProviderAdapter {
 
 }  // namespace
 
+namespace {
+
+// us-central1, europe-west4, global, and the multi-region locations us and eu.
+bool IsGoogleLocation(const std::string& text) {
+  static const std::regex kLocation(R"(^[a-z]+-[a-z]+[0-9]+$)");
+  return text == "global" || text == "us" || text == "eu" || std::regex_match(text, kLocation);
+}
+
+}  // namespace
+
 ProviderProfile GoogleProfile(Provider provider) {
   ProviderProfile profile;
   profile.cloud = "gcp";
@@ -717,6 +728,18 @@ ProviderProfile GoogleProfile(Provider provider) {
       return "https://aiplatform." + region + ".rep.googleapis.com";
     }
     return "https://" + region + "-aiplatform.googleapis.com";
+  };
+  profile.detail_keys = {"region", "project", "api", "openai_path_prefix"};
+  profile.is_region = IsGoogleLocation;
+  profile.region_kind = "a Google Cloud location (e.g. us-central1, europe-west4 or global)";
+  profile.region_needed_because =
+      "(e.g. us-central1 or global): it is the location in every request path";
+  profile.region_from_host = [](const std::string& host) {
+    if (host.starts_with("aiplatform.") && host.ends_with(".rep.googleapis.com")) {
+      return host.substr(11, host.find('.', 11) - 11);  // aiplatform.us.rep.googleapis.com
+    }
+    std::string region = RegionFromHost(host);
+    return region == "global" && host != "aiplatform.googleapis.com" ? std::string() : region;
   };
   return profile;
 }

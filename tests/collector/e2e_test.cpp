@@ -505,6 +505,49 @@ class SteppedClock final : public Clock {
   SystemClock real_;
 };
 
+TEST_CASE("e2e: a priced target's probe carries the cost the prober charged to its budget") {
+  FakeOpenAI server;
+  CollectingSink sink;
+  SystemClock clock;
+  auto prober = Prober::Create(ProberOptions{}, sink, clock);
+  REQUIRE(prober.has_value());
+  TargetSpec priced = Target(server, "ok");
+  priced.input_price_per_million = 2.5;
+  priced.output_price_per_million = 10;
+  priced.interval = 100ms;
+  TargetSpec unpriced = Target(server, "ok");
+  unpriced.name = "unpriced";
+  unpriced.interval = 100ms;
+  (*prober)->SetTargets({priced, unpriced});
+  std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+  REQUIRE(PollUntil(
+      [&] { return sink.CountFor(priced.name) >= 1 && sink.CountFor(unpriced.name) >= 1; },
+      5000ms));
+  loop.request_stop();
+  loop.join();
+
+  for (const ProbeResult& result : sink.results()) {
+    if (result.target == unpriced.name) {
+      CHECK_FALSE(result.estimated_cost_dollars.has_value());
+      continue;
+    }
+    REQUIRE(result.input_tokens.has_value());
+    REQUIRE(result.output_tokens.has_value());
+    REQUIRE(result.estimated_cost_dollars.has_value());
+    CHECK(*result.estimated_cost_dollars ==
+          doctest::Approx(static_cast<double>(*result.input_tokens) * 2.5 / 1e6 +
+                          static_cast<double>(*result.output_tokens) * 10 / 1e6));
+  }
+  const std::vector<TargetStatus> status = (*prober)->Status();
+  REQUIRE(status.size() == 2);
+  double charged = 0;
+  for (const ProbeResult& result : sink.results()) {
+    charged += result.estimated_cost_dollars.value_or(0);
+  }
+  CHECK(status[0].cost_today + status[1].cost_today == doctest::Approx(charged));
+  CHECK(charged > 0);
+}
+
 TEST_CASE("e2e: a spent daily token budget pauses the target until the next UTC day") {
   FakeOpenAI server;
   constexpr int64_t kDay = 86400000;

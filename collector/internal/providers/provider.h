@@ -139,7 +139,26 @@ struct ProviderProfile {
   std::string_view missing_credential_help;
   // The endpoint when base_url is not given, for the target's region; empty when there is none.
   std::string (*default_base_url)(const std::string& region) = nullptr;
+  // The provider detail keys of a target it takes, of region, project, api_version,
+  // anthropic_version, api and openai_path_prefix; the others are refused where they stand.
+  std::vector<std::string_view> detail_keys;
+  // For providers that put a region into every request (a signature scope, a location path): what
+  // a valid region is, how messages describe one ("an AWS region (e.g. us-east-1)"), why it is
+  // needed (said after 'needs "region" '), and the region a base_url host names (empty if none).
+  // All null or empty for providers without a region.
+  bool (*is_region)(const std::string& text) = nullptr;
+  std::string_view region_kind;
+  std::string_view region_needed_because;
+  std::string (*region_from_host)(const std::string& host) = nullptr;
+  // Said after refusing `mode`, to point at the form the provider takes instead; null if none.
+  std::string_view (*refused_auth_hint)(AuthMode mode) = nullptr;
 };
+
+// us-east-1, us-gov-west-1, cn-north-1. Defined in target_config.cpp.
+bool IsAwsRegion(const std::string& text);
+// The region a host name carries (AWS, GCP, OpenAI data residency, Azure AI regional endpoints),
+// else "global". Defined in target_config.cpp.
+std::string RegionFromHost(const std::string& host);
 
 // The profile of `provider`. Lives for the whole program. Defined in providers/registry.cpp.
 const ProviderProfile& ProfileFor(Provider provider);
