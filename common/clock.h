@@ -77,9 +77,11 @@ class ManualClock final : public Clock {
     }
     lock.lock();
     // A move of the clock after this check finds the waiter listed and must take the caller's
-    // mutex to notify, which it gets only once wait() has released it: no wakeup is lost.
+    // mutex to notify, which it gets only once wait() has released it: no clock move is lost.
+    // A notification of the caller's own (a shutdown, say) sent while the mutex was released
+    // above would be, so the wait also ends after a short real time and the caller rechecks.
     if (MonotonicNow() < deadline) {
-      cv.wait(lock);
+      cv.wait_for(lock, kRecheckInterval);
     }
     lock.unlock();
     {
@@ -88,6 +90,8 @@ class ManualClock final : public Clock {
     }
     lock.lock();
   }
+
+  static constexpr std::chrono::milliseconds kRecheckInterval{5};
 
   // Moves both clocks forward; a zero or negative step does nothing.
   void Advance(std::chrono::nanoseconds by) {
