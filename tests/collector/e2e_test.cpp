@@ -13,11 +13,14 @@
 #include <vector>
 
 #include "collector/collector.h"
+#include "tests/collector/loopback_server.h"
 
 namespace modelpulse::collector {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::CollectingSink;
+using testing::PollUntil;
 
 // libcurl's global init is the program's job; this test program does it once here.
 struct CurlGlobal {
@@ -378,43 +381,6 @@ TEST_CASE("e2e: failures are classified") {
     const ProbeResult r = ProbeOnce(target, options, clock);
     CHECK(r.outcome == Outcome::kClientError);
   }
-}
-
-// Collects results on the prober's thread; read from the test thread.
-class CollectingSink final : public ProbeSink {
- public:
-  void OnProbe(const ProbeResult& result) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    results_.push_back(result);
-  }
-  std::vector<ProbeResult> results() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return results_;
-  }
-  size_t CountFor(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t n = 0;
-    for (const auto& r : results_) {
-      n += r.target == name ? 1 : 0;
-    }
-    return n;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<ProbeResult> results_;
-};
-
-template <typename Predicate>
-bool PollUntil(Predicate done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 TEST_CASE("e2e: expect runs in linear time on a 16 KiB answer (std::regex recursed per char)") {
