@@ -102,7 +102,7 @@ struct TargetSpec {
   bool stream = true;
   std::string prompt = "Reply with the single word OK.";
   int max_tokens = 16;
-  std::string expect;  // ECMAScript regex on the answer; empty means no check. (?i) prefix = icase
+  std::string expect;  // RE2 regex searched in the answer; empty means no check. (?i): any case
   Timeouts timeouts;
   ConnectionReuse connection = ConnectionReuse::kFresh;
   // Provider details; each is empty or default where a provider has no such notion.

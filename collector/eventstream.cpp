@@ -3,12 +3,13 @@
 #include <algorithm>
 #include <array>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 namespace modelpulse::collector {
 namespace {
 
-constexpr size_t kPreludeBytes = 12;
+constexpr size_t kPreludeBytes = kEventStreamPreludeBytes;
 constexpr size_t kMinMessageBytes = 16;  // prelude + message CRC, no headers, no payload
 
 constexpr std::array<uint32_t, 256> MakeCrcTable() {
@@ -81,6 +82,10 @@ const EventStreamHeader* EventStreamMessage::Find(std::string_view name) const {
     }
   }
   return nullptr;
+}
+
+bool IsEventStreamPrelude(std::string_view head) {
+  return head.size() >= kPreludeBytes && Crc32(head.substr(0, 8)) == ReadU32(head, 8);
 }
 
 uint32_t Crc32(std::string_view data, uint32_t crc) {
@@ -224,15 +229,24 @@ EventStreamDecoder::Status EventStreamDecoder::DecodeOne(std::string_view frame,
   }
   const size_t headers_length = ReadU32(frame, 4);
   const std::string_view block = frame.substr(kPreludeBytes, headers_length);
+  // Names seen so far, viewing `frame`: the duplicate check stays linear in the block's size.
+  std::unordered_set<std::string_view> names;
   size_t at = 0;
   while (at < block.size()) {
+    if (message.headers.size() == kMaxHeadersPerMessage) {
+      return Status::kBadHeaders;
+    }
     EventStreamHeader header;
     const size_t name_length = static_cast<unsigned char>(block[at]);
     ++at;
     if (name_length == 0 || block.size() - at < name_length + 1) {
       return Status::kBadHeaders;
     }
-    header.name = std::string(block.substr(at, name_length));
+    const std::string_view name = block.substr(at, name_length);
+    if (!names.insert(name).second) {
+      return Status::kBadHeaders;  // botocore: DuplicateHeader
+    }
+    header.name = std::string(name);
     at += name_length;
     const auto raw_type = static_cast<unsigned char>(block[at]);
     ++at;
@@ -281,9 +295,6 @@ EventStreamDecoder::Status EventStreamDecoder::DecodeOne(std::string_view frame,
         at += length;
         break;
       }
-    }
-    if (message.Find(header.name) != nullptr) {
-      return Status::kBadHeaders;  // botocore: DuplicateHeader
     }
     message.headers.push_back(std::move(header));
   }

@@ -261,19 +261,24 @@ bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle) {
   return false;
 }
 
-std::string SanitizeText(std::string_view text, const std::vector<std::string_view>& secrets,
-                         size_t max_len) {
-  // Bound the work on hostile input before anything else.
-  std::string work(text.substr(0, 4096));
+void RedactSecrets(std::string& text, const std::vector<std::string_view>& secrets) {
+  constexpr std::string_view kRedacted = "<redacted>";
   for (std::string_view secret : secrets) {
     if (secret.size() < 4) {
       continue;  // too short to search for without mangling ordinary words
     }
-    for (size_t pos = work.find(secret); pos != std::string::npos; pos = work.find(secret, pos)) {
-      work.replace(pos, secret.size(), "<redacted>");
-      pos += 10;
+    for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+      text.replace(pos, secret.size(), kRedacted);
+      pos += kRedacted.size();
     }
   }
+}
+
+std::string SanitizeText(std::string_view text, const std::vector<std::string_view>& secrets,
+                         size_t max_len) {
+  // Bound the work on hostile input before anything else.
+  std::string work(text.substr(0, 4096));
+  RedactSecrets(work, secrets);
   std::string out;
   out.reserve(std::min(work.size(), max_len + 8));
   size_t i = 0;

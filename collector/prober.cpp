@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,6 +51,13 @@ uint64_t StableHash(std::string_view text) {
     hash *= 1099511628211ULL;
   }
   return hash;
+}
+
+// Credentials fetched by running a command or an OAuth exchange: seconds when the cache is cold or
+// the command hangs. Such a target's request is built off the event loop (see Prepare).
+bool NeedsFetchedCredential(const TargetSpec& spec) {
+  return spec.auth.mode == AuthMode::kTokenCommand ||
+         spec.auth.mode == AuthMode::kGoogleServiceAccount;
 }
 
 int64_t UtcDay(int64_t unix_ms) {
@@ -105,6 +113,7 @@ class ProberImpl final : public Prober {
   }
 
   ~ProberImpl() override {
+    preparing_.clear();  // waits for running credential fetches, which may Wake()
     CancelAll();
     multi_.reset();  // closes curl's sockets (through SocketCallback) while epoll_fd_ is open
     close(wake_fd_);
@@ -130,6 +139,7 @@ class ProberImpl final : public Prober {
               now + std::chrono::milliseconds(static_cast<int64_t>(StableHash(name) % interval_ms));
         }
         state->configured = true;
+        state->expect = CompileExpect(spec);
         state->spec = std::make_shared<const TargetSpec>(std::move(spec));
         next[name] = std::move(state);
       }
@@ -161,7 +171,9 @@ class ProberImpl final : public Prober {
       if (stopping && (transfers_.empty() || now >= grace_end)) {
         break;
       }
+      ReapPreparations();
       if (!stopping) {
+        StartPrepared();
         StartDueProbes(now);
       }
       now = clock_.MonotonicNow();
@@ -197,6 +209,9 @@ class ProberImpl final : public Prober {
       // Every ready socket has been read and stamped; now decode what arrived.
       for (Transfer* transfer : pending_decode_) {
         transfer->DecodePending();
+        if (transfer->DecoderFailed()) {
+          EndFailedDecode(*transfer);
+        }
       }
       pending_decode_.clear();
       AbortLateFirstTokens();
@@ -229,12 +244,15 @@ class ProberImpl final : public Prober {
  private:
   struct TargetState {
     std::shared_ptr<const TargetSpec> spec;
+    std::shared_ptr<const Regex> expect;  // spec->expect compiled, once per SetTargets
     MonotonicTime next_due;
     int64_t day = -1;  // the UTC day the counters below belong to
     int64_t tokens_today = 0;
     double cost_today = 0;
     bool paused = false;
-    bool in_flight = false;  // at most one probe per target
+    bool in_flight = false;  // at most one probe per target (counting one being prepared)
+    bool preparing = false;  // its request is being built off the loop (Prepare)
+    uint64_t prepare_id = 0;  // which preparation is current: a stale one is dropped
     bool configured = true;  // false once a reload removed it while its probe ran
   };
 
@@ -255,6 +273,12 @@ class ProberImpl final : public Prober {
     std::unique_ptr<Transfer> transfer;
     TargetState* state;
     uint64_t id;
+  };
+  // A request built off the loop, waiting for the loop to start it.
+  struct Prepared {
+    std::string name;
+    uint64_t id;
+    std::unique_ptr<Transfer> transfer;
   };
   // A transfer curl reported done (or the loop aborted), with the moment that happened.
   struct Finished {
@@ -370,7 +394,8 @@ class ProberImpl final : public Prober {
     const int64_t today = UtcDay(clock_.NowUnixMillis());
     // The heap yields the longest-waiting target first, so a concurrency cap delays probes fairly
     // rather than starving one; the rest stay due and start as slots free up.
-    while (!due_.empty() && due_.top().due <= now && transfers_.size() < options_.max_concurrency) {
+    while (!due_.empty() && due_.top().due <= now &&
+           transfers_.size() + preparing_.size() < options_.max_concurrency) {
       const DueEntry entry = due_.top();
       due_.pop();
       TargetState& state = *entry.state;
@@ -381,32 +406,104 @@ class ProberImpl final : public Prober {
         due_.push({state.next_due, &state});
         continue;
       }
-      auto transfer = std::make_unique<Transfer>(state.spec, options_, clock_);
-      if (transfer->handle() == nullptr) {
-        finished_.push_back({{std::move(transfer), &state, 0}, CURLE_OK, std::nullopt});
-        state.in_flight = true;
+      if (NeedsFetchedCredential(*state.spec)) {
+        Prepare(state);
         continue;
       }
-      // Stamp, hand over and let curl start right away (a fresh connection's connect() happens
-      // inside the socket_action below), so the start stamp is the request's real start even
-      // when many targets fall due together.
-      transfer->DeferDecodingTo(&pending_decode_);
-      transfer->MarkStarted();
-      CURL* easy = transfer->handle();
-      if (curl_multi_add_handle(multi_.get(), easy) != CURLM_OK) {
-        finished_.push_back({{std::move(transfer), &state, 0}, CURLE_FAILED_INIT, std::nullopt});
-        state.in_flight = true;
-        continue;
-      }
-      state.in_flight = true;
-      const uint64_t id = ++next_id_;
-      if (auto deadline = transfer->FirstTokenDeadline()) {
-        deadlines_.push({*deadline, id, easy});
-      }
-      transfers_.emplace(easy, Running{std::move(transfer), &state, id});
-      in_flight_.store(transfers_.size());
-      SocketAction(CURL_SOCKET_TIMEOUT, 0);
+      Launch(std::make_unique<Transfer>(state.spec, state.expect, options_, clock_), state);
     }
+  }
+
+  // REQUIRES: mu_ is held.
+  // Builds the target's request on a thread of its own: running a token command or exchanging
+  // an OAuth assertion takes up to the command's timeout, during which the loop keeps every
+  // other target on schedule (and /metrics, which needs mu_, keeps answering). The target waits
+  // for its own credential; StartPrepared launches the request when it is ready.
+  void Prepare(TargetState& state) {
+    state.in_flight = true;
+    state.preparing = true;
+    const uint64_t id = ++next_prepare_id_;
+    state.prepare_id = id;
+    preparing_.push_back(std::async(
+        std::launch::async, [this, spec = state.spec, expect = state.expect, id] {
+          auto transfer = std::make_unique<Transfer>(spec, expect, options_, clock_);
+          {
+            std::lock_guard<std::mutex> lock(prepared_mu_);
+            prepared_.push_back({spec->name, id, std::move(transfer)});
+          }
+          Wake();
+        }));
+  }
+
+  void ReapPreparations() {
+    std::erase_if(preparing_, [](const std::future<void>& job) {
+      return job.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+  }
+
+  void StartPrepared() {
+    std::vector<Prepared> ready;
+    {
+      std::lock_guard<std::mutex> lock(prepared_mu_);
+      ready.swap(prepared_);
+    }
+    if (ready.empty()) {
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Prepared& item : ready) {
+      auto it = targets_.find(item.name);
+      if (it == targets_.end() || !it->second->preparing || it->second->prepare_id != item.id) {
+        continue;  // cancelled (shutdown) since it was started
+      }
+      TargetState& state = *it->second;
+      state.preparing = false;
+      if (!state.configured) {
+        targets_.erase(it);  // removed by a reload while its credential was fetched
+        continue;
+      }
+      Launch(std::move(item.transfer), state);
+    }
+  }
+
+  // REQUIRES: mu_ is held.
+  void Launch(std::unique_ptr<Transfer> transfer, TargetState& state) {
+    state.in_flight = true;
+    if (transfer->handle() == nullptr) {
+      finished_.push_back({{std::move(transfer), &state, 0}, CURLE_OK, std::nullopt});
+      return;
+    }
+    // Stamp, hand over and let curl start right away (a fresh connection's connect() happens
+    // inside the socket_action below), so the start stamp is the request's real start even
+    // when many targets fall due together.
+    transfer->DeferDecodingTo(&pending_decode_);
+    transfer->MarkStarted();
+    CURL* easy = transfer->handle();
+    if (curl_multi_add_handle(multi_.get(), easy) != CURLM_OK) {
+      finished_.push_back({{std::move(transfer), &state, 0}, CURLE_FAILED_INIT, std::nullopt});
+      return;
+    }
+    const uint64_t id = ++next_id_;
+    if (auto deadline = transfer->FirstTokenDeadline()) {
+      deadlines_.push({*deadline, id, easy});
+    }
+    transfers_.emplace(easy, Running{std::move(transfer), &state, id});
+    in_flight_.store(transfers_.size());
+    SocketAction(CURL_SOCKET_TIMEOUT, 0);
+  }
+
+  // The decoder has decided the outcome: end the transfer now rather than wait for a server that
+  // may keep the stream open until the total timeout.
+  void EndFailedDecode(Transfer& transfer) {
+    auto it = transfers_.find(transfer.handle());
+    if (it == transfers_.end()) {
+      return;  // curl finished it in this iteration already
+    }
+    const SteadyTime end = clock_.MonotonicNow();
+    curl_multi_remove_handle(multi_.get(), transfer.handle());
+    finished_.push_back({std::move(it->second), CURLE_WRITE_ERROR, end});
+    transfers_.erase(it);
+    in_flight_.store(transfers_.size());
   }
 
   void AbortLateFirstTokens() {
@@ -501,7 +598,7 @@ class ProberImpl final : public Prober {
     if (!deadlines_.empty()) {
       wait = std::min(wait, deadlines_.top().deadline - now);
     }
-    if (!stopping && transfers_.size() < options_.max_concurrency) {
+    if (!stopping && transfers_.size() + preparing_.size() < options_.max_concurrency) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!due_.empty()) {
         wait = std::min(wait, due_.top().due - now);
@@ -518,9 +615,16 @@ class ProberImpl final : public Prober {
     transfers_.clear();
     finished_.clear();
     deadlines_ = DeadlineHeap();
+    {
+      // Preparations still running are not waited for here; what they deliver later is stale
+      // (preparing is reset below) and dropped.
+      std::lock_guard<std::mutex> lock(prepared_mu_);
+      prepared_.clear();
+    }
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = targets_.begin(); it != targets_.end();) {
       it->second->in_flight = false;
+      it->second->preparing = false;
       it = it->second->configured ? std::next(it) : targets_.erase(it);
     }
     RebuildDueHeap();
@@ -548,12 +652,17 @@ class ProberImpl final : public Prober {
   std::unordered_map<CURL*, Running> transfers_;
   std::vector<Finished> finished_;
   std::vector<Transfer*> pending_decode_;  // transfers with undecoded stream bytes
+  std::vector<std::future<void>> preparing_;  // Prepare's threads, until reaped
+  uint64_t next_prepare_id_ = 0;              // GUARDED_BY(mu_)
   DeadlineHeap deadlines_;
   std::optional<MonotonicTime> curl_timer_;  // when curl wants socket_action(TIMEOUT)
   uint64_t next_id_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 
   std::atomic<size_t> in_flight_{0};
+
+  std::mutex prepared_mu_;
+  std::vector<Prepared> prepared_;  // GUARDED_BY(prepared_mu_): built, not started yet
 };
 
 }  // namespace
@@ -586,7 +695,8 @@ Result<std::unique_ptr<Prober>> Prober::Create(const ProberOptions& options, Pro
 }
 
 ProbeResult ProbeOnce(const TargetSpec& target, const ProberOptions& options, const Clock& clock) {
-  Transfer transfer(std::make_shared<const TargetSpec>(target), options, clock);
+  Transfer transfer(std::make_shared<const TargetSpec>(target), CompileExpect(target), options,
+                    clock);
   if (transfer.handle() == nullptr) {
     return transfer.Finish(CURLE_OK);
   }

@@ -13,6 +13,7 @@
 
 #include "collector/collector.h"
 #include "collector/internal/auth/aws_credentials.h"
+#include "collector/internal/auth/secret_file.h"
 #include "collector/internal/providers/provider.h"
 #include "common/environment.h"
 #include "common/yaml_reader.h"
@@ -195,6 +196,7 @@ std::optional<Secret> ResolveSecret(SecretSource source, const Entry& e, std::st
     ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));
     return std::nullopt;
   }
+  WarnIfSecretFileExposed(file);
   std::string value = TrimTrailingNewlines(std::move(*content));
   if (value.empty()) {
     ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": file {} is empty", path, file));
@@ -416,6 +418,7 @@ void ReadServiceAccount(const Entry& e, ParsedAuth& out, ConfigReadContext& ctx)
     ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));
     return;
   }
+  WarnIfSecretFileExposed(file);
   // No exceptions: a parse error's text quotes the input, and the input is a private key.
   const nlohmann::json key = nlohmann::json::parse(*content, nullptr, false);
   if (key.is_discarded() || !key.is_object()) {

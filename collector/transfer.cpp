@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,9 +47,20 @@ bool IsCredentialHeader(std::string_view name) {
 
 }  // namespace
 
-Transfer::Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions& options,
-                   const Clock& clock)
-    : target_(std::move(target)), options_(options), clock_(clock) {
+std::shared_ptr<const Regex> CompileExpect(const TargetSpec& target) {
+  if (target.expect.empty()) {
+    return nullptr;
+  }
+  Result<Regex> compiled = Regex::Compile(target.expect);
+  if (!compiled) {
+    return nullptr;
+  }
+  return std::make_shared<const Regex>(std::move(*compiled));
+}
+
+Transfer::Transfer(std::shared_ptr<const TargetSpec> target, std::shared_ptr<const Regex> expect,
+                   const ProberOptions& options, const Clock& clock)
+    : target_(std::move(target)), expect_(std::move(expect)), options_(options), clock_(clock) {
   adapter_ = AdapterFor(target_->provider);
   if (adapter_ == nullptr) {
     setup_error_ = fmt::format("provider {} is not supported yet", ProviderName(target_->provider));
@@ -84,6 +94,7 @@ Transfer::Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions
   }
   list = curl_slist_append(list, "Expect:");  // no 100-continue round trip in the timing
   header_list_.reset(list);
+  secrets_ = KnownSecrets();
 
   curl_easy_setopt(easy, CURLOPT_URL, request->url.c_str());
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -157,6 +168,9 @@ size_t Transfer::OnBody(std::string_view bytes) {
   now_ = clock_.MonotonicNow();
   last_byte_ = now_;
   DecideBodyMode();
+  if (DecoderFailed()) {
+    return 0;  // CURLE_WRITE_ERROR: nothing later can change the outcome
+  }
   body_bytes_ += bytes.size();
   if (body_bytes_ > options_.max_response_bytes) {
     cut_off_ = true;
@@ -171,6 +185,9 @@ size_t Transfer::OnBody(std::string_view bytes) {
       pending_marks_.emplace_back(pending_bytes_.size(), now_);
     } else {
       decoder_->Feed(bytes, *this);
+      if (DecoderFailed()) {
+        return 0;
+      }
     }
   } else {
     const bool ok_status = status_ >= 200 && status_ < 300;
@@ -212,7 +229,11 @@ size_t Transfer::OnHeader(std::string_view line) {
   for (char& c : name) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
-  headers_.Add(std::move(name), std::string(TrimView(trimmed.substr(colon + 1))));
+  std::string value(TrimView(trimmed.substr(colon + 1)));
+  // Request ids and error codes are read from here: a provider echoing a credential into one
+  // must not get it stored or logged, whatever the credential looks like.
+  RedactSecrets(value, secrets_);
+  headers_.Add(std::move(name), std::move(value));
   return line.size();
 }
 
@@ -251,12 +272,14 @@ void Transfer::OnUsage(const Usage& usage) {
 void Transfer::OnError(const ProviderError& error) {
   if (!stream_error_) {
     stream_error_ = error;
+    RedactSecrets(stream_error_->message, secrets_);
   }
 }
 
 void Transfer::OnMalformed(std::string_view what) {
   if (malformed_.empty()) {
     malformed_ = std::string(what);
+    RedactSecrets(malformed_, secrets_);
   }
 }
 
@@ -286,12 +309,12 @@ ProbeResult Transfer::Finish(CURLcode code, std::optional<SteadyTime> end_time) 
   result.requests = info.requests;
   result.tokens = info.tokens;
   result.retry_after_seconds = info.retry_after_seconds;
-  result.request_id = info.request_id;
+  result.request_id = info.request_id;  // from headers_, whose values had secrets_ redacted
 
   Classify(code, result);
   FillTiming(result);
 
-  result.error = SanitizeText(result.error, KnownSecrets());
+  result.error = SanitizeText(result.error, secrets_);
   return result;
 }
 
@@ -300,13 +323,19 @@ ProbeResult Transfer::Finish(CURLcode code, std::optional<SteadyTime> end_time) 
 std::vector<std::string_view> Transfer::KnownSecrets() const {
   const TargetAuth& auth = target_->auth;
   std::vector<std::string_view> secrets = {
-      target_->api_key.Reveal(), auth.aws.secret_access_key.Reveal(),
+      target_->api_key.Reveal(), auth.aws.access_key_id.Reveal(),
+      auth.aws.secret_access_key.Reveal(),
       auth.aws.session_token.Reveal(), auth.google_service_account_json.Reveal()};
   for (const auto& header : target_->headers) {
     secrets.push_back(header.second.Reveal());
   }
   for (const Secret& value : request_header_values_) {
-    secrets.push_back(value.Reveal());
+    const std::string_view text = value.Reveal();
+    secrets.push_back(text);
+    // "Bearer <token>": a provider may echo the token alone.
+    if (const size_t space = text.find(' '); space != std::string_view::npos) {
+      secrets.push_back(text.substr(space + 1));
+    }
   }
   std::erase_if(secrets, [](std::string_view s) { return s.empty(); });
   return secrets;
@@ -333,7 +362,11 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
   // An error status whose body was cut short still says what the provider meant.
   const bool error_status_cut =
       status_ >= 300 && (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR);
-  if (code != CURLE_OK && !(code == CURLE_PARTIAL_FILE && ok_status) && !error_status_cut) {
+  // We ended the transfer because the decoder failed (or it failed before curl's error): the
+  // decoder's report is the outcome, read below.
+  const bool decoder_ended = ok_status && DecoderFailed();
+  if (code != CURLE_OK && !(code == CURLE_PARTIAL_FILE && ok_status) && !error_status_cut &&
+      !decoder_ended) {
     ClassifyCurlError(code, result);
     return;
   }
@@ -342,6 +375,8 @@ void Transfer::Classify(CURLcode code, ProbeResult& result) {
     result.error = "no HTTP response";
     return;
   }
+  // Adapters quote and cut the body into messages: redact before any cut can split a secret.
+  RedactSecrets(body_, secrets_);
   if (!ok_status) {
     const ProviderError error =
         adapter_->ClassifyHttpError(static_cast<int>(status_), headers_, body_);
@@ -406,6 +441,19 @@ void Transfer::ClassifyCurlError(CURLcode code, ProbeResult& result) const {
     case CURLE_WEIRD_SERVER_REPLY:
       result.outcome = Outcome::kInvalidResponse;
       break;
+    case CURLE_OUT_OF_MEMORY:
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+#endif
+      // libcurl refuses a single header line over CURL_MAX_HTTP_HEADER (100 KB) before our header
+      // callback sees it, and (before 8.6) says so with "Out of memory": the server's fault.
+      if (!mode_decided_) {
+        result.outcome = Outcome::kInvalidResponse;
+        detail = "response header line over libcurl's 100 KB limit";
+      } else {
+        result.outcome = Outcome::kNetwork;
+      }
+      break;
     default:
       // DNS, refused, reset, TLS handshake and verification, HTTP/2 framing, empty reply.
       result.outcome = Outcome::kNetwork;
@@ -419,22 +467,17 @@ void Transfer::CheckAnswer(ProbeResult& result) const {
   if (target_->expect.empty()) {
     return;
   }
-  std::string_view pattern = target_->expect;
-  auto flags = std::regex::ECMAScript;
-  if (pattern.substr(0, 4) == "(?i)") {
-    pattern.remove_prefix(4);
-    flags |= std::regex::icase;
-  }
-  try {
-    const std::regex re{std::string(pattern), flags};
-    if (!std::regex_search(answer_, re)) {
-      result.outcome = Outcome::kContentMismatch;
-      result.error = "answer does not match expect: \"" + answer_.substr(0, 80) + "\"";
-    }
-  } catch (const std::regex_error&) {
-    // Config validation should have refused it; say so rather than crash the loop.
+  if (!expect_) {
+    // Config validation should have refused it; say so rather than pass every answer.
     result.outcome = Outcome::kContentMismatch;
     result.error = "expect is not a valid regex";
+    return;
+  }
+  if (!expect_->Search(answer_)) {
+    std::string shown = answer_;
+    RedactSecrets(shown, secrets_);
+    result.outcome = Outcome::kContentMismatch;
+    result.error = "answer does not match expect: \"" + shown.substr(0, 80) + "\"";
   }
 }
 

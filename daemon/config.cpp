@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <regex>
 #include <span>
 #include <utility>
 
+#include "common/regex.h"
 #include "common/yaml_reader.h"
 
 namespace modelpulse::daemon {
@@ -131,23 +131,6 @@ void Store(std::optional<Setting<T>>& slot, std::optional<T> value, const Entry&
   }
 }
 
-// The compile problem of an `expect` regex, or nullopt. A leading "(?i)" (which ECMAScript lacks)
-// means case-insensitive, as the collector reads it.
-std::optional<std::string> RegexProblem(const std::string& expect) {
-  std::string_view pattern = expect;
-  auto flags = std::regex::ECMAScript;
-  if (pattern.starts_with("(?i)")) {
-    pattern.remove_prefix(4);
-    flags |= std::regex::icase;
-  }
-  try {
-    std::regex compiled{std::string(pattern), flags};
-  } catch (const std::regex_error& error) {
-    return std::string(error.what());
-  }
-  return std::nullopt;
-}
-
 // Handles `e` when it is a probe setting; returns false otherwise.
 bool ReadProbeSetting(const Entry& e, std::string_view where, Scope scope, ProbeSettings& out,
                       Diagnostics& diag) {
@@ -168,9 +151,9 @@ bool ReadProbeSetting(const Entry& e, std::string_view where, Scope scope, Probe
                fmt::format("\"expect\": longer than {} characters", kMaxExpectLength));
       expect.reset();
     } else if (expect) {
-      if (std::optional<std::string> problem = RegexProblem(*expect)) {
-        diag.Add(e.ValueMark(), fmt::format("\"expect\": invalid regular expression \"{}\": {}",
-                                            *expect, *problem));
+      // The collector compiles it the same way (RE2, default options; "(?i)" for any case).
+      if (Result<Regex> compiled = Regex::Compile(*expect); !compiled) {
+        diag.Add(e.ValueMark(), fmt::format("\"expect\": {}", compiled.error().message));
         expect.reset();
       }
     }

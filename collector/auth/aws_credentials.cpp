@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "collector/internal/auth/secret_file.h"
+
 namespace modelpulse::collector {
 namespace {
 
@@ -142,6 +144,7 @@ Result<ResolvedAwsCredentials> ResolveAwsCredentials(const AwsCredentialOptions&
     return Fail(
         Error::Io("cannot read AWS credentials file " + path + " (for profile '" + profile + "')"));
   }
+  WarnIfSecretFileExposed(path);
   const std::optional<std::map<std::string, std::string>> keys = ReadProfile(*content, profile);
   if (!keys) {
     return Fail(Error::NotFound("AWS " + where + " not found"));

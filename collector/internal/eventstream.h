@@ -49,6 +49,12 @@ struct EventStreamMessage {
   const EventStreamHeader* Find(std::string_view name) const;
 };
 
+inline constexpr size_t kEventStreamPreludeBytes = 12;
+
+// True when `head` starts with a prelude (total length, headers length, CRC of both) whose CRC
+// checks, whatever the lengths say; false when shorter than kEventStreamPreludeBytes.
+bool IsEventStreamPrelude(std::string_view head);
+
 // Standard CRC-32 (IEEE 802.3, zlib's crc32) of `data`, continuing from `crc`.
 uint32_t Crc32(std::string_view data, uint32_t crc = 0);
 
@@ -65,10 +71,14 @@ class EventStreamDecoder {
     kBadPreludeCrc,  // the 12-byte prelude does not match its CRC
     kBadMessageCrc,  // the message does not match its CRC
     kBadLength,      // total length under 16, headers longer than the message, or over the cap
-    kBadHeaders,     // a header runs past its block, has an unknown type or is duplicated
+    kBadHeaders,     // a header runs past its block, has an unknown type or is duplicated, or
+                     // the frame has more than kMaxHeadersPerMessage headers
     kTruncated,      // (Finish only) the stream ended inside a frame
   };
   static constexpr size_t kMaxMessageBytes = 16 * 1024 * 1024;
+  // Bedrock's frames carry three to five headers; a frame with thousands is hostile, and each
+  // one costs an allocation, so the count is bounded like the lengths are.
+  static constexpr size_t kMaxHeadersPerMessage = 256;
 
   // `max_message_bytes` is capped at kMaxMessageBytes.
   explicit EventStreamDecoder(size_t max_message_bytes = kMaxMessageBytes);

@@ -31,6 +31,11 @@ void ReadOpenAIRateLimits(const HttpHeaders& headers, RateLimit& requests, RateL
 // The first present header of `names`, made safe to store (printable, at most 128 chars).
 std::string ReadRequestId(const HttpHeaders& headers, const std::vector<std::string_view>& names);
 
+// Replaces each of `secrets` (exact; those under 4 bytes are skipped, they would mangle ordinary
+// words) wherever it occurs in `text` with "<redacted>". For provider-echoed text before anything
+// cuts it, so that no prefix of a secret survives a truncation.
+void RedactSecrets(std::string& text, const std::vector<std::string_view>& secrets);
+
 // Makes provider- or curl-supplied text safe to store: removes each of `secrets` (exact), redacts
 // key-shaped tokens (sk-..., Bearer ...), drops URL queries, replaces control characters and
 // invalid UTF-8 with '?', collapses whitespace and cuts to `max_len` bytes on a character boundary.

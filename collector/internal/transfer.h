@@ -3,7 +3,8 @@
 
 // One probe's HTTP exchange on a libcurl easy handle: sets it up from the adapter's request,
 // timestamps bytes as they arrive, feeds the decoder, and turns the end of the transfer into a
-// ProbeResult. Private to the collector. Not thread-safe: lives on the event-loop thread.
+// ProbeResult. Private to the collector. Not thread-safe: may be built on another thread (the
+// prober does so where building runs a token command), then lives on the event-loop thread.
 
 #include <curl/curl.h>
 
@@ -19,6 +20,7 @@
 #include "collector/collector.h"
 #include "collector/internal/providers/provider.h"
 #include "common/common.h"
+#include "common/regex.h"
 
 namespace modelpulse::collector {
 
@@ -39,15 +41,22 @@ using CurlMultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
 inline constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
 // All response header bytes, over every response of the exchange.
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
-// Answer text kept for the `expect` regex (libstdc++'s regex recurses per character).
+// Answer text kept for the `expect` regex: enough for any sensible check, bounded for memory.
 inline constexpr size_t kMaxAnswerBytes = 16 * 1024;
+
+// A target's `expect`, compiled once per configuration (RE2: linear time, so no answer can make
+// it recurse or backtrack). Null when the target has none or it does not compile (the config
+// loader refuses such a pattern; a probe then reports content_mismatch rather than crash).
+// "(?i)" at its start, as RE2 reads it, means case-insensitive.
+std::shared_ptr<const Regex> CompileExpect(const TargetSpec& target);
 
 class Transfer final : public StreamEvents {
  public:
   // Builds the request. When that fails (no adapter, unusable target) the transfer is born
-  // finished: handle() is null and Finish() reports the reason.
-  Transfer(std::shared_ptr<const TargetSpec> target, const ProberOptions& options,
-           const Clock& clock);
+  // finished: handle() is null and Finish() reports the reason. `expect` is
+  // CompileExpect(*target), shared by every probe of the target.
+  Transfer(std::shared_ptr<const TargetSpec> target, std::shared_ptr<const Regex> expect,
+           const ProberOptions& options, const Clock& clock);
   ~Transfer() override;
   Transfer(const Transfer&) = delete;
   Transfer& operator=(const Transfer&) = delete;
@@ -74,6 +83,10 @@ class Transfer final : public StreamEvents {
   std::optional<SteadyTime> FirstTokenDeadline() const;
   // The loop aborted the transfer at the first-token deadline (after removing the handle).
   void MarkFirstTokenTimeout() { first_token_timeout_ = true; }
+  // The stream decoder reported malformed input or a provider error: the outcome is decided, so
+  // the loop ends the transfer at once (without a pending list OnBody does it) instead of
+  // waiting for a server that may never close. Finish() then classifies by the decoder's report.
+  bool DecoderFailed() const { return streaming_ && (stream_error_ || !malformed_.empty()); }
 
   // The transfer ended with `code` (the handle has been removed from its multi handle). `end` is
   // when curl reported the end; the loop classifies later, so that moment is passed in rather
@@ -103,6 +116,7 @@ class Transfer final : public StreamEvents {
 
   // Constant after construction.
   std::shared_ptr<const TargetSpec> target_;
+  std::shared_ptr<const Regex> expect_;
   const ProberOptions options_;
   const Clock& clock_;
   const ProviderAdapter* adapter_ = nullptr;
@@ -111,6 +125,8 @@ class Transfer final : public StreamEvents {
   std::vector<std::string_view> KnownSecrets() const;
 
   std::vector<Secret> request_header_values_;  // credential headers as sent
+  // KnownSecrets(), once the request is built: redacted from everything the provider sends back.
+  std::vector<std::string_view> secrets_;
   std::string setup_error_;
   Outcome setup_outcome_ = Outcome::kClientError;
   char curl_error_[CURL_ERROR_SIZE] = {};

@@ -174,27 +174,31 @@ class ConverseStreamDecoder final : public StreamDecoder {
       return;
     }
     if (!sniffed_) {
-      sniffed_ = true;
-      // An event-stream frame starts with its big-endian length, under 16 MiB, so its first byte
-      // is 0; an SSE stream from the OpenAI-compatible endpoint starts with text. The seam gives
-      // a decoder neither the target nor the content-type, so the bytes decide.
-      if (bytes.front() != '\0') {
-        sse_ = OpenAIWire().NewStreamDecoder(limits_);
+      // The seam gives a decoder neither the target nor the content-type, so the first bytes
+      // decide between event-stream frames and the OpenAI-compatible endpoint's SSE text. A
+      // frame starts with a prelude whose CRC checks (text passes by chance once in 2^32), or,
+      // under 16 MiB, with a zero byte; the CRC is what tells an oversized frame from text, so
+      // it is refused as a frame rather than misread as SSE.
+      head_.append(bytes);
+      if (head_.front() != '\0' && head_.size() < kEventStreamPreludeBytes) {
+        return;  // wait for a whole prelude
       }
-    }
-    if (sse_) {
-      sse_->Feed(bytes, events);
+      Decide();
+      const std::string head = std::move(head_);
+      head_.clear();
+      Dispatch(head, events);
       return;
     }
-    const EventStreamDecoder::Status status =
-        frames_.Feed(bytes, [&](const EventStreamMessage& message) { OnMessage(message, events); });
-    if (status != EventStreamDecoder::Status::kOk) {
-      failed_ = true;
-      events.OnMalformed(EventStreamDecoder::Describe(status));
-    }
+    Dispatch(bytes, events);
   }
 
   void Finish(StreamEvents& events) override {
+    if (!sniffed_ && !head_.empty()) {
+      Decide();  // a body shorter than a prelude
+      const std::string head = std::move(head_);
+      head_.clear();
+      Dispatch(head, events);
+    }
     if (sse_) {
       sse_->Finish(events);
       return;
@@ -209,6 +213,29 @@ class ConverseStreamDecoder final : public StreamDecoder {
   }
 
  private:
+  void Decide() {
+    sniffed_ = true;
+    if (head_.front() != '\0' && !IsEventStreamPrelude(head_)) {
+      sse_ = OpenAIWire().NewStreamDecoder(limits_);
+    }
+  }
+
+  void Dispatch(std::string_view bytes, StreamEvents& events) {
+    if (failed_) {
+      return;
+    }
+    if (sse_) {
+      sse_->Feed(bytes, events);
+      return;
+    }
+    const EventStreamDecoder::Status status =
+        frames_.Feed(bytes, [&](const EventStreamMessage& message) { OnMessage(message, events); });
+    if (status != EventStreamDecoder::Status::kOk) {
+      failed_ = true;
+      events.OnMalformed(EventStreamDecoder::Describe(status));
+    }
+  }
+
   void OnMessage(const EventStreamMessage& message, StreamEvents& events) {
     events.OnChunk();
     if (message.message_type == "exception") {
@@ -255,6 +282,7 @@ class ConverseStreamDecoder final : public StreamDecoder {
   DecoderLimits limits_;
   EventStreamDecoder frames_;
   std::unique_ptr<StreamDecoder> sse_;
+  std::string head_;  // the first bytes, until they tell frames from text
   bool sniffed_ = false;
   bool failed_ = false;
 };

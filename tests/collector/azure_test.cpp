@@ -3,8 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collector/collector.h"
@@ -430,6 +432,60 @@ TEST_CASE("Azure e2e: deployment stream, v1 non-stream with a token command, 429
   CHECK(no_token.http_status == 0);
   CHECK(no_token.error.find("exited with status 4") != std::string::npos);
   CHECK(testing::AllText(no_token).find("SECRET") == std::string::npos);
+}
+
+TEST_CASE("Azure prober: a slow token command delays only its own target") {
+  testing::CurlGlobalInit curl;
+  testing::LoopbackServer server;
+  ScratchDir dir;
+  server.Post("/openai/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(
+        R"({"choices":[{"finish_reason":"stop","index":0,"message":{"content":"OK","role":"assistant"}}],"usage":{"completion_tokens":1,"prompt_tokens":9,"total_tokens":10}})",
+        "application/json");
+  });
+  server.Start();
+
+  const std::string gate = (dir.path() / "gate").string();
+  TargetSpec slow = E2eTarget(server);
+  slow.name = "slow";
+  slow.stream = false;
+  slow.interval = 50ms;
+  slow.auth.mode = AuthMode::kTokenCommand;
+  // Prints its token only once the test opens the gate (bounded by the command timeout, 10 s).
+  slow.auth.token_command = {dir.Script(
+      "gated.sh", "while [ ! -e '" + gate + "' ]; do sleep 0.01; done\necho cmd-token-SECRET")};
+  TargetSpec fast = slow;
+  fast.name = "fast";
+  fast.auth.mode = AuthMode::kApiKey;
+  fast.auth.token_command.clear();
+
+  SystemClock clock;
+  testing::CollectingSink sink;
+  ProberOptions options;
+  options.shutdown_grace = 3000ms;
+  auto prober = Prober::Create(options, sink, clock);
+  REQUIRE(prober.has_value());
+  (*prober)->SetTargets({slow, fast});
+  std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+
+  // While the slow target's command is blocked, the fast one probes again and again, and the
+  // prober's state stays readable. The loop used to run the command itself: nothing else moved.
+  const bool fast_kept_going =
+      testing::PollUntil([&] { return sink.CountFor("fast") >= 3; }, 5000ms);
+  CHECK(fast_kept_going);
+  CHECK(sink.CountFor("slow") == 0);
+  CHECK((*prober)->Status().size() == 2);
+
+  std::ofstream(gate) << "open\n";
+  const bool slow_done = testing::PollUntil([&] { return sink.CountFor("slow") >= 1; }, 12000ms);
+  loop.request_stop();
+  loop.join();
+  REQUIRE(slow_done);
+  for (const ProbeResult& r : sink.results()) {
+    CAPTURE(r.target);
+    CHECK(r.outcome == Outcome::kOk);
+    CHECK(r.error.empty());
+  }
 }
 
 }  // namespace

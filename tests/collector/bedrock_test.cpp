@@ -265,6 +265,29 @@ TEST_CASE("bedrock: a corrupted CRC and a truncated frame are malformed, each sa
   CHECK(truncated.terminator);  // messageStop came before the cut; the cut is still reported
 }
 
+TEST_CASE("bedrock: a frame declaring 16 MiB or more is an over-long frame, not SSE text") {
+  for (const uint32_t total : {uint32_t{16} << 20, (uint32_t{16} << 20) + 16, uint32_t{0x7fffffff}}) {
+    // A prelude with a valid CRC whose first byte is not zero, then the start of the frame.
+    std::string prelude;
+    auto put32 = [&](uint32_t v) {
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        prelude.push_back(static_cast<char>((v >> shift) & 0xffU));
+      }
+    };
+    put32(total);
+    put32(0);
+    put32(Crc32(prelude));
+    CAPTURE(total);
+    const Recorder r = DecodeEverySplit(Adapter(), prelude + std::string(64, 'x'));
+    CHECK(r.malformed == "event stream frame length invalid or over the limit");
+    CHECK(r.log.size() == 1);
+  }
+  // Text shorter than a prelude is still SSE (here a lone comment: no events, no terminator).
+  const Recorder comment = DecodeEverySplit(Adapter(), ": hi\n\n");
+  CHECK(comment.malformed.empty());
+  CHECK(comment.log.empty());
+}
+
 TEST_CASE("bedrock: the OpenAI-compatible endpoint's SSE goes through the same decoder") {
   const std::string sse =
       "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"

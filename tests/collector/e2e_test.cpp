@@ -13,11 +13,14 @@
 #include <vector>
 
 #include "collector/collector.h"
+#include "tests/collector/loopback_server.h"
 
 namespace modelpulse::collector {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::CollectingSink;
+using testing::PollUntil;
 
 // libcurl's global init is the program's job; this test program does it once here.
 struct CurlGlobal {
@@ -127,6 +130,46 @@ class FakeOpenAI {
           res.set_content("data: {\"choices\":[{\"delta\":{\"content\":\"OK\"\n\ndata: [DONE]\n\n",
                           "text/event-stream");
         });
+    // A 16 KiB answer (all the collector keeps for `expect`), "OK" first.
+    server_.Post("/long/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+      std::string body = Chunk(R"({"choices":[{"delta":{"content":"OK\n"}}]})");
+      for (int i = 0; i < 2400; ++i) {
+        body += Chunk(R"({"choices":[{"delta":{"content":"lorem \n"}}]})");
+      }
+      res.set_content(body + "data: [DONE]\n\n", "text/event-stream");
+    });
+    // A malformed chunk, then nothing while the connection stays open (until the test ends).
+    server_.Post("/badthenhang/v1/chat/completions",
+                 [this](const httplib::Request&, httplib::Response& res) {
+                   res.set_chunked_content_provider(
+                       "text/event-stream", [this](size_t, httplib::DataSink& sink) {
+                         const std::string bad = "data: {\"choices\":[{\"delta\":\n\n";
+                         sink.write(bad.data(), bad.size());
+                         for (int i = 0; i < 600 && !stopping_; ++i) {
+                           std::this_thread::sleep_for(10ms);
+                         }
+                         sink.done();
+                         return true;
+                       });
+                 });
+    // One response header line of 150 KB, over libcurl's 100 KB line limit.
+    server_.Post("/hugeheader/v1/chat/completions",
+                 [](const httplib::Request&, httplib::Response& res) {
+                   res.set_header("x-filler", std::string(150 * 1024, 'a'));
+                   res.set_content(R"({"choices":[{"message":{"content":"OK"}}]})",
+                                   "application/json");
+                 });
+    // Echoes the bearer token, bare, into the request id and into an error message.
+    server_.Post("/echo/v1/chat/completions", [](const httplib::Request& req,
+                                                 httplib::Response& res) {
+      const std::string token = req.get_header_value("Authorization").substr(7);
+      res.status = 401;
+      res.set_header("x-request-id", "req_" + token);
+      res.set_content(R"({"error":{"message":"key )" + token + R"( is not valid for this )" +
+                          std::string(300, '.') + token +
+                          R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
+                      "application/json");
+    });
     server_.Post("/nodone/v1/chat/completions", [](const httplib::Request&,
                                                    httplib::Response& res) {
       res.set_content(Chunk(R"({"choices":[{"delta":{"content":"OK"}}]})"), "text/event-stream");
@@ -340,41 +383,86 @@ TEST_CASE("e2e: failures are classified") {
   }
 }
 
-// Collects results on the prober's thread; read from the test thread.
-class CollectingSink final : public ProbeSink {
- public:
-  void OnProbe(const ProbeResult& result) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    results_.push_back(result);
-  }
-  std::vector<ProbeResult> results() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return results_;
-  }
-  size_t CountFor(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
-    size_t n = 0;
-    for (const auto& r : results_) {
-      n += r.target == name ? 1 : 0;
-    }
-    return n;
-  }
+TEST_CASE("e2e: expect runs in linear time on a 16 KiB answer (std::regex recursed per char)") {
+  FakeOpenAI server;
+  SystemClock clock;
+  TargetSpec target = Target(server, "long");
+  // `(.|\n)*` is what crashed std::regex (a stack frame per character) on this answer.
+  target.expect = "(.|\n)*OK";
+  ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.error == "");
+  CHECK(r.outcome == Outcome::kOk);
+  target.expect = "(.|\n)*NOPE";
+  r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.outcome == Outcome::kContentMismatch);
+  // Case-insensitive as before, with RE2's "(?i)".
+  target.expect = "(?i)^ok$";
+  r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.outcome == Outcome::kContentMismatch);  // ^ and $ are the whole answer's ends
+  target.expect = "(?i)\\Aok\\n";
+  r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.outcome == Outcome::kOk);
+}
 
- private:
-  std::mutex mu_;
-  std::vector<ProbeResult> results_;
-};
+TEST_CASE("e2e: a decoder failure ends the transfer at once, classified by the decoder") {
+  FakeOpenAI server;
+  SystemClock clock;
+  // The server never closes: before the fix the probe waited for the first-token deadline
+  // (timeout) or the total one, whatever the stream had already shown.
+  TargetSpec target = Target(server, "badthenhang");
+  target.timeouts.first_token = 4000ms;
+  target.timeouts.total = 5000ms;
 
-template <typename Predicate>
-bool PollUntil(Predicate done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(5ms);
+  SUBCASE("ProbeOnce (decoded on arrival)") {
+    const ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
+    CHECK(r.outcome == Outcome::kInvalidResponse);
+    CHECK(r.error.find("malformed") != std::string::npos);
+    CHECK(r.http_status == 200);
   }
-  return true;
+  SUBCASE("the prober (decoded after the socket reads)") {
+    CollectingSink sink;
+    auto prober = Prober::Create(ProberOptions{}, sink, clock);
+    REQUIRE(prober.has_value());
+    target.interval = 50ms;  // first start within 50 ms
+    (*prober)->SetTargets({target});
+    std::jthread loop([&](std::stop_token stop) { (*prober)->Run(stop); });
+    // Bounded only so a regression fails instead of hanging; the outcome is the assertion.
+    const bool done = PollUntil([&] { return !sink.results().empty(); }, 10000ms);
+    loop.request_stop();
+    loop.join();
+    REQUIRE(done);
+    const ProbeResult r = sink.results()[0];
+    CHECK(r.outcome == Outcome::kInvalidResponse);
+    CHECK(r.error.find("malformed") != std::string::npos);
+  }
+}
+
+TEST_CASE("e2e: a response header line over libcurl's limit is invalid_response, not network") {
+  FakeOpenAI server;
+  SystemClock clock;
+  TargetSpec target = Target(server, "hugeheader");
+  target.stream = false;
+  const ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.outcome == Outcome::kInvalidResponse);
+  CHECK(r.error == "response header line over libcurl's 100 KB limit");
+}
+
+TEST_CASE("e2e: a credential of any shape echoed back is masked in the request id and error") {
+  FakeOpenAI server;
+  SystemClock clock;
+  TargetSpec target = Target(server, "echo");
+  target.stream = false;
+  // Not sk-shaped: the old shape-based masking let it through into the request id.
+  const std::string key = "gsk_SECRETkey0123456789abcdefABCDEF";
+  target.api_key = Secret(key);
+  const ProbeResult r = ProbeOnce(target, ProberOptions{}, clock);
+  CHECK(r.outcome == Outcome::kAuth);
+  CHECK(r.request_id == "req_<redacted>");
+  CHECK(r.error.find("<redacted>") != std::string::npos);
+  for (const std::string* field : {&r.error, &r.request_id}) {
+    CHECK(field->find("SECRET") == std::string::npos);
+    CHECK(field->find("gsk_") == std::string::npos);
+  }
 }
 
 TEST_CASE("e2e: the prober probes two targets with a concurrency cap of 1") {

@@ -267,6 +267,50 @@ TEST_CASE("event stream: malformed header blocks are reported") {
             .feed == Status::kBadHeaders);
 }
 
+// `count` boolean headers named h0, h1, ... (plus `last` when given), as one header block.
+std::string BoolHeaderBlock(size_t count, const std::string& last = "") {
+  std::string block;
+  auto add = [&](const std::string& name) {
+    block.push_back(static_cast<char>(name.size()));
+    block += name;
+    block.push_back(static_cast<char>(EventStreamValueType::kBoolTrue));
+  };
+  for (size_t i = 0; i < count; ++i) {
+    add("h" + std::to_string(i));
+  }
+  if (!last.empty()) {
+    add(last);
+  }
+  return block;
+}
+
+TEST_CASE("event stream: the header count per frame is bounded, duplicates found in one pass") {
+  using Decoder = EventStreamDecoder;
+  // 100k distinct headers in one frame (800 KB, under the length cap): the duplicate search used
+  // to be quadratic (13 s of CPU); it is refused as malformed headers now.
+  const std::string hostile = FrameWithHeaderBlock(BoolHeaderBlock(100'000), "{}");
+  REQUIRE(hostile.size() < Decoder::kMaxMessageBytes);
+  const Decoded refused = DecodeSplit(hostile, {});
+  CHECK(refused.feed == Status::kBadHeaders);
+  CHECK(refused.messages.empty());
+
+  // Up to the cap a frame decodes, headers in order.
+  const Decoded full =
+      DecodeSplit(FrameWithHeaderBlock(BoolHeaderBlock(Decoder::kMaxHeadersPerMessage), "{}"), {});
+  CHECK(full.feed == Status::kOk);
+  REQUIRE(full.messages.size() == 1);
+  CHECK(full.messages[0].headers.size() == Decoder::kMaxHeadersPerMessage);
+  CHECK(full.messages[0].headers.back().name ==
+        "h" + std::to_string(Decoder::kMaxHeadersPerMessage - 1));
+  // One over the cap is refused; a duplicate of the first name as the last header is still found.
+  CHECK(DecodeSplit(FrameWithHeaderBlock(BoolHeaderBlock(Decoder::kMaxHeadersPerMessage, "x"), ""),
+                    {})
+            .feed == Status::kBadHeaders);
+  CHECK(DecodeSplit(
+            FrameWithHeaderBlock(BoolHeaderBlock(Decoder::kMaxHeadersPerMessage - 1, "h0"), ""), {})
+            .feed == Status::kBadHeaders);
+}
+
 TEST_CASE("event stream: exception and error frames are read by their headers") {
   const std::string exception = EncodeEventStreamMessage(
       {StringHeader(":exception-type", "throttlingException"),

@@ -13,7 +13,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "collector/collector.h"
 #include "common/common.h"
 
 namespace modelpulse::collector::testing {
@@ -103,6 +105,44 @@ inline void StreamParts(httplib::Response& res, const std::string& content_type,
     sink.done();
     return true;
   });
+}
+
+// Collects results on the prober's thread; read from the test thread.
+class CollectingSink final : public ProbeSink {
+ public:
+  void OnProbe(const ProbeResult& result) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    results_.push_back(result);
+  }
+  std::vector<ProbeResult> results() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return results_;
+  }
+  size_t CountFor(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& r : results_) {
+      n += r.target == name ? 1 : 0;
+    }
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ProbeResult> results_;
+};
+
+// Polls `done` until it holds or `limit` passes: a bound against hanging, not a timing claim.
+template <typename Predicate>
+bool PollUntil(Predicate done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 // Every text field of a probe result, for "no secret anywhere" checks.

@@ -1,15 +1,22 @@
 #include "daemon/config.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace modelpulse::daemon {
@@ -421,11 +428,65 @@ TEST_CASE("impossible values are errors") {
             "5m, 1h30m)"));
 }
 
-TEST_CASE("(?i) selects a case-insensitive ECMAScript regex") {
+// Everything logged while it lives, through the default logger; the previous one is restored.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%l %v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream out_;
+};
+
+TEST_CASE("a secret file others can read is warned about by name, as ssh does, never quoted") {
+  std::string folder = (std::filesystem::temp_directory_path() / "mp-perm-XXXXXX").string();
+  REQUIRE(mkdtemp(folder.data()) != nullptr);
+  const std::string key = folder + "/openai.key";
+  {
+    std::ofstream(key) << "gsk_SECRET_file_content_0123\n";
+  }
+  const std::string yaml = OneTarget("    auth: {api_key_file: " + key + "}\n");
+  ShippedEnvironment env;
+  for (const auto& [mode, warned, who] :
+       {std::tuple{0644, true, "others"}, std::tuple{0640, true, "its group"},
+        std::tuple{0600, false, ""}, std::tuple{0400, false, ""}}) {
+    CAPTURE(mode);
+    REQUIRE(chmod(key.c_str(), static_cast<mode_t>(mode)) == 0);
+    CapturedLog log;
+    const Config config = MustParse(yaml, env);
+    CHECK(config.targets[0].api_key.Reveal() == "gsk_SECRET_file_content_0123");
+    const std::string text = log.text();
+    CHECK(text.find("SECRET") == std::string::npos);
+    if (warned) {
+      CHECK(text == fmt::format("warning secret file {} is readable by {} (mode {:04o}); only its "
+                                "owner should read it: chmod 600 {}\n",
+                                key, who, mode, key));
+    } else {
+      CHECK(text.empty());
+    }
+  }
+  std::filesystem::remove_all(folder);
+}
+
+TEST_CASE("expect is an RE2 pattern: (?i) anywhere, no lookaround or backreferences") {
   CHECK(MustParse(OneTarget("    expect: \"(?i)\\\\bok\\\\b\"\n")).targets[0].expect ==
         "(?i)\\bok\\b");
-  // "(?i)" anywhere but the start is not ECMAScript.
-  CHECK(HasPrefix(Problems(OneTarget("    expect: \"ok(?i)\"\n")),
+  // RE2 (like Go) takes flags mid-pattern.
+  CHECK(MustParse(OneTarget("    expect: \"o(?i)k\"\n")).targets[0].expect == "o(?i)k");
+  // The pattern that made std::regex recurse once per character of the answer is accepted.
+  CHECK(MustParse(OneTarget("    expect: \"(.|\\n)*OK\"\n")).targets[0].expect == "(.|\n)*OK");
+  // Backtracking-only constructs are refused at load time, with RE2's reason.
+  CHECK(HasPrefix(Problems(OneTarget("    expect: \"(?=ok)\"\n")),
+                  "t.yaml:6:13: \"expect\": invalid regular expression \"(?=ok)\": "));
+  CHECK(HasPrefix(Problems(OneTarget("    expect: \"(o)\\\\1\"\n")),
                   "t.yaml:6:13: \"expect\": invalid regular expression"));
 }
 

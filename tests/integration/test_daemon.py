@@ -1,4 +1,5 @@
 """The daemon and its simulator as real processes on loopback."""
+import json
 import os
 import signal
 import sqlite3
@@ -134,6 +135,61 @@ class DaemonWithSimulator(unittest.TestCase):
         status, body = http_post(self.daemon.url("/-/reload"))
         self.assertEqual(status, 200, body)
         wait_until(lambda: probe_count(self.daemon, "added") >= 1, what="new target probed")
+
+
+class SlowTokenCommand(unittest.TestCase):
+    """Issue 12: a token command that takes 3 s on every probe of its target (its token lives
+    1 ms) used to run on the prober's loop, with the lock /metrics needs held."""
+    SLOW = """
+  - name: slow
+    provider: azure
+    model: gpt-4o-mini
+    provider_model: gpt-4o-mini
+    base_url: http://127.0.0.1:{port}/az
+    auth:
+      token_command: [sh, -c, "sleep 3; echo slow-command-token"]
+      token_command_ttl: 1ms
+"""
+    AZURE_ENDPOINT = """
+  - name: az
+    protocol: azure
+    first_token_ms: 20
+    inter_token_ms: 2
+    output_tokens: 3
+    phases: [{name: healthy}]
+"""
+
+    def setUp(self):
+        self.sim_port = free_port()
+        slow = self.SLOW.format(port=self.sim_port)
+        self.daemon = Daemon(config(self.sim_port, extra_targets=slow),
+                             {"scenario.yaml": SCENARIO + self.AZURE_ENDPOINT})
+        self.daemon.start()
+
+    def tearDown(self):
+        self.daemon.close()
+
+    def test_other_targets_keep_their_schedule_and_metrics_answer(self):
+        slowest_scrape = 0.0
+        deadline = time.monotonic() + 30
+        while probe_count(self.daemon, "slow") < 2:  # 6 s of token commands
+            self.assertLess(time.monotonic(), deadline, "two probes of the slow target")
+            started = time.monotonic()
+            self.assertEqual(http_get(self.daemon.url("/metrics"))[0], 200)
+            slowest_scrape = max(slowest_scrape, time.monotonic() - started)
+            time.sleep(0.2)
+        self.assertLess(slowest_scrape, 1.0, "/metrics answers while a token command runs")
+        self.assertEqual(list(series(self.daemon.metrics(), "probe_success",
+                                     target="slow").values()), [1.0])
+        journal = json.loads(http_get(f"http://127.0.0.1:{self.sim_port}/_simulator/journal")[1])
+        fast = sorted(e["received_unix_ms"] for e in journal if e["endpoint"] == "fast")
+        self.assertGreaterEqual(len(fast), 5)
+        gaps = [(b - a) / 1000.0 for a, b in zip(fast, fast[1:])]
+        # Interval 1 s, jitter 10 %, plus 1 s of slack; a loop held by the command gaps >= 3 s.
+        self.assertLess(max(gaps), 1.1 + 1.0, f"fast target's gaps {gaps}")
+        started = time.monotonic()
+        self.assertEqual(self.daemon.stop(), 0)
+        self.assertLess(time.monotonic() - started, 10, "SIGTERM within its deadline")
 
 
 class KillDuringHeavyWrites(unittest.TestCase):

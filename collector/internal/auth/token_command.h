@@ -50,15 +50,15 @@ Result<Secret> RunTokenCommand(const std::vector<std::string>& argv,
 struct TokenCommandCacheOptions {
   TokenCommandLimits limits;
   // After a failure the command is not run again for this long; the failure is returned instead.
-  // This bounds how often a hanging command can stall the prober's event loop.
+  // This bounds how often a hanging command can hold its target's probes back.
   Millis failure_backoff{10000};
 };
 
 // Tokens per command line, reused for the target's token_command_ttl. Thread-safe: concurrent
 // callers for the same command wait for one run; callers for other commands are not blocked.
 //
-// Trade-off: Token() runs the command synchronously, on the prober's event-loop thread when called
-// from BuildRequest, so a slow command delays other transfers by up to limits.timeout, once per
+// Token() runs the command synchronously; the prober calls BuildRequest for such targets on a
+// thread of their own, so a slow command delays only its target, by up to limits.timeout once per
 // ttl (or per failure_backoff while it fails).
 class TokenCommandCache {
  public:
