@@ -120,7 +120,9 @@ class DaemonImpl final : public Daemon {
 
     HttpHandlers handlers;
     handlers.metrics = [this] { return RenderMetrics(); };
-    handlers.ready = [this] { return ready_.load(); };
+    // Not ready while the store cannot write: probes would be lost, and an orchestrator or a
+    // load balancer should know.
+    handlers.ready = [this] { return ready_.load() && store_->Stats().writable; };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
     auto http = HttpServer::Start(config_.web_listen_address, std::move(handlers));

@@ -191,8 +191,10 @@ struct Metrics::State {
   Gauge* storage_queue = nullptr;
   Gauge* storage_last_batch = nullptr;
   Counter* storage_rows_written = nullptr;
-  Counter* storage_rows_dropped = nullptr;
+  Counter* storage_rows_dropped_queue_full = nullptr;
+  Counter* storage_rows_dropped_write_failed = nullptr;
   Counter* storage_write_errors = nullptr;
+  Gauge* storage_writable = nullptr;
   // Every family, in the order Registry::Collect() gives them (counters, gauges, histograms),
   // so Render can collect and serialise one family at a time.
   std::vector<const prometheus::Collectable*> counter_families;
@@ -292,8 +294,17 @@ Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
   };
   st.storage_rows_written =
       &self_counter("modelpulse_storage_rows_written_total", "Probe rows committed.");
-  st.storage_rows_dropped = &self_counter("modelpulse_storage_rows_dropped_total",
-                                          "Probe rows dropped because the queue was full.");
+  // Every lost row, by why: summed over reason, nothing probed goes missing unseen.
+  auto& rows_dropped =
+      prometheus::BuildCounter()
+          .Name("modelpulse_storage_rows_dropped_total")
+          .Help("Probe rows lost: the writer's queue was full, or their batch failed to commit.")
+          .Register(registry);
+  st.counter_families.push_back(&rows_dropped);
+  st.storage_rows_dropped_queue_full = &rows_dropped.Add({{"reason", "queue_full"}});
+  st.storage_rows_dropped_write_failed = &rows_dropped.Add({{"reason", "write_failed"}});
+  st.storage_writable = &self_gauge("modelpulse_storage_writable",
+                                    "1 while the last write batch committed, 0 after a failed one.");
   st.storage_write_errors =
       &self_counter("modelpulse_storage_write_errors_total", "Failed write transactions.");
 }
@@ -410,6 +421,7 @@ std::string Metrics::Render(const SelfStatus& status) {
   state_->in_flight->Set(static_cast<double>(status.probes_in_flight));
   state_->storage_queue->Set(static_cast<double>(status.storage.queue_depth));
   state_->storage_last_batch->Set(status.storage.last_batch_seconds);
+  state_->storage_writable->Set(status.storage.writable ? 1 : 0);
   {
     std::lock_guard lock(state_->mu);
     storage::StorageStats& last = state_->exported_storage;
@@ -420,7 +432,10 @@ std::string Metrics::Render(const SelfStatus& status) {
       before = now;
     };
     advance(state_->storage_rows_written, status.storage.rows_written, last.rows_written);
-    advance(state_->storage_rows_dropped, status.storage.rows_dropped, last.rows_dropped);
+    advance(state_->storage_rows_dropped_queue_full, status.storage.rows_dropped,
+            last.rows_dropped);
+    advance(state_->storage_rows_dropped_write_failed, status.storage.rows_failed,
+            last.rows_failed);
     advance(state_->storage_write_errors, status.storage.write_errors, last.write_errors);
   }
   for (const collector::TargetStatus& target : status.targets) {

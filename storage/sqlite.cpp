@@ -6,10 +6,46 @@
 
 namespace modelpulse::storage {
 
+std::string_view WhatToDoAbout(int sqlite_code) {
+  switch (sqlite_code & 0xff) {  // the primary code: extended codes refine it
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+      return "the user running modelpulse cannot write the database: give it write permission "
+             "on the file and on its directory (SQLite creates <file>-wal and <file>-shm beside "
+             "it), or point --storage.path elsewhere";
+    case SQLITE_PROTOCOL:
+      // What a WAL database reports when its directory does not let us create <file>-shm.
+      return "SQLite cannot set up its lock files: give the user running modelpulse write "
+             "permission on the database's directory (for <file>-wal and <file>-shm)";
+    case SQLITE_CANTOPEN:
+      return "check that the directory exists and the user running modelpulse may create and "
+             "open files in it";
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return "the file is damaged or not a modelpulse database: restore it from a backup, or "
+             "move it aside to start a new one (`sqlite3 <file> .recover` may save its rows)";
+    case SQLITE_FULL:
+      return "the disk is full: free space on the database's file system";
+    case SQLITE_IOERR:
+      return "the operating system reported an I/O error: check the disk and the file system";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "another process holds the database locked: is a second modelpulse running on the "
+             "same --storage.path?";
+    default:
+      return {};
+  }
+}
+
 Error SqliteError(sqlite3* db, std::string_view what, Error::Code code) {
   const char* message = db != nullptr ? sqlite3_errmsg(db) : "out of memory";
   const int sqlite_code = db != nullptr ? sqlite3_extended_errcode(db) : SQLITE_NOMEM;
-  return Error{code, fmt::format("{}: {} (sqlite code {})", what, message, sqlite_code), {}};
+  const std::string_view advice = WhatToDoAbout(sqlite_code);
+  return Error{code,
+               advice.empty()
+                   ? fmt::format("{}: {} (sqlite code {})", what, message, sqlite_code)
+                   : fmt::format("{}: {} (sqlite code {}); {}", what, message, sqlite_code, advice),
+               {}};
 }
 
 Result<DbHandle> OpenDatabase(const std::string& path, int flags) {

@@ -49,6 +49,9 @@ struct StorageStats {
   uint64_t rows_deleted_by_retention = 0;
   uint64_t rows_failed = 0;        // rows of batches whose transaction failed (see write_errors)
   uint64_t retention_batches = 0;  // retention transactions that deleted at least one row
+  // False from a failed batch until the next one commits: the store cannot write (disk full,
+  // its file deleted or replaced, permissions), so the daemon is not ready.
+  bool writable = true;
 };
 
 // The probe series' fields (common/probe_series.h ProbeField), with ids stored in the rollup table.
@@ -140,12 +143,14 @@ class StoreMaintenance {
 // Owns the database and a writer thread that commits queued probes in batches. Thread-safe.
 // Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
 // reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
-// and rows_failed, and reported by the next Flush. Each user holds only the interface it needs;
+// and rows_failed, and reported by the next Flush; so is every batch after the database file
+// was deleted or replaced under the store (it checks the path's inode before each write). Each user holds only the interface it needs;
 // the key-value state store (alert states) is common/state_store.h's StateStore.
 class Store : public ProbeSink, public ProbeHistory, public StoreMaintenance, public StateStore {
  public:
-  // Opens or creates the database, switches it to WAL and applies pending migrations. Fails with
-  // kIo (message naming the path) when the file cannot be opened or is not a database,
+  // Opens or creates the database, switches it to WAL, runs SQLite's quick_check and applies
+  // pending migrations. Fails with kIo (message naming the path and what to do) when the file
+  // cannot be opened, is not a database or is corrupt,
   // kInvalidArgument for an empty path, and kInternal when a migration fails (that migration is
   // rolled back) or the database is newer than this binary.
   // REQUIRES: `clock` outlives the store; it is read from the writer thread.

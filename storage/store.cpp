@@ -1,4 +1,6 @@
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -53,13 +55,49 @@ Status ConfigureWriteConnection(sqlite3* db, const std::string& path) {
   return {};
 }
 
+// Refuses a damaged file at start, where the operator can act on it, instead of failing every
+// batch later. quick_check(1) skips the index-content cross-check of integrity_check and stops
+// at the first problem; see bench/README.md for its cost on a large database.
+Status CheckIntegrity(sqlite3* db, const std::string& path) {
+  auto statement = Prepare(db, "PRAGMA quick_check(1)");
+  if (!statement) {
+    return Fail(OpenError(path, statement.error()));
+  }
+  if (sqlite3_step(statement->get()) != SQLITE_ROW) {
+    return Fail(OpenError(path, SqliteError(db, "integrity check failed", Error::Code::kIo)));
+  }
+  const std::string verdict = ColumnText(statement->get(), 0);
+  if (verdict != "ok") {
+    return Fail(Error::Io(fmt::format("database \"{}\" is corrupt (quick_check: {}); {}", path,
+                                      verdict, WhatToDoAbout(SQLITE_CORRUPT))));
+  }
+  return {};
+}
+
+// Which file a path names now. SQLite keeps writing to the file it opened, so a database
+// deleted or replaced under the daemon would swallow every later row without an error.
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+std::optional<FileIdentity> IdentityOf(const std::string& path) {
+  struct stat status {};
+  if (stat(path.c_str(), &status) != 0) {
+    return std::nullopt;
+  }
+  return FileIdentity{status.st_dev, status.st_ino};
+}
+
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const StorageOptions& options, const Clock& clock,
+  SqliteStore(const StorageOptions& options, const Clock& clock, FileIdentity identity,
               std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader,
               DbHandle state_db)
       : options_(options),
         clock_(clock),
+        identity_(identity),
         reader_(std::move(reader)),
         state_db_(std::move(state_db)),
         writer_(std::move(writer)) {
@@ -141,6 +179,9 @@ class SqliteStore final : public Store {
   }
 
   Status PutState(std::string_view space, std::string_view key, std::string_view value) override {
+    if (auto same = CheckSameFile(); !same) {
+      return same;
+    }
     std::lock_guard lock(state_mu_);
     auto statement = Prepare(state_db_.get(),
                              "INSERT OR REPLACE INTO state(namespace, key, value, updated_ms) "
@@ -160,6 +201,9 @@ class SqliteStore final : public Store {
   }
 
   Status DeleteState(std::string_view space, std::string_view key) override {
+    if (auto same = CheckSameFile(); !same) {
+      return same;
+    }
     std::lock_guard lock(state_mu_);
     auto statement = Prepare(state_db_.get(), "DELETE FROM state WHERE namespace = ? AND key = ?");
     if (!statement) {
@@ -253,14 +297,27 @@ class SqliteStore final : public Store {
     return deleted;
   }
 
+  // Fails once the path no longer names the file the store opened (deleted, or replaced by a
+  // restore): writes would land in a file nobody will read again.
+  Status CheckSameFile() const {
+    if (IdentityOf(options_.path) == identity_) {
+      return {};
+    }
+    return Fail(Error::Io(fmt::format(
+        "database file \"{}\" was deleted or replaced while modelpulse ran; restart modelpulse "
+        "to open the file now at that path (until then no probe is stored)",
+        options_.path)));
+  }
+
   void CommitBatch(std::vector<ProbeResult>& batch) {
     const auto started = clock_.MonotonicNow();
-    Status status;
-    {
+    Status status = CheckSameFile();
+    if (status) {
       std::lock_guard db_lock(db_mu_);
       status = writer_->WriteBatch(batch);
     }
     const double seconds = std::chrono::duration<double>(clock_.MonotonicNow() - started).count();
+    bool changed = false;  // log once per change of state or of error, not once per batch
     {
       std::lock_guard lock(mu_);
       processed_ += batch.size();
@@ -268,17 +325,28 @@ class SqliteStore final : public Store {
         stats_.rows_written += batch.size();
         ++stats_.batches_written;
         stats_.last_batch_seconds = seconds;
+        changed = !stats_.writable;
+        stats_.writable = true;
       } else {
         // The rows are dropped rather than retried: a batch that failed once (disk full, I/O
         // error) would most likely fail again while the queue behind it overflows.
         ++stats_.write_errors;
         stats_.rows_failed += batch.size();
+        changed = stats_.writable || last_error_.message != status.error().message;
+        stats_.writable = false;
         last_error_ = status.error();
       }
     }
     if (!status) {
-      spdlog::error("storage: dropped a batch of {} probes: {}", batch.size(),
-                    status.error().ToString());
+      if (changed) {
+        spdlog::error("storage: dropped a batch of {} probes: {}", batch.size(),
+                      status.error().ToString());
+      } else {
+        spdlog::debug("storage: dropped a batch of {} probes: {}", batch.size(),
+                      status.error().ToString());
+      }
+    } else if (changed) {
+      spdlog::info("storage: writes succeed again");
     }
     done_cv_.notify_all();
     batch.clear();
@@ -360,6 +428,7 @@ class SqliteStore final : public Store {
 
   StorageOptions options_;
   const Clock& clock_;
+  const FileIdentity identity_;  // of the file opened, for CheckSameFile
   std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
 
   // A connection of its own for state documents, so a synchronous save never waits behind the
@@ -398,6 +467,13 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   if (auto status = ConfigureWriteConnection(write_db->get(), options.path); !status) {
     return Fail(status.error());
   }
+  if (auto status = CheckIntegrity(write_db->get(), options.path); !status) {
+    return Fail(status.error());
+  }
+  const auto identity = IdentityOf(options.path);
+  if (!identity) {
+    return Fail(Error::Io("database \"" + options.path + "\" vanished while it was opened"));
+  }
   if (auto migrated = Migrate(write_db->get()); !migrated) {
     return Fail(Error::Internal("database \"" + options.path + "\": " + migrated.error().message));
   }
@@ -435,8 +511,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
       !status) {
     return Fail(OpenError(options.path, status.error()));
   }
-  return std::make_unique<SqliteStore>(options, clock, std::move(*writer), std::move(*reader),
-                                       std::move(*state_db));
+  return std::make_unique<SqliteStore>(options, clock, *identity, std::move(*writer),
+                                       std::move(*reader), std::move(*state_db));
 }
 
 }  // namespace modelpulse::storage

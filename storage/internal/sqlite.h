@@ -26,7 +26,11 @@ struct StatementFinalizer {
 using DbHandle = std::unique_ptr<sqlite3, SqliteCloser>;
 using StatementHandle = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
-// "<what>: <sqlite message> (code N)" with the given error code.
+// What the operator should do about an SQLite result code, or empty when there is nothing to
+// add ("locking protocol (15)" alone does not tell anyone that a directory is read-only).
+std::string_view WhatToDoAbout(int sqlite_code);
+
+// "<what>: <sqlite message> (code N); <what to do>" with the given error code.
 Error SqliteError(sqlite3* db, std::string_view what, Error::Code code = Error::Code::kInternal);
 
 // Opens `path` with `flags` (SQLITE_OPEN_*). Fails with kIo naming the path.

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import time
 import unittest
+import urllib.error
 
 from harness import Daemon, free_port, http_get, http_post, series, wait_until
 import harness
@@ -290,3 +291,59 @@ class AlertsSurviveRestart(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def ready_status(daemon):
+    try:
+        return http_get(daemon.url("/-/ready"))[0]
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+class StorageFaults(unittest.TestCase):
+    def test_deleted_database_makes_the_daemon_unready_and_counts_every_lost_row(self):
+        daemon = Daemon(config(free_port()), {"scenario.yaml": SCENARIO}).start()
+        try:
+            wait_until(lambda: probe_count(daemon, "fast") >= 2, timeout=20, what="probes")
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(daemon.db + suffix):
+                    os.remove(daemon.db + suffix)
+            wait_until(lambda: ready_status(daemon) == 503, timeout=20, what="/-/ready 503")
+
+            def lost():
+                return sum(series(daemon.metrics(), "modelpulse_storage_rows_dropped_total",
+                                  reason="write_failed").values())
+            wait_until(lambda: sum(series(daemon.metrics(),
+                                          "modelpulse_storage_write_errors_total").values()) >= 3,
+                       timeout=20, what="three failed batches")
+            self.assertGreaterEqual(lost(), 3)
+            self.assertEqual(list(series(daemon.metrics(), "modelpulse_storage_writable").values()),
+                             [0.0])
+            self.assertIsNone(daemon.proc.poll(), "the daemon keeps running and probing")
+            # Logged once when it starts failing, not once per batch.
+            self.assertEqual(daemon.log_text().count("deleted or replaced"), 1, daemon.log_text())
+        finally:
+            daemon.close()
+
+    def test_corrupt_database_is_refused_at_start_with_what_to_do(self):
+        daemon = Daemon(config(free_port()), {"scenario.yaml": SCENARIO})
+        try:
+            db = sqlite3.connect(daemon.db)
+            db.execute("CREATE TABLE filler(x BLOB)")
+            db.executemany("INSERT INTO filler VALUES (randomblob(1000))", [()] * 2000)
+            db.commit()
+            db.close()
+            size = os.path.getsize(daemon.db)
+            with open(daemon.db, "r+b") as f:
+                f.seek(size // 2)
+                f.write(b"\x5a" * 8 * 4096)
+            proc = subprocess.run(
+                [harness.BINARY, "run", f"--config.file={daemon.config}",
+                 f"--web.listen-address=127.0.0.1:{daemon.port}", f"--storage.path={daemon.db}"],
+                capture_output=True, timeout=30)
+            output = (proc.stdout + proc.stderr).decode(errors="replace")
+            self.assertNotEqual(proc.returncode, 0, output)
+            self.assertIn(daemon.db, output)
+            self.assertIn("restore it from a backup", output)
+        finally:
+            daemon.close()
