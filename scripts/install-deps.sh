@@ -12,7 +12,7 @@ sudo_if_needed apt-get install -y -q \
   build-essential cmake pkg-config git \
   prometheus-cpp-dev libcurl4-openssl-dev libyaml-cpp-dev libsqlite3-dev sqlite3 libspdlog-dev \
   libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev \
-  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev python3
+  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev libcrypt-dev python3
 if [ "${1:-}" != "--build-only" ]; then
   # Test peers. No Recommends: they would pull in node-exporter, smartmontools and more.
   sudo_if_needed apt-get install -y -q --no-install-recommends \
