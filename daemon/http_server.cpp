@@ -529,6 +529,9 @@ class BoundedServer final : public httplib::Server {
       return 415;
     }
     if (has_encoding) {
+      if (has_length) {
+        return 400;  // both framings at once: the classic request-smuggling shape (RFC 9112 §6.3)
+      }
       return EqualsIgnoringCase(req.get_header_value("Transfer-Encoding"), "chunked") ? 0 : 501;
     }
     return length > limits_.max_body_bytes ? 413 : 0;
