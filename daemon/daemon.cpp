@@ -147,8 +147,7 @@ class DaemonImpl final : public Daemon {
     ready_ = true;
     spdlog::info("modelpulse {} started: {} targets, listening on {}{}, storage {}", kVersion,
                  config_.targets.size(), config_.web_listen_address,
-                 http_options.web && http_options.web->tls ? " (TLS)" : "",
-                 config_.storage.path);
+                 http_options.web && http_options.web->tls ? " (TLS)" : "", config_.storage.path);
     return {};
   }
 

@@ -375,8 +375,8 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 
 Result<SslCtxPtr> MakeTlsContext(const WebConfig::Tls& tls, const std::string& web_config) {
   auto fail = [&web_config](const std::string& what) {
-    return Fail(Error::InvalidArgument("web config " + web_config + ": " + what + ": " +
-                                       OpenSslError()));
+    return Fail(
+        Error::InvalidArgument("web config " + web_config + ": " + what + ": " + OpenSslError()));
   };
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) {
@@ -508,8 +508,7 @@ class BoundedServer final : public httplib::Server {
   }
 
   // Called by httplib once the request line and headers are read, before anything else.
-  int Admission(const httplib::Request& req, bool has_length, bool has_encoding,
-                uint64_t& length) {
+  int Admission(const httplib::Request& req, bool has_length, bool has_encoding, uint64_t& length) {
     if (!auth_.Check(req.get_header_value("Authorization"))) {
       return 401;
     }

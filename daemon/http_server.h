@@ -29,7 +29,7 @@ struct HttpHandlers {
 // timeouts, and /metrics keeps answering while fewer than `max_connections` of them connect.
 struct HttpServerOptions {
   std::string listen_address = "127.0.0.1:9464";
-  std::optional<WebConfig> web;  // --web.config.file: TLS, basic auth, extra headers
+  std::optional<WebConfig> web;   // --web.config.file: TLS, basic auth, extra headers
   bool enable_lifecycle = false;  // --web.enable-lifecycle: /-/reload answers 403 without it
   int max_connections = 64;
   Millis read_timeout{10'000};

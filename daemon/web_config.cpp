@@ -23,17 +23,24 @@ using yaml::Entry;
 using yaml::MapEntries;
 
 // Keys exporter-toolkit defines but modelpulse does not implement: named so the error says so.
-constexpr std::array<std::string_view, 5> kUnsupportedTlsKeys = {
-    "cert", "key", "client_ca", "cipher_suites", "curve_preferences"};
+constexpr std::array<std::string_view, 6> kUnsupportedTlsKeys = {
+    "cert", "key", "client_ca", "cipher_suites", "curve_preferences", "client_allowed_sans"};
 
 constexpr std::array<std::string_view, 3> kTopKeys = {"tls_server_config", "http_server_config",
                                                       "basic_auth_users"};
-constexpr std::array<std::string_view, 13> kTlsKeys = {
-    "cert_file",     "key_file",         "client_auth_type",
-    "client_ca_file", "min_version",     "max_version",
-    "prefer_server_cipher_suites",       "client_allowed_sans",
-    "cert",          "key",              "client_ca",
-    "cipher_suites", "curve_preferences"};
+constexpr std::array<std::string_view, 13> kTlsKeys = {"cert_file",
+                                                       "key_file",
+                                                       "client_auth_type",
+                                                       "client_ca_file",
+                                                       "min_version",
+                                                       "max_version",
+                                                       "prefer_server_cipher_suites",
+                                                       "client_allowed_sans",
+                                                       "cert",
+                                                       "key",
+                                                       "client_ca",
+                                                       "cipher_suites",
+                                                       "curve_preferences"};
 constexpr std::array<std::string_view, 2> kHttpKeys = {"http2", "headers"};
 
 std::optional<int> TlsVersion(std::string_view name) {
@@ -80,10 +87,8 @@ void ReadTls(const Entry& section, const fs::path& folder, WebConfig& config, Di
                                           "in \"tls_server_config\"", kTlsKeys, diag);
   for (const Entry& e : entries) {
     const std::string path = "tls_server_config." + e.key;
-    const bool unsupported =
-        e.key == "client_allowed_sans" ||
-        std::find(kUnsupportedTlsKeys.begin(), kUnsupportedTlsKeys.end(), e.key) !=
-            kUnsupportedTlsKeys.end();
+    const bool unsupported = std::find(kUnsupportedTlsKeys.begin(), kUnsupportedTlsKeys.end(),
+                                       e.key) != kUnsupportedTlsKeys.end();
     if (unsupported) {
       diag.Add(e.key_node.Mark(),
                fmt::format("\"{}\" is not supported by modelpulse (use cert_file, key_file and "
@@ -141,8 +146,7 @@ void ReadTls(const Entry& section, const fs::path& folder, WebConfig& config, Di
   }
   if (verifies && tls.client_ca_file.empty()) {
     diag.Add(auth_entry->ValueMark(), "\"tls_server_config\": client_auth_type " +
-                                          auth_entry->value.Scalar() +
-                                          " needs client_ca_file");
+                                          auth_entry->value.Scalar() + " needs client_ca_file");
   }
   if (tls.cert_file.empty() && tls.key_file.empty()) {
     // As exporter-toolkit: no certificate and no key means plain HTTP.
@@ -172,8 +176,8 @@ void ReadHttp(const Entry& section, WebConfig& config, Diagnostics& diag) {
       continue;
     }
     // exporter-toolkit's list, with its value checks.
-    for (const Entry& h : MapEntries(e.value, e.ValueMark(), "http_server_config.headers", "", {},
-                                     diag)) {
+    for (const Entry& h :
+         MapEntries(e.value, e.ValueMark(), "http_server_config.headers", "", {}, diag)) {
       auto value = yaml::ReadString(h, "http_server_config.headers." + h.key, diag);
       if (!value) {
         continue;
@@ -181,15 +185,15 @@ void ReadHttp(const Entry& section, WebConfig& config, Diagnostics& diag) {
       const auto is = [&h](const char* name) { return strcasecmp(h.key.c_str(), name) == 0; };
       if (is("X-Content-Type-Options")) {
         if (!value->empty() && strcasecmp(value->c_str(), "nosniff") != 0) {
-          diag.Add(h.ValueMark(), fmt::format("invalid value for {}: \"{}\" (only \"nosniff\")",
-                                              h.key, *value));
+          diag.Add(h.ValueMark(),
+                   fmt::format("invalid value for {}: \"{}\" (only \"nosniff\")", h.key, *value));
           continue;
         }
       } else if (is("X-Frame-Options")) {
         if (!value->empty() && strcasecmp(value->c_str(), "deny") != 0 &&
             strcasecmp(value->c_str(), "sameorigin") != 0) {
-          diag.Add(h.ValueMark(), fmt::format("invalid value for {}: \"{}\" (deny or sameorigin)",
-                                              h.key, *value));
+          diag.Add(h.ValueMark(),
+                   fmt::format("invalid value for {}: \"{}\" (deny or sameorigin)", h.key, *value));
           continue;
         }
       } else if (!is("Strict-Transport-Security") && !is("X-XSS-Protection") &&
@@ -211,8 +215,8 @@ void ReadHttp(const Entry& section, WebConfig& config, Diagnostics& diag) {
 }
 
 void ReadUsers(const Entry& section, WebConfig& config, Diagnostics& diag) {
-  for (const Entry& e : MapEntries(section.value, section.ValueMark(), "basic_auth_users", "", {},
-                                   diag)) {
+  for (const Entry& e :
+       MapEntries(section.value, section.ValueMark(), "basic_auth_users", "", {}, diag)) {
     auto hash = yaml::ReadString(e, "basic_auth_users." + e.key, diag);
     if (!hash) {
       continue;
@@ -390,8 +394,7 @@ bool BasicAuth::Check(std::string_view authorization) {
   key_input.push_back('\0');
   key_input += password;
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
-  SHA256(reinterpret_cast<const unsigned char*>(key_input.data()), key_input.size(),
-         digest.data());
+  SHA256(reinterpret_cast<const unsigned char*>(key_input.data()), key_input.size(), digest.data());
   OPENSSL_cleanse(key_input.data(), key_input.size());
   const std::string key(reinterpret_cast<const char*>(digest.data()), digest.size());
 

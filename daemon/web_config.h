@@ -45,7 +45,7 @@ struct WebConfig {
 
   std::string file;
   std::optional<Tls> tls;  // nullopt: plain HTTP, as exporter-toolkit without cert and key
-  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash; empty: no auth
+  std::map<std::string, std::string> basic_auth_users;       // user -> bcrypt hash; empty: no auth
   std::vector<std::pair<std::string, std::string>> headers;  // added to every response
 };
 

@@ -49,8 +49,8 @@ basic_auth_users:
 }
 
 TEST_CASE("web config: no certificate and no key means plain HTTP, an empty file too") {
-  auto users_only = ParseWebConfig(std::string("basic_auth_users: {bob: ") + kHunter2 + "}\n",
-                                   "web.yml");
+  auto users_only =
+      ParseWebConfig(std::string("basic_auth_users: {bob: ") + kHunter2 + "}\n", "web.yml");
   REQUIRE(users_only.has_value());
   CHECK_FALSE(users_only->tls.has_value());
   auto empty = ParseWebConfig("", "web.yml");
@@ -78,13 +78,11 @@ TEST_CASE("web config: every problem is reported with file, line and column") {
   CHECK(error.find("did you mean \"min_version\"") != std::string::npos);
   CHECK(error.find("web.yml:4:16: \"tls_server_config.max_version\": unknown TLS version "
                    "\"TLS14\"") != std::string::npos);
-  CHECK(error.find("web.yml:6:10: basic_auth_users.alice: not a bcrypt hash") !=
-        std::string::npos);
+  CHECK(error.find("web.yml:6:10: basic_auth_users.alice: not a bcrypt hash") != std::string::npos);
   CHECK(error.find("plaintext-password") == std::string::npos);  // a secret stays out of logs
   CHECK(error.find("web.yml:9:5: HTTP header \"Server\" can not be configured") !=
         std::string::npos);
-  CHECK(error.find("web.yml:10:29: invalid value for X-Content-Type-Options") !=
-        std::string::npos);
+  CHECK(error.find("web.yml:10:29: invalid value for X-Content-Type-Options") != std::string::npos);
   CHECK(error.find("web.yml:11:1: unknown key \"rate_limit\"") != std::string::npos);
 }
 
@@ -105,6 +103,16 @@ TEST_CASE("web config: unsupported exporter-toolkit keys and unsafe client auth 
   CHECK(ErrorOf("basic_auth_users: [alice]\n").find("web.yml:1:19:") != std::string::npos);
 }
 
+TEST_CASE("web config: the shipped example loads, and its user's password is the documented one") {
+  auto loaded = LoadWebConfig(std::string(MODELPULSE_SOURCE_ROOT) + "/config/web-config.yml");
+  REQUIRE_MESSAGE(loaded.has_value(), loaded.error().ToString());
+  REQUIRE(loaded->tls.has_value());
+  CHECK(loaded->tls->cert_file ==
+        std::string(MODELPULSE_SOURCE_ROOT) + "/config/tls/modelpulse.crt");
+  BasicAuth auth(loaded->basic_auth_users);
+  CHECK(auth.Check(Basic("cHJvbWV0aGV1czpjaGFuZ2UtbWU=")));  // prometheus:change-me
+}
+
 TEST_CASE("bcrypt hash shape") {
   CHECK(IsBcryptHash(kHunter2));
   CHECK(IsBcryptHash("$2b$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi"));
@@ -117,9 +125,9 @@ TEST_CASE("bcrypt hash shape") {
 TEST_CASE("basic auth: right password passes; wrong, unknown, missing and malformed fail") {
   BasicAuth auth(std::map<std::string, std::string>{{"alice", kHunter2}});
   REQUIRE(auth.enabled());
-  CHECK(auth.Check(Basic("YWxpY2U6aHVudGVyMg==")));   // alice:hunter2
-  CHECK(auth.Check("basic YWxpY2U6aHVudGVyMg=="));    // the scheme is case-insensitive
-  CHECK(auth.Check(Basic("YWxpY2U6aHVudGVyMg==")));   // a second time, from the cache
+  CHECK(auth.Check(Basic("YWxpY2U6aHVudGVyMg==")));        // alice:hunter2
+  CHECK(auth.Check("basic YWxpY2U6aHVudGVyMg=="));         // the scheme is case-insensitive
+  CHECK(auth.Check(Basic("YWxpY2U6aHVudGVyMg==")));        // a second time, from the cache
   CHECK_FALSE(auth.Check(Basic("YWxpY2U6aHVudGVyMw==")));  // alice:hunter3
   CHECK_FALSE(auth.Check(Basic("YWxpY2U6aHVudGVyMw==")));  // a cached failure stays one
   CHECK_FALSE(auth.Check(Basic("Ym9iOmh1bnRlcjI=")));      // bob:hunter2, no such user
