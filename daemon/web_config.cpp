@@ -305,34 +305,20 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml, const std::string& file_
   Diagnostics diag;
   WebConfig config;
   std::error_code ec;
-  fs::path absolute = fs::absolute(fs::path(file_name), ec);
-  if (ec) {
-    absolute = fs::path(file_name);
-  }
-  config.file = absolute.lexically_normal().string();
-  const fs::path folder = absolute.lexically_normal().parent_path();
-  try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      diag.Add(documents[1].Mark(), "only one YAML document is allowed in a web config file");
-    }
-    if (!documents.empty()) {
-      for (const Entry& e : MapEntries(documents.front(), documents.front().Mark(), "web config",
-                                       "in the web config", kTopKeys, diag)) {
-        if (e.key == "tls_server_config") {
-          ReadTls(e, folder, config, diag);
-        } else if (e.key == "http_server_config") {
-          ReadHttp(e, config, diag);
-        } else if (e.key == "basic_auth_users") {
-          ReadUsers(e, config, diag);
-        }
+  const fs::path absolute = yaml::ResolvePath(fs::current_path(ec), file_name);
+  config.file = absolute.string();
+  yaml::ReadSingleDocument(yaml, "a web config file", diag, [&](const YAML::Node& root) {
+    for (const Entry& e :
+         MapEntries(root, root.Mark(), "web config", "in the web config", kTopKeys, diag)) {
+      if (e.key == "tls_server_config") {
+        ReadTls(e, absolute.parent_path(), config, diag);
+      } else if (e.key == "http_server_config") {
+        ReadHttp(e, config, diag);
+      } else if (e.key == "basic_auth_users") {
+        ReadUsers(e, config, diag);
       }
     }
-  } catch (const YAML::ParserException& e) {
-    diag.Add(e.mark, "YAML syntax error: " + e.msg);
-  } catch (const YAML::Exception& e) {
-    diag.Add(e.mark, "YAML error: " + e.msg);
-  }
+  });
   if (!diag.empty()) {
     return Fail(diag.ToError(file_name));
   }
