@@ -1,8 +1,10 @@
 """The HTTP endpoint of `modelpulse run` against real clients: curl over TLS with basic auth, the
 lifecycle API, and hostile clients (huge and compressed bodies, slowloris). Every client is bounded
 in count and time."""
+import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import threading
@@ -11,7 +13,7 @@ import unittest
 import warnings
 import zlib
 
-from harness import Daemon, free_port, wait_until
+from harness import Daemon, free_port, requires_peer, wait_until
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -91,6 +93,8 @@ def harness_binary():
     return harness.BINARY
 
 
+@requires_peer(shutil.which("openssl") and shutil.which("curl") and shutil.which("prometheus"),
+               "openssl, curl and prometheus")
 class TlsAndBasicAuth(unittest.TestCase):
     """--web.config.file with a throwaway certificate made by openssl, and bcrypt users."""
 
@@ -165,6 +169,50 @@ basic_auth_users:
         code, status, _ = self.get("/-/ready", "-u", "alice:s3cret", "--tls-max", "1.1")
         self.assertNotEqual(code, 0)
         self.assertEqual(status, "000")
+
+    def test_prometheus_scrapes_it_over_tls_with_basic_auth(self):
+        port = free_port()
+        folder = os.path.join(self.daemon.dir, "prometheus")
+        os.mkdir(folder)
+        with open(os.path.join(folder, "prometheus.yml"), "w") as f:
+            f.write(f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: modelpulse
+    scheme: https
+    tls_config: {{ca_file: {self.cacert}}}
+    basic_auth: {{username: alice, password: s3cret}}
+    static_configs: [{{targets: ["127.0.0.1:{self.daemon.port}"]}}]
+""")
+        with open(os.path.join(folder, "log"), "wb") as log:
+            prom = subprocess.Popen(
+                ["prometheus", f"--config.file={folder}/prometheus.yml",
+                 f"--storage.tsdb.path={folder}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=log, stderr=subprocess.STDOUT)
+            try:
+                def up():
+                    _, status, body = curl(
+                        f"http://127.0.0.1:{port}/api/v1/query?query=modelpulse_build_info")
+                    return status == "200" and json.loads(body)["data"]["result"]
+                wait_until(up, timeout=30, interval=0.5, what="Prometheus scraped modelpulse")
+                _, _, body = curl(f"http://127.0.0.1:{port}/api/v1/query?query=up")
+                self.assertEqual(json.loads(body)["data"]["result"][0]["value"][1], "1")
+            finally:
+                prom.terminate()
+                prom.wait(timeout=20)
+
+    def test_silent_sockets_on_the_tls_port_do_not_stop_scrapes(self):
+        # 16 clients that connect and never start the handshake.
+        silent = [socket.create_connection(("127.0.0.1", self.daemon.port), timeout=5)
+                  for _ in range(16)]
+        try:
+            started = time.monotonic()
+            code, status, _ = self.get("/metrics", "-u", "alice:s3cret")
+            self.assertEqual(status, "200")
+            self.assertLess(time.monotonic() - started, 1.0)
+        finally:
+            for s in silent:
+                s.close()
 
     def test_reload_without_lifecycle_is_refused(self):
         code, status, body = self.get("/-/reload", "-u", "alice:s3cret", "-X", "POST")
