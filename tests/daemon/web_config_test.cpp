@@ -122,7 +122,8 @@ TEST_CASE("bcrypt hash shape") {
   CHECK_FALSE(IsBcryptHash("$6$salt$hash"));
 }
 
-TEST_CASE("basic auth: right password passes; wrong, unknown, missing and malformed fail") {
+TEST_CASE(
+    "basic auth: the right password passes, a wrong, unknown, missing or malformed one fails") {
   BasicAuth auth(std::map<std::string, std::string>{{"alice", kHunter2}});
   REQUIRE(auth.enabled());
   CHECK(auth.Check(Basic("YWxpY2U6aHVudGVyMg==")));        // alice:hunter2
