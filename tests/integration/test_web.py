@@ -60,6 +60,26 @@ def vm_rss_mb(pid):
     raise AssertionError("no VmRSS")
 
 
+def make_cert(folder, name, ca=None):
+    """A throwaway P-256 certificate and key, self-signed or signed by `ca` (a name made here
+    before); returns the certificate's path."""
+    key, cert = os.path.join(folder, f"{name}.key"), os.path.join(folder, f"{name}.pem")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key]
+    if ca is None:
+        subprocess.run(["openssl", "req", "-x509", *ec, "-days", "1", "-subj", f"/CN={name}",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-out", cert],
+                       check=True, capture_output=True, timeout=30)
+    else:
+        csr = os.path.join(folder, f"{name}.csr")
+        subprocess.run(["openssl", "req", *ec, "-subj", f"/CN={name}", "-out", csr],
+                       check=True, capture_output=True, timeout=30)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-days", "1",
+                        "-CA", os.path.join(folder, f"{ca}.pem"),
+                        "-CAkey", os.path.join(folder, f"{ca}.key"), "-CAcreateserial",
+                        "-out", cert], check=True, capture_output=True, timeout=30)
+    return cert
+
+
 class WebDaemon(Daemon):
     """A Daemon whose readiness is checked with curl (TLS and basic auth need it)."""
 
@@ -106,8 +126,8 @@ class TlsAndBasicAuth(unittest.TestCase):
         assert cls.hash.startswith("$2b$10$"), cls.hash
         web_config = f"""
 tls_server_config:
-  cert_file: tls/cert.pem   # relative to this file, as exporter-toolkit resolves it
-  key_file: tls/key.pem
+  cert_file: tls/server.pem   # relative to this file, as exporter-toolkit resolves it
+  key_file: tls/server.key
 http_server_config:
   headers:
     X-Frame-Options: deny
@@ -118,13 +138,7 @@ basic_auth_users:
                                scheme="https", extra_files={"web-config.yml": web_config})
         tls = os.path.join(cls.daemon.dir, "tls")
         os.mkdir(tls)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", os.path.join(tls, "key.pem"),
-                        "-out", os.path.join(tls, "cert.pem")],
-                       check=True, capture_output=True, timeout=30)
-        cls.cacert = os.path.join(tls, "cert.pem")
+        cls.cacert = make_cert(tls, "server")
         cls.daemon.curl_args = ["--cacert", cls.cacert, "-u", "alice:s3cret"]
         cls.daemon.start()
 
@@ -221,6 +235,37 @@ scrape_configs:
         self.assertEqual(self.get("/-/reload", "-u", "alice:s3cret", "-X", "PUT")[1], "403")
         # A reload through SIGHUP stays available.
         self.assertNotIn("reloading configuration", self.daemon.log_text())
+
+
+@requires_peer(shutil.which("openssl") and shutil.which("curl"), "openssl and curl")
+class ClientCertificates(unittest.TestCase):
+    def test_require_and_verify_client_cert(self):
+        web_config = """
+tls_server_config:
+  cert_file: server.pem
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.pem
+"""
+        daemon = WebDaemon(["--web.config.file={dir}/web-config.yml"], scheme="https",
+                           extra_files={"web-config.yml": web_config})
+        try:
+            server = make_cert(daemon.dir, "server")
+            make_cert(daemon.dir, "ca")
+            client = make_cert(daemon.dir, "client", ca="ca")
+            stranger = make_cert(daemon.dir, "stranger")
+            key = lambda cert: cert[:-len(".pem")] + ".key"
+            daemon.curl_args = ["--cacert", server, "--cert", client, "--key", key(client)]
+            daemon.start()
+            url = daemon.url("/metrics")
+            self.assertEqual(curl("--cacert", server, "--cert", client, "--key", key(client),
+                                  url)[1], "200")
+            self.assertEqual(curl("--cacert", server, url)[1], "000")
+            self.assertEqual(curl("--cacert", server, "--cert", stranger, "--key",
+                                  key(stranger), url)[1], "000")
+        finally:
+            daemon.stop()
+            daemon.close()
 
 
 class WebConfigErrors(unittest.TestCase):
