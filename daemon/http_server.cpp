@@ -138,11 +138,17 @@ class Connection final : public httplib::Stream {
 
   ssize_t read(char* ptr, size_t size) override {
     if (allowance_ == 0) {
-      return -1;  // the request is larger than its limits: fail it rather than buffer more
+      // The request is larger than its limits: fail it rather than buffer more. httplib answers
+      // 400; what is left of the request is unread, so the connection ends there too.
+      close_ = true;
+      return -1;
     }
     if (begin_ == end_) {
       const ssize_t n = Fill();
       if (n <= 0) {
+        // A request cut short by its deadline is answered 400 and ends the connection, so a
+        // slow client cannot start over on the same socket.
+        close_ = true;
         return n;
       }
       begin_ = 0;

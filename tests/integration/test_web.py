@@ -403,23 +403,28 @@ class BoundedClients(unittest.TestCase):
     def test_16_slowloris_sockets_do_not_stop_metrics(self):
         sockets = []
         stop = threading.Event()
-        closed_by_server = []
+        answered = {}  # socket -> when the server's answer (400) arrived
+        closed = {}  # socket -> when the server closed it
 
         def drip():
-            # One byte a second on every socket, for at most 12 seconds.
-            for _ in range(12):
+            # One byte a second on every socket, for at most 12 seconds; looks for the server's
+            # answer and close four times a second.
+            for tick in range(48):
                 for s in list(sockets):
                     try:
                         readable, _, _ = select.select([s], [], [], 0)
                         if readable:
-                            s.recv(4096)  # the server's answer (400) or its close
-                            raise ConnectionResetError
-                        s.send(b"X")
+                            if s.recv(4096):
+                                answered.setdefault(s, time.monotonic())
+                                continue
+                            raise ConnectionResetError  # the server closed it
+                        if tick % 4 == 0:
+                            s.send(b"X")
                     except OSError:
-                        closed_by_server.append(s)
+                        closed[s] = time.monotonic()
                         sockets.remove(s)
                         s.close()
-                if stop.wait(1.0):
+                if stop.wait(0.25):
                     return
 
         for _ in range(16):
@@ -437,9 +442,12 @@ class BoundedClients(unittest.TestCase):
                 durations.append(time.monotonic() - started)
                 self.assertEqual(status, "200")
             self.assertLess(max(durations), 1.0, durations)
-            # The whole-request deadline (--web.read-timeout=3s here) ends each drip.
-            wait_until(lambda: len(closed_by_server) == 16, timeout=9, interval=0.2,
+            # The whole-request deadline (--web.read-timeout=3s here) ends each drip with a 400,
+            # and the connection with it: the client cannot start over on the same socket.
+            wait_until(lambda: len(closed) == 16, timeout=9, interval=0.2,
                        what="slowloris sockets closed by the server")
+            for s, when in closed.items():
+                self.assertLess(when - answered.get(s, when), 1.5)
         finally:
             stop.set()
             dripper.join()
