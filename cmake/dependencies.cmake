@@ -14,6 +14,7 @@ find_package(benchmark CONFIG QUIET)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+pkg_check_modules(XCRYPT REQUIRED IMPORTED_TARGET libxcrypt)   # bcrypt for --web.config.file
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)   # bookworm's re2.pc says version 0.0.0
 
 if(TARGET yaml-cpp::yaml-cpp)

@@ -238,6 +238,23 @@ bool IsIdentifier(std::string_view name) {
   return true;
 }
 
+void ReadSingleDocument(std::string_view text, std::string_view what, Diagnostics& diag,
+                        const std::function<void(const YAML::Node&)>& read) {
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1) {
+      diag.Add(documents[1].Mark(), fmt::format("only one YAML document is allowed in {}", what));
+    }
+    if (!documents.empty()) {
+      read(documents.front());
+    }
+  } catch (const YAML::ParserException& e) {
+    diag.Add(e.mark, "YAML syntax error: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    diag.Add(e.mark, "YAML error: " + e.msg);
+  }
+}
+
 std::filesystem::path ResolvePath(const std::filesystem::path& folder, const std::string& path) {
   const std::filesystem::path p(path);
   return (p.is_absolute() ? p : folder / p).lexically_normal();

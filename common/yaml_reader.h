@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -88,6 +89,12 @@ std::optional<double> ReadNumber(const Entry& e, std::string_view path, Sign sig
 // A Prometheus duration ("90s", "1h30m").
 std::optional<Millis> ReadDuration(const Entry& e, std::string_view path, Sign sign,
                                    Diagnostics& diag);
+
+// Parses `text`, which must hold at most one YAML document, and hands that document's root to
+// `read` (not called for an empty text). Syntax errors, yaml-cpp exceptions thrown by `read`, and
+// a second document (`what` names the file kind: "a config file") become problems in `diag`.
+void ReadSingleDocument(std::string_view text, std::string_view what, Diagnostics& diag,
+                        const std::function<void(const YAML::Node&)>& read);
 
 // [a-zA-Z_][a-zA-Z0-9_]*: label names, environment variable names.
 bool IsIdentifier(std::string_view name);

@@ -241,6 +241,25 @@ int RunCli(int argc, char** argv) {
       "Address for /metrics and the API (default from the config, else 127.0.0.1:9464)");
   CLI::Option* storage_option = run->add_option("--storage.path", storage_flag,
                                                 "SQLite database file (default from the config)");
+  // The HTTP endpoint's flags, spelled as Prometheus spells them (README "Securing the endpoint").
+  std::string web_config_flag;
+  CLI::Option* web_config_option = run->add_option(
+      "--web.config.file", web_config_flag,
+      "Web config file (exporter-toolkit format) that enables TLS and/or basic authentication");
+  run->add_flag("--web.enable-lifecycle", run_flags.web_enable_lifecycle,
+                "Enable reload via HTTP request (POST or PUT /-/reload)");
+  run->add_option("--web.max-connections", run_flags.web_max_connections,
+                  "Maximum number of simultaneous connections (each holds a worker thread)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  std::string read_timeout_flag = "10s";
+  run->add_option("--web.read-timeout", read_timeout_flag,
+                  "Maximum duration to read a whole request, or to write its answer")
+      ->check([](const std::string& text) -> std::string {
+        auto parsed = ParsePromDuration(text);
+        return parsed && parsed->count() > 0 ? "" : "expected a positive duration, e.g. 10s";
+      })
+      ->capture_default_str();
 
   CLI::App* check = app.add_subcommand("check", "Check configuration or rule files");
   check->require_subcommand(1);
@@ -308,6 +327,10 @@ int RunCli(int argc, char** argv) {
     if (storage_option->count() > 0) {
       run_flags.storage_path = storage_flag;
     }
+    if (web_config_option->count() > 0) {
+      run_flags.web_config_file = web_config_flag;
+    }
+    run_flags.web_read_timeout = *ParsePromDuration(read_timeout_flag);
     return RunUntilSignalled(run_flags);
   }
   if (check_config->parsed()) {

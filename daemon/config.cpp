@@ -651,19 +651,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
   config.file = absolute.string();
   config.storage.path = std::string(kDefaultStoragePath);
   Context ctx{diag, env, absolute.parent_path().string()};
-  try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      diag.Add(documents[1].Mark(), "only one YAML document is allowed in a config file");
-    }
-    if (!documents.empty()) {
-      ReadDocument(documents.front(), config, ctx);
-    }
-  } catch (const YAML::ParserException& e) {
-    diag.Add(e.mark, "YAML syntax error: " + e.msg);
-  } catch (const YAML::Exception& e) {
-    diag.Add(e.mark, "YAML error: " + e.msg);
-  }
+  yaml::ReadSingleDocument(yaml, "a config file", diag,
+                           [&](const YAML::Node& root) { ReadDocument(root, config, ctx); });
   if (!diag.empty()) {
     return Fail(diag.ToError(file_name));
   }

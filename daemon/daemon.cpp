@@ -87,6 +87,19 @@ class DaemonImpl final : public Daemon {
   ~DaemonImpl() override { Stop(); }
 
   Status Init() {
+    HttpServerOptions http_options;
+    http_options.listen_address = config_.web_listen_address;
+    http_options.enable_lifecycle = flags_.web_enable_lifecycle;
+    http_options.max_connections = flags_.web_max_connections;
+    http_options.read_timeout = flags_.web_read_timeout;
+    if (flags_.web_config_file) {
+      // Read once, at start: a changed web config needs a restart.
+      auto web = LoadWebConfig(*flags_.web_config_file);
+      if (!web) {
+        return Fail(web.error());
+      }
+      http_options.web = std::move(*web);
+    }
     if (config_.simulator) {
       auto started = StartSimulator(*config_.simulator, clock_);
       if (!started) {
@@ -125,7 +138,7 @@ class DaemonImpl final : public Daemon {
     handlers.ready = [this] { return ready_.load() && store_->Stats().writable; };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
-    auto http = HttpServer::Start(config_.web_listen_address, std::move(handlers));
+    auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
       return Fail(http.error());
     }
@@ -134,8 +147,9 @@ class DaemonImpl final : public Daemon {
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
-    spdlog::info("modelpulse {} started: {} targets, listening on {}, storage {}", kVersion,
-                 config_.targets.size(), config_.web_listen_address, config_.storage.path);
+    spdlog::info("modelpulse {} started: {} targets, listening on {}{}, storage {}", kVersion,
+                 config_.targets.size(), config_.web_listen_address,
+                 http_options.web && http_options.web->tls ? " (TLS)" : "", config_.storage.path);
     return {};
   }
 

@@ -26,6 +26,11 @@ struct RunFlags {
   std::string config_file = "/etc/modelpulse/modelpulse.yml";
   std::optional<std::string> web_listen_address;
   std::optional<std::string> storage_path;
+  // The HTTP endpoint's security and client bounds (HttpServerOptions says what each does).
+  std::optional<std::string> web_config_file;
+  bool web_enable_lifecycle = false;
+  int web_max_connections = 64;
+  Millis web_read_timeout{10'000};
 };
 
 // Builds and owns the parts (store, simulator, prober, metrics, HTTP server) and wires them; does

@@ -3,9 +3,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/common.h"
+#include "daemon/web_config.h"
 
 namespace modelpulse::daemon {
 
@@ -13,16 +15,38 @@ namespace modelpulse::daemon {
 struct HttpHandlers {
   std::function<std::string()> metrics;       // GET /metrics
   std::function<bool()> ready;                // GET /-/ready: 200 when true, else 503
-  std::function<Status()> reload;             // POST /-/reload (and PUT, as Prometheus accepts)
+  std::function<Status()> reload;             // POST or PUT /-/reload, with lifecycle enabled
   std::function<std::string()> targets_json;  // GET /api/v1/targets
+};
+
+// How the server treats its clients. Every connection holds one worker thread from accept to
+// close, so `max_connections` is both the connection limit and the worker pool's size: a client
+// past the limit waits in the listen queue until a worker is free (as Prometheus's
+// --web.max-connections). What bounds the time a worker is held: a request (its headers and body,
+// and for TLS the handshake before it) must arrive whole within `read_timeout`; writing the
+// answer has as long again; a kept-alive connection that sends nothing for `idle_timeout` is
+// closed. So slow clients can hold at most the workers they connect with, for at most those
+// timeouts, and /metrics keeps answering while fewer than `max_connections` of them connect.
+struct HttpServerOptions {
+  std::string listen_address = "127.0.0.1:9464";
+  std::optional<WebConfig> web;   // --web.config.file: TLS, basic auth, extra headers
+  bool enable_lifecycle = false;  // --web.enable-lifecycle: /-/reload answers 403 without it
+  int max_connections = 64;
+  Millis read_timeout{10'000};
+  Millis idle_timeout{5'000};
+  // No endpoint takes a body; a body (e.g. `curl -d ''`) is read and ignored up to this size,
+  // beyond it the answer is 413. Compressed bodies are refused (415), never inflated.
+  size_t max_body_bytes = 64 * 1024;
+  size_t max_header_bytes = 64 * 1024;  // request line and headers together; beyond it, 400
 };
 
 // The one HTTP server of the daemon (cpp-httplib, kept out of this header to keep builds fast).
 class HttpServer {
  public:
   // Binds HOST:PORT ("127.0.0.1:9464", "[::1]:0", ":9464" = all interfaces) and serves on its own
-  // thread. kUnavailable when the address cannot be bound, kInvalidArgument when malformed.
-  static Result<std::unique_ptr<HttpServer>> Start(const std::string& listen_address,
+  // thread. kUnavailable when the address cannot be bound, kInvalidArgument when malformed or
+  // when the TLS certificate, key or client CA of `options.web` cannot be loaded.
+  static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                    HttpHandlers handlers);
   virtual ~HttpServer() = default;
   virtual int port() const = 0;

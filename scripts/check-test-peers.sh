@@ -20,6 +20,10 @@ have_command prometheus-alertmanager || have_command alertmanager ||
 /usr/bin/python3 -c 'import jwt' 2>/dev/null ||
   missing+=("PyJWT for /usr/bin/python3 (Debian package python3-jwt)")
 have_command node || missing+=("node (Debian package nodejs)")
+# test_web: a throwaway certificate, curl as the TLS client, Prometheus as the scraper.
+have_command prometheus || missing+=("prometheus (Debian package prometheus)")
+have_command openssl || missing+=("openssl (Debian package openssl)")
+have_command curl || missing+=("curl (Debian package curl)")
 modules=tests/integration/npm/node_modules
 for package in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["dependencies"]))' \
                    tests/integration/npm/package.json); do

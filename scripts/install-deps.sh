@@ -12,12 +12,12 @@ sudo_if_needed apt-get install -y -q \
   build-essential cmake pkg-config git \
   prometheus-cpp-dev libcurl4-openssl-dev libyaml-cpp-dev libsqlite3-dev sqlite3 libspdlog-dev \
   libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev \
-  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev python3
+  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev libcrypt-dev python3
 if [ "${1:-}" != "--build-only" ]; then
   # Test peers. No Recommends: they would pull in node-exporter, smartmontools and more.
   sudo_if_needed apt-get install -y -q --no-install-recommends \
     prometheus prometheus-alertmanager prometheus-blackbox-exporter nginx-light \
-    python3-botocore python3-jwt
+    python3-botocore python3-jwt curl openssl
   command -v npm >/dev/null || sudo_if_needed apt-get install -y -q --no-install-recommends nodejs npm
   # Third-party mock server and SDKs for the integration tests, at pinned versions.
   (cd "$here/tests/integration/npm" && npm ci --no-audit --no-fund --loglevel=error)

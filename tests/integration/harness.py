@@ -128,7 +128,7 @@ def series(metrics, name, **labels):
 class Daemon:
     """`modelpulse run` in a temp folder with its own config; stopped in close()."""
 
-    def __init__(self, config_text, extra_files=None, env=None):
+    def __init__(self, config_text, extra_files=None, env=None, args=()):
         self.dir = tempfile.mkdtemp(prefix="modelpulse-it-")
         self.port = free_port()
         self.db = os.path.join(self.dir, "modelpulse.db")
@@ -139,6 +139,7 @@ class Daemon:
                 f.write(text)
         self.log_path = os.path.join(self.dir, "daemon.log")
         self.env = dict(os.environ, **(env or {}))
+        self.args = list(args)
         self.proc = None
 
     def write_config(self, text):
@@ -149,7 +150,8 @@ class Daemon:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BINARY, "run", f"--config.file={self.config}",
-             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.path={self.db}"],
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.path={self.db}",
+             *self.args],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         wait_until(lambda: self.proc.poll() is None and
                    http_get(self.url("/-/ready"))[0] == 200, what="daemon ready")

@@ -61,7 +61,8 @@ def probe_count(daemon, target):
 class DaemonWithSimulator(unittest.TestCase):
     def setUp(self):
         self.sim_port = free_port()
-        self.daemon = Daemon(config(self.sim_port), {"scenario.yaml": SCENARIO})
+        self.daemon = Daemon(config(self.sim_port), {"scenario.yaml": SCENARIO},
+                             args=["--web.enable-lifecycle"])
         self.daemon.start()
 
     def tearDown(self):
