@@ -180,6 +180,44 @@ TEST_CASE("template errors are values") {
   CHECK(!CheckTemplate("__alert_X", parens));
 }
 
+TEST_CASE("printf widths and precisions: Go's parse, bounded output") {
+  // std::stoul threw std::out_of_range on the rules thread here and aborted the daemon; Go
+  // prints %!(NOVERB) for a number it calls too large and ends the format (promtool 2.42 output).
+  CHECK(Expand(R"([{{ printf "%99999999999999999999d|tail" 1 }}])") ==
+        "[%!(NOVERB)%!(EXTRA int=1)]");
+  CHECK(Expand(R"([{{ printf "%4000000000d" 1 }}])") == "[%!(NOVERB)%!(EXTRA int=1)]");
+  CHECK(Expand(R"([{{ printf "%.99999999999s|x" "abc" }}])") ==
+        "[%!(NOVERB)%!(EXTRA string=abc)]");
+  CHECK(Expand(R"([{{ printf "%.2s|%5s" "abc" "x" }}])") == "[ab|    x]");
+  // Widths Go accepts are honoured in full (a fixed buffer cut these at 127 and 511 bytes).
+  CHECK(Expand(R"({{ printf "%300d" 5 }})") == std::string(299, ' ') + "5");
+  CHECK(Expand(R"({{ printf "%.600f" 1.5 }})") == "1.5" + std::string(599, '0'));
+  // Over the 1 MiB limit: an error of the template, never gigabytes (Go would allocate 10 MB
+  // for this width and 4 GB for a width given through a variable-free loop of such calls).
+  const std::string too_wide = Expand(R"({{ printf "%2000000d" 1 }})");
+  CHECK(too_wide.rfind("ERROR: ", 0) == 0);
+  CHECK(too_wide.find("width 2000000 is over the limit of 1048576") != std::string::npos);
+  CHECK(Expand(R"({{ printf "%.2000000f" 1.0 }})").find("precision 2000000") != std::string::npos);
+}
+
+TEST_CASE("a template's output and the strings its functions build are bounded") {
+  // Each call is under 1 MiB; together they pass it: an error, not a 1.6 MB annotation.
+  const std::string two = Expand(R"({{ printf "%800000d" 1 }}{{ printf "%800000d" 2 }})");
+  CHECK(two.rfind("ERROR: ", 0) == 0);
+  CHECK(two.find("output over the limit of 1048576 bytes") != std::string::npos);
+  // Strings built and thrown away count too (16 MiB in all per expansion).
+  const std::string discarded =
+      Expand(R"({{ range $i, $x := query "q" }}{{ $s := printf "%1000000d" 1 }}{{ end }}ok)",
+             TemplateData{}, [](std::string_view) -> Result<Vector> {
+               return Vector(100, VectorSample{Labels{}, 1, 0});
+             });
+  CHECK(discarded.find("strings over the limit of 16777216 bytes") != std::string::npos);
+  TemplateData data;
+  data.labels = {{"v", std::string(200000, 'a')}};
+  CHECK(Expand(R"({{ reReplaceAll "" "0123456789" $labels.v }})", data)
+            .find("longer than 1048576 bytes") != std::string::npos);
+}
+
 namespace {
 
 std::string YamlSingle(const std::string& text) {
