@@ -73,10 +73,14 @@ std::size_t NameLength(std::string_view s) {
 
 // A group number as Go reads it: digits only, no leading zero, below 1e8; else -1 (a name).
 int GroupNumber(std::string_view name) {
-  if (name.size() > 1 && name[0] == '0') return -1;
+  if (name.size() > 1 && name[0] == '0') {
+    return -1;
+  }
   int num = 0;
   for (char c : name) {
-    if (c < '0' || c > '9' || num >= 100000000) return -1;
+    if (c < '0' || c > '9' || num >= 100000000) {
+      return -1;
+    }
     num = num * 10 + (c - '0');
   }
   return num;
@@ -84,11 +88,14 @@ int GroupNumber(std::string_view name) {
 
 }  // namespace
 
-std::string Regex::Expand(std::string_view tmpl, const std::vector<std::string_view>& groups) const {
+std::string Regex::Expand(std::string_view tmpl,
+                          const std::vector<std::string_view>& groups) const {
   std::string out;
   while (!tmpl.empty()) {
     const std::size_t dollar = tmpl.find('$');
-    if (dollar == std::string_view::npos) break;
+    if (dollar == std::string_view::npos) {
+      break;
+    }
     out.append(tmpl.substr(0, dollar));
     tmpl.remove_prefix(dollar + 1);
     if (!tmpl.empty() && tmpl[0] == '$') {
@@ -137,8 +144,7 @@ Result<std::string> Regex::ReplaceAll(std::string_view text, std::string_view tm
   // Go's replaceAll loop: an empty match right after a match is not replaced, and the search
   // always advances by at least one character.
   while (search <= text.size()) {
-    if (!compiled_->Match(whole, search, text.size(), re2::RE2::UNANCHORED, pieces.data(),
-                          count)) {
+    if (!compiled_->Match(whole, search, text.size(), re2::RE2::UNANCHORED, pieces.data(), count)) {
       break;
     }
     const auto begin = static_cast<std::size_t>(pieces[0].data() - text.data());
@@ -146,8 +152,9 @@ Result<std::string> Regex::ReplaceAll(std::string_view text, std::string_view tm
     out.append(text.substr(last_end, begin - last_end));
     if (end > last_end || begin == 0) {
       for (std::size_t i = 0; i < pieces.size(); ++i) {
-        groups[i] = pieces[i].data() == nullptr ? std::string_view{}
-                                                : std::string_view(pieces[i].data(), pieces[i].size());
+        groups[i] = pieces[i].data() == nullptr
+                        ? std::string_view{}
+                        : std::string_view(pieces[i].data(), pieces[i].size());
       }
       out.append(Expand(tmpl, groups));
     }

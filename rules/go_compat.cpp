@@ -359,8 +359,8 @@ namespace {
 // What Go refuses and RE2 accepts, found by one pass over the pattern (no recursion).
 Status CheckGoOnlyRules(std::string_view p) {
   auto refuse = [&](const std::string& why) -> Status {
-    return Fail(Error::InvalidArgument("invalid regular expression \"" + std::string(p) +
-                                       "\": " + why));
+    return Fail(
+        Error::InvalidArgument("invalid regular expression \"" + std::string(p) + "\": " + why));
   };
   std::vector<bool> open;  // per open group: is it a capture
   int captures = 0;
@@ -371,18 +371,24 @@ Status CheckGoOnlyRules(std::string_view p) {
       const char next = p[i + 1];
       if (next == 'Q' && !in_class) {
         const size_t end = p.find("\\E", i + 2);
-        if (end == std::string_view::npos) break;
+        if (end == std::string_view::npos) {
+          break;
+        }
         i = end + 1;
         continue;
       }
-      if (next == 'C') return refuse("invalid escape sequence: \\C");
+      if (next == 'C') {
+        return refuse("invalid escape sequence: \\C");
+      }
       ++i;
       continue;
     }
     if (in_class) {
       if (c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
         const size_t end = p.find(":]", i + 2);
-        if (end != std::string_view::npos) i = end + 1;
+        if (end != std::string_view::npos) {
+          i = end + 1;
+        }
       } else if (c == ']') {
         in_class = false;
       }
@@ -390,8 +396,12 @@ Status CheckGoOnlyRules(std::string_view p) {
     }
     if (c == '[') {
       in_class = true;
-      if (i + 1 < p.size() && p[i + 1] == '^') ++i;
-      if (i + 1 < p.size() && p[i + 1] == ']') ++i;  // a leading ']' is a literal
+      if (i + 1 < p.size() && p[i + 1] == '^') {
+        ++i;
+      }
+      if (i + 1 < p.size() && p[i + 1] == ']') {
+        ++i;  // a leading ']' is a literal
+      }
     } else if (c == '(') {
       const bool capture = i + 1 >= p.size() || p[i + 1] != '?' || p.substr(i + 1, 3) == "?P<";
       open.push_back(capture);
@@ -420,8 +430,8 @@ Result<Regex> CompileAnchoredRegex(std::string_view pattern) { return CompileGoR
 Result<Regex> CompileWrappedRegex(std::string_view pattern) {
   auto wrapped = CompileGoRegex("^(?:" + std::string(pattern) + ")$");
   if (!wrapped) {
-    return Fail(Error::InvalidArgument("invalid regular expression \"" + std::string(pattern) +
-                                       "\""));
+    return Fail(
+        Error::InvalidArgument("invalid regular expression \"" + std::string(pattern) + "\""));
   }
   return wrapped;
 }

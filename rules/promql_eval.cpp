@@ -883,9 +883,7 @@ class Evaluator {
   }
 
   bool Cancelled() const { return cancelled_ && cancelled_(); }
-  static Error TimedOut() {
-    return Error::Unavailable("query timed out in expression evaluation");
-  }
+  static Error TimedOut() { return Error::Unavailable("query timed out in expression evaluation"); }
 
   const SampleSource& source_;
   int64_t t_ms_;

@@ -318,10 +318,10 @@ class Executor {
     if (const auto* s = result ? std::get_if<std::string>(&*result) : nullptr) {
       produced_ += s->size();
       if (s->size() > kMaxOutput || produced_ > kMaxProduced) {
-        return Fail(Err(line_, "error calling " + name + ": strings over the limit of " +
-                                   std::to_string(s->size() > kMaxOutput ? kMaxOutput
-                                                                         : kMaxProduced) +
-                                   " bytes"));
+        return Fail(
+            Err(line_, "error calling " + name + ": strings over the limit of " +
+                           std::to_string(s->size() > kMaxOutput ? kMaxOutput : kMaxProduced) +
+                           " bytes"));
       }
     }
     return result;
@@ -588,8 +588,8 @@ class Executor {
       if (name == "match") {
         return TValue(re->Search(std::get<std::string>(args[1])));
       }
-      auto replaced =
-          re->ReplaceAll(std::get<std::string>(args[2]), std::get<std::string>(args[1]), kMaxOutput);
+      auto replaced = re->ReplaceAll(std::get<std::string>(args[2]), std::get<std::string>(args[1]),
+                                     kMaxOutput);
       if (!replaced) {
         return calling(replaced.error());
       }

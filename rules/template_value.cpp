@@ -290,10 +290,10 @@ Result<std::string> GoSprintf(std::string_view format, const std::vector<TValue>
     const size_t w = has_width ? *width_value : 0;
     const size_t precision = *precision_value;
     if (w > max_size || (has_precision && precision > max_size)) {
-      return Fail(Error::InvalidArgument(
-          "printf: " + std::string(w > max_size ? "width " : "precision ") +
-          std::to_string(w > max_size ? w : precision) + " is over the limit of " +
-          std::to_string(max_size)));
+      return Fail(
+          Error::InvalidArgument("printf: " + std::string(w > max_size ? "width " : "precision ") +
+                                 std::to_string(w > max_size ? w : precision) +
+                                 " is over the limit of " + std::to_string(max_size)));
     }
     const TValue& a = args[arg++];
     const std::string spec = "%" + flags + (has_width ? std::to_string(w) : "") +

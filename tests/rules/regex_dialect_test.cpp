@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -16,13 +15,17 @@
 #include "rules/promql.h"
 #include "rules/rules.h"
 #include "tests/required_peer.h"
+#include "tests/rules/promtool_util.h"
 
 namespace modelpulse::rules {
 namespace {
 
+using modelpulse::testing::RunCapture;
+using modelpulse::testing::YamlSingle;
+
 // The label values every accepted pattern is matched against (one series `x{v="..."}` each).
-const std::vector<std::string> kValues = {"a",  "A",  "aa", "aaa",   "ab",  "aB",     "abc",
-                                          "ABC", "a.b", "7", "42", "x7", "é", "Straße", "ΣΑ"};
+const std::vector<std::string> kValues = {"a",   "A", "aa", "aaa", "ab", "aB",     "abc", "ABC",
+                                          "a.b", "7", "42", "x7",  "é",  "Straße", "ΣΑ"};
 
 struct Row {
   std::string pattern;  // as written inside the PromQL string literal (backslashes doubled)
@@ -108,30 +111,6 @@ Result<std::set<std::string>> Matches(const std::string& pattern) {
   return out;
 }
 
-std::string Run(const std::string& command, int& status) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-    output.append(buf, n);
-  }
-  status = pclose(pipe);
-  return output;
-}
-
-std::string YamlSingle(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    out += c;
-    if (c == '\'') {
-      out += '\'';
-    }
-  }
-  return out + "'";
-}
-
 }  // namespace
 
 TEST_CASE("regex dialect: promtool's verdicts and matches for label matchers") {
@@ -157,7 +136,8 @@ TEST_CASE("regex dialect: nesting beyond Go's limit is a parse error, never a st
   // std::regex recursed once per level and crashed `check rules`, `query` and the daemon here.
   auto nested = [](int depth, const std::string& open) {
     std::string out;
-    for (int i = 0; i < depth; ++i) out += open;
+    for (int i = 0; i < depth; ++i)
+      out += open;
     return out + "a" + std::string(static_cast<size_t>(depth), ')');
   };
   auto deep = promql::ParseExpr("x{v=~\"" + nested(30000, "(") + "\"}");
@@ -201,8 +181,7 @@ TEST_CASE("regex dialect: label_replace expands $1, ${1}, $name and ${name} as G
   // The whole value must match (anchored): no match leaves the series unchanged.
   CHECK(eval("$1", "(t)") == "<none>");
   CHECK(eval("$1", "(?i)(s).*") == "S");
-  CHECK(eval("x", "a(?=b)").rfind("error: invalid regular expression in label_replace()", 0) ==
-        0);
+  CHECK(eval("x", "a(?=b)").rfind("error: invalid regular expression in label_replace()", 0) == 0);
 }
 
 TEST_CASE("regex dialect: template match and reReplaceAll are Go's, unanchored") {
@@ -213,14 +192,14 @@ TEST_CASE("regex dialect: template match and reReplaceAll are Go's, unanchored")
   CHECK(expand(R"T({{ match "\\d+" "ab12" }})T") == "true");
   CHECK(expand(R"T({{ match "^\\d+$" "ab12" }})T") == "false");
   CHECK(expand(R"T({{ match "\\pL" "ΣΑ" }})T") == "true");
-  CHECK(expand(R"T({{ reReplaceAll "(?P<k>\\w+)=(\\w+)" "${2}:$k" "a=1 b=2" }})T") ==
-        "1:a 2:b");
+  CHECK(expand(R"T({{ reReplaceAll "(?P<k>\\w+)=(\\w+)" "${2}:$k" "a=1 b=2" }})T") == "1:a 2:b");
   // Go's empty-match rules: "x*" on "abc" replaces each gap once.
   CHECK(expand(R"T({{ reReplaceAll "x*" "-" "abc" }})T") == "-a-b-c-");
   CHECK(expand(R"T({{ reReplaceAll "a*" "-" "baaac" }})T") == "-b-c-");
   CHECK(expand(R"T({{ reReplaceAll "" "." "ΣΑ" }})T") == ".Σ.Α.");
-  CHECK(expand(R"T({{ match "a(?=b)" "ab" }})T")
-            .find("error calling match: error parsing regexp") != std::string::npos);
+  CHECK(
+      expand(R"T({{ match "a(?=b)" "ab" }})T").find("error calling match: error parsing regexp") !=
+      std::string::npos);
   CHECK(expand(R"T({{ reReplaceAll "a++" "" "a" }})T").find("error calling reReplaceAll") !=
         std::string::npos);
   // A catastrophic pattern for a backtracking engine is linear here.
@@ -252,7 +231,7 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
           << YamlSingle(Selector(row.pattern)) << "\n";
       int status = 0;
       const std::string output =
-          Run("/usr/bin/promtool check rules " + (dir / "refused.yaml").string(), status);
+          RunCapture("/usr/bin/promtool check rules " + (dir / "refused.yaml").string(), status);
       INFO(output);
       CHECK(WIFEXITED(status));
       CHECK(WEXITSTATUS(status) != 0);
@@ -263,7 +242,8 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
     test += "      - expr: " + YamlSingle(Selector(row.pattern)) +
             "\n        eval_time: 0s\n        exp_samples:\n";
     for (const std::string& v : *got) {
-      test += "          - labels: " + YamlSingle("x{v=\"" + v + "\"}") + "\n            value: 1\n";
+      test +=
+          "          - labels: " + YamlSingle("x{v=\"" + v + "\"}") + "\n            value: 1\n";
     }
     if (got->empty()) {
       test += "          []\n";
@@ -272,7 +252,7 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
   std::ofstream(dir / "accepted.test.yaml") << test;
   int status = 0;
   const std::string output =
-      Run("/usr/bin/promtool test rules " + (dir / "accepted.test.yaml").string(), status);
+      RunCapture("/usr/bin/promtool test rules " + (dir / "accepted.test.yaml").string(), status);
   std::filesystem::remove_all(dir);
   INFO(output);
   CHECK(WIFEXITED(status));

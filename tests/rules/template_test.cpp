@@ -17,6 +17,7 @@
 
 #include "rules/rules.h"
 #include "tests/required_peer.h"
+#include "tests/rules/promtool_util.h"
 
 namespace modelpulse::rules {
 namespace {
@@ -186,8 +187,7 @@ TEST_CASE("printf widths and precisions: Go's parse, bounded output") {
   CHECK(Expand(R"([{{ printf "%99999999999999999999d|tail" 1 }}])") ==
         "[%!(NOVERB)%!(EXTRA int=1)]");
   CHECK(Expand(R"([{{ printf "%4000000000d" 1 }}])") == "[%!(NOVERB)%!(EXTRA int=1)]");
-  CHECK(Expand(R"([{{ printf "%.99999999999s|x" "abc" }}])") ==
-        "[%!(NOVERB)%!(EXTRA string=abc)]");
+  CHECK(Expand(R"([{{ printf "%.99999999999s|x" "abc" }}])") == "[%!(NOVERB)%!(EXTRA string=abc)]");
   CHECK(Expand(R"([{{ printf "%.2s|%5s" "abc" "x" }}])") == "[ab|    x]");
   // Widths Go accepts are honoured in full (a fixed buffer cut these at 127 and 511 bytes).
   CHECK(Expand(R"({{ printf "%300d" 5 }})") == std::string(299, ' ') + "5");
@@ -220,16 +220,7 @@ TEST_CASE("a template's output and the strings its functions build are bounded")
 
 namespace {
 
-std::string YamlSingle(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    out += c;
-    if (c == '\'') {
-      out += '\'';
-    }
-  }
-  return out + "'";
-}
+using modelpulse::testing::YamlSingle;
 
 std::string SeriesValue(double v) {
   if (std::isnan(v)) {
@@ -346,17 +337,9 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   const std::filesystem::path dir = dir_template;
   std::ofstream(dir / "rules.yaml") << rules;
   std::ofstream(dir / "t.test.yaml") << test;
-  const std::string command =
-      "/usr/bin/promtool test rules " + (dir / "t.test.yaml").string() + " 2>&1";
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  size_t n = 0;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-    output.append(buf, n);
-  }
-  const int status = pclose(pipe);
+  int status = 0;
+  const std::string output = modelpulse::testing::RunCapture(
+      "/usr/bin/promtool test rules " + (dir / "t.test.yaml").string(), status);
   std::filesystem::remove_all(dir);
   INFO(output);
   CHECK(WIFEXITED(status));
