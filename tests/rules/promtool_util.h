@@ -5,8 +5,10 @@
 // of generated rule and test files, and running a command for its output.
 
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace modelpulse::testing {
@@ -35,6 +37,17 @@ inline std::string RunCapture(const std::string& command, int& status) {
   }
   status = pclose(pipe);
   return output;
+}
+
+// Runs `promtool test rules` on `test_file` and checks that every test in it passed.
+inline void CheckPromtoolTestPasses(const std::filesystem::path& test_file) {
+  int status = 0;
+  const std::string output =
+      RunCapture("/usr/bin/promtool test rules " + test_file.string(), status);
+  INFO(output);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(output.find("SUCCESS") != std::string::npos);
 }
 
 }  // namespace modelpulse::testing

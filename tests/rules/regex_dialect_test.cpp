@@ -250,14 +250,8 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
     }
   }
   std::ofstream(dir / "accepted.test.yaml") << test;
-  int status = 0;
-  const std::string output =
-      RunCapture("/usr/bin/promtool test rules " + (dir / "accepted.test.yaml").string(), status);
+  modelpulse::testing::CheckPromtoolTestPasses(dir / "accepted.test.yaml");
   std::filesystem::remove_all(dir);
-  INFO(output);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  CHECK(output.find("SUCCESS") != std::string::npos);
 }
 
 }  // namespace modelpulse::rules
