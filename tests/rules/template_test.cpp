@@ -183,6 +183,11 @@ TEST_CASE("template errors are values") {
 TEST_CASE("printf widths and precisions: Go's parse, bounded output") {
   // std::stoul threw std::out_of_range on the rules thread here and aborted the daemon; Go
   // prints %!(NOVERB) for a number it calls too large and ends the format (promtool 2.42 output).
+  CHECK(Expand(R"([{{ printf "%99999999999999999999s" "x" }}])") ==
+        "[%!(NOVERB)%!(EXTRA string=x)]");
+  // This one allocated 4 GB.
+  CHECK(Expand(R"([{{ printf "%4000000000v|%.99999999999999999999s" "x" "y" }}])") ==
+        "[%!(NOVERB)%!(EXTRA string=x, string=y)]");
   CHECK(Expand(R"([{{ printf "%99999999999999999999d|tail" 1 }}])") ==
         "[%!(NOVERB)%!(EXTRA int=1)]");
   CHECK(Expand(R"([{{ printf "%4000000000d" 1 }}])") == "[%!(NOVERB)%!(EXTRA int=1)]");
