@@ -65,7 +65,8 @@ class CheckRules(unittest.TestCase):
     def test_huge_printf_widths_pass_check_rules_as_in_promtool(self):
         annotations = ("        annotations:\n"
                        "          a: '{{ printf \"%99999999999999999999d\" 1 }}'\n"
-                       "          b: '{{ printf \"%4000000000d\" 1 }}'\n")
+                       "          b: '{{ printf \"%4000000000d\" 1 }}'\n"
+                       "          c: '{{ printf \"%99999999999999999999s\" \"x\" }}'\n")
         ours, promtool = self.run_both(rule_file("up == 0", annotations))
         self.assertEqual(promtool.returncode, 0, promtool.stdout + promtool.stderr)
         self.assertEqual(ours.returncode, 0, ours.stdout + ours.stderr)
@@ -89,6 +90,7 @@ groups:
           a: '{{ printf "%99999999999999999999d" 1 }}'
           b: '{{ printf "%4000000000d" 1 }}'
           c: '{{ printf "%2000000d" 1 }}'
+          d: '{{ printf "%99999999999999999999s" "x" }}'
 """
 
 
