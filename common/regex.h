@@ -45,6 +45,17 @@ class Regex {
   std::optional<int> GroupIndex(std::string_view name) const;
   int GroupCount() const;
 
+  // Go's Regexp.Expand: `tmpl` with $1, ${1}, $name, ${name} replaced by the groups of one match
+  // (`groups` as FullMatchGroups gives them) and $$ by '$'. A name is the longest run of letters,
+  // digits and '_' ("$1x" is the group named "1x"); an unknown or unmatched group expands to
+  // nothing; a malformed reference ("${1", "$-") leaves the '$' as text.
+  std::string Expand(std::string_view tmpl, const std::vector<std::string_view>& groups) const;
+  // Go's Regexp.ReplaceAllString: every leftmost-first, non-overlapping match in `text` replaced
+  // by Expand(tmpl), with Go's rules for empty matches. Fails once the result would pass
+  // `max_size` bytes, so a short text and template cannot be made to take gigabytes.
+  Result<std::string> ReplaceAll(std::string_view text, std::string_view tmpl,
+                                 std::size_t max_size) const;
+
   const std::string& pattern() const { return pattern_; }
 
  private:

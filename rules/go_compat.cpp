@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace modelpulse::rules {
 
@@ -56,9 +57,16 @@ std::string FormatC(const char* format, double v) {
   if (!std::isfinite(v)) {
     return SpecialFloat(v);
   }
-  char buf[512];
-  std::snprintf(buf, sizeof(buf), format, v);
-  return buf;
+  // Sized from a first pass: printf's width and precision reach 1 MiB in templates, and a fixed
+  // buffer cut "%.600f" of 1e300 short.
+  const int size = std::snprintf(nullptr, 0, format, v);
+  if (size <= 0) {
+    return {};
+  }
+  std::string out(static_cast<size_t>(size) + 1, '\0');
+  std::snprintf(out.data(), out.size(), format, v);
+  out.pop_back();
+  return out;
 }
 
 }  // namespace
@@ -344,6 +352,88 @@ std::string FormatFloatShortest(double v) {
   char buf[400];
   auto result = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
   return std::string(buf, result.ptr);
+}
+
+namespace {
+
+// What Go refuses and RE2 accepts, found by one pass over the pattern (no recursion).
+Status CheckGoOnlyRules(std::string_view p) {
+  auto refuse = [&](const std::string& why) -> Status {
+    return Fail(
+        Error::InvalidArgument("invalid regular expression \"" + std::string(p) + "\": " + why));
+  };
+  std::vector<bool> open;  // per open group: is it a capture
+  int captures = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char next = p[i + 1];
+      if (next == 'Q' && !in_class) {
+        const size_t end = p.find("\\E", i + 2);
+        if (end == std::string_view::npos) {
+          break;
+        }
+        i = end + 1;
+        continue;
+      }
+      if (next == 'C') {
+        return refuse("invalid escape sequence: \\C");
+      }
+      ++i;
+      continue;
+    }
+    if (in_class) {
+      if (c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
+        const size_t end = p.find(":]", i + 2);
+        if (end != std::string_view::npos) {
+          i = end + 1;
+        }
+      } else if (c == ']') {
+        in_class = false;
+      }
+      continue;
+    }
+    if (c == '[') {
+      in_class = true;
+      if (i + 1 < p.size() && p[i + 1] == '^') {
+        ++i;
+      }
+      if (i + 1 < p.size() && p[i + 1] == ']') {
+        ++i;  // a leading ']' is a literal
+      }
+    } else if (c == '(') {
+      const bool capture = i + 1 >= p.size() || p[i + 1] != '?' || p.substr(i + 1, 3) == "?P<";
+      open.push_back(capture);
+      if (capture && ++captures > kMaxGoRegexCaptureDepth) {
+        return refuse("expression nests too deeply");
+      }
+    } else if (c == ')' && !open.empty()) {
+      captures -= open.back() ? 1 : 0;
+      open.pop_back();
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Regex> CompileGoRegex(std::string_view pattern) {
+  if (auto go = CheckGoOnlyRules(pattern); !go) {
+    return Fail(go.error());
+  }
+  return Regex::Compile(pattern);
+}
+
+Result<Regex> CompileAnchoredRegex(std::string_view pattern) { return CompileGoRegex(pattern); }
+
+Result<Regex> CompileWrappedRegex(std::string_view pattern) {
+  auto wrapped = CompileGoRegex("^(?:" + std::string(pattern) + ")$");
+  if (!wrapped) {
+    return Fail(
+        Error::InvalidArgument("invalid regular expression \"" + std::string(pattern) + "\""));
+  }
+  return wrapped;
 }
 
 }  // namespace modelpulse::rules

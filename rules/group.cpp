@@ -3,8 +3,8 @@
 // disappeared; per-rule status for metrics; a failing rule never stops the others.
 #include "rules/internal/group.h"
 
+#include <algorithm>
 #include <chrono>
-#include <regex>
 #include <set>
 
 #include "rules/internal/go_compat.h"
@@ -12,28 +12,6 @@
 
 namespace modelpulse::rules {
 namespace {
-
-bool Matches(const LabelMatcher& m, const Labels& labels) {
-  auto it = labels.find(m.name);
-  const std::string value = it == labels.end() ? "" : it->second;
-  switch (m.type) {
-    case LabelMatcher::Type::kEqual:
-      return value == m.value;
-    case LabelMatcher::Type::kNotEqual:
-      return value != m.value;
-    case LabelMatcher::Type::kRegexMatch:
-    case LabelMatcher::Type::kRegexNoMatch: {
-      bool match = false;
-      try {
-        match = std::regex_match(value, std::regex(m.value, std::regex::ECMAScript));
-      } catch (const std::regex_error&) {
-        match = false;
-      }
-      return (m.type == LabelMatcher::Type::kRegexMatch) == match;
-    }
-  }
-  return false;
-}
 
 Result<Vector> ToVector(Result<Value> value) {
   if (!value) {
@@ -50,17 +28,48 @@ Result<Vector> ToVector(Result<Value> value) {
 
 }  // namespace
 
-bool SelectorMatches(const std::vector<LabelMatcher>& matchers, const Labels& labels) {
-  for (const auto& m : matchers) {
-    if (!Matches(m, labels)) {
+CompiledSelector::CompiledSelector(const std::vector<LabelMatcher>& matchers) {
+  matchers_.reserve(matchers.size());
+  for (const LabelMatcher& m : matchers) {
+    Matcher compiled{&m, std::nullopt};
+    if (m.type == LabelMatcher::Type::kRegexMatch || m.type == LabelMatcher::Type::kRegexNoMatch) {
+      if (auto regex = CompileAnchoredRegex(m.value)) {
+        compiled.regex.emplace(std::move(*regex));
+      }
+    }
+    matchers_.push_back(std::move(compiled));
+  }
+}
+
+bool CompiledSelector::Matches(const Labels& labels) const {
+  for (const Matcher& m : matchers_) {
+    auto it = labels.find(m.matcher->name);
+    const std::string_view value = it == labels.end() ? std::string_view() : it->second;
+    bool ok = false;
+    switch (m.matcher->type) {
+      case LabelMatcher::Type::kEqual:
+        ok = value == m.matcher->value;
+        break;
+      case LabelMatcher::Type::kNotEqual:
+        ok = value != m.matcher->value;
+        break;
+      case LabelMatcher::Type::kRegexMatch:
+        ok = m.regex && m.regex->FullMatch(value);
+        break;
+      case LabelMatcher::Type::kRegexNoMatch:
+        ok = !(m.regex && m.regex->FullMatch(value));
+        break;
+    }
+    if (!ok) {
       return false;
     }
   }
   return true;
 }
 
-Result<Vector> EvaluateInstant(const Query& query, const SampleSource& source, int64_t t_ms) {
-  return ToVector(query.Evaluate(source, t_ms));
+Result<Vector> EvaluateInstant(const Query& query, const SampleSource& source, int64_t t_ms,
+                               const EvalCancel& cancelled) {
+  return ToVector(query.Evaluate(source, t_ms, cancelled));
 }
 
 // ------------------------------------------------------------------------------ SeriesOverlay
@@ -75,8 +84,9 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
     return base;
   }
   std::vector<Series> out = std::move(*base);
+  const CompiledSelector selector(matchers);
   for (const auto& [labels, samples] : series_) {
-    if (!SelectorMatches(matchers, labels)) {
+    if (!selector.Matches(labels)) {
       continue;
     }
     std::vector<Sample> window;
@@ -113,8 +123,9 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
 Result<std::vector<SeriesAggregate>> SeriesOverlay::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
+  const CompiledSelector selector(matchers);
   for (const auto& [labels, samples] : series_) {
-    if (SelectorMatches(matchers, labels)) {
+    if (selector.Matches(labels)) {
       return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
     }
   }
@@ -167,10 +178,17 @@ std::vector<const AlertingRule*> RuleGroup::alerting_rules() const {
   return out;
 }
 
-GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
+GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms, const EvalCancel& stop) {
   GroupEvalResult result;
   const auto group_start = clock_->MonotonicNow();
   const Millis group_interval = interval(options_.evaluation_interval);
+  const auto deadline = group_start + std::min(group_interval, options_.evaluation_timeout);
+  const EvalCancel cancelled = [&] {
+    if (!result.timed_out && (clock_->MonotonicNow() >= deadline || (stop && stop()))) {
+      result.timed_out = true;
+    }
+    return result.timed_out;
+  };
   for (size_t i = 0; i < def_.rules.size(); ++i) {
     const RuleDef& rule = def_.rules[i];
     RuleEvalStatus& status = statuses_[i];
@@ -180,9 +198,14 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms) {
       if (!q) {
         return Fail(q.error());
       }
-      return EvaluateInstant(*q, overlay, ts_ms);
+      return EvaluateInstant(*q, overlay, ts_ms, cancelled);
     };
-    Result<Vector> output = EvaluateInstant(rule.expr, overlay, ts_ms);
+    Result<Vector> output = EvaluateInstant(rule.expr, overlay, ts_ms, cancelled);
+    if (output && cancelled()) {
+      // Past the deadline after the query (in templates, or a query that ended just then): the
+      // rule's output is not trusted to be complete, so nothing of it is written.
+      output = Fail(Error::Unavailable("query timed out in expression evaluation"));
+    }
     if (output && rule.kind == RuleDef::Kind::kRecording) {
       Vector recorded;
       std::set<Labels> seen;

@@ -62,6 +62,11 @@ class RuleManagerImpl final : public RuleManager {
         overlay_(source, kRecordedRetention),
         groups_(std::move(groups)) {}
 
+  void PublishNow() {
+    std::lock_guard lock(mu_);
+    PublishStatus();
+  }
+
   void RestoreSaved() {
     auto saved = states_.LoadAlertStates();
     if (!saved) {
@@ -94,6 +99,7 @@ class RuleManagerImpl final : public RuleManager {
     }
     groups_ = std::move(*groups);
     options_ = options;
+    PublishStatus();
     wake_.notify_all();
     spdlog::info("rules reloaded: {} group(s) from {} file(s)", groups_.size(),
                  options.rule_files.size());
@@ -105,7 +111,7 @@ class RuleManagerImpl final : public RuleManager {
     std::stop_callback wake_on_stop(stop, [this] { wake_.notify_all(); });
     while (!stop.stop_requested()) {
       const int64_t now = clock_.NowUnixMillis();
-      const int64_t next_due = EvaluateDueLocked(now);
+      const int64_t next_due = EvaluateDueLocked(now, [&] { return stop.stop_requested(); });
       wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(next_due - now, 10)),
                      [&] { return stop.stop_requested(); });
     }
@@ -113,11 +119,18 @@ class RuleManagerImpl final : public RuleManager {
 
   int64_t EvaluateDue(int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    return EvaluateDueLocked(now_ms);
+    return EvaluateDueLocked(now_ms, {});
   }
 
+  // Never waits for an evaluation: /metrics reads this while a slow group runs.
   RulesStatus Snapshot() const override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(status_mu_);
+    return published_;
+  }
+
+ private:
+  // Copies what Snapshot shows into published_. REQUIRES: mu_ is held.
+  void PublishStatus() {
     RulesStatus status;
     for (const LoadedGroup& group : groups_) {
       status.groups.push_back({group.group.def().name, group.file, group.group.def().rules.size(),
@@ -133,16 +146,17 @@ class RuleManagerImpl final : public RuleManager {
         }
       }
     }
-    return status;
+    std::lock_guard lock(status_mu_);
+    published_ = std::move(status);
   }
 
- private:
   // REQUIRES: mu_ is held.
-  int64_t EvaluateDueLocked(int64_t now) {
+  int64_t EvaluateDueLocked(int64_t now, const EvalCancel& stop) {
     int64_t next_due = now + options_.evaluation_interval.count();
     for (LoadedGroup& group : groups_) {
       if (group.next_due_ms <= now) {
-        Evaluate(group, now);
+        Evaluate(group, now, stop);
+        PublishStatus();
         group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
       }
       next_due = std::min(next_due, group.next_due_ms);
@@ -151,8 +165,12 @@ class RuleManagerImpl final : public RuleManager {
   }
 
   // REQUIRES: mu_ is held.
-  void Evaluate(LoadedGroup& group, int64_t now) {
-    GroupEvalResult result = group.group.Evaluate(overlay_, now);
+  void Evaluate(LoadedGroup& group, int64_t now, const EvalCancel& stop) {
+    GroupEvalResult result = group.group.Evaluate(overlay_, now, stop);
+    if (result.timed_out) {
+      spdlog::warn("rule group \"{}\" stopped after {:.3f}s: past its evaluation deadline",
+                   group.group.def().name, result.duration_seconds);
+    }
     ++group.evaluations;
     group.failures += static_cast<uint64_t>(result.error_count);
     group.last_duration_seconds = result.duration_seconds;
@@ -177,7 +195,11 @@ class RuleManagerImpl final : public RuleManager {
     }
   }
 
+  // mu_ is held through every evaluation; status_mu_ only while published_ is copied, so a
+  // snapshot never waits for a rule.
   mutable std::mutex mu_;
+  mutable std::mutex status_mu_;
+  RulesStatus published_;  // Guarded by status_mu_.
   std::condition_variable wake_;
   RuleManagerOptions options_;  // Guarded by mu_.
   const Clock& clock_;
@@ -199,6 +221,7 @@ Result<std::unique_ptr<RuleManager>> RuleManager::Create(const RuleManagerOption
   auto engine =
       std::make_unique<RuleManagerImpl>(options, source, states, clock, std::move(*groups));
   engine->RestoreSaved();
+  engine->PublishNow();
   return std::unique_ptr<RuleManager>(std::move(engine));
 }
 

@@ -18,11 +18,12 @@ Result<Query> Query::Parse(std::string_view text) {
   return query;
 }
 
-Result<Value> Query::Evaluate(const SampleSource& source, int64_t t_ms) const {
+Result<Value> Query::Evaluate(const SampleSource& source, int64_t t_ms,
+                              const EvalCancel& cancelled) const {
   if (!expr_) {
     return Fail(Error::InvalidArgument("evaluating a query that was never parsed"));
   }
-  return promql::Evaluate(expr_->root(), source, t_ms);
+  return promql::Evaluate(expr_->root(), source, t_ms, cancelled);
 }
 
 const std::string& Query::text() const { return text_; }

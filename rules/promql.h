@@ -6,6 +6,7 @@
 // 2.42 evaluates). Light header: no parser internals here.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ using Value = std::variant<Scalar, Vector, Matrix, String>;
 
 class ParsedExpr;  // immutable AST; defined in the parser's private header
 
+// Ends an evaluation early: asked before and after every node and between the series of a
+// selection; once it says true the evaluation fails with Prometheus's "query timed out in
+// expression evaluation". Empty: never.
+using EvalCancel = std::function<bool()>;
+
 // A parsed expression, cheap to copy and safe to share between threads.
 class Query {
  public:
@@ -53,7 +59,8 @@ class Query {
   static Result<Query> Parse(std::string_view text);
 
   // Evaluates at `t_ms` with Prometheus's 5m lookback.
-  Result<Value> Evaluate(const SampleSource& source, int64_t t_ms) const;
+  Result<Value> Evaluate(const SampleSource& source, int64_t t_ms,
+                         const EvalCancel& cancelled = {}) const;
   const std::string& text() const;
 
  private:

@@ -9,34 +9,11 @@ bool CompiledMatcher::Matches(const std::string& value) const {
     case LabelMatcher::Type::kNotEqual:
       return value != matcher.value;
     case LabelMatcher::Type::kRegexMatch:
-      return std::regex_match(value, *regex);
+      return regex->FullMatch(value);
     case LabelMatcher::Type::kRegexNoMatch:
-      return !std::regex_match(value, *regex);
+      return !regex->FullMatch(value);
   }
   return false;
-}
-
-Result<std::shared_ptr<const std::regex>> CompileAnchoredRegex(std::string_view pattern) {
-  auto flags = std::regex::ECMAScript;
-  std::string body(pattern);
-  if (body.rfind("(?i)", 0) == 0) {
-    flags |= std::regex::icase;
-    body.erase(0, 4);
-  }
-  // RE2 constructs std::regex would misread or reject with a confusing message.
-  for (std::string_view unsupported :
-       {"(?P<", "(?<", "(?s", "(?m", "(?U", "\\p", "\\P", "\\z", "\\A", "\\Q"}) {
-    if (body.find(unsupported) != std::string::npos) {
-      return Fail(Error::Parse("regex construct \"" + std::string(unsupported) +
-                               "\" is not supported: \"" + std::string(pattern) + "\""));
-    }
-  }
-  try {
-    return std::make_shared<const std::regex>("(?:" + body + ")", flags);
-  } catch (const std::regex_error& e) {
-    return Fail(
-        Error::Parse("invalid regular expression \"" + std::string(pattern) + "\": " + e.what()));
-  }
 }
 
 bool IsComparison(BinaryOp op) { return op >= BinaryOp::kEql && op <= BinaryOp::kLte; }

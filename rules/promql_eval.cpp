@@ -164,10 +164,18 @@ class GoHeap {
 
 class Evaluator {
  public:
-  Evaluator(const SampleSource& source, int64_t t_ms) : source_(source), t_ms_(t_ms) {}
+  Evaluator(const SampleSource& source, int64_t t_ms, const EvalCancel& cancelled)
+      : source_(source), t_ms_(t_ms), cancelled_(cancelled) {}
 
   Result<Value> Eval(const Expr& expr) {
-    return std::visit([&](const auto& node) { return EvalNode(expr, node); }, expr.node);
+    if (Cancelled()) {
+      return Fail(TimedOut());
+    }
+    auto value = std::visit([&](const auto& node) { return EvalNode(expr, node); }, expr.node);
+    if (value && Cancelled()) {
+      return Fail(TimedOut());
+    }
+    return value;
   }
 
  private:
@@ -803,6 +811,9 @@ class Evaluator {
     std::vector<Series> kept;
     kept.reserve(series->size());
     for (Series& s : *series) {
+      if (Cancelled()) {
+        return Fail(TimedOut());
+      }
       for (auto it = s.labels.begin(); it != s.labels.end();) {
         it = it->second.empty() ? s.labels.erase(it) : std::next(it);
       }
@@ -871,8 +882,12 @@ class Evaluator {
     return out;
   }
 
+  bool Cancelled() const { return cancelled_ && cancelled_(); }
+  static Error TimedOut() { return Error::Unavailable("query timed out in expression evaluation"); }
+
   const SampleSource& source_;
   int64_t t_ms_;
+  const EvalCancel& cancelled_;
 };
 
 }  // namespace
@@ -893,8 +908,9 @@ bool ContainsSameLabelset(const Vector& vector) {
   return false;
 }
 
-Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_ms) {
-  return Evaluator(source, t_ms).Eval(expr);
+Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_ms,
+                       const EvalCancel& cancelled) {
+  return Evaluator(source, t_ms, cancelled).Eval(expr);
 }
 
 }  // namespace modelpulse::rules::promql

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <limits>
 #include <optional>
-#include <regex>
 #include <unordered_map>
 
 #include "rules/internal/go_compat.h"
@@ -500,64 +499,12 @@ Result<Value> SortDesc(const Call&, const std::vector<Value>& args, int64_t) {
   return out;
 }
 
-// Go's Regexp.Expand: $1, ${1}, $name, ${name}, $$; a name runs over letters, digits and '_'
-// ("$1x" is the group named "1x", hence empty). std::regex has no named groups, so names
-// expand to nothing.
-std::string ExpandTemplate(const std::string& tmpl, const std::smatch& match) {
-  std::string out;
-  size_t i = 0;
-  while (i < tmpl.size()) {
-    size_t dollar = tmpl.find('$', i);
-    if (dollar == std::string::npos) {
-      out.append(tmpl, i, std::string::npos);
-      break;
-    }
-    out.append(tmpl, i, dollar - i);
-    i = dollar + 1;
-    if (i < tmpl.size() && tmpl[i] == '$') {
-      out += '$';
-      ++i;
-      continue;
-    }
-    bool brace = i < tmpl.size() && tmpl[i] == '{';
-    size_t start = brace ? i + 1 : i;
-    size_t end = start;
-    while (end < tmpl.size() &&
-           (std::isalnum(static_cast<unsigned char>(tmpl[end])) != 0 || tmpl[end] == '_' ||
-            static_cast<unsigned char>(tmpl[end]) >= 0x80)) {
-      ++end;
-    }
-    if (end == start || (brace && (end >= tmpl.size() || tmpl[end] != '}'))) {
-      out += '$';  // malformed: the '$' is literal text
-      continue;
-    }
-    std::string name = tmpl.substr(start, end - start);
-    i = brace ? end + 1 : end;
-    int num = 0;
-    for (char c : name) {
-      if (c < '0' || c > '9' || num >= 100000000) {
-        num = -1;
-        break;
-      }
-      num = num * 10 + (c - '0');
-    }
-    if (name.size() > 1 && name[0] == '0') {
-      num = -1;
-    }
-    if (num >= 0 && static_cast<size_t>(num) < match.size() &&
-        match[static_cast<size_t>(num)].matched) {
-      out += match[static_cast<size_t>(num)].str();
-    }
-  }
-  return out;
-}
-
 Result<Value> LabelReplace(const Call&, const std::vector<Value>& args, int64_t) {
   const std::string& dst = StringArg(args, 1);
   const std::string& replacement = StringArg(args, 2);
   const std::string& src = StringArg(args, 3);
   const std::string& pattern = StringArg(args, 4);
-  auto regex = CompileAnchoredRegex(pattern);
+  auto regex = CompileWrappedRegex(pattern);
   if (!regex) {
     return Fail(
         Error::InvalidArgument("invalid regular expression in label_replace(): " + pattern));
@@ -570,11 +517,11 @@ Result<Value> LabelReplace(const Call&, const std::vector<Value>& args, int64_t)
   for (VectorSample& s : out) {
     auto it = s.labels.find(src);
     std::string value = it == s.labels.end() ? "" : it->second;
-    std::smatch match;
-    if (!std::regex_match(value, match, **regex)) {
+    auto groups = regex->FullMatchGroups(value);
+    if (!groups) {
       continue;
     }
-    std::string result = ExpandTemplate(replacement, match);
+    std::string result = regex->Expand(replacement, *groups);
     s.labels.erase(dst);
     if (!result.empty()) {
       s.labels[dst] = std::move(result);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/duration.h"
+#include "rules/internal/go_compat.h"
 #include "rules/internal/promql_functions.h"
 #include "rules/internal/promql_lexer.h"
 
@@ -626,7 +627,7 @@ class Parser {
       if (!regex) {
         return Fail(ErrorAt(value_offset, regex.error().message));
       }
-      compiled.regex = std::move(*regex);
+      compiled.regex.emplace(std::move(*regex));
     }
     compiled.matcher = std::move(matcher);
     return compiled;

@@ -7,9 +7,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <set>
 #include <span>
 #include <sstream>
@@ -232,8 +232,13 @@ std::optional<RuleDef> ReadRule(const RuleContext& ctx_in, const YAML::Node& nod
       ctx.Add(diag, record.Mark(), "invalid field 'keep_firing_for' in recording rule");
       return std::nullopt;
     }
-    static const std::regex kMetricName("[a-zA-Z_:][a-zA-Z0-9_:]*");
-    if (!std::regex_match(rule.name, kMetricName)) {
+    // [a-zA-Z_:][a-zA-Z0-9_:]*
+    const bool valid_name =
+        !rule.name.empty() && std::isdigit(static_cast<unsigned char>(rule.name[0])) == 0 &&
+        std::all_of(rule.name.begin(), rule.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == ':';
+        });
+    if (!valid_name) {
       ctx.Add(diag, record.Mark(), "invalid recording rule name: " + rule.name);
       return std::nullopt;
     }

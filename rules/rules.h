@@ -162,6 +162,10 @@ struct AlertingOptions {
   // A snapshot older than this restores firing alerts but not pending ones (§2.8's
   // --rules.alert.for-outage-tolerance).
   Millis for_outage_tolerance{3600000};
+  // The longest one group evaluation may take: min(the group's interval, this), as Prometheus's
+  // --query.timeout (2m). Past it the running rule and the rules not yet evaluated fail with
+  // "query timed out in expression evaluation", each counted as a failed rule evaluation.
+  Millis evaluation_timeout{120000};
 };
 
 // One evaluation's output of an alerting rule: the ALERTS/ALERTS_FOR_STATE samples (labels
@@ -235,6 +239,7 @@ struct GroupEvalResult {
   std::vector<AlertNotification> to_send;
   int64_t error_count = 0;  // rules that failed in this evaluation
   double duration_seconds = 0;
+  bool timed_out = false;  // the group's deadline passed (see evaluation_timeout)
 };
 
 // A rule group: rules evaluated in order at one timestamp. Owns its alerting rules' state.
@@ -247,8 +252,10 @@ class RuleGroup {
   RuleGroup& operator=(RuleGroup&&) = default;
 
   // Evaluates every rule at `ts_ms`, reading through `overlay` and writing outputs into it.
-  // A failing rule records its error in its status and does not stop the others.
-  GroupEvalResult Evaluate(SeriesOverlay& overlay, int64_t ts_ms);
+  // A failing rule records its error in its status and does not stop the others. The group's
+  // deadline (AlertingOptions::evaluation_timeout) or `stop` saying true ends the evaluation:
+  // the rule running and those after it fail with a timeout.
+  GroupEvalResult Evaluate(SeriesOverlay& overlay, int64_t ts_ms, const EvalCancel& stop = {});
 
   const RuleGroupDef& def() const { return def_; }
   Millis interval(Millis global_default) const;

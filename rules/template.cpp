@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <regex>
 #include <variant>
 
 #include "rules/internal/go_compat.h"
@@ -25,7 +24,11 @@ namespace modelpulse::rules {
 namespace text_template {
 namespace {
 
+// One expansion's output, and any one value a function returns, stay within 1 MiB; every
+// string the functions of one expansion return stays within 16 MiB in all (a `range` of printf
+// into variables would otherwise build gigabytes it never prints).
 constexpr size_t kMaxOutput = 1 << 20;
+constexpr size_t kMaxProduced = 16 << 20;
 constexpr int kMaxRangeIterations = 100000;
 
 class Executor {
@@ -40,6 +43,9 @@ class Executor {
     if (auto st = Walk(nodes, dot, 0); !st) {
       return Fail(st.error());
     }
+    if (out_.size() > kMaxOutput) {
+      return Fail(OutputTooLarge());
+    }
     return out_;
   }
 
@@ -49,13 +55,18 @@ class Executor {
                                   ": executing \"" + name_ + "\": " + msg);
   }
 
+  Error OutputTooLarge() const {
+    return Error::InvalidArgument("template: " + name_ + ": output over the limit of " +
+                                  std::to_string(kMaxOutput) + " bytes");
+  }
+
   Status Walk(const NodeList& nodes, const TValue& dot, int depth) {
     if (depth > kMaxDepth) {
       return Fail(Error::InvalidArgument("template: " + name_ + ": nesting too deep"));
     }
     for (const Node& n : nodes) {
       if (out_.size() > kMaxOutput) {
-        return Fail(Error::InvalidArgument("template: " + name_ + ": output too large"));
+        return Fail(OutputTooLarge());
       }
       line_ = n.line;
       switch (n.kind) {
@@ -301,7 +312,22 @@ class Executor {
     return CallFunction(head.name, std::move(args), dot);
   }
 
-  Result<TValue> CallFunction(const std::string& name, std::vector<TValue> args, const TValue&) {
+  Result<TValue> CallFunction(const std::string& name, std::vector<TValue> args,
+                              const TValue& dot) {
+    auto result = CallBuiltin(name, std::move(args), dot);
+    if (const auto* s = result ? std::get_if<std::string>(&*result) : nullptr) {
+      produced_ += s->size();
+      if (s->size() > kMaxOutput || produced_ > kMaxProduced) {
+        return Fail(
+            Err(line_, "error calling " + name + ": strings over the limit of " +
+                           std::to_string(s->size() > kMaxOutput ? kMaxOutput : kMaxProduced) +
+                           " bytes"));
+      }
+    }
+    return result;
+  }
+
+  Result<TValue> CallBuiltin(const std::string& name, std::vector<TValue> args, const TValue&) {
     auto want = [&](size_t n) -> Status {
       if (args.size() != n) {
         return Fail(Err(line_, "wrong number of args for " + name + ": want " + std::to_string(n) +
@@ -373,7 +399,11 @@ class Executor {
         if (!format) {
           return Fail(format.error());
         }
-        return TValue(GoSprintf(*format, {args.begin() + 1, args.end()}));
+        auto formatted = GoSprintf(*format, {args.begin() + 1, args.end()}, kMaxOutput);
+        if (!formatted) {
+          return calling(formatted.error());
+        }
+        return TValue(std::move(*formatted));
       }
       std::string out;
       for (size_t i = 0; i < args.size(); ++i) {
@@ -550,29 +580,20 @@ class Executor {
           return Fail(s.error());
         }
       }
-      try {
-        std::regex re(std::get<std::string>(args[0]), std::regex::ECMAScript);
-        if (name == "match") {
-          return TValue(std::regex_search(std::get<std::string>(args[1]), re));
-        }
-        // Go's $1 / ${1} expansion maps onto ECMAScript's $1.
-        std::string repl = std::get<std::string>(args[1]);
-        std::string fixed;
-        for (size_t i = 0; i < repl.size(); ++i) {
-          if (repl[i] == '$' && i + 1 < repl.size() && repl[i + 1] == '{') {
-            size_t close = repl.find('}', i);
-            if (close != std::string::npos) {
-              fixed += "$" + repl.substr(i + 2, close - i - 2);
-              i = close;
-              continue;
-            }
-          }
-          fixed += repl[i];
-        }
-        return TValue(std::regex_replace(std::get<std::string>(args[2]), re, fixed));
-      } catch (const std::regex_error& e) {
-        return calling(Error::InvalidArgument(std::string("error parsing regexp: ") + e.what()));
+      // Go's regexp.MatchString and Regexp.ReplaceAllString: unanchored, $1/${name} expansion.
+      auto re = CompileGoRegex(std::get<std::string>(args[0]));
+      if (!re) {
+        return calling(Error::InvalidArgument("error parsing regexp: " + re.error().message));
       }
+      if (name == "match") {
+        return TValue(re->Search(std::get<std::string>(args[1])));
+      }
+      auto replaced = re->ReplaceAll(std::get<std::string>(args[2]), std::get<std::string>(args[1]),
+                                     kMaxOutput);
+      if (!replaced) {
+        return calling(replaced.error());
+      }
+      return TValue(std::move(*replaced));
     }
     if (name == "parseDuration") {
       if (auto st = want(1); !st) {
@@ -676,6 +697,7 @@ class Executor {
   const TemplateQueryFunc& query_;
   std::vector<std::pair<std::string, TValue>> vars_;
   std::string out_;
+  size_t produced_ = 0;  // bytes of every string a function returned, against kMaxProduced
   int line_ = 1;
   bool root_ = true;
 };

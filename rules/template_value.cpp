@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "rules/internal/go_compat.h"
 #include "rules/internal/template.h"
@@ -217,7 +218,38 @@ Result<double> ToFloat(const TValue& v) {
   return Fail(Error::InvalidArgument("can't convert " + TypeName(v) + " to float"));
 }
 
-std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) {
+namespace {
+
+// Go's fmt.parsenum: digits from `j`; a number Go's tooLarge refuses (over 10^6 before its last
+// digit) gives nullopt and consumes the rest of the format, as Go does.
+std::optional<size_t> ParseGoNum(std::string_view format, size_t& j) {
+  size_t num = 0;
+  while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
+    if (num > 1'000'000) {
+      j = format.size();
+      return std::nullopt;
+    }
+    num = num * 10 + static_cast<size_t>(format[j++] - '0');
+  }
+  return num;
+}
+
+// One C printf conversion of an integer, sized from a first pass (widths reach 1 MiB).
+std::string FormatCInteger(const std::string& c_format, long long v) {
+  const int size = std::snprintf(nullptr, 0, c_format.c_str(), v);
+  if (size <= 0) {
+    return {};
+  }
+  std::string out(static_cast<size_t>(size) + 1, '\0');
+  std::snprintf(out.data(), out.size(), c_format.c_str(), v);
+  out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> GoSprintf(std::string_view format, const std::vector<TValue>& args,
+                              size_t max_size) {
   std::string out;
   size_t arg = 0;
   for (size_t i = 0; i < format.size(); ++i) {
@@ -231,23 +263,17 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
     while (j < format.size() && std::strchr("+-# 0", format[j]) != nullptr) {
       flags += format[j++];
     }
-    std::string width;
-    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
-      width += format[j++];
-    }
-    std::string precision;
+    const size_t width_begin = j;
+    std::optional<size_t> width_value = ParseGoNum(format, j);
+    const bool has_width = width_value && j > width_begin;
+    std::optional<size_t> precision_value = 0;
     bool has_precision = false;
-    if (j < format.size() && format[j] == '.') {
+    if (width_value && j < format.size() && format[j] == '.') {
       has_precision = true;
       ++j;
-      while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j]))) {
-        precision += format[j++];
-      }
-      if (precision.empty()) {
-        precision = "0";
-      }
+      precision_value = ParseGoNum(format, j);
     }
-    if (j >= format.size()) {
+    if (!width_value || !precision_value || j >= format.size()) {
       out += "%!(NOVERB)";
       break;
     }
@@ -261,11 +287,19 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
       out += std::string("%!") + verb + "(MISSING)";
       continue;
     }
+    const size_t w = has_width ? *width_value : 0;
+    const size_t precision = *precision_value;
+    if (w > max_size || (has_precision && precision > max_size)) {
+      return Fail(
+          Error::InvalidArgument("printf: " + std::string(w > max_size ? "width " : "precision ") +
+                                 std::to_string(w > max_size ? w : precision) +
+                                 " is over the limit of " + std::to_string(max_size)));
+    }
     const TValue& a = args[arg++];
-    const std::string spec = "%" + flags + width + (has_precision ? "." + precision : "");
+    const std::string spec = "%" + flags + (has_width ? std::to_string(w) : "") +
+                             (has_precision ? "." + std::to_string(precision) : "");
     auto bad = [&] { return std::string("%!") + verb + "(" + TypeName(a) + "=" + Print(a) + ")"; };
     auto pad = [&](std::string s) {
-      size_t w = width.empty() ? 0 : std::stoul(width);
       if (s.size() >= w) {
         return s;
       }
@@ -282,7 +316,7 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
         } else {
           std::string s = Print(a);
           if (verb == 's' && has_precision) {
-            s = s.substr(0, std::stoul(precision));
+            s = s.substr(0, precision);
           }
           out += pad(s);
         }
@@ -295,9 +329,7 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
         break;
       case 'd':
         if (const auto* iv = std::get_if<int64_t>(&a)) {
-          char buf[128];
-          std::snprintf(buf, sizeof(buf), (spec + "lld").c_str(), static_cast<long long>(*iv));
-          out += buf;
+          out += FormatCInteger(spec + "lld", static_cast<long long>(*iv));
         } else {
           out += bad();
         }
@@ -309,7 +341,7 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
       case 'g':
       case 'G':
         if (const auto* dv = std::get_if<double>(&a)) {
-          if ((verb == 'g' || verb == 'G') && !has_precision && flags.empty() && width.empty()) {
+          if ((verb == 'g' || verb == 'G') && !has_precision && flags.empty() && !has_width) {
             std::string s = FormatGoFloat(*dv);
             if (verb == 'G') {
               std::transform(s.begin(), s.end(), s.begin(), ::toupper);
@@ -332,6 +364,10 @@ std::string GoSprintf(std::string_view format, const std::vector<TValue>& args) 
       out += (k > arg ? ", " : "") + TypeName(args[k]) + "=" + Print(args[k]);
     }
     out += ")";
+  }
+  if (out.size() > max_size) {
+    return Fail(Error::InvalidArgument("printf: output of " + std::to_string(out.size()) +
+                                       " bytes is over the limit of " + std::to_string(max_size)));
   }
   return out;
 }

@@ -97,8 +97,9 @@ class InputSource final : public SampleSource {
                                      int64_t to_ms) const override {
     std::vector<Series> out;
     to_ms = std::min(to_ms, visible_until_ms_);
+    const CompiledSelector selector(matchers);
     for (const auto& [labels, samples] : series_) {
-      if (!SelectorMatches(matchers, labels)) {
+      if (!selector.Matches(labels)) {
         continue;
       }
       Series s{labels, {}};

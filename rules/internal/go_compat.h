@@ -10,7 +10,25 @@
 #include <string>
 #include <string_view>
 
+#include "common/regex.h"
+#include "common/result.h"
+
 namespace modelpulse::rules {
+
+// Go's regexp dialect (Prometheus's matchers, label_replace and the template functions) on RE2,
+// which agrees with Go except where Go refuses more: `\C` (one byte) and capture groups nested
+// over kMaxGoRegexCaptureDepth (Go's syntax.Parse caps a pattern's tree at height 1000, which
+// `^(?:` ... `)$` plus 998 nested groups reaches). Other nodes Go counts in that height
+// (repetitions, alternations) are not, so a pattern within two or three levels of the cap can
+// still be accepted here and refused by Go.
+inline constexpr int kMaxGoRegexCaptureDepth = 998;
+Result<Regex> CompileGoRegex(std::string_view pattern);
+// A label matcher's pattern: Go's verdict on the pattern itself (Prometheus 2.42 parses it alone
+// as well as inside ^(?:...)$, so "a)(b" is refused) and matched with FullMatch, which is
+// Prometheus's ^(?:re)$.
+Result<Regex> CompileAnchoredRegex(std::string_view pattern);
+// label_replace's regex, compiled as Prometheus compiles it: "^(?:" + pattern + ")$" only.
+Result<Regex> CompileWrappedRegex(std::string_view pattern);
 
 // Go's %v for a float64 (strconv.FormatFloat(v, 'g', -1, 64)), exactly as §1.6. Also declared
 // in rules/rules.h, the public surface the CLI prints query results with.

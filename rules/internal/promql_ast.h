@@ -7,11 +7,12 @@
 
 #include <cstdint>
 #include <memory>
-#include <regex>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "common/regex.h"
 #include "rules/internal/promql_lexer.h"
 #include "rules/promql.h"
 
@@ -59,7 +60,7 @@ using ExprPtr = std::unique_ptr<const Expr>;
 // A label matcher with its regex compiled once, fully anchored (^(?:re)$ semantics).
 struct CompiledMatcher {
   LabelMatcher matcher;
-  std::shared_ptr<const std::regex> regex;  // set for =~ and !~
+  std::optional<Regex> regex;  // set for =~ and !~
   bool Matches(const std::string& value) const;
 };
 
@@ -131,11 +132,6 @@ struct Expr {
                Binary, Unary, Paren>
       node;
 };
-
-// Compiles an RE2-style pattern as std::regex (ECMAScript), to be used with std::regex_match,
-// which anchors it at both ends like Prometheus's ^(?:re)$. A leading "(?i)" becomes the icase
-// flag; other RE2-only syntax ((?P<name>...), \pL, (?s)) is a parse error, never a silent mismatch.
-Result<std::shared_ptr<const std::regex>> CompileAnchoredRegex(std::string_view pattern);
 
 bool IsComparison(BinaryOp op);
 bool IsSetOperator(BinaryOp op);

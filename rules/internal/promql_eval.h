@@ -16,7 +16,8 @@ namespace modelpulse::rules::promql {
 inline constexpr int64_t kLookbackMs = 5 * 60 * 1000;
 
 // Evaluates `expr` at `t_ms`. Errors (kInvalidArgument) carry "offset N" of the failing node.
-Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_ms);
+Result<Value> Evaluate(const Expr& expr, const SampleSource& source, int64_t t_ms,
+                       const EvalCancel& cancelled = {});
 
 // Helpers shared with promql_functions.cpp.
 void DropMetricName(Labels& labels);

@@ -32,8 +32,12 @@ std::string Print(const TValue& v);
 bool Truth(const TValue& v);
 // Prometheus's convertToFloat.
 Result<double> ToFloat(const TValue& v);
-// Go's fmt.Sprintf for the verbs templates use: %v %s %d %f %F %e %E %g %G %q %t %%.
-std::string GoSprintf(std::string_view format, const std::vector<TValue>& args);
+// Go's fmt.Sprintf for the verbs templates use: %v %s %d %f %F %e %E %g %G %q %t %%. A width or
+// precision Go calls too large (past about 10^7 digits' worth) gives %!(NOVERB) and ends the
+// format, as in Go; one over `max_size`, or a result longer than it, is an error, so a rule
+// cannot make one printf allocate gigabytes.
+Result<std::string> GoSprintf(std::string_view format, const std::vector<TValue>& args,
+                              size_t max_size);
 
 }  // namespace modelpulse::rules::text_template
 

@@ -76,4 +76,34 @@ TEST_CASE("Regex capture groups of whole-text matches") {
   CHECK_FALSE(regex->FullMatchGroups("us-east-1 ").has_value());
 }
 
+TEST_CASE("Regex Expand follows Go's regexp.Expand") {
+  auto regex = Regex::Compile("(?P<region>[a-z]+-[a-z]+)-(\\d+)(x)?");
+  REQUIRE(regex.has_value());
+  auto groups = regex->FullMatchGroups("us-east-1");
+  REQUIRE(groups.has_value());
+  CHECK(regex->Expand("$region/${2}", *groups) == "us-east/1");
+  CHECK(regex->Expand("${region}x $1x $$1 [$3] $zone", *groups) == "us-eastx  $1 [] ");
+  // Malformed references keep their '$'; a leading zero makes a name, not a number.
+  CHECK(regex->Expand("${1 $ $- $01", *groups) == "${1 $ $- ");
+}
+
+TEST_CASE("Regex ReplaceAll follows Go's ReplaceAllString, bounded in size") {
+  auto word = Regex::Compile("(\\w+)@(\\w+)");
+  REQUIRE(word.has_value());
+  CHECK(*word->ReplaceAll("a@b, c@d", "$2.$1", 100) == "b.a, d.c");
+  auto empty = Regex::Compile("x*");
+  REQUIRE(empty.has_value());
+  CHECK(*empty->ReplaceAll("abc", "-", 100) == "-a-b-c-");
+  CHECK(*empty->ReplaceAll("xxa", "-", 100) == "-a-");
+  auto anchored = Regex::Compile("^a");
+  REQUIRE(anchored.has_value());
+  CHECK(*anchored->ReplaceAll("aaa", "b", 100) == "baa");
+  auto any = Regex::Compile("");
+  REQUIRE(any.has_value());
+  CHECK(*any->ReplaceAll("é", ".", 100) == ".é.");  // advances a whole UTF-8 character
+  auto too_long = any->ReplaceAll(std::string(1000, 'a'), "0123456789", 4096);
+  REQUIRE_FALSE(too_long.has_value());
+  CHECK(too_long.error().message.find("longer than 4096 bytes") != std::string::npos);
+}
+
 }  // namespace modelpulse

@@ -2,6 +2,7 @@
 // real PromQL engine with an in-memory source.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "rules/internal/go_compat.h"
@@ -406,6 +407,79 @@ TEST_CASE("group: recording output feeds later rules, errors are per rule, stale
   restored.Restore(*store.LoadAlertStates(), 10 * kMin);
   REQUIRE(restored.alerting_rules().size() == 1);
   CHECK(restored.alerting_rules()[0]->Alerts().size() == 1);
+}
+
+namespace {
+
+// Storage that takes `step` of the injected clock per selection, as a slow database would.
+class SlowSource final : public SampleSource {
+ public:
+  SlowSource(const SampleSource& base, ManualClock& clock, std::chrono::milliseconds step)
+      : base_(base), clock_(clock), step_(step) {}
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                     int64_t to_ms) const override {
+    ++selects;
+    clock_.Advance(step_);
+    return base_.Select(matchers, from_ms, to_ms);
+  }
+  mutable int selects = 0;
+
+ private:
+  const SampleSource& base_;
+  ManualClock& clock_;
+  std::chrono::milliseconds step_;
+};
+
+}  // namespace
+
+TEST_CASE("group: past its deadline the running rule and the rest fail with a timeout") {
+  auto file = ParseRuleFile(R"(groups:
+  - name: g
+    rules:
+      - record: first
+        expr: sum(x)
+      - record: second
+        expr: sum(x) * 2
+      - alert: Third
+        expr: x > 0
+)",
+                            "inline.yaml");
+  REQUIRE(file);
+  MemorySource memory;
+  memory.series.push_back({{{"__name__", "x"}, {"i", "1"}}, {{0, 1}}});
+  memory.series.push_back({{{"__name__", "x"}, {"i", "2"}}, {{0, 1}}});
+  ManualClock clock(0);
+  SlowSource slow(memory, clock, std::chrono::seconds(10));
+  SeriesOverlay overlay(slow);
+  AlertingOptions options;
+  options.evaluation_timeout = Millis(15000);  // under the group's 60 s interval, so it rules
+  RuleGroup group(file->groups[0], options, clock);
+  const GroupEvalResult result = group.Evaluate(overlay, kMin);
+  CHECK(result.timed_out);
+  CHECK(result.error_count == 2);
+  REQUIRE(group.statuses().size() == 3);
+  CHECK_FALSE(group.statuses()[0].last_error);
+  CHECK(group.statuses()[0].last_sample_count == 1);
+  REQUIRE(group.statuses()[1].last_error);
+  CHECK(group.statuses()[1].last_error->message == "query timed out in expression evaluation");
+  REQUIRE(group.statuses()[2].last_error);
+  // The third rule never reached storage: the deadline was already past.
+  CHECK(slow.selects == 2);
+  CHECK(result.to_send.empty());
+  CHECK(result.duration_seconds == 20);
+
+  // A stop request (SIGTERM) ends an evaluation the same way, before any rule runs.
+  const GroupEvalResult stopped = group.Evaluate(overlay, 2 * kMin, [] { return true; });
+  CHECK(stopped.timed_out);
+  CHECK(stopped.error_count == 3);
+  CHECK(slow.selects == 2);
+
+  // The deadline is per evaluation: the next one starts with a fresh budget.
+  options.evaluation_timeout = Millis(60000);
+  RuleGroup roomy(file->groups[0], options, clock);
+  const GroupEvalResult fine = roomy.Evaluate(overlay, 3 * kMin);
+  CHECK_FALSE(fine.timed_out);
+  CHECK(fine.error_count == 0);
 }
 
 }  // namespace modelpulse::rules

@@ -248,10 +248,13 @@ TEST_CASE("parser: features outside the subset are errors, not wrong answers") {
   auto holt = ParseExpr("holt_winters(x[5m], 0.5, 0.5)");
   REQUIRE(!holt.has_value());
   CHECK(holt.error().message.find("not supported") != std::string::npos);
-  auto named = ParseExpr("x{a=~\"(?P<n>.)\"}");
-  REQUIRE(!named.has_value());
-  CHECK(named.error().message.find("not supported") != std::string::npos);
+  // Regexes are RE2's (Go's) dialect: named groups and (?i) parse, Perl's lookaheads do not.
+  CHECK(ParseExpr("x{a=~\"(?P<n>.)\"}").has_value());
   CHECK(ParseExpr("x{a=~\"(?i)abc\"}").has_value());
+  auto lookahead = ParseExpr("x{a=~\"a(?=b)\"}");
+  REQUIRE(!lookahead.has_value());
+  CHECK(lookahead.error().message.find("invalid perl operator") != std::string::npos);
+  CHECK(lookahead.error().location == "offset 5");
 }
 
 TEST_CASE("parser: depth and length limits turn hostile input into errors") {
