@@ -644,9 +644,40 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
 
 }  // namespace
 
+std::optional<std::string> SyntaxOnlyEnvironment::GetEnv(const std::string& name) const {
+  std::optional<std::string> value = real_.GetEnv(name);
+  if (value && !value->empty()) {
+    return value;
+  }
+  return "syntax-only";
+}
+
+Result<std::string> SyntaxOnlyEnvironment::ReadFile(const std::string& path) const {
+  if (Result<std::string> content = real_.ReadFile(path)) {
+    return content;
+  }
+  return std::string(
+      R"({"type": "service_account", "client_email": "syntax-only@invalid", )"
+      R"("private_key": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", )"
+      R"("token_uri": "https://oauth2.googleapis.com/token"})");
+}
+
+Result<std::vector<std::string>> SyntaxOnlyEnvironment::Glob(const std::string& pattern) const {
+  Result<std::vector<std::string>> matches = real_.Glob(pattern);
+  if (!matches || matches->empty()) {
+    return std::vector<std::string>{pattern};
+  }
+  return matches;
+}
+
 Result<Config> LoadConfig(const std::string& path) {
   SystemEnvironment env;
-  Result<std::string> content = env.ReadFile(path);
+  return LoadConfig(path, env);
+}
+
+Result<Config> LoadConfig(const std::string& path, const Environment& env) {
+  SystemEnvironment files;
+  Result<std::string> content = files.ReadFile(path);
   if (!content) {
     Error error = content.error();
     error.message = "cannot load config: " + error.message;

@@ -736,6 +736,38 @@ TEST_CASE("config/example.yaml parses with its keys in the environment") {
   CHECK(Lines(keyless.error().message).size() == 3);
 }
 
+TEST_CASE("a syntax-only check needs no key, credential file, service-account file or rule file") {
+  // Every shipped config, with nothing in the environment.
+  for (const char* name : {"example.yaml", "clouds.yaml", "demo.yaml"}) {
+    const std::filesystem::path file = RepoRoot() / "config" / name;
+    ShippedEnvironment keyless;
+    SyntaxOnlyEnvironment syntax_only(keyless);
+    Result<Config> config = ParseConfig(ReadText(file), file.string(), syntax_only);
+    INFO(name << ": " << (config ? std::string() : config.error().message));
+    CHECK(config.has_value());
+  }
+  // Every way a secret or a referenced file can be missing, at once.
+  const std::string yaml = "rule_files: [rules/missing.yml]\n" + OneTarget(
+                                                                     "    auth: {api_key_env: "
+                                                                     "UNSET_KEY}\n") +
+                           "  - name: f\n    provider: openai\n    model: m\n"
+                           "    auth: {api_key_file: secrets/missing.key}\n"
+                           "  - name: c\n    provider: openai\n    model: m\n"
+                           "    auth: {api_key_credential: openai}\n"
+                           "  - name: v\n    provider: vertex\n    model: gemini-2.0-flash\n"
+                           "    region: us-central1\n    project: p\n"
+                           "    auth: {google_service_account_file: sa.json}\n";
+  FakeEnvironment empty;
+  CHECK(Problems(yaml, empty).size() >= 5);
+  SyntaxOnlyEnvironment syntax_only(empty);
+  Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", syntax_only);
+  INFO((config ? std::string() : config.error().message));
+  REQUIRE(config.has_value());
+  CHECK(config->targets.size() == 4);
+  // Still a syntax check: a wrong value fails it.
+  CHECK_FALSE(ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", syntax_only).has_value());
+}
+
 TEST_CASE("config/demo.yaml parses without any key, through LoadConfig") {
   const std::filesystem::path root = RepoRoot();
   Result<Config> config = LoadConfig((root / "config" / "demo.yaml").string());

@@ -128,7 +128,8 @@ def series(metrics, name, **labels):
 class Daemon:
     """`modelpulse run` in a temp folder with its own config; stopped in close()."""
 
-    def __init__(self, config_text, extra_files=None, env=None):
+    def __init__(self, config_text, extra_files=None, env=None, args=()):
+        self.args = list(args)
         self.dir = tempfile.mkdtemp(prefix="modelpulse-it-")
         self.port = free_port()
         self.db = os.path.join(self.dir, "modelpulse.db")
@@ -149,7 +150,8 @@ class Daemon:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BINARY, "run", f"--config.file={self.config}",
-             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.path={self.db}"],
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.path={self.db}",
+             *self.args],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         wait_until(lambda: self.proc.poll() is None and
                    http_get(self.url("/-/ready"))[0] == 200, what="daemon ready")
@@ -202,7 +204,7 @@ class Simulator:
         self.log = open(os.path.join(self.dir, "simulator.log"), "wb")
         self.proc = subprocess.Popen(
             [BINARY, "simulate", "--scenario", scenario,
-             "--listen-address", f"127.0.0.1:{self.port}"],
+             "--web.listen-address", f"127.0.0.1:{self.port}"],
             stdout=self.log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: self.proc.poll() is None and
