@@ -755,7 +755,7 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
                            "  - name: c\n    provider: openai\n    model: m\n"
                            "    auth: {api_key_credential: openai}\n"
                            "  - name: v\n    provider: vertex\n    model: gemini-2.0-flash\n"
-                           "    region: us-central1\n    project: p\n"
+                           "    region: us-central1\n    project: my-project\n"
                            "    auth: {google_service_account_file: sa.json}\n";
   FakeEnvironment empty;
   CHECK(Problems(yaml, empty).size() >= 5);
@@ -894,6 +894,36 @@ constexpr const char* kCloudsConfig = R"(targets:
     model: gemini-flash
     auth: {api_key_env: GEMINI_API_KEY}
 )";
+
+TEST_CASE("with a simulator section, a base_url or token_url path is on the simulator") {
+  FakeEnvironment env;
+  env.files = {{"/etc/mp/sa.json", kServiceAccountJson}, {"/etc/mp/s.yaml", ""}};
+  const std::string targets =
+      "targets:\n"
+      "  - name: o\n    provider: openai\n    model: m\n    base_url: /openai/v1\n"
+      "  - name: v\n    provider: vertex\n    model: g\n    project: my-project\n"
+      "    region: us-central1\n    base_url: /vertex\n"
+      "    auth: {google_service_account_file: sa.json, token_url: /vertex/token}\n"
+      "  - name: r\n    provider: openai\n    model: m\n"
+      "    base_url: https://api.openai.com/v1\n";
+  const Config config =
+      MustParse(targets + "simulator: {scenario: s.yaml, listen_address: '127.0.0.1:9999'}\n", env);
+  REQUIRE(config.targets.size() == 3);
+  CHECK(config.targets[0].base_url == "http://127.0.0.1:9999/openai/v1");
+  CHECK(config.targets[1].base_url == "http://127.0.0.1:9999/vertex");
+  CHECK(config.targets[1].auth.token_url == "http://127.0.0.1:9999/vertex/token");
+  CHECK(config.targets[2].base_url == "https://api.openai.com/v1");  // a URL stays a URL
+  // The simulator's default address, and every interface reached on loopback.
+  CHECK(MustParse(targets + "simulator: {scenario: s.yaml}\n", env).targets[0].base_url ==
+        "http://127.0.0.1:9465/openai/v1");
+  CHECK(MustParse(targets + "simulator: {scenario: s.yaml, listen_address: ':9998'}\n", env)
+            .targets[0]
+            .base_url == "http://127.0.0.1:9998/openai/v1");
+  // Without a simulator a path is no URL, and the error still points at it.
+  const std::vector<std::string> lines = Problems(targets, env);
+  INFO(Join(lines));
+  CHECK(HasPrefix(lines, "t.yaml:5:15: "));
+}
 
 TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, default URL") {
   using collector::ApiFlavor;

@@ -54,7 +54,7 @@ class UsageErrors(unittest.TestCase):
             (("check", "config"), "file is required"),
             (("probe", "x", "--count=0"), "--count"),
             (("query",), "expr is required"),
-            (("no-such-command",), "no-such-command"),
+            (("no-such-command",), "A subcommand is required"),
         ]
         for args, message in cases:
             with self.subTest(args=args):
@@ -296,7 +296,7 @@ class Endpoints(unittest.TestCase):
         version = run("--version").stdout.splitlines()[0]
         info = series(metrics, "modelpulse_build_info")
         self.assertEqual(len(info), 1)
-        labels = dict(next(iter(info)))
+        labels = dict(next(iter(info))[1])
         v, branch, revision = re.match(
             r"modelpulse, version (\S+) \(branch: (\S+), revision: (\S+)\)", version).groups()
         self.assertEqual(labels, {"version": v, "branch": branch, "revision": revision,
