@@ -223,7 +223,6 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
     std::cerr << simulator.error().ToString() << "\n";
     return 1;
   }
-  spdlog::info("simulator serving {} on {}", scenario, (*simulator)->BaseUrl());
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("simulator stopping");

@@ -118,9 +118,7 @@ class DaemonImpl final : public Daemon {
       if (!started) {
         return Fail(started.error());
       }
-      simulator_ = std::move(*started);
-      spdlog::info("simulator serving {} on {}", config_.simulator->scenario_path,
-                   simulator_->BaseUrl());
+      simulator_ = std::move(*started);  // it logs where it serves
     }
     auto store = storage::Store::Open(config_.storage, clock_);
     if (!store) {

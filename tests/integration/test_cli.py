@@ -192,6 +192,7 @@ endpoints:
 
 
 def daemon_config(sim_port):
+    # base_url paths are on the built-in simulator, whose address is written once.
     return f"""
 defaults:
   interval: 500ms
@@ -200,11 +201,11 @@ targets:
   - name: fast
     provider: openai_compatible
     model: m
-    base_url: http://127.0.0.1:{sim_port}/fast/v1
+    base_url: /fast/v1
   - name: flaky
     provider: openai_compatible
     model: m
-    base_url: http://127.0.0.1:{sim_port}/flaky/v1
+    base_url: /flaky/v1
 simulator: {{scenario: scenario.yaml, listen_address: "127.0.0.1:{sim_port}"}}
 """
 
