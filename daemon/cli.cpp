@@ -309,8 +309,8 @@ int RunCli(int argc, char** argv) {
   CLI::App* simulate = app.add_subcommand("simulate", "Serve simulated provider APIs");
   simulate->add_option("--scenario", scenario, "Scenario file")->required();
   // --listen-address is the spelling of earlier releases.
-  simulate->add_option("--web.listen-address,--listen-address", simulate_listen,
-                       "Address to serve on")
+  simulate
+      ->add_option("--web.listen-address,--listen-address", simulate_listen, "Address to serve on")
       ->capture_default_str();
   int simulate_workers = 64;
   simulate

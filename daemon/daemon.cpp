@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "collector/collector.h"
-#include "daemon/config.h"
 #include "daemon/build_info.h"
+#include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
@@ -45,16 +45,18 @@ class ProbeFanOut final : public collector::ProbeSink {
     series_.Append(result);
     store_.Append(result);
     const std::string outcome(OutcomeName(result.outcome));
-    spdlog::debug(WithFields(
-        "probe", {{"target", result.target},
-                  {"outcome", outcome},
-                  {"status", std::to_string(result.http_status)},
-                  {"ttft", FormatSeconds(result.ttft_seconds)},
-                  {"duration", FormatSeconds(result.total_seconds)},
-                  {"input_tokens", result.input_tokens ? std::to_string(*result.input_tokens) : ""},
-                  {"output_tokens",
-                   result.output_tokens ? std::to_string(*result.output_tokens) : ""},
-                  {"err", result.error}}));
+    if (spdlog::should_log(spdlog::level::debug)) {  // skips building the fields at info
+      spdlog::debug(WithFields(
+          "probe",
+          {{"target", result.target},
+           {"outcome", outcome},
+           {"status", std::to_string(result.http_status)},
+           {"ttft", FormatSeconds(result.ttft_seconds)},
+           {"duration", FormatSeconds(result.total_seconds)},
+           {"input_tokens", result.input_tokens ? std::to_string(*result.input_tokens) : ""},
+           {"output_tokens", result.output_tokens ? std::to_string(*result.output_tokens) : ""},
+           {"err", result.error}}));
+    }
     const std::optional<TargetHealth::Change> change = health_.Observe(result);
     if (!change) {
       return;
@@ -62,16 +64,16 @@ class ProbeFanOut final : public collector::ProbeSink {
     const std::string previous =
         change->previous ? std::string(OutcomeName(*change->previous)) : "unknown";
     if (result.outcome == Outcome::kOk) {
-      spdlog::info(WithFields("target recovered",
-                              {{"target", result.target}, {"previous", previous},
-                               {"outcome", outcome}}));
+      spdlog::info(
+          WithFields("target recovered",
+                     {{"target", result.target}, {"previous", previous}, {"outcome", outcome}}));
     } else {
-      spdlog::warn(WithFields("target probe failing",
-                              {{"target", result.target},
-                               {"previous", previous},
-                               {"outcome", outcome},
-                               {"status", std::to_string(result.http_status)},
-                               {"err", result.error}}));
+      spdlog::warn(
+          WithFields("target probe failing", {{"target", result.target},
+                                              {"previous", previous},
+                                              {"outcome", outcome},
+                                              {"status", std::to_string(result.http_status)},
+                                              {"err", result.error}}));
     }
   }
 
@@ -156,11 +158,11 @@ class DaemonImpl final : public Daemon {
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
-    spdlog::info(WithFields("modelpulse started",
-                            {{"version", std::string(GetBuildInfo().version)},
-                             {"targets", std::to_string(config_.targets.size())},
-                             {"listen_address", config_.web_listen_address},
-                             {"storage", config_.storage.path}}));
+    spdlog::info(
+        WithFields("modelpulse started", {{"version", std::string(GetBuildInfo().version)},
+                                          {"targets", std::to_string(config_.targets.size())},
+                                          {"listen_address", config_.web_listen_address},
+                                          {"storage", config_.storage.path}}));
     return {};
   }
 
@@ -198,8 +200,7 @@ class DaemonImpl final : public Daemon {
       config_.external_labels = next->external_labels;
     }
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
-    spdlog::info(
-        WithFields("configuration reloaded", {{"targets", std::to_string(names.size())}}));
+    spdlog::info(WithFields("configuration reloaded", {{"targets", std::to_string(names.size())}}));
     return {};
   }
 
@@ -251,19 +252,19 @@ class DaemonImpl final : public Daemon {
     nlohmann::json targets = nlohmann::json::array();
     for (const collector::TargetStatus& status : prober_->Status()) {
       const std::optional<TargetHealth::Last> last = health_.LastOf(status.name);
-      targets.push_back({{"name", status.name},
-                         {"labels", status.labels},
-                         {"health", HealthOf(last)},
-                         // Prometheus's zero time for a target never scraped.
-                         {"lastScrape", last ? FormatTimestamp(last->start_unix_ms)
-                                             : "0001-01-01T00:00:00Z"},
-                         {"lastScrapeDuration", last ? last->duration_seconds : 0.0},
-                         {"lastError", last ? last->error : ""},
-                         {"lastOutcome", last ? std::string(OutcomeName(last->outcome)) : ""},
-                         {"lastHttpStatus", last ? last->http_status : 0},
-                         {"budget_paused", status.budget_paused},
-                         {"tokens_today", status.tokens_today},
-                         {"cost_today", status.cost_today}});
+      targets.push_back(
+          {{"name", status.name},
+           {"labels", status.labels},
+           {"health", HealthOf(last)},
+           // Prometheus's zero time for a target never scraped.
+           {"lastScrape", last ? FormatTimestamp(last->start_unix_ms) : "0001-01-01T00:00:00Z"},
+           {"lastScrapeDuration", last ? last->duration_seconds : 0.0},
+           {"lastError", last ? last->error : ""},
+           {"lastOutcome", last ? std::string(OutcomeName(last->outcome)) : ""},
+           {"lastHttpStatus", last ? last->http_status : 0},
+           {"budget_paused", status.budget_paused},
+           {"tokens_today", status.tokens_today},
+           {"cost_today", status.cost_today}});
     }
     return nlohmann::json{
         {"status", "success"},

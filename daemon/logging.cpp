@@ -1,7 +1,7 @@
 #include "daemon/logging.h"
 
 #include <fmt/format.h>
-#include <spdlog/pattern_formatter.h>
+#include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -40,7 +40,8 @@ Record Split(std::string_view payload) {
   while (end != std::string_view::npos) {
     const size_t start = end + 1;
     end = payload.find(kFieldSeparator, start);
-    std::string_view field = payload.substr(start, end == std::string_view::npos ? end : end - start);
+    std::string_view field =
+        payload.substr(start, end == std::string_view::npos ? end : end - start);
     const size_t eq = field.find(kValueSeparator);
     if (eq != std::string_view::npos) {
       record.fields.emplace_back(field.substr(0, eq), field.substr(eq + 1));
@@ -110,9 +111,8 @@ class PrometheusFormatter final : public spdlog::formatter {
   explicit PrometheusFormatter(LogFormat format) : format_(format) {}
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const int64_t unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                msg.time.time_since_epoch())
-                                .count();
+    const int64_t unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
     const auto level = spdlog::level::to_string_view(msg.level);
     const std::string line =
         FormatLogLine(format_, unix_ms, std::string_view(level.data(), level.size()),
@@ -170,8 +170,8 @@ std::string FormatTimestamp(int64_t unix_ms) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm = {};
   gmtime_r(&seconds, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, unix_ms % 1000);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, unix_ms % 1000);
 }
 
 std::string WithFields(std::string_view msg, const LogFields& fields) {

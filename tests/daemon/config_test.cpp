@@ -747,9 +747,10 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
     CHECK(config.has_value());
   }
   // Every way a secret or a referenced file can be missing, at once.
-  const std::string yaml = "rule_files: [rules/missing.yml]\n" + OneTarget(
-                                                                     "    auth: {api_key_env: "
-                                                                     "UNSET_KEY}\n") +
+  const std::string yaml = "rule_files: [rules/missing.yml]\n" +
+                           OneTarget(
+                               "    auth: {api_key_env: "
+                               "UNSET_KEY}\n") +
                            "  - name: f\n    provider: openai\n    model: m\n"
                            "    auth: {api_key_file: secrets/missing.key}\n"
                            "  - name: c\n    provider: openai\n    model: m\n"

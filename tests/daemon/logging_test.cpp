@@ -27,11 +27,10 @@ TEST_CASE("logging: a logfmt line has ts, level, msg and the fields, quoted as g
                       WithFields("configuration reloaded", {{"targets", "3"}})) ==
         "ts=2026-12-06T03:39:17.123Z level=info msg=\"configuration reloaded\" targets=3\n");
   CHECK(FormatLogLine(LogFormat::kLogfmt, kTime, "warning",
-                      WithFields("target probe failing",
-                                 {{"target", "gpt@openai"},
-                                  {"outcome", "throttled"},
-                                  {"err", "HTTP 429: \"slow down\"\nretry"},
-                                  {"ttft", ""}})) ==
+                      WithFields("target probe failing", {{"target", "gpt@openai"},
+                                                          {"outcome", "throttled"},
+                                                          {"err", "HTTP 429: \"slow down\"\nretry"},
+                                                          {"ttft", ""}})) ==
         "ts=2026-12-06T03:39:17.123Z level=warn msg=\"target probe failing\" target=gpt@openai "
         "outcome=throttled err=\"HTTP 429: \\\"slow down\\\"\\nretry\" ttft=\n");
   // A module's plain message is the msg; spdlog's trace and critical fold into debug and error.
@@ -55,7 +54,10 @@ TEST_CASE("logging: a json line has the same keys in the same order") {
 TEST_CASE("logging: field text cannot forge a field") {
   // The separators WithFields uses inside its payload are blanked in what it is given.
   CHECK(FormatLogLine(LogFormat::kLogfmt, kTime, "info",
-                      WithFields("m", {{"err", "a\x1f" "forged\x1e" "1"}})) ==
+                      WithFields("m", {{"err",
+                                        "a\x1f"
+                                        "forged\x1e"
+                                        "1"}})) ==
         "ts=2026-12-06T03:39:17.123Z level=info msg=m err=\"a forged 1\"\n");
 }
 

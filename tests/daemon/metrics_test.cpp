@@ -50,8 +50,9 @@ TEST_CASE("metrics: build_info carries version, revision, branch and compiler") 
                             .compiler = "GNU 12.2.0",
                             .platform = "linux/amd64"});
   const std::string text = metrics.Render(SelfStatus{});
-  CHECK(text.find("modelpulse_build_info{branch=\"main\",compiler=\"GNU 12.2.0\",revision=\"abc123\","
-                  "version=\"1.2.3\"} 1\n") != std::string::npos);
+  CHECK(
+      text.find("modelpulse_build_info{branch=\"main\",compiler=\"GNU 12.2.0\",revision=\"abc123\","
+                "version=\"1.2.3\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("metrics: process_* series come from the scrape's process stats, when there are any") {
@@ -65,10 +66,11 @@ TEST_CASE("metrics: process_* series come from the scrape's process stats, when 
                                 .open_fds = 12,
                                 .max_fds = 1024};
   const std::string text = metrics.Render(status);
-  for (const char* line : {"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n",
-                           "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2048\n",
-                           "process_virtual_memory_bytes 4096\n", "process_start_time_seconds 1796520120\n",
-                           "process_open_fds 12\n", "process_max_fds 1024\n"}) {
+  for (const char* line :
+       {"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n",
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2048\n",
+        "process_virtual_memory_bytes 4096\n", "process_start_time_seconds 1796520120\n",
+        "process_open_fds 12\n", "process_max_fds 1024\n"}) {
     INFO(line);
     CHECK(text.find(line) != std::string::npos);
   }

@@ -14,13 +14,12 @@ namespace {
 constexpr const char* kStat =
     "4242 (model pulse) x) S 1 4242 4242 0 -1 4194560 2520 0 0 0 150 50 0 0 20 0 9 0 "
     "12000 734003200 2560 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n";
-constexpr const char* kProcStat =
-    "cpu  1 2 3 4\nintr 5\nctxt 6\nbtime 1796520000\nprocesses 7\n";
+constexpr const char* kProcStat = "cpu  1 2 3 4\nintr 5\nctxt 6\nbtime 1796520000\nprocesses 7\n";
 
 TEST_CASE("process stats: /proc stat fields become client_golang's process_* values") {
   auto stats = ParseProcessStat(kStat, kProcStat, 100, 4096);
   REQUIRE(stats.has_value());
-  CHECK(stats->cpu_seconds == doctest::Approx(2.0));              // (150 + 50) / 100
+  CHECK(stats->cpu_seconds == doctest::Approx(2.0));  // (150 + 50) / 100
   CHECK(stats->virtual_memory_bytes == 734003200);
   CHECK(stats->resident_memory_bytes == 2560.0 * 4096);
   CHECK(stats->start_time_seconds == doctest::Approx(1796520120));  // btime + 12000 / 100
@@ -51,7 +50,8 @@ TEST_CASE("process stats: read from a proc tree, descriptors counted and the sof
   REQUIRE(stats.has_value());
   CHECK(stats->open_fds == 3);
   CHECK(stats->max_fds == 1024);
-  CHECK(stats->cpu_seconds == doctest::Approx(2.0 * 100 / static_cast<double>(sysconf(_SC_CLK_TCK))));
+  CHECK(stats->cpu_seconds ==
+        doctest::Approx(2.0 * 100 / static_cast<double>(sysconf(_SC_CLK_TCK))));
   CHECK_FALSE(ReadProcessStats((root / "absent").string()).has_value());
 }
 
