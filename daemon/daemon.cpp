@@ -4,11 +4,13 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "collector/collector.h"
+#include "common/duration.h"
 #include "daemon/build_info.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
@@ -249,9 +251,18 @@ class DaemonImpl final : public Daemon {
   // Prometheus's targets API envelope and field names (health, lastScrape, lastScrapeDuration,
   // lastError), plus what only a probe has: its outcome and the daily budget.
   std::string TargetsJson() {
+    std::map<std::string, std::pair<Millis, Millis>> schedule;  // name -> interval, timeout
+    {
+      std::lock_guard lock(config_mu_);
+      for (const collector::TargetSpec& target : config_.targets) {
+        schedule[target.name] = {target.interval, target.timeouts.total};
+      }
+    }
     nlohmann::json targets = nlohmann::json::array();
     for (const collector::TargetStatus& status : prober_->Status()) {
       const std::optional<TargetHealth::Last> last = health_.LastOf(status.name);
+      const auto when = schedule.find(status.name);
+      const bool known = when != schedule.end();
       targets.push_back(
           {{"name", status.name},
            {"labels", status.labels},
@@ -262,6 +273,8 @@ class DaemonImpl final : public Daemon {
            {"lastError", last ? last->error : ""},
            {"lastOutcome", last ? std::string(OutcomeName(last->outcome)) : ""},
            {"lastHttpStatus", last ? last->http_status : 0},
+           {"scrapeInterval", known ? FormatPromDuration(when->second.first) : ""},
+           {"scrapeTimeout", known ? FormatPromDuration(when->second.second) : ""},
            {"budget_paused", status.budget_paused},
            {"tokens_today", status.tokens_today},
            {"cost_today", status.cost_today}});

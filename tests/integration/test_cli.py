@@ -284,6 +284,8 @@ class Endpoints(unittest.TestCase):
             scraped = time.mktime(time.strptime(target["lastScrape"][:19], "%Y-%m-%dT%H:%M:%S"))
             self.assertLess(abs(scraped - time.mktime(time.gmtime())), 60)
             self.assertGreater(target["lastScrapeDuration"], 0)
+            self.assertEqual(target["scrapeInterval"], "500ms")
+            self.assertEqual(target["scrapeTimeout"], "10s")
 
         metrics = parse_metrics(http_get(daemon.url("/metrics"))[1])
         for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
