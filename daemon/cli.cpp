@@ -1,20 +1,22 @@
 #include "daemon/cli.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <csignal>
 #include <ctime>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "collector/collector.h"
+#include "daemon/build_info.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/http_server.h"
+#include "daemon/logging.h"
 #include "daemon/probe_output.h"
 #include "rules/rules.h"
 #include "simulator/simulator.h"
@@ -26,22 +28,22 @@ namespace {
 
 constexpr int kUsageError = 2;
 
-// journald adds its own timestamps; a plain "level message" line reads well in both places.
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("modelpulse");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  logger->set_level(spdlog::level::from_str(level));
-  spdlog::set_default_logger(logger);
-}
-
-int CheckConfig(const std::string& file) {
-  auto config = LoadConfig(file);
+// promtool's `check config`: the config, then every rule file it names, as `check rules` would.
+// With `syntax_only` nothing the config refers to is read (SyntaxOnlyEnvironment).
+int CheckConfig(const std::string& file, bool syntax_only) {
+  SystemEnvironment system;
+  SyntaxOnlyEnvironment lenient(system);
+  auto config = syntax_only ? LoadConfig(file, lenient) : LoadConfig(file, system);
   if (!config) {
     std::cerr << "FAILED: " << file << "\n" << config.error().ToString() << "\n";
     return 1;
   }
   std::cout << "SUCCESS: " << file << " is valid\n" << DescribeConfig(*config);
-  return 0;
+  if (syntax_only || config->rule_files.empty()) {
+    return 0;
+  }
+  std::cout << "\n";
+  return rules::CheckRuleFiles(config->rule_files, std::cout);
 }
 
 // Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
@@ -140,6 +142,13 @@ std::string FormatLabels(const Labels& labels) {
 }
 
 int Query(const std::string& expr, const std::string& time_text, const std::string& db_path) {
+  // Opening a store creates it: a mistyped path would print nothing and exit 0.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(db_path, ec)) {
+    std::cerr << "error: database " << db_path
+              << " does not exist (--storage.path names the daemon's database file)\n";
+    return 1;
+  }
   auto query = rules::Query::Parse(expr);
   if (!query) {
     std::cerr << "error: " << query.error().ToString() << "\n";
@@ -214,7 +223,6 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
     std::cerr << simulator.error().ToString() << "\n";
     return 1;
   }
-  spdlog::info("simulator serving {} on {}", scenario, (*simulator)->BaseUrl());
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("simulator stopping");
@@ -226,9 +234,21 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
 int RunCli(int argc, char** argv) {
   CLI::App app{"modelpulse: watches AI model APIs the way SREs watch their own services"};
   app.require_subcommand(1);
+  // Global flags go before or after the subcommand, as with Prometheus's binaries: subcommands
+  // created from here on hand the flags they do not know to their parent.
+  app.fallthrough();
+  std::string version_text = VersionText(GetBuildInfo());
+  version_text.pop_back();  // CLI11 ends the line itself
+  app.set_version_flag("--version", version_text);
   std::string log_level = "info";
-  app.add_option("--log.level", log_level, "debug, info, warn or error")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+  app.add_option("--log.level", log_level,
+                 "Only log messages with the given severity or above: debug, info, warn, error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  std::string log_format = "logfmt";
+  app.add_option("--log.format", log_format, "Output format of log messages: logfmt, json")
+      ->check(CLI::IsMember({"logfmt", "json"}))
+      ->capture_default_str();
 
   RunFlags run_flags;
   std::string listen_flag;
@@ -264,8 +284,13 @@ int RunCli(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "Check configuration or rule files");
   check->require_subcommand(1);
   std::string check_config_file;
-  CLI::App* check_config = check->add_subcommand("config", "Check a configuration file");
+  bool check_syntax_only = false;
+  CLI::App* check_config =
+      check->add_subcommand("config", "Check a configuration file and the rule files it names");
   check_config->add_option("file", check_config_file, "Configuration file")->required();
+  check_config->add_flag("--syntax-only", check_syntax_only,
+                         "Check the file's syntax only: no secrets, credential or rule files "
+                         "are read");
   std::vector<std::string> check_rule_files;
   CLI::App* check_rules = check->add_subcommand("rules", "Check rule files (as promtool does)");
   check_rules->add_option("files", check_rule_files, "Rule files")->required();
@@ -302,7 +327,9 @@ int RunCli(int argc, char** argv) {
   std::string simulate_listen = "127.0.0.1:9465";
   CLI::App* simulate = app.add_subcommand("simulate", "Serve simulated provider APIs");
   simulate->add_option("--scenario", scenario, "Scenario file")->required();
-  simulate->add_option("--listen-address", simulate_listen, "Address to serve on")
+  // --listen-address is the spelling of earlier releases.
+  simulate
+      ->add_option("--web.listen-address,--listen-address", simulate_listen, "Address to serve on")
       ->capture_default_str();
   int simulate_workers = 64;
   simulate
@@ -316,9 +343,13 @@ int RunCli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints help, the version or the error
+    // Every usage error exits 2, as Prometheus's binaries do; CLI11 has a code per kind.
+    return code == 0 ? 0 : kUsageError;
   }
-  SetUpLogging(log_level);
+  // The flags' checks admit only names these parse.
+  SetUpLogging(ParseLogLevel(log_level).value_or(spdlog::level::info),
+               ParseLogFormat(log_format).value_or(LogFormat::kLogfmt));
 
   if (run->parsed()) {
     if (listen_option->count() > 0) {
@@ -334,7 +365,7 @@ int RunCli(int argc, char** argv) {
     return RunUntilSignalled(run_flags);
   }
   if (check_config->parsed()) {
-    return CheckConfig(check_config_file);
+    return CheckConfig(check_config_file, check_syntax_only);
   }
   if (check_rules->parsed()) {
     return rules::CheckRuleFiles(check_rule_files, std::cout);
@@ -351,7 +382,7 @@ int RunCli(int argc, char** argv) {
   if (simulate->parsed()) {
     return Simulate(scenario, simulate_listen, simulate_workers);
   }
-  std::cout << "modelpulse version 0.1.0\n";
+  std::cout << VersionText(GetBuildInfo());
   return 0;
 }
 

@@ -587,6 +587,46 @@ void ReadTargets(const Entry& section, const ProbeSettings& defaults, Config& co
   }
 }
 
+// With a `simulator:` section, a target's base_url (and a service account's auth.token_url) may
+// be a path on the built-in simulator, "/openai/v1", so that the demo writes the simulator's
+// address once, in simulator.listen_address. Returns the URL paths are relative to, or nullopt
+// without a simulator section.
+std::optional<std::string> SimulatorUrl(const std::vector<Entry>& sections) {
+  for (const Entry& e : sections) {
+    if (e.key != "simulator") {
+      continue;
+    }
+    std::string address = SimulatorSettings{}.listen_address;
+    if (e.value.IsMap()) {
+      const YAML::Node given = e.value["listen_address"];
+      if (given && given.IsScalar() && IsListenAddress(given.Scalar())) {
+        address = given.Scalar();
+      }
+    }
+    // ":9465" listens on every interface; a client reaches it on loopback.
+    return "http://" + (address.starts_with(':') ? "127.0.0.1" + address : address);
+  }
+  return std::nullopt;
+}
+
+// Rewrites the paths SimulatorUrl allows into URLs, in place, before the collector reads the
+// target; a scalar keeps its position, so messages about it still point at the file.
+void ResolveSimulatorPaths(const YAML::Node& target, const std::string& simulator_url) {
+  if (!target.IsMap()) {
+    return;
+  }
+  auto resolve = [&simulator_url](YAML::Node value) {
+    if (value && value.IsScalar() && value.Scalar().starts_with('/')) {
+      value = simulator_url + value.Scalar();
+    }
+  };
+  resolve(target["base_url"]);
+  const YAML::Node auth = target["auth"];
+  if (auth && auth.IsMap()) {
+    resolve(auth["token_url"]);
+  }
+}
+
 void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
   if (!root.IsNull() && !root.IsMap()) {
     ctx.diag.Add(root.Mark(),
@@ -603,6 +643,15 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
   }
   // Defaults first, wherever they appear in the file: targets inherit them.
   const ProbeSettings defaults = ReadDefaults(defaults_section, ctx.diag);
+  if (const std::optional<std::string> simulator_url = SimulatorUrl(sections)) {
+    for (const Entry& e : sections) {
+      if (e.key == "targets" && e.value.IsSequence()) {
+        for (const YAML::Node& target : e.value) {
+          ResolveSimulatorPaths(target, *simulator_url);
+        }
+      }
+    }
+  }
   for (const Entry& e : sections) {
     if (e.key == "global") {
       ReadGlobal(e, config, ctx.diag);
@@ -627,9 +676,40 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
 
 }  // namespace
 
+std::optional<std::string> SyntaxOnlyEnvironment::GetEnv(const std::string& name) const {
+  std::optional<std::string> value = real_.GetEnv(name);
+  if (value && !value->empty()) {
+    return value;
+  }
+  return "syntax-only";
+}
+
+Result<std::string> SyntaxOnlyEnvironment::ReadFile(const std::string& path) const {
+  if (Result<std::string> content = real_.ReadFile(path)) {
+    return content;
+  }
+  return std::string(
+      R"({"type": "service_account", "client_email": "syntax-only@invalid", )"
+      R"("private_key": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", )"
+      R"("token_uri": "https://oauth2.googleapis.com/token"})");
+}
+
+Result<std::vector<std::string>> SyntaxOnlyEnvironment::Glob(const std::string& pattern) const {
+  Result<std::vector<std::string>> matches = real_.Glob(pattern);
+  if (!matches || matches->empty()) {
+    return std::vector<std::string>{pattern};
+  }
+  return matches;
+}
+
 Result<Config> LoadConfig(const std::string& path) {
   SystemEnvironment env;
-  Result<std::string> content = env.ReadFile(path);
+  return LoadConfig(path, env);
+}
+
+Result<Config> LoadConfig(const std::string& path, const Environment& env) {
+  SystemEnvironment files;
+  Result<std::string> content = files.ReadFile(path);
   if (!content) {
     Error error = content.error();
     error.message = "cannot load config: " + error.message;

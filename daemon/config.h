@@ -50,6 +50,26 @@ struct Config {
 // Reads and parses the file at `path` with the process's real environment. Returns the Config, or
 // kIo/kNotFound when the file cannot be read, or kParse as ParseConfig does.
 Result<Config> LoadConfig(const std::string& path);
+// The same with `env` (SyntaxOnlyEnvironment for `check config --syntax-only`); the file itself
+// is always read from the file system.
+Result<Config> LoadConfig(const std::string& path, const Environment& env);
+
+// `check config --syntax-only` (promtool's flag): the config's own syntax and values are checked,
+// not what it refers to, so a config can be linted on a build machine without its API keys,
+// credential files or rule files. Answers from `real` where it can, else as if the secret were
+// there: an unset variable reads "syntax-only"; an unreadable file reads as a placeholder shaped
+// like a service-account key (the one credential file whose shape the config check inspects);
+// a rule-file pattern without matches matches itself. Never used to run anything.
+class SyntaxOnlyEnvironment final : public Environment {
+ public:
+  explicit SyntaxOnlyEnvironment(const Environment& real) : real_(real) {}
+  std::optional<std::string> GetEnv(const std::string& name) const override;
+  Result<std::string> ReadFile(const std::string& path) const override;
+  Result<std::vector<std::string>> Glob(const std::string& pattern) const override;
+
+ private:
+  const Environment& real_;
+};
 
 // Parses `yaml`, the content of `file_name` (used in messages as given, and made absolute to find
 // the folder that relative paths start from). Every problem found is reported, not only the first:

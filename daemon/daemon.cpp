@@ -4,14 +4,20 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "collector/collector.h"
+#include "common/duration.h"
+#include "daemon/build_info.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
+#include "daemon/logging.h"
 #include "daemon/metrics.h"
+#include "daemon/process_stats.h"
+#include "daemon/target_health.h"
 #include "rules/manager.h"
 #include "simulator/simulator.h"
 #include "storage/series_source.h"
@@ -20,33 +26,56 @@
 namespace modelpulse::daemon {
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
 // The rule engine reads this much recent history from memory; older ranges come from SQLite.
 constexpr Millis kRecentWindow{2LL * 3600 * 1000};
 
 std::string FormatSeconds(const std::optional<double>& seconds) {
-  return seconds ? fmt::format("{:.3f}s", *seconds) : std::string("-");
+  return seconds ? fmt::format("{:.3f}", *seconds) : std::string();
 }
 
-// Fans each finished probe out to /metrics, storage and the log. Runs on the prober's thread.
+// Fans each finished probe out to /metrics, storage, the targets' health and the log. Runs on the
+// prober's thread. Every probe is a debug line; info and warn only tell a target's changes of
+// outcome, so a healthy fleet's log stays quiet at the default level.
 class ProbeFanOut final : public collector::ProbeSink {
  public:
-  ProbeFanOut(Metrics& metrics, storage::ProbeSink& store, storage::ProbeSeriesSource& series)
-      : metrics_(metrics), store_(store), series_(series) {}
+  ProbeFanOut(Metrics& metrics, storage::ProbeSink& store, storage::ProbeSeriesSource& series,
+              TargetHealth& health)
+      : metrics_(metrics), store_(store), series_(series), health_(health) {}
 
   void OnProbe(const ProbeResult& result) override {
     metrics_.ObserveProbe(result);
     series_.Append(result);
     store_.Append(result);
+    const std::string outcome(OutcomeName(result.outcome));
+    if (spdlog::should_log(spdlog::level::debug)) {  // skips building the fields at info
+      spdlog::debug(WithFields(
+          "probe",
+          {{"target", result.target},
+           {"outcome", outcome},
+           {"status", std::to_string(result.http_status)},
+           {"ttft", FormatSeconds(result.ttft_seconds)},
+           {"duration", FormatSeconds(result.total_seconds)},
+           {"input_tokens", result.input_tokens ? std::to_string(*result.input_tokens) : ""},
+           {"output_tokens", result.output_tokens ? std::to_string(*result.output_tokens) : ""},
+           {"err", result.error}}));
+    }
+    const std::optional<TargetHealth::Change> change = health_.Observe(result);
+    if (!change) {
+      return;
+    }
+    const std::string previous =
+        change->previous ? std::string(OutcomeName(*change->previous)) : "unknown";
     if (result.outcome == Outcome::kOk) {
-      spdlog::info("probe target={} outcome=ok status={} ttft={} total={:.3f}s tokens={}/{}",
-                   result.target, result.http_status, FormatSeconds(result.ttft_seconds),
-                   result.total_seconds, result.input_tokens.value_or(-1),
-                   result.output_tokens.value_or(-1));
+      spdlog::info(
+          WithFields("target recovered",
+                     {{"target", result.target}, {"previous", previous}, {"outcome", outcome}}));
     } else {
-      spdlog::warn("probe target={} outcome={} status={} total={:.3f}s error=\"{}\"", result.target,
-                   OutcomeName(result.outcome), result.http_status, result.total_seconds,
-                   result.error);
+      spdlog::warn(
+          WithFields("target probe failing", {{"target", result.target},
+                                              {"previous", previous},
+                                              {"outcome", outcome},
+                                              {"status", std::to_string(result.http_status)},
+                                              {"err", result.error}}));
     }
   }
 
@@ -54,6 +83,7 @@ class ProbeFanOut final : public collector::ProbeSink {
   Metrics& metrics_;
   storage::ProbeSink& store_;
   storage::ProbeSeriesSource& series_;
+  TargetHealth& health_;
 };
 
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
@@ -82,7 +112,7 @@ Result<Config> LoadWithFlags(const RunFlags& flags) {
 class DaemonImpl final : public Daemon {
  public:
   DaemonImpl(RunFlags flags, Config config)
-      : flags_(std::move(flags)), config_(std::move(config)), metrics_(kVersion) {}
+      : flags_(std::move(flags)), config_(std::move(config)), metrics_(GetBuildInfo()) {}
 
   ~DaemonImpl() override { Stop(); }
 
@@ -105,9 +135,7 @@ class DaemonImpl final : public Daemon {
       if (!started) {
         return Fail(started.error());
       }
-      simulator_ = std::move(*started);
-      spdlog::info("simulator serving {} on {}", config_.simulator->scenario_path,
-                   simulator_->BaseUrl());
+      simulator_ = std::move(*started);  // it logs where it serves
     }
     auto store = storage::Store::Open(config_.storage, clock_);
     if (!store) {
@@ -123,7 +151,7 @@ class DaemonImpl final : public Daemon {
       return Fail(rule_engine.error());
     }
     rule_engine_ = std::move(*rule_engine);
-    fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_, *series_);
+    fan_out_ = std::make_unique<ProbeFanOut>(metrics_, *store_, *series_, health_);
     auto prober = collector::Prober::Create(config_.prober, *fan_out_, clock_);
     if (!prober) {
       return Fail(prober.error());
@@ -147,9 +175,14 @@ class DaemonImpl final : public Daemon {
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
-    spdlog::info("modelpulse {} started: {} targets, listening on {}{}, storage {}", kVersion,
-                 config_.targets.size(), config_.web_listen_address,
-                 http_options.web && http_options.web->tls ? " (TLS)" : "", config_.storage.path);
+    spdlog::info(
+        WithFields("modelpulse started", {{"version", std::string(GetBuildInfo().version)},
+                                          {"targets", std::to_string(config_.targets.size())},
+                                          {"listen_address", config_.web_listen_address},
+                                          {"tls", http_options.web && http_options.web->tls
+                                                      ? "true"
+                                                      : "false"},
+                                          {"storage", config_.storage.path}}));
     return {};
   }
 
@@ -158,16 +191,16 @@ class DaemonImpl final : public Daemon {
     auto next = LoadWithFlags(flags_);
     if (!next) {
       metrics_.ObserveReload(false, clock_.NowUnixMillis());
-      spdlog::error("reload failed, keeping the running configuration:\n{}",
-                    next.error().ToString());
+      spdlog::error(WithFields("reload failed, keeping the running configuration",
+                               {{"err", next.error().ToString()}}));
       return Fail(next.error());
     }
     // Rule files first: they are the part of a reload that can still fail, and a failure must
     // leave everything as it was.
     if (auto rules = rule_engine_->Reload(RuleOptionsOf(*next)); !rules) {
       metrics_.ObserveReload(false, clock_.NowUnixMillis());
-      spdlog::error("reload failed, keeping the running configuration:\n{}",
-                    rules.error().ToString());
+      spdlog::error(WithFields("reload failed, keeping the running configuration",
+                               {{"err", rules.error().ToString()}}));
       return Fail(rules.error());
     }
     if (next->storage.path != config_.storage.path ||
@@ -180,13 +213,14 @@ class DaemonImpl final : public Daemon {
     }
     prober_->SetTargets(next->targets);
     metrics_.ForgetTargetsExcept(names);
+    health_.ForgetTargetsExcept(names);
     {
       std::lock_guard config_lock(config_mu_);
       config_.targets = next->targets;
       config_.external_labels = next->external_labels;
     }
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
-    spdlog::info("configuration reloaded: {} targets", names.size());
+    spdlog::info(WithFields("configuration reloaded", {{"targets", std::to_string(names.size())}}));
     return {};
   }
 
@@ -226,19 +260,47 @@ class DaemonImpl final : public Daemon {
     status.storage = store_->Stats();
     status.targets = prober_->Status();
     status.rules = rule_engine_->Snapshot();
+    if (auto process = ReadProcessStats("/proc")) {
+      status.process = *process;
+    }
     return metrics_.Render(status);
   }
 
+  // Prometheus's targets API envelope and field names (health, lastScrape, lastScrapeDuration,
+  // lastError), plus what only a probe has: its outcome and the daily budget.
   std::string TargetsJson() {
+    std::map<std::string, std::pair<Millis, Millis>> schedule;  // name -> interval, timeout
+    {
+      std::lock_guard lock(config_mu_);
+      for (const collector::TargetSpec& target : config_.targets) {
+        schedule[target.name] = {target.interval, target.timeouts.total};
+      }
+    }
     nlohmann::json targets = nlohmann::json::array();
     for (const collector::TargetStatus& status : prober_->Status()) {
-      targets.push_back({{"name", status.name},
-                         {"labels", status.labels},
-                         {"budget_paused", status.budget_paused},
-                         {"tokens_today", status.tokens_today},
-                         {"cost_today", status.cost_today}});
+      const std::optional<TargetHealth::Last> last = health_.LastOf(status.name);
+      const auto when = schedule.find(status.name);
+      const bool known = when != schedule.end();
+      targets.push_back(
+          {{"name", status.name},
+           {"labels", status.labels},
+           {"health", HealthOf(last)},
+           // Prometheus's zero time for a target never scraped.
+           {"lastScrape", last ? FormatTimestamp(last->start_unix_ms) : "0001-01-01T00:00:00Z"},
+           {"lastScrapeDuration", last ? last->duration_seconds : 0.0},
+           {"lastError", last ? last->error : ""},
+           {"lastOutcome", last ? std::string(OutcomeName(last->outcome)) : ""},
+           {"lastHttpStatus", last ? last->http_status : 0},
+           {"scrapeInterval", known ? FormatPromDuration(when->second.first) : ""},
+           {"scrapeTimeout", known ? FormatPromDuration(when->second.second) : ""},
+           {"budget_paused", status.budget_paused},
+           {"tokens_today", status.tokens_today},
+           {"cost_today", status.cost_today}});
     }
-    return nlohmann::json{{"status", "success"}, {"data", {{"targets", targets}}}}.dump();
+    return nlohmann::json{
+        {"status", "success"},
+        {"data", {{"activeTargets", targets}, {"droppedTargets", nlohmann::json::array()}}}}
+        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
   RunFlags flags_;
@@ -247,6 +309,7 @@ class DaemonImpl final : public Daemon {
   std::mutex reload_mu_;
   SystemClock clock_;
   Metrics metrics_;
+  TargetHealth health_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::ProbeSeriesSource> series_;

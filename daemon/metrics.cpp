@@ -149,6 +149,38 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rul
   return out;
 }
 
+// client_golang's process collector: the same names and help, so dashboards built for any
+// Prometheus exporter show modelpulse too.
+std::vector<prometheus::MetricFamily> ProcessFamilies(const ProcessStats& process) {
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily> out;
+  auto add = [&out](const char* name, const char* help, MetricType type, double value) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    f.metric.push_back(Sample({}, value, type));
+    out.push_back(std::move(f));
+  };
+  add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+      MetricType::Counter, process.cpu_seconds);
+  if (process.max_fds) {
+    add("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
+        *process.max_fds);
+  }
+  if (process.open_fds) {
+    add("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+        *process.open_fds);
+  }
+  add("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+      process.resident_memory_bytes);
+  add("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+      MetricType::Gauge, process.start_time_seconds);
+  add("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
+      process.virtual_memory_bytes);
+  return out;
+}
+
 prometheus::Labels ToPromLabels(const Labels& labels) {
   return prometheus::Labels(labels.begin(), labels.end());
 }
@@ -226,7 +258,7 @@ struct Metrics::State {
   }
 };
 
-Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
+Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
   auto& registry = *state_->registry;
   State& st = *state_;
   for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
@@ -271,7 +303,12 @@ Metrics::Metrics(std::string version) : state_(std::make_unique<State>()) {
                          .Name("modelpulse_build_info")
                          .Help("Build information; always 1.")
                          .Register(registry);
-  build_info.Add({{"version", std::move(version)}}).Set(1);
+  build_info
+      .Add({{"version", std::string(build.version)},
+            {"revision", std::string(build.revision)},
+            {"branch", std::string(build.branch)},
+            {"compiler", std::string(build.compiler)}})
+      .Set(1);
   st.gauge_families.push_back(&build_info);
   auto self_gauge = [&registry, &st](const char* name, const char* help) -> Gauge& {
     auto& family = prometheus::BuildGauge().Name(name).Help(help).Register(registry);
@@ -458,6 +495,9 @@ std::string Metrics::Render(const SelfStatus& status) {
       }
     }
     serializer.Serialize(out, RuleFamilies(status.rules));
+    if (status.process) {
+      serializer.Serialize(out, ProcessFamilies(*status.process));
+    }
   }
   state_->last_render_bytes = text.size();
   // glibc keeps freed heap in this thread's arena; hand the collected copies back to the system

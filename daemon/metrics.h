@@ -8,6 +8,8 @@
 
 #include "collector/collector.h"
 #include "common/common.h"
+#include "daemon/build_info.h"
+#include "daemon/process_stats.h"
 #include "rules/manager.h"
 #include "storage/storage.h"
 
@@ -19,6 +21,7 @@ struct SelfStatus {
   storage::StorageStats storage;
   std::vector<collector::TargetStatus> targets;
   rules::RulesStatus rules;
+  std::optional<ProcessStats> process;  // the process_* series; none when /proc is unreadable
 };
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's
@@ -26,7 +29,8 @@ struct SelfStatus {
 // names of DESIGN.md §3, so rules move unchanged between modelpulse and Prometheus.
 class Metrics {
  public:
-  explicit Metrics(std::string version);
+  // `build` labels modelpulse_build_info{version,revision,branch,compiler}.
+  explicit Metrics(const BuildInfo& build);
   ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;

@@ -6,6 +6,7 @@
 #include <limits>
 #include <string_view>
 
+#include "common/probe.h"
 #include "storage/internal/rollup.h"
 #include "storage/internal/sqlite.h"
 
@@ -15,7 +16,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 3> kMigrations = {
+constexpr std::array<std::string_view, 4> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -92,6 +93,21 @@ CREATE TABLE rollups (
   PRIMARY KEY (target_id, field, bucket_ms, label_set_id)
 ) WITHOUT ROWID;
 )sql",
+    // 4: outcome names beside their numbers, for people reading the database with sqlite3:
+    //   SELECT outcome_name, count(*) FROM probes_named GROUP BY outcome_name;
+    // The rows come from common/probe.h (AfterMigration); an Outcome added later needs a
+    // migration that inserts it (tests/storage/store_test.cpp checks every one has its row).
+    R"sql(
+CREATE TABLE outcomes (
+  id   INTEGER PRIMARY KEY,  -- probes.outcome
+  name TEXT NOT NULL UNIQUE  -- the outcome label on /metrics
+);
+CREATE VIEW probes_named AS
+  SELECT t.name AS target, o.name AS outcome_name, p.*
+  FROM probes AS p
+  JOIN targets AS t ON t.id = p.target_id
+  LEFT JOIN outcomes AS o ON o.id = p.outcome;
+)sql",
 };
 
 // Work a migration needs beyond its SQL, in the same transaction.
@@ -100,6 +116,16 @@ Status AfterMigration(sqlite3* db, int version) {
     constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
     return RebuildRollups(db, kMin, kMax, kMin, kMax);
+  }
+  if (version == 4) {
+    for (Outcome outcome : kAllOutcomes) {
+      // Our own identifiers, so they need no binding.
+      if (auto status = Exec(db, fmt::format("INSERT INTO outcomes (id, name) VALUES ({}, '{}')",
+                                             static_cast<int>(outcome), OutcomeName(outcome)));
+          !status) {
+        return status;
+      }
+    }
   }
   return {};
 }

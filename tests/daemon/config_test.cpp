@@ -797,6 +797,39 @@ TEST_CASE("config/example.yaml parses with its keys in the environment") {
   CHECK(Lines(keyless.error().message).size() == 3);
 }
 
+TEST_CASE("a syntax-only check needs no key, credential file, service-account file or rule file") {
+  // Every shipped config, with nothing in the environment.
+  for (const char* name : {"example.yaml", "clouds.yaml", "demo.yaml"}) {
+    const std::filesystem::path file = RepoRoot() / "config" / name;
+    ShippedEnvironment keyless;
+    SyntaxOnlyEnvironment syntax_only(keyless);
+    Result<Config> config = ParseConfig(ReadText(file), file.string(), syntax_only);
+    INFO(name << ": " << (config ? std::string() : config.error().message));
+    CHECK(config.has_value());
+  }
+  // Every way a secret or a referenced file can be missing, at once.
+  const std::string yaml = "rule_files: [rules/missing.yml]\n" +
+                           OneTarget(
+                               "    auth: {api_key_env: "
+                               "UNSET_KEY}\n") +
+                           "  - name: f\n    provider: openai\n    model: m\n"
+                           "    auth: {api_key_file: secrets/missing.key}\n"
+                           "  - name: c\n    provider: openai\n    model: m\n"
+                           "    auth: {api_key_credential: openai}\n"
+                           "  - name: v\n    provider: vertex\n    model: gemini-2.0-flash\n"
+                           "    region: us-central1\n    project: my-project\n"
+                           "    auth: {google_service_account_file: sa.json}\n";
+  FakeEnvironment empty;
+  CHECK(Problems(yaml, empty).size() >= 5);
+  SyntaxOnlyEnvironment syntax_only(empty);
+  Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", syntax_only);
+  INFO((config ? std::string() : config.error().message));
+  REQUIRE(config.has_value());
+  CHECK(config->targets.size() == 4);
+  // Still a syntax check: a wrong value fails it.
+  CHECK_FALSE(ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", syntax_only).has_value());
+}
+
 TEST_CASE("config/demo.yaml parses without any key, through LoadConfig") {
   const std::filesystem::path root = RepoRoot();
   Result<Config> config = LoadConfig((root / "config" / "demo.yaml").string());
@@ -923,6 +956,36 @@ constexpr const char* kCloudsConfig = R"(targets:
     model: gemini-flash
     auth: {api_key_env: GEMINI_API_KEY}
 )";
+
+TEST_CASE("with a simulator section, a base_url or token_url path is on the simulator") {
+  FakeEnvironment env;
+  env.files = {{"/etc/mp/sa.json", kServiceAccountJson}, {"/etc/mp/s.yaml", ""}};
+  const std::string targets =
+      "targets:\n"
+      "  - name: o\n    provider: openai\n    model: m\n    base_url: /openai/v1\n"
+      "  - name: v\n    provider: vertex\n    model: g\n    project: my-project\n"
+      "    region: us-central1\n    base_url: /vertex\n"
+      "    auth: {google_service_account_file: sa.json, token_url: /vertex/token}\n"
+      "  - name: r\n    provider: openai\n    model: m\n"
+      "    base_url: https://api.openai.com/v1\n";
+  const Config config =
+      MustParse(targets + "simulator: {scenario: s.yaml, listen_address: '127.0.0.1:9999'}\n", env);
+  REQUIRE(config.targets.size() == 3);
+  CHECK(config.targets[0].base_url == "http://127.0.0.1:9999/openai/v1");
+  CHECK(config.targets[1].base_url == "http://127.0.0.1:9999/vertex");
+  CHECK(config.targets[1].auth.token_url == "http://127.0.0.1:9999/vertex/token");
+  CHECK(config.targets[2].base_url == "https://api.openai.com/v1");  // a URL stays a URL
+  // The simulator's default address, and every interface reached on loopback.
+  CHECK(MustParse(targets + "simulator: {scenario: s.yaml}\n", env).targets[0].base_url ==
+        "http://127.0.0.1:9465/openai/v1");
+  CHECK(MustParse(targets + "simulator: {scenario: s.yaml, listen_address: ':9998'}\n", env)
+            .targets[0]
+            .base_url == "http://127.0.0.1:9998/openai/v1");
+  // Without a simulator a path is no URL, and the error still points at it.
+  const std::vector<std::string> lines = Problems(targets, env);
+  INFO(Join(lines));
+  CHECK(HasPrefix(lines, "t.yaml:5:15: "));
+}
 
 TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, default URL") {
   using collector::ApiFlavor;

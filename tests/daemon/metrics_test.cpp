@@ -20,7 +20,7 @@ ProbeResult Probe(const std::string& target, std::optional<double> cost) {
 }
 
 TEST_CASE("metrics: the estimated cost adds up what the prober charged, only for priced targets") {
-  Metrics metrics("test");
+  Metrics metrics(BuildInfo{.version = "test"});
   metrics.ObserveProbe(Probe("priced", 0.25));
   metrics.ObserveProbe(Probe("priced", 0.5));
   metrics.ObserveProbe(Probe("free", 0));
@@ -39,6 +39,41 @@ TEST_CASE("metrics: the estimated cost adds up what the prober charged, only for
   CHECK(
       text.find("modelpulse_estimated_cost_dollars_total{model=\"gpt-4o-mini\",provider=\"openai\","
                 "target=\"unpriced\"}") == std::string::npos);
+}
+
+TEST_CASE("metrics: build_info carries version, revision, branch and compiler") {
+  Metrics metrics(BuildInfo{.version = "1.2.3",
+                            .revision = "abc123",
+                            .branch = "main",
+                            .build_user = "u@h",
+                            .build_date = "20261206-03:39:17",
+                            .compiler = "GNU 12.2.0",
+                            .platform = "linux/amd64"});
+  const std::string text = metrics.Render(SelfStatus{});
+  CHECK(
+      text.find("modelpulse_build_info{branch=\"main\",compiler=\"GNU 12.2.0\",revision=\"abc123\","
+                "version=\"1.2.3\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("metrics: process_* series come from the scrape's process stats, when there are any") {
+  Metrics metrics(BuildInfo{.version = "test"});
+  CHECK(metrics.Render(SelfStatus{}).find("process_") == std::string::npos);
+  SelfStatus status;
+  status.process = ProcessStats{.cpu_seconds = 1.5,
+                                .resident_memory_bytes = 2048,
+                                .virtual_memory_bytes = 4096,
+                                .start_time_seconds = 1796520120,
+                                .open_fds = 12,
+                                .max_fds = 1024};
+  const std::string text = metrics.Render(status);
+  for (const char* line :
+       {"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n",
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2048\n",
+        "process_virtual_memory_bytes 4096\n", "process_start_time_seconds 1796520120\n",
+        "process_open_fds 12\n", "process_max_fds 1024\n"}) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
 }
 
 }  // namespace

@@ -204,7 +204,7 @@ class Simulator:
         self.log = open(os.path.join(self.dir, "simulator.log"), "wb")
         self.proc = subprocess.Popen(
             [BINARY, "simulate", "--scenario", scenario,
-             "--listen-address", f"127.0.0.1:{self.port}"],
+             "--web.listen-address", f"127.0.0.1:{self.port}"],
             stdout=self.log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: self.proc.poll() is None and

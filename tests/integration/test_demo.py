@@ -12,16 +12,13 @@ CONFIG_DIR = os.path.join(SOURCE_ROOT, "config")
 def demo_config(sim_port):
     with open(os.path.join(CONFIG_DIR, "demo.yaml")) as f:
         text = f.read()
+    # The simulator's address is written once; every target follows it.
+    assert text.count("127.0.0.1:9465") == 1, "the demo names its simulator port once"
     text = text.replace("127.0.0.1:9465", f"127.0.0.1:{sim_port}")
     # The copy lives in a temp folder: point relative paths back at config/.
     for relative in ("demo-credentials/", "scenarios/", "rules/"):
         text = text.replace(f" {relative}", f" {CONFIG_DIR}/{relative}")
         text = text.replace(f"[{relative}", f"[{CONFIG_DIR}/{relative}")
-    # The demo service account names the demo port as its token endpoint.
-    text = text.replace(
-        "auth: {google_service_account_file:",
-        f"auth: {{token_url: 'http://127.0.0.1:{sim_port}/vertex/token', "
-        "google_service_account_file:")
     return text.replace("interval: 5s", "interval: 1s")
 
 

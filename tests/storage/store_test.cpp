@@ -254,6 +254,34 @@ TEST_CASE("reopening a database is a no-op migration and a newer schema is refus
   CHECK(newer.error().message.find(path) != std::string::npos);
 }
 
+TEST_CASE("outcome names are readable in SQL through the outcomes table and probes_named") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  const std::string path = dir.File("named.db");
+  {
+    auto store = OpenOrDie(QuietOptions(path), clock);
+    for (int i = 0; i < 3; ++i) {
+      ProbeResult throttled = FullProbe("t", kNow + i);
+      throttled.outcome = Outcome::kThrottled;
+      store->Append(throttled);
+    }
+    store->Append(FullProbe("t", kNow + 10));
+    REQUIRE(store->Flush().has_value());
+  }
+  // Every outcome has its row, under the name /metrics gives it.
+  CHECK(QueryInt(path, "SELECT COUNT(*) FROM outcomes") ==
+        static_cast<int64_t>(kAllOutcomes.size()));
+  for (Outcome outcome : kAllOutcomes) {
+    CHECK(QueryInt(path, "SELECT COUNT(*) FROM outcomes WHERE id = " +
+                             std::to_string(static_cast<int>(outcome)) + " AND name = '" +
+                             std::string(OutcomeName(outcome)) + "'") == 1);
+  }
+  CHECK(QueryInt(path,
+                 "SELECT COUNT(*) FROM probes_named WHERE target = 't' AND "
+                 "outcome_name = 'throttled'") == 3);
+  CHECK(QueryInt(path, "SELECT COUNT(*) FROM probes_named WHERE outcome_name = 'ok'") == 1);
+}
+
 TEST_CASE("a failing migration is an Internal error and changes nothing") {
   TempDir dir;
   ManualClock clock(kNow);
