@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/heartbeat.h"
 #include "storage/internal/probe_reader.h"
 #include "storage/internal/probe_writer.h"
 #include "storage/internal/schema.h"
@@ -284,6 +285,17 @@ class SqliteStore final : public Store {
     batch.clear();
   }
 
+  void Beat() {
+    if (options_.heartbeat != nullptr) {
+      options_.heartbeat->Beat();
+    }
+  }
+  void SetIdle() {
+    if (options_.heartbeat != nullptr) {
+      options_.heartbeat->Idle();
+    }
+  }
+
   void Run() {
     const bool retention_enabled =
         options_.retention.count() > 0 && options_.retention_interval.count() > 0;
@@ -321,6 +333,7 @@ class SqliteStore final : public Store {
           if (!queue_.empty()) {
             deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
           }
+          SetIdle();
           if (deadline == Clock::MonotonicTime::max()) {
             work_cv_.wait(lock);  // nothing timed: sleep until Append, Flush or shutdown
           } else {
@@ -328,6 +341,7 @@ class SqliteStore final : public Store {
           }
         }
       }
+      Beat();
       if (!batch.empty()) {
         CommitBatch(batch);
       }
