@@ -20,6 +20,9 @@ have_command prometheus-alertmanager || have_command alertmanager ||
 /usr/bin/python3 -c 'import jwt' 2>/dev/null ||
   missing+=("PyJWT for /usr/bin/python3 (Debian package python3-jwt)")
 have_command node || missing+=("node (Debian package nodejs)")
+have_command lintian || missing+=("lintian (Debian package lintian)")
+have_command systemd-analyze || missing+=("systemd-analyze (Debian package systemd)")
+have_command dpkg-shlibdeps || missing+=("dpkg-shlibdeps (Debian package dpkg-dev)")
 modules=tests/integration/npm/node_modules
 for package in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["dependencies"]))' \
                    tests/integration/npm/package.json); do
