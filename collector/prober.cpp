@@ -153,7 +153,7 @@ class ProberImpl final : public Prober {
     bool stopping = false;
     MonotonicTime grace_end;
     std::vector<epoll_event> events(kMaxEpollEvents);
-    Beat();
+    BeatIfWatched(options_.heartbeat);
     while (true) {
       auto now = clock_.MonotonicNow();
       if (!stopping && stop.stop_requested()) {
@@ -172,10 +172,10 @@ class ProberImpl final : public Prober {
         wait = std::min(wait, std::max(MonotonicTime::duration::zero(), grace_end - now));
       }
       const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-      SetIdle();
+      IdleIfWatched(options_.heartbeat);
       const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                    static_cast<int>(std::max<int64_t>(0, wait_ms)));
-      Beat();
+      BeatIfWatched(options_.heartbeat);
       for (int i = 0; i < ready; ++i) {
         const int fd = events[i].data.fd;
         if (fd == wake_fd_) {
@@ -206,7 +206,7 @@ class ProberImpl final : public Prober {
       AbortLateFirstTokens();
       DeliverFinished();
     }
-    SetIdle();
+    IdleIfWatched(options_.heartbeat);
     CancelAll();
   }
 
@@ -261,17 +261,6 @@ class ProberImpl final : public Prober {
     TargetState* state;
     uint64_t id;
   };
-
-  void Beat() {
-    if (options_.heartbeat != nullptr) {
-      options_.heartbeat->Beat();
-    }
-  }
-  void SetIdle() {
-    if (options_.heartbeat != nullptr) {
-      options_.heartbeat->Idle();
-    }
-  }
 
   // A transfer curl reported done (or the loop aborted), with the moment that happened.
   struct Finished {

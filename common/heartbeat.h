@@ -51,6 +51,18 @@ class Heartbeat {
   std::atomic<int64_t> last_beat_ns_{kIdle};
 };
 
+// For loops whose heartbeat is optional: null means no watchdog watches them.
+inline void BeatIfWatched(Heartbeat* heartbeat) {
+  if (heartbeat != nullptr) {
+    heartbeat->Beat();
+  }
+}
+inline void IdleIfWatched(Heartbeat* heartbeat) {
+  if (heartbeat != nullptr) {
+    heartbeat->Idle();
+  }
+}
+
 }  // namespace modelpulse
 
 #endif  // MODELPULSE_COMMON_HEARTBEAT_H_

@@ -108,8 +108,7 @@ class DaemonImpl final : public Daemon {
     alert_states_ = rules::AlertStatesIn(*store_);
     rules::RuleManagerOptions rule_options = RuleOptionsOf(config_);
     rule_options.heartbeat = &rules_heartbeat_;
-    auto rule_engine =
-        rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
+    auto rule_engine = rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());
     }

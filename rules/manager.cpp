@@ -108,9 +108,7 @@ class RuleManagerImpl final : public RuleManager {
     while (!stop.stop_requested()) {
       const int64_t now = clock_.NowUnixMillis();
       const int64_t next_due = EvaluateDueLocked(now);
-      if (heartbeat_ != nullptr) {
-        heartbeat_->Idle();
-      }
+      IdleIfWatched(heartbeat_);
       wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(next_due - now, 10)),
                      [&] { return stop.stop_requested(); });
     }
@@ -147,9 +145,7 @@ class RuleManagerImpl final : public RuleManager {
     int64_t next_due = now + options_.evaluation_interval.count();
     for (LoadedGroup& group : groups_) {
       if (group.next_due_ms <= now) {
-        if (heartbeat_ != nullptr) {
-          heartbeat_->Beat();
-        }
+        BeatIfWatched(heartbeat_);
         Evaluate(group, now);
         group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
       }

@@ -285,17 +285,6 @@ class SqliteStore final : public Store {
     batch.clear();
   }
 
-  void Beat() {
-    if (options_.heartbeat != nullptr) {
-      options_.heartbeat->Beat();
-    }
-  }
-  void SetIdle() {
-    if (options_.heartbeat != nullptr) {
-      options_.heartbeat->Idle();
-    }
-  }
-
   void Run() {
     const bool retention_enabled =
         options_.retention.count() > 0 && options_.retention_interval.count() > 0;
@@ -333,7 +322,7 @@ class SqliteStore final : public Store {
           if (!queue_.empty()) {
             deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
           }
-          SetIdle();
+          IdleIfWatched(options_.heartbeat);
           if (deadline == Clock::MonotonicTime::max()) {
             work_cv_.wait(lock);  // nothing timed: sleep until Append, Flush or shutdown
           } else {
@@ -341,7 +330,7 @@ class SqliteStore final : public Store {
           }
         }
       }
-      Beat();
+      BeatIfWatched(options_.heartbeat);
       if (!batch.empty()) {
         CommitBatch(batch);
       }

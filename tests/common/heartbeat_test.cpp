@@ -9,7 +9,7 @@ namespace {
 
 using std::chrono_literals::operator""ms;
 
-TEST_CASE("heartbeat: a waiting loop is never stalled, a working one for as long as since its beat") {
+TEST_CASE("heartbeat: a waiting loop is never stalled, a working one since its last beat") {
   ManualClock clock(1'000'000);
   Heartbeat heartbeat(clock);
   CHECK(heartbeat.StalledFor(clock.MonotonicNow()).count() == 0);  // not started yet
