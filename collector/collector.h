@@ -29,6 +29,7 @@ class Node;
 
 namespace modelpulse {
 class Environment;  // common/environment.h
+class Heartbeat;    // common/heartbeat.h
 namespace yaml {
 class Diagnostics;  // common/yaml_reader.h
 struct Entry;
@@ -154,6 +155,9 @@ struct ProberOptions {
   size_t max_response_bytes = 1 << 20;  // a larger body is cut off and classified invalid_response
   double jitter_fraction = 0.1;         // each interval varies by up to this fraction
   Millis shutdown_grace{5000};  // in-flight probes may finish within this, then are cancelled
+  // Beaten by the event loop on every round and set idle while it waits in epoll (the service
+  // watchdog's view of the loop); null: none. REQUIRES: outlives the prober.
+  Heartbeat* heartbeat = nullptr;
 };
 
 // Where finished probes go. Called on the prober's thread: implementations must be quick and

@@ -33,6 +33,7 @@
 
 #include "collector/collector.h"
 #include "collector/internal/transfer.h"
+#include "common/heartbeat.h"
 
 namespace modelpulse::collector {
 namespace {
@@ -162,6 +163,7 @@ class ProberImpl final : public Prober {
     bool stopping = false;
     MonotonicTime grace_end;
     std::vector<epoll_event> events(kMaxEpollEvents);
+    BeatIfWatched(options_.heartbeat);
     while (true) {
       auto now = clock_.MonotonicNow();
       if (!stopping && stop.stop_requested()) {
@@ -182,8 +184,10 @@ class ProberImpl final : public Prober {
         wait = std::min(wait, std::max(MonotonicTime::duration::zero(), grace_end - now));
       }
       const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+      IdleIfWatched(options_.heartbeat);
       const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                    static_cast<int>(std::max<int64_t>(0, wait_ms)));
+      BeatIfWatched(options_.heartbeat);
       for (int i = 0; i < ready; ++i) {
         const int fd = events[i].data.fd;
         if (fd == wake_fd_) {
@@ -217,6 +221,7 @@ class ProberImpl final : public Prober {
       AbortLateFirstTokens();
       DeliverFinished();
     }
+    IdleIfWatched(options_.heartbeat);
     CancelAll();
   }
 

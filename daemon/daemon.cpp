@@ -1,7 +1,6 @@
 #include "daemon/daemon.h"
 
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 #include <csignal>
 #include <map>
@@ -18,6 +17,7 @@
 #include "daemon/metrics.h"
 #include "daemon/process_stats.h"
 #include "daemon/target_health.h"
+#include "daemon/watchdog.h"
 #include "rules/manager.h"
 #include "simulator/simulator.h"
 #include "storage/series_source.h"
@@ -137,6 +137,8 @@ class DaemonImpl final : public Daemon {
       }
       simulator_ = std::move(*started);  // it logs where it serves
     }
+    config_.storage.heartbeat = &writer_heartbeat_;
+    config_.prober.heartbeat = &prober_heartbeat_;
     auto store = storage::Store::Open(config_.storage, clock_);
     if (!store) {
       return Fail(store.error());
@@ -145,8 +147,9 @@ class DaemonImpl final : public Daemon {
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
     alert_states_ = rules::AlertStatesIn(*store_);
-    auto rule_engine =
-        rules::RuleManager::Create(RuleOptionsOf(config_), *series_, *alert_states_, clock_);
+    rules::RuleManagerOptions rule_options = RuleOptionsOf(config_);
+    rule_options.heartbeat = &rules_heartbeat_;
+    auto rule_engine = rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());
     }
@@ -173,6 +176,14 @@ class DaemonImpl final : public Daemon {
     http_ = std::move(*http);
     prober_thread_ = std::jthread([this](std::stop_token stop) { prober_->Run(stop); });
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
+    if (auto interval = SystemdWatchdogInterval()) {
+      watchdog_ = std::make_unique<Watchdog>(
+          std::vector<WatchedLoop>{{"prober", &prober_heartbeat_},
+                                   {"rules", &rules_heartbeat_},
+                                   {"storage writer", &writer_heartbeat_}},
+          *interval, clock_, NotifySystemd);
+      watchdog_thread_ = std::jthread([this](std::stop_token stop) { watchdog_->Run(stop); });
+    }
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
     spdlog::info(
@@ -188,6 +199,15 @@ class DaemonImpl final : public Daemon {
 
   Status Reload() override {
     std::lock_guard lock(reload_mu_);
+    // Whichever way the reload came (SIGHUP or HTTP) and however it ends, systemd sees it.
+    NotifySystemd(ReloadingState());
+    Status reloaded = ReloadLocked();
+    NotifySystemd("READY=1");
+    return reloaded;
+  }
+
+  // REQUIRES: reload_mu_ is held.
+  Status ReloadLocked() {
     auto next = LoadWithFlags(flags_);
     if (!next) {
       metrics_.ObserveReload(false, clock_.NowUnixMillis());
@@ -227,6 +247,11 @@ class DaemonImpl final : public Daemon {
   void Stop() override {
     std::call_once(stopped_, [this] {
       ready_ = false;
+      // First: a slow shutdown is bounded by TimeoutStopSec=, not by the watchdog.
+      if (watchdog_thread_.joinable()) {
+        watchdog_thread_.request_stop();
+        watchdog_thread_.join();
+      }
       if (rules_thread_.joinable()) {
         rules_thread_.request_stop();
         rules_thread_.join();
@@ -308,6 +333,9 @@ class DaemonImpl final : public Daemon {
   Config config_;  // Guarded by config_mu_ after Init.
   std::mutex reload_mu_;
   SystemClock clock_;
+  Heartbeat prober_heartbeat_{clock_};
+  Heartbeat rules_heartbeat_{clock_};
+  Heartbeat writer_heartbeat_{clock_};
   Metrics metrics_;
   TargetHealth health_;
   std::unique_ptr<simulator::Simulator> simulator_;
@@ -320,6 +348,8 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;
   std::jthread rules_thread_;
+  std::unique_ptr<Watchdog> watchdog_;
+  std::jthread watchdog_thread_;
   std::atomic<bool> ready_{false};
   std::once_flag stopped_;
 };
@@ -366,7 +396,7 @@ int RunUntilSignalled(const RunFlags& flags) {
     spdlog::critical("cannot start: {}", daemon.error().ToString());
     return 1;
   }
-  sd_notify(0, "READY=1");
+  NotifySystemd("READY=1");
   while (true) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) {
@@ -374,13 +404,11 @@ int RunUntilSignalled(const RunFlags& flags) {
     }
     if (signal == SIGHUP) {
       spdlog::info("SIGHUP: reloading configuration");
-      sd_notify(0, "RELOADING=1");
-      (void)(*daemon)->Reload();
-      sd_notify(0, "READY=1");
+      (void)(*daemon)->Reload();  // a failure is logged and the running configuration kept
       continue;
     }
     spdlog::info("{}: shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-    sd_notify(0, "STOPPING=1");
+    NotifySystemd("STOPPING=1");
     break;
   }
   (*daemon)->Stop();

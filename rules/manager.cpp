@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/heartbeat.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
@@ -57,6 +58,7 @@ class RuleManagerImpl final : public RuleManager {
   RuleManagerImpl(RuleManagerOptions options, const SampleSource& source, AlertStateStore& states,
                   const Clock& clock, std::vector<LoadedGroup> groups)
       : options_(std::move(options)),
+        heartbeat_(options_.heartbeat),
         clock_(clock),
         states_(states),
         overlay_(source, kRecordedRetention),
@@ -112,6 +114,7 @@ class RuleManagerImpl final : public RuleManager {
     while (!stop.stop_requested()) {
       const int64_t now = clock_.NowUnixMillis();
       const int64_t next_due = EvaluateDueLocked(now, [&] { return stop.stop_requested(); });
+      IdleIfWatched(heartbeat_);
       wake_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(next_due - now, 10)),
                      [&] { return stop.stop_requested(); });
     }
@@ -155,6 +158,7 @@ class RuleManagerImpl final : public RuleManager {
     int64_t next_due = now + options_.evaluation_interval.count();
     for (LoadedGroup& group : groups_) {
       if (group.next_due_ms <= now) {
+        BeatIfWatched(heartbeat_);
         Evaluate(group, now, stop);
         PublishStatus();
         group.next_due_ms = now + group.group.interval(options_.evaluation_interval).count();
@@ -202,6 +206,7 @@ class RuleManagerImpl final : public RuleManager {
   RulesStatus published_;  // Guarded by status_mu_.
   std::condition_variable wake_;
   RuleManagerOptions options_;  // Guarded by mu_.
+  Heartbeat* const heartbeat_;  // from Create's options; a reload keeps it
   const Clock& clock_;
   AlertStateStore& states_;
   SeriesOverlay overlay_;            // Guarded by mu_.

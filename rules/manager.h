@@ -17,6 +17,10 @@
 #include "rules/promql.h"
 #include "rules/rules.h"
 
+namespace modelpulse {
+class Heartbeat;  // common/heartbeat.h
+}  // namespace modelpulse
+
 namespace modelpulse::rules {
 
 struct RuleManagerOptions {
@@ -24,6 +28,9 @@ struct RuleManagerOptions {
   Millis evaluation_interval{15000};  // groups without an interval of their own
   Labels external_labels;             // $externalLabels in templates
   std::string external_url;
+  // Beaten before each group's evaluation and set idle while the loop waits (the service
+  // watchdog's view of Run); null: none. Read by Create only. REQUIRES: outlives the manager.
+  Heartbeat* heartbeat = nullptr;
 };
 
 // What /metrics shows of the rules: ALERTS, ALERTS_FOR_STATE and per-group evaluation figures.

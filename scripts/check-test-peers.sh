@@ -24,6 +24,10 @@ have_command node || missing+=("node (Debian package nodejs)")
 have_command prometheus || missing+=("prometheus (Debian package prometheus)")
 have_command openssl || missing+=("openssl (Debian package openssl)")
 have_command curl || missing+=("curl (Debian package curl)")
+# test_package and test_systemd: the .deb's checks and the unit's.
+have_command lintian || missing+=("lintian (Debian package lintian)")
+have_command systemd-analyze || missing+=("systemd-analyze (Debian package systemd)")
+have_command dpkg-shlibdeps || missing+=("dpkg-shlibdeps (Debian package dpkg-dev)")
 modules=tests/integration/npm/node_modules
 for package in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["dependencies"]))' \
                    tests/integration/npm/package.json); do

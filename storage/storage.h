@@ -24,6 +24,10 @@
 #include "common/probe_series.h"
 #include "common/state_store.h"
 
+namespace modelpulse {
+class Heartbeat;  // common/heartbeat.h
+}  // namespace modelpulse
+
 namespace modelpulse::storage {
 
 struct StorageOptions {
@@ -37,6 +41,9 @@ struct StorageOptions {
   Millis retention_interval{60000};           // how often retention runs; <= 0: only
                                               // on ApplyRetention()
   size_t max_queue = 100000;                  // beyond this, Append drops and counts
+  // Beaten by the writer thread on every round of work and set idle while it waits (the service
+  // watchdog's view of the writer); null: none. REQUIRES: outlives the store.
+  Heartbeat* heartbeat = nullptr;
 };
 
 struct StorageStats {

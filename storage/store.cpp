@@ -11,6 +11,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/heartbeat.h"
 #include "storage/internal/probe_reader.h"
 #include "storage/internal/probe_writer.h"
 #include "storage/internal/schema.h"
@@ -389,6 +390,7 @@ class SqliteStore final : public Store {
           if (!queue_.empty()) {
             deadline = std::min(deadline, queue_.front().queued_at + options_.flush_interval);
           }
+          IdleIfWatched(options_.heartbeat);
           if (deadline == Clock::MonotonicTime::max()) {
             work_cv_.wait(lock);  // nothing timed: sleep until Append, Flush or shutdown
           } else {
@@ -396,6 +398,7 @@ class SqliteStore final : public Store {
           }
         }
       }
+      BeatIfWatched(options_.heartbeat);
       if (!batch.empty()) {
         CommitBatch(batch);
       }

@@ -1,11 +1,12 @@
 // rules::AlertStatesIn: alert states round trip through a StateStore as one JSON document per
 // group, and a damaged document costs only its own group. RuleManager: its snapshot does not wait
-// for evaluations.
+// for evaluations, and it beats its heartbeat per group.
 #include "rules/manager.h"
 
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,6 +14,9 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "common/clock.h"
+#include "common/heartbeat.h"
 
 namespace modelpulse::rules {
 namespace {
@@ -144,6 +148,55 @@ TEST_CASE("the rules snapshot never waits for a running evaluation") {
   CHECK(source.during.groups[0].evaluations == 0);
   CHECK((*manager)->Snapshot().groups[0].evaluations == 1);
   CHECK((*manager)->Snapshot().groups[0].last_evaluation_ms == clock.NowUnixMillis());
+
+// Alert states saved into a database another process holds locked: each save takes 5 s.
+class SlowStates final : public AlertStateStore {
+ public:
+  SlowStates(ManualClock& clock, const Heartbeat& heartbeat)
+      : clock_(clock), heartbeat_(heartbeat) {}
+  Status SaveAlertStates(std::string_view, const std::vector<AlertStateSnapshot>&) override {
+    clock_.Advance(std::chrono::seconds(5));
+    stalled_during_saves.push_back(heartbeat_.StalledFor(clock_.MonotonicNow()));
+    return {};
+  }
+  Result<std::vector<AlertStateSnapshot>> LoadAlertStates() override {
+    return std::vector<AlertStateSnapshot>{};
+  }
+  std::vector<std::chrono::nanoseconds> stalled_during_saves;
+
+ private:
+  ManualClock& clock_;
+  const Heartbeat& heartbeat_;
+};
+
+class NoSamples final : public SampleSource {
+ public:
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>&, int64_t,
+                                     int64_t) const override {
+    return std::vector<Series>{};
+  }
+};
+
+TEST_CASE("rule manager: its heartbeat starts over at each group, so a stuck save shows a stall") {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / "modelpulse_manager_heartbeat_test.yaml";
+  std::ofstream(file) << "groups:\n"
+                         "  - {name: a, rules: [{record: one, expr: vector(1)}]}\n"
+                         "  - {name: b, rules: [{record: two, expr: vector(2)}]}\n";
+  ManualClock clock(1'700'000'000'000);
+  Heartbeat heartbeat(clock);
+  SlowStates states(clock, heartbeat);
+  NoSamples source;
+  RuleManagerOptions options;
+  options.rule_files = {file.string()};
+  options.heartbeat = &heartbeat;
+  auto manager = RuleManager::Create(options, source, states, clock);
+  REQUIRE(manager.has_value());
+  (*manager)->EvaluateDue(clock.NowUnixMillis());
+  std::filesystem::remove(file);
+  // Each group's save is measured from that group's own beat, not from the round's start.
+  const std::vector<std::chrono::nanoseconds> expected(2, std::chrono::seconds(5));
+  CHECK(states.stalled_during_saves == expected);
 }
 
 }  // namespace
