@@ -148,6 +148,7 @@ TEST_CASE("the rules snapshot never waits for a running evaluation") {
   CHECK(source.during.groups[0].evaluations == 0);
   CHECK((*manager)->Snapshot().groups[0].evaluations == 1);
   CHECK((*manager)->Snapshot().groups[0].last_evaluation_ms == clock.NowUnixMillis());
+}
 
 // Alert states saved into a database another process holds locked: each save takes 5 s.
 class SlowStates final : public AlertStateStore {
