@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "alerting/alerting.h"
 #include "collector/collector.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
@@ -56,12 +57,17 @@ class ProbeFanOut final : public collector::ProbeSink {
   storage::ProbeSeriesSource& series_;
 };
 
+std::string ExternalUrl(const Config& config) {
+  return config.external_url.empty() ? "http://" + config.web_listen_address
+                                     : config.external_url;
+}
+
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
   rules::RuleManagerOptions options;
   options.rule_files = config.rule_files;
   options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
-  options.external_url = "http://" + config.web_listen_address;
+  options.external_url = ExternalUrl(config);
   return options;
 }
 
@@ -103,7 +109,18 @@ class DaemonImpl final : public Daemon {
     store_ = std::move(*store);
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
-    alert_states_ = rules::AlertStatesIn(*store_);
+    // Alert states and the notifications they cause share one transaction (issue 8).
+    alert_states_ = rules::AlertStatesIn(*store_, store_.get());
+    alerting::AlertingConfig alerting_config = config_.alerting;
+    alerting_config.external_url = ExternalUrl(config_);
+    alerting_config.external_labels = config_.external_labels;
+    transport_ = alerting::CurlTransport();
+    auto notifier = alerting::Notifier::Create(std::move(alerting_config), {}, *store_, *store_,
+                                               *transport_, clock_);
+    if (!notifier) {
+      return Fail(notifier.error());
+    }
+    notifier_ = std::move(*notifier);
     auto rule_engine =
         rules::RuleManager::Create(RuleOptionsOf(config_), *series_, *alert_states_, clock_);
     if (!rule_engine) {
@@ -130,6 +147,7 @@ class DaemonImpl final : public Daemon {
     http_ = std::move(*http);
     prober_thread_ = std::jthread([this](std::stop_token stop) { prober_->Run(stop); });
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
+    notifier_thread_ = std::jthread([this](std::stop_token stop) { notifier_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
     spdlog::info("modelpulse {} started: {} targets, listening on {}, storage {}", kVersion,
@@ -158,6 +176,11 @@ class DaemonImpl final : public Daemon {
         next->web_listen_address != config_.web_listen_address) {
       spdlog::warn("storage.path and web.listen_address changes take effect after a restart");
     }
+    if (next->external_url != config_.external_url ||
+        next->alerting.receivers.size() != config_.alerting.receivers.size() ||
+        next->alerting.alertmanagers.size() != config_.alerting.alertmanagers.size()) {
+      spdlog::warn("alerting changes take effect after a restart");
+    }
     std::vector<std::string> names;
     for (const collector::TargetSpec& target : next->targets) {
       names.push_back(target.name);
@@ -185,6 +208,10 @@ class DaemonImpl final : public Daemon {
         prober_thread_.request_stop();
         prober_thread_.join();
       }
+      if (notifier_thread_.joinable()) {
+        notifier_thread_.request_stop();
+        notifier_thread_.join();
+      }
       http_.reset();
       if (store_) {
         if (auto flushed = store_->Flush(); !flushed) {
@@ -194,6 +221,7 @@ class DaemonImpl final : public Daemon {
       fan_out_.reset();
       prober_.reset();
       rule_engine_.reset();
+      notifier_.reset();
       alert_states_.reset();
       series_.reset();
       store_.reset();
@@ -210,6 +238,7 @@ class DaemonImpl final : public Daemon {
     status.storage = store_->Stats();
     status.targets = prober_->Status();
     status.rules = rule_engine_->Snapshot();
+    status.alerting = notifier_->MetricsCollectable();
     return metrics_.Render(status);
   }
 
@@ -236,11 +265,14 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<storage::ProbeSeriesSource> series_;
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
+  std::unique_ptr<alerting::Transport> transport_;
+  std::unique_ptr<alerting::Notifier> notifier_;
   std::unique_ptr<ProbeFanOut> fan_out_;
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;
   std::jthread rules_thread_;
+  std::jthread notifier_thread_;
   std::atomic<bool> ready_{false};
   std::once_flag stopped_;
 };

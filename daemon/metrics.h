@@ -11,6 +11,10 @@
 #include "rules/manager.h"
 #include "storage/storage.h"
 
+namespace prometheus {
+class Collectable;
+}  // namespace prometheus
+
 namespace modelpulse::daemon {
 
 // Self-observation read at scrape time, so nothing has to push it.
@@ -19,6 +23,7 @@ struct SelfStatus {
   storage::StorageStats storage;
   std::vector<collector::TargetStatus> targets;
   rules::RulesStatus rules;
+  std::shared_ptr<prometheus::Collectable> alerting;  // notification delivery; may be null
 };
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's
