@@ -87,7 +87,7 @@ Labels Common(const std::vector<AlertEvent>& alerts, Labels AlertEvent::*field) 
   return common;
 }
 
-// Alertmanager drops labels and annotations with empty values on receipt.
+// Alertmanager drops labels (not annotations) with empty values on receipt.
 Labels WithoutEmpty(const Labels& labels) {
   Labels out;
   for (const auto& [name, value] : labels) {
@@ -187,7 +187,6 @@ std::string WebhookPayload(const WebhookMessage& message, int64_t now_ms) {
   std::vector<AlertEvent> alerts = message.alerts;
   for (AlertEvent& alert : alerts) {
     alert.labels = WithoutEmpty(alert.labels);
-    alert.annotations = WithoutEmpty(alert.annotations);
   }
   std::stable_sort(alerts.begin(), alerts.end(), AlertBefore);
   int64_t truncated = 0;

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Daemon, free_port, http_get, wait_until
+from harness import Daemon, free_port, http_get, series, wait_until
 
 SECRET = "it-hook-secret"
 
@@ -233,6 +234,39 @@ class WebhookDelivery(unittest.TestCase):
             if receiver:
                 receiver.close()
             daemon.close()
+
+
+class HangingReceiver(unittest.TestCase):
+    def test_a_receiver_that_never_answers_stalls_neither_probing_nor_rules(self):
+        hook_port, sim_port = free_port(), free_port()
+        # Accepts connections (the kernel's backlog) and never answers a byte.
+        hang = socket.socket()
+        hang.bind(("127.0.0.1", hook_port))
+        hang.listen(64)
+        alerting = "  receivers:\n" + webhook_receiver(hook_port, signed=False)
+        daemon = Daemon(daemon_config(sim_port, alerting),
+                        {"scenario.yaml": scenario(600), "rules.yaml": RULES})
+        try:
+            daemon.start()
+            wait_until(lambda: "alert Throttled firing" in daemon.log_text(), timeout=30,
+                       what="alert firing")
+
+            def figures():
+                m = daemon.metrics()
+                return (sum(series(m, "modelpulse_probes_total").values()),
+                        sum(series(m, "modelpulse_rule_group_evaluations_total").values()))
+            probes, evaluations = figures()
+            # Two request timeouts (2 s each) against the silent receiver.
+            wait_until(lambda: daemon.log_text().count("failed, attempt") >= 2, timeout=30,
+                       what="two timed-out attempts")
+            later_probes, later_evaluations = figures()
+            self.assertGreaterEqual(later_probes - probes, 3, "probing went on")
+            self.assertGreaterEqual(later_evaluations - evaluations, 3, "rules went on")
+            self.assertIn("Timeout was reached", daemon.log_text())
+            self.assertEqual(daemon.stop(), 0)
+        finally:
+            daemon.close()
+            hang.close()
 
 
 AM_CONFIG = """

@@ -226,7 +226,10 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
   // Back to schema 2: what a database written by the previous release looks like.
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "DROP TABLE rollups; PRAGMA user_version = 2", nullptr, nullptr,
+  REQUIRE(sqlite3_exec(db,
+                       "DROP TABLE rollups; DROP TABLE alert_events; DROP TABLE notifications; "
+                       "PRAGMA user_version = 2",
+                       nullptr, nullptr,
                        nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto store = OpenOrDie(Options(path), clock);
