@@ -25,9 +25,9 @@
 namespace {
 
 using namespace modelpulse;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
 
 double Percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -53,10 +53,10 @@ int main(int argc, char** argv) {
 
   std::mutex mu;
   std::vector<double> latencies;  // seconds from commit to receipt
-  Clock::time_point committed;
+  Steady::time_point committed;
   httplib::Server server;
   server.Post("/hook", [&](const httplib::Request& req, httplib::Response&) {
-    const auto now = Clock::now();
+    const auto now = Steady::now();
     const auto body = nlohmann::json::parse(req.body);
     std::lock_guard lock(mu);
     for (size_t i = 0; i < body["alerts"].size(); ++i) {
@@ -96,15 +96,15 @@ int main(int argc, char** argv) {
     e.ends_at_ms = e.starts_at_ms + 240000;
     groups[static_cast<size_t>(i) % groups.size()].push_back(EncodeAlertEvent(e));
   }
-  committed = Clock::now();
+  committed = Steady::now();
   for (size_t g = 0; g < groups.size(); ++g) {
     (void)(*store)->CommitStateWithEvents("alerts", fmt::format("g{}", g),
                                           std::string_view("{}"), groups[g]);
   }
-  const double commit_seconds = Seconds(Clock::now() - committed);
+  const double commit_seconds = Seconds(Steady::now() - committed);
   std::jthread running([&](std::stop_token stop) { (*notifier)->Run(stop); });
-  const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (Clock::now() < deadline) {
+  const auto deadline = Steady::now() + std::chrono::seconds(120);
+  while (Steady::now() < deadline) {
     {
       std::lock_guard lock(mu);
       if (latencies.size() >= static_cast<size_t>(alerts) * 4) {
