@@ -47,6 +47,9 @@ struct HttpEndpoint {
 
 // scheme://host[:port]/path of `url`: no user information, query or fragment.
 std::string RedactedUrl(const std::string& url);
+// Go's time.Time JSON form for a UTC time: RFC 3339 with the fraction's trailing zeros trimmed
+// ("2026-11-26T03:02:50Z", "...:50.12Z"), as Prometheus's and Alertmanager's APIs write times.
+std::string GoTime(int64_t unix_ms);
 
 struct AlertmanagerConfig {
   HttpEndpoint endpoint;  // the Alertmanager's base URL; /api/v2/alerts is appended

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include <charconv>
 #include <csignal>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -140,6 +141,7 @@ class DaemonImpl final : public Daemon {
     handlers.ready = [this] { return ready_.load(); };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
+    handlers.alerts_json = [this] { return AlertsJson(); };
     auto http = HttpServer::Start(config_.web_listen_address, std::move(handlers));
     if (!http) {
       return Fail(http.error());
@@ -252,6 +254,23 @@ class DaemonImpl final : public Daemon {
                          {"cost_today", status.cost_today}});
     }
     return nlohmann::json{{"status", "success"}, {"data", {{"targets", targets}}}}.dump();
+  }
+
+  // Prometheus's GET /api/v1/alerts: pending and firing alerts, value as Go's %e.
+  std::string AlertsJson() {
+    nlohmann::json alerts = nlohmann::json::array();
+    for (const rules::ActiveAlert& alert : rule_engine_->Snapshot().alerts) {
+      char value[64];
+      const auto written =
+          std::to_chars(value, value + sizeof(value), alert.value, std::chars_format::scientific);
+      alerts.push_back({{"labels", alert.labels},
+                        {"annotations", alert.annotations},
+                        {"state", alert.state},
+                        {"activeAt", alerting::GoTime(alert.active_at_ms)},
+                        {"value", std::string(value, written.ptr)}});
+    }
+    return nlohmann::json{{"status", "success"}, {"data", {{"alerts", alerts}}}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
   RunFlags flags_;

@@ -15,6 +15,7 @@ struct HttpHandlers {
   std::function<bool()> ready;                // GET /-/ready: 200 when true, else 503
   std::function<Status()> reload;             // POST /-/reload (and PUT, as Prometheus accepts)
   std::function<std::string()> targets_json;  // GET /api/v1/targets
+  std::function<std::string()> alerts_json;   // GET /api/v1/alerts
 };
 
 // The one HTTP server of the daemon (cpp-httplib, kept out of this header to keep builds fast).

@@ -129,8 +129,8 @@ class RuleManagerImpl final : public RuleManager {
           if (alert.state == AlertState::kInactive) {
             continue;
           }
-          status.alerts.push_back(
-              {alert.labels, std::string(AlertStateName(alert.state)), alert.active_at_ms});
+          status.alerts.push_back({alert.labels, std::string(AlertStateName(alert.state)),
+                                   alert.active_at_ms, alert.annotations, alert.value});
         }
       }
     }

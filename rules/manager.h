@@ -32,6 +32,8 @@ struct ActiveAlert {
   Labels labels;      // alertname and the alert's labels
   std::string state;  // "pending" or "firing"
   int64_t active_at_ms = 0;
+  Labels annotations;  // as expanded at the last evaluation (GET /api/v1/alerts)
+  double value = 0;
 };
 struct RuleGroupStatus {
   std::string name;

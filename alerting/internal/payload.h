@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "alerting/alerting.h"
 #include "common/alert_event.h"
 #include "common/secret.h"
 
@@ -18,9 +19,6 @@ namespace modelpulse::alerting {
 
 // FNV-1a 64 over the pairs sorted by name, each name and value followed by 0xFF; 16 hex digits.
 std::string Fingerprint(const Labels& labels);
-// Go's time.Time JSON form for a UTC time: RFC 3339 with the fraction's trailing zeros trimmed
-// ("2026-11-26T03:02:50Z", "...:50.12Z").
-std::string GoTime(int64_t unix_ms);
 // go-openapi's strfmt.DateTime: always milliseconds ("2026-11-26T03:02:50.000Z").
 std::string Rfc3339Millis(int64_t unix_ms);
 inline constexpr std::string_view kGoZeroTime = "0001-01-01T00:00:00Z";

@@ -222,6 +222,15 @@ class WebhookDelivery(unittest.TestCase):
                 return [r[0] for r in rows] if rows and events == 0 else None
 
             keys = wait_until(pending_keys, timeout=10, what="notification in the outbox")
+            # Prometheus's alerts API shows it, with its rendered annotations.
+            api = json.loads(http_get(daemon.url("/api/v1/alerts"))[1])
+            self.assertEqual(api["status"], "success")
+            (listed,) = [a for a in api["data"]["alerts"]
+                         if a["labels"]["alertname"] == "Throttled"]
+            self.assertEqual(listed["state"], "firing")
+            self.assertEqual(listed["annotations"]["summary"], "flappy throttled")
+            self.assertEqual(listed["value"], "1e+00")
+            self.assertTrue(listed["activeAt"].endswith("Z"))
             daemon.proc.send_signal(signal.SIGKILL)
             daemon.proc.wait()
             daemon.log.close()
