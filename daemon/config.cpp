@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/regex.h"
+#include "alerting/config.h"
 #include "common/yaml_reader.h"
 
 namespace modelpulse::daemon {
@@ -433,11 +434,11 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
 // ---------------------------------------------------------------------------------------------
 // Top-level sections.
 
-constexpr std::array<std::string_view, 7> kTopKeys = {
-    "global", "web", "storage", "defaults", "targets", "rule_files", "simulator"};
-constexpr std::array<std::string_view, 6> kGlobalKeys = {
-    "external_labels", "max_concurrency", "max_response_bytes",
-    "jitter_fraction", "shutdown_grace",  "evaluation_interval"};
+constexpr std::array<std::string_view, 8> kTopKeys = {
+    "global", "web", "storage", "defaults", "targets", "rule_files", "simulator", "alerting"};
+constexpr std::array<std::string_view, 7> kGlobalKeys = {
+    "external_labels", "max_concurrency",     "max_response_bytes", "jitter_fraction",
+    "shutdown_grace",  "evaluation_interval", "external_url"};
 constexpr std::array<std::string_view, 1> kWebKeys = {"listen_address"};
 constexpr std::array<std::string_view, 2> kStorageKeys = {"path", "retention"};
 constexpr std::array<std::string_view, 2> kSimulatorKeys = {"scenario", "listen_address"};
@@ -462,6 +463,16 @@ void ReadGlobal(const Entry& section, Config& config, Diagnostics& diag) {
           diag.Add(e.ValueMark(), fmt::format("\"{}\": must be less than 1, got {}", path, *f));
         } else {
           config.prober.jitter_fraction = *f;
+        }
+      }
+    } else if (e.key == "external_url") {
+      if (auto url = ReadNonEmptyString(e, path, diag)) {
+        if (!alerting::IsHttpUrl(*url)) {
+          diag.Add(e.ValueMark(), fmt::format("\"{}\": expected an http:// or https:// URL, "
+                                              "got \"{}\"",
+                                              path, *url));
+        } else {
+          config.external_url = *url;
         }
       }
     } else if (e.key == "evaluation_interval") {
@@ -670,6 +681,8 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
       ReadRuleFiles(e, config, ctx);
     } else if (e.key == "simulator") {
       ReadSimulator(e, config, ctx);
+    } else if (e.key == "alerting") {
+      alerting::ReadAlertingSection(e, ctx.env, ctx.folder, config.alerting, ctx.diag);
     }
   }
 }
@@ -762,6 +775,14 @@ std::string DescribeConfig(const Config& config) {
   if (config.simulator) {
     text += fmt::format("  simulator: {} on {}\n", config.simulator->scenario_path,
                         config.simulator->listen_address);
+  }
+  for (const alerting::AlertmanagerConfig& am : config.alerting.alertmanagers) {
+    text += fmt::format("  alertmanager: {}\n", alerting::RedactedUrl(am.endpoint.url.Reveal()));
+  }
+  for (const alerting::ReceiverConfig& receiver : config.alerting.receivers) {
+    text += fmt::format("  receiver {}: webhook {}{}\n", receiver.name,
+                        alerting::RedactedUrl(receiver.webhook.url.Reveal()),
+                        receiver.hmac_secret.empty() ? "" : ", signed");
   }
   return text;
 }

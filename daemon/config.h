@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "alerting/alerting.h"
 #include "collector/collector.h"
 #include "common/common.h"
 #include "common/environment.h"
@@ -45,6 +46,10 @@ struct Config {
   std::vector<std::string> rule_files;  // absolute, globs expanded, sorted per pattern
   Millis evaluation_interval{15000};    // global.evaluation_interval: rule groups without their own
   std::optional<SimulatorSettings> simulator;
+  // global.external_url; empty: http://<web_listen_address> (ExternalUrl in daemon.cpp).
+  std::string external_url;
+  // The `alerting:` section; its external_url and external_labels are filled in by the daemon.
+  alerting::AlertingConfig alerting;
 };
 
 // Reads and parses the file at `path` with the process's real environment. Returns the Config, or

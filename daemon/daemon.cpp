@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <csignal>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "alerting/alerting.h"
 #include "collector/collector.h"
 #include "common/duration.h"
 #include "daemon/build_info.h"
@@ -86,12 +88,17 @@ class ProbeFanOut final : public collector::ProbeSink {
   TargetHealth& health_;
 };
 
+std::string ExternalUrl(const Config& config) {
+  return config.external_url.empty() ? "http://" + config.web_listen_address
+                                     : config.external_url;
+}
+
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
   rules::RuleManagerOptions options;
   options.rule_files = config.rule_files;
   options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
-  options.external_url = "http://" + config.web_listen_address;
+  options.external_url = ExternalUrl(config);
   return options;
 }
 
@@ -146,7 +153,18 @@ class DaemonImpl final : public Daemon {
     store_ = std::move(*store);
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
-    alert_states_ = rules::AlertStatesIn(*store_);
+    // Alert states and the notifications they cause share one transaction (issue 8).
+    alert_states_ = rules::AlertStatesIn(*store_, store_.get());
+    alerting::AlertingConfig alerting_config = config_.alerting;
+    alerting_config.external_url = ExternalUrl(config_);
+    alerting_config.external_labels = config_.external_labels;
+    transport_ = alerting::CurlTransport();
+    auto notifier = alerting::Notifier::Create(std::move(alerting_config), {}, *store_, *store_,
+                                               *transport_, clock_);
+    if (!notifier) {
+      return Fail(notifier.error());
+    }
+    notifier_ = std::move(*notifier);
     rules::RuleManagerOptions rule_options = RuleOptionsOf(config_);
     rule_options.heartbeat = &rules_heartbeat_;
     auto rule_engine = rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
@@ -169,6 +187,7 @@ class DaemonImpl final : public Daemon {
     handlers.ready = [this] { return ready_.load() && store_->Stats().writable; };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
+    handlers.alerts_json = [this] { return AlertsJson(); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
       return Fail(http.error());
@@ -184,6 +203,7 @@ class DaemonImpl final : public Daemon {
           *interval, clock_, NotifySystemd);
       watchdog_thread_ = std::jthread([this](std::stop_token stop) { watchdog_->Run(stop); });
     }
+    notifier_thread_ = std::jthread([this](std::stop_token stop) { notifier_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
     spdlog::info(
@@ -227,6 +247,11 @@ class DaemonImpl final : public Daemon {
         next->web_listen_address != config_.web_listen_address) {
       spdlog::warn("storage.path and web.listen_address changes take effect after a restart");
     }
+    if (next->external_url != config_.external_url ||
+        next->alerting.receivers.size() != config_.alerting.receivers.size() ||
+        next->alerting.alertmanagers.size() != config_.alerting.alertmanagers.size()) {
+      spdlog::warn("alerting changes take effect after a restart");
+    }
     std::vector<std::string> names;
     for (const collector::TargetSpec& target : next->targets) {
       names.push_back(target.name);
@@ -260,6 +285,10 @@ class DaemonImpl final : public Daemon {
         prober_thread_.request_stop();
         prober_thread_.join();
       }
+      if (notifier_thread_.joinable()) {
+        notifier_thread_.request_stop();
+        notifier_thread_.join();
+      }
       http_.reset();
       if (store_) {
         if (auto flushed = store_->Flush(); !flushed) {
@@ -269,6 +298,7 @@ class DaemonImpl final : public Daemon {
       fan_out_.reset();
       prober_.reset();
       rule_engine_.reset();
+      notifier_.reset();
       alert_states_.reset();
       series_.reset();
       store_.reset();
@@ -288,6 +318,7 @@ class DaemonImpl final : public Daemon {
     if (auto process = ReadProcessStats("/proc")) {
       status.process = *process;
     }
+    status.alerting = notifier_->MetricsCollectable();
     return metrics_.Render(status);
   }
 
@@ -328,6 +359,23 @@ class DaemonImpl final : public Daemon {
         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
+  // Prometheus's GET /api/v1/alerts: pending and firing alerts, value as Go's %e.
+  std::string AlertsJson() {
+    nlohmann::json alerts = nlohmann::json::array();
+    for (const rules::ActiveAlert& alert : rule_engine_->Snapshot().alerts) {
+      char value[64];
+      const auto written =
+          std::to_chars(value, value + sizeof(value), alert.value, std::chars_format::scientific);
+      alerts.push_back({{"labels", alert.labels},
+                        {"annotations", alert.annotations},
+                        {"state", alert.state},
+                        {"activeAt", alerting::GoTime(alert.active_at_ms)},
+                        {"value", std::string(value, written.ptr)}});
+    }
+    return nlohmann::json{{"status", "success"}, {"data", {{"alerts", alerts}}}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+
   RunFlags flags_;
   std::mutex config_mu_;
   Config config_;  // Guarded by config_mu_ after Init.
@@ -343,6 +391,8 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<storage::ProbeSeriesSource> series_;
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
+  std::unique_ptr<alerting::Transport> transport_;
+  std::unique_ptr<alerting::Notifier> notifier_;
   std::unique_ptr<ProbeFanOut> fan_out_;
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
@@ -350,6 +400,7 @@ class DaemonImpl final : public Daemon {
   std::jthread rules_thread_;
   std::unique_ptr<Watchdog> watchdog_;
   std::jthread watchdog_thread_;
+  std::jthread notifier_thread_;
   std::atomic<bool> ready_{false};
   std::once_flag stopped_;
 };

@@ -686,6 +686,9 @@ class HttplibServer final : public HttpServer {
     server_.Get("/api/v1/targets", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(handlers_.targets_json(), "application/json");
     });
+    server_.Get("/api/v1/alerts", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(handlers_.alerts_json(), "application/json");
+    });
     server_.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(
           "<html><head><title>modelpulse</title></head><body><h1>modelpulse</h1>"

@@ -17,6 +17,7 @@ struct HttpHandlers {
   std::function<bool()> ready;                // GET /-/ready: 200 when true, else 503
   std::function<Status()> reload;             // POST or PUT /-/reload, with lifecycle enabled
   std::function<std::string()> targets_json;  // GET /api/v1/targets
+  std::function<std::string()> alerts_json;   // GET /api/v1/alerts
 };
 
 // How the server treats its clients. Every connection holds one worker thread from accept to

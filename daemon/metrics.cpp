@@ -498,6 +498,9 @@ std::string Metrics::Render(const SelfStatus& status) {
     if (status.process) {
       serializer.Serialize(out, ProcessFamilies(*status.process));
     }
+    if (status.alerting) {
+      serializer.Serialize(out, status.alerting->Collect());
+    }
   }
   state_->last_render_bytes = text.size();
   // glibc keeps freed heap in this thread's arena; hand the collected copies back to the system

@@ -13,6 +13,10 @@
 #include "rules/manager.h"
 #include "storage/storage.h"
 
+namespace prometheus {
+class Collectable;
+}  // namespace prometheus
+
 namespace modelpulse::daemon {
 
 // Self-observation read at scrape time, so nothing has to push it.
@@ -22,6 +26,7 @@ struct SelfStatus {
   std::vector<collector::TargetStatus> targets;
   rules::RulesStatus rules;
   std::optional<ProcessStats> process;  // the process_* series; none when /proc is unreadable
+  std::shared_ptr<prometheus::Collectable> alerting;  // notification delivery; may be null
 };
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's

@@ -66,21 +66,47 @@ AlertStateSnapshot SnapshotFromJson(const json& j) {
 }
 
 // Alert states as one JSON document per group in the store's state table.
+std::string EncodeSnapshots(const std::vector<AlertStateSnapshot>& alerts) {
+  json doc = json::array();
+  for (const AlertStateSnapshot& snapshot : alerts) {
+    doc.push_back(SnapshotToJson(snapshot));
+  }
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 class StoredAlertStates final : public AlertStateStore {
  public:
-  explicit StoredAlertStates(StateStore& store) : store_(store) {}
+  StoredAlertStates(StateStore& store, AlertOutboxWriter* outbox)
+      : store_(store), outbox_(outbox) {}
 
   Status SaveAlertStates(std::string_view group,
                          const std::vector<AlertStateSnapshot>& alerts) override {
     if (alerts.empty()) {
       return store_.DeleteState(kAlertStateSpace, group);
     }
-    json doc = json::array();
-    for (const AlertStateSnapshot& snapshot : alerts) {
-      doc.push_back(SnapshotToJson(snapshot));
+    return store_.PutState(kAlertStateSpace, group, EncodeSnapshots(alerts));
+  }
+
+  Status SaveAlertStatesWithEvents(std::string_view group,
+                                   const std::vector<AlertStateSnapshot>& alerts,
+                                   const std::vector<AlertEvent>& events) override {
+    if (outbox_ == nullptr || events.empty()) {
+      return SaveAlertStates(group, alerts);
     }
-    return store_.PutState(kAlertStateSpace, group,
-                           doc.dump(-1, ' ', false, json::error_handler_t::replace));
+    std::vector<std::string> encoded;
+    encoded.reserve(events.size());
+    for (const AlertEvent& event : events) {
+      encoded.push_back(EncodeAlertEvent(event));
+    }
+    std::optional<std::string> doc;
+    if (!alerts.empty()) {
+      doc = EncodeSnapshots(alerts);
+    }
+    std::optional<std::string_view> value;
+    if (doc) {
+      value = *doc;
+    }
+    return outbox_->CommitStateWithEvents(kAlertStateSpace, group, value, encoded);
   }
 
   Result<std::vector<AlertStateSnapshot>> LoadAlertStates() override {
@@ -104,12 +130,13 @@ class StoredAlertStates final : public AlertStateStore {
 
  private:
   StateStore& store_;
+  AlertOutboxWriter* outbox_;  // may be null
 };
 
 }  // namespace
 
-std::unique_ptr<AlertStateStore> AlertStatesIn(StateStore& store) {
-  return std::make_unique<StoredAlertStates>(store);
+std::unique_ptr<AlertStateStore> AlertStatesIn(StateStore& store, AlertOutboxWriter* outbox) {
+  return std::make_unique<StoredAlertStates>(store, outbox);
 }
 
 }  // namespace modelpulse::rules

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -144,8 +145,8 @@ class RuleManagerImpl final : public RuleManager {
           if (alert.state == AlertState::kInactive) {
             continue;
           }
-          status.alerts.push_back(
-              {alert.labels, std::string(AlertStateName(alert.state)), alert.active_at_ms});
+          status.alerts.push_back({alert.labels, std::string(AlertStateName(alert.state)),
+                                   alert.active_at_ms, alert.annotations, alert.value});
         }
       }
     }
@@ -188,12 +189,22 @@ class RuleManagerImpl final : public RuleManager {
       }
       previous = std::move(error);
     }
+    std::vector<AlertEvent> events;
+    events.reserve(result.to_send.size());
     for (const AlertNotification& alert : result.to_send) {
       auto name = alert.labels.find("alertname");
-      spdlog::info("alert {} {} labels={}", name == alert.labels.end() ? "" : name->second,
-                   alert.resolved ? "resolved" : "firing", json(alert.labels).dump());
+      auto summary = alert.annotations.find("summary");
+      spdlog::info("alert {} {} labels={} summary={}",
+                   name == alert.labels.end() ? "" : name->second,
+                   alert.resolved ? "resolved" : "firing", json(alert.labels).dump(),
+                   json(summary == alert.annotations.end() ? "" : summary->second).dump());
+      events.push_back({alert.labels, alert.annotations, alert.starts_at_ms, alert.ends_at_ms,
+                        alert.resolved, GeneratorUrl(options_.external_url, alert.expr)});
     }
-    if (auto saved = group.group.SaveState(states_, now); !saved) {
+    if (auto saved =
+            states_.SaveAlertStatesWithEvents(group.group.def().name, group.group.Snapshot(now),
+                                              events);
+        !saved) {
       spdlog::warn("cannot save alert states of group \"{}\": {}", group.group.def().name,
                    saved.error().ToString());
     }
@@ -214,6 +225,29 @@ class RuleManagerImpl final : public RuleManager {
 };
 
 }  // namespace
+
+std::string GeneratorUrl(std::string_view external_url, std::string_view expr) {
+  // Go's url.QueryEscape: unreserved bytes stay, space becomes '+', the rest %XX.
+  std::string escaped;
+  for (const char c : expr) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      escaped += c;
+    } else if (c == ' ') {
+      escaped += '+';
+    } else {
+      constexpr std::string_view kHex = "0123456789ABCDEF";
+      escaped += '%';
+      escaped += kHex[byte >> 4];
+      escaped += kHex[byte & 0xF];
+    }
+  }
+  std::string_view base = external_url;
+  while (!base.empty() && base.back() == '/') {
+    base.remove_suffix(1);
+  }
+  return std::string(base) + "/graph?g0.expr=" + escaped + "&g0.tab=1";
+}
 
 Result<std::unique_ptr<RuleManager>> RuleManager::Create(const RuleManagerOptions& options,
                                                          const SampleSource& source,

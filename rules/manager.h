@@ -10,6 +10,7 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/common.h"
@@ -38,6 +39,8 @@ struct ActiveAlert {
   Labels labels;      // alertname and the alert's labels
   std::string state;  // "pending" or "firing"
   int64_t active_at_ms = 0;
+  Labels annotations;  // as expanded at the last evaluation (GET /api/v1/alerts)
+  double value = 0;
 };
 struct RuleGroupStatus {
   std::string name;
@@ -78,8 +81,15 @@ class RuleManager {
 };
 
 // Alert states as one JSON document per group in the "alerts" space of `store` (the format the
-// daemon's database holds). REQUIRES: `store` outlives the result.
-std::unique_ptr<AlertStateStore> AlertStatesIn(StateStore& store);
+// daemon's database holds). With an `outbox`, SaveAlertStatesWithEvents commits the states and
+// the events through it in one transaction; without, events are dropped.
+// REQUIRES: `store` and `outbox` outlive the result.
+std::unique_ptr<AlertStateStore> AlertStatesIn(StateStore& store,
+                                               AlertOutboxWriter* outbox = nullptr);
+
+// Prometheus's link back to the expression: `external_url` + "/graph?g0.expr=" + the
+// query-escaped expression + "&g0.tab=1" (§2.6).
+std::string GeneratorUrl(std::string_view external_url, std::string_view expr);
 
 }  // namespace modelpulse::rules
 

@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/alert_event.h"
 #include "common/common.h"
 #include "rules/promql.h"
 
@@ -139,6 +140,15 @@ class AlertStateStore {
                                  const std::vector<AlertStateSnapshot>& alerts) = 0;
   // Every stored snapshot (all groups).
   virtual Result<std::vector<AlertStateSnapshot>> LoadAlertStates() = 0;
+  // Replaces the group's states and queues `events` (alerts due for sending) for delivery, both
+  // or neither: delivery is at least once from the moment the state changes. Stores without an
+  // outbox save the states and drop the events.
+  virtual Status SaveAlertStatesWithEvents(std::string_view group,
+                                           const std::vector<AlertStateSnapshot>& alerts,
+                                           const std::vector<AlertEvent>& events) {
+    (void)events;
+    return SaveAlertStates(group, alerts);
+  }
 };
 
 // In-memory AlertStateStore, for tests and for running without persistence.

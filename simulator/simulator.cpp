@@ -118,6 +118,21 @@ class SimulatorImpl final : public Simulator {
         list.push_back(ToJson(entry));
       res.set_content(list.dump(), "application/json");
     });
+    // The demo's alert receiver (config/demo.yaml): prints each webhook notification it gets,
+    // so the demo shows an alert leaving the process and arriving, with no other program.
+    server_.Post("/_simulator/webhook", [](const httplib::Request& req, httplib::Response& res) {
+      const auto message = nlohmann::json::parse(req.body, nullptr, false);
+      if (message.is_discarded() || !message.contains("alerts")) {
+        res.status = 400;
+        return;
+      }
+      for (const auto& alert : message["alerts"]) {
+        spdlog::info("webhook received: {} {} {} (key {})", alert.value("status", ""),
+                     alert["labels"].value("alertname", ""),
+                     alert["annotations"].value("summary", ""),
+                     req.get_header_value("Idempotency-Key"));
+      }
+    });
     server_.Get("/_simulator/health", [this](const httplib::Request&, httplib::Response& res) {
       auto list = nlohmann::json::array();
       const auto now = clock_.MonotonicNow();

@@ -16,7 +16,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 4> kMigrations = {
+constexpr std::array<std::string_view, 5> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -107,6 +107,27 @@ CREATE VIEW probes_named AS
   FROM probes AS p
   JOIN targets AS t ON t.id = p.target_id
   LEFT JOIN outcomes AS o ON o.id = p.outcome;
+)sql",
+    // 5: the notification outbox. alert_events holds what the rule engine decided to send,
+    // committed with the alert state that caused it; notifications holds the messages built
+    // from them per destination until delivered. AUTOINCREMENT: an id is never reused, so id
+    // order is sending order across restarts.
+    R"sql(
+CREATE TABLE alert_events (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  created_ms INTEGER NOT NULL,
+  body       BLOB NOT NULL
+);
+CREATE TABLE notifications (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  destination     TEXT NOT NULL,
+  group_key       TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  body            BLOB NOT NULL,
+  created_ms      INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL,
+  next_attempt_ms INTEGER NOT NULL
+);
 )sql",
 };
 

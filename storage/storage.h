@@ -151,9 +151,16 @@ class StoreMaintenance {
 // Two connections: one for the writer thread and ApplyRetention (serialised), one for reads, so
 // reads run beside writes. A batch whose transaction fails is dropped, counted in write_errors
 // and rows_failed, and reported by the next Flush; so is every batch after the database file
-// was deleted or replaced under the store (it checks the path's inode before each write). Each user holds only the interface it needs;
-// the key-value state store (alert states) is common/state_store.h's StateStore.
-class Store : public ProbeSink, public ProbeHistory, public StoreMaintenance, public StateStore {
+// was deleted or replaced under the store (it checks the path's inode before each write). Each
+// user holds only the interface it needs; the key-value state store (alert states) is
+// common/state_store.h's StateStore, and the notification outbox its AlertOutboxWriter (rules)
+// and NotificationOutbox (alerting).
+class Store : public ProbeSink,
+              public ProbeHistory,
+              public StoreMaintenance,
+              public StateStore,
+              public AlertOutboxWriter,
+              public NotificationOutbox {
  public:
   // Opens or creates the database, switches it to WAL, runs SQLite's quick_check and applies
   // pending migrations. Fails with kIo (message naming the path and what to do) when the file

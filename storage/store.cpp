@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/heartbeat.h"
+#include "storage/internal/outbox.h"
 #include "storage/internal/probe_reader.h"
 #include "storage/internal/probe_writer.h"
 #include "storage/internal/schema.h"
@@ -239,6 +240,29 @@ class SqliteStore final : public Store {
       return Fail(SqliteError(state_db_.get(), "cannot read state", Error::Code::kIo));
     }
     return out;
+  }
+
+  Status CommitStateWithEvents(std::string_view space, std::string_view key,
+                               std::optional<std::string_view> value,
+                               const std::vector<std::string>& events) override {
+    std::lock_guard lock(state_mu_);
+    return storage::CommitStateWithEvents(state_db_.get(), clock_.NowUnixMillis(), space, key,
+                                          value, events);
+  }
+
+  Result<std::vector<OutboxEvent>> ReadEvents(size_t limit) override {
+    std::lock_guard lock(state_mu_);
+    return ReadOutboxEvents(state_db_.get(), limit);
+  }
+
+  Result<std::vector<OutboxDelivery>> ReadDeliveries() override {
+    std::lock_guard lock(state_mu_);
+    return ReadOutboxDeliveries(state_db_.get());
+  }
+
+  Result<std::vector<int64_t>> ApplyOutboxChange(const OutboxChange& change) override {
+    std::lock_guard lock(state_mu_);
+    return storage::ApplyOutboxChange(state_db_.get(), clock_.NowUnixMillis(), change);
   }
 
   Result<uint64_t> ApplyRetention() override {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -198,6 +199,62 @@ TEST_CASE("rule manager: its heartbeat starts over at each group, so a stuck sav
   // Each group's save is measured from that group's own beat, not from the round's start.
   const std::vector<std::chrono::nanoseconds> expected(2, std::chrono::seconds(5));
   CHECK(states.stalled_during_saves == expected);
+}
+
+// The outbox half of a state store: records what one commit carried.
+class RecordingOutbox final : public AlertOutboxWriter {
+ public:
+  Status CommitStateWithEvents(std::string_view space, std::string_view key,
+                               std::optional<std::string_view> value,
+                               const std::vector<std::string>& events) override {
+    commits.push_back({std::string(space), std::string(key),
+                       value ? std::optional<std::string>(std::string(*value)) : std::nullopt,
+                       events});
+    return {};
+  }
+  struct Commit {
+    std::string space;
+    std::string key;
+    std::optional<std::string> value;
+    std::vector<std::string> events;
+  };
+  std::vector<Commit> commits;
+};
+
+TEST_CASE("alert states and their events are handed over in one commit") {
+  MemoryStateStore store;
+  RecordingOutbox outbox;
+  auto states = AlertStatesIn(store, &outbox);
+  AlertEvent event;
+  event.labels = {{"alertname", "ModelEndpointDown"}};
+  event.starts_at_ms = 5;
+  event.ends_at_ms = 9;
+  REQUIRE(states->SaveAlertStatesWithEvents("g", {Firing("g")}, {event}));
+  REQUIRE(outbox.commits.size() == 1);
+  CHECK(outbox.commits[0].space == "alerts");
+  CHECK(outbox.commits[0].key == "g");
+  REQUIRE(outbox.commits[0].value);
+  REQUIRE(outbox.commits[0].events.size() == 1);
+  CHECK(DecodeAlertEvent(outbox.commits[0].events[0]).value() == event);
+  CHECK(store.values_.empty());  // nothing written outside the commit
+
+  // Without events, or without an outbox, states go to the state store as before.
+  REQUIRE(states->SaveAlertStatesWithEvents("g", {Firing("g")}, {}));
+  CHECK(outbox.commits.size() == 1);
+  CHECK(store.values_.size() == 1);
+  auto plain = AlertStatesIn(store);
+  REQUIRE(plain->SaveAlertStatesWithEvents("h", {Firing("h")}, {event}));
+  CHECK(store.values_.size() == 2);
+  // The last alert gone: the document is deleted in the same commit as the resolution event.
+  REQUIRE(states->SaveAlertStatesWithEvents("g", {}, {event}));
+  CHECK_FALSE(outbox.commits.back().value.has_value());
+}
+
+TEST_CASE("generator URLs escape the expression as Go's url.QueryEscape") {
+  CHECK(GeneratorUrl("http://mp:9099/", "probe_success == 0") ==
+        "http://mp:9099/graph?g0.expr=probe_success+%3D%3D+0&g0.tab=1");
+  CHECK(GeneratorUrl("http://mp", "rate(x{a=\"b\"}[5m])") ==
+        "http://mp/graph?g0.expr=rate%28x%7Ba%3D%22b%22%7D%5B5m%5D%29&g0.tab=1");
 }
 
 }  // namespace
