@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/common.h"
+#include "common/listen_address.h"
 
 namespace modelpulse::daemon {
 
@@ -27,13 +28,6 @@ class HttpServer {
   virtual ~HttpServer() = default;
   virtual int port() const = 0;
 };
-
-// Splits "host:port" / "[v6]:port". kInvalidArgument when malformed.
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-Result<HostPort> ParseListenAddress(const std::string& address);
 
 }  // namespace modelpulse::daemon
 
