@@ -88,19 +88,23 @@ int Serve(const Args& args) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts, so all inherit it
 
-  modelpulse::simulator::SimulatorOptions options;
-  options.scenario_path = args.Get("scenario", "");
-  options.host = "127.0.0.1";
-  options.port = static_cast<int>(args.Number("port", 0));
-  options.worker_threads = static_cast<size_t>(args.Number("workers", 532));
+  modelpulse::simulator::SimulatorSettings settings;
+  settings.scenario_path = args.Get("scenario", "");
+  settings.listen_address = "127.0.0.1:" + std::to_string(static_cast<int>(args.Number("port", 0)));
+  settings.worker_threads = static_cast<size_t>(args.Number("workers", 532));
+  auto options = modelpulse::simulator::OptionsFromSettings(settings);
+  if (!options) {
+    std::fprintf(stderr, "timing_truth serve: %s\n", options.error().ToString().c_str());
+    return 1;
+  }
   modelpulse::SystemClock clock;
-  auto sim = modelpulse::simulator::Simulator::Start(options, clock);
+  auto sim = modelpulse::simulator::Simulator::Start(*options, clock);
   if (!sim) {
     std::fprintf(stderr, "timing_truth serve: %s\n", sim.error().ToString().c_str());
     return 1;
   }
   // The script reads this line to learn the port.
-  std::printf("listening %s workers %zu\n", (*sim)->BaseUrl().c_str(), options.worker_threads);
+  std::printf("listening %s workers %zu\n", (*sim)->BaseUrl().c_str(), options->worker_threads);
   std::fflush(stdout);
   int signal = 0;
   sigwait(&signals, &signal);

@@ -1,5 +1,6 @@
 #include "collector/internal/http_util.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -369,6 +370,42 @@ std::string SanitizeText(std::string_view text, const std::vector<std::string_vi
     out.pop_back();
   }
   return out;
+}
+
+Result<std::string> UrlHost(std::string_view url) {
+  size_t rest = 0;
+  if (url.starts_with("https://")) {
+    rest = 8;
+  } else if (url.starts_with("http://")) {
+    rest = 7;
+  } else {
+    return Fail(Error::InvalidArgument("must start with http:// or https://"));
+  }
+  if (url.find_first_of(" \t\r\n") != std::string_view::npos) {
+    return Fail(Error::InvalidArgument("must not contain white space"));
+  }
+  if (url.find_first_of("?#") != std::string_view::npos) {
+    return Fail(Error::InvalidArgument(
+        "must not contain a query or fragment (keys belong in auth or headers)"));
+  }
+  const std::string_view authority = url.substr(rest, url.find('/', rest) - rest);
+  if (authority.find('@') != std::string_view::npos) {
+    return Fail(Error::InvalidArgument("must not contain credentials (user:password@); use auth"));
+  }
+  std::string_view host = authority;
+  if (host.starts_with('[')) {
+    const size_t close = host.find(']');
+    host = close == std::string_view::npos ? std::string_view() : host.substr(1, close - 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (host.empty()) {
+    return Fail(Error::InvalidArgument("has no host"));
+  }
+  std::string lower(host);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower;
 }
 
 }  // namespace modelpulse::collector

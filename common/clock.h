@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <list>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -67,31 +68,33 @@ class ManualClock final : public Clock {
   // Waits for `cv` only: the deadline passes when a test moves the clock, which notifies `cv`.
   void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                  MonotonicTime deadline) const override {
-    const Waiter waiter{&cv, lock.mutex()};
-    // The caller's mutex is never held while taking waiters_mu_, and WakeWaiters takes them in
-    // the other order; a waiter stays listed until it has stopped using its mutex.
-    lock.unlock();
+    // The waiter is listed while the caller still holds its mutex, from before the deadline check
+    // until wait() releases it: a clock move after the check must take that mutex to notify, and a
+    // notification of the caller's own (a shutdown, say) finds the caller in wait() or is seen by
+    // the predicate it checked under the same mutex. Nothing is lost in between.
+    std::list<Waiter>::iterator self;
     {
       std::lock_guard guard(waiters_mu_);
-      waiters_.push_back(waiter);
+      self = waiters_.insert(waiters_.end(), Waiter{&cv, lock.mutex(), 0});
     }
-    lock.lock();
-    // A move of the clock after this check finds the waiter listed and must take the caller's
-    // mutex to notify, which it gets only once wait() has released it: no clock move is lost.
-    // A notification of the caller's own (a shutdown, say) sent while the mutex was released
-    // above would be, so the wait also ends after a short real time and the caller rechecks.
     if (MonotonicNow() < deadline) {
-      cv.wait_for(lock, kRecheckInterval);
+      cv.wait(lock);
     }
-    lock.unlock();
-    {
-      std::lock_guard guard(waiters_mu_);
-      waiters_.erase(std::find(waiters_.begin(), waiters_.end(), waiter));
+    std::unique_lock guard(waiters_mu_);
+    if (self->pins > 0) {
+      // A clock move is notifying this waiter and needs the caller's mutex for that; the entry,
+      // and with it the caller's mutex and cv, stay in use until it has finished.
+      guard.unlock();
+      lock.unlock();
+      guard.lock();
+      unpinned_.wait(guard, [&] { return self->pins == 0; });
+      waiters_.erase(self);
+      guard.unlock();
+      lock.lock();
+      return;
     }
-    lock.lock();
+    waiters_.erase(self);
   }
-
-  static constexpr std::chrono::milliseconds kRecheckInterval{5};
 
   // Moves both clocks forward; a zero or negative step does nothing.
   void Advance(std::chrono::nanoseconds by) {
@@ -120,22 +123,39 @@ class ManualClock final : public Clock {
   struct Waiter {
     std::condition_variable* cv;
     std::mutex* mu;
-    bool operator==(const Waiter&) const = default;
+    int pins;  // WakeWaiters calls using cv and mu; guarded by waiters_mu_
   };
 
+  // Lock order: a caller's mutex, then waiters_mu_. The callers' mutexes are taken here with
+  // waiters_mu_ released; the pins keep each entry listed (and its mutex and cv alive) meanwhile.
   void WakeWaiters() const {
-    std::lock_guard guard(waiters_mu_);
-    for (const Waiter& waiter : waiters_) {
-      std::lock_guard waiter_lock(*waiter.mu);
-      waiter.cv->notify_all();
+    std::vector<Waiter*> pinned;
+    {
+      std::lock_guard guard(waiters_mu_);
+      for (Waiter& waiter : waiters_) {
+        ++waiter.pins;
+        pinned.push_back(&waiter);
+      }
     }
+    for (const Waiter* waiter : pinned) {
+      std::lock_guard waiter_lock(*waiter->mu);
+      waiter->cv->notify_all();
+    }
+    {
+      std::lock_guard guard(waiters_mu_);
+      for (Waiter* waiter : pinned) {
+        --waiter->pins;
+      }
+    }
+    unpinned_.notify_all();
   }
 
   std::atomic<int64_t> wall_ns_;
   // Starts away from zero so that no time point it hands out equals a default-constructed one.
   std::atomic<int64_t> monotonic_ns_{3'600 * 1'000 * kNanosPerMilli};
   mutable std::mutex waiters_mu_;
-  mutable std::vector<Waiter> waiters_;  // Guarded by waiters_mu_.
+  mutable std::list<Waiter> waiters_;  // Guarded by waiters_mu_.
+  mutable std::condition_variable unpinned_;  // Signalled when WakeWaiters drops its pins.
 };
 
 }  // namespace modelpulse

@@ -28,6 +28,12 @@ namespace modelpulse::yaml {
 // Every problem found in one file, with its position. Not thread-safe; one per parse.
 class Diagnostics {
  public:
+  struct Problem {
+    int line = 0;  // 1-based; 0 when there is nothing to point at
+    int column = 0;
+    std::string message;
+  };
+
   // `mark` may be null (nothing to point at): the problem is then reported without a position.
   void Add(const YAML::Mark& mark, std::string message);
   bool empty() const { return problems_.empty(); }
@@ -39,13 +45,11 @@ class Diagnostics {
   // when it has no position): for formats that report one problem at a time, as promtool does
   // for rule files. REQUIRES: !empty().
   Error FirstToError(const std::string& file) const;
+  // The problem added first, for formats that word their own report (promtool's unit-test files
+  // quote Go's yaml package). REQUIRES: !empty().
+  const Problem& First() const { return problems_.front(); }
 
  private:
-  struct Problem {
-    int line = 0;  // 1-based; 0 when there is nothing to point at
-    int column = 0;
-    std::string message;
-  };
   std::vector<Problem> problems_;
 };
 

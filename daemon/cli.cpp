@@ -202,9 +202,12 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
 }
 
 int Simulate(const std::string& scenario, const std::string& listen_address, int workers) {
-  auto where = ParseListenAddress(listen_address);
-  if (!where) {
-    std::cerr << where.error().ToString() << "\n";
+  auto options = simulator::OptionsFromSettings(
+      {.scenario_path = scenario,
+       .listen_address = listen_address,
+       .worker_threads = static_cast<size_t>(workers)});
+  if (!options) {
+    std::cerr << options.error().ToString() << "\n";
     return kUsageError;
   }
   sigset_t signals;
@@ -212,13 +215,8 @@ int Simulate(const std::string& scenario, const std::string& listen_address, int
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  simulator::SimulatorOptions options;
-  options.scenario_path = scenario;
-  options.host = where->host;
-  options.port = where->port;
-  options.worker_threads = static_cast<size_t>(workers);
   SystemClock clock;
-  auto simulator = simulator::Simulator::Start(options, clock);
+  auto simulator = simulator::Simulator::Start(*options, clock);
   if (!simulator) {
     std::cerr << simulator.error().ToString() << "\n";
     return 1;

@@ -16,6 +16,7 @@
 #include "collector/collector.h"
 #include "common/common.h"
 #include "common/environment.h"
+#include "simulator/simulator.h"
 #include "storage/storage.h"
 
 namespace modelpulse::daemon {
@@ -24,10 +25,7 @@ namespace modelpulse::daemon {
 inline constexpr std::string_view kDefaultStoragePath = "/var/lib/modelpulse/modelpulse.db";
 
 // The built-in simulator of the offline demo (`simulator:` section).
-struct SimulatorSettings {
-  std::string scenario_path;  // absolute, resolved against the config's folder
-  std::string listen_address = "127.0.0.1:9465";
-};
+using simulator::SimulatorSettings;
 
 // Everything the main config file says, with defaults applied, relative paths resolved and
 // secrets read. Plain data: holds secrets only inside `Secret` values.

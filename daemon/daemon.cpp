@@ -421,15 +421,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const RunFlags& flags) {
 
 Result<std::unique_ptr<simulator::Simulator>> StartSimulator(const SimulatorSettings& settings,
                                                              const Clock& clock) {
-  auto where = ParseListenAddress(settings.listen_address);
-  if (!where) {
-    return Fail(where.error());
+  auto options = simulator::OptionsFromSettings(settings);
+  if (!options) {
+    return Fail(options.error());
   }
-  simulator::SimulatorOptions options;
-  options.scenario_path = settings.scenario_path;
-  options.host = where->host;
-  options.port = where->port;
-  return simulator::Simulator::Start(options, clock);
+  return simulator::Simulator::Start(*options, clock);
 }
 
 int RunUntilSignalled(const RunFlags& flags) {

@@ -9,6 +9,7 @@
 
 namespace modelpulse::simulator {
 class Simulator;
+struct SimulatorSettings;
 }  // namespace modelpulse::simulator
 
 // daemon/ only wires the modules (DESIGN.md §2): cli.cpp is the command line, config.cpp turns
@@ -18,7 +19,7 @@ class Simulator;
 // `modelpulse probe`. It names no provider, cloud host or auth scheme, and no series.
 namespace modelpulse::daemon {
 
-struct SimulatorSettings;
+using simulator::SimulatorSettings;
 
 // `modelpulse run` flags. An explicit flag wins over the config file, which wins over the
 // built-in default.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/common.h"
+#include "common/listen_address.h"
 #include "daemon/web_config.h"
 
 namespace modelpulse::daemon {
@@ -52,13 +53,6 @@ class HttpServer {
   virtual ~HttpServer() = default;
   virtual int port() const = 0;
 };
-
-// Splits "host:port" / "[v6]:port". kInvalidArgument when malformed.
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-Result<HostPort> ParseListenAddress(const std::string& address);
 
 }  // namespace modelpulse::daemon
 

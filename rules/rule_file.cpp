@@ -54,18 +54,6 @@ std::optional<Millis> ReadDuration(const YAML::Node& node, Diagnostics& diag) {
   return *d;
 }
 
-// Strict decoding in Prometheus's words (yaml.UnmarshalStrict), not yaml::MapEntries' "unknown
-// key" with a suggestion: promtool's output is matched byte for byte.
-void CheckFields(const YAML::Node& map, std::span<const std::string_view> known,
-                 std::string_view type, Diagnostics& diag) {
-  for (const auto& kv : map) {
-    const std::string key = kv.first.Scalar();
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      diag.Add(kv.first.Mark(), fmt::format("field {} not found in type {}", key, type));
-    }
-  }
-}
-
 constexpr std::string_view kRuleFileFields[] = {"groups"};
 constexpr std::string_view kGroupFields[] = {"name", "interval", "limit", "rules"};
 constexpr std::string_view kRuleFields[] = {"record",          "alert",  "expr",       "for",
@@ -287,14 +275,14 @@ void CheckAllFields(const YAML::Node& groups, Diagnostics& diag) {
     if (!g.IsMap()) {
       continue;
     }
-    CheckFields(g, kGroupFields, "rulefmt.RuleGroup", diag);
+    CheckKnownFields(g, kGroupFields, "rulefmt.RuleGroup", diag);
     const YAML::Node rules = g["rules"];
     if (!rules || !rules.IsSequence()) {
       continue;
     }
     for (const YAML::Node& r : rules) {
       if (r.IsMap()) {
-        CheckFields(r, kRuleFields, "rulefmt.RuleNode", diag);
+        CheckKnownFields(r, kRuleFields, "rulefmt.RuleNode", diag);
       }
     }
   }
@@ -363,7 +351,7 @@ void ReadRuleFile(const YAML::Node& root, std::string_view text, RuleFileDef& fi
     diag.Add(root.Mark(), "a rule file must be a map with the key 'groups'");
     return;
   }
-  CheckFields(root, kRuleFileFields, "rulefmt.RuleGroups", diag);
+  CheckKnownFields(root, kRuleFileFields, "rulefmt.RuleGroups", diag);
   if (!diag.empty()) {
     return;
   }
@@ -388,6 +376,16 @@ void ReadRuleFile(const YAML::Node& root, std::string_view text, RuleFileDef& fi
 }
 
 }  // namespace
+
+void CheckKnownFields(const YAML::Node& map, std::span<const std::string_view> known,
+                      std::string_view type, yaml::Diagnostics& diag) {
+  for (const auto& kv : map) {
+    const std::string key = kv.first.Scalar();
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      diag.Add(kv.first.Mark(), fmt::format("field {} not found in type {}", key, type));
+    }
+  }
+}
 
 Result<RuleFileDef> ParseRuleFile(std::string_view text, std::string_view path) {
   RuleFileDef file;

@@ -12,11 +12,14 @@
 #include <limits>
 #include <ostream>
 #include <set>
+#include <span>
 #include <sstream>
 
+#include "common/yaml_reader.h"
 #include "rules/internal/alerts.h"
 #include "rules/internal/go_compat.h"
 #include "rules/internal/group.h"
+#include "rules/internal/rule_file.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
@@ -170,28 +173,72 @@ struct TestFile {
   std::vector<TestGroup> tests;
 };
 
-Error StrictError(const YAML::Node& key, std::string_view type) {
-  return Error::Parse("yaml: unmarshal errors:\n  line " + std::to_string(key.Mark().line + 1) +
-                      ": field " + key.Scalar() + " not found in type main." + std::string(type));
-}
-
-Status Strict(const YAML::Node& map, std::initializer_list<std::string_view> known,
-              std::string_view type) {
-  if (!map.IsMap()) {
-    return Fail(Error::Parse("yaml: unmarshal errors:\n  line " +
-                             std::to_string(map.Mark().line + 1) + ": cannot unmarshal into main." +
-                             std::string(type)));
+// The problems of a test file, each at its place, worded as Go's yaml package words them for
+// promtool: a type error "yaml: unmarshal errors:\n  line N: ...", a syntax error "yaml: line N:
+// ...", and a field's own check without a position. promtool stops at the first problem, and so
+// does the reader (every step returns false once one is reported).
+class TestFileProblems {
+ public:
+  void TypeError(const YAML::Mark& at, std::string message) {
+    Add(Kind::kType, at, std::move(message));
   }
-  for (const auto& kv : map) {
-    const std::string key = kv.first.Scalar();
-    if (std::find(known.begin(), known.end(), key) == known.end()) {
-      return Fail(StrictError(kv.first, type));
+  void SyntaxError(const YAML::Mark& at, std::string message) {
+    Add(Kind::kSyntax, at, std::move(message));
+  }
+  void FieldError(std::string message) {
+    Add(Kind::kField, YAML::Mark::null_mark(), std::move(message));
+  }
+  // Keys of `map` outside `known`, type errors of Go type `type` (CheckKnownFields).
+  void UnknownFields(const YAML::Node& map, std::span<const std::string_view> known,
+                     const std::string& type) {
+    if (diag_.empty()) {
+      first_kind_ = Kind::kType;
     }
+    CheckKnownFields(map, known, type, diag_);
   }
-  return {};
+  bool empty() const { return diag_.empty(); }
+
+  // REQUIRES: a problem was reported.
+  Error ToError() const {
+    const yaml::Diagnostics::Problem& first = diag_.First();
+    switch (first_kind_) {
+      case Kind::kType:
+        return Error::Parse("yaml: unmarshal errors:\n  line " + std::to_string(first.line) + ": " +
+                            first.message);
+      case Kind::kSyntax:
+        return Error::Parse("yaml: line " + std::to_string(first.line) + ": " + first.message);
+      case Kind::kField:
+        break;
+    }
+    return Error::Parse(first.message);
+  }
+
+ private:
+  enum class Kind { kType, kSyntax, kField };
+
+  void Add(Kind kind, const YAML::Mark& at, std::string message) {
+    if (diag_.empty()) {
+      first_kind_ = kind;
+    }
+    diag_.Add(at, std::move(message));
+  }
+
+  yaml::Diagnostics diag_;
+  Kind first_kind_ = Kind::kField;
+};
+
+// yaml.UnmarshalStrict into Go type `type`: a map with none but the `known` keys.
+bool Strict(const YAML::Node& map, std::span<const std::string_view> known, std::string_view type,
+            TestFileProblems& problems) {
+  if (!map.IsMap()) {
+    problems.TypeError(map.Mark(), "cannot unmarshal into main." + std::string(type));
+    return false;
+  }
+  problems.UnknownFields(map, known, "main." + std::string(type));
+  return problems.empty();
 }
 
-Result<Millis> DurationField(const YAML::Node& node) {
+std::optional<Millis> DurationField(const YAML::Node& node, TestFileProblems& problems) {
   if (!node || node.IsNull()) {
     return Millis(0);
   }
@@ -201,19 +248,20 @@ Result<Millis> DurationField(const YAML::Node& node) {
   }
   auto d = ParsePromDuration(text);
   if (!d) {
-    return Fail(Error::Parse("not a valid duration string: \"" + text + "\""));
+    problems.FieldError("not a valid duration string: \"" + text + "\"");
+    return std::nullopt;
   }
   return *d;
 }
 
-Result<Labels> StringMap(const YAML::Node& node) {
+std::optional<Labels> StringMap(const YAML::Node& node, TestFileProblems& problems) {
   Labels out;
   if (!node || node.IsNull()) {
     return out;
   }
   if (!node.IsMap()) {
-    return Fail(Error::Parse("yaml: line " + std::to_string(node.Mark().line + 1) +
-                             ": expected a map of strings"));
+    problems.SyntaxError(node.Mark(), "expected a map of strings");
+    return std::nullopt;
   }
   for (const auto& kv : node) {
     out[kv.first.Scalar()] = kv.second.IsNull() ? "" : kv.second.Scalar();
@@ -221,175 +269,177 @@ Result<Labels> StringMap(const YAML::Node& node) {
   return out;
 }
 
+// Calls `f` on each item of a list (absent or null: none) until it returns false.
 template <typename F>
-Status ForEach(const YAML::Node& node, F&& f) {
+bool ForEach(const YAML::Node& node, TestFileProblems& problems, F&& f) {
   if (!node || node.IsNull()) {
-    return {};
+    return true;
   }
   if (!node.IsSequence()) {
-    return Fail(
-        Error::Parse("yaml: line " + std::to_string(node.Mark().line + 1) + ": expected a list"));
+    problems.SyntaxError(node.Mark(), "expected a list");
+    return false;
   }
   for (const YAML::Node& item : node) {
-    if (auto st = f(item); !st) {
-      return st;
+    if (!f(item)) {
+      return false;
     }
   }
-  return {};
+  return true;
+}
+
+std::string ScalarOr(const YAML::Node& node) { return node ? node.Scalar() : ""; }
+
+constexpr std::string_view kTestFileFields[] = {"rule_files", "evaluation_interval",
+                                                "group_eval_order", "tests"};
+constexpr std::string_view kTestGroupFields[] = {
+    "interval",        "input_series", "alert_rule_test", "promql_expr_test",
+    "external_labels", "external_url", "name"};
+constexpr std::string_view kSeriesFields[] = {"series", "values"};
+constexpr std::string_view kAlertTestFields[] = {"eval_time", "alertname", "exp_alerts"};
+constexpr std::string_view kAlertFields[] = {"exp_labels", "exp_annotations"};
+constexpr std::string_view kPromqlTestFields[] = {"expr", "eval_time", "exp_samples"};
+constexpr std::string_view kSampleFields[] = {"labels", "value"};
+
+bool ReadAlertTest(const YAML::Node& n, TestGroup& group, TestFileProblems& problems) {
+  if (!Strict(n, kAlertTestFields, "alertTestCase", problems)) {
+    return false;
+  }
+  AlertTest test;
+  const std::optional<Millis> when = DurationField(n["eval_time"], problems);
+  if (!when) {
+    return false;
+  }
+  test.eval_time = *when;
+  test.alertname = ScalarOr(n["alertname"]);
+  const bool read = ForEach(n["exp_alerts"], problems, [&](const YAML::Node& a) {
+    if (!Strict(a, kAlertFields, "alert", problems)) {
+      return false;
+    }
+    std::optional<Labels> labels = StringMap(a["exp_labels"], problems);
+    if (!labels) {
+      return false;
+    }
+    std::optional<Labels> annotations = StringMap(a["exp_annotations"], problems);
+    if (!annotations) {
+      return false;
+    }
+    test.exp.push_back({std::move(*labels), std::move(*annotations)});
+    return true;
+  });
+  if (read) {
+    group.alert_tests.push_back(std::move(test));
+  }
+  return read;
+}
+
+bool ReadPromqlTest(const YAML::Node& n, TestGroup& group, TestFileProblems& problems) {
+  if (!Strict(n, kPromqlTestFields, "promqlTestCase", problems)) {
+    return false;
+  }
+  PromqlTest test;
+  test.expr = ScalarOr(n["expr"]);
+  const std::optional<Millis> when = DurationField(n["eval_time"], problems);
+  if (!when) {
+    return false;
+  }
+  test.eval_time = *when;
+  const bool read = ForEach(n["exp_samples"], problems, [&](const YAML::Node& s) {
+    if (!Strict(s, kSampleFields, "sample", problems)) {
+      return false;
+    }
+    ExpSample e;
+    e.labels = ScalarOr(s["labels"]);
+    try {
+      e.value = s["value"] ? s["value"].as<double>() : 0.0;
+    } catch (const YAML::Exception&) {
+      problems.TypeError(s["value"].Mark(),
+                         "cannot unmarshal !!str `" + s["value"].Scalar() + "` into float64");
+      return false;
+    }
+    test.exp.push_back(std::move(e));
+    return true;
+  });
+  if (read) {
+    group.promql_tests.push_back(std::move(test));
+  }
+  return read;
+}
+
+bool ReadTestGroup(const YAML::Node& t, TestFile& file, TestFileProblems& problems) {
+  if (!Strict(t, kTestGroupFields, "testGroup", problems)) {
+    return false;
+  }
+  TestGroup group;
+  group.name = ScalarOr(t["name"]);
+  group.external_url = ScalarOr(t["external_url"]);
+  const std::optional<Millis> interval = DurationField(t["interval"], problems);
+  if (!interval) {
+    return false;
+  }
+  group.interval = *interval;
+  std::optional<Labels> external_labels = StringMap(t["external_labels"], problems);
+  if (!external_labels) {
+    return false;
+  }
+  group.external_labels = std::move(*external_labels);
+  const bool read =
+      ForEach(t["input_series"], problems,
+              [&](const YAML::Node& n) {
+                if (!Strict(n, kSeriesFields, "series", problems)) {
+                  return false;
+                }
+                group.input.push_back({ScalarOr(n["series"]), ScalarOr(n["values"])});
+                return true;
+              }) &&
+      ForEach(t["alert_rule_test"], problems,
+              [&](const YAML::Node& n) { return ReadAlertTest(n, group, problems); }) &&
+      ForEach(t["promql_expr_test"], problems,
+              [&](const YAML::Node& n) { return ReadPromqlTest(n, group, problems); });
+  if (read) {
+    file.tests.push_back(std::move(group));
+  }
+  return read;
+}
+
+bool ReadTestFile(const YAML::Node& root, TestFile& file, TestFileProblems& problems) {
+  if (!root || root.IsNull()) {
+    return true;
+  }
+  if (!Strict(root, kTestFileFields, "unitTestFile", problems)) {
+    return false;
+  }
+  if (!ForEach(root["rule_files"], problems, [&](const YAML::Node& n) {
+        file.rule_files.push_back(n.Scalar());
+        return true;
+      })) {
+    return false;
+  }
+  const std::optional<Millis> eval = DurationField(root["evaluation_interval"], problems);
+  if (!eval) {
+    return false;
+  }
+  if (eval->count() > 0) {
+    file.evaluation_interval = *eval;
+  }
+  return ForEach(root["group_eval_order"], problems,
+                 [&](const YAML::Node& n) {
+                   file.group_eval_order.push_back(n.Scalar());
+                   return true;
+                 }) &&
+         ForEach(root["tests"], problems,
+                 [&](const YAML::Node& t) { return ReadTestGroup(t, file, problems); });
 }
 
 Result<TestFile> ParseTestFile(const std::string& text) {
   TestFile file;
+  TestFileProblems problems;
   try {
-    YAML::Node root = YAML::Load(text);
-    if (!root || root.IsNull()) {
-      return file;
-    }
-    if (auto st = Strict(root, {"rule_files", "evaluation_interval", "group_eval_order", "tests"},
-                         "unitTestFile");
-        !st) {
-      return Fail(st.error());
-    }
-    if (auto st = ForEach(root["rule_files"],
-                          [&](const YAML::Node& n) -> Status {
-                            file.rule_files.push_back(n.Scalar());
-                            return {};
-                          });
-        !st) {
-      return Fail(st.error());
-    }
-    auto eval = DurationField(root["evaluation_interval"]);
-    if (!eval) {
-      return Fail(eval.error());
-    }
-    if (eval->count() > 0) {
-      file.evaluation_interval = *eval;
-    }
-    if (auto st = ForEach(root["group_eval_order"],
-                          [&](const YAML::Node& n) -> Status {
-                            file.group_eval_order.push_back(n.Scalar());
-                            return {};
-                          });
-        !st) {
-      return Fail(st.error());
-    }
-    auto st = ForEach(root["tests"], [&](const YAML::Node& t) -> Status {
-      if (auto s = Strict(t,
-                          {"interval", "input_series", "alert_rule_test", "promql_expr_test",
-                           "external_labels", "external_url", "name"},
-                          "testGroup");
-          !s) {
-        return s;
-      }
-      TestGroup group;
-      group.name = t["name"] ? t["name"].Scalar() : "";
-      group.external_url = t["external_url"] ? t["external_url"].Scalar() : "";
-      auto interval = DurationField(t["interval"]);
-      if (!interval) {
-        return Fail(interval.error());
-      }
-      group.interval = *interval;
-      auto ext = StringMap(t["external_labels"]);
-      if (!ext) {
-        return Fail(ext.error());
-      }
-      group.external_labels = *ext;
-      if (auto s = ForEach(t["input_series"],
-                           [&](const YAML::Node& n) -> Status {
-                             if (auto k = Strict(n, {"series", "values"}, "series"); !k) {
-                               return k;
-                             }
-                             group.input.push_back({n["series"] ? n["series"].Scalar() : "",
-                                                    n["values"] ? n["values"].Scalar() : ""});
-                             return {};
-                           });
-          !s) {
-        return s;
-      }
-      if (auto s = ForEach(
-              t["alert_rule_test"],
-              [&](const YAML::Node& n) -> Status {
-                if (auto k = Strict(n, {"eval_time", "alertname", "exp_alerts"}, "alertTestCase");
-                    !k) {
-                  return k;
-                }
-                AlertTest test;
-                auto when = DurationField(n["eval_time"]);
-                if (!when) {
-                  return Fail(when.error());
-                }
-                test.eval_time = *when;
-                test.alertname = n["alertname"] ? n["alertname"].Scalar() : "";
-                return ForEach(n["exp_alerts"],
-                               [&](const YAML::Node& a) -> Status {
-                                 if (auto k = Strict(a, {"exp_labels", "exp_annotations"}, "alert");
-                                     !k) {
-                                   return k;
-                                 }
-                                 auto labels = StringMap(a["exp_labels"]);
-                                 auto annotations = StringMap(a["exp_annotations"]);
-                                 if (!labels || !annotations) {
-                                   return Fail(!labels ? labels.error() : annotations.error());
-                                 }
-                                 test.exp.push_back({*labels, *annotations});
-                                 return {};
-                               })
-                    .and_then([&]() -> Status {
-                      group.alert_tests.push_back(std::move(test));
-                      return {};
-                    });
-              });
-          !s) {
-        return s;
-      }
-      return ForEach(
-                 t["promql_expr_test"],
-                 [&](const YAML::Node& n) -> Status {
-                   if (auto k = Strict(n, {"expr", "eval_time", "exp_samples"}, "promqlTestCase");
-                       !k) {
-                     return k;
-                   }
-                   PromqlTest test;
-                   test.expr = n["expr"] ? n["expr"].Scalar() : "";
-                   auto when = DurationField(n["eval_time"]);
-                   if (!when) {
-                     return Fail(when.error());
-                   }
-                   test.eval_time = *when;
-                   return ForEach(n["exp_samples"],
-                                  [&](const YAML::Node& s) -> Status {
-                                    if (auto k = Strict(s, {"labels", "value"}, "sample"); !k) {
-                                      return k;
-                                    }
-                                    ExpSample e;
-                                    e.labels = s["labels"] ? s["labels"].Scalar() : "";
-                                    try {
-                                      e.value = s["value"] ? s["value"].as<double>() : 0.0;
-                                    } catch (const YAML::Exception&) {
-                                      return Fail(
-                                          Error::Parse("yaml: unmarshal errors:\n  line " +
-                                                       std::to_string(s["value"].Mark().line + 1) +
-                                                       ": cannot unmarshal !!str `" +
-                                                       s["value"].Scalar() + "` into float64"));
-                                    }
-                                    test.exp.push_back(std::move(e));
-                                    return {};
-                                  })
-                       .and_then([&]() -> Status {
-                         group.promql_tests.push_back(std::move(test));
-                         return {};
-                       });
-                 })
-          .and_then([&]() -> Status {
-            file.tests.push_back(std::move(group));
-            return {};
-          });
-    });
-    if (!st) {
-      return Fail(st.error());
-    }
+    ReadTestFile(YAML::Load(text), file, problems);
   } catch (const YAML::Exception& e) {
-    return Fail(Error::Parse("yaml: line " + std::to_string(e.mark.line + 1) + ": " + e.msg));
+    problems.SyntaxError(e.mark, e.msg);
+  }
+  if (!problems.empty()) {
+    return Fail(problems.ToError());
   }
   return file;
 }

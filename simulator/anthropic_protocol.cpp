@@ -211,8 +211,8 @@ class AnthropicProtocol final : public Protocol {
                   {Micros(0), Event("message_start", MessageStart(plan))}};
             },
     };
-    std::optional<Reply> answer = RenderAnswer(call, plan, encoding);
-    Reply reply = answer ? std::move(*answer) : RenderError(call, plan);
+    Reply reply = RenderReply(call, plan, encoding,
+                              [&](ErrorBehaviour error) { return RenderError(call, plan, error); });
     AddHeaders(call, plan, reply);
     return reply;
   }
@@ -220,11 +220,10 @@ class AnthropicProtocol final : public Protocol {
  private:
   enum class End { kDone, kCut, kApiError, kOverloaded };
 
-  // The behaviours RenderAnswer leaves to the protocol.
-  Reply RenderError(const Call& call, const Plan& plan) const {
+  Reply RenderError(const Call& call, const Plan& plan, ErrorBehaviour error) const {
     Reply reply;
-    switch (plan.behaviour) {
-      case Behaviour::kErrorIn200:
+    switch (error) {
+      case ErrorBehaviour::kErrorIn200:
         if (call.stream) {
           reply = Stream(plan, 0, End::kApiError);
         } else {
@@ -232,15 +231,15 @@ class AnthropicProtocol final : public Protocol {
           reply.body_at = plan.first_token;
         }
         break;
-      case Behaviour::kOverloadedMidstream:
+      case ErrorBehaviour::kOverloadedMidstream:
         reply = call.stream
                     ? Stream(plan, std::max<int64_t>(1, plan.output_tokens / 2), End::kOverloaded)
                     : ErrorReply(529, "overloaded_error", "Overloaded", &plan);
         break;
-      case Behaviour::kRateLimit:
+      case ErrorBehaviour::kRateLimit:
         reply = RateLimited(plan);
         break;
-      case Behaviour::kInsufficientQuota:
+      case ErrorBehaviour::kInsufficientQuota:
         if (Extra(call, "quota_error") == "billing_error") {
           reply = ErrorReply(402, "billing_error",
                              "Your account has a billing issue. Please visit Plans & Billing to "
@@ -253,29 +252,21 @@ class AnthropicProtocol final : public Protocol {
                              &plan);
         }
         break;
-      case Behaviour::kOverloaded503:
+      case ErrorBehaviour::kOverloaded503:
         reply = ErrorReply(529, "overloaded_error", "Overloaded", &plan);
         break;
-      case Behaviour::kServerError500:
+      case ErrorBehaviour::kServerError500:
       // Refused by Supports() at load; a plain 500 should one ever get here.
-      case Behaviour::kQuotaPerDay:
-      case Behaviour::kExceptionMidstream:
-      case Behaviour::kModelNotReady:
+      case ErrorBehaviour::kQuotaPerDay:
+      case ErrorBehaviour::kExceptionMidstream:
+      case ErrorBehaviour::kModelNotReady:
         reply = ErrorReply(500, "api_error", "Internal server error", &plan);
         break;
-      case Behaviour::kUnauthorized401:
+      case ErrorBehaviour::kUnauthorized401:
         reply = ErrorReply(
             401, "authentication_error",
             call.auth == AuthState::kMissing ? "x-api-key header is required" : "invalid x-api-key",
             &plan);
-        break;
-      // Rendered by RenderAnswer.
-      case Behaviour::kOk:
-      case Behaviour::kEmptyCompletion:
-      case Behaviour::kTruncatedStream:
-      case Behaviour::kMalformedJson:
-      case Behaviour::kHang:
-      case Behaviour::kHangAfterHeaders:
         break;
     }
     return reply;

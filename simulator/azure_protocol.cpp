@@ -204,8 +204,8 @@ class AzureProtocol final : public Protocol {
                                              {Micros(0), Sse(RoleChunk(call, plan))}};
             },
     };
-    std::optional<Reply> answer = RenderAnswer(call, plan, encoding);
-    Reply reply = answer ? std::move(*answer) : RenderError(call, plan);
+    Reply reply = RenderReply(call, plan, encoding,
+                              [&](ErrorBehaviour error) { return RenderError(call, plan, error); });
     AddHeaders(call, plan, reply);
     return reply;
   }
@@ -213,11 +213,10 @@ class AzureProtocol final : public Protocol {
  private:
   enum class End { kDone, kCut, kError, kOverloaded };
 
-  // The behaviours RenderAnswer leaves to the protocol.
-  Reply RenderError(const Call& call, const Plan& plan) const {
+  Reply RenderError(const Call& call, const Plan& plan, ErrorBehaviour error) const {
     Reply reply;
-    switch (plan.behaviour) {
-      case Behaviour::kErrorIn200:
+    switch (error) {
+      case ErrorBehaviour::kErrorIn200:
         if (call.stream) {
           reply = Stream(call, plan, 0, End::kError);
         } else {
@@ -225,16 +224,16 @@ class AzureProtocol final : public Protocol {
           reply.body_at = plan.first_token;
         }
         break;
-      case Behaviour::kOverloadedMidstream:
+      case ErrorBehaviour::kOverloadedMidstream:
         reply = call.stream ? Stream(call, plan, std::max<int64_t>(1, plan.output_tokens / 2),
                                      End::kOverloaded)
                             : Overloaded();
         break;
-      case Behaviour::kRateLimit:
+      case ErrorBehaviour::kRateLimit:
         reply = RateLimited(call, plan);
         break;
-      case Behaviour::kInsufficientQuota:
-      case Behaviour::kQuotaPerDay:
+      case ErrorBehaviour::kInsufficientQuota:
+      case ErrorBehaviour::kQuotaPerDay:
         // Exhausted or free-tier quota: the legacy text with a day-long wait (protocols.md §0.5).
         reply = ErrorReply(
             429,
@@ -248,25 +247,17 @@ class AzureProtocol final : public Protocol {
         reply.headers.emplace_back("retry-after", "86400");
         reply.headers.emplace_back("retry-after-ms", "86400000");
         break;
-      case Behaviour::kOverloaded503:
+      case ErrorBehaviour::kOverloaded503:
         reply = Overloaded();
         break;
-      case Behaviour::kServerError500:
+      case ErrorBehaviour::kServerError500:
       // Refused by Supports() at load; a plain 500 should one ever get here.
-      case Behaviour::kExceptionMidstream:
-      case Behaviour::kModelNotReady:
+      case ErrorBehaviour::kExceptionMidstream:
+      case ErrorBehaviour::kModelNotReady:
         reply = ErrorReply(500, ServerError());
         break;
-      case Behaviour::kUnauthorized401:
+      case ErrorBehaviour::kUnauthorized401:
         reply = Unauthorized(call);
-        break;
-      // Rendered by RenderAnswer.
-      case Behaviour::kOk:
-      case Behaviour::kEmptyCompletion:
-      case Behaviour::kTruncatedStream:
-      case Behaviour::kMalformedJson:
-      case Behaviour::kHang:
-      case Behaviour::kHangAfterHeaders:
         break;
     }
     return reply;

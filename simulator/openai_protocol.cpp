@@ -90,8 +90,8 @@ class OpenAiProtocol final : public Protocol {
               return std::vector<TimedChunk>{{Micros(0), Sse(RoleChunk(call, plan))}};
             },
     };
-    std::optional<Reply> answer = RenderAnswer(call, plan, encoding);
-    Reply reply = answer ? std::move(*answer) : RenderError(call, plan);
+    Reply reply = RenderReply(call, plan, encoding,
+                              [&](ErrorBehaviour error) { return RenderError(call, plan, error); });
     AddHeaders(plan, reply);
     return reply;
   }
@@ -99,47 +99,39 @@ class OpenAiProtocol final : public Protocol {
  private:
   enum class End { kDone, kCut, kError };
 
-  // The behaviours RenderAnswer leaves to the protocol.
-  static Reply RenderError(const Call& call, const Plan& plan) {
+  static Reply RenderError(const Call& call, const Plan& plan, ErrorBehaviour error) {
     Reply reply;
-    switch (plan.behaviour) {
-      case Behaviour::kErrorIn200:
+    switch (error) {
+      case ErrorBehaviour::kErrorIn200:
         reply = call.stream ? Stream(call, plan, 0, End::kError) : ErrorIn200(plan);
         break;
-      case Behaviour::kRateLimit:
+      case ErrorBehaviour::kRateLimit:
         reply = RateLimited(plan);
         break;
-      case Behaviour::kInsufficientQuota:
+      case ErrorBehaviour::kInsufficientQuota:
         reply = Error(429, ErrorObject("You exceeded your current quota, please check your plan "
                                        "and billing details. For more information on this error, "
                                        "read the docs: https://platform.openai.com/docs/guides/"
                                        "error-codes/api-errors.",
                                        "insufficient_quota", "insufficient_quota"));
         break;
-      case Behaviour::kOverloaded503:
+      case ErrorBehaviour::kOverloaded503:
         reply = Error(503, ErrorObject("That model is currently overloaded with other requests. "
                                        "You can retry your request, or contact us through our "
                                        "help center at help.openai.com if the error persists.",
                                        "server_error", nullptr));
         break;
-      case Behaviour::kServerError500:
+      case ErrorBehaviour::kServerError500:
         reply = Error(500, ServerError());
         break;
-      case Behaviour::kUnauthorized401:
+      case ErrorBehaviour::kUnauthorized401:
         reply = Unauthorized(call.auth == AuthState::kMissing);
         break;
-      // Rendered by RenderAnswer.
-      case Behaviour::kOk:
-      case Behaviour::kEmptyCompletion:
-      case Behaviour::kTruncatedStream:
-      case Behaviour::kMalformedJson:
-      case Behaviour::kHang:
-      case Behaviour::kHangAfterHeaders:
       // Refused by Supports() at load; an empty 200 should one ever get here.
-      case Behaviour::kOverloadedMidstream:
-      case Behaviour::kQuotaPerDay:
-      case Behaviour::kExceptionMidstream:
-      case Behaviour::kModelNotReady:
+      case ErrorBehaviour::kOverloadedMidstream:
+      case ErrorBehaviour::kQuotaPerDay:
+      case ErrorBehaviour::kExceptionMidstream:
+      case ErrorBehaviour::kModelNotReady:
         break;
     }
     return reply;

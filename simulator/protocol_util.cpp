@@ -27,8 +27,8 @@ int64_t Millis(Micros d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
-                                  const AnswerEncoding& encoding) {
+Reply RenderReply(const Call& call, const Plan& plan, const AnswerEncoding& encoding,
+                  const std::function<Reply(ErrorBehaviour)>& render_error) {
   const int64_t tokens = plan.output_tokens;
   Reply reply;
   switch (plan.behaviour) {
@@ -63,18 +63,39 @@ std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
       }
       return reply;
     case Behaviour::kRateLimit:
+      return render_error(ErrorBehaviour::kRateLimit);
     case Behaviour::kInsufficientQuota:
+      return render_error(ErrorBehaviour::kInsufficientQuota);
     case Behaviour::kOverloaded503:
+      return render_error(ErrorBehaviour::kOverloaded503);
     case Behaviour::kServerError500:
+      return render_error(ErrorBehaviour::kServerError500);
     case Behaviour::kUnauthorized401:
+      return render_error(ErrorBehaviour::kUnauthorized401);
     case Behaviour::kErrorIn200:
+      return render_error(ErrorBehaviour::kErrorIn200);
     case Behaviour::kOverloadedMidstream:
+      return render_error(ErrorBehaviour::kOverloadedMidstream);
     case Behaviour::kQuotaPerDay:
+      return render_error(ErrorBehaviour::kQuotaPerDay);
     case Behaviour::kExceptionMidstream:
+      return render_error(ErrorBehaviour::kExceptionMidstream);
     case Behaviour::kModelNotReady:
-      break;
+      return render_error(ErrorBehaviour::kModelNotReady);
   }
-  return std::nullopt;
+  return reply;
+}
+
+std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
+                                  const AnswerEncoding& encoding) {
+  bool answer = true;
+  Reply reply = RenderReply(call, plan, encoding, [&answer](ErrorBehaviour) {
+    answer = false;
+    return Reply();
+  });
+  if (!answer)
+    return std::nullopt;
+  return reply;
 }
 
 std::string Extra(const Call& call, const std::string& key, std::string fallback) {

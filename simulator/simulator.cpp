@@ -17,6 +17,7 @@
 #include <utility>
 #include <variant>
 
+#include "common/listen_address.h"
 #include "simulator/internal/connection.h"
 #include "simulator/internal/endpoint.h"
 #include "simulator/internal/protocol.h"
@@ -387,6 +388,19 @@ class SimulatorImpl final : public Simulator {
 };
 
 }  // namespace
+
+Result<SimulatorOptions> OptionsFromSettings(const SimulatorSettings& settings) {
+  auto where = ParseListenAddress(settings.listen_address);
+  if (!where) {
+    return Fail(where.error());
+  }
+  SimulatorOptions options;
+  options.scenario_path = settings.scenario_path;
+  options.host = where->host;
+  options.port = where->port;
+  options.worker_threads = settings.worker_threads;
+  return options;
+}
 
 Result<std::unique_ptr<Simulator>> Simulator::Start(const SimulatorOptions& options,
                                                     const Clock& clock) {

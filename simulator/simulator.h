@@ -7,9 +7,11 @@
 //
 // Where things live: <provider>_protocol.cpp speaks one provider's API (routes, auth checks,
 // bodies, streams, errors); protocol_util.cpp shapes the answer behaviours (ok, empty,
-// truncated, malformed, hang) once for every protocol; scenario.cpp reads scenario files;
-// endpoint.cpp and rate_limiter.cpp hold the scripted phases and budgets; cloud_crypto.cpp
-// checks signatures and tokens independently of the collector; connection.cpp paces bytes.
+// truncated, malformed, hang) once for every protocol and hands each only the errors to word;
+// simulator.cpp serves, and turns a config's or a command line's settings into options;
+// scenario.cpp reads scenario files; endpoint.cpp and rate_limiter.cpp hold the scripted phases
+// and budgets; cloud_crypto.cpp checks signatures and tokens independently of the collector;
+// connection.cpp paces bytes.
 
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +29,17 @@ struct SimulatorOptions {
   int port = 0;                    // 0 picks a free port
   size_t worker_threads = 64;      // each open stream holds one worker
 };
+
+// How a config's `simulator:` section or `modelpulse simulate` asks for a simulator.
+struct SimulatorSettings {
+  std::string scenario_path;  // absolute when read from a config (against the config's folder)
+  std::string listen_address = "127.0.0.1:9465";  // "host:port", "[v6]:port"
+  size_t worker_threads = 64;
+};
+
+// The options that serve `settings`: its listen address split into host and port. Fails with
+// kInvalidArgument for a malformed address, quoting it (common/listen_address.h).
+Result<SimulatorOptions> OptionsFromSettings(const SimulatorSettings& settings);
 
 // What the simulator did for one request, so tests can compare the prober's measurements with
 // what was injected.

@@ -21,8 +21,6 @@ extern char** environ;
 namespace modelpulse::collector {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 // Tokens kept for Redact; more than any sane config has token commands.
 constexpr size_t kMaxIssuedTokens = 32;
 
@@ -60,15 +58,17 @@ struct SpawnActions {
   SpawnActions& operator=(const SpawnActions&) = delete;
 };
 
-int RemainingMs(SteadyClock::time_point deadline) {
+int RemainingMs(Clock::MonotonicTime deadline, const Clock& clock) {
   const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.MonotonicNow())
+          .count();
   return static_cast<int>(std::clamp<int64_t>(left, 0, 1000));
 }
 
 // Waits for `pid` until `deadline`; kills its process group when the deadline passes or `kill_now`.
 // Returns the wait status, or nullopt when the command had to be killed for the timeout.
-std::optional<int> Reap(pid_t pid, SteadyClock::time_point deadline, bool kill_now) {
+std::optional<int> Reap(pid_t pid, Clock::MonotonicTime deadline, bool kill_now,
+                        const Clock& clock) {
   if (kill_now) {
     kill(-pid, SIGKILL);
   }
@@ -81,7 +81,7 @@ std::optional<int> Reap(pid_t pid, SteadyClock::time_point deadline, bool kill_n
     if (done < 0 && errno != EINTR) {
       return std::nullopt;
     }
-    if (SteadyClock::now() >= deadline) {
+    if (clock.MonotonicNow() >= deadline) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
@@ -127,7 +127,9 @@ Result<Secret> RunTokenCommand(const std::vector<std::string>& argv,
   }
   args.push_back(nullptr);
 
-  const auto deadline = SteadyClock::now() + limits.timeout;
+  const SystemClock system_clock;
+  const Clock& clock = limits.clock != nullptr ? *limits.clock : system_clock;
+  const Clock::MonotonicTime deadline = clock.MonotonicNow() + limits.timeout;
   pid_t pid = 0;
   const int spawn_error =
       posix_spawnp(&pid, program.c_str(), &spawn.actions, &spawn.attr, args.data(), environ);
@@ -142,12 +144,12 @@ Result<Secret> RunTokenCommand(const std::vector<std::string>& argv,
   bool timed_out = false;
   char buffer[4096];
   while (true) {
-    if (SteadyClock::now() >= deadline) {
+    if (clock.MonotonicNow() >= deadline) {
       timed_out = true;
       break;
     }
     pollfd pfd{read_end.get(), POLLIN, 0};
-    const int ready = poll(&pfd, 1, RemainingMs(deadline));
+    const int ready = poll(&pfd, 1, RemainingMs(deadline, clock));
     if (ready < 0 && errno != EINTR) {
       break;
     }
@@ -168,7 +170,7 @@ Result<Secret> RunTokenCommand(const std::vector<std::string>& argv,
     output.append(buffer, static_cast<size_t>(n));
   }
   read_end.Reset();
-  const std::optional<int> status = Reap(pid, deadline, timed_out || too_long);
+  const std::optional<int> status = Reap(pid, deadline, timed_out || too_long, clock);
   if (timed_out || !status) {
     return Fail(CredentialError(
         fmt::format("{} did not finish within {} ms", program, limits.timeout.count())));

@@ -42,6 +42,11 @@ void RedactSecrets(std::string& text, const std::vector<std::string_view>& secre
 std::string SanitizeText(std::string_view text, const std::vector<std::string_view>& secrets = {},
                          size_t max_len = 200);
 
+// The host of an http(s) URL, lower-cased, without port or IPv6 brackets. Fails on another
+// scheme, white space, a query or fragment, or user:password@; messages never repeat the URL (a
+// query string may carry a key).
+Result<std::string> UrlHost(std::string_view url);
+
 // Case-insensitive ASCII substring search.
 bool ContainsIgnoreCase(std::string_view haystack, std::string_view needle);
 

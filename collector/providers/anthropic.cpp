@@ -462,6 +462,7 @@ ProviderProfile AnthropicProfile() {
     return std::string("https://api.anthropic.com");
   };
   profile.detail_keys = {"anthropic_version"};
+  profile.version_example = "2023-06-01";
   return profile;
 }
 

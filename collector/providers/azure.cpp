@@ -265,6 +265,23 @@ class AzureAdapter final : public ProviderAdapter {
   mutable TokenCommandCache tokens_;
 };
 
+// The deployment path carries api-version; the v1 path has none. One decides the other.
+bool CheckAzureDetails(TargetDetails& details, TargetSpec& spec) {
+  const bool versioned = details.Find("api_version") != nullptr;
+  const std::string* api = details.Find("api");
+  if (api != nullptr && *api == "native" && !versioned) {
+    details.ProblemAt("api",
+                      "\"api\": azure's native deployment path needs \"api_version\" (e.g. "
+                      "2024-10-21); without it the v1 path (api: openai) is used");
+  } else if (api != nullptr && *api == "openai" && versioned) {
+    details.ProblemAt("api_version",
+                      "\"api_version\": applies to azure's deployment path (api: "
+                      "native), not to the v1 path (api: openai)");
+  }
+  spec.flavor = versioned ? ApiFlavor::kNative : ApiFlavor::kOpenAICompatible;
+  return true;
+}
+
 }  // namespace
 
 ProviderProfile AzureProfile() {
@@ -280,6 +297,8 @@ ProviderProfile AzureProfile() {
   // Every resource has its own host: base_url is required.
   profile.default_base_url = [](const std::string&) { return std::string(); };
   profile.detail_keys = {"api_version", "api"};
+  profile.version_example = "2024-10-21";
+  profile.check_details = CheckAzureDetails;
   return profile;
 }
 

@@ -2,13 +2,14 @@
 // global hosts, and Vertex's OpenAI-compatible endpoint for open models) and the Gemini
 // Developer API. protocols.md §5 and §6.
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "collector/internal/providers/provider.h"
 #include "collector/internal/providers/provider_util.h"
 #include "collector/internal/sse.h"
+#include "common/regex.h"
 
 namespace modelpulse::collector {
 namespace {
@@ -695,8 +697,34 @@ namespace {
 
 // us-central1, europe-west4, global, and the multi-region locations us and eu.
 bool IsGoogleLocation(const std::string& text) {
-  static const std::regex kLocation(R"(^[a-z]+-[a-z]+[0-9]+$)");
-  return text == "global" || text == "us" || text == "eu" || std::regex_match(text, kLocation);
+  static const Regex kLocation = Regex::Compile("[a-z]+-[a-z]+[0-9]+").value();
+  return text == "global" || text == "us" || text == "eu" || kLocation.FullMatch(text);
+}
+
+// Project ids (6-30 of a-z0-9-), and the legacy domain-scoped "example.com:project".
+bool IsProjectId(const std::string& text) {
+  static const Regex kProject =
+      Regex::Compile("([a-z0-9.-]+:)?[a-z][a-z0-9-]{3,28}[a-z0-9]").value();
+  return kProject.FullMatch(text);
+}
+
+// Every request path names the project it is billed to.
+bool CheckVertexDetails(TargetDetails& details, TargetSpec& spec) {
+  const std::string* project = details.Find("project");
+  if (project == nullptr) {
+    details.TargetProblem(
+        "provider vertex needs \"project\" (the Google Cloud project id the requests are billed "
+        "to)");
+    return true;
+  }
+  if (!IsProjectId(*project)) {
+    details.ProblemAt("project", fmt::format("\"project\": \"{}\" is not a Google Cloud project "
+                                             "id (6 to 30 lower-case letters, digits and hyphens)",
+                                             *project));
+    return false;
+  }
+  spec.project = *project;
+  return true;
 }
 
 }  // namespace
@@ -731,6 +759,7 @@ ProviderProfile GoogleProfile(Provider provider) {
   };
   profile.detail_keys = {"region", "project", "api", "openai_path_prefix"};
   profile.is_region = IsGoogleLocation;
+  profile.check_details = CheckVertexDetails;
   profile.region_kind = "a Google Cloud location (e.g. us-central1, europe-west4 or global)";
   profile.region_needed_because =
       "(e.g. us-central1 or global): it is the location in every request path";

@@ -52,10 +52,28 @@ struct AnswerEncoding {
   std::function<std::vector<TimedChunk>()> opening_chunks;
 };
 
-// The reply for an answer-shaped behaviour: ok and empty (the whole answer), truncated (half the
-// tokens, or half the body), malformed (a broken stream, or a body without its last byte), hang
-// and hang after headers. nullopt for the other behaviours, the errors, which each protocol words
-// itself.
+// The behaviours that are errors, which each protocol words itself: what RenderReply leaves to
+// the protocol.
+enum class ErrorBehaviour {
+  kRateLimit,
+  kInsufficientQuota,
+  kOverloaded503,
+  kServerError500,
+  kUnauthorized401,
+  kErrorIn200,
+  kOverloadedMidstream,
+  kQuotaPerDay,
+  kExceptionMidstream,
+  kModelNotReady,
+};
+
+// The reply to `plan`. An answer-shaped behaviour is shaped here from `encoding`: ok and empty
+// (the whole answer), truncated (half the tokens, or half the body), malformed (a broken stream,
+// or a body without its last byte), hang and hang after headers. An error is `render_error`'s.
+Reply RenderReply(const Call& call, const Plan& plan, const AnswerEncoding& encoding,
+                  const std::function<Reply(ErrorBehaviour)>& render_error);
+
+// RenderReply's reply for an answer-shaped behaviour; nullopt for an error.
 std::optional<Reply> RenderAnswer(const Call& call, const Plan& plan,
                                   const AnswerEncoding& encoding);
 

@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -121,6 +123,46 @@ TEST_CASE("token command: failures say how the command ended, never what it prin
     CHECK(error.find("SECRET") == std::string::npos);
     CHECK(error.find("tok-0123456789") == std::string::npos);
   }
+}
+
+// Each reading of its monotonic time is an hour after the last: any deadline has passed by the
+// next look.
+class LeapingClock final : public Clock {
+ public:
+  int64_t NowUnixMillis() const override { return 0; }
+  MonotonicTime MonotonicNow() const override {
+    std::lock_guard lock(mu_);
+    now_ += std::chrono::hours(1);
+    return now_;
+  }
+  void WaitUntil(std::condition_variable&, std::unique_lock<std::mutex>&,
+                 MonotonicTime) const override {}
+
+ private:
+  mutable std::mutex mu_;
+  mutable MonotonicTime now_;
+};
+
+TEST_CASE("token command: the timeout runs on the injected clock") {
+  // Against the system clock this command would run its 10 s; the injected clock has passed the
+  // deadline at its first look, so the command is killed without anyone waiting.
+  ScratchDir dir;
+  const std::string script =
+      dir.Script("hang.sh", std::string("echo '") + kToken + "'\nsleep 30 &\nsleep 30");
+  LeapingClock clock;
+  TokenCommandLimits limits;
+  limits.clock = &clock;
+  Result<Secret> token = RunTokenCommand({script}, limits);
+  REQUIRE_FALSE(token.has_value());
+  CHECK(token.error().message.find("did not finish within 10000 ms") != std::string::npos);
+
+  // The cache hands its limits, clock included, to every run.
+  TokenCommandCacheOptions options;
+  options.limits = limits;
+  TokenCommandCache cache(options);
+  Result<Secret> cached = cache.Token({script}, 60s, 1'000);
+  REQUIRE_FALSE(cached.has_value());
+  CHECK(cached.error().message.find("did not finish within 10000 ms") != std::string::npos);
 }
 
 TEST_CASE("token command cache: reuse within the TTL, rerun after it, back off after failure") {

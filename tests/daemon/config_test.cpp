@@ -1371,6 +1371,12 @@ TEST_CASE("auth modes and keys a provider does not take are errors at their posi
         "the v1 path (api: openai)");
   CHECK(only("anthropic", openai_key + "    anthropic_version: 'June 2023'\n") ==
         "t.yaml:7:24: \"anthropic_version\": \"June 2023\" is not a version (e.g. 2023-06-01)");
+  CHECK(only("azure", openai_key + "    api_version: 'v 1'\n") ==
+        "t.yaml:7:18: \"api_version\": \"v 1\" is not a version (e.g. 2024-10-21)");
+  // The legacy domain-scoped project ids are project ids too: the api is the only problem here.
+  CHECK(only("vertex", bearer + "    region: global\n    project: example.com:my-project\n"
+                                "    api: grpc\n") ==
+        "t.yaml:9:10: \"api\": expected native or openai, got \"grpc\"");
 
   // Bedrock and Vertex need a region (and Vertex a project) unless the host carries the region;
   // a region that contradicts the host is an error.

@@ -323,4 +323,36 @@ tests:
         std::string::npos);
 }
 
+TEST_CASE("test file problems are worded as Go's yaml package words them, the first one only") {
+  TempDir dir;
+  const auto report = [&](const std::string& text) {
+    std::ostringstream out;
+    CHECK(RunRuleTests({dir.Write("t.test.yaml", text)}, out) == 1);
+    return out.str();
+  };
+  CHECK(report("tests: 5\n").find("  FAILED:\nyaml: line 1: expected a list\n") !=
+        std::string::npos);
+  CHECK(report("evaluation_interval: soon\n").find("  FAILED:\nnot a valid duration string: "
+                                                    "\"soon\"\n") != std::string::npos);
+  CHECK(report("tests: [5]\n").find("  FAILED:\nyaml: unmarshal errors:\n  line 1: cannot "
+                                     "unmarshal into main.testGroup\n") != std::string::npos);
+  CHECK(report(R"(tests:
+  - interval: 1m
+    promql_expr_test:
+      - expr: up
+        exp_samples:
+          - labels: up
+            value: abc
+)")
+            .find("  FAILED:\nyaml: unmarshal errors:\n  line 7: cannot unmarshal !!str `abc` "
+                  "into float64\n") != std::string::npos);
+  CHECK(report("tests:\n  - external_labels: [a]\n")
+            .find("  FAILED:\nyaml: line 2: expected a map of strings\n") != std::string::npos);
+  // Two unknown keys: only the first is reported, as promtool stops there.
+  const std::string two = report("tests:\n  - bogus: 1\n    other: 2\n");
+  CHECK(two.find("line 2: field bogus not found in type main.testGroup") != std::string::npos);
+  CHECK(two.find("field other") == std::string::npos);
+  CHECK(report("tests: [\n").find("  FAILED:\nyaml: line ") != std::string::npos);
+}
+
 }  // namespace modelpulse::rules

@@ -580,5 +580,31 @@ TEST_CASE("50 concurrent streams are served side by side") {
   CHECK(journal.size() == kStreams);
 }
 
+TEST_CASE("OptionsFromSettings serves the settings' scenario on their listen address") {
+  SimulatorSettings settings;
+  settings.scenario_path = "/etc/modelpulse/demo.yml";
+  settings.listen_address = "[::1]:9466";
+  settings.worker_threads = 8;
+  Result<SimulatorOptions> options = OptionsFromSettings(settings);
+  REQUIRE(options.has_value());
+  CHECK(options->scenario_path == "/etc/modelpulse/demo.yml");
+  CHECK(options->host == "::1");
+  CHECK(options->port == 9466);
+  CHECK(options->worker_threads == 8);
+
+  // The defaults are the simulator's own: loopback, its demo port, 64 workers.
+  Result<SimulatorOptions> defaults = OptionsFromSettings({});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->host == "127.0.0.1");
+  CHECK(defaults->port == 9465);
+  CHECK(defaults->worker_threads == SimulatorOptions{}.worker_threads);
+
+  settings.listen_address = "localhost";
+  Result<SimulatorOptions> bad = OptionsFromSettings(settings);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code == Error::Code::kInvalidArgument);
+  CHECK(bad.error().message.find("\"localhost\"") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace modelpulse::simulator

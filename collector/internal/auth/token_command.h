@@ -35,6 +35,9 @@ inline bool IsCredentialError(const Error& error) {
 struct TokenCommandLimits {
   Millis timeout{10000};                // from start until the command has exited
   size_t max_output_bytes = 64 * 1024;  // more stdout than this is refused (and the command killed)
+  // The clock `timeout` runs on; null: the system clock, as a real child runs in real time.
+  // Tests inject theirs to time a command out without waiting for it.
+  const Clock* clock = nullptr;
 };
 
 // Runs `argv` (argv[0] looked up in PATH, no shell) with stdin and stderr on /dev/null, in a

@@ -9,6 +9,7 @@
 // Private to the collector module. No libcurl or JSON headers here.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -127,6 +128,33 @@ class ProviderAdapter {
   virtual HeaderInfo ReadHeaders(const HttpHeaders& headers, int64_t now_unix_ms) const = 0;
 };
 
+// One target's provider details while collector/target_config.cpp reads them, as a provider's
+// own checks (ProviderProfile::check_details) see them. Lives for one check.
+class TargetDetails {
+ public:
+  // `values`: the detail keys that apply to the provider and read as non-empty strings;
+  // `entries`: every detail key given, where messages point; `node` the target's map, `where` its
+  // name in messages ("target \"x\"").
+  TargetDetails(const std::map<std::string, std::string>& values,
+                const std::map<std::string, const yaml::Entry*>& entries, const YAML::Node& node,
+                std::string_view where, yaml::Diagnostics& diag)
+      : values_(values), entries_(entries), node_(node), where_(where), diag_(diag) {}
+
+  // The text of detail `key`, or nullptr when the target does not give it as a string.
+  const std::string* Find(std::string_view key) const;
+  // A problem with the value of `key`, which the target gives.
+  void ProblemAt(std::string_view key, std::string message);
+  // A problem with the target as a whole; the message follows "target \"x\": ".
+  void TargetProblem(std::string_view message);
+
+ private:
+  const std::map<std::string, std::string>& values_;
+  const std::map<std::string, const yaml::Entry*>& entries_;
+  const YAML::Node& node_;
+  std::string_view where_;
+  yaml::Diagnostics& diag_;
+};
+
 // What a config may say about one provider, declared by its adapter file beside its wire
 // protocol: read by collector/target_config.cpp when a target's provider-owned keys are read.
 struct ProviderProfile {
@@ -152,6 +180,14 @@ struct ProviderProfile {
   std::string (*region_from_host)(const std::string& host) = nullptr;
   // Said after refusing `mode`, to point at the form the provider takes instead; null if none.
   std::string_view (*refused_auth_hint)(AuthMode mode) = nullptr;
+  // An example of the version key the provider takes (api_version or anthropic_version), for the
+  // message about one that is not a version; empty when it takes neither.
+  std::string_view version_example;
+  // The provider's own rules on its details, beyond the checks every provider shares (each key's
+  // applicability, region, versions, api, openai_path_prefix): keys it needs, keys that decide
+  // each other. Runs after those, with `spec` filled from them; may complete `spec`. Returns false
+  // when a detail is unusable, so that no default endpoint is derived. Null when there are none.
+  bool (*check_details)(TargetDetails& details, TargetSpec& spec) = nullptr;
 };
 
 // us-east-1, us-gov-west-1, cn-north-1. Defined in target_config.cpp.
