@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything modelpulse needs to build, test and run its demo on Debian 12, as root.
-# Debian packages and the npm registry only; nothing else is downloaded.
+# Debian packages and the npm registry only; nothing else is downloaded. clang and
+# libclang-rt-14-dev (libFuzzer, the sanitizer runtimes) build the fuzz preset (scripts/fuzz.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -12,7 +13,8 @@ sudo_if_needed apt-get install -y -q \
   build-essential cmake pkg-config git \
   prometheus-cpp-dev libcurl4-openssl-dev libyaml-cpp-dev libsqlite3-dev sqlite3 libspdlog-dev \
   libfmt-dev doctest-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libssl-dev \
-  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev python3
+  libsystemd-dev libexpected-dev libbenchmark-dev libre2-dev python3 \
+  clang libclang-rt-14-dev
 if [ "${1:-}" != "--build-only" ]; then
   # Test peers. No Recommends: they would pull in node-exporter, smartmontools and more.
   sudo_if_needed apt-get install -y -q --no-install-recommends \
