@@ -27,8 +27,9 @@ for target in $targets; do
     -dict=fuzz/dict/"$target".dict -max_total_time="$seconds" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
     -artifact_prefix=build/fuzz/artifacts/"$target"- >"$log" 2>&1 || rc=$?
-  grep -E '^(stat::|#[0-9]+ +DONE)|ERROR|SUMMARY' "$log" || true
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)
+  grep -E '^stat::|ERROR|SUMMARY' "$log" || true
+  # The last status line carries the final coverage (no DONE line under -max_total_time).
+  done_line=$(grep -E '^#[0-9]+.* cov: ' "$log" | tail -1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
