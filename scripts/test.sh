@@ -4,9 +4,7 @@
 # layering (scripts/check-layering.py), builds, runs unit and integration tests, then
 # the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer. After each run,
 # scripts/check-test-counts.py checks every TEST_CASE was one ctest entry that ran exactly one
-# case, and prints a summary line (entries, cases executed, passed, failed, skipped). Last, every
-# libFuzzer target runs a few seconds from its seeds (scripts/fuzz.sh; MODELPULSE_FUZZ_SECONDS,
-# default 5): a smoke test that the targets build and the seeds pass, not a fuzzing campaign.
+# case, and prints a summary line (entries, cases executed, passed, failed, skipped).
 # A missing peer (promtool, alertmanager, botocore, PyJWT, node, node_modules) fails the run;
 # MODELPULSE_ALLOW_MISSING_PEERS=1 skips their tests on a developer machine, never in CI.
 set -euo pipefail
@@ -32,4 +30,3 @@ scripts/build.sh release
 run_preset release
 scripts/build.sh asan
 run_preset asan
-scripts/fuzz.sh "${MODELPULSE_FUZZ_SECONDS:-5}"
