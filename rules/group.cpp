@@ -98,8 +98,9 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
     if (window.empty()) {
       continue;
     }
-    auto same =
-        std::find_if(out.begin(), out.end(), [&](const Series& s) { return s.labels == labels; });
+    // Named capture: clang 14 (the fuzz preset) cannot capture a structured binding.
+    auto same = std::find_if(out.begin(), out.end(),
+                             [&wanted = labels](const Series& s) { return s.labels == wanted; });
     if (same == out.end()) {
       out.push_back({labels, std::move(window)});
       continue;

@@ -21,8 +21,10 @@ ALLOWED = {
     "simulator": {"common"},
     "daemon": {"common", "collector", "storage", "rules", "alerting", "simulator"},
 }
-# Benchmarks and tests are users of modules, like daemon/, but no module includes them.
-CONSUMERS = {"bench": set(ALLOWED) - {"daemon"}}
+# Benchmarks, fuzz targets and tests are users of modules, like daemon/, but no module includes
+# them. A fuzz target reaches the private decoders and parsers it exercises, like the module's
+# own tests do: fuzz/<module>/ may include <module>/internal/.
+CONSUMERS = {"bench": set(ALLOWED) - {"daemon"}, "fuzz": set(ALLOWED) - {"daemon"}}
 # Deliberate exceptions, each with its reason.
 EXCEPTIONS = {
     # rules_bench writes 8.6 M probe rows straight through SQL (Store::Append would take an hour)
@@ -40,7 +42,7 @@ def owner_of(path: pathlib.Path):
     if parts[0] == "tests" and len(parts) > 2 and parts[1] in ALLOWED:
         return "test", parts[1]
     if parts[0] in CONSUMERS:
-        return "bench", parts[0]
+        return "bench", parts[0]  # a consumer; module = the consumer's folder
     return None, None
 
 
@@ -63,9 +65,11 @@ def check(path: pathlib.Path):
         private = "/internal/" in target
         if kind == "bench":
             allowed = CONSUMERS[module]
+            parts = path.relative_to(ROOT).parts
+            own_module = module == "fuzz" and len(parts) > 2 and parts[1] == top
             if top not in allowed:
-                problems.append(f"{where}: bench includes {target}; benchmarks use modules, not daemon/")
-            elif private:
+                problems.append(f"{where}: {module} includes {target}; {module}/ uses modules, not daemon/")
+            elif private and not own_module:
                 problems.append(f"{where}: includes {target}, private to {top}/")
             continue
         if top == module:
