@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "collector/collector.h"
+#include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
@@ -138,6 +139,10 @@ class DaemonImpl final : public Daemon {
     handlers.ready = [this] { return ready_.load() && store_->Stats().writable; };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
+    QueryApiOptions api_options;
+    api_options.version = kVersion;
+    query_api_ = std::make_unique<QueryApi>(*series_, clock_, api_options);
+    handlers.api = [this](const ApiRequest& request) { return query_api_->Handle(request); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
       return Fail(http.error());
@@ -202,6 +207,7 @@ class DaemonImpl final : public Daemon {
         prober_thread_.join();
       }
       http_.reset();
+      query_api_.reset();
       if (store_) {
         if (auto flushed = store_->Flush(); !flushed) {
           spdlog::error("final flush failed: {}", flushed.error().ToString());
@@ -253,6 +259,7 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<ProbeFanOut> fan_out_;
+  std::unique_ptr<QueryApi> query_api_;  // over series_; outlives http_
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;
