@@ -14,7 +14,7 @@
 namespace modelpulse::daemon {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 using SteadyClock = std::chrono::steady_clock;
 
 // Prometheus's error types and the status codes its API answers them with.
@@ -86,6 +86,11 @@ std::optional<int64_t> ParseTime(const std::string& text) {
   if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
       consumed != 19) {
+    return std::nullopt;
+  }
+  // timegm would carry month 13 into the next year; Go's parser refuses it.
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 59) {
     return std::nullopt;
   }
   tm.tm_year -= 1900;
