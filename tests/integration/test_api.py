@@ -187,6 +187,15 @@ class ApiOverStoredHistory(unittest.TestCase):
             'invalid expression type "range vector" for range query')
         self.assert_error(api(self.daemon, "/api/v1/series", {}), 400, "bad_data",
                           "no match[] parameter provided")
+        # A query past its `timeout` stops at its next read and says so (11,001 evaluations over
+        # SQLite take far more than 5 ms), within a bounded time.
+        began = time.monotonic()
+        self.assert_error(api(self.daemon, "/api/v1/query_range", {
+            "query": "count_over_time(probe_success[1d])", "start": self.at - 11000,
+            "end": self.at, "step": 1, "timeout": "5ms"}), 503, "timeout", "query timed out")
+        self.assertLess(time.monotonic() - began, 10)
+        self.assert_error(api(self.daemon, "/api/v1/query", {"query": "1", "timeout": "soon"}),
+                          400, "bad_data", 'invalid parameter "timeout"')
         # RFC 3339 and float seconds name the same instant.
         rfc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(self.at))) + ".250Z"
         a = api(self.daemon, "/api/v1/query", {"query": "probe_success", "time": rfc})
