@@ -37,20 +37,6 @@ ApiAnswer Success(json data) {
   return {200, json{{"status", "success"}, {"data", std::move(data)}}.dump()};
 }
 
-// A sample value as Prometheus writes it (strconv.FormatFloat(v, 'f', -1, 64)): the shortest
-// digits that read back the same, never an exponent.
-std::string FormatValue(double v) {
-  if (std::isnan(v)) {
-    return "NaN";
-  }
-  if (std::isinf(v)) {
-    return v > 0 ? "+Inf" : "-Inf";
-  }
-  char buffer[400];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), v, std::chars_format::fixed);
-  return ec == std::errc() ? std::string(buffer, end) : std::to_string(v);
-}
-
 // Unix seconds as a JSON number: whole seconds print without a fraction, as Prometheus's do.
 json Timestamp(int64_t t_ms) {
   if (t_ms % 1000 == 0) {
@@ -59,7 +45,9 @@ json Timestamp(int64_t t_ms) {
   return static_cast<double>(t_ms) / 1000.0;
 }
 
-json Point(int64_t t_ms, double v) { return json::array({Timestamp(t_ms), FormatValue(v)}); }
+json Point(int64_t t_ms, double v) {
+  return json::array({Timestamp(t_ms), rules::FormatFloatShortest(v)});
+}
 
 json Metric(const Labels& labels) {
   json out = json::object();

@@ -69,6 +69,10 @@ class Query {
   std::string text_;
 };
 
+// A sample value as Prometheus's API writes it (Go's strconv.FormatFloat(v, 'f', -1, 64)): the
+// shortest digits that read back the same, never an exponent; NaN, +Inf, -Inf.
+std::string FormatFloatShortest(double v);
+
 // A series selector on its own (`up{job="x"}`, `{__name__=~"a.*"}`), as /api/v1/series and
 // /api/v1/labels take in match[]: its matchers, and the test of a label set against them with
 // the same (anchored) regex semantics as the evaluator.
