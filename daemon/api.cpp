@@ -370,12 +370,19 @@ namespace {
 // ranges, never raw samples for a whole range.
 struct SeriesSet {
   std::set<modelpulse::Labels> labels;
+  size_t limit = 0;  // the request's `limit`: at most this many results, 0 for all
   std::optional<ApiAnswer> error;
 };
 
 SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, const Clock& clock,
                          SteadyClock::time_point deadline, bool required, size_t max_series) {
   SeriesSet out;
+  auto limit = ParseLimit(request);
+  if (!limit) {
+    out.error = ErrorAnswer(ErrorType::kBadData, "invalid parameter \"limit\"");
+    return out;
+  }
+  out.limit = *limit;
   int64_t range[2] = {0, clock.NowUnixMillis()};
   const char* names[2] = {"start", "end"};
   for (int i = 0; i < 2; ++i) {
@@ -434,17 +441,13 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, co
 }  // namespace
 
 ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
-  auto limit = ParseLimit(request);
-  if (!limit) {
-    return ErrorAnswer(ErrorType::kBadData, "invalid parameter \"limit\"");
-  }
   SeriesSet set = MatchingSeries(request, source_, clock_, deadline, true, options_.max_series);
   if (set.error) {
     return *set.error;
   }
   json result = json::array();
   for (const modelpulse::Labels& labels : set.labels) {
-    if (*limit != 0 && result.size() >= *limit) {
+    if (set.limit != 0 && result.size() >= set.limit) {
       break;
     }
     result.push_back(Metric(labels));
@@ -454,10 +457,6 @@ ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
 
 ApiAnswer QueryApi::Labels(const ApiRequest& request, const std::string* values_of,
                            Deadline deadline) {
-  auto limit = ParseLimit(request);
-  if (!limit) {
-    return ErrorAnswer(ErrorType::kBadData, "invalid parameter \"limit\"");
-  }
   SeriesSet set = MatchingSeries(request, source_, clock_, deadline, false, options_.max_series);
   if (set.error) {
     return *set.error;
@@ -474,7 +473,7 @@ ApiAnswer QueryApi::Labels(const ApiRequest& request, const std::string* values_
   }
   json result = json::array();
   for (const std::string& name : names) {
-    if (*limit != 0 && result.size() >= *limit) {
+    if (set.limit != 0 && result.size() >= set.limit) {
       break;
     }
     result.push_back(name);
@@ -490,10 +489,6 @@ ApiAnswer QueryApi::Metadata(const ApiRequest& request, Deadline deadline) {
   if (const std::string* metric = Param(request, "metric"); metric != nullptr) {
     all.params.emplace("match[]", "{__name__=" + json(*metric).dump() + "}");
   }
-  auto limit = ParseLimit(request);
-  if (!limit) {
-    return ErrorAnswer(ErrorType::kBadData, "invalid parameter \"limit\"");
-  }
   SeriesSet set = MatchingSeries(all, source_, clock_, deadline, false, options_.max_series);
   if (set.error) {
     return *set.error;
@@ -504,7 +499,7 @@ ApiAnswer QueryApi::Metadata(const ApiRequest& request, Deadline deadline) {
     if (name == labels.end() || data.contains(name->second)) {
       continue;
     }
-    if (*limit != 0 && data.size() >= *limit) {
+    if (set.limit != 0 && data.size() >= set.limit) {
       break;
     }
     data[name->second] = json::array({{{"type", "gauge"}, {"help", ""}, {"unit", ""}}});

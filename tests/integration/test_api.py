@@ -147,6 +147,8 @@ class ApiOverStoredHistory(unittest.TestCase):
         self.assertEqual([s["target"] for s in body["data"]], ["throttled"])
         status, body = api(self.daemon, "/api/v1/query", {"query": "1 + 1", "time": self.at})
         self.assertEqual(body["data"], {"resultType": "scalar", "result": [self.at, "2"]})
+        status, body = api(self.daemon, "/api/v1/labels", {"limit": 2})
+        self.assertEqual((status, body["data"]), (200, ["__name__", "cloud"]))
         status, body = api(self.daemon, "/api/v1/status/buildinfo")
         self.assertEqual(status, 200)
         self.assertIn("version", body["data"])
