@@ -13,6 +13,7 @@
 #include "collector/collector.h"
 #include "common/duration.h"
 #include "daemon/build_info.h"
+#include "daemon/api.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
@@ -188,6 +189,10 @@ class DaemonImpl final : public Daemon {
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
     handlers.alerts_json = [this] { return AlertsJson(); };
+    QueryApiOptions api_options;
+    api_options.version = std::string(GetBuildInfo().version);
+    query_api_ = std::make_unique<QueryApi>(*series_, clock_, api_options);
+    handlers.api = [this](const ApiRequest& request) { return query_api_->Handle(request); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
       return Fail(http.error());
@@ -290,6 +295,7 @@ class DaemonImpl final : public Daemon {
         notifier_thread_.join();
       }
       http_.reset();
+      query_api_.reset();
       if (store_) {
         if (auto flushed = store_->Flush(); !flushed) {
           spdlog::error("final flush failed: {}", flushed.error().ToString());
@@ -394,6 +400,7 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<alerting::Transport> transport_;
   std::unique_ptr<alerting::Notifier> notifier_;
   std::unique_ptr<ProbeFanOut> fan_out_;
+  std::unique_ptr<QueryApi> query_api_;  // over series_; outlives http_
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;

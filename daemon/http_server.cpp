@@ -664,6 +664,29 @@ class HttplibServer final : public HttpServer {
     server_.Get("/api/v1/alerts", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(handlers_.alerts_json(), "application/json");
     });
+    if (handlers_.api) {
+      // Prometheus's query API answers GET and form-encoded POST alike (Grafana POSTs).
+      auto api = [this](const httplib::Request& req, httplib::Response& res) {
+        ApiRequest request;
+        request.method = req.method;
+        request.path = req.path;
+        request.params.insert(req.params.begin(), req.params.end());
+        if (req.method == "POST" &&
+            req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) ==
+                0) {
+          httplib::Params form;
+          httplib::detail::parse_query_text(req.body, form);
+          request.params.insert(form.begin(), form.end());
+        }
+        ApiAnswer answer = handlers_.api(request);
+        res.status = answer.status;
+        res.set_content(answer.json, "application/json");
+      };
+      const char* kApiPaths =
+          R"(/api/v1/(query|query_range|series|labels|label/[^/]+/values|metadata|status/buildinfo))";
+      server_.Get(kApiPaths, api);
+      server_.Post(kApiPaths, api);
+    }
     server_.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(
           "<html><head><title>modelpulse</title></head><body><h1>modelpulse</h1>"

@@ -2,6 +2,7 @@
 #define MODELPULSE_DAEMON_HTTP_SERVER_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,18 @@
 
 namespace modelpulse::daemon {
 
+// A request to the query API (/api/v1/query and its siblings): its parameters from the URL and,
+// for a form-encoded POST, from the body, as Prometheus reads them.
+struct ApiRequest {
+  std::string method;
+  std::string path;
+  std::multimap<std::string, std::string> params;
+};
+struct ApiAnswer {
+  int status = 200;
+  std::string json;
+};
+
 // What the endpoints answer with; each callback runs on an HTTP worker thread.
 struct HttpHandlers {
   std::function<std::string()> metrics;       // GET /metrics
@@ -19,6 +32,9 @@ struct HttpHandlers {
   std::function<Status()> reload;             // POST or PUT /-/reload, with lifecycle enabled
   std::function<std::string()> targets_json;  // GET /api/v1/targets
   std::function<std::string()> alerts_json;   // GET /api/v1/alerts
+  // GET or POST /api/v1/{query,query_range,series,labels,label/<name>/values,metadata,
+  // status/buildinfo}
+  std::function<ApiAnswer(const ApiRequest&)> api;
 };
 
 // How the server treats its clients. Every connection holds one worker thread from accept to
@@ -36,8 +52,8 @@ struct HttpServerOptions {
   int max_connections = 64;
   Millis read_timeout{10'000};
   Millis idle_timeout{5'000};
-  // No endpoint takes a body; a body (e.g. `curl -d ''`) is read and ignored up to this size,
-  // beyond it the answer is 413. Compressed bodies are refused (415), never inflated.
+  // Only the query API reads a body (form-encoded parameters); elsewhere a body (e.g.
+  // `curl -d ''`) is read and ignored up to this size. Beyond it the answer is 413. Compressed bodies are refused (415), never inflated.
   size_t max_body_bytes = 64 * 1024;
   size_t max_header_bytes = 64 * 1024;  // request line and headers together; beyond it, 400
 };

@@ -1,6 +1,8 @@
 // Query: the public face of the PromQL subset (parse once, evaluate many times).
 #include "rules/promql.h"
 
+#include <map>
+
 #include "rules/internal/promql_ast.h"
 #include "rules/internal/promql_eval.h"
 #include "rules/internal/promql_parser.h"
@@ -27,5 +29,81 @@ Result<Value> Query::Evaluate(const SampleSource& source, int64_t t_ms,
 }
 
 const std::string& Query::text() const { return text_; }
+
+Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms, int64_t end_ms,
+                                    int64_t step_ms, size_t max_series) const {
+  if (!expr_) {
+    return Fail(Error::InvalidArgument("evaluating a query that was never parsed"));
+  }
+  const promql::ValueType type = expr_->root().type;
+  if (type != promql::ValueType::kScalar && type != promql::ValueType::kVector) {
+    return Fail(Error::InvalidArgument(
+        "invalid expression type \"" +
+        std::string(type == promql::ValueType::kMatrix ? "range vector"
+                                                       : promql::ValueTypeName(type)) +
+        "\" for range query, must be Scalar or instant Vector"));
+  }
+  if (step_ms <= 0 || end_ms < start_ms) {
+    return Fail(Error::InvalidArgument("invalid range: step must be positive and end >= start"));
+  }
+  std::map<Labels, std::vector<Sample>> series;
+  for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
+    auto value = promql::Evaluate(expr_->root(), source, t);
+    if (!value) {
+      return Fail(value.error());
+    }
+    if (const auto* vector = std::get_if<Vector>(&*value)) {
+      for (const VectorSample& sample : *vector) {
+        auto it = series.find(sample.labels);
+        if (it == series.end()) {
+          if (series.size() >= max_series) {
+            return Fail(Error::Unavailable("query returned more than " +
+                                           std::to_string(max_series) + " series"));
+          }
+          it = series.emplace(sample.labels, std::vector<Sample>{}).first;
+        }
+        it->second.push_back({t, sample.value});
+      }
+    } else if (const auto* scalar = std::get_if<Scalar>(&*value)) {
+      series[Labels{}].push_back({t, scalar->value});
+    }
+  }
+  Matrix out;
+  out.reserve(series.size());
+  for (auto& [labels, samples] : series) {
+    out.push_back({labels, std::move(samples)});
+  }
+  return out;
+}
+
+Result<Selector> Selector::Parse(std::string_view text) {
+  auto root = promql::ParseExpr(text);
+  if (!root) {
+    return Fail(root.error());
+  }
+  const auto* vector = std::get_if<promql::VectorSelector>(&(*root)->node);
+  if (vector == nullptr) {
+    return Fail(Error::InvalidArgument("invalid parameter \"match[]\": expected a series "
+                                       "selector, got \"" +
+                                       std::string(text) + "\""));
+  }
+  Selector selector;
+  for (const promql::CompiledMatcher& m : vector->matchers) {
+    selector.matchers_.push_back(m.matcher);
+  }
+  selector.expr_ = std::make_shared<const ParsedExpr>(std::move(*root));
+  return selector;
+}
+
+bool Selector::Matches(const Labels& labels) const {
+  const auto& selector = std::get<promql::VectorSelector>(expr_->root().node);
+  for (const promql::CompiledMatcher& m : selector.matchers) {
+    auto it = labels.find(m.matcher.name);
+    if (!m.Matches(it == labels.end() ? std::string() : it->second)) {
+      return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace modelpulse::rules

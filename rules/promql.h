@@ -61,11 +61,38 @@ class Query {
   // Evaluates at `t_ms` with Prometheus's 5m lookback.
   Result<Value> Evaluate(const SampleSource& source, int64_t t_ms,
                          const EvalCancel& cancelled = {}) const;
+
+  // A range query as Prometheus's /api/v1/query_range: evaluated at start, start+step, ... up to
+  // end, instant vectors merged by label set into series (a scalar result becomes one series
+  // without labels). Only scalar and instant-vector expressions are allowed (kInvalidArgument
+  // otherwise, with Prometheus's message). More than `max_series` distinct series is
+  // kUnavailable ("too many series"), checked as the series appear, so memory stays bounded.
+  Result<Matrix> EvaluateRange(const SampleSource& source, int64_t start_ms, int64_t end_ms,
+                               int64_t step_ms, size_t max_series) const;
   const std::string& text() const;
 
  private:
   std::shared_ptr<const ParsedExpr> expr_;
   std::string text_;
+};
+
+// A sample value as Prometheus's API writes it (Go's strconv.FormatFloat(v, 'f', -1, 64)): the
+// shortest digits that read back the same, never an exponent; NaN, +Inf, -Inf.
+std::string FormatFloatShortest(double v);
+
+// A series selector on its own (`up{job="x"}`, `{__name__=~"a.*"}`), as /api/v1/series and
+// /api/v1/labels take in match[]: its matchers, and the test of a label set against them with
+// the same (anchored) regex semantics as the evaluator.
+class Selector {
+ public:
+  // kParse for a syntax error, kInvalidArgument for an expression that is not a selector.
+  static Result<Selector> Parse(std::string_view text);
+  const std::vector<LabelMatcher>& matchers() const { return matchers_; }
+  bool Matches(const Labels& labels) const;
+
+ private:
+  std::shared_ptr<const ParsedExpr> expr_;
+  std::vector<LabelMatcher> matchers_;
 };
 
 }  // namespace modelpulse::rules

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <limits>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -312,6 +313,57 @@ TEST_CASE("eval: binary operators and vector matching") {
   CHECK(Eval(s, "{__name__=~\"probe_.*\", target=\"a\"} * 1", 0) ==
         Lines{"error: vector cannot contain metrics with the same labelset"});
   CHECK(Eval(s, "probe_latency_seconds + on(model) vector(1)", 0).empty());
+}
+
+}  // namespace modelpulse::rules
+
+namespace modelpulse::rules {
+
+TEST_CASE("eval: range query merges each step's vector into series, as query_range") {
+  MemorySource s = WorkedExampleSource();
+  auto query = Query::Parse("probe_success{target=\"a\"} * 2");
+  REQUIRE(query);
+  auto matrix = query->EvaluateRange(s, kMinute, 3 * kMinute, kMinute, 10);
+  REQUIRE(matrix);
+  REQUIRE(matrix->size() == 1);
+  CHECK(matrix->front().labels == Labels{{"model", "m1"}, {"target", "a"}});
+  std::vector<std::pair<int64_t, double>> points;
+  for (const Sample& sample : matrix->front().samples) {
+    points.emplace_back(sample.t_ms, sample.v);
+  }
+  CHECK(points == std::vector<std::pair<int64_t, double>>{
+                      {kMinute, 2}, {2 * kMinute, 0}, {3 * kMinute, 2}});
+
+  auto scalar = Query::Parse("time()")->EvaluateRange(s, 0, 2 * kMinute, kMinute, 10);
+  REQUIRE(scalar);
+  REQUIRE(scalar->size() == 1);
+  CHECK(scalar->front().labels.empty());
+  CHECK(scalar->front().samples.size() == 3);
+}
+
+TEST_CASE("eval: range query refuses range vectors and too many series") {
+  MemorySource s = WorkedExampleSource();
+  auto range = Query::Parse("probe_success[5m]")->EvaluateRange(s, 0, kMinute, kMinute, 10);
+  REQUIRE_FALSE(range);
+  CHECK(range.error().message ==
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant "
+        "Vector");
+  auto many = Query::Parse("target_info")->EvaluateRange(s, 0, kMinute, kMinute, 1);
+  REQUIRE_FALSE(many);
+  CHECK(many.error().code == Error::Code::kUnavailable);
+}
+
+TEST_CASE("eval: a selector on its own matches label sets as the evaluator does") {
+  auto selector = Selector::Parse("probe_success{target=~\"a|b\", model!=\"m2\"}");
+  REQUIRE(selector);
+  CHECK(selector->matchers().size() == 3);
+  CHECK(selector->Matches({{"__name__", "probe_success"}, {"target", "a"}, {"model", "m1"}}));
+  CHECK_FALSE(selector->Matches({{"__name__", "probe_success"}, {"target", "ab"}}));
+  CHECK_FALSE(selector->Matches({{"__name__", "probe_success"}, {"target", "a"}, {"model", "m2"}}));
+  CHECK_FALSE(Selector::Parse("sum(probe_success)"));
+  CHECK_FALSE(Selector::Parse("probe_success{"));
+  CHECK(FormatFloatShortest(1e-7) == "0.0000001");
+  CHECK(FormatFloatShortest(-std::numeric_limits<double>::infinity()) == "-Inf");
 }
 
 }  // namespace modelpulse::rules
