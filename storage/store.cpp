@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -494,7 +495,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   if (auto status = ConfigureWriteConnection(write_db->get(), options.path); !status) {
     return Fail(status.error());
   }
-  if (auto status = CheckIntegrity(write_db->get(), options.path); !status) {
+  std::error_code size_error;
+  const auto size = std::filesystem::file_size(options.path, size_error);
+  if (!size_error && size > options.integrity_check_max_bytes) {
+    spdlog::info(
+        "storage: database \"{}\" is {} MB, over the {} MB checked at start; check it while "
+        "modelpulse is stopped with: sqlite3 {} 'PRAGMA quick_check'",
+        options.path, size >> 20, options.integrity_check_max_bytes >> 20, options.path);
+  } else if (auto status = CheckIntegrity(write_db->get(), options.path); !status) {
     return Fail(status.error());
   }
   const auto identity = IdentityOf(options.path);
