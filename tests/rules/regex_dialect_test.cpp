@@ -93,10 +93,10 @@ class TableSource final : public SampleSource {
   }
 };
 
-std::string Selector(const std::string& pattern) { return "x{v=~\"" + pattern + "\"}"; }
+std::string SelectorText(const std::string& pattern) { return "x{v=~\"" + pattern + "\"}"; }
 
 Result<std::set<std::string>> Matches(const std::string& pattern) {
-  auto query = Query::Parse(Selector(pattern));
+  auto query = Query::Parse(SelectorText(pattern));
   if (!query) {
     return Fail(query.error());
   }
@@ -228,7 +228,7 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
     if (!row.accepted) {
       std::ofstream(dir / "refused.yaml")
           << "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: "
-          << YamlSingle(Selector(row.pattern)) << "\n";
+          << YamlSingle(SelectorText(row.pattern)) << "\n";
       int status = 0;
       const std::string output =
           RunCapture("/usr/bin/promtool check rules " + (dir / "refused.yaml").string(), status);
@@ -239,7 +239,7 @@ TEST_CASE("regex dialect: promtool 2.42 agrees with every row of the table") {
     }
     auto got = Matches(row.pattern);
     REQUIRE(got.has_value());
-    test += "      - expr: " + YamlSingle(Selector(row.pattern)) +
+    test += "      - expr: " + YamlSingle(SelectorText(row.pattern)) +
             "\n        eval_time: 0s\n        exp_samples:\n";
     for (const std::string& v : *got) {
       test +=
