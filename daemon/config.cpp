@@ -598,8 +598,8 @@ void ReadTargets(const Entry& section, const ProbeSettings& defaults, Config& co
   }
 }
 
-// With a `simulator:` section, a target's base_url (and a service account's auth.token_url) may
-// be a path on the built-in simulator, "/openai/v1", so that the demo writes the simulator's
+// With a `simulator:` section, a target's base_url (and a service account's auth.token_url), and a
+// webhook receiver's url, may be a path on the built-in simulator, "/openai/v1", so that the demo writes the simulator's
 // address once, in simulator.listen_address. Returns the URL paths are relative to, or nullopt
 // without a simulator section.
 std::optional<std::string> SimulatorUrl(const std::vector<Entry>& sections) {
@@ -620,21 +620,34 @@ std::optional<std::string> SimulatorUrl(const std::vector<Entry>& sections) {
   return std::nullopt;
 }
 
-// Rewrites the paths SimulatorUrl allows into URLs, in place, before the collector reads the
-// target; a scalar keeps its position, so messages about it still point at the file.
+// Rewrites a path SimulatorUrl allows into a URL, in place, before the module that owns the
+// key reads it; a scalar keeps its position, so messages about it still point at the file.
+void ResolveSimulatorPath(YAML::Node value, const std::string& simulator_url) {
+  if (value && value.IsScalar() && value.Scalar().starts_with('/')) {
+    value = simulator_url + value.Scalar();
+  }
+}
+
 void ResolveSimulatorPaths(const YAML::Node& target, const std::string& simulator_url) {
   if (!target.IsMap()) {
     return;
   }
-  auto resolve = [&simulator_url](YAML::Node value) {
-    if (value && value.IsScalar() && value.Scalar().starts_with('/')) {
-      value = simulator_url + value.Scalar();
-    }
-  };
-  resolve(target["base_url"]);
+  ResolveSimulatorPath(target["base_url"], simulator_url);
   const YAML::Node auth = target["auth"];
   if (auth && auth.IsMap()) {
-    resolve(auth["token_url"]);
+    ResolveSimulatorPath(auth["token_url"], simulator_url);
+  }
+}
+
+// The demo's webhook receiver is served by the simulator too (alerting.receivers[].webhook.url).
+void ResolveSimulatorWebhooks(const YAML::Node& alerting, const std::string& simulator_url) {
+  if (!alerting.IsMap() || !alerting["receivers"] || !alerting["receivers"].IsSequence()) {
+    return;
+  }
+  for (const YAML::Node& receiver : alerting["receivers"]) {
+    if (receiver.IsMap() && receiver["webhook"] && receiver["webhook"].IsMap()) {
+      ResolveSimulatorPath(receiver["webhook"]["url"], simulator_url);
+    }
   }
 }
 
@@ -660,6 +673,8 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
         for (const YAML::Node& target : e.value) {
           ResolveSimulatorPaths(target, *simulator_url);
         }
+      } else if (e.key == "alerting") {
+        ResolveSimulatorWebhooks(e.value, *simulator_url);
       }
     }
   }

@@ -280,7 +280,9 @@ class WebConfigErrors(unittest.TestCase):
                  f"--web.listen-address=127.0.0.1:{daemon.port}", f"--storage.path={daemon.db}",
                  *daemon.args], capture_output=True, timeout=20)
             self.assertEqual(out.returncode, 1)
-            text = out.stdout.decode() + out.stderr.decode()
+            # The error is one logfmt line: its msg value escapes quotes and newlines.
+            text = (out.stdout.decode() + out.stderr.decode()).replace('\\"', '"')
+            self.assertIn("level=error", text)
             self.assertIn("web-config.yml:2:10: basic_auth_users.alice: not a bcrypt hash", text)
             self.assertIn("web-config.yml:3:1: \"tls_server_config\": missing key_file", text)
             self.assertNotIn("plaintext", text)
