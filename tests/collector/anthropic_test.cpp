@@ -402,8 +402,10 @@ TEST_CASE("Anthropic e2e: stream with thinking, non-stream, 529, error event mid
   CHECK(streamed.tokens.remaining == 7988);
   REQUIRE(streamed.ttft_seconds.has_value());
   REQUIRE(streamed.first_answer_token_seconds.has_value());
-  // Thinking counts for the first token; the answer came after the injected pause.
-  CHECK(*streamed.first_answer_token_seconds - *streamed.ttft_seconds >= 0.100);
+  // Thinking counts for the first token; the answer came after the injected pause. The first
+  // token is stamped when its chunk is read, which can lag its write by a few ms (seen: 0.5 ms
+  // under ASan), so the measured gap may fall that much short of the pause, never near zero.
+  CHECK(*streamed.first_answer_token_seconds - *streamed.ttft_seconds >= 0.090);
   const testing::SeenRequest seen = server.last();
   CHECK(seen.Header("anthropic-version") == "2023-06-01");
   CHECK(seen.Header("x-api-key") == kE2eKey);
