@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything modelpulse needs to build, test and run its demo on Debian 12, as root.
-# Debian packages and the npm registry only; nothing else is downloaded. clang and
-# libclang-rt-14-dev (libFuzzer, the sanitizer runtimes) build the fuzz preset (scripts/fuzz.sh).
+# Debian packages and the npm registry only; nothing else is downloaded. scripts/fuzz.sh installs
+# clang and libclang-rt-14-dev (libFuzzer, the sanitizer runtimes) itself: the tests do not need them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
