@@ -83,7 +83,7 @@ struct NotifierOptions {
   size_t max_pending_per_destination = 10000;
   Millis initial_backoff{500};
   Millis max_backoff{60000};
-  Millis poll_interval{200};  // how often new alert events are looked for
+  Millis poll_interval{200};                 // how often new alert events are looked for
   size_t alerts_per_alertmanager_post = 64;  // Prometheus 2.42's batch size
   uint64_t seed = 0;                         // jitter; 0: from std::random_device
 };

@@ -22,9 +22,15 @@ constexpr std::array<std::string_view, 5> kAlertmanagerKeys = {"url", "timeout",
 constexpr std::array<std::string_view, 10> kReceiverKeys = {
     "name",           "webhook",         "matchers",      "group_by", "group_wait",
     "group_interval", "repeat_interval", "send_resolved", "max_age",  "max_alerts"};
-constexpr std::array<std::string_view, 9> kWebhookKeys = {
-    "url",     "url_env", "url_file", "hmac_secret_env", "hmac_secret_file", "hmac_secret_credential",
-    "timeout", "ca_file", "auth"};
+constexpr std::array<std::string_view, 9> kWebhookKeys = {"url",
+                                                          "url_env",
+                                                          "url_file",
+                                                          "hmac_secret_env",
+                                                          "hmac_secret_file",
+                                                          "hmac_secret_credential",
+                                                          "timeout",
+                                                          "ca_file",
+                                                          "auth"};
 constexpr std::array<std::string_view, 3> kAuthKeys = {"bearer_token_file", "bearer_token_env",
                                                        "basic_auth"};
 constexpr std::array<std::string_view, 3> kBasicAuthKeys = {"username", "password_file",
@@ -71,10 +77,11 @@ std::optional<Secret> ReadSecret(const Entry& e, std::string_view path, SecretFr
   if (from == SecretFrom::kCredential) {
     std::optional<std::string> directory = ctx.env.GetEnv("CREDENTIALS_DIRECTORY");
     if (reference->find('/') != std::string::npos || !directory || directory->empty()) {
-      ctx.diag.Add(e.ValueMark(),
-                   fmt::format("\"{}\": credential {} needs $CREDENTIALS_DIRECTORY (LoadCredential= "
-                               "in the systemd unit) and a name without '/'",
-                               path, *reference));
+      ctx.diag.Add(
+          e.ValueMark(),
+          fmt::format("\"{}\": credential {} needs $CREDENTIALS_DIRECTORY (LoadCredential= "
+                      "in the systemd unit) and a name without '/'",
+                      path, *reference));
       return std::nullopt;
     }
     file = (std::filesystem::path(*directory) / *reference).string();
@@ -104,8 +111,7 @@ std::optional<std::string> ReadUrl(const Entry& e, std::string_view path, Diagno
   return url;
 }
 
-void ReadAuth(const Entry& section, const std::string& path, HttpEndpoint& endpoint,
-              Context& ctx) {
+void ReadAuth(const Entry& section, const std::string& path, HttpEndpoint& endpoint, Context& ctx) {
   const auto entries = MapEntries(section.value, section.ValueMark(), path,
                                   fmt::format("in \"{}\"", path), kAuthKeys, ctx.diag);
   if (entries.size() > 1) {
@@ -118,9 +124,9 @@ void ReadAuth(const Entry& section, const std::string& path, HttpEndpoint& endpo
     const std::string key_path = path + "." + e.key;
     if (e.key == "basic_auth") {
       bool has_password = false;
-      for (const Entry& b : MapEntries(e.value, e.ValueMark(), key_path,
-                                       fmt::format("in \"{}\"", key_path), kBasicAuthKeys,
-                                       ctx.diag)) {
+      for (const Entry& b :
+           MapEntries(e.value, e.ValueMark(), key_path, fmt::format("in \"{}\"", key_path),
+                      kBasicAuthKeys, ctx.diag)) {
         const std::string p = key_path + "." + b.key;
         if (b.key == "username") {
           endpoint.basic_username = yaml::ReadNonEmptyString(b, p, ctx.diag).value_or("");
@@ -157,8 +163,8 @@ bool ReadEndpointKey(const Entry& e, const std::string& path, HttpEndpoint& endp
     if (auto file = yaml::ReadNonEmptyString(e, key_path, ctx.diag)) {
       endpoint.ca_file = yaml::ResolvePath(ctx.folder, *file).string();
       if (!ctx.env.ReadFile(endpoint.ca_file)) {
-        ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": cannot read {}", key_path,
-                                                endpoint.ca_file));
+        ctx.diag.Add(e.ValueMark(),
+                     fmt::format("\"{}\": cannot read {}", key_path, endpoint.ca_file));
       }
     }
   } else if (e.key == "auth") {
@@ -169,8 +175,7 @@ bool ReadEndpointKey(const Entry& e, const std::string& path, HttpEndpoint& endp
   return true;
 }
 
-void ReadAlertmanager(const YAML::Node& node, size_t index, AlertingConfig& config,
-                      Context& ctx) {
+void ReadAlertmanager(const YAML::Node& node, size_t index, AlertingConfig& config, Context& ctx) {
   const std::string path = fmt::format("alerting.alertmanagers[{}]", index);
   AlertmanagerConfig am;
   bool has_url = false;
@@ -210,8 +215,7 @@ void ReadWebhook(const Entry& section, const std::string& path, ReceiverConfig& 
       if (e.key == "url") {
         url = ReadUrl(e, key_path, ctx.diag);
       } else if (auto secret = ReadSecret(
-                     e, key_path, e.key == "url_env" ? SecretFrom::kEnv : SecretFrom::kFile,
-                     ctx)) {
+                     e, key_path, e.key == "url_env" ? SecretFrom::kEnv : SecretFrom::kFile, ctx)) {
         url = secret->Reveal();
         if (!IsHttpUrl(*url)) {
           ctx.diag.Add(e.ValueMark(),
@@ -289,8 +293,8 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
       const YAML::Node list = e.value;
       for (const std::string& text : ReadStringList(e, key_path, ctx.diag)) {
         if (auto parsed = ParseMatchers(text); !parsed) {
-          ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": \"{}\": {}", key_path, text,
-                                                  parsed.error().message));
+          ctx.diag.Add(e.ValueMark(),
+                       fmt::format("\"{}\": \"{}\": {}", key_path, text, parsed.error().message));
         } else {
           receiver.matchers.push_back(text);
         }
@@ -306,8 +310,8 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
       if (receiver.group_by.size() > 1 &&
           std::find(receiver.group_by.begin(), receiver.group_by.end(), "...") !=
               receiver.group_by.end()) {
-        ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": \"...\" must be the only entry",
-                                                key_path));
+        ctx.diag.Add(e.ValueMark(),
+                     fmt::format("\"{}\": \"...\" must be the only entry", key_path));
       }
     } else if (e.key == "send_resolved") {
       receiver.send_resolved = yaml::ReadBool(e, key_path, ctx.diag).value_or(true);
@@ -316,8 +320,8 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
     } else {
       const Sign sign = e.key == "group_wait" ? Sign::kNonNegative : Sign::kPositive;
       if (auto d = yaml::ReadDuration(e, key_path, sign, ctx.diag)) {
-        Millis& slot = e.key == "group_wait"       ? receiver.group_wait
-                       : e.key == "group_interval" ? receiver.group_interval
+        Millis& slot = e.key == "group_wait"        ? receiver.group_wait
+                       : e.key == "group_interval"  ? receiver.group_interval
                        : e.key == "repeat_interval" ? receiver.repeat_interval
                                                     : receiver.max_age;
         slot = *d;

@@ -64,8 +64,8 @@ class CurlTransportImpl final : public Transport {
     const CURLcode code = curl_easy_perform(h);
     if (code != CURLE_OK) {
       // curl's message names the host at most, never the query or credentials.
-      return Fail(Error::Unavailable(fmt::format("POST {}: {}", RedactedUrl(request.url),
-                                                 curl_easy_strerror(code))));
+      return Fail(Error::Unavailable(
+          fmt::format("POST {}: {}", RedactedUrl(request.url), curl_easy_strerror(code))));
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -1,7 +1,8 @@
+#include "alerting/internal/grouping.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "alerting/internal/grouping.h"
 #include "alerting/internal/payload.h"
 
 namespace modelpulse::alerting {

@@ -1,9 +1,9 @@
+#include "alerting/internal/matcher.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
-
-#include "alerting/internal/matcher.h"
 
 namespace modelpulse::alerting {
 namespace {
@@ -157,8 +157,8 @@ Result<std::vector<Matcher>> ParseMatchers(std::string_view text) {
     } else if (rest.starts_with("=")) {
       m.op = Matcher::Op::kEqual;
     } else {
-      return Fail(Error::InvalidArgument(fmt::format(
-          "bad matcher format: expected one of =, !=, =~, !~ after \"{}\"", m.name)));
+      return Fail(Error::InvalidArgument(
+          fmt::format("bad matcher format: expected one of =, !=, =~, !~ after \"{}\"", m.name)));
     }
     pos += m.op == Matcher::Op::kEqual ? 1 : 2;
     SkipSpace(text, pos);
@@ -170,8 +170,8 @@ Result<std::vector<Matcher>> ParseMatchers(std::string_view text) {
       m.value = std::move(*quoted);
     } else {
       const size_t comma = text.find(',', pos);
-      std::string_view raw = text.substr(pos, comma == std::string_view::npos ? text.size() - pos
-                                                                              : comma - pos);
+      std::string_view raw =
+          text.substr(pos, comma == std::string_view::npos ? text.size() - pos : comma - pos);
       while (!raw.empty() && std::isspace(static_cast<unsigned char>(raw.back())) != 0) {
         raw.remove_suffix(1);
       }
@@ -181,9 +181,8 @@ Result<std::vector<Matcher>> ParseMatchers(std::string_view text) {
     if (m.op == Matcher::Op::kRegex || m.op == Matcher::Op::kNotRegex) {
       auto compiled = Regex::Compile(m.value);
       if (!compiled) {
-        return Fail(Error::InvalidArgument(
-            fmt::format("invalid regular expression in matcher {}: {}", m.String(),
-                        compiled.error().message)));
+        return Fail(Error::InvalidArgument(fmt::format(
+            "invalid regular expression in matcher {}: {}", m.String(), compiled.error().message)));
       }
       m.regex = std::move(*compiled);
     }

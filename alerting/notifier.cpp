@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -7,7 +8,6 @@
 
 #include <condition_variable>
 #include <deque>
-#include <fmt/format.h>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -73,8 +73,9 @@ class NotifierImpl final : public Notifier {
   Status Init() {
     auto& total = prometheus::BuildCounter()
                       .Name("modelpulse_notifications_total")
-                      .Help("Notifications by destination and result (sent, failed, retried, "
-                            "given_up, shed).")
+                      .Help(
+                          "Notifications by destination and result (sent, failed, retried, "
+                          "given_up, shed).")
                       .Register(*registry_);
     auto& queue = prometheus::BuildGauge()
                       .Name("modelpulse_notification_queue_length")
@@ -89,8 +90,8 @@ class NotifierImpl final : public Notifier {
             .Name("modelpulse_notification_delivery_latency_seconds")
             .Help("Time from a notification entering the outbox to its successful delivery.")
             .Register(*registry_);
-    const prometheus::Histogram::BucketBoundaries buckets = {
-        0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+    const prometheus::Histogram::BucketBoundaries buckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                                             5,    10,   30,  60,   300, 900, 3600};
     const auto add = [&](Destination d) {
       const prometheus::Labels labels = {{"receiver", d.name}};
       const auto with = [&](const char* result) {
@@ -185,14 +186,11 @@ class NotifierImpl final : public Notifier {
     return out;
   }
 
-  std::shared_ptr<prometheus::Collectable> MetricsCollectable() const override {
-    return registry_;
-  }
+  std::shared_ptr<prometheus::Collectable> MetricsCollectable() const override { return registry_; }
 
  private:
   static double OldestAgeSeconds(const Destination& d, int64_t now) {
-    return d.queue.empty() ? 0.0
-                           : static_cast<double>(now - d.queue.front().created_ms) / 1000.0;
+    return d.queue.empty() ? 0.0 : static_cast<double>(now - d.queue.front().created_ms) / 1000.0;
   }
 
   // REQUIRES: mu_ is held.
@@ -229,8 +227,7 @@ class NotifierImpl final : public Notifier {
       const std::string receiver = key.substr(0, key.find('\x1f'));
       auto group = DecodeGroup(text);
       auto it = by_name_.find(receiver);
-      if (!group || it == by_name_.end() ||
-          destinations_[it->second].kind != Kind::kWebhook) {
+      if (!group || it == by_name_.end() || destinations_[it->second].kind != Kind::kWebhook) {
         orphans.states.emplace_back(key, std::nullopt);
         continue;
       }
@@ -298,10 +295,11 @@ class NotifierImpl final : public Notifier {
         auto it = std::find_if(d.queue.begin(), d.queue.end(),
                                [id](const OutboxDelivery& x) { return x.id == id; });
         if (it != d.queue.end()) {
-          spdlog::warn("outbox of \"{}\" full ({} messages): shed the oldest notification {} "
-                       "(queued {}s ago)",
-                       d.name, options_.max_pending_per_destination, id,
-                       (clock_.NowUnixMillis() - it->created_ms) / 1000);
+          spdlog::warn(
+              "outbox of \"{}\" full ({} messages): shed the oldest notification {} "
+              "(queued {}s ago)",
+              d.name, options_.max_pending_per_destination, id,
+              (clock_.NowUnixMillis() - it->created_ms) / 1000);
           d.queue.erase(it);
           d.shed->Increment();
         }
@@ -400,11 +398,13 @@ class NotifierImpl final : public Notifier {
       GroupEntry next = entry;
       FlushOutcome outcome = Flush(next.group, d.timings, now);
       if (outcome.notify) {
-        WebhookMessage message{d.name,   next.group.key,       next.group.group_labels,
-                               std::move(outcome.alerts), config_.external_url,
+        WebhookMessage message{d.name,
+                               next.group.key,
+                               next.group.group_labels,
+                               std::move(outcome.alerts),
+                               config_.external_url,
                                d.receiver->max_alerts};
-        change.insert.push_back(
-            NewDelivery(d, next.group.key, WebhookPayload(message, now), now));
+        change.insert.push_back(NewDelivery(d, next.group.key, WebhookPayload(message, now), now));
         ++incoming[entry.destination];
       }
       if (outcome.group_empty) {
@@ -440,9 +440,9 @@ class NotifierImpl final : public Notifier {
                        {"User-Agent", std::string(kUserAgent)},
                        {"Idempotency-Key", delivery.idempotency_key}};
     if (d.receiver != nullptr && !d.receiver->hmac_secret.empty()) {
-      request.headers.emplace_back("X-Modelpulse-Signature",
-                                   SignatureHeader(d.receiver->hmac_secret, now / 1000,
-                                                   delivery.body));
+      request.headers.emplace_back(
+          "X-Modelpulse-Signature",
+          SignatureHeader(d.receiver->hmac_secret, now / 1000, delivery.body));
     }
     return request;
   }
@@ -539,10 +539,10 @@ class NotifierImpl final : public Notifier {
   const Clock& clock_;
   mutable std::mutex mu_;
   std::condition_variable_any wake_;
-  std::mt19937_64 rng_;                        // Guarded by mu_.
-  std::vector<Destination> destinations_;      // fixed after Init; queues guarded by mu_
-  std::map<std::string, size_t> by_name_;      // fixed after Init
-  std::map<std::string, GroupEntry> groups_;   // Guarded by mu_.
+  std::mt19937_64 rng_;                       // Guarded by mu_.
+  std::vector<Destination> destinations_;     // fixed after Init; queues guarded by mu_
+  std::map<std::string, size_t> by_name_;     // fixed after Init
+  std::map<std::string, GroupEntry> groups_;  // Guarded by mu_.
   std::shared_ptr<prometheus::Registry> registry_;
 };
 
@@ -551,8 +551,8 @@ class NotifierImpl final : public Notifier {
 Result<std::unique_ptr<Notifier>> Notifier::Create(AlertingConfig config, NotifierOptions options,
                                                    NotificationOutbox& outbox, StateStore& states,
                                                    Transport& transport, const Clock& clock) {
-  auto notifier = std::make_unique<NotifierImpl>(std::move(config), options, outbox, states,
-                                                 transport, clock);
+  auto notifier =
+      std::make_unique<NotifierImpl>(std::move(config), options, outbox, states, transport, clock);
   if (auto status = notifier->Init(); !status) {
     return Fail(status.error());
   }

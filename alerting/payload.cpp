@@ -1,3 +1,5 @@
+#include "alerting/internal/payload.h"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -7,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "alerting/internal/matcher.h"
-#include "alerting/internal/payload.h"
 
 namespace modelpulse::alerting {
 namespace {

@@ -79,8 +79,8 @@ int main(int argc, char** argv) {
   auto transport = alerting::CurlTransport();
   alerting::NotifierOptions notifier_options;
   notifier_options.poll_interval = Millis(20);
-  auto notifier = alerting::Notifier::Create(config, notifier_options, **store, **store,
-                                             *transport, clock);
+  auto notifier =
+      alerting::Notifier::Create(config, notifier_options, **store, **store, *transport, clock);
   if (!notifier) {
     fmt::print(stderr, "{}\n", notifier.error().ToString());
     return 1;
@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
   }
   committed = Steady::now();
   for (size_t g = 0; g < groups.size(); ++g) {
-    (void)(*store)->CommitStateWithEvents("alerts", fmt::format("g{}", g),
-                                          std::string_view("{}"), groups[g]);
+    (void)(*store)->CommitStateWithEvents("alerts", fmt::format("g{}", g), std::string_view("{}"),
+                                          groups[g]);
   }
   const double commit_seconds = Seconds(Steady::now() - committed);
   std::jthread running([&](std::stop_token stop) { (*notifier)->Run(stop); });
@@ -123,8 +123,7 @@ int main(int argc, char** argv) {
   fmt::print("outbox commit: {} events in {} transactions in {:.3f}s = {:.0f} events/s\n", alerts,
              groups.size(), commit_seconds, alerts / commit_seconds);
   fmt::print("delivery latency commit->receipt: p50={:.3f}s p99={:.3f}s max={:.3f}s\n",
-             Percentile(latencies, 0.5), Percentile(latencies, 0.99),
-             Percentile(latencies, 1.0));
+             Percentile(latencies, 0.5), Percentile(latencies, 0.99), Percentile(latencies, 1.0));
   std::filesystem::remove_all(dir);
   return latencies.size() == static_cast<size_t>(alerts) * 4 ? 0 : 1;
 }

@@ -255,10 +255,10 @@ class ProberImpl final : public Prober {
     int64_t tokens_today = 0;
     double cost_today = 0;
     bool paused = false;
-    bool in_flight = false;  // at most one probe per target (counting one being prepared)
-    bool preparing = false;  // its request is being built off the loop (Prepare)
+    bool in_flight = false;   // at most one probe per target (counting one being prepared)
+    bool preparing = false;   // its request is being built off the loop (Prepare)
     uint64_t prepare_id = 0;  // which preparation is current: a stale one is dropped
-    bool configured = true;  // false once a reload removed it while its probe ran
+    bool configured = true;   // false once a reload removed it while its probe ran
   };
 
   // A target waiting for its next probe, ordered by due time (earliest on top).
@@ -429,8 +429,8 @@ class ProberImpl final : public Prober {
     state.preparing = true;
     const uint64_t id = ++next_prepare_id_;
     state.prepare_id = id;
-    preparing_.push_back(std::async(
-        std::launch::async, [this, spec = state.spec, expect = state.expect, id] {
+    preparing_.push_back(
+        std::async(std::launch::async, [this, spec = state.spec, expect = state.expect, id] {
           auto transfer = std::make_unique<Transfer>(spec, expect, options_, clock_);
           {
             std::lock_guard<std::mutex> lock(prepared_mu_);
@@ -656,7 +656,7 @@ class ProberImpl final : public Prober {
   // Event-loop thread only.
   std::unordered_map<CURL*, Running> transfers_;
   std::vector<Finished> finished_;
-  std::vector<Transfer*> pending_decode_;  // transfers with undecoded stream bytes
+  std::vector<Transfer*> pending_decode_;     // transfers with undecoded stream bytes
   std::vector<std::future<void>> preparing_;  // Prepare's threads, until reaped
   uint64_t next_prepare_id_ = 0;              // GUARDED_BY(mu_)
   DeadlineHeap deadlines_;

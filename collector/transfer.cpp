@@ -324,8 +324,8 @@ std::vector<std::string_view> Transfer::KnownSecrets() const {
   const TargetAuth& auth = target_->auth;
   std::vector<std::string_view> secrets = {
       target_->api_key.Reveal(), auth.aws.access_key_id.Reveal(),
-      auth.aws.secret_access_key.Reveal(),
-      auth.aws.session_token.Reveal(), auth.google_service_account_json.Reveal()};
+      auth.aws.secret_access_key.Reveal(), auth.aws.session_token.Reveal(),
+      auth.google_service_account_json.Reveal()};
   for (const auto& header : target_->headers) {
     secrets.push_back(header.second.Reveal());
   }

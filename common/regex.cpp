@@ -52,7 +52,8 @@ std::optional<std::vector<std::string_view>> Regex::FullMatchGroups(std::string_
 std::optional<int> Regex::GroupIndex(std::string_view name) const {
   const auto& names = compiled_->NamedCapturingGroups();
   const auto found = names.find(std::string(name));
-  if (found == names.end()) return std::nullopt;
+  if (found == names.end())
+    return std::nullopt;
   return found->second;
 }
 

@@ -242,7 +242,8 @@ ApiAnswer QueryApi::Dispatch(const ApiRequest& request, Deadline deadline) {
         path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
     return Labels(request, &name, deadline);
   }
-  return {404, json{{"status", "error"}, {"errorType", "not_found"}, {"error", "not found"}}.dump()};
+  return {404,
+          json{{"status", "error"}, {"errorType", "not_found"}, {"error", "not found"}}.dump()};
 }
 
 ApiAnswer QueryApi::InstantQuery(const ApiRequest& request, Deadline deadline) {
@@ -269,9 +270,9 @@ ApiAnswer QueryApi::InstantQuery(const ApiRequest& request, Deadline deadline) {
   json result = json::array();
   if (const auto* vector = std::get_if<rules::Vector>(&*value)) {
     if (vector->size() > options_.max_series) {
-      return ErrorAnswer(ErrorType::kExecution, "query returned more than " +
-                                                    std::to_string(options_.max_series) +
-                                                    " series");
+      return ErrorAnswer(
+          ErrorType::kExecution,
+          "query returned more than " + std::to_string(options_.max_series) + " series");
     }
     data["resultType"] = "vector";
     for (const rules::VectorSample& sample : *vector) {
@@ -279,9 +280,9 @@ ApiAnswer QueryApi::InstantQuery(const ApiRequest& request, Deadline deadline) {
     }
   } else if (const auto* matrix = std::get_if<rules::Matrix>(&*value)) {
     if (matrix->size() > options_.max_series) {
-      return ErrorAnswer(ErrorType::kExecution, "query returned more than " +
-                                                    std::to_string(options_.max_series) +
-                                                    " series");
+      return ErrorAnswer(
+          ErrorType::kExecution,
+          "query returned more than " + std::to_string(options_.max_series) + " series");
     }
     data["resultType"] = "matrix";
     for (const rules::Series& series : *matrix) {
@@ -309,10 +310,9 @@ ApiAnswer QueryApi::RangeQuery(const ApiRequest& request, Deadline deadline) {
     const std::string* text = Param(request, names[i]);
     auto parsed = text == nullptr ? std::nullopt : ParseTime(*text);
     if (!parsed) {
-      return ErrorAnswer(ErrorType::kBadData, std::string("invalid parameter \"") + names[i] +
-                                                  "\": cannot parse \"" +
-                                                  (text == nullptr ? "" : *text) +
-                                                  "\" to a valid timestamp");
+      return ErrorAnswer(ErrorType::kBadData,
+                         std::string("invalid parameter \"") + names[i] + "\": cannot parse \"" +
+                             (text == nullptr ? "" : *text) + "\" to a valid timestamp");
     }
     range[i] = *parsed;
   }
@@ -392,8 +392,8 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, co
     }
     auto parsed = ParseTime(*text);
     if (!parsed) {
-      out.error = ErrorAnswer(ErrorType::kBadData, std::string("invalid parameter \"") +
-                                                       names[i] + "\": cannot parse \"" + *text +
+      out.error = ErrorAnswer(ErrorType::kBadData, std::string("invalid parameter \"") + names[i] +
+                                                       "\": cannot parse \"" + *text +
                                                        "\" to a valid timestamp");
       return out;
     }
@@ -418,8 +418,8 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, co
       out.error = ErrorAnswer(ErrorType::kBadData, selector.error().ToString());
       return out;
     }
-    auto found = source.SelectAggregate(selector->matchers(), range[0], range[1],
-                                        RangeAggregate::kCount, 0);
+    auto found =
+        source.SelectAggregate(selector->matchers(), range[0], range[1], RangeAggregate::kCount, 0);
     if (!found) {
       out.error = EvaluationError(source, found.error());
       return out;

@@ -16,7 +16,7 @@ namespace modelpulse::daemon {
 // Bounds of the query API: each one, when hit, is an error the client reads in Prometheus's
 // envelope rather than a daemon that stalls.
 struct QueryApiOptions {
-  Millis timeout{120'000};    // as Prometheus's --query.timeout; `timeout=` may only lower it
+  Millis timeout{120'000};     // as Prometheus's --query.timeout; `timeout=` may only lower it
   size_t max_series = 10'000;  // per result (instant vector or range query matrix)
   int max_concurrency = 4;     // queries evaluated at once; others wait within their timeout
   std::string version;         // for /api/v1/status/buildinfo

@@ -202,10 +202,9 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
 }
 
 int Simulate(const std::string& scenario, const std::string& listen_address, int workers) {
-  auto options = simulator::OptionsFromSettings(
-      {.scenario_path = scenario,
-       .listen_address = listen_address,
-       .worker_threads = static_cast<size_t>(workers)});
+  auto options = simulator::OptionsFromSettings({.scenario_path = scenario,
+                                                 .listen_address = listen_address,
+                                                 .worker_threads = static_cast<size_t>(workers)});
   if (!options) {
     std::cerr << options.error().ToString() << "\n";
     return kUsageError;

@@ -11,8 +11,8 @@
 #include <span>
 #include <utility>
 
-#include "common/regex.h"
 #include "alerting/config.h"
+#include "common/regex.h"
 #include "common/yaml_reader.h"
 
 namespace modelpulse::daemon {
@@ -599,9 +599,9 @@ void ReadTargets(const Entry& section, const ProbeSettings& defaults, Config& co
 }
 
 // With a `simulator:` section, a target's base_url (and a service account's auth.token_url), and a
-// webhook receiver's url, may be a path on the built-in simulator, "/openai/v1", so that the demo writes the simulator's
-// address once, in simulator.listen_address. Returns the URL paths are relative to, or nullopt
-// without a simulator section.
+// webhook receiver's url, may be a path on the built-in simulator, "/openai/v1", so that the demo
+// writes the simulator's address once, in simulator.listen_address. Returns the URL paths are
+// relative to, or nullopt without a simulator section.
 std::optional<std::string> SimulatorUrl(const std::vector<Entry>& sections) {
   for (const Entry& e : sections) {
     if (e.key != "simulator") {

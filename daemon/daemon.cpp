@@ -12,8 +12,8 @@
 #include "alerting/alerting.h"
 #include "collector/collector.h"
 #include "common/duration.h"
-#include "daemon/build_info.h"
 #include "daemon/api.h"
+#include "daemon/build_info.h"
 #include "daemon/config.h"
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
@@ -90,8 +90,7 @@ class ProbeFanOut final : public collector::ProbeSink {
 };
 
 std::string ExternalUrl(const Config& config) {
-  return config.external_url.empty() ? "http://" + config.web_listen_address
-                                     : config.external_url;
+  return config.external_url.empty() ? "http://" + config.web_listen_address : config.external_url;
 }
 
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
@@ -211,14 +210,12 @@ class DaemonImpl final : public Daemon {
     notifier_thread_ = std::jthread([this](std::stop_token stop) { notifier_->Run(stop); });
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
-    spdlog::info(
-        WithFields("modelpulse started", {{"version", std::string(GetBuildInfo().version)},
-                                          {"targets", std::to_string(config_.targets.size())},
-                                          {"listen_address", config_.web_listen_address},
-                                          {"tls", http_options.web && http_options.web->tls
-                                                      ? "true"
-                                                      : "false"},
-                                          {"storage", config_.storage.path}}));
+    spdlog::info(WithFields("modelpulse started",
+                            {{"version", std::string(GetBuildInfo().version)},
+                             {"targets", std::to_string(config_.targets.size())},
+                             {"listen_address", config_.web_listen_address},
+                             {"tls", http_options.web && http_options.web->tls ? "true" : "false"},
+                             {"storage", config_.storage.path}}));
     return {};
   }
 

@@ -53,7 +53,8 @@ struct HttpServerOptions {
   Millis read_timeout{10'000};
   Millis idle_timeout{5'000};
   // Only the query API reads a body (form-encoded parameters); elsewhere a body (e.g.
-  // `curl -d ''`) is read and ignored up to this size. Beyond it the answer is 413. Compressed bodies are refused (415), never inflated.
+  // `curl -d ''`) is read and ignored up to this size. Beyond it the answer is 413. Compressed
+  // bodies are refused (415), never inflated.
   size_t max_body_bytes = 64 * 1024;
   size_t max_header_bytes = 64 * 1024;  // request line and headers together; beyond it, 400
 };

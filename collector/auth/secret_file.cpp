@@ -14,9 +14,10 @@ std::optional<std::string> ExposedSecretFileWarning(const std::string& path, uns
   }
   // Like ssh's "UNPROTECTED PRIVATE KEY FILE" notice, but a warning: refusing would turn a
   // loose umask into a monitoring outage.
-  return fmt::format("secret file {} is readable by {} (mode {:04o}); only its owner should read "
-                     "it: chmod 600 {}",
-                     path, others ? "others" : "its group", mode & 07777U, path);
+  return fmt::format(
+      "secret file {} is readable by {} (mode {:04o}); only its owner should read "
+      "it: chmod 600 {}",
+      path, others ? "others" : "its group", mode & 07777U, path);
 }
 
 void WarnIfSecretFileExposed(const std::string& path) {

@@ -16,8 +16,8 @@ namespace modelpulse::collector {
 std::optional<std::string> ExposedSecretFileWarning(const std::string& path, unsigned mode);
 
 // Logs ExposedSecretFileWarning for `path` as a warning. Called where a config load reads the
-// file, so it is said once per load (and reload), never per probe. Silent when the file cannot be stat'ed (reading it
-// reported that) or is not a regular file.
+// file, so it is said once per load (and reload), never per probe. Silent when the file cannot be
+// stat'ed (reading it reported that) or is not a regular file.
 void WarnIfSecretFileExposed(const std::string& path);
 
 }  // namespace modelpulse::collector
