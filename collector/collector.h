@@ -132,6 +132,10 @@ struct ConfigReadContext {
   yaml::Diagnostics& diag;
   const Environment& env;
   std::string folder;
+  // False for a syntax-only check (promtool's `check config --syntax-only`): credentials that must
+  // be parsed to be checked (an AWS shared-credentials profile, a Google service-account key) are
+  // checked for their form only and not read, so a config lints on a machine without them.
+  bool read_credential_files = true;
 };
 
 // Reads the provider-owned keys of one target (`entries`: those of its entries whose key

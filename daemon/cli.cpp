@@ -29,11 +29,9 @@ namespace {
 constexpr int kUsageError = 2;
 
 // promtool's `check config`: the config, then every rule file it names, as `check rules` would.
-// With `syntax_only` nothing the config refers to is read (SyntaxOnlyEnvironment).
+// With `syntax_only` nothing the config refers to is read (ConfigCheck::kSyntaxOnly).
 int CheckConfig(const std::string& file, bool syntax_only) {
-  SystemEnvironment system;
-  SyntaxOnlyEnvironment lenient(system);
-  auto config = syntax_only ? LoadConfig(file, lenient) : LoadConfig(file, system);
+  auto config = LoadConfig(file, syntax_only ? ConfigCheck::kSyntaxOnly : ConfigCheck::kFull);
   if (!config) {
     std::cerr << "FAILED: " << file << "\n" << config.error().ToString() << "\n";
     return 1;

@@ -702,52 +702,58 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
   }
 }
 
+// ConfigCheck::kSyntaxOnly's view of the outside world: answers from `real` where it can, else
+// as if the secret were there. What a placeholder cannot stand in for (a credential file that is
+// parsed) the modules skip themselves (collector::ConfigReadContext::read_credential_files).
+class SyntaxOnlyEnvironment final : public Environment {
+ public:
+  explicit SyntaxOnlyEnvironment(const Environment& real) : real_(real) {}
+
+  std::optional<std::string> GetEnv(const std::string& name) const override {
+    std::optional<std::string> value = real_.GetEnv(name);
+    if (value && !value->empty()) {
+      return value;
+    }
+    return std::string(kPlaceholder);
+  }
+
+  Result<std::string> ReadFile(const std::string& path) const override {
+    if (Result<std::string> content = real_.ReadFile(path)) {
+      return content;
+    }
+    return std::string(kPlaceholder);
+  }
+
+  Result<std::vector<std::string>> Glob(const std::string& pattern) const override {
+    Result<std::vector<std::string>> matches = real_.Glob(pattern);
+    if (!matches || matches->empty()) {
+      return std::vector<std::string>{pattern};
+    }
+    return matches;
+  }
+
+ private:
+  static constexpr std::string_view kPlaceholder = "syntax-only";
+  const Environment& real_;
+};
+
 }  // namespace
 
-std::optional<std::string> SyntaxOnlyEnvironment::GetEnv(const std::string& name) const {
-  std::optional<std::string> value = real_.GetEnv(name);
-  if (value && !value->empty()) {
-    return value;
-  }
-  return "syntax-only";
-}
-
-Result<std::string> SyntaxOnlyEnvironment::ReadFile(const std::string& path) const {
-  if (Result<std::string> content = real_.ReadFile(path)) {
-    return content;
-  }
-  return std::string(
-      R"({"type": "service_account", "client_email": "syntax-only@invalid", )"
-      R"("private_key": "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", )"
-      R"("token_uri": "https://oauth2.googleapis.com/token"})");
-}
-
-Result<std::vector<std::string>> SyntaxOnlyEnvironment::Glob(const std::string& pattern) const {
-  Result<std::vector<std::string>> matches = real_.Glob(pattern);
-  if (!matches || matches->empty()) {
-    return std::vector<std::string>{pattern};
-  }
-  return matches;
-}
-
-Result<Config> LoadConfig(const std::string& path) {
+Result<Config> LoadConfig(const std::string& path, ConfigCheck check) {
   SystemEnvironment env;
-  return LoadConfig(path, env);
-}
-
-Result<Config> LoadConfig(const std::string& path, const Environment& env) {
-  SystemEnvironment files;
-  Result<std::string> content = files.ReadFile(path);
+  Result<std::string> content = env.ReadFile(path);
   if (!content) {
     Error error = content.error();
     error.message = "cannot load config: " + error.message;
     return Fail(std::move(error));
   }
-  return ParseConfig(*content, path, env);
+  return ParseConfig(*content, path, env, check);
 }
 
 Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
-                           const Environment& env) {
+                           const Environment& real_env, ConfigCheck check) {
+  SyntaxOnlyEnvironment lenient_env(real_env);
+  const Environment& env = check == ConfigCheck::kSyntaxOnly ? lenient_env : real_env;
   Diagnostics diag;
   Config config;
   std::error_code ec;
@@ -758,7 +764,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
   absolute = absolute.lexically_normal();
   config.file = absolute.string();
   config.storage.path = std::string(kDefaultStoragePath);
-  Context ctx{diag, env, absolute.parent_path().string()};
+  Context ctx{diag, env, absolute.parent_path().string(), check == ConfigCheck::kFull};
   yaml::ReadSingleDocument(yaml, "a config file", diag,
                            [&](const YAML::Node& root) { ReadDocument(root, config, ctx); });
   if (!diag.empty()) {

@@ -50,29 +50,16 @@ struct Config {
   alerting::AlertingConfig alerting;
 };
 
+// How much `check config` checks. kSyntaxOnly is promtool's `check config --syntax-only`: the
+// config's own syntax and values, not what it refers to, so a config can be linted on a build
+// machine without its API keys, credential files or rule files. An unset variable or an unreadable
+// secret file then reads as a placeholder, a rule-file pattern without matches matches itself, and
+// each module checks its structured credentials for their form only. Never used to run anything.
+enum class ConfigCheck { kFull, kSyntaxOnly };
+
 // Reads and parses the file at `path` with the process's real environment. Returns the Config, or
 // kIo/kNotFound when the file cannot be read, or kParse as ParseConfig does.
-Result<Config> LoadConfig(const std::string& path);
-// The same with `env` (SyntaxOnlyEnvironment for `check config --syntax-only`); the file itself
-// is always read from the file system.
-Result<Config> LoadConfig(const std::string& path, const Environment& env);
-
-// `check config --syntax-only` (promtool's flag): the config's own syntax and values are checked,
-// not what it refers to, so a config can be linted on a build machine without its API keys,
-// credential files or rule files. Answers from `real` where it can, else as if the secret were
-// there: an unset variable reads "syntax-only"; an unreadable file reads as a placeholder shaped
-// like a service-account key (the one credential file whose shape the config check inspects);
-// a rule-file pattern without matches matches itself. Never used to run anything.
-class SyntaxOnlyEnvironment final : public Environment {
- public:
-  explicit SyntaxOnlyEnvironment(const Environment& real) : real_(real) {}
-  std::optional<std::string> GetEnv(const std::string& name) const override;
-  Result<std::string> ReadFile(const std::string& path) const override;
-  Result<std::vector<std::string>> Glob(const std::string& pattern) const override;
-
- private:
-  const Environment& real_;
-};
+Result<Config> LoadConfig(const std::string& path, ConfigCheck check = ConfigCheck::kFull);
 
 // Parses `yaml`, the content of `file_name` (used in messages as given, and made absolute to find
 // the folder that relative paths start from). Every problem found is reported, not only the first:
@@ -81,7 +68,7 @@ class SyntaxOnlyEnvironment final : public Environment {
 // variables and files that hold secrets, never their contents. `env` (common/environment.h)
 // supplies environment variables, files and globs.
 Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name,
-                           const Environment& env);
+                           const Environment& env, ConfigCheck check = ConfigCheck::kFull);
 
 // A short, secret-free summary for `modelpulse check config`: "N targets, M rule files", then one
 // line per target with its provider, model, provider details (api, project, api-version),

@@ -274,6 +274,11 @@ void ReadAws(const Entry& e, ParsedAuth& out, ConfigReadContext& ctx) {
     options.profile = *name;
     mark = given["profile"]->ValueMark();
   }
+  if (!ctx.read_credential_files) {
+    out.auth.mode = AuthMode::kAwsSigV4;
+    out.source = "aws sigv4, credential chain not read (syntax only)";
+    return;
+  }
   Result<ResolvedAwsCredentials> resolved = ResolveAwsCredentials(options, ctx.env);
   if (!resolved) {
     ctx.diag.Add(mark, fmt::format("\"auth.aws\": {}", resolved.error().message));
@@ -295,6 +300,11 @@ void ReadServiceAccount(const Entry& e, ParsedAuth& out, ConfigReadContext& ctx)
     return;
   }
   const std::string file = yaml::ResolvePath(ctx.folder, *reference).string();
+  if (!ctx.read_credential_files) {
+    out.auth.mode = AuthMode::kGoogleServiceAccount;
+    out.source = fmt::format("google service account from {} (not read: syntax only)", file);
+    return;
+  }
   Result<std::string> content = ctx.env.ReadFile(file);
   if (!content) {
     ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));

@@ -801,9 +801,8 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
   // Every shipped config, with nothing in the environment.
   for (const char* name : {"example.yaml", "clouds.yaml", "demo.yaml"}) {
     const std::filesystem::path file = RepoRoot() / "config" / name;
-    ShippedEnvironment keyless;
-    SyntaxOnlyEnvironment syntax_only(keyless);
-    Result<Config> config = ParseConfig(ReadText(file), file.string(), syntax_only);
+    Result<Config> config = ParseConfig(ReadText(file), file.string(), ShippedEnvironment{},
+                                        ConfigCheck::kSyntaxOnly);
     INFO(name << ": " << (config ? std::string() : config.error().message));
     CHECK(config.has_value());
   }
@@ -818,16 +817,34 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
                            "    auth: {api_key_credential: openai}\n"
                            "  - name: v\n    provider: vertex\n    model: gemini-2.0-flash\n"
                            "    region: us-central1\n    project: my-project\n"
-                           "    auth: {google_service_account_file: sa.json}\n";
+                           "    auth: {google_service_account_file: sa.json}\n"
+                           "  - name: b\n    provider: bedrock\n    model: m\n"
+                           "    region: us-east-1\n    auth: {aws: {profile: prod}}\n"
+                           "  - name: b2\n    provider: bedrock\n    model: m\n"
+                           "    region: us-east-1\n"
+                           "    auth: {aws: {credentials_file: aws/missing, profile: ci}}\n";
   FakeEnvironment empty;
-  CHECK(Problems(yaml, empty).size() >= 5);
-  SyntaxOnlyEnvironment syntax_only(empty);
-  Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", syntax_only);
+  CHECK(Problems(yaml, empty).size() >= 7);
+  Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", empty, ConfigCheck::kSyntaxOnly);
   INFO((config ? std::string() : config.error().message));
   REQUIRE(config.has_value());
-  CHECK(config->targets.size() == 4);
-  // Still a syntax check: a wrong value fails it.
-  CHECK_FALSE(ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", syntax_only).has_value());
+  REQUIRE(config->targets.size() == 6);
+  CHECK(config->targets[3].auth.mode == collector::AuthMode::kGoogleServiceAccount);
+  CHECK(config->targets[4].auth.mode == collector::AuthMode::kAwsSigV4);
+  CHECK(config->targets[5].auth.mode == collector::AuthMode::kAwsSigV4);
+  // Still a syntax check: a wrong value fails it, and so does a malformed reference.
+  CHECK_FALSE(ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", empty,
+                          ConfigCheck::kSyntaxOnly)
+                  .has_value());
+  CHECK_FALSE(ParseConfig(OneTarget("    auth: {api_key_env: 'not a name'}\n"), "t.yaml", empty,
+                          ConfigCheck::kSyntaxOnly)
+                  .has_value());
+  const Result<Config> empty_profile =
+      ParseConfig("targets:\n  - name: b\n    provider: bedrock\n    model: m\n"
+                  "    region: us-east-1\n    auth: {aws: {profile: ''}}\n",
+                  "t.yaml", empty, ConfigCheck::kSyntaxOnly);
+  REQUIRE_FALSE(empty_profile.has_value());
+  CHECK(empty_profile.error().message.find("auth.aws.profile") != std::string::npos);
 }
 
 TEST_CASE("config/demo.yaml parses without any key, through LoadConfig") {

@@ -143,6 +143,32 @@ class CheckConfig(unittest.TestCase):
             result = run("check", "config", "--syntax-only", config, env=env)
             self.assertEqual(result.returncode, 0, name + ": " + result.stdout + result.stderr)
 
+    def test_syntax_only_reads_no_credential_file(self):
+        # An AWS profile whose credentials file is absent and a service-account key that is not
+        # there: a full check names both, a syntax-only check passes and says it read neither.
+        with open(self.config, "w") as f:
+            f.write("""targets:
+  - name: bedrock
+    provider: bedrock
+    model: m
+    region: us-east-1
+    auth: {aws: {profile: prod, credentials_file: aws/credentials}}
+  - name: vertex
+    provider: vertex
+    model: gemini-2.0-flash
+    region: us-central1
+    project: my-project
+    auth: {google_service_account_file: sa.json}
+""")
+        full = run("check", "config", self.config, env=self.env)
+        self.assertEqual(full.returncode, 1, full.stdout + full.stderr)
+        self.assertIn('"auth.aws"', full.stderr)
+        self.assertIn('"auth.google_service_account_file"', full.stderr)
+        syntax = run("check", "config", "--syntax-only", self.config, env=self.env)
+        self.assertEqual(syntax.returncode, 0, syntax.stdout + syntax.stderr)
+        self.assertIn("auth aws sigv4, credential chain not read (syntax only)", syntax.stdout)
+        self.assertIn("sa.json (not read: syntax only)", syntax.stdout)
+
     def test_global_flags_go_after_the_subcommand_too(self):
         self.write_rules(GOOD_RULES)
         for args in (("--log.level=debug", "check", "config", "--syntax-only", self.config),
