@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
-targets=${FUZZ_TARGETS:-"sse eventstream promql template rule_file promtool_series"}
+targets=${FUZZ_TARGETS:-"sse eventstream provider promql template rule_file promtool_series config"}
 
 # clang and its sanitizer runtimes only for fuzzing: the test command does not need them.
 command -v clang++ >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 ||

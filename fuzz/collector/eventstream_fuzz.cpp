@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/targets.h"
 #include "collector/internal/eventstream.h"
 
 namespace {
@@ -57,7 +58,7 @@ void Decode(std::string_view bytes, size_t chunk) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+int modelpulse::fuzz::EventStream(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const size_t chunk = static_cast<size_t>(data[0]) * 7 + 1;
   const size_t split = data[1] % (size - 1);  // headers | payload of the re-framed copy

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "fuzz/targets.h"
 #include "collector/internal/sse.h"
 
 namespace {
@@ -18,7 +19,7 @@ constexpr size_t kMaxEvent = 16384;
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+int modelpulse::fuzz::Sse(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const size_t chunk = static_cast<size_t>(data[0] % 17) + 1;
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);

@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <string_view>
 
+#include "fuzz/targets.h"
 #include "fuzz/rules/tiny_source.h"
 #include "rules/promql.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+int modelpulse::fuzz::Promql(const uint8_t* data, size_t size) {
   static const modelpulse::fuzz::TinySource* const source = new modelpulse::fuzz::TinySource();
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto query = modelpulse::rules::Query::Parse(text);

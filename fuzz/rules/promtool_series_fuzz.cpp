@@ -5,9 +5,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "fuzz/targets.h"
 #include "rules/internal/unit_test.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+int modelpulse::fuzz::PromtoolSeries(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   const size_t newline = text.find('\n');
   std::string_view series = text.substr(0, newline);

@@ -4,9 +4,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "fuzz/targets.h"
 #include "rules/rules.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+int modelpulse::fuzz::RuleFile(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   (void)modelpulse::rules::ParseRuleFile(text, "fuzz.rules.yml");
   return 0;

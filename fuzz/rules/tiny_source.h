@@ -45,7 +45,7 @@ struct TinySource {
       overlay.Append(a, t, i < 6 ? x * 10 : x);  // a counter reset at 6m
       overlay.Append(b, t, i == 7 ? StaleNaN() : x * 3);
       overlay.Append(up_a, t, 1);
-      overlay.Append(up_b, t, i % 2);
+      overlay.Append(up_b, t, static_cast<double>(i % 2));
       overlay.Append(lat, t, i == 4 ? std::numeric_limits<double>::quiet_NaN() : 0.1 * x);
     }
   }
