@@ -154,7 +154,7 @@ class ManualClock final : public Clock {
   // Starts away from zero so that no time point it hands out equals a default-constructed one.
   std::atomic<int64_t> monotonic_ns_{3'600 * 1'000 * kNanosPerMilli};
   mutable std::mutex waiters_mu_;
-  mutable std::list<Waiter> waiters_;  // Guarded by waiters_mu_.
+  mutable std::list<Waiter> waiters_;         // Guarded by waiters_mu_.
   mutable std::condition_variable unpinned_;  // Signalled when WakeWaiters drops its pins.
 };
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "fuzz/targets.h"
 #include "collector/internal/eventstream.h"
+#include "fuzz/targets.h"
 
 namespace {
 
@@ -43,13 +43,16 @@ void Decode(std::string_view bytes, size_t chunk) {
   EventStreamDecoder decoder(kMaxMessage);
   EventStreamDecoder::Status last = EventStreamDecoder::Status::kOk;
   auto on_message = [](const EventStreamMessage& message) {
-    if (message.payload.size() > kMaxMessage) std::abort();
-    if (message.headers.size() > EventStreamDecoder::kMaxHeadersPerMessage) std::abort();
+    if (message.payload.size() > kMaxMessage)
+      std::abort();
+    if (message.headers.size() > EventStreamDecoder::kMaxHeadersPerMessage)
+      std::abort();
   };
   while (!bytes.empty()) {
     const size_t n = bytes.size() < chunk ? bytes.size() : chunk;
     EventStreamDecoder::Status status = decoder.Feed(bytes.substr(0, n), on_message);
-    if (last != EventStreamDecoder::Status::kOk && status != last) std::abort();
+    if (last != EventStreamDecoder::Status::kOk && status != last)
+      std::abort();
     last = status;
     bytes.remove_prefix(n);
   }
@@ -59,7 +62,8 @@ void Decode(std::string_view bytes, size_t chunk) {
 }  // namespace
 
 int modelpulse::fuzz::EventStream(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
+  if (size < 2)
+    return 0;
   const size_t chunk = static_cast<size_t>(data[0]) * 7 + 1;
   const size_t split = data[1] % (size - 1);  // headers | payload of the re-framed copy
   std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);

@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "fuzz/targets.h"
 #include "collector/internal/providers/provider.h"
+#include "fuzz/targets.h"
 
 namespace {
 
@@ -34,14 +34,17 @@ class CheckingEvents final : public StreamEvents {
  public:
   void OnChunk() override {}
   void OnContent(std::string_view text) override {
-    if (text.empty()) std::abort();
+    if (text.empty())
+      std::abort();
   }
   void OnReasoning(std::string_view text) override {
-    if (text.empty()) std::abort();
+    if (text.empty())
+      std::abort();
   }
   void OnUsage(const Usage&) override {}
   void OnError(const ProviderError& error) override {
-    if (error.outcome == Outcome::kOk) std::abort();
+    if (error.outcome == Outcome::kOk)
+      std::abort();
   }
   void OnMalformed(std::string_view) override {}
   void OnTerminator() override {}
@@ -49,12 +52,14 @@ class CheckingEvents final : public StreamEvents {
 
 std::string Lower(std::string_view text) {
   std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
 std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
     text.remove_suffix(1);
   }
@@ -68,9 +73,11 @@ std::string_view ReadHeaderLines(std::string_view input, HttpHeaders& headers) {
     const size_t end = input.find('\n');
     const std::string_view line = input.substr(0, end);
     input = end == std::string_view::npos ? std::string_view() : input.substr(end + 1);
-    if (Trim(line).empty()) break;
+    if (Trim(line).empty())
+      break;
     const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
+    if (colon == std::string_view::npos)
+      continue;
     headers.Add(Lower(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1))));
   }
   return input;
@@ -79,9 +86,11 @@ std::string_view ReadHeaderLines(std::string_view input, HttpHeaders& headers) {
 }  // namespace
 
 int modelpulse::fuzz::Provider(const uint8_t* data, size_t size) {
-  if (size < 3) return 0;
+  if (size < 3)
+    return 0;
   const auto* adapter = AdapterFor(kProviders[data[0] % kProviders.size()]);
-  if (adapter == nullptr) std::abort();
+  if (adapter == nullptr)
+    std::abort();
   const uint8_t path = data[1] % 4;
   const uint8_t parameter = data[2];
   std::string_view rest(reinterpret_cast<const char*>(data) + 3, size - 3);
@@ -108,7 +117,8 @@ int modelpulse::fuzz::Provider(const uint8_t* data, size_t size) {
       HttpHeaders headers;
       const std::string_view body = ReadHeaderLines(rest, headers);
       const int status = 400 + parameter % 200;
-      if (adapter->ClassifyHttpError(status, headers, body).outcome == Outcome::kOk) std::abort();
+      if (adapter->ClassifyHttpError(status, headers, body).outcome == Outcome::kOk)
+        std::abort();
       break;
     }
     default: {

@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "fuzz/targets.h"
 #include "common/environment.h"
 #include "daemon/config.h"
+#include "fuzz/targets.h"
 
 namespace {
 
@@ -29,8 +29,10 @@ class FixedEnvironment final : public modelpulse::Environment {
 }  // namespace
 
 int modelpulse::fuzz::Config(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const auto check = data[0] % 2 == 0 ? daemon::ConfigCheck::kFull : daemon::ConfigCheck::kSyntaxOnly;
+  if (size == 0)
+    return 0;
+  const auto check =
+      data[0] % 2 == 0 ? daemon::ConfigCheck::kFull : daemon::ConfigCheck::kSyntaxOnly;
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   const FixedEnvironment env;
   (void)daemon::ParseConfig(text, "/nonexistent/modelpulse/fuzz.yml", env, check);

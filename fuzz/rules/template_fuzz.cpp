@@ -5,14 +5,15 @@
 #include <cstdint>
 #include <string_view>
 
-#include "fuzz/targets.h"
 #include "fuzz/rules/tiny_source.h"
+#include "fuzz/targets.h"
 #include "rules/rules.h"
 
 int modelpulse::fuzz::Template(const uint8_t* data, size_t size) {
   static const modelpulse::fuzz::TinySource* const source = new modelpulse::fuzz::TinySource();
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (!modelpulse::rules::CheckTemplate("fuzz", text).has_value()) return 0;
+  if (!modelpulse::rules::CheckTemplate("fuzz", text).has_value())
+    return 0;
   modelpulse::rules::TemplateData template_data;
   template_data.labels = {{"target", "a"}, {"severity", "page"}, {"instance", "h:1"}};
   template_data.value = 0.4321;

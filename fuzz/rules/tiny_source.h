@@ -55,10 +55,13 @@ struct TinySource {
 inline rules::TemplateQueryFunc QueryOver(const SampleSource& source) {
   return [&source](std::string_view expr) -> Result<rules::Vector> {
     auto query = rules::Query::Parse(expr);
-    if (!query) return Fail(query.error());
+    if (!query)
+      return Fail(query.error());
     auto value = query->Evaluate(source, kEvalTimeMs);
-    if (!value) return Fail(value.error());
-    if (auto* vector = std::get_if<rules::Vector>(&*value)) return *vector;
+    if (!value)
+      return Fail(value.error());
+    if (auto* vector = std::get_if<rules::Vector>(&*value))
+      return *vector;
     return rules::Vector{};
   };
 }

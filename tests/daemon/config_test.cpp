@@ -450,9 +450,7 @@ TEST_CASE("a secret file others can read is warned about by name, as ssh does, n
   std::string folder = (std::filesystem::temp_directory_path() / "mp-perm-XXXXXX").string();
   REQUIRE(mkdtemp(folder.data()) != nullptr);
   const std::string key = folder + "/openai.key";
-  {
-    std::ofstream(key) << "gsk_SECRET_file_content_0123\n";
-  }
+  { std::ofstream(key) << "gsk_SECRET_file_content_0123\n"; }
   const std::string yaml = OneTarget("    auth: {api_key_file: " + key + "}\n");
   ShippedEnvironment env;
   for (const auto& [mode, warned, who] :
@@ -801,8 +799,8 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
   // Every shipped config, with nothing in the environment.
   for (const char* name : {"example.yaml", "clouds.yaml", "demo.yaml"}) {
     const std::filesystem::path file = RepoRoot() / "config" / name;
-    Result<Config> config = ParseConfig(ReadText(file), file.string(), ShippedEnvironment{},
-                                        ConfigCheck::kSyntaxOnly);
+    Result<Config> config =
+        ParseConfig(ReadText(file), file.string(), ShippedEnvironment{}, ConfigCheck::kSyntaxOnly);
     INFO(name << ": " << (config ? std::string() : config.error().message));
     CHECK(config.has_value());
   }
@@ -833,16 +831,16 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
   CHECK(config->targets[4].auth.mode == collector::AuthMode::kAwsSigV4);
   CHECK(config->targets[5].auth.mode == collector::AuthMode::kAwsSigV4);
   // Still a syntax check: a wrong value fails it, and so does a malformed reference.
-  CHECK_FALSE(ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", empty,
-                          ConfigCheck::kSyntaxOnly)
-                  .has_value());
+  CHECK_FALSE(
+      ParseConfig(OneTarget("    interval: soon\n"), "t.yaml", empty, ConfigCheck::kSyntaxOnly)
+          .has_value());
   CHECK_FALSE(ParseConfig(OneTarget("    auth: {api_key_env: 'not a name'}\n"), "t.yaml", empty,
                           ConfigCheck::kSyntaxOnly)
                   .has_value());
-  const Result<Config> empty_profile =
-      ParseConfig("targets:\n  - name: b\n    provider: bedrock\n    model: m\n"
-                  "    region: us-east-1\n    auth: {aws: {profile: ''}}\n",
-                  "t.yaml", empty, ConfigCheck::kSyntaxOnly);
+  const Result<Config> empty_profile = ParseConfig(
+      "targets:\n  - name: b\n    provider: bedrock\n    model: m\n"
+      "    region: us-east-1\n    auth: {aws: {profile: ''}}\n",
+      "t.yaml", empty, ConfigCheck::kSyntaxOnly);
   REQUIRE_FALSE(empty_profile.has_value());
   CHECK(empty_profile.error().message.find("auth.aws.profile") != std::string::npos);
 }

@@ -37,18 +37,23 @@ Bytes ReadAll(const fs::path& file) {
 std::vector<Bytes> Corpus(std::string_view name) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(FuzzDir() / "corpus" / name)) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
+    if (entry.is_regular_file())
+      files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
   std::vector<Bytes> corpus;
-  for (const fs::path& file : files) corpus.push_back(ReadAll(file));
+  for (const fs::path& file : files)
+    corpus.push_back(ReadAll(file));
   return corpus;
 }
 
 int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
@@ -60,7 +65,8 @@ std::vector<Bytes> Dictionary(std::string_view name) {
   while (std::getline(in, line)) {
     const size_t open = line.find('"');
     const size_t close = line.rfind('"');
-    if (line.empty() || line[0] == '#' || open == std::string::npos || close <= open) continue;
+    if (line.empty() || line[0] == '#' || open == std::string::npos || close <= open)
+      continue;
     Bytes token;
     for (size_t i = open + 1; i < close; ++i) {
       if (line[i] != '\\' || i + 1 >= close) {
@@ -86,8 +92,10 @@ class Mutator {
   Bytes Next() {
     Bytes input = Pick(corpus_);
     const int steps = 1 + static_cast<int>(Below(4));
-    for (int i = 0; i < steps; ++i) Mutate(input);
-    if (input.size() > kMaxInput) input.resize(kMaxInput);
+    for (int i = 0; i < steps; ++i)
+      Mutate(input);
+    if (input.size() > kMaxInput)
+      input.resize(kMaxInput);
     return input;
   }
 
@@ -99,10 +107,12 @@ class Mutator {
     const size_t at = Below(input.size() + 1);
     switch (Below(8)) {
       case 0:
-        if (!input.empty()) input[at % input.size()] ^= static_cast<char>(1u << Below(8));
+        if (!input.empty())
+          input[at % input.size()] ^= static_cast<char>(1u << Below(8));
         break;
       case 1:
-        if (!input.empty()) input[at % input.size()] = static_cast<char>(Below(256));
+        if (!input.empty())
+          input[at % input.size()] = static_cast<char>(Below(256));
         break;
       case 2:
         input.insert(at, Below(4) + 1, static_cast<char>(Below(256)));
@@ -117,7 +127,8 @@ class Mutator {
         }
         break;
       case 5:
-        if (!dictionary_.empty()) input.insert(at, Pick(dictionary_));
+        if (!dictionary_.empty())
+          input.insert(at, Pick(dictionary_));
         break;
       case 6:
         if (!dictionary_.empty()) {
@@ -148,9 +159,11 @@ void Smoke(std::string_view name, Entry entry, int mutations) {
   REQUIRE(corpus.size() >= 3);
   REQUIRE(dictionary.size() >= 10);
   const auto start = std::chrono::steady_clock::now();
-  for (const Bytes& seed : corpus) Run(entry, seed);
+  for (const Bytes& seed : corpus)
+    Run(entry, seed);
   Mutator mutator(corpus, dictionary);
-  for (int i = 0; i < mutations; ++i) Run(entry, mutator.Next());
+  for (int i = 0; i < mutations; ++i)
+    Run(entry, mutator.Next());
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   MESSAGE(name << ": " << corpus.size() << " seeds and " << mutations << " mutations in "
                << took.count() << " s");
@@ -161,7 +174,9 @@ void Smoke(std::string_view name, Entry entry, int mutations) {
 namespace mf = modelpulse::fuzz;
 
 TEST_CASE("fuzz smoke: the SSE decoder") { Smoke("sse", &mf::Sse, 400000); }
-TEST_CASE("fuzz smoke: the event-stream decoder") { Smoke("eventstream", &mf::EventStream, 150000); }
+TEST_CASE("fuzz smoke: the event-stream decoder") {
+  Smoke("eventstream", &mf::EventStream, 150000);
+}
 TEST_CASE("fuzz smoke: every provider's decoders, classifier and headers") {
   Smoke("provider", &mf::Provider, 150000);
 }
