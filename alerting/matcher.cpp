@@ -86,33 +86,6 @@ bool Matcher::Matches(const Labels& labels) const {
   return false;
 }
 
-std::string GoQuote(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string Matcher::String() const { return name + std::string(OpText(op)) + GoQuote(value); }
 
 Result<std::vector<Matcher>> ParseMatchers(std::string_view text) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "common/go_quote.h"
 #include "common/regex.h"
 
 namespace modelpulse::alerting {
@@ -32,9 +33,6 @@ Result<std::vector<Matcher>> ParseMatchers(std::string_view text);
 bool MatchAll(const std::vector<Matcher>& matchers, const Labels& labels);
 // "{a=\"b\",c=~\"d\"}" sorted as Alertmanager's route sorts them (name, value, operator).
 std::string MatchersString(std::vector<Matcher> matchers);
-// Go's strconv.Quote for the texts we print ("a\"b" for a"b).
-std::string GoQuote(std::string_view text);
-
 }  // namespace modelpulse::alerting
 
 #endif  // MODELPULSE_ALERTING_INTERNAL_MATCHER_H_

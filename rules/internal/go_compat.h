@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/go_quote.h"
 #include "common/regex.h"
 #include "common/result.h"
 
@@ -42,9 +43,6 @@ std::string FormatGo4g(double v);
 // One printf conversion of a double (`c_format` such as "%8.3f"), with Go's texts for NaN and
 // the infinities, which C's printf spells "nan" and "inf".
 std::string FormatGoPrintfFloat(const char* c_format, double v);
-
-// strconv.Quote for the ASCII range (other bytes pass through).
-std::string GoQuote(std::string_view s);
 
 // Go's math.Max/math.Min: NaN wins, +0 beats -0 (std::fmax would ignore the NaN).
 double GoMax(double x, double y);
