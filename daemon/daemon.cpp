@@ -184,7 +184,11 @@ class DaemonImpl final : public Daemon {
     handlers.metrics = [this] { return RenderMetrics(); };
     // Not ready while the store cannot write: probes would be lost, and an orchestrator or a
     // load balancer should know.
-    handlers.ready = [this] { return ready_.load() && store_->Stats().writable; };
+    handlers.ready = [this] {
+      const storage::StorageStats stats = store_->Stats();
+      return ready_.load() && stats.writable &&
+             stats.integrity != storage::StorageStats::Integrity::kCorrupt;
+    };
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
     handlers.alerts_json = [this] { return AlertsJson(); };

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <ostream>
@@ -227,6 +228,7 @@ struct Metrics::State {
   Counter* storage_rows_dropped_write_failed = nullptr;
   Counter* storage_write_errors = nullptr;
   Gauge* storage_writable = nullptr;
+  Gauge* storage_integrity_ok = nullptr;
   // Every family, in the order Registry::Collect() gives them (counters, gauges, histograms),
   // so Render can collect and serialise one family at a time.
   std::vector<const prometheus::Collectable*> counter_families;
@@ -340,10 +342,15 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
   st.counter_families.push_back(&rows_dropped);
   st.storage_rows_dropped_queue_full = &rows_dropped.Add({{"reason", "queue_full"}});
   st.storage_rows_dropped_write_failed = &rows_dropped.Add({{"reason", "write_failed"}});
-  st.storage_writable = &self_gauge("modelpulse_storage_writable",
-                                    "1 while the last write batch committed, 0 after a failed one.");
+  st.storage_writable =
+      &self_gauge("modelpulse_storage_writable",
+                  "1 while the last write batch committed, 0 after a failed one.");
   st.storage_write_errors =
       &self_counter("modelpulse_storage_write_errors_total", "Failed write transactions.");
+  st.storage_integrity_ok = &self_gauge(
+      "modelpulse_storage_integrity_ok",
+      "SQLite's quick_check of the database: 1 passed, 0 found it corrupt, NaN still checking "
+      "(a large file is checked in the background after start).");
 }
 
 Metrics::~Metrics() = default;
@@ -459,6 +466,17 @@ std::string Metrics::Render(const SelfStatus& status) {
   state_->storage_queue->Set(static_cast<double>(status.storage.queue_depth));
   state_->storage_last_batch->Set(status.storage.last_batch_seconds);
   state_->storage_writable->Set(status.storage.writable ? 1 : 0);
+  switch (status.storage.integrity) {
+    case storage::StorageStats::Integrity::kOk:
+      state_->storage_integrity_ok->Set(1);
+      break;
+    case storage::StorageStats::Integrity::kCorrupt:
+      state_->storage_integrity_ok->Set(0);
+      break;
+    case storage::StorageStats::Integrity::kChecking:
+      state_->storage_integrity_ok->Set(std::numeric_limits<double>::quiet_NaN());
+      break;
+  }
   {
     std::lock_guard lock(state_->mu);
     storage::StorageStats& last = state_->exported_storage;

@@ -47,7 +47,7 @@ struct StorageOptions {
   // Open runs SQLite's quick_check on files up to this size. It reads every page: on this
   // project's 2-core VM a 6.6 GB database (34.56 M probes) took 143 s with the file in the page
   // cache and 353 s from disk, longer than systemd waits for a start; 256 MiB is a few seconds.
-  // A larger file is opened unchecked, with a log line saying how to check it offline.
+  // A larger file opens at once and is checked in the background (StorageStats::integrity).
   uint64_t integrity_check_max_bytes = uint64_t{256} << 20;
 };
 
@@ -64,6 +64,12 @@ struct StorageStats {
   // False from a failed batch until the next one commits: the store cannot write (disk full,
   // its file deleted or replaced, permissions), so the daemon is not ready.
   bool writable = true;
+  // SQLite's quick_check of the file: done at open up to integrity_check_max_bytes; a larger
+  // file is kChecking until a background check, on a connection of its own, says kOk or
+  // kCorrupt (then the daemon is not ready: every read may fail and rows may be lost).
+  enum class Integrity { kOk, kChecking, kCorrupt };
+  Integrity integrity = Integrity::kOk;
+  double integrity_check_seconds = 0;  // how long the last check took
 };
 
 // The probe series' fields (common/probe_series.h ProbeField), with ids stored in the rollup table.

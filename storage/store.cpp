@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -77,6 +78,57 @@ Status CheckIntegrity(sqlite3* db, const std::string& path) {
   return {};
 }
 
+// quick_check of a file too large to check before the daemon starts: on a read-only connection
+// and a thread of its own, so probes are written meanwhile; interrupted when the store closes.
+class BackgroundIntegrityCheck {
+ public:
+  using Integrity = StorageStats::Integrity;
+
+  BackgroundIntegrityCheck(DbHandle db, std::string path, const Clock& clock)
+      : db_(std::move(db)), path_(std::move(path)), clock_(clock) {
+    // SQLite calls this every 10,000 virtual-machine steps; non-zero interrupts the check.
+    sqlite3_progress_handler(
+        db_.get(), 10000,
+        [](void* stop) { return static_cast<std::atomic<bool>*>(stop)->load() ? 1 : 0; }, &stop_);
+    thread_ = std::jthread([this] { Run(); });
+  }
+  BackgroundIntegrityCheck(const BackgroundIntegrityCheck&) = delete;
+  BackgroundIntegrityCheck& operator=(const BackgroundIntegrityCheck&) = delete;
+  ~BackgroundIntegrityCheck() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  Integrity state() const { return state_.load(); }
+  double seconds() const { return seconds_.load(); }
+
+ private:
+  void Run() {
+    const auto start = clock_.MonotonicNow();
+    Status status = CheckIntegrity(db_.get(), path_);
+    seconds_ = std::chrono::duration<double>(clock_.MonotonicNow() - start).count();
+    if (stop_) {
+      return;  // interrupted by the store closing: no verdict
+    }
+    if (status) {
+      spdlog::info("storage: background quick_check of \"{}\": ok in {:.1f} s", path_,
+                   seconds_.load());
+      state_ = Integrity::kOk;
+    } else {
+      spdlog::error("storage: background quick_check: {}", status.error().message);
+      state_ = Integrity::kCorrupt;
+    }
+  }
+
+  DbHandle db_;
+  const std::string path_;
+  const Clock& clock_;
+  std::atomic<bool> stop_{false};
+  std::atomic<Integrity> state_{Integrity::kChecking};
+  std::atomic<double> seconds_{0};
+  std::jthread thread_;  // last: started once every other member exists
+};
+
 // Which file a path names now. SQLite keeps writing to the file it opened, so a database
 // deleted or replaced under the daemon would swallow every later row without an error.
 struct FileIdentity {
@@ -95,12 +147,17 @@ std::optional<FileIdentity> IdentityOf(const std::string& path) {
 
 class SqliteStore final : public Store {
  public:
+  // `check_db`: a read-only connection for a background integrity check, or null when the file
+  // was checked at open.
   SqliteStore(const StorageOptions& options, const Clock& clock, FileIdentity identity,
               std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader,
-              DbHandle state_db)
+              DbHandle state_db, DbHandle check_db)
       : options_(options),
         clock_(clock),
         identity_(identity),
+        integrity_check_(check_db ? std::make_unique<BackgroundIntegrityCheck>(std::move(check_db),
+                                                                               options.path, clock)
+                                  : nullptr),
         reader_(std::move(reader)),
         state_db_(std::move(state_db)),
         writer_(std::move(writer)) {
@@ -291,6 +348,10 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     StorageStats stats = stats_;
     stats.queue_depth = queue_.size();
+    if (integrity_check_) {
+      stats.integrity = integrity_check_->state();
+      stats.integrity_check_seconds = integrity_check_->seconds();
+    }
     return stats;
   }
 
@@ -457,7 +518,8 @@ class SqliteStore final : public Store {
   StorageOptions options_;
   const Clock& clock_;
   const FileIdentity identity_;  // of the file opened, for CheckSameFile
-  std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
+  const std::unique_ptr<BackgroundIntegrityCheck> integrity_check_;  // null: checked at open
+  std::unique_ptr<ProbeReader> reader_;                              // thread-safe on its own
 
   // A connection of its own for state documents, so a synchronous save never waits behind the
   // probe writer's queue. Guarded by state_mu_.
@@ -497,11 +559,17 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   }
   std::error_code size_error;
   const auto size = std::filesystem::file_size(options.path, size_error);
+  DbHandle check_db;
   if (!size_error && size > options.integrity_check_max_bytes) {
+    auto opened = OpenDatabase(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    if (!opened) {
+      return Fail(opened.error());
+    }
+    check_db = std::move(*opened);
     spdlog::info(
-        "storage: database \"{}\" is {} MB, over the {} MB checked at start; check it while "
-        "modelpulse is stopped with: sqlite3 {} 'PRAGMA quick_check'",
-        options.path, size >> 20, options.integrity_check_max_bytes >> 20, options.path);
+        "storage: database \"{}\" is {} MB, over the {} MB checked before start: checking it "
+        "in the background (not ready if it is corrupt)",
+        options.path, size >> 20, options.integrity_check_max_bytes >> 20);
   } else if (auto status = CheckIntegrity(write_db->get(), options.path); !status) {
     return Fail(status.error());
   }
@@ -547,7 +615,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
     return Fail(OpenError(options.path, status.error()));
   }
   return std::make_unique<SqliteStore>(options, clock, *identity, std::move(*writer),
-                                       std::move(*reader), std::move(*state_db));
+                                       std::move(*reader), std::move(*state_db),
+                                       std::move(check_db));
 }
 
 }  // namespace modelpulse::storage
