@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -418,6 +419,35 @@ class StorageFaults(unittest.TestCase):
             self.assertNotEqual(proc.returncode, 0, output)
             self.assertIn(daemon.db, output)
             self.assertIn("restore it from a backup", output)
+        finally:
+            daemon.close()
+
+    def test_read_only_database_is_refused_at_start_with_what_to_do(self):
+        # As an unprivileged user (root ignores file modes): a database it may read but not
+        # write, in a folder where it cannot create <file>-wal and <file>-shm.
+        daemon = Daemon(config(free_port()), {"scenario.yaml": SCENARIO})
+        try:
+            db = sqlite3.connect(daemon.db)
+            db.execute("CREATE TABLE filler(x)")
+            db.commit()
+            db.close()
+            # The build folder may not be reachable by `nobody`; a copy in the test's folder is.
+            binary = os.path.join(daemon.dir, "modelpulse")
+            shutil.copy(harness.BINARY, binary)
+            os.chmod(daemon.dir, 0o755)
+            for name in os.listdir(daemon.dir):
+                os.chmod(os.path.join(daemon.dir, name), 0o755 if name == "modelpulse" else 0o644)
+            proc = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, "run",
+                 f"--config.file={daemon.config}", f"--web.listen-address=127.0.0.1:{daemon.port}",
+                 f"--storage.path={daemon.db}"],
+                capture_output=True, timeout=30)
+            output = (proc.stdout + proc.stderr).decode(errors="replace")
+            self.assertEqual(proc.returncode, 1, output)
+            self.assertIn(f'cannot open database \\"{daemon.db}\\"', output)
+            self.assertIn("the user running modelpulse cannot write the database: give it write "
+                          "permission on the file and on its directory", output)
+            self.assertNotIn("locking protocol", output)
         finally:
             daemon.close()
 
