@@ -35,6 +35,12 @@ using SteadyClock = std::chrono::steady_clock;
 // A private request header through which Admit (which sees the connection) tells the routing
 // hooks (which do not) how to answer; a client's own copy is removed first.
 constexpr const char* kRefusalHeader = "X-Modelpulse-Refusal";
+// Debian's libcpp-httplib parses a form-encoded body itself and answers 413 beyond 8 KiB (its
+// CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH, compiled into the shared library), where
+// Prometheus takes any form up to its body limit: Grafana POSTs long dashboard queries that way.
+// Admit moves such a Content-Type here before httplib reads the body; the query API parses it.
+constexpr const char* kFormContentTypeHeader = "X-Modelpulse-Form-Content-Type";
+constexpr std::string_view kFormContentType = "application/x-www-form-urlencoded";
 
 // How often a waiting worker looks at the stop flag, so shutdown never waits for a slow client.
 constexpr std::chrono::milliseconds kStopCheck{100};
@@ -48,6 +54,11 @@ struct Limits {
 
 bool EqualsIgnoringCase(const std::string& a, const char* b) {
   return strcasecmp(a.c_str(), b) == 0;
+}
+
+bool StartsWithIgnoringCase(std::string_view text, std::string_view prefix) {
+  return text.size() >= prefix.size() &&
+         strncasecmp(text.data(), prefix.data(), prefix.size()) == 0;
 }
 
 // One accepted connection (and its TLS session), as the stream httplib reads requests from and
@@ -519,6 +530,12 @@ class BoundedServer final : public httplib::Server {
 
   void Admit(httplib::Request& req, Connection& conn) {
     req.headers.erase(kRefusalHeader);
+    req.headers.erase(kFormContentTypeHeader);
+    if (auto type = req.headers.find("Content-Type");
+        type != req.headers.end() && StartsWithIgnoringCase(type->second, kFormContentType)) {
+      req.headers.emplace(kFormContentTypeHeader, type->second);
+      req.headers.erase(type);
+    }
     const bool has_length = req.has_header("Content-Length");
     const bool has_encoding = req.has_header("Transfer-Encoding");
     // RFC 9112 §6.3: a request with neither has no body. httplib would wait for the connection
@@ -671,9 +688,7 @@ class HttplibServer final : public HttpServer {
         request.method = req.method;
         request.path = req.path;
         request.params.insert(req.params.begin(), req.params.end());
-        if (req.method == "POST" &&
-            req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) ==
-                0) {
+        if (req.method == "POST" && req.has_header(kFormContentTypeHeader)) {
           httplib::Params form;
           httplib::detail::parse_query_text(req.body, form);
           request.params.insert(form.begin(), form.end());
