@@ -64,9 +64,11 @@ class FakeOpenAI {
         write(Chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null})"));
         write(Chunk(
             R"({"choices":[],"usage":{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}})"));
+        // Left before the last chunk: the client may finish on it and send its next request
+        // before this thread returns, which is not two requests in flight.
+        Leave();
         write("data: [DONE]\n\n");
         sink.done();
-        Leave();
         return true;
       });
     });
