@@ -462,9 +462,13 @@ class DaemonImpl final : public Daemon {
                               {"activeAt", alerting::GoTime(alert.active_at_ms)},
                               {"value", GoExponent(alert.value)}});
           }
-          out = {{"state", rule.state},   {"name", rule.name},
-                 {"query", rule.query},   {"duration", seconds(rule.duration)},
-                 {"labels", rule.labels}, {"annotations", rule.annotations},
+          out = {{"state", rule.state},
+                 {"name", rule.name},
+                 {"query", rule.query},
+                 {"duration", seconds(rule.duration)},
+                 {"keepFiringFor", seconds(rule.keep_firing_for)},
+                 {"labels", rule.labels},
+                 {"annotations", rule.annotations},
                  {"alerts", alerts}};
         } else {
           out = {{"name", rule.name}, {"query", rule.query}};

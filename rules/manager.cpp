@@ -151,6 +151,7 @@ class RuleManagerImpl final : public RuleManager {
         rs.name = rule.name;
         rs.query = rule.expr_text;
         rs.duration = rule.for_duration;
+        rs.keep_firing_for = rule.keep_firing_for;
         rs.labels = rule.labels;
         rs.annotations = rule.annotations;
         if (i < group.group.statuses().size()) {

@@ -46,8 +46,9 @@ struct ActiveAlert {
 struct RuleStatus {
   bool alerting = false;
   std::string name;
-  std::string query;                // the expression's text
-  Millis duration{0};               // `for:`
+  std::string query;   // the expression's text
+  Millis duration{0};  // `for:`
+  Millis keep_firing_for{0};
   Labels labels;                    // the rule's labels (templates for alerting rules)
   Labels annotations;               // templates; alerting rules only
   std::vector<ActiveAlert> alerts;  // pending and firing; alerting rules only
