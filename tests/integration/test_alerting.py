@@ -391,7 +391,8 @@ class AlertingReload(unittest.TestCase):
                        what="the pending notification delivered at the receiver's new URL")
             log = daemon.log_text()
             self.assertIn("alerting reloaded", log)
-            self.assertIn('gave up 1 pending notification(s) to "gone"', log)
+            self.assertIn('gave up 1 pending notification(s) to \\"gone\\": no longer configured',
+                          log)  # logfmt escapes the quotes
             self.assertNotIn("gone", pending())
             metrics = http_get(daemon.url("/metrics"))[1]
             self.assertIn('modelpulse_notifications_total{receiver="gone",result="given_up"} 1',
