@@ -192,3 +192,17 @@ TEST_CASE("shipped Google Chat template: firing and resolved render to a text me
 }
 
 }  // namespace modelpulse::rules
+
+namespace modelpulse::rules {
+
+TEST_CASE("Go's lexing: a comment may hold quotes, a field after ') ' is an argument") {
+  // The comment's apostrophe is not a quote; Go scans a comment to "*/".
+  CHECK(Render("{{/* the group's title */}}x{{- /* it's \"quoted\" */ -}} y") == "xy");
+  // "(len .Alerts) .Status" is two arguments; "(index .Alerts 0).Status" a field of the value.
+  CHECK(Render("{{ printf \"%d %s\" (len .Alerts) .Status }}") == "2 firing");
+  CHECK(Render("{{ (index .Alerts 0).Status }}") == "firing");
+  CHECK(ExpandTemplate("t", "{{ printf \"%d %s\" (len $labels) .Labels.a }}",
+                       TemplateData{{{"a", "b"}}, 0, {}, ""}) == std::string("1 b"));
+}
+
+}  // namespace modelpulse::rules
