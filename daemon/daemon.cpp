@@ -226,6 +226,11 @@ class DaemonImpl final : public Daemon {
 
   Status Reload() override {
     std::lock_guard lock(reload_mu_);
+    if (!ready_) {
+      // Starting, or Stop() has begun (it sets ready_ first): the notifier thread a reload would
+      // restart is going away.
+      return Fail(Error::Unavailable("not ready: starting or shutting down"));
+    }
     // Whichever way the reload came (SIGHUP or HTTP) and however it ends, systemd sees it.
     NotifySystemd(ReloadingState());
     Status reloaded = ReloadLocked();
@@ -315,9 +320,13 @@ class DaemonImpl final : public Daemon {
         prober_thread_.request_stop();
         prober_thread_.join();
       }
-      if (notifier_thread_.joinable()) {
-        notifier_thread_.request_stop();
-        notifier_thread_.join();
+      {
+        // A reload through HTTP may be replacing the notifier (and its thread) right now.
+        std::lock_guard reload_lock(reload_mu_);
+        if (notifier_thread_.joinable()) {
+          notifier_thread_.request_stop();
+          notifier_thread_.join();
+        }
       }
       http_.reset();
       query_api_.reset();
