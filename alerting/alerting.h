@@ -17,11 +17,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/common.h"
@@ -43,6 +45,7 @@ struct HttpEndpoint {
   Secret bearer_token;
   std::string basic_username;
   Secret basic_password;
+  friend bool operator==(const HttpEndpoint&, const HttpEndpoint&) = default;
 };
 
 // scheme://host[:port]/path of `url`: no user information, query or fragment.
@@ -54,11 +57,17 @@ std::string GoTime(int64_t unix_ms);
 struct AlertmanagerConfig {
   HttpEndpoint endpoint;  // the Alertmanager's base URL; /api/v2/alerts is appended
   Millis max_age{24LL * 3600 * 1000};
+  friend bool operator==(const AlertmanagerConfig&, const AlertmanagerConfig&) = default;
 };
 
 struct ReceiverConfig {
   std::string name;
-  HttpEndpoint webhook;
+  HttpEndpoint webhook;  // `webhook:` or `template:`: where to POST
+  // `template:` receivers: the body's template text (non-empty) and its file's name (in
+  // errors), rendered from the webhook payload by NotifierOptions::render.
+  std::string body_template;
+  std::string body_template_name;
+  std::string content_type = "application/json";
   Secret hmac_secret;                 // empty: no X-Modelpulse-Signature
   std::vector<std::string> matchers;  // Alertmanager syntax, each already validated
   std::vector<std::string> group_by;  // ["..."]: every label
@@ -68,6 +77,7 @@ struct ReceiverConfig {
   bool send_resolved = true;
   int64_t max_alerts = 0;  // 0: no limit; beyond it alerts are cut and counted (truncatedAlerts)
   Millis max_age{24LL * 3600 * 1000};
+  friend bool operator==(const ReceiverConfig&, const ReceiverConfig&) = default;
 };
 
 struct AlertingConfig {
@@ -75,10 +85,18 @@ struct AlertingConfig {
   Labels external_labels;    // added to every alert that lacks them
   std::vector<AlertmanagerConfig> alertmanagers;
   std::vector<ReceiverConfig> receivers;
+  // A reload replaces the notifier only when this differs (daemon).
+  friend bool operator==(const AlertingConfig&, const AlertingConfig&) = default;
 };
+
+// Renders a template receiver's body from the webhook payload version "4" (its JSON text). The
+// daemon wires the rules module's template engine here: alerting does not include rules.
+using BodyRenderer = std::function<Result<std::string>(std::string_view name, std::string_view text,
+                                                       std::string_view payload_json)>;
 
 // The limits and timings of delivery that are not user configuration.
 struct NotifierOptions {
+  BodyRenderer render;  // null: template receivers' messages fail (counted, logged)
   // Messages kept per destination; beyond it the oldest is shed (counted and logged).
   size_t max_pending_per_destination = 10000;
   Millis initial_backoff{500};
@@ -116,7 +134,9 @@ struct DestinationStatus {
 // clock. Thread-safe.
 class Notifier {
  public:
-  // Reads the pending deliveries and the aggregation groups saved by an earlier run.
+  // Reads the pending deliveries and the aggregation groups saved by an earlier run (or by the
+  // notifier a reload replaces). Those of a destination no longer configured are given up:
+  // removed from the outbox, counted as given_up under their old name, and logged.
   // REQUIRES: outbox, states, transport and clock outlive the notifier.
   static Result<std::unique_ptr<Notifier>> Create(AlertingConfig config, NotifierOptions options,
                                                   NotificationOutbox& outbox, StateStore& states,

@@ -5,6 +5,7 @@
 #include <array>
 #include <filesystem>
 #include <set>
+#include <span>
 
 #include "alerting/internal/matcher.h"
 
@@ -19,18 +20,32 @@ using yaml::Sign;
 constexpr std::array<std::string_view, 2> kSectionKeys = {"alertmanagers", "receivers"};
 constexpr std::array<std::string_view, 5> kAlertmanagerKeys = {"url", "timeout", "ca_file", "auth",
                                                                "max_age"};
-constexpr std::array<std::string_view, 10> kReceiverKeys = {
-    "name",           "webhook",         "matchers",      "group_by", "group_wait",
+constexpr std::array<std::string_view, 11> kReceiverKeys = {
+    "name",           "webhook",         "template",      "matchers", "group_by",  "group_wait",
     "group_interval", "repeat_interval", "send_resolved", "max_age",  "max_alerts"};
-constexpr std::array<std::string_view, 9> kWebhookKeys = {"url",
-                                                          "url_env",
-                                                          "url_file",
-                                                          "hmac_secret_env",
-                                                          "hmac_secret_file",
-                                                          "hmac_secret_credential",
-                                                          "timeout",
-                                                          "ca_file",
-                                                          "auth"};
+constexpr std::array<std::string_view, 10> kWebhookKeys = {"url",
+                                                           "url_env",
+                                                           "url_file",
+                                                           "url_credential",
+                                                           "hmac_secret_env",
+                                                           "hmac_secret_file",
+                                                           "hmac_secret_credential",
+                                                           "timeout",
+                                                           "ca_file",
+                                                           "auth"};
+// A template receiver: the webhook's keys and the body's.
+constexpr std::array<std::string_view, 12> kTemplateKeys = {"url",
+                                                            "url_env",
+                                                            "url_file",
+                                                            "url_credential",
+                                                            "body_file",
+                                                            "content_type",
+                                                            "hmac_secret_env",
+                                                            "hmac_secret_file",
+                                                            "hmac_secret_credential",
+                                                            "timeout",
+                                                            "ca_file",
+                                                            "auth"};
 constexpr std::array<std::string_view, 3> kAuthKeys = {"bearer_token_file", "bearer_token_env",
                                                        "basic_auth"};
 constexpr std::array<std::string_view, 3> kBasicAuthKeys = {"username", "password_file",
@@ -40,6 +55,7 @@ struct Context {
   const Environment& env;
   std::string folder;
   Diagnostics& diag;
+  const TemplateCheck& check_template;
 };
 
 std::string TrimTrailingNewlines(std::string text) {
@@ -199,23 +215,67 @@ void ReadAlertmanager(const YAML::Node& node, size_t index, AlertingConfig& conf
   config.alertmanagers.push_back(std::move(am));
 }
 
+// The body of a template receiver: its file read (relative to the config's folder) and its
+// template parsed, so that `check config` finds a broken template before a page needs it.
+void ReadBodyFile(const Entry& e, const std::string& key_path, ReceiverConfig& receiver,
+                  Context& ctx) {
+  std::optional<std::string> file = yaml::ReadNonEmptyString(e, key_path, ctx.diag);
+  if (!file) {
+    return;
+  }
+  const std::string resolved = yaml::ResolvePath(ctx.folder, *file).string();
+  Result<std::string> text = ctx.env.ReadFile(resolved);
+  if (!text) {
+    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", key_path, text.error().message));
+    return;
+  }
+  receiver.body_template_name = std::filesystem::path(resolved).filename().string();
+  receiver.body_template = std::move(*text);
+  if (ctx.check_template) {
+    if (auto parsed = ctx.check_template(receiver.body_template_name, receiver.body_template);
+        !parsed) {
+      ctx.diag.Add(e.ValueMark(),
+                   fmt::format("\"{}\": {}: {}", key_path, resolved, parsed.error().message));
+    }
+  }
+}
+
+// `webhook:` or, with `is_template`, `template:`.
 void ReadWebhook(const Entry& section, const std::string& path, ReceiverConfig& receiver,
-                 Context& ctx) {
+                 bool is_template, Context& ctx) {
   int urls = 0;
   int secrets = 0;
+  bool has_body = false;
+  const std::span<const std::string_view> keys =
+      is_template ? std::span<const std::string_view>(kTemplateKeys)
+                  : std::span<const std::string_view>(kWebhookKeys);
   for (const Entry& e : MapEntries(section.value, section.ValueMark(), path,
-                                   fmt::format("in \"{}\"", path), kWebhookKeys, ctx.diag)) {
+                                   fmt::format("in \"{}\"", path), keys, ctx.diag)) {
     const std::string key_path = path + "." + e.key;
     if (ReadEndpointKey(e, path, receiver.webhook, ctx)) {
       continue;
     }
-    if (e.key.starts_with("url")) {
+    if (e.key == "body_file") {
+      has_body = true;
+      ReadBodyFile(e, key_path, receiver, ctx);
+    } else if (e.key == "content_type") {
+      if (auto type = yaml::ReadNonEmptyString(e, key_path, ctx.diag)) {
+        if (type->find_first_of("\r\n") != std::string::npos) {
+          ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": must be one line", key_path));
+        } else {
+          receiver.content_type = *type;
+        }
+      }
+    } else if (e.key.starts_with("url")) {
       ++urls;
       std::optional<std::string> url;
       if (e.key == "url") {
         url = ReadUrl(e, key_path, ctx.diag);
-      } else if (auto secret = ReadSecret(
-                     e, key_path, e.key == "url_env" ? SecretFrom::kEnv : SecretFrom::kFile, ctx)) {
+      } else if (auto secret = ReadSecret(e, key_path,
+                                          e.key == "url_env"    ? SecretFrom::kEnv
+                                          : e.key == "url_file" ? SecretFrom::kFile
+                                                                : SecretFrom::kCredential,
+                                          ctx)) {
         url = secret->Reveal();
         if (!IsHttpUrl(*url)) {
           ctx.diag.Add(e.ValueMark(),
@@ -235,8 +295,13 @@ void ReadWebhook(const Entry& section, const std::string& path, ReceiverConfig& 
     }
   }
   if (urls != 1 && section.value.IsMap()) {
+    ctx.diag.Add(section.ValueMark(), fmt::format("\"{}\": give exactly one of url, url_env, "
+                                                  "url_file, url_credential",
+                                                  path));
+  }
+  if (is_template && !has_body && section.value.IsMap()) {
     ctx.diag.Add(section.ValueMark(),
-                 fmt::format("\"{}\": give exactly one of url, url_env, url_file", path));
+                 fmt::format("\"{}\": missing required key \"body_file\"", path));
   }
   if (secrets > 1) {
     ctx.diag.Add(section.ValueMark(),
@@ -267,7 +332,7 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
                   std::map<std::string, int>& names, Context& ctx) {
   std::string path = fmt::format("alerting.receivers[{}]", index);
   ReceiverConfig receiver;
-  bool has_webhook = false;
+  int deliveries = 0;  // webhook: and template:
   for (const Entry& e : MapEntries(node, node.Mark(), path, fmt::format("in \"{}\"", path),
                                    kReceiverKeys, ctx.diag)) {
     const std::string key_path = path + "." + e.key;
@@ -286,9 +351,9 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
                                                   key_path));
         }
       }
-    } else if (e.key == "webhook") {
-      has_webhook = true;
-      ReadWebhook(e, key_path, receiver, ctx);
+    } else if (e.key == "webhook" || e.key == "template") {
+      ++deliveries;
+      ReadWebhook(e, key_path, receiver, e.key == "template", ctx);
     } else if (e.key == "matchers") {
       const YAML::Node list = e.value;
       for (const std::string& text : ReadStringList(e, key_path, ctx.diag)) {
@@ -331,8 +396,9 @@ void ReadReceiver(const YAML::Node& node, size_t index, AlertingConfig& config,
   if (node.IsMap() && receiver.name.empty()) {
     ctx.diag.Add(node.Mark(), fmt::format("\"{}\": missing required key \"name\"", path));
   }
-  if (node.IsMap() && !has_webhook) {
-    ctx.diag.Add(node.Mark(), fmt::format("\"{}\": missing required key \"webhook\"", path));
+  if (node.IsMap() && deliveries != 1) {
+    ctx.diag.Add(node.Mark(),
+                 fmt::format("\"{}\": give exactly one of \"webhook\", \"template\"", path));
   }
   config.receivers.push_back(std::move(receiver));
 }
@@ -353,9 +419,9 @@ bool IsHttpUrl(std::string_view url) {
 }
 
 void ReadAlertingSection(const yaml::Entry& section, const Environment& env,
-                         const std::string& folder, AlertingConfig& config,
-                         yaml::Diagnostics& diag) {
-  Context ctx{env, folder, diag};
+                         const std::string& folder, AlertingConfig& config, yaml::Diagnostics& diag,
+                         const TemplateCheck& check_template) {
+  Context ctx{env, folder, diag, check_template};
   std::map<std::string, int> names;
   for (const Entry& e : MapEntries(section.value, section.ValueMark(), "alerting",
                                    "in \"alerting\"", kSectionKeys, diag)) {

@@ -71,12 +71,13 @@ class NotifierImpl final : public Notifier {
         registry_(std::make_shared<prometheus::Registry>()) {}
 
   Status Init() {
-    auto& total = prometheus::BuildCounter()
-                      .Name("modelpulse_notifications_total")
-                      .Help(
-                          "Notifications by destination and result (sent, failed, retried, "
-                          "given_up, shed).")
-                      .Register(*registry_);
+    auto& total =
+        *(total_family_ =
+              &prometheus::BuildCounter()
+                   .Name("modelpulse_notifications_total")
+                   .Help("Notifications by destination and result (sent, failed, retried, "
+                         "given_up, shed).")
+                   .Register(*registry_));
     auto& queue = prometheus::BuildGauge()
                       .Name("modelpulse_notification_queue_length")
                       .Help("Notifications waiting in the outbox, per destination.")
@@ -208,11 +209,11 @@ class NotifierImpl final : public Notifier {
       return Fail(deliveries.error());
     }
     OutboxChange orphans;
+    std::map<std::string, size_t> given_up;  // by destination no longer configured
     for (OutboxDelivery& delivery : *deliveries) {
       auto it = by_name_.find(delivery.destination);
       if (it == by_name_.end()) {
-        spdlog::warn("dropping notification {} for \"{}\", which is no longer configured",
-                     delivery.id, delivery.destination);
+        ++given_up[delivery.destination];
         orphans.remove.push_back(delivery.id);
         continue;
       }
@@ -237,6 +238,12 @@ class NotifierImpl final : public Notifier {
       if (auto applied = outbox_.ApplyOutboxChange(orphans); !applied) {
         return Fail(applied.error());
       }
+    }
+    for (const auto& [name, count] : given_up) {
+      total_family_->Add({{"receiver", name}, {"result", "given_up"}})
+          .Increment(static_cast<double>(count));
+      spdlog::error("gave up {} pending notification(s) to \"{}\": no longer configured", count,
+                    name);
     }
     size_t pending = 0;
     for (const Destination& d : destinations_) {
@@ -404,8 +411,11 @@ class NotifierImpl final : public Notifier {
                                std::move(outcome.alerts),
                                config_.external_url,
                                d.receiver->max_alerts};
-        change.insert.push_back(NewDelivery(d, next.group.key, WebhookPayload(message, now), now));
-        ++incoming[entry.destination];
+        std::optional<std::string> body = Body(d, message, now);
+        if (body) {
+          change.insert.push_back(NewDelivery(d, next.group.key, std::move(*body), now));
+          ++incoming[entry.destination];
+        }
       }
       if (outcome.group_empty) {
         change.states.emplace_back(key, std::nullopt);
@@ -431,12 +441,35 @@ class NotifierImpl final : public Notifier {
     }
   }
 
+  // The webhook payload, or for a template receiver the body its template renders from it. A
+  // template that fails is logged and counted as failed: the message is never written, since
+  // every retry would fail alike. REQUIRES: mu_ is held.
+  std::optional<std::string> Body(const Destination& d, const WebhookMessage& message,
+                                  int64_t now) {
+    std::string payload = WebhookPayload(message, now);
+    if (d.receiver->body_template.empty()) {
+      return payload;
+    }
+    Result<std::string> rendered =
+        options_.render
+            ? options_.render(d.receiver->body_template_name, d.receiver->body_template, payload)
+            : Result<std::string>(Fail(Error::Unavailable("no template renderer")));
+    if (!rendered) {
+      d.failed->Increment();
+      spdlog::error("notification to \"{}\" not sent: its body template {} failed: {}", d.name,
+                    d.receiver->body_template_name, rendered.error().message);
+      return std::nullopt;
+    }
+    return std::move(*rendered);
+  }
+
   HttpRequest BuildRequest(const Destination& d, const OutboxDelivery& delivery, int64_t now) {
     HttpRequest request;
     request.endpoint = d.endpoint;
     request.url = d.url;
     request.body = delivery.body;
-    request.headers = {{"Content-Type", "application/json"},
+    request.headers = {{"Content-Type", d.receiver != nullptr ? d.receiver->content_type
+                                                              : std::string("application/json")},
                        {"User-Agent", std::string(kUserAgent)},
                        {"Idempotency-Key", delivery.idempotency_key}};
     if (d.receiver != nullptr && !d.receiver->hmac_secret.empty()) {
@@ -544,6 +577,7 @@ class NotifierImpl final : public Notifier {
   std::map<std::string, size_t> by_name_;     // fixed after Init
   std::map<std::string, GroupEntry> groups_;  // Guarded by mu_.
   std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* total_family_ = nullptr;  // in registry_
 };
 
 }  // namespace

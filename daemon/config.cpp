@@ -14,6 +14,7 @@
 #include "alerting/config.h"
 #include "common/regex.h"
 #include "common/yaml_reader.h"
+#include "rules/rules.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -645,8 +646,10 @@ void ResolveSimulatorWebhooks(const YAML::Node& alerting, const std::string& sim
     return;
   }
   for (const YAML::Node& receiver : alerting["receivers"]) {
-    if (receiver.IsMap() && receiver["webhook"] && receiver["webhook"].IsMap()) {
-      ResolveSimulatorPath(receiver["webhook"]["url"], simulator_url);
+    for (const char* kind : {"webhook", "template"}) {
+      if (receiver.IsMap() && receiver[kind] && receiver[kind].IsMap()) {
+        ResolveSimulatorPath(receiver[kind]["url"], simulator_url);
+      }
     }
   }
 }
@@ -697,7 +700,8 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
     } else if (e.key == "simulator") {
       ReadSimulator(e, config, ctx);
     } else if (e.key == "alerting") {
-      alerting::ReadAlertingSection(e, ctx.env, ctx.folder, config.alerting, ctx.diag);
+      alerting::ReadAlertingSection(e, ctx.env, ctx.folder, config.alerting, ctx.diag,
+                                    rules::CheckNotificationTemplate);
     }
   }
 }

@@ -89,6 +89,13 @@ class ProbeFanOut final : public collector::ProbeSink {
   TargetHealth& health_;
 };
 
+// Go's strconv.FormatFloat(v, 'e', -1, 64): the alert APIs' "value".
+std::string GoExponent(double v) {
+  char text[64];
+  const auto written = std::to_chars(text, text + sizeof(text), v, std::chars_format::scientific);
+  return std::string(text, written.ptr);
+}
+
 std::string ExternalUrl(const Config& config) {
   return config.external_url.empty() ? "http://" + config.web_listen_address : config.external_url;
 }
@@ -155,12 +162,9 @@ class DaemonImpl final : public Daemon {
                                                            clock_.NowUnixMillis());
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
-    alerting::AlertingConfig alerting_config = config_.alerting;
-    alerting_config.external_url = ExternalUrl(config_);
-    alerting_config.external_labels = config_.external_labels;
+    alerting_config_ = AlertingConfigOf(config_);
     transport_ = alerting::CurlTransport();
-    auto notifier = alerting::Notifier::Create(std::move(alerting_config), {}, *store_, *store_,
-                                               *transport_, clock_);
+    auto notifier = CreateNotifier(alerting_config_);
     if (!notifier) {
       return Fail(notifier.error());
     }
@@ -192,6 +196,7 @@ class DaemonImpl final : public Daemon {
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
     handlers.alerts_json = [this] { return AlertsJson(); };
+    handlers.rules_json = [this](const std::string& type) { return RulesJson(type); };
     QueryApiOptions api_options;
     api_options.version = std::string(GetBuildInfo().version);
     query_api_ = std::make_unique<QueryApi>(*series_, clock_, api_options);
@@ -211,7 +216,7 @@ class DaemonImpl final : public Daemon {
           *interval, clock_, NotifySystemd);
       watchdog_thread_ = std::jthread([this](std::stop_token stop) { watchdog_->Run(stop); });
     }
-    notifier_thread_ = std::jthread([this](std::stop_token stop) { notifier_->Run(stop); });
+    StartNotifier();
     metrics_.ObserveReload(true, clock_.NowUnixMillis());
     ready_ = true;
     spdlog::info(WithFields("modelpulse started",
@@ -225,6 +230,11 @@ class DaemonImpl final : public Daemon {
 
   Status Reload() override {
     std::lock_guard lock(reload_mu_);
+    if (!ready_) {
+      // Starting, or Stop() has begun (it sets ready_ first): the notifier thread a reload would
+      // restart is going away.
+      return Fail(Error::Unavailable("not ready: starting or shutting down"));
+    }
     // Whichever way the reload came (SIGHUP or HTTP) and however it ends, systemd sees it.
     NotifySystemd(ReloadingState());
     Status reloaded = ReloadLocked();
@@ -253,10 +263,9 @@ class DaemonImpl final : public Daemon {
         next->web_listen_address != config_.web_listen_address) {
       spdlog::warn("storage.path and web.listen_address changes take effect after a restart");
     }
-    if (next->external_url != config_.external_url ||
-        next->alerting.receivers.size() != config_.alerting.receivers.size() ||
-        next->alerting.alertmanagers.size() != config_.alerting.alertmanagers.size()) {
-      spdlog::warn("alerting changes take effect after a restart");
+    if (alerting::AlertingConfig alerting = AlertingConfigOf(*next);
+        !(alerting == alerting_config_)) {
+      ReloadAlerting(std::move(alerting));
     }
     std::vector<std::string> names;
     for (const collector::TargetSpec& target : next->targets) {
@@ -275,6 +284,30 @@ class DaemonImpl final : public Daemon {
     return {};
   }
 
+  // Replaces the notifier with one for `next`: the running one stops (after its requests in
+  // flight, each bounded by its timeout), and the new one reads the outbox it left. Pending
+  // notifications of a receiver that is gone are given up, counted and logged (Notifier::Create);
+  // those of a receiver that stays, changed or not, are sent with its new settings. If the new
+  // notifier cannot be created (its database), the old one runs on. REQUIRES: reload_mu_.
+  void ReloadAlerting(alerting::AlertingConfig next) {
+    notifier_thread_.request_stop();
+    notifier_thread_.join();
+    auto created = CreateNotifier(next);
+    if (!created) {
+      spdlog::error(WithFields("alerting reload failed, keeping the running alerting",
+                               {{"err", created.error().ToString()}}));
+    } else {
+      std::lock_guard lock(notifier_mu_);
+      notifier_ = std::move(*created);
+      alerting_config_ = std::move(next);
+      spdlog::info(
+          WithFields("alerting reloaded",
+                     {{"receivers", std::to_string(alerting_config_.receivers.size())},
+                      {"alertmanagers", std::to_string(alerting_config_.alertmanagers.size())}}));
+    }
+    StartNotifier();
+  }
+
   void Stop() override {
     std::call_once(stopped_, [this] {
       ready_ = false;
@@ -291,9 +324,13 @@ class DaemonImpl final : public Daemon {
         prober_thread_.request_stop();
         prober_thread_.join();
       }
-      if (notifier_thread_.joinable()) {
-        notifier_thread_.request_stop();
-        notifier_thread_.join();
+      {
+        // A reload through HTTP may be replacing the notifier (and its thread) right now.
+        std::lock_guard reload_lock(reload_mu_);
+        if (notifier_thread_.joinable()) {
+          notifier_thread_.request_stop();
+          notifier_thread_.join();
+        }
       }
       http_.reset();
       query_api_.reset();
@@ -316,6 +353,25 @@ class DaemonImpl final : public Daemon {
   int http_port() const override { return http_ ? http_->port() : -1; }
 
  private:
+  alerting::AlertingConfig AlertingConfigOf(const Config& config) const {
+    alerting::AlertingConfig alerting = config.alerting;
+    alerting.external_url = ExternalUrl(config);
+    alerting.external_labels = config.external_labels;
+    return alerting;
+  }
+
+  Result<std::unique_ptr<alerting::Notifier>> CreateNotifier(
+      const alerting::AlertingConfig& config) {
+    alerting::NotifierOptions options;
+    options.render = rules::ExpandNotificationTemplate;  // alerting does not include rules
+    return alerting::Notifier::Create(config, options, *store_, *store_, *transport_, clock_);
+  }
+
+  void StartNotifier() {
+    alerting::Notifier* notifier = notifier_.get();
+    notifier_thread_ = std::jthread([notifier](std::stop_token stop) { notifier->Run(stop); });
+  }
+
   std::string RenderMetrics() {
     SelfStatus status;
     status.probes_in_flight = prober_->InFlight();
@@ -325,7 +381,10 @@ class DaemonImpl final : public Daemon {
     if (auto process = ReadProcessStats("/proc")) {
       status.process = *process;
     }
-    status.alerting = notifier_->MetricsCollectable();
+    {
+      std::lock_guard lock(notifier_mu_);
+      status.alerting = notifier_->MetricsCollectable();
+    }
     return metrics_.Render(status);
   }
 
@@ -370,17 +429,85 @@ class DaemonImpl final : public Daemon {
   std::string AlertsJson() {
     nlohmann::json alerts = nlohmann::json::array();
     for (const rules::ActiveAlert& alert : rule_engine_->Snapshot().alerts) {
-      char value[64];
-      const auto written =
-          std::to_chars(value, value + sizeof(value), alert.value, std::chars_format::scientific);
       alerts.push_back({{"labels", alert.labels},
                         {"annotations", alert.annotations},
                         {"state", alert.state},
                         {"activeAt", alerting::GoTime(alert.active_at_ms)},
-                        {"value", std::string(value, written.ptr)}});
+                        {"value", GoExponent(alert.value)}});
     }
     return nlohmann::json{{"status", "success"}, {"data", {{"alerts", alerts}}}}.dump(
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+
+  // Prometheus's GET /api/v1/rules (2.42's fields), with its `type=alert|record` filter.
+  ApiAnswer RulesJson(const std::string& type) {
+    if (!type.empty() && type != "alert" && type != "record") {
+      return {400, nlohmann::json{{"status", "error"},
+                                  {"errorType", "bad_data"},
+                                  {"error", fmt::format("not supported value \"{}\"", type)}}
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+    }
+    // Go's time.Time JSON, with its zero time for "not evaluated yet".
+    const auto when = [](int64_t unix_ms) {
+      return unix_ms > 0 ? alerting::GoTime(unix_ms) : std::string("0001-01-01T00:00:00Z");
+    };
+    // Go marshals a float64 of whole seconds without a fraction ("60", not "60.0").
+    const auto seconds = [](Millis d) -> nlohmann::json {
+      if (d.count() % 1000 == 0) {
+        return d.count() / 1000;
+      }
+      return static_cast<double>(d.count()) / 1000.0;
+    };
+    nlohmann::json groups = nlohmann::json::array();
+    for (const rules::RuleGroupStatus& group : rule_engine_->Snapshot().groups) {
+      nlohmann::json rules_out = nlohmann::json::array();
+      for (const rules::RuleStatus& rule : group.rule_statuses) {
+        if ((type == "alert" && !rule.alerting) || (type == "record" && rule.alerting)) {
+          continue;
+        }
+        nlohmann::json out;
+        if (rule.alerting) {
+          nlohmann::json alerts = nlohmann::json::array();
+          for (const rules::ActiveAlert& alert : rule.alerts) {
+            alerts.push_back({{"labels", alert.labels},
+                              {"annotations", alert.annotations},
+                              {"state", alert.state},
+                              {"activeAt", alerting::GoTime(alert.active_at_ms)},
+                              {"value", GoExponent(alert.value)}});
+          }
+          out = {{"state", rule.state},
+                 {"name", rule.name},
+                 {"query", rule.query},
+                 {"duration", seconds(rule.duration)},
+                 {"keepFiringFor", seconds(rule.keep_firing_for)},
+                 {"labels", rule.labels},
+                 {"annotations", rule.annotations},
+                 {"alerts", alerts}};
+        } else {
+          out = {{"name", rule.name}, {"query", rule.query}};
+          if (!rule.labels.empty()) {  // omitempty in Prometheus's recording rule
+            out["labels"] = rule.labels;
+          }
+        }
+        out["health"] = rule.health;
+        if (!rule.last_error.empty()) {  // omitempty
+          out["lastError"] = rule.last_error;
+        }
+        out["evaluationTime"] = rule.evaluation_seconds;
+        out["lastEvaluation"] = when(rule.last_evaluation_ms);
+        out["type"] = rule.alerting ? "alerting" : "recording";
+        rules_out.push_back(std::move(out));
+      }
+      groups.push_back({{"name", group.name},
+                        {"file", group.file},
+                        {"rules", rules_out},
+                        {"interval", seconds(group.interval)},
+                        {"limit", group.limit},
+                        {"evaluationTime", group.last_duration_seconds},
+                        {"lastEvaluation", when(group.last_evaluation_ms)}});
+    }
+    return {200, nlohmann::json{{"status", "success"}, {"data", {{"groups", groups}}}}.dump(
+                     -1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
 
   RunFlags flags_;
@@ -399,7 +526,9 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<alerting::Transport> transport_;
-  std::unique_ptr<alerting::Notifier> notifier_;
+  std::mutex notifier_mu_;                        // notifier_ swapped by a reload
+  std::unique_ptr<alerting::Notifier> notifier_;  // Guarded by notifier_mu_ after Init.
+  alerting::AlertingConfig alerting_config_;      // what notifier_ runs; under reload_mu_
   std::unique_ptr<ProbeFanOut> fan_out_;
   std::unique_ptr<QueryApi> query_api_;  // over series_; outlives http_
   std::unique_ptr<collector::Prober> prober_;

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
@@ -681,6 +682,16 @@ class HttplibServer final : public HttpServer {
     server_.Get("/api/v1/alerts", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(handlers_.alerts_json(), "application/json");
     });
+    if (handlers_.rules_json) {
+      server_.Get("/api/v1/rules", [this](const httplib::Request& req, httplib::Response& res) {
+        std::string type = req.get_param_value("type");
+        std::transform(type.begin(), type.end(), type.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        ApiAnswer answer = handlers_.rules_json(type);
+        res.status = answer.status;
+        res.set_content(answer.json, "application/json");
+      });
+    }
     if (handlers_.api) {
       // Prometheus's query API answers GET and form-encoded POST alike (Grafana POSTs).
       auto api = [this](const httplib::Request& req, httplib::Response& res) {

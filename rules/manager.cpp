@@ -137,17 +137,45 @@ class RuleManagerImpl final : public RuleManager {
   void PublishStatus() {
     RulesStatus status;
     for (const LoadedGroup& group : groups_) {
-      status.groups.push_back({group.group.def().name, group.file, group.group.def().rules.size(),
-                               group.last_duration_seconds, group.last_evaluation_ms,
-                               group.evaluations, group.failures});
-      for (const AlertingRule* rule : group.group.alerting_rules()) {
-        for (const Alert& alert : rule->Alerts()) {
+      const RuleGroupDef& def = group.group.def();
+      RuleGroupStatus& out = status.groups.emplace_back(
+          RuleGroupStatus{def.name, group.file, def.rules.size(), group.last_duration_seconds,
+                          group.last_evaluation_ms, group.evaluations, group.failures,
+                          group.group.interval(options_.evaluation_interval), def.limit});
+      const std::vector<const AlertingRule*> alerting = group.group.alerting_rules();
+      size_t next_alerting = 0;
+      for (size_t i = 0; i < def.rules.size(); ++i) {
+        const RuleDef& rule = def.rules[i];
+        RuleStatus& rs = out.rule_statuses.emplace_back();
+        rs.alerting = rule.kind == RuleDef::Kind::kAlerting;
+        rs.name = rule.name;
+        rs.query = rule.expr_text;
+        rs.duration = rule.for_duration;
+        rs.keep_firing_for = rule.keep_firing_for;
+        rs.labels = rule.labels;
+        rs.annotations = rule.annotations;
+        if (i < group.group.statuses().size()) {
+          const RuleEvalStatus& eval = group.group.statuses()[i];
+          rs.health = eval.last_eval_ms < 0 ? "unknown" : eval.last_error ? "err" : "ok";
+          rs.last_error = eval.last_error ? eval.last_error->ToString() : std::string();
+          rs.evaluation_seconds = eval.last_duration_seconds;
+          rs.last_evaluation_ms = std::max<int64_t>(eval.last_eval_ms, 0);
+        }
+        if (!rs.alerting || next_alerting >= alerting.size()) {
+          continue;
+        }
+        AlertState highest = AlertState::kInactive;
+        for (const Alert& alert : alerting[next_alerting++]->Alerts()) {
           if (alert.state == AlertState::kInactive) {
             continue;
           }
-          status.alerts.push_back({alert.labels, std::string(AlertStateName(alert.state)),
-                                   alert.active_at_ms, alert.annotations, alert.value});
+          highest = std::max(highest, alert.state);
+          ActiveAlert active{alert.labels, std::string(AlertStateName(alert.state)),
+                             alert.active_at_ms, alert.annotations, alert.value};
+          rs.alerts.push_back(active);
+          status.alerts.push_back(std::move(active));
         }
+        rs.state = std::string(AlertStateName(highest));
       }
     }
     std::lock_guard lock(status_mu_);
@@ -201,9 +229,8 @@ class RuleManagerImpl final : public RuleManager {
       events.push_back({alert.labels, alert.annotations, alert.starts_at_ms, alert.ends_at_ms,
                         alert.resolved, GeneratorUrl(options_.external_url, alert.expr)});
     }
-    if (auto saved =
-            states_.SaveAlertStatesWithEvents(group.group.def().name, group.group.Snapshot(now),
-                                              events);
+    if (auto saved = states_.SaveAlertStatesWithEvents(group.group.def().name,
+                                                       group.group.Snapshot(now), events);
         !saved) {
       spdlog::warn("cannot save alert states of group \"{}\": {}", group.group.def().name,
                    saved.error().ToString());

@@ -42,6 +42,22 @@ struct ActiveAlert {
   Labels annotations;  // as expanded at the last evaluation (GET /api/v1/alerts)
   double value = 0;
 };
+// One rule as GET /api/v1/rules shows it (Prometheus's rule API fields).
+struct RuleStatus {
+  bool alerting = false;
+  std::string name;
+  std::string query;   // the expression's text
+  Millis duration{0};  // `for:`
+  Millis keep_firing_for{0};
+  Labels labels;                    // the rule's labels (templates for alerting rules)
+  Labels annotations;               // templates; alerting rules only
+  std::vector<ActiveAlert> alerts;  // pending and firing; alerting rules only
+  std::string state;   // alerting rules: "inactive", "pending" or "firing" (the highest)
+  std::string health;  // "unknown" (not evaluated yet), "ok" or "err"
+  std::string last_error;
+  double evaluation_seconds = 0;
+  int64_t last_evaluation_ms = 0;  // 0: not evaluated yet
+};
 struct RuleGroupStatus {
   std::string name;
   std::string file;
@@ -50,6 +66,9 @@ struct RuleGroupStatus {
   int64_t last_evaluation_ms = 0;  // 0: not evaluated yet
   uint64_t evaluations = 0;
   uint64_t failures = 0;  // rule evaluations that failed
+  Millis interval{0};     // the group's own, or the global evaluation interval
+  int64_t limit = 0;
+  std::vector<RuleStatus> rule_statuses;  // in file order
 };
 struct RulesStatus {
   std::vector<ActiveAlert> alerts;

@@ -89,6 +89,18 @@ Result<std::string> ExpandTemplate(std::string_view name, std::string_view text,
 // Parses without executing: the load-time check of §1.2.
 Status CheckTemplate(std::string_view name, std::string_view text);
 
+// Notification templates (issue 8): a request body rendered from Alertmanager's webhook payload
+// version "4", given as its JSON text, with the fields Alertmanager's template data names: .Status,
+// .Receiver, .GroupLabels, .CommonLabels, .CommonAnnotations, .ExternalURL, .GroupKey,
+// .TruncatedAlerts and .Alerts (each .Status, .Labels, .Annotations, .StartsAt, .EndsAt,
+// .GeneratorURL, .Fingerprint), with .Alerts.Firing and .Alerts.Resolved. No Prometheus prelude
+// ($labels, $value); the functions are the alert templates' plus toJson, which writes a value as
+// JSON (a string quoted and escaped) so that a JSON body stays valid whatever a label holds.
+Result<std::string> ExpandNotificationTemplate(std::string_view name, std::string_view text,
+                                               std::string_view payload_json);
+// Parses without executing: `check config`'s test of a template receiver's body.
+Status CheckNotificationTemplate(std::string_view name, std::string_view text);
+
 // Go's %v for a float64 (strconv.FormatFloat(v, 'g', -1, 64)), exactly as §1.6.
 std::string FormatGoFloat(double v);
 

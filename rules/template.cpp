@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <variant>
 
 #include "rules/internal/go_compat.h"
@@ -33,13 +34,16 @@ constexpr int kMaxRangeIterations = 100000;
 
 class Executor {
  public:
-  Executor(std::string name, const TemplateData& data, const TemplateQueryFunc& query)
-      : name_(std::move(name)), data_(data), query_(query) {}
+  // `root`: the data of a notification template; null for an alert template, whose root is
+  // `data` (handled in Field()).
+  Executor(std::string name, const TemplateData& data, const TemplateQueryFunc& query,
+           const TValue* root = nullptr)
+      : name_(std::move(name)), data_(data), query_(query), root_value_(root) {}
 
   Result<std::string> Run(const NodeList& nodes) {
     vars_.push_back({"$", Nil{}});
-    TValue dot = Nil{};  // the root "." is the data struct: handled in Field()
-    root_ = true;
+    TValue dot = root_value_ != nullptr ? *root_value_ : TValue(Nil{});
+    root_ = root_value_ == nullptr;
     if (auto st = Walk(nodes, dot, 0); !st) {
       return Fail(st.error());
     }
@@ -115,6 +119,10 @@ class Executor {
           if (const auto* list = std::get_if<QueryResult>(&*v)) {
             for (size_t i = 0; i < list->size(); ++i) {
               items.emplace_back(static_cast<int64_t>(i), (*list)[i]);
+            }
+          } else if (const auto* values = std::get_if<List>(&*v)) {
+            for (size_t i = 0; i < values->items->items.size(); ++i) {
+              items.emplace_back(static_cast<int64_t>(i), values->items->items[i]);
             }
           } else if (const auto* m = std::get_if<Labels>(&*v)) {
             for (const auto& [k, val] : *m) {
@@ -203,6 +211,32 @@ class Executor {
       auto it = m->find(field);
       return TValue(it == m->end() ? std::string() : it->second);
     }
+    if (const auto* r = std::get_if<Record>(&base)) {
+      auto it = r->fields->fields.find(field);
+      if (it != r->fields->fields.end()) {
+        return it->second;
+      }
+    }
+    if (const auto* l = std::get_if<List>(&base); l && (field == "Firing" || field == "Resolved")) {
+      // Alertmanager's Alerts.Firing() and Alerts.Resolved().
+      auto filtered = std::make_shared<ListItems>();
+      filtered->type_name = l->items->type_name;
+      const std::string wanted = field == "Firing" ? "firing" : "resolved";
+      for (const TValue& item : l->items->items) {
+        const auto* alert = std::get_if<Record>(&item);
+        if (alert == nullptr) {
+          continue;
+        }
+        auto status = alert->fields->fields.find("Status");
+        const auto* text = status != alert->fields->fields.end()
+                               ? std::get_if<std::string>(&status->second)
+                               : nullptr;
+        if (text != nullptr && *text == wanted) {
+          filtered->items.push_back(item);
+        }
+      }
+      return TValue(List{std::move(filtered)});
+    }
     if (const auto* s = std::get_if<QuerySample>(&base)) {
       if (field == "Labels") {
         return TValue(s->labels);
@@ -237,7 +271,8 @@ class Executor {
         return ApplyFields(dot, IsRoot(dot), op.fields);
       case Operand::Kind::kVariable: {
         if (op.name == "$") {
-          return ApplyFields(Nil{}, true, op.fields);
+          return root_value_ != nullptr ? ApplyFields(*root_value_, false, op.fields)
+                                        : ApplyFields(Nil{}, true, op.fields);
         }
         auto it = FindVar(op.name);
         if (it == vars_.rend()) {
@@ -434,6 +469,9 @@ class Executor {
       if (const auto* l = std::get_if<QueryResult>(&args[0])) {
         return TValue(static_cast<int64_t>(l->size()));
       }
+      if (const auto* l = std::get_if<List>(&args[0])) {
+        return TValue(static_cast<int64_t>(l->items->items.size()));
+      }
       return calling(Error::InvalidArgument("len of type " + TypeName(args[0])));
     }
     if (name == "index") {
@@ -451,6 +489,12 @@ class Executor {
             return calling(Error::InvalidArgument("index out of range: " + std::to_string(k)));
           }
           v = (*l)[static_cast<size_t>(k)];
+        } else if (const auto* values = std::get_if<List>(&v); values && args[i].index() == 2) {
+          int64_t k = std::get<int64_t>(args[i]);
+          if (k < 0 || static_cast<size_t>(k) >= values->items->items.size()) {
+            return calling(Error::InvalidArgument("index out of range: " + std::to_string(k)));
+          }
+          v = values->items->items[static_cast<size_t>(k)];
         } else {
           return calling(Error::InvalidArgument("can't index item of type " + TypeName(v)));
         }
@@ -612,6 +656,14 @@ class Executor {
       }
       return TValue(static_cast<double>(d->count()) / 1000.0);
     }
+    if (name == "toJson") {
+      // Not Go's: a value as JSON text (a string quoted and escaped), so that a template that
+      // writes a JSON body stays valid JSON whatever quotes or newlines a label holds.
+      if (auto st = want(1); !st) {
+        return Fail(st.error());
+      }
+      return TValue(ToJson(args[0]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
     if (name == "externalURL" || name == "pathPrefix") {
       return TValue(data_.external_url);
     }
@@ -692,9 +744,52 @@ class Executor {
                                        ": function \"" + name + "\" not defined"));
   }
 
+  static nlohmann::json ToJson(const TValue& v) {
+    switch (v.index()) {
+      case 0:
+        return nullptr;
+      case 1:
+        return std::get<bool>(v);
+      case 2:
+        return std::get<int64_t>(v);
+      case 3:
+        return std::get<double>(v);  // NaN and infinities dump as null
+      case 4:
+        return std::get<std::string>(v);
+      case 5:
+        return std::get<Labels>(v);
+      case 6: {
+        const auto& s = std::get<QuerySample>(v);
+        return {{"Labels", s.labels}, {"Value", s.value}};
+      }
+      case 7: {
+        nlohmann::json out = nlohmann::json::array();
+        for (const QuerySample& s : std::get<QueryResult>(v)) {
+          out.push_back(ToJson(s));
+        }
+        return out;
+      }
+      case 8: {
+        nlohmann::json out = nlohmann::json::object();
+        for (const auto& [name, field] : std::get<Record>(v).fields->fields) {
+          out[name] = ToJson(field);
+        }
+        return out;
+      }
+      default: {
+        nlohmann::json out = nlohmann::json::array();
+        for (const TValue& item : std::get<List>(v).items->items) {
+          out.push_back(ToJson(item));
+        }
+        return out;
+      }
+    }
+  }
+
   std::string name_;
   const TemplateData& data_;
   const TemplateQueryFunc& query_;
+  const TValue* root_value_ = nullptr;
   std::vector<std::pair<std::string, TValue>> vars_;
   std::string out_;
   size_t produced_ = 0;  // bytes of every string a function returned, against kMaxProduced
@@ -717,6 +812,80 @@ Result<std::string> ExpandTemplate(std::string_view name, std::string_view text,
   }
   text_template::Executor exec(std::string(name), data, query);
   return exec.Run(*nodes);
+}
+
+namespace {
+
+// A JSON value of the webhook payload as template data: object keys become Go's exported field
+// names (status -> Status, externalURL -> ExternalURL); an object of strings only (labels,
+// annotations, groupLabels...) stays a map, whose keys are label names.
+text_template::TValue FromJson(const nlohmann::json& j, std::string_view type_name) {
+  using namespace text_template;
+  switch (j.type()) {
+    case nlohmann::json::value_t::boolean:
+      return j.get<bool>();
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+      return j.get<int64_t>();
+    case nlohmann::json::value_t::number_float:
+      return j.get<double>();
+    case nlohmann::json::value_t::string:
+      return j.get<std::string>();
+    case nlohmann::json::value_t::array: {
+      auto items = std::make_shared<ListItems>();
+      items->type_name = "template.Alerts";
+      for (const nlohmann::json& item : j) {
+        items->items.push_back(FromJson(item, "template.Alert"));
+      }
+      return List{std::move(items)};
+    }
+    case nlohmann::json::value_t::object: {
+      const bool strings =
+          std::all_of(j.begin(), j.end(), [](const nlohmann::json& v) { return v.is_string(); });
+      if (strings && type_name != "template.Data") {
+        return j.get<Labels>();
+      }
+      auto fields = std::make_shared<RecordFields>();
+      fields->type_name = std::string(type_name);
+      for (const auto& [key, value] : j.items()) {
+        std::string field = key;
+        if (!field.empty()) {
+          field[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(field[0])));
+        }
+        fields->fields.emplace(std::move(field), FromJson(value, "template.Alert"));
+      }
+      return Record{std::move(fields)};
+    }
+    default:
+      return Nil{};
+  }
+}
+
+}  // namespace
+
+Result<std::string> ExpandNotificationTemplate(std::string_view name, std::string_view text,
+                                               std::string_view payload_json) {
+  const nlohmann::json payload = nlohmann::json::parse(payload_json, nullptr, false);
+  if (payload.is_discarded() || !payload.is_object()) {
+    return Fail(Error::InvalidArgument("template: " + std::string(name) +
+                                       ": the notification payload is not a JSON object"));
+  }
+  auto nodes = text_template::ParseTemplate(std::string(name), text, /*prelude=*/false);
+  if (!nodes) {
+    return Fail(nodes.error());
+  }
+  const text_template::TValue root = FromJson(payload, "template.Data");
+  const TemplateData unused;
+  text_template::Executor exec(std::string(name), unused, nullptr, &root);
+  return exec.Run(*nodes);
+}
+
+Status CheckNotificationTemplate(std::string_view name, std::string_view text) {
+  auto nodes = text_template::ParseTemplate(std::string(name), text, /*prelude=*/false);
+  if (!nodes) {
+    return Fail(nodes.error());
+  }
+  return {};
 }
 
 Status CheckTemplate(std::string_view name, std::string_view text) {

@@ -41,7 +41,7 @@ Result<std::vector<Token>> LexAction(std::string_view s, const std::string& temp
         while (j < s.size() && (s[j] == '.' || IdentChar(s[j]))) {
           ++j;
         }
-        t = Token{Token::Kind::kField, std::string(s.substr(i, j - i))};
+        t = Token{Token::Kind::kField, std::string(s.substr(i, j - i)), true};
         i = j;
       }
     } else if (c == ',') {

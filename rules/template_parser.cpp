@@ -59,9 +59,20 @@ class Parser {
       line_ += static_cast<int>(std::count(text_.begin() + static_cast<long>(pos_),
                                            text_.begin() + static_cast<long>(open), '\n'));
       size_t start = open + (trim_left ? 3 : 2);
-      // Find the closing "}}", skipping over string literals.
+      // Find the closing "}}", skipping over string literals, and over a comment's text, which
+      // Go scans to "*/" whatever quotes it holds ("the group's title").
       size_t close = std::string_view::npos;
-      for (size_t k = start; k + 1 < text_.size(); ++k) {
+      size_t scan = start;
+      while (scan < text_.size() && std::isspace(static_cast<unsigned char>(text_[scan]))) {
+        ++scan;
+      }
+      if (text_.substr(scan, 2) == "/*") {
+        const size_t end = text_.find("*/", scan + 2);
+        scan = end == std::string_view::npos ? text_.size() : end + 2;
+      } else {
+        scan = start;
+      }
+      for (size_t k = scan; k + 1 < text_.size(); ++k) {
         char ch = text_[k];
         if (ch == '"' || ch == '`' || ch == '\'') {
           size_t end = k + 1;
@@ -358,7 +369,7 @@ class Parser {
         ++tok_;
         op.kind = Operand::Kind::kPipeline;
         op.pipeline = std::make_shared<Pipeline>(std::move(*pipe));
-        if (Peek().kind == Token::Kind::kField) {
+        if (Peek().kind == Token::Kind::kField && Peek().after_paren) {
           op.fields = SplitFields(Peek().text);
           ++tok_;
         }
@@ -421,17 +432,18 @@ const std::vector<std::string>& KnownFunctions() {
 }
 
 // Go's parser rejects unknown functions and undefined variables at parse time.
+// `notification`: a notification template, which may also call toJson (not Prometheus's).
 Status CheckNames(const std::string& name, const NodeList& nodes, std::vector<std::string>& vars,
-                  int depth);
+                  int depth, bool notification);
 
 Status CheckPipeline(const std::string& name, const Pipeline& pipe, std::vector<std::string>& vars,
-                     int depth) {
+                     int depth, bool notification) {
   if (depth > kMaxDepth) {
     return Fail(Error::InvalidArgument("template: " + name + ": nesting too deep"));
   }
   for (const Command& cmd : pipe.commands) {
     for (const Operand& op : cmd.operands) {
-      if (op.kind == Operand::Kind::kFunction &&
+      if (op.kind == Operand::Kind::kFunction && !(notification && op.name == "toJson") &&
           std::find(KnownFunctions().begin(), KnownFunctions().end(), op.name) ==
               KnownFunctions().end()) {
         return Fail(Error::InvalidArgument("template: " + name + ":1: function \"" + op.name +
@@ -443,7 +455,7 @@ Status CheckPipeline(const std::string& name, const Pipeline& pipe, std::vector<
                                            op.name + "\""));
       }
       if (op.kind == Operand::Kind::kPipeline) {
-        if (auto st = CheckPipeline(name, *op.pipeline, vars, depth + 1); !st) {
+        if (auto st = CheckPipeline(name, *op.pipeline, vars, depth + 1, notification); !st) {
           return st;
         }
       }
@@ -458,22 +470,22 @@ Status CheckPipeline(const std::string& name, const Pipeline& pipe, std::vector<
 }
 
 Status CheckNames(const std::string& name, const NodeList& nodes, std::vector<std::string>& vars,
-                  int depth) {
+                  int depth, bool notification) {
   for (const Node& n : nodes) {
     if (n.kind == Node::Kind::kText) {
       continue;
     }
     const size_t scope = vars.size();
-    if (auto st = CheckPipeline(name, n.pipeline, vars, depth + 1); !st) {
+    if (auto st = CheckPipeline(name, n.pipeline, vars, depth + 1, notification); !st) {
       return st;
     }
     if (n.body) {
-      if (auto st = CheckNames(name, *n.body, vars, depth + 1); !st) {
+      if (auto st = CheckNames(name, *n.body, vars, depth + 1, notification); !st) {
         return st;
       }
     }
     if (n.else_body) {
-      if (auto st = CheckNames(name, *n.else_body, vars, depth + 1); !st) {
+      if (auto st = CheckNames(name, *n.else_body, vars, depth + 1, notification); !st) {
         return st;
       }
     }
@@ -490,15 +502,15 @@ constexpr std::string_view kPrelude =
 
 }  // namespace
 
-Result<NodeList> ParseTemplate(const std::string& name, std::string_view text) {
-  std::string full = std::string(kPrelude) + std::string(text);
+Result<NodeList> ParseTemplate(const std::string& name, std::string_view text, bool prelude) {
+  std::string full = prelude ? std::string(kPrelude) + std::string(text) : std::string(text);
   Parser parser(name, full);
   auto nodes = parser.Parse();
   if (!nodes) {
     return nodes;
   }
   std::vector<std::string> vars;
-  if (auto st = CheckNames(name, *nodes, vars, 0); !st) {
+  if (auto st = CheckNames(name, *nodes, vars, 0, !prelude); !st) {
     return Fail(st.error());
   }
   return nodes;

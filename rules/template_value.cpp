@@ -133,8 +133,12 @@ std::string TypeName(const TValue& v) {
       return "map[string]string";
     case 6:
       return "*template.sample";
-    default:
+    case 7:
       return "template.queryResult";
+    case 8:
+      return std::get<Record>(v).fields->type_name;
+    default:
+      return std::get<List>(v).items->type_name;
   }
 }
 
@@ -156,11 +160,28 @@ std::string Print(const TValue& v) {
       const auto& s = std::get<QuerySample>(v);
       return "&{" + MapText(s.labels) + " " + FormatGoFloat(s.value) + "}";
     }
-    default: {
+    case 7: {
       std::string out = "[";
       const auto& list = std::get<QueryResult>(v);
       for (size_t i = 0; i < list.size(); ++i) {
         out += (i ? " " : "") + Print(TValue(list[i]));
+      }
+      return out + "]";
+    }
+    case 8: {
+      std::string out = "{";
+      bool first = true;
+      for (const auto& [name, field] : std::get<Record>(v).fields->fields) {
+        out += (first ? "" : " ") + Print(field);
+        first = false;
+      }
+      return out + "}";
+    }
+    default: {
+      std::string out = "[";
+      const auto& items = std::get<List>(v).items->items;
+      for (size_t i = 0; i < items.size(); ++i) {
+        out += (i ? " " : "") + Print(items[i]);
       }
       return out + "]";
     }
@@ -182,9 +203,12 @@ bool Truth(const TValue& v) {
     case 5:
       return !std::get<Labels>(v).empty();
     case 6:
+    case 8:
       return true;
-    default:
+    case 7:
       return !std::get<QueryResult>(v).empty();
+    default:
+      return !std::get<List>(v).items->items.empty();
   }
 }
 

@@ -32,6 +32,9 @@ struct Token {
   };
   Kind kind = Kind::kEnd;
   std::string text;  // identifier, variable name ("$x", "$"), field chain ".A.b", literal value
+  // A field chain written right after ")": it applies to the parenthesised value. With a space
+  // between ("(len .Alerts) .Status") the chain is an argument of its own, as in Go.
+  bool after_paren = false;
 };
 
 // Tokenizes one action. Errors are kInvalidArgument "template: <name>:<line>: <message>", as Go's

@@ -53,9 +53,10 @@ struct Node {
 // Nesting bound for blocks and parentheses, so hostile templates cannot exhaust the stack.
 constexpr int kMaxDepth = 64;
 
-// Parses `text` after Prometheus's variable prelude ($labels, $externalLabels, $externalURL,
-// $value) and checks its names. Errors are kInvalidArgument in Go's wording.
-Result<NodeList> ParseTemplate(const std::string& name, std::string_view text);
+// Parses `text`, after Prometheus's variable prelude ($labels, $externalLabels, $externalURL,
+// $value) when `prelude` (alert templates; notification templates have none), and checks its
+// names. Errors are kInvalidArgument in Go's wording.
+Result<NodeList> ParseTemplate(const std::string& name, std::string_view text, bool prelude = true);
 
 }  // namespace modelpulse::rules::text_template
 

@@ -6,6 +6,8 @@
 // fmt.Sprintf over them. The template lexer, parser and executor all speak these.
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -21,8 +23,26 @@ struct QuerySample {
   double value = 0;
 };
 using QueryResult = std::vector<QuerySample>;
-using TValue =
-    std::variant<Nil, bool, int64_t, double, std::string, Labels, QuerySample, QueryResult>;
+// A struct and a list of values: Alertmanager's notification data (.Alerts, each alert's
+// .Labels...), built from the webhook payload. Shared and immutable, so copying a value is cheap.
+struct RecordFields;
+struct ListItems;
+struct Record {
+  std::shared_ptr<const RecordFields> fields;
+};
+struct List {
+  std::shared_ptr<const ListItems> items;
+};
+using TValue = std::variant<Nil, bool, int64_t, double, std::string, Labels, QuerySample,
+                            QueryResult, Record, List>;
+struct RecordFields {
+  std::string type_name;  // as Go names it in errors: "template.Data", "template.Alert"
+  std::map<std::string, TValue, std::less<>> fields;
+};
+struct ListItems {
+  std::string type_name;  // "template.Alerts"
+  std::vector<TValue> items;
+};
 
 // Go's type name, as error messages print it ("float64", "map[string]string").
 std::string TypeName(const TValue& v);

@@ -30,12 +30,13 @@ class TestEnvironment final : public Environment {
 };
 
 // Parses `yaml` (a document whose top key is `alerting`); the error text, or "" when valid.
-std::string Read(const std::string& yaml, const Environment& env, AlertingConfig& config) {
+std::string Read(const std::string& yaml, const Environment& env, AlertingConfig& config,
+                 const TemplateCheck& check = nullptr) {
   const YAML::Node root = YAML::Load(yaml);
   yaml::Diagnostics diag;
-  for (const yaml::Entry& e : yaml::MapEntries(root, root.Mark(), "", "at the top level", {},
-                                               diag)) {
-    ReadAlertingSection(e, env, "/etc/mp", config, diag);
+  for (const yaml::Entry& e :
+       yaml::MapEntries(root, root.Mark(), "", "at the top level", {}, diag)) {
+    ReadAlertingSection(e, env, "/etc/mp", config, diag, check);
   }
   return diag.empty() ? "" : diag.ToError("f.yml").message;
 }
@@ -109,13 +110,70 @@ TEST_CASE("alerting problems are all reported with positions and no secret") {
   CHECK(error.find("topsecret") == std::string::npos);
 }
 
-TEST_CASE("receivers need a name and a webhook") {
+TEST_CASE("receivers need a name and a webhook or a template") {
   TestEnvironment env;
   AlertingConfig config;
   const std::string error = Read("alerting:\n  receivers:\n    - group_wait: 1s\n", env, config);
   CHECK(error.find("missing required key \"name\"") != std::string::npos);
-  CHECK(error.find("missing required key \"webhook\"") != std::string::npos);
+  CHECK(error.find("give exactly one of \"webhook\", \"template\"") != std::string::npos);
 }
 
 }  // namespace
+TEST_CASE("a template receiver reads its URL secret and body, and its template is checked") {
+  TestEnvironment env;
+  env.vars["SLACK_URL"] = "https://hooks.slack.example/services/T/B/secret";
+  env.files["/etc/mp/templates/slack.json.tmpl"] = "{\"text\": {{ toJson .Status }}}";
+  env.files["/etc/mp/bad.tmpl"] = "{{ .Status ";
+  std::vector<std::string> checked;
+  const TemplateCheck check = [&](std::string_view name, std::string_view text) -> Status {
+    checked.emplace_back(name);
+    if (text.find("}}") == std::string_view::npos) {
+      return Fail(Error::InvalidArgument(std::string("template: ") + std::string(name) +
+                                         ":1: unclosed action"));
+    }
+    return {};
+  };
+  AlertingConfig config;
+  CHECK(Read(R"(
+alerting:
+  receivers:
+    - name: chat
+      template:
+        url_env: SLACK_URL
+        body_file: templates/slack.json.tmpl
+)",
+             env, config, check) == "");
+  REQUIRE(config.receivers.size() == 1);
+  const ReceiverConfig& chat = config.receivers[0];
+  CHECK(chat.webhook.url.Reveal() == "https://hooks.slack.example/services/T/B/secret");
+  CHECK(chat.body_template == "{\"text\": {{ toJson .Status }}}");
+  CHECK(chat.body_template_name == "slack.json.tmpl");
+  CHECK(chat.content_type == "application/json");
+  CHECK(checked == std::vector<std::string>{"slack.json.tmpl"});
+
+  AlertingConfig bad;
+  const std::string error = Read(R"(
+alerting:
+  receivers:
+    - name: chat
+      template:
+        url: https://hooks.example/x?token=secret
+        body_file: bad.tmpl
+        content_type: text/plain
+    - name: nobody
+      template: {url: https://hooks.example/y}
+    - name: both
+      webhook: {url: https://hooks.example/z}
+      template: {url: https://hooks.example/z, body_file: bad.tmpl}
+)",
+                                 env, bad, check);
+  CHECK(error.find("f.yml:7:20: \"alerting.receivers[0].template.body_file\": /etc/mp/bad.tmpl: "
+                   "template: bad.tmpl:1: unclosed action") != std::string::npos);
+  CHECK(error.find("\"alerting.receivers[1].template\": missing required key \"body_file\"") !=
+        std::string::npos);
+  CHECK(error.find("\"alerting.receivers[2]\": give exactly one of \"webhook\", \"template\"") !=
+        std::string::npos);
+  CHECK(error.find("secret") == std::string::npos);
+}
+
 }  // namespace modelpulse::alerting

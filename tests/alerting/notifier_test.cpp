@@ -3,11 +3,11 @@
 // real SQLite file is tested in tests/storage/outbox_test.cpp.
 
 #include <doctest/doctest.h>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 #include "alerting/alerting.h"
 #include "common/alert_event.h"
@@ -23,9 +23,9 @@ class MemoryOutbox final : public NotificationOutbox, public StateStore {
     events_.push_back({++last_event_, 0, EncodeAlertEvent(event)});
   }
   Result<std::vector<OutboxEvent>> ReadEvents(size_t limit) override {
-    std::vector<OutboxEvent> out(events_.begin(),
-                                 events_.begin() + static_cast<std::ptrdiff_t>(
-                                                       std::min(limit, events_.size())));
+    std::vector<OutboxEvent> out(
+        events_.begin(),
+        events_.begin() + static_cast<std::ptrdiff_t>(std::min(limit, events_.size())));
     return out;
   }
   Result<std::vector<OutboxDelivery>> ReadDeliveries() override {
@@ -36,9 +36,8 @@ class MemoryOutbox final : public NotificationOutbox, public StateStore {
     return out;
   }
   Result<std::vector<int64_t>> ApplyOutboxChange(const OutboxChange& change) override {
-    std::erase_if(events_, [&](const OutboxEvent& e) {
-      return e.id <= change.consume_events_through;
-    });
+    std::erase_if(events_,
+                  [&](const OutboxEvent& e) { return e.id <= change.consume_events_through; });
     std::vector<int64_t> ids;
     for (OutboxDelivery d : change.insert) {
       d.id = ++last_delivery_;
@@ -346,6 +345,80 @@ TEST_CASE("alertmanagers get every event in batches at the api v2 path") {
   CHECK(first[0]["labels"]["vantage"] == "test");
   CHECK(first[0]["endsAt"] == "2027-01-15T08:04:00.000Z");
   CHECK(json::parse(transport.requests[1].body)[0]["labels"]["alertname"] == "C");
+}
+
+TEST_CASE("a template receiver posts what its renderer makes of the webhook payload") {
+  ManualClock clock(kStart);
+  MemoryOutbox outbox;
+  ScriptedTransport transport;
+  AlertingConfig config = WebhookConfig();
+  config.receivers[0].body_template = "TEMPLATE";
+  config.receivers[0].body_template_name = "chat.tmpl";
+  config.receivers[0].content_type = "text/plain";
+  NotifierOptions options = TestOptions();
+  std::vector<std::string> payloads;
+  options.render = [&](std::string_view name, std::string_view text,
+                       std::string_view payload) -> Result<std::string> {
+    payloads.emplace_back(payload);
+    if (json::parse(payload)["status"] == "resolved") {
+      return Fail(Error::InvalidArgument("template: chat.tmpl:1: boom"));
+    }
+    return std::string(name) + "|" + std::string(text) + "|" +
+           json::parse(payload)["alerts"][0]["labels"]["alertname"].get<std::string>();
+  };
+  auto notifier = Notifier::Create(config, options, outbox, outbox, transport, clock);
+  REQUIRE(notifier);
+  outbox.AddEvent(Alert("A", false, kStart));
+  (*notifier)->Step();
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(transport.requests[0].body == "chat.tmpl|TEMPLATE|A");
+  CHECK(transport.Header(0, "Content-Type") == "text/plain");
+  // The renderer saw the webhook payload version 4, external labels included.
+  REQUIRE(payloads.size() == 1);
+  CHECK(json::parse(payloads[0])["version"] == "4");
+  CHECK(json::parse(payloads[0])["alerts"][0]["labels"]["vantage"] == "test");
+  // A body that fails to render is counted as failed and never queued.
+  clock.Advance(2000);
+  outbox.AddEvent(Alert("A", true, clock.NowUnixMillis()));
+  (*notifier)->Step();
+  clock.Advance(2000);
+  (*notifier)->Step();
+  CHECK(transport.requests.size() == 1);
+  CHECK(outbox.pending() == 0);
+  CHECK(MetricValue(**notifier, "modelpulse_notifications_total", "failed") == 1);
+}
+
+TEST_CASE("pending messages of a receiver no longer configured are given up and counted") {
+  ManualClock clock(kStart);
+  MemoryOutbox outbox;
+  ScriptedTransport transport;
+  transport.script = {0};
+  {
+    auto first = Notifier::Create(WebhookConfig(), TestOptions(), outbox, outbox, transport, clock);
+    REQUIRE(first);
+    outbox.AddEvent(Alert("A", false, kStart));
+    (*first)->Step();
+    CHECK(outbox.pending() == 1);
+  }
+  AlertingConfig renamed = WebhookConfig();
+  renamed.receivers[0].name = "other";
+  auto second = Notifier::Create(renamed, TestOptions(), outbox, outbox, transport, clock);
+  REQUIRE(second);
+  CHECK(outbox.pending() == 0);
+  bool counted = false;
+  for (const auto& family : (*second)->MetricsCollectable()->Collect()) {
+    for (const auto& metric : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& label : metric.label) {
+        labels[label.name] = label.value;
+      }
+      if (family.name == "modelpulse_notifications_total" && labels["receiver"] == "hook" &&
+          labels["result"] == "given_up") {
+        counted = metric.counter.value == 1;
+      }
+    }
+  }
+  CHECK(counted);
 }
 
 TEST_CASE("redacted URLs drop credentials, query and fragment") {

@@ -16,7 +16,8 @@ import threading
 import time
 import unittest
 
-from harness import Daemon, free_port, http_get, series, wait_until
+from harness import (BINARY, SOURCE_ROOT, Daemon, free_port, http_get, http_post, series,
+                     wait_until)
 
 SECRET = "it-hook-secret"
 
@@ -242,6 +243,164 @@ class WebhookDelivery(unittest.TestCase):
         finally:
             if receiver:
                 receiver.close()
+            daemon.close()
+
+
+# The template data, flattened so that Python can rebuild it from the webhook payload.
+PROBE_TEMPLATE = """{{ .Receiver }}|{{ .Status }}|{{ .GroupKey }}|{{ .ExternalURL }}|
+{{- range .GroupLabels }}{{ . }},{{ end }}|{{ len .Alerts.Firing }}|
+{{- range .Alerts }}{{ .Fingerprint }},{{ .StartsAt }},{{ .EndsAt }},{{ .Labels.vantage }},
+{{- .Annotations.summary }},{{ .GeneratorURL }};{{ end }}"""
+
+
+def probe_text(payload, receiver):
+    alerts = "".join(f"{a['fingerprint']},{a['startsAt']},{a['endsAt']},{a['labels']['vantage']},"
+                     f"{a['annotations']['summary']},{a['generatorURL']};"
+                     for a in payload["alerts"])
+    firing = sum(1 for a in payload["alerts"] if a["status"] == "firing")
+    groups = "".join(v + "," for _, v in sorted(payload["groupLabels"].items()))
+    return (f"{receiver}|{payload['status']}|{payload['groupKey']}|{payload['externalURL']}|"
+            f"{groups}|{firing}|{alerts}")
+
+
+def template_receiver(name, body_file, url_line, extra=""):
+    return f"""    - name: {name}
+      template:
+        {url_line}
+        body_file: {body_file}
+        timeout: 2s
+{extra}      group_by: [alertname]
+      group_wait: 0s
+      group_interval: 1s
+      repeat_interval: 1h
+"""
+
+
+class TemplateReceivers(unittest.TestCase):
+    def test_bodies_are_what_the_templates_render_from_the_webhook_payload(self):
+        hook_port, sim_port = free_port(), free_port()
+        with open(os.path.join(SOURCE_ROOT, "config/templates/slack.json.tmpl")) as f:
+            slack = f.read()
+        alerting = ("  receivers:\n" +
+                    webhook_receiver(hook_port, name="raw", signed=False)
+                    .replace("/hook?token=do-not-log-me", "/raw")
+                    .replace("      matchers: ['severity=~\"warning|critical\"']\n", "") +
+                    template_receiver("slack", "slack.json.tmpl", "url_env: SLACK_URL") +
+                    template_receiver("probe", "probe.tmpl",
+                                      f"url: http://127.0.0.1:{hook_port}/probe",
+                                      "        content_type: text/plain; charset=utf-8\n"))
+        daemon = Daemon(daemon_config(sim_port, alerting),
+                        {"scenario.yaml": scenario(5), "rules.yaml": RULES,
+                         "slack.json.tmpl": slack, "probe.tmpl": PROBE_TEMPLATE},
+                        env={"SLACK_URL":
+                             f"http://127.0.0.1:{hook_port}/slack/T0/B0?token=slack-secret"})
+        receiver = Receiver(hook_port)
+        try:
+            daemon.start()
+
+            def by_path(path):
+                return [r for r in unique_in_order(receiver.delivered())
+                        if r["path"].startswith(path)]
+            wait_until(lambda: all(len(by_path(p)) >= 2 for p in ("/raw", "/slack", "/probe")),
+                       timeout=60, what="firing and resolved on all three receivers")
+            raw = [json.loads(r["body"]) for r in by_path("/raw")]
+            self.assertEqual([m["status"] for m in raw[:2]], ["firing", "resolved"])
+            # The template saw exactly the webhook payload's data (receiver name aside).
+            probes = by_path("/probe")
+            for message, request in zip(raw[:2], probes[:2]):
+                self.assertEqual(request["body"].decode(), probe_text(message, "probe"))
+                self.assertEqual(request["headers"]["Content-Type"], "text/plain; charset=utf-8")
+            slack_messages = [json.loads(r["body"]) for r in by_path("/slack")]
+            self.assertEqual(slack_messages[0]["text"], "[FIRING:1] Throttled")
+            self.assertEqual(slack_messages[0]["attachments"][0]["color"], "#d00000")
+            self.assertIn("*FIRING* flappy throttled", slack_messages[0]["attachments"][0]["text"])
+            self.assertEqual(slack_messages[1]["text"], "[RESOLVED:1] Throttled")
+            self.assertEqual(by_path("/slack")[0]["path"], "/slack/T0/B0?token=slack-secret")
+            self.assertEqual(by_path("/slack")[0]["headers"]["Content-Type"], "application/json")
+            metrics = http_get(daemon.url("/metrics"))[1]
+            self.assertIn('modelpulse_notifications_total{receiver="slack",result="sent"} 2',
+                          metrics)
+            # A chat webhook URL is a secret: its path is logged at most, never its query.
+            self.assertNotIn("slack-secret", daemon.log_text())
+            self.assertEqual(daemon.stop(), 0)
+        finally:
+            receiver.close()
+            daemon.close()
+
+    def test_check_config_reports_a_broken_body_template_with_positions(self):
+        alerting = "  receivers:\n" + template_receiver(
+            "chat", "broken.tmpl", "url: http://127.0.0.1:9/x")
+        daemon = Daemon(daemon_config(free_port(), alerting),
+                        {"scenario.yaml": scenario(5), "rules.yaml": RULES,
+                         "broken.tmpl": '{"text": {{ toJson .Status }}}\n{"x": {{ .Status }'})
+        try:
+            check = subprocess.run([BINARY, "check", "config", daemon.config],
+                                   capture_output=True, text=True, timeout=30)
+            self.assertEqual(check.returncode, 1, check.stdout + check.stderr)
+            self.assertIn("alerting.receivers[0].template.body_file", check.stderr)
+            self.assertIn("broken.tmpl", check.stderr)
+            self.assertRegex(check.stderr, r"modelpulse\.yml:\d+:\d+")
+            with open(os.path.join(daemon.dir, "broken.tmpl"), "w") as f:
+                f.write(PROBE_TEMPLATE)
+            check = subprocess.run([BINARY, "check", "config", daemon.config],
+                                   capture_output=True, text=True, timeout=30)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        finally:
+            daemon.close()
+
+
+class AlertingReload(unittest.TestCase):
+    def test_receivers_change_on_reload_and_a_bad_config_keeps_the_running_one(self):
+        dead_port, live_port, sim_port = free_port(), free_port(), free_port()
+
+        def receiver_at(name, url):
+            return webhook_receiver(0, name=name, signed=False).replace(
+                "http://127.0.0.1:0/hook?token=do-not-log-me", url)
+        first = ("  receivers:\n" + receiver_at("hook", f"http://127.0.0.1:{dead_port}/hook") +
+                 receiver_at("gone", f"http://127.0.0.1:{dead_port}/gone"))
+        daemon = Daemon(daemon_config(sim_port, first),
+                        {"scenario.yaml": scenario(600), "rules.yaml": RULES},
+                        args=["--web.enable-lifecycle"])
+        receiver = Receiver(live_port)
+        try:
+            daemon.start()
+
+            def pending():
+                db = sqlite3.connect(daemon.db)
+                try:
+                    return dict(db.execute(
+                        "SELECT destination, idempotency_key FROM notifications").fetchall())
+                finally:
+                    db.close()
+            keys = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(pending()),
+                              timeout=30, what="a notification pending for each receiver")
+            # A bad matcher: the reload fails and both receivers stay as they were.
+            daemon.write_config(daemon_config(sim_port, first.replace(
+                "severity=~\"warning|critical\"", "severity=~\"(\"")))
+            status, _ = http_post(daemon.url("/-/reload"))
+            self.assertEqual(status, 500)
+            self.assertIn("reload failed, keeping the running configuration", daemon.log_text())
+            self.assertEqual(pending(), keys)
+            # "hook" moves to a receiver that answers; "gone" is removed; "fresh" is new.
+            second = ("  receivers:\n" +
+                      receiver_at("hook", f"http://127.0.0.1:{live_port}/hook") +
+                      receiver_at("fresh", f"http://127.0.0.1:{live_port}/fresh"))
+            daemon.write_config(daemon_config(sim_port, second))
+            daemon.signal(signal.SIGHUP)
+            wait_until(lambda: keys["hook"] in [key(r) for r in receiver.delivered()], timeout=30,
+                       what="the pending notification delivered at the receiver's new URL")
+            log = daemon.log_text()
+            self.assertIn("alerting reloaded", log)
+            self.assertIn('gave up 1 pending notification(s) to \\"gone\\": no longer configured',
+                          log)  # logfmt escapes the quotes
+            self.assertNotIn("gone", pending())
+            metrics = http_get(daemon.url("/metrics"))[1]
+            self.assertIn('modelpulse_notifications_total{receiver="gone",result="given_up"} 1',
+                          metrics)
+            self.assertIn('modelpulse_notification_queue_length{receiver="fresh"}', metrics)
+            self.assertEqual(daemon.stop(), 0)
+        finally:
+            receiver.close()
             daemon.close()
 
 
