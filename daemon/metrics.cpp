@@ -198,6 +198,8 @@ struct TargetSeries {
   // probe had no such sample (no TLS, no token), so a stale value disappears.
   std::vector<Gauge*> gauges;
   std::array<Counter*, kAllOutcomes.size()> outcomes{};
+  // Per family of ProbeCounterFamilies() (null for the outcome counter's slot).
+  std::vector<Histogram*> histograms;
   std::array<Histogram*, kPhaseCount> phases{};
   Histogram* inter_token = nullptr;
   Counter* input_tokens = nullptr;
@@ -212,6 +214,8 @@ struct Metrics::State {
   std::vector<Family<Gauge>*> probe_gauges;              // in ProbeSeriesNames() order
   std::map<std::string_view, size_t> probe_gauge_index;  // series name -> index above
   Family<Counter>* probes_total = nullptr;
+  // Per family of ProbeCounterFamilies(): the histogram families (null for counters).
+  std::vector<Family<Histogram>*> probe_histograms;
   Family<Histogram>* phase_seconds = nullptr;
   Family<Histogram>* inter_token_seconds = nullptr;
   Family<Counter>* tokens_total = nullptr;
@@ -267,11 +271,19 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
         &prometheus::BuildGauge().Name(info.name).Help(info.help).Register(registry));
     st.gauge_families.push_back(st.probe_gauges.back());
   }
-  st.probes_total = &prometheus::BuildCounter()
-                         .Name("modelpulse_probes_total")
-                         .Help("Probes finished, by outcome.")
-                         .Register(registry);
-  st.counter_families.push_back(st.probes_total);
+  // The counters and histograms the rule engine also derives from stored probes: one table.
+  for (const ProbeCounterFamily& family : ProbeCounterFamilies()) {
+    if (family.type == ProbeCounterFamily::Type::kCounterByOutcome) {
+      st.probes_total =
+          &prometheus::BuildCounter().Name(family.name).Help(family.help).Register(registry);
+      st.counter_families.push_back(st.probes_total);
+      st.probe_histograms.push_back(nullptr);
+      continue;
+    }
+    st.probe_histograms.push_back(
+        &prometheus::BuildHistogram().Name(family.name).Help(family.help).Register(registry));
+    st.histogram_families.push_back(st.probe_histograms.back());
+  }
   st.phase_seconds = &prometheus::BuildHistogram()
                           .Name("modelpulse_probe_phase_duration_seconds")
                           .Help(
@@ -340,8 +352,9 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
   st.counter_families.push_back(&rows_dropped);
   st.storage_rows_dropped_queue_full = &rows_dropped.Add({{"reason", "queue_full"}});
   st.storage_rows_dropped_write_failed = &rows_dropped.Add({{"reason", "write_failed"}});
-  st.storage_writable = &self_gauge("modelpulse_storage_writable",
-                                    "1 while the last write batch committed, 0 after a failed one.");
+  st.storage_writable =
+      &self_gauge("modelpulse_storage_writable",
+                  "1 while the last write batch committed, 0 after a failed one.");
   st.storage_write_errors =
       &self_counter("modelpulse_storage_write_errors_total", "Failed write transactions.");
 }
@@ -393,6 +406,23 @@ void Metrics::ObserveProbe(const ProbeResult& result) {
         &st.probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))));
   }
   outcome->Increment();
+
+  const ProbeNumbers numbers = ProbeNumbersOf(result);
+  const auto families = ProbeCounterFamilies();
+  series.histograms.resize(families.size(), nullptr);
+  for (size_t f = 0; f < families.size(); ++f) {
+    const auto value = ProbeHistogramValue(families[f], numbers);
+    if (!value) {
+      continue;
+    }
+    Histogram*& histogram = series.histograms[f];
+    if (histogram == nullptr) {
+      histogram = &st.probe_histograms[f]->Add(
+          labels,
+          Histogram::BucketBoundaries(families[f].buckets.begin(), families[f].buckets.end()));
+    }
+    histogram->Observe(*value);
+  }
 
   const std::optional<double> phase_values[kPhaseCount] = {
       result.dns_seconds,        result.connect_seconds, result.tls_seconds,

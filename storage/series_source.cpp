@@ -142,12 +142,32 @@ struct ProbeSeriesSource::EdgeCache {
   std::vector<FieldRollup> rollups;
 };
 
+// The running totals of every counter-family slot over one label set's probes, and which slots
+// exist yet (a client library creates a series at its first increment).
+struct ProbeSeriesSource::CounterTotals {
+  std::vector<double> value = std::vector<double>(ProbeCounterSlots().size(), 0.0);
+  std::vector<char> seen = std::vector<char>(ProbeCounterSlots().size(), 0);
+  void Add(const ProbeNumbers& numbers) {
+    ForEachProbeIncrement(numbers, [this](size_t slot, double increment) {
+      value[slot] += increment;
+      seen[slot] = 1;
+    });
+  }
+};
+
+// One stored target's totals over its probes with start < upto_ms, per label set.
+struct ProbeSeriesSource::CounterBase {
+  int64_t upto_ms = INT64_MIN;
+  std::map<int64_t, CounterTotals> totals;
+};
+
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store),
       window_(window),
       restart_ms_(window.count() > 0 ? complete_since_ms : INT64_MIN),
-      complete_since_ms_(complete_since_ms) {}
+      complete_since_ms_(complete_since_ms),
+      counts_since_ms_(complete_since_ms) {}
 
 ProbeSeriesSource::~ProbeSeriesSource() = default;
 
@@ -165,11 +185,23 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   if (cutoff > complete_since_ms_) {
     complete_since_ms_ = cutoff;
   }
+  std::deque<CounterProbe>& counts = recent_counts_[result.target];
+  std::shared_ptr<const Labels> labels = !counts.empty() && *counts.back().labels == result.labels
+                                             ? counts.back().labels
+                                             : std::make_shared<const Labels>(result.labels);
+  counts.push_back({result.start_unix_ms, std::move(labels), ProbeNumbersOf(result)});
+  while (!counts.empty() && counts.front().t_ms < cutoff) {
+    counts.pop_front();
+  }
+  counts_since_ms_ = std::max(counts_since_ms_, cutoff);
   // Series of targets that stopped probing (removed on reload) age out here, once a minute at
   // most, since a sweep visits every series.
   if (cutoff - last_sweep_ms_ >= 60'000) {
     last_sweep_ms_ = cutoff;
     std::erase_if(recent_, [cutoff](const auto& entry) {
+      return entry.second.empty() || entry.second.back().t_ms < cutoff;
+    });
+    std::erase_if(recent_counts_, [cutoff](const auto& entry) {
       return entry.second.empty() || entry.second.back().t_ms < cutoff;
     });
   }
@@ -202,8 +234,159 @@ void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& match
   }
 }
 
+Result<std::map<int64_t, ProbeSeriesSource::CounterTotals>> ProbeSeriesSource::StoredTotalsBefore(
+    int64_t target_id, int64_t to_ms, int64_t settled) const {
+  CounterBase& base = counter_bases_[target_id];
+  std::map<int64_t, CounterTotals> totals;
+  int64_t from = INT64_MIN;
+  if (base.upto_ms != INT64_MIN && base.upto_ms <= to_ms) {
+    totals = base.totals;
+    from = base.upto_ms;
+  }
+  if (auto status = store_->ScanCounterInputs(
+          target_id, from, to_ms,
+          [&totals](const CounterPoint& p) { totals[p.label_set_id].Add(p.numbers); });
+      !status) {
+    return Fail(status.error());
+  }
+  // Only totals nothing can change any more are kept: a window slides forward, so the next
+  // evaluation reads the few probes since.
+  if (to_ms <= settled && to_ms > base.upto_ms) {
+    base.upto_ms = to_ms;
+    base.totals = totals;
+  }
+  return totals;
+}
+
+Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms, size_t first_slot,
+    size_t last_slot) const {
+  const auto& slots = ProbeCounterSlots();
+  const size_t width = last_slot - first_slot;
+  int64_t memory_from = 0;
+  int64_t newest = INT64_MIN;
+  std::map<std::string, std::vector<CounterProbe>, std::less<>> memory;
+  {
+    std::lock_guard lock(mu_);
+    memory_from = counts_since_ms_;
+    newest = newest_ms_;
+    for (const auto& [target, probes] : recent_counts_) {
+      if (probes.empty() || !EqualMatchersAllow(matchers, *probes.back().labels)) {
+        continue;
+      }
+      std::vector<CounterProbe>& kept = memory[target];
+      for (const CounterProbe& probe : probes) {
+        if (probe.t_ms > to_ms) {
+          break;
+        }
+        kept.push_back(probe);
+      }
+    }
+  }
+  const int64_t settled =
+      std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
+  // Per target label set: its running totals and the samples of the wanted slots.
+  struct Running {
+    CounterTotals totals;
+    std::vector<std::vector<Sample>> samples;
+  };
+  std::map<Labels, Running> running;
+  auto emit = [&](Running& r, int64_t t_ms) {
+    r.samples.resize(width);
+    for (size_t slot = first_slot; slot < last_slot; ++slot) {
+      if (r.totals.seen[slot]) {
+        r.samples[slot - first_slot].push_back({t_ms, r.totals.value[slot]});
+      }
+    }
+  };
+  auto add_memory = [&](std::vector<CounterProbe>& probes) {
+    for (const CounterProbe& probe : probes) {
+      if (probe.t_ms < memory_from) {
+        continue;
+      }
+      Running& r = running[*probe.labels];
+      r.totals.Add(probe.numbers);
+      if (probe.t_ms >= from_ms) {
+        emit(r, probe.t_ms);
+      }
+    }
+  };
+  if (store_ != nullptr) {
+    auto targets = store_->ListTargets();
+    if (!targets) {
+      return Fail(targets.error());
+    }
+    std::lock_guard cache_lock(cache_mu_);
+    const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
+    for (const StoredTarget& target : *targets) {
+      if (!EqualMatchersAllow(matchers, target.labels)) {
+        continue;
+      }
+      // Everything before the window, then the window's stored probes one by one.
+      auto totals = StoredTotalsBefore(target.id, std::min(from_ms, memory_from), settled);
+      if (!totals) {
+        return Fail(totals.error());
+      }
+      std::map<int64_t, Running> by_set;
+      for (auto& [set, t] : *totals) {
+        by_set[set].totals = std::move(t);
+      }
+      if (from_ms <= stored_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, from_ms, stored_to + 1,
+                                                    [&](const CounterPoint& p) {
+                                                      Running& r = by_set[p.label_set_id];
+                                                      r.totals.Add(p.numbers);
+                                                      emit(r, p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
+        }
+      }
+      for (auto& [set, r] : by_set) {
+        auto labels = store_->LabelSet(set);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        running[*labels] = std::move(r);
+      }
+      if (auto m = memory.find(target.name); m != memory.end()) {
+        add_memory(m->second);
+        memory.erase(m);
+      }
+    }
+  }
+  for (auto& [target, probes] : memory) {  // targets with no committed row yet
+    add_memory(probes);
+  }
+  std::vector<Series> out;
+  for (auto& [target_labels, r] : running) {
+    for (size_t i = 0; i < r.samples.size(); ++i) {
+      if (r.samples[i].empty()) {
+        continue;
+      }
+      const ProbeCounterSlot& slot = slots[first_slot + i];
+      Labels labels = target_labels;
+      labels["__name__"] = slot.name;
+      if (*slot.label_name != '\0') {
+        labels[slot.label_name] = slot.label_value;
+      }
+      if (EqualMatchersAllow(matchers, labels)) {
+        out.push_back({std::move(labels), std::move(r.samples[i])});
+      }
+    }
+  }
+  return out;
+}
+
 Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMatcher>& matchers,
                                                       int64_t from_ms, int64_t to_ms) const {
+  for (const LabelMatcher& m : matchers) {
+    if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+      if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
+        return SelectCounters(matchers, from_ms, to_ms, first, last);
+      }
+    }
+  }
   WarmUpOnce();
   std::map<Labels, std::vector<Sample>> found;
   int64_t memory_from = from_ms;
