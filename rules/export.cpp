@@ -33,10 +33,14 @@ void EmitRule(YAML::Emitter& out, const RuleDef& rule) {
   out << YAML::Key << (rule.kind == RuleDef::Kind::kAlerting ? "alert" : "record") << YAML::Value
       << rule.name;
   out << YAML::Key << "expr" << YAML::Value;
-  if (rule.expr_text.find('\n') != std::string::npos) {
+  std::string expr = rule.expr_text;
+  while (!expr.empty() && (expr.back() == '\n' || expr.back() == ' ')) {
+    expr.pop_back();  // a block scalar's own newline, not part of the expression
+  }
+  if (expr.find('\n') != std::string::npos) {
     out << YAML::Literal;
   }
-  out << rule.expr_text;
+  out << expr;
   if (rule.for_duration.count() > 0) {
     out << YAML::Key << "for" << YAML::Value << FormatPromDuration(rule.for_duration);
   }
