@@ -1,13 +1,13 @@
 #include "daemon/metrics.h"
 
 #include <doctest/doctest.h>
-
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <string>
+#include <vector>
 
 #include "common/probe_series.h"
 
@@ -116,22 +116,25 @@ TEST_CASE("metrics: probe counters by outcome class and the three histograms, pe
   metrics.ObserveProbe(throttled);
   const std::string text = metrics.Render(SelfStatus{});
   const std::string labels = R"(model="gpt-4o-mini",provider="openai",target="t")";
-  for (const std::string& line : {
-           "# TYPE modelpulse_probes_total counter\n",
-           "modelpulse_probes_total{" + labels + R"(,outcome="ok"} 1)" + "\n",
-           "modelpulse_probes_total{" + labels + R"(,outcome="throttled"} 1)" + "\n",
-           std::string("# TYPE modelpulse_probe_ttft_seconds histogram\n"),
-           "modelpulse_probe_ttft_seconds_count{" + labels + "} 1\n",
-           "modelpulse_probe_ttft_seconds_sum{" + labels + "} 0.3\n",
-           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.25"} 0)" + "\n",
-           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.5"} 1)" + "\n",
-           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="+Inf"} 1)" + "\n",
-           "modelpulse_probe_duration_seconds_count{" + labels + "} 2\n",
-           "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.05"} 1)" + "\n",
-           "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.5"} 2)" + "\n",
-           "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="35"} 0)" + "\n",
-           "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="50"} 1)" + "\n",
-       }) {
+  for (
+      const std::string& line : std::vector<std::string>{
+          "# TYPE modelpulse_probes_total counter\n",
+          R"(modelpulse_probes_total{model="gpt-4o-mini",outcome="ok",provider="openai",target="t"} 1)"
+          "\n",
+          R"(modelpulse_probes_total{model="gpt-4o-mini",outcome="throttled",provider="openai",target="t"} 1)"
+          "\n",
+          "# TYPE modelpulse_probe_ttft_seconds histogram\n",
+          "modelpulse_probe_ttft_seconds_count{" + labels + "} 1\n",
+          "modelpulse_probe_ttft_seconds_sum{" + labels + "} 0.3\n",
+          "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.25"} 0)" + "\n",
+          "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.5"} 1)" + "\n",
+          "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="+Inf"} 1)" + "\n",
+          "modelpulse_probe_duration_seconds_count{" + labels + "} 2\n",
+          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.05"} 1)" + "\n",
+          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.5"} 2)" + "\n",
+          "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="35"} 0)" + "\n",
+          "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="50"} 1)" + "\n",
+      }) {
     INFO(line);
     CHECK(text.find(line) != std::string::npos);
   }

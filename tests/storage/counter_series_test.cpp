@@ -88,8 +88,8 @@ struct Fixture {
   std::map<std::string, std::vector<std::pair<int64_t, double>>> Read(const std::string& name,
                                                                       const std::string& label,
                                                                       int64_t from, int64_t to) {
-    auto got = source->Select({{LabelMatcher::Type::kEqual, "__name__", name}}, kT0 + from,
-                              kT0 + to);
+    auto got =
+        source->Select({{LabelMatcher::Type::kEqual, "__name__", name}}, kT0 + from, kT0 + to);
     REQUIRE(got.has_value());
     std::map<std::string, std::vector<std::pair<int64_t, double>>> out;
     for (const Series& s : *got) {
