@@ -142,22 +142,43 @@ struct ProbeSeriesSource::EdgeCache {
   std::vector<FieldRollup> rollups;
 };
 
-// The running totals of every counter-family slot over one label set's probes, and which slots
-// exist yet (a client library creates a series at its first increment).
+// The running totals of every counter-family slot over one label set's probes, and since when
+// each slot exists (a client library creates a series at its first increment).
 struct ProbeSeriesSource::CounterTotals {
+  static constexpr int64_t kNever = INT64_MAX;
   std::vector<double> value = std::vector<double>(ProbeCounterSlots().size(), 0.0);
-  std::vector<char> seen = std::vector<char>(ProbeCounterSlots().size(), 0);
-  void Add(const ProbeNumbers& numbers) {
-    ForEachProbeIncrement(numbers, [this](size_t slot, double increment) {
+  std::vector<int64_t> first_ms = std::vector<int64_t>(ProbeCounterSlots().size(), kNever);
+  bool Seen(size_t slot) const { return first_ms[slot] != kNever; }
+  void Add(const ProbeNumbers& numbers, int64_t t_ms) {
+    ForEachProbeIncrement(numbers, [this, t_ms](size_t slot, double increment) {
       value[slot] += increment;
-      seen[slot] = 1;
+      first_ms[slot] = std::min(first_ms[slot], t_ms);
     });
+  }
+  void Subtract(const ProbeNumbers& numbers) {
+    ForEachProbeIncrement(numbers,
+                          [this](size_t slot, double increment) { value[slot] -= increment; });
+  }
+  // After subtracting the probes from `t_ms` on: slots first seen since then did not exist yet.
+  // False when no slot is left.
+  bool ForgetFrom(int64_t t_ms) {
+    bool any = false;
+    for (size_t slot = 0; slot < value.size(); ++slot) {
+      if (first_ms[slot] >= t_ms) {
+        first_ms[slot] = kNever;
+        value[slot] = 0;
+      } else {
+        any = true;
+      }
+    }
+    return any;
   }
 };
 
 // One stored target's totals over its probes with start < upto_ms, per label set.
 struct ProbeSeriesSource::CounterBase {
   int64_t upto_ms = INT64_MIN;
+  int64_t used_ms = 0;  // probe time of the last query that read it
   std::map<int64_t, CounterTotals> totals;
 };
 
@@ -235,25 +256,41 @@ void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& match
 }
 
 Result<std::map<int64_t, ProbeSeriesSource::CounterTotals>> ProbeSeriesSource::StoredTotalsBefore(
-    int64_t target_id, int64_t to_ms, int64_t settled) const {
+    int64_t target_id, int64_t to_ms, int64_t settled, int64_t used_now) const {
+  // One kept base per target, at a settled time. A window past it adds the probes since; one
+  // before it (a longer window, an offset) subtracts the probes between, which counters allow:
+  // after a restart the history is scanned once per target, not once per window length.
   CounterBase& base = counter_bases_[target_id];
+  base.used_ms = used_now;
   std::map<int64_t, CounterTotals> totals;
-  int64_t from = INT64_MIN;
-  if (base.upto_ms != INT64_MIN && base.upto_ms <= to_ms) {
-    totals = base.totals;
-    from = base.upto_ms;
+  if (base.upto_ms == INT64_MIN || base.upto_ms <= to_ms) {
+    int64_t from = INT64_MIN;
+    if (base.upto_ms != INT64_MIN) {
+      totals = base.totals;
+      from = base.upto_ms;
+    }
+    if (auto status = store_->ScanCounterInputs(
+            target_id, from, to_ms,
+            [&totals](const CounterPoint& p) { totals[p.label_set_id].Add(p.numbers, p.t_ms); });
+        !status) {
+      return Fail(status.error());
+    }
+    // Only totals nothing can change any more are kept.
+    if (to_ms <= settled && to_ms > base.upto_ms) {
+      base.upto_ms = to_ms;
+      base.totals = totals;
+    }
+    return totals;
   }
+  totals = base.totals;
   if (auto status = store_->ScanCounterInputs(
-          target_id, from, to_ms,
-          [&totals](const CounterPoint& p) { totals[p.label_set_id].Add(p.numbers); });
+          target_id, to_ms, base.upto_ms,
+          [&totals](const CounterPoint& p) { totals[p.label_set_id].Subtract(p.numbers); });
       !status) {
     return Fail(status.error());
   }
-  // Only totals nothing can change any more are kept: a window slides forward, so the next
-  // evaluation reads the few probes since.
-  if (to_ms <= settled && to_ms > base.upto_ms) {
-    base.upto_ms = to_ms;
-    base.totals = totals;
+  for (auto it = totals.begin(); it != totals.end();) {
+    it = it->second.ForgetFrom(to_ms) ? std::next(it) : totals.erase(it);
   }
   return totals;
 }
@@ -294,7 +331,7 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
   auto emit = [&](Running& r, int64_t t_ms) {
     r.samples.resize(width);
     for (size_t slot = first_slot; slot < last_slot; ++slot) {
-      if (r.totals.seen[slot]) {
+      if (r.totals.Seen(slot)) {
         r.samples[slot - first_slot].push_back({t_ms, r.totals.value[slot]});
       }
     }
@@ -305,7 +342,7 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
         continue;
       }
       Running& r = running[*probe.labels];
-      r.totals.Add(probe.numbers);
+      r.totals.Add(probe.numbers, probe.t_ms);
       if (probe.t_ms >= from_ms) {
         emit(r, probe.t_ms);
       }
@@ -317,13 +354,18 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
       return Fail(targets.error());
     }
     std::lock_guard cache_lock(cache_mu_);
+    const int64_t used_now = std::max(newest, restart_ms_);
+    std::erase_if(counter_bases_, [&](const auto& entry) {
+      return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
+    });
     const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
     for (const StoredTarget& target : *targets) {
       if (!EqualMatchersAllow(matchers, target.labels)) {
         continue;
       }
       // Everything before the window, then the window's stored probes one by one.
-      auto totals = StoredTotalsBefore(target.id, std::min(from_ms, memory_from), settled);
+      auto totals =
+          StoredTotalsBefore(target.id, std::min(from_ms, memory_from), settled, used_now);
       if (!totals) {
         return Fail(totals.error());
       }
@@ -335,7 +377,7 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
         if (auto status = store_->ScanCounterInputs(target.id, from_ms, stored_to + 1,
                                                     [&](const CounterPoint& p) {
                                                       Running& r = by_set[p.label_set_id];
-                                                      r.totals.Add(p.numbers);
+                                                      r.totals.Add(p.numbers, p.t_ms);
                                                       emit(r, p.t_ms);
                                                     });
             !status) {

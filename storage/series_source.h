@@ -71,7 +71,8 @@ class ProbeSeriesSource final : public SampleSource {
   // The totals of one stored target's probes with start < to_ms, from the cache when it can.
   // REQUIRES: cache_mu_ held.
   Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,
-                                                              int64_t settled) const;
+                                                              int64_t settled,
+                                                              int64_t used_now) const;
   struct SortedWindow;
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
@@ -118,8 +119,8 @@ class ProbeSeriesSource final : public SampleSource {
   mutable std::map<std::tuple<int64_t, int, int64_t>, std::unique_ptr<SortedWindow>> windows_;
   // (target id, field, first hour, end hour) -> head rows and rollups. Guarded by cache_mu_.
   mutable std::map<std::tuple<int64_t, int, int64_t, int64_t>, EdgeCache> edges_;
-  // Per stored target id, its counter totals up to a settled time, extended as windows slide.
-  // Guarded by cache_mu_.
+  // Per stored target id, its counter totals up to a settled time, moved forward as windows
+  // slide. Guarded by cache_mu_.
   mutable std::map<int64_t, CounterBase> counter_bases_;
 };
 

@@ -121,6 +121,12 @@ TEST_CASE("counters: modelpulse_probes_total counts stored and recent probes up 
     auto early = f.Read("modelpulse_probes_total", "outcome", 0, 1500);
     CHECK(early.size() == 1);
     CHECK(early["ok"] == Samples{{1000, 1}});
+    // A window starting before the kept totals (a longer range, an offset): the probes between
+    // are subtracted, and a series first seen between does not exist before it.
+    auto longer = f.Read("modelpulse_probes_total", "outcome", 1500, 5000);
+    CHECK(longer["ok"] == Samples{{2000, 1}, {3000, 2}, {4000, 3}, {5000, 3}});
+    CHECK(longer["throttled"] == Samples{{2000, 1}, {3000, 1}, {4000, 1}, {5000, 2}});
+    CHECK(f.Read("modelpulse_probes_total", "outcome", 2500, 5000) == got);
   }
 }
 
