@@ -178,7 +178,8 @@ struct ProbeSeriesSource::CounterTotals {
 // One stored target's totals over its probes with start < upto_ms, per label set.
 struct ProbeSeriesSource::CounterBase {
   int64_t upto_ms = INT64_MIN;
-  int64_t used_ms = 0;  // probe time of the last query that read it
+  int64_t oldest_ms = INT64_MAX;  // the oldest probe counted (upto_ms when none)
+  int64_t used_ms = 0;            // probe time of the last query that read it
   std::map<int64_t, CounterTotals> totals;
 };
 
@@ -263,20 +264,27 @@ Result<std::map<int64_t, ProbeSeriesSource::CounterTotals>> ProbeSeriesSource::S
   CounterBase& base = counter_bases_[target_id];
   base.used_ms = used_now;
   std::map<int64_t, CounterTotals> totals;
-  if (base.upto_ms == INT64_MIN || base.upto_ms <= to_ms) {
+  // Going back from the base costs the probes between; starting afresh, those before to_ms.
+  const bool afresh = base.upto_ms == INT64_MIN ||
+                      (to_ms < base.upto_ms && to_ms - base.oldest_ms < base.upto_ms - to_ms);
+  if (afresh || base.upto_ms <= to_ms) {
     int64_t from = INT64_MIN;
-    if (base.upto_ms != INT64_MIN) {
+    if (!afresh) {
       totals = base.totals;
       from = base.upto_ms;
     }
-    if (auto status = store_->ScanCounterInputs(
-            target_id, from, to_ms,
-            [&totals](const CounterPoint& p) { totals[p.label_set_id].Add(p.numbers, p.t_ms); });
+    int64_t oldest = INT64_MAX;
+    if (auto status = store_->ScanCounterInputs(target_id, from, to_ms,
+                                                [&totals, &oldest](const CounterPoint& p) {
+                                                  oldest = std::min(oldest, p.t_ms);
+                                                  totals[p.label_set_id].Add(p.numbers, p.t_ms);
+                                                });
         !status) {
       return Fail(status.error());
     }
     // Only totals nothing can change any more are kept.
     if (to_ms <= settled && to_ms > base.upto_ms) {
+      base.oldest_ms = std::min(afresh ? oldest : base.oldest_ms, to_ms);
       base.upto_ms = to_ms;
       base.totals = totals;
     }
