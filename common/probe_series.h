@@ -4,6 +4,9 @@
 // The probe series of DESIGN.md §3, defined once: their names, help texts and resource labels,
 // the field ids the rollup table stores, and how each is computed from a probe. /metrics, the
 // storage rollups and narrow reads, and the rule engine's sample source all read this table.
+// Beside the per-probe gauges, the same table defines the counters and histograms
+// (ProbeCounterFamilies: names, help, inputs and buckets) that /metrics exports and that the rule
+// engine derives from the stored probes, so rules over them travel to Prometheus.
 
 #include <array>
 #include <cstddef>
