@@ -120,6 +120,8 @@ struct ProbeSeriesSource::Accumulator {
       case RangeAggregate::kMax:
         return max;
       case RangeAggregate::kQuantile:
+      case RangeAggregate::kRate:
+      case RangeAggregate::kIncrease:
         break;  // never rolled up
     }
     return std::numeric_limits<double>::quiet_NaN();
@@ -305,7 +307,7 @@ Result<std::map<int64_t, ProbeSeriesSource::CounterTotals>> ProbeSeriesSource::S
 
 Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms, size_t first_slot,
-    size_t last_slot) const {
+    size_t last_slot, std::vector<SeriesAggregate>* rates, bool is_rate) const {
   const auto& slots = ProbeCounterSlots();
   const size_t width = last_slot - first_slot;
   int64_t memory_from = 0;
@@ -330,13 +332,35 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
   }
   const int64_t settled =
       std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
-  // Per target label set: its running totals and the samples of the wanted slots.
+  // Per target label set: its running totals and the samples of the wanted slots, or (for the
+  // rate pushdown) only what extrapolatedRate reads of them: no window is materialised.
   struct Running {
     CounterTotals totals;
     std::vector<std::vector<Sample>> samples;
+    std::vector<RateInputs> rates;
   };
   std::map<Labels, Running> running;
   auto emit = [&](Running& r, int64_t t_ms) {
+    if (rates != nullptr) {
+      r.rates.resize(width);
+      for (size_t slot = first_slot; slot < last_slot; ++slot) {
+        if (r.totals.Seen(slot)) {
+          RateInputs& in = r.rates[slot - first_slot];
+          const Sample sample{t_ms, r.totals.value[slot]};
+          // As RateInputsOf: the value before each drop (the first compared with 0).
+          const double previous = in.count == 0 ? 0 : in.last.v;
+          if (sample.v < previous) {
+            in.resets += previous;
+          }
+          if (in.count == 0) {
+            in.first = sample;
+          }
+          in.last = sample;
+          ++in.count;
+        }
+      }
+      return;
+    }
     r.samples.resize(width);
     for (size_t slot = first_slot; slot < last_slot; ++slot) {
       if (r.totals.Seen(slot)) {
@@ -410,6 +434,21 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
   }
   std::vector<Series> out;
   for (auto& [target_labels, r] : running) {
+    for (size_t i = 0; i < r.rates.size(); ++i) {
+      if (r.rates[i].count < 2) {
+        continue;
+      }
+      const ProbeCounterSlot& slot = slots[first_slot + i];
+      Labels labels = target_labels;
+      labels["__name__"] = slot.name;
+      if (*slot.label_name != '\0') {
+        labels[slot.label_name] = slot.label_value;
+      }
+      if (EqualMatchersAllow(matchers, labels)) {
+        rates->push_back(
+            {std::move(labels), ExtrapolatedRate(r.rates[i], from_ms, to_ms, true, is_rate)});
+      }
+    }
     for (size_t i = 0; i < r.samples.size(); ++i) {
       if (r.samples[i].empty()) {
         continue;
@@ -433,7 +472,7 @@ Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMat
   for (const LabelMatcher& m : matchers) {
     if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
       if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
-        return SelectCounters(matchers, from_ms, to_ms, first, last);
+        return SelectCounters(matchers, from_ms, to_ms, first, last, nullptr, false);
       }
     }
   }
@@ -592,6 +631,24 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
+  if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
+    // rate() and increase() of a counter family's series: from the probes, without its window's
+    // samples. Of anything else: from the samples, the evaluator's way.
+    for (const LabelMatcher& m : matchers) {
+      if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+        if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
+          std::vector<SeriesAggregate> rates;
+          auto done = SelectCounters(matchers, from_ms, to_ms, first, last, &rates,
+                                     aggregate == RangeAggregate::kRate);
+          if (!done) {
+            return Fail(done.error());
+          }
+          return rates;
+        }
+      }
+    }
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+  }
   WarmUpOnce();
   const std::string* name = nullptr;
   for (const LabelMatcher& m : matchers) {

@@ -65,9 +65,12 @@ class ProbeSeriesSource final : public SampleSource {
     std::shared_ptr<const Labels> labels;  // the target's labels, shared between its probes
     ProbeNumbers numbers;
   };
+  // The counter series of slots [first_slot, last_slot) in the window; with `rates`, their
+  // rate() (or increase(), !is_rate) into it instead, and no series returned.
   Result<std::vector<Series>> SelectCounters(const std::vector<LabelMatcher>& matchers,
                                              int64_t from_ms, int64_t to_ms, size_t first_slot,
-                                             size_t last_slot) const;
+                                             size_t last_slot, std::vector<SeriesAggregate>* rates,
+                                             bool is_rate) const;
   // The totals of one stored target's probes with start < to_ms, from the cache when it can.
   // REQUIRES: cache_mu_ held.
   Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,

@@ -190,5 +190,43 @@ TEST_CASE("counters: the slot table names every outcome and bucket once") {
   CHECK(n0 == n1);
 }
 
+TEST_CASE("counters: rate() and increase() pushed down equal the evaluator's over the samples") {
+  Fixture f(3000);
+  const std::vector<LabelMatcher> matchers = {
+      {LabelMatcher::Type::kEqual, "__name__", "modelpulse_probes_total"}};
+  // Hand-computed: ok goes 2 (3000) -> 3 (5000), three samples, in [2500, 5000]: an increase of
+  // 1 over 2 s sampled, extrapolated by the 0.5 s to the window's start: 1.25.
+  auto increase =
+      f.source->SelectAggregate(matchers, kT0 + 2500, kT0 + 5000, RangeAggregate::kIncrease, 0);
+  REQUIRE(increase.has_value());
+  REQUIRE(increase->size() == 2);
+  for (const SeriesAggregate& a : *increase) {
+    CHECK(a.value == 1.25);
+  }
+  for (const RangeAggregate kind : {RangeAggregate::kRate, RangeAggregate::kIncrease}) {
+    for (const auto& [from, to] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, 5000}, {1500, 5000}, {2500, 4500}, {1000, 2000}, {4500, 5000}}) {
+      CAPTURE(from);
+      CAPTURE(to);
+      auto pushed = f.source->SelectAggregate(matchers, kT0 + from, kT0 + to, kind, 0);
+      auto series = f.source->Select(matchers, kT0 + from, kT0 + to);
+      REQUIRE(pushed.has_value());
+      REQUIRE(series.has_value());
+      std::map<Labels, double> want;
+      for (const Series& s : *series) {
+        if (s.samples.size() >= 2) {
+          want[s.labels] = ExtrapolatedRate(RateInputsOf(s.samples, true), kT0 + from, kT0 + to,
+                                            true, kind == RangeAggregate::kRate);
+        }
+      }
+      std::map<Labels, double> got;
+      for (const SeriesAggregate& a : *pushed) {
+        got[a.labels] = a.value;
+      }
+      CHECK(got == want);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace modelpulse::storage
