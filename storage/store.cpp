@@ -234,6 +234,11 @@ class SqliteStore final : public Store {
     return reader_->ReadRollups(target_id, field, from_ms, to_ms);
   }
 
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each) const override {
+    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
+  }
+
   Result<Labels> LabelSet(int64_t label_set_id) const override {
     return reader_->LabelSetOf(label_set_id);
   }
