@@ -51,6 +51,16 @@ Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options, c
           LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options), clock), file});
     }
   }
+  if (!options.generated_rules.empty()) {
+    auto parsed = ParseRuleFile(options.generated_rules, options.generated_rules_name);
+    if (!parsed) {
+      return Fail(parsed.error());
+    }
+    for (RuleGroupDef& def : parsed->groups) {
+      groups.push_back(LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options), clock),
+                                   options.generated_rules_name});
+    }
+  }
   return groups;
 }
 
@@ -201,9 +211,8 @@ class RuleManagerImpl final : public RuleManager {
       events.push_back({alert.labels, alert.annotations, alert.starts_at_ms, alert.ends_at_ms,
                         alert.resolved, GeneratorUrl(options_.external_url, alert.expr)});
     }
-    if (auto saved =
-            states_.SaveAlertStatesWithEvents(group.group.def().name, group.group.Snapshot(now),
-                                              events);
+    if (auto saved = states_.SaveAlertStatesWithEvents(group.group.def().name,
+                                                       group.group.Snapshot(now), events);
         !saved) {
       spdlog::warn("cannot save alert states of group \"{}\": {}", group.group.def().name,
                    saved.error().ToString());
