@@ -96,6 +96,7 @@ std::string ExternalUrl(const Config& config) {
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
   rules::RuleManagerOptions options;
   options.rule_files = config.rule_files;
+  options.generated_rules = rules::SloRuleFileYaml(config.slos);
   options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
   options.external_url = ExternalUrl(config);

@@ -1,0 +1,661 @@
+#include "daemon/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+
+#include "common/alert_event.h"
+#include "common/sample_source.h"
+#include "storage/archive.h"
+
+namespace modelpulse::daemon {
+namespace {
+
+constexpr int64_t kMinuteMs = 60'000;
+constexpr int64_t kEvidenceLeadMs = 15 * kMinuteMs;
+constexpr double kSketchAlpha = 0.01;  // the group percentiles' relative error
+
+// A log-bucket quantile sketch (DDSketch's mapping): every value in bucket i lies within
+// kSketchAlpha relative error of the bucket's estimate, and sketches merge by adding counts, so
+// a group of many targets needs no sorted copy of every probe.
+class Sketch {
+ public:
+  void Add(double v) {
+    ++count_;
+    if (!(v > 0)) {
+      ++zeros_;
+      return;
+    }
+    ++buckets_[static_cast<int>(std::ceil(std::log(v) / LogGamma()))];
+  }
+  void Merge(const Sketch& other) {
+    count_ += other.count_;
+    zeros_ += other.zeros_;
+    for (const auto& [index, n] : other.buckets_) {
+      buckets_[index] += n;
+    }
+  }
+  // The value at rank floor(q * (n - 1)), within kSketchAlpha relative error.
+  std::optional<double> Quantile(double q) const {
+    if (count_ == 0) {
+      return std::nullopt;
+    }
+    const auto rank = static_cast<int64_t>(std::floor(q * static_cast<double>(count_ - 1)));
+    if (rank < zeros_) {
+      return 0.0;
+    }
+    int64_t seen = zeros_;
+    for (const auto& [index, n] : buckets_) {
+      seen += n;
+      if (seen > rank) {
+        return 2 * std::exp(index * LogGamma()) / (Gamma() + 1);
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  static double Gamma() { return (1 + kSketchAlpha) / (1 - kSketchAlpha); }
+  static double LogGamma() { return std::log(Gamma()); }
+  std::map<int, int64_t> buckets_;
+  int64_t zeros_ = 0;
+  int64_t count_ = 0;
+};
+
+// What a group (model, cloud) sums from its targets.
+struct Group {
+  ReportRow row;
+  Sketch ttft, total;
+  double tps_sum = 0;
+  int64_t tps_count = 0;
+};
+
+Percentiles Exact(std::vector<double>& values) {
+  if (values.empty()) {
+    return {};
+  }
+  std::sort(values.begin(), values.end());
+  return {QuantileOfSorted(0.5, values), QuantileOfSorted(0.95, values),
+          QuantileOfSorted(0.99, values)};
+}
+
+Percentiles OfSketch(const Sketch& sketch) {
+  return {sketch.Quantile(0.5), sketch.Quantile(0.95), sketch.Quantile(0.99)};
+}
+
+std::string LabelOr(const Labels& labels, const std::string& name) {
+  auto it = labels.find(name);
+  return it == labels.end() || it->second.empty() ? "-" : it->second;
+}
+
+const rules::SloSpec* AvailabilitySloOf(const std::vector<rules::SloSpec>& slos,
+                                        const Labels& labels) {
+  for (const rules::SloSpec& slo : slos) {
+    if (slo.kind == rules::SloSpec::Kind::kAvailability && rules::SloSelects(slo, labels)) {
+      return &slo;
+    }
+  }
+  return nullptr;
+}
+
+// Firing intervals from the stored events: one per (labels, starts_at).
+std::vector<Incident> IncidentsOf(const std::vector<storage::StoredAlertEvent>& events,
+                                  int64_t from_ms, int64_t to_ms) {
+  std::map<std::pair<Labels, int64_t>, Incident> by_key;
+  for (const storage::StoredAlertEvent& stored : events) {
+    auto event = DecodeAlertEvent(stored.body);
+    if (!event) {
+      continue;  // an undecodable row is not evidence
+    }
+    Incident& incident = by_key[{event->labels, event->starts_at_ms}];
+    incident.labels = event->labels;
+    incident.alertname = LabelOr(event->labels, "alertname");
+    incident.starts_ms = event->starts_at_ms;
+    if (event->resolved) {
+      incident.ends_ms = event->ends_at_ms;
+      incident.ongoing = false;
+    } else if (incident.ends_ms == 0 || incident.ongoing) {
+      incident.ongoing = true;
+    }
+  }
+  std::vector<Incident> out;
+  for (auto& [key, incident] : by_key) {
+    if (incident.ongoing) {
+      incident.ends_ms = to_ms;
+    }
+    if (incident.ends_ms <= from_ms || incident.starts_ms >= to_ms) {
+      continue;
+    }
+    incident.starts_ms = std::max(incident.starts_ms, from_ms);
+    incident.ends_ms = std::min(incident.ends_ms, to_ms);
+    out.push_back(std::move(incident));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Incident& a, const Incident& b) { return a.starts_ms < b.starts_ms; });
+  return out;
+}
+
+bool IncidentConcerns(const Incident& incident, const storage::StoredTarget& target,
+                      const std::vector<rules::SloSpec>& slos) {
+  if (auto it = incident.labels.find("target"); it != incident.labels.end()) {
+    return it->second == target.name;
+  }
+  if (auto it = incident.labels.find("slo"); it != incident.labels.end()) {
+    for (const rules::SloSpec& slo : slos) {
+      if (slo.name == it->second) {
+        return rules::SloSelects(slo, target.labels);
+      }
+    }
+    return false;
+  }
+  bool any = false;
+  for (const char* name : {"model", "cloud", "provider", "region"}) {
+    if (auto it = incident.labels.find(name); it != incident.labels.end()) {
+      any = true;
+      if (LabelOr(target.labels, name) != it->second) {
+        return false;
+      }
+    }
+  }
+  return any;
+}
+
+void FinishGroup(Group& group) {
+  ReportRow& row = group.row;
+  const int64_t events = row.good + row.bad;
+  if (events > 0) {
+    row.availability = static_cast<double>(row.good) / static_cast<double>(events);
+  }
+  row.first_token = OfSketch(group.ttft);
+  row.total = OfSketch(group.total);
+  if (group.tps_count > 0) {
+    row.tokens_per_second = group.tps_sum / static_cast<double>(group.tps_count);
+  }
+}
+
+std::string Iso(int64_t ms) {
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::string Pct(const std::optional<double>& ratio, int decimals = 3) {
+  return ratio ? fmt::format("{:.{}f}%", *ratio * 100, decimals) : "-";
+}
+
+std::string Share(int64_t part, int64_t whole) {
+  return whole > 0 ? fmt::format("{:.2f}%",
+                                 100.0 * static_cast<double>(part) / static_cast<double>(whole))
+                   : "-";
+}
+
+std::string Secs(const std::optional<double>& v) { return v ? fmt::format("{:.3f}", *v) : "-"; }
+
+std::string Minutes(int64_t ms) { return fmt::format("{:.1f}", static_cast<double>(ms) / 60000); }
+
+nlohmann::json OptJson(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json PercentilesJson(const Percentiles& p) {
+  return {{"p50", OptJson(p.p50)}, {"p95", OptJson(p.p95)}, {"p99", OptJson(p.p99)}};
+}
+
+nlohmann::json IncidentJson(const Incident& incident) {
+  nlohmann::json probes = nlohmann::json::array();
+  for (const FailedProbe& probe : incident.failed_probes) {
+    probes.push_back({{"time", Iso(probe.start_ms)},
+                      {"outcome", probe.outcome},
+                      {"request_id", probe.request_id},
+                      {"error", probe.error}});
+  }
+  return {{"alertname", incident.alertname},
+          {"labels", incident.labels},
+          {"starts_at", Iso(incident.starts_ms)},
+          {"ends_at", Iso(incident.ends_ms)},
+          {"ongoing", incident.ongoing},
+          {"duration_seconds", static_cast<double>(incident.ends_ms - incident.starts_ms) / 1000},
+          {"failed_probes", probes}};
+}
+
+nlohmann::json RowJson(const ReportRow& row) {
+  nlohmann::json out = {
+      {"name", row.name},
+      {"probes", row.probes},
+      {"good", row.good},
+      {"bad", row.bad},
+      {"excluded", row.excluded},
+      {"availability", OptJson(row.availability)},
+      {"downtime_minutes", row.downtime_minutes},
+      {"throttled", row.throttled},
+      {"overloaded", row.overloaded},
+      {"throttled_share", row.probes > 0 ? nlohmann::json(static_cast<double>(row.throttled) /
+                                                          static_cast<double>(row.probes))
+                                         : nlohmann::json(nullptr)},
+      {"overloaded_share", row.probes > 0 ? nlohmann::json(static_cast<double>(row.overloaded) /
+                                                           static_cast<double>(row.probes))
+                                          : nlohmann::json(nullptr)},
+      {"first_token_seconds", PercentilesJson(row.first_token)},
+      {"total_seconds", PercentilesJson(row.total)},
+      {"tokens_per_second", OptJson(row.tokens_per_second)}};
+  if (!row.labels.empty()) {
+    out["labels"] = row.labels;
+    nlohmann::json incidents = nlohmann::json::array();
+    for (const Incident& incident : row.incidents) {
+      incidents.push_back(IncidentJson(incident));
+    }
+    out["incidents"] = incidents;
+  }
+  return out;
+}
+
+std::string WindowText(const rules::SloSpec& slo) {
+  return slo.window_kind == rules::SloSpec::WindowKind::kCalendarMonth
+             ? "calendar month"
+             : FormatPromDuration(slo.window);
+}
+
+// A grid of cells as an aligned text table, a markdown table or CSV.
+enum class Grid { kTable, kMarkdown, kCsv };
+
+std::string CsvCell(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) {
+    return text;
+  }
+  std::string out = "\"";
+  for (char c : text) {
+    out += c;
+    if (c == '"') {
+      out += '"';
+    }
+  }
+  return out + "\"";
+}
+
+std::string RenderGrid(const std::vector<std::vector<std::string>>& rows, Grid kind) {
+  std::string out;
+  if (rows.empty()) {
+    return out;
+  }
+  if (kind == Grid::kCsv) {
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        out += (i == 0 ? "" : ",") + CsvCell(row[i]);
+      }
+      out += "\n";
+    }
+    return out;
+  }
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    for (size_t i = 0; i < row.size(); ++i) {
+      const std::string cell = fmt::format("{:<{}}", row[i], width[i]);
+      out += kind == Grid::kMarkdown ? "| " + cell + " " : (i == 0 ? "" : "  ") + cell;
+    }
+    out += kind == Grid::kMarkdown ? "|\n" : "\n";
+    if (r == 0) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        out += kind == Grid::kMarkdown ? "| " + std::string(width[i], '-') + " "
+                                       : (i == 0 ? "" : "  ") + std::string(width[i], '-');
+      }
+      out += kind == Grid::kMarkdown ? "|\n" : "\n";
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<std::string>> RowsGrid(const std::string& what,
+                                               const std::vector<ReportRow>& rows) {
+  std::vector<std::vector<std::string>> grid = {
+      {what, "probes", "availability", "downtime_min", "throttled", "overloaded", "ttft_p50",
+       "ttft_p95", "ttft_p99", "total_p50", "total_p95", "total_p99", "tokens_per_s", "incidents"}};
+  for (const ReportRow& row : rows) {
+    grid.push_back({row.name, std::to_string(row.probes), Pct(row.availability),
+                    std::to_string(row.downtime_minutes), Share(row.throttled, row.probes),
+                    Share(row.overloaded, row.probes), Secs(row.first_token.p50),
+                    Secs(row.first_token.p95), Secs(row.first_token.p99), Secs(row.total.p50),
+                    Secs(row.total.p95), Secs(row.total.p99),
+                    row.tokens_per_second ? fmt::format("{:.1f}", *row.tokens_per_second) : "-",
+                    std::to_string(row.incidents.size())});
+  }
+  return grid;
+}
+
+std::vector<std::vector<std::string>> SloGrid(const std::vector<SloResult>& slos) {
+  std::vector<std::vector<std::string>> grid = {{"slo", "kind", "objective", "window", "sli", "met",
+                                                 "budget_consumed", "events", "bad", "targets"}};
+  for (const SloResult& slo : slos) {
+    std::string targets;
+    for (const std::string& t : slo.targets) {
+      targets += (targets.empty() ? "" : " ") + t;
+    }
+    grid.push_back({slo.spec.name, std::string(rules::SloKindName(slo.spec.kind)),
+                    fmt::format("{}%", slo.spec.objective_percent), WindowText(slo.spec),
+                    Pct(slo.sli), slo.sli ? (slo.met ? "yes" : "NO") : "-",
+                    Pct(slo.budget_consumed, 1), std::to_string(slo.events),
+                    std::to_string(slo.bad), targets});
+  }
+  return grid;
+}
+
+std::vector<std::vector<std::string>> IncidentGrid(const std::vector<ReportRow>& targets) {
+  std::vector<std::vector<std::string>> grid = {
+      {"target", "alert", "starts_at", "ends_at", "minutes", "failed_probes", "request_ids"}};
+  for (const ReportRow& row : targets) {
+    for (const Incident& incident : row.incidents) {
+      std::string ids;
+      size_t shown = 0;
+      for (const FailedProbe& probe : incident.failed_probes) {
+        if (probe.request_id.empty()) {
+          continue;
+        }
+        if (++shown > 5) {
+          ids += " ...";
+          break;
+        }
+        ids += (ids.empty() ? "" : " ") + probe.request_id;
+      }
+      grid.push_back({row.name, incident.alertname, Iso(incident.starts_ms),
+                      incident.ongoing ? "firing" : Iso(incident.ends_ms),
+                      Minutes(incident.ends_ms - incident.starts_ms),
+                      std::to_string(incident.failed_probes.size()), ids.empty() ? "-" : ids});
+    }
+  }
+  return grid;
+}
+
+constexpr const char* kDefinitions =
+    "availability = good / (good + bad) probes (quota_exhausted and auth failures are ours, "
+    "not the provider's, unless an SLO's provider_fault_outcomes says otherwise); downtime = UTC "
+    "minutes in which every probe failed; percentiles over successful probes (groups: within 1% "
+    "relative error); incidents = alert firing intervals, with the target's failed probes from "
+    "15 minutes before each started.";
+
+}  // namespace
+
+Result<std::pair<int64_t, int64_t>> MonthRange(const std::string& month) {
+  int year = 0;
+  int mon = 0;
+  char tail = 0;
+  if (std::sscanf(month.c_str(), "%4d-%2d%c", &year, &mon, &tail) != 2 || month.size() != 7 ||
+      mon < 1 || mon > 12 || year < 1970) {
+    return Fail(Error::InvalidArgument("invalid --month \"" + month + "\": use YYYY-MM"));
+  }
+  std::tm start{};
+  start.tm_year = year - 1900;
+  start.tm_mon = mon - 1;
+  start.tm_mday = 1;
+  std::tm end = start;
+  end.tm_mon += 1;
+  return std::pair<int64_t, int64_t>{static_cast<int64_t>(timegm(&start)) * 1000,
+                                     static_cast<int64_t>(timegm(&end)) * 1000};
+}
+
+Result<Report> BuildReport(const ReportOptions& options) {
+  auto archive = storage::Archive::OpenReadOnly(options.storage_path);
+  if (!archive) {
+    return Fail(archive.error());
+  }
+  auto targets = (*archive)->ListTargets();
+  if (!targets) {
+    return Fail(targets.error());
+  }
+  // Events are re-sent while an alert fires, so one that started before the period shows up
+  // inside it; a firing interval that ended before the period is skipped by IncidentsOf.
+  auto events = (*archive)->AlertEvents(INT64_MIN, INT64_MAX);
+  if (!events) {
+    return Fail(events.error());
+  }
+  const std::vector<Incident> incidents = IncidentsOf(*events, options.from_ms, options.to_ms);
+
+  Report report;
+  report.from_ms = options.from_ms;
+  report.to_ms = options.to_ms;
+  std::map<std::string, Group> models;
+  std::map<std::string, Group> clouds;
+  std::vector<SloResult> slos;
+  for (const rules::SloSpec& spec : options.slos) {
+    slos.push_back(SloResult{spec});
+  }
+  const rules::SloSpec default_availability;
+  size_t index = 0;
+  for (const storage::StoredTarget& target : *targets) {
+    ++index;
+    if (options.progress != nullptr) {
+      *options.progress << fmt::format("\rreading target {}/{}: {}\x1b[K", index, targets->size(),
+                                       target.name)
+                        << std::flush;
+    }
+    ReportRow row;
+    row.name = target.name;
+    row.labels = target.labels;
+    for (const Incident& incident : incidents) {
+      if (IncidentConcerns(incident, target, options.slos)) {
+        row.incidents.push_back(incident);
+      }
+    }
+    const rules::SloSpec* availability_slo = AvailabilitySloOf(options.slos, target.labels);
+    const rules::SloSpec& availability =
+        availability_slo != nullptr ? *availability_slo : default_availability;
+    std::vector<SloResult*> selecting;
+    for (SloResult& slo : slos) {
+      if (rules::SloSelects(slo.spec, target.labels)) {
+        selecting.push_back(&slo);
+        slo.targets.push_back(target.name);
+      }
+    }
+    std::vector<double> ttft;
+    std::vector<double> total;
+    Group one;
+    int64_t minute = INT64_MIN;
+    bool minute_all_bad = false;
+    const auto close_minute = [&] {
+      if (minute != INT64_MIN && minute_all_bad) {
+        ++row.downtime_minutes;
+      }
+    };
+    auto scanned = (*archive)->ScanProbes(
+        target.id, options.from_ms, options.to_ms, [&](const storage::ProbeSummary& probe) {
+          ++row.probes;
+          const rules::SloVerdict verdict =
+              rules::ClassifyProbe(availability, probe.outcome, probe.ttft_s, probe.total_s);
+          row.good += verdict == rules::SloVerdict::kGood;
+          row.bad += verdict == rules::SloVerdict::kBad;
+          row.excluded += verdict == rules::SloVerdict::kExcluded;
+          row.throttled += probe.outcome == Outcome::kThrottled;
+          row.overloaded += probe.outcome == Outcome::kOverloaded;
+          const int64_t this_minute = probe.start_ms - (probe.start_ms % kMinuteMs);
+          if (this_minute != minute) {
+            close_minute();
+            minute = this_minute;
+            minute_all_bad = true;
+          }
+          minute_all_bad = minute_all_bad && verdict == rules::SloVerdict::kBad;
+          if (probe.outcome == Outcome::kOk) {
+            if (probe.ttft_s) {
+              ttft.push_back(*probe.ttft_s);
+              one.ttft.Add(*probe.ttft_s);
+            }
+            total.push_back(probe.total_s);
+            one.total.Add(probe.total_s);
+            if (probe.tokens_per_s) {
+              one.tps_sum += *probe.tokens_per_s;
+              ++one.tps_count;
+            }
+          }
+          for (SloResult* slo : selecting) {
+            const rules::SloVerdict v =
+                rules::ClassifyProbe(slo->spec, probe.outcome, probe.ttft_s, probe.total_s);
+            slo->events += v != rules::SloVerdict::kExcluded;
+            slo->bad += v == rules::SloVerdict::kBad;
+          }
+          if (verdict == rules::SloVerdict::kBad) {
+            for (Incident& incident : row.incidents) {
+              if (probe.start_ms >= incident.starts_ms - kEvidenceLeadMs &&
+                  probe.start_ms <= incident.ends_ms) {
+                incident.failed_probes.push_back({probe.start_ms,
+                                                  std::string(OutcomeName(probe.outcome)),
+                                                  probe.request_id, probe.error});
+              }
+            }
+          }
+        });
+    if (!scanned) {
+      return Fail(scanned.error());
+    }
+    close_minute();
+    const int64_t events_count = row.good + row.bad;
+    if (events_count > 0) {
+      row.availability = static_cast<double>(row.good) / static_cast<double>(events_count);
+    }
+    row.first_token = Exact(ttft);
+    row.total = Exact(total);
+    if (one.tps_count > 0) {
+      row.tokens_per_second = one.tps_sum / static_cast<double>(one.tps_count);
+    }
+    for (auto* groups : {&models, &clouds}) {
+      const std::string key = LabelOr(target.labels, groups == &models ? "model" : "cloud");
+      Group& group = (*groups)[key];
+      group.row.name = key;
+      group.row.probes += row.probes;
+      group.row.good += row.good;
+      group.row.bad += row.bad;
+      group.row.excluded += row.excluded;
+      group.row.throttled += row.throttled;
+      group.row.overloaded += row.overloaded;
+      group.row.downtime_minutes += row.downtime_minutes;
+      group.ttft.Merge(one.ttft);
+      group.total.Merge(one.total);
+      group.tps_sum += one.tps_sum;
+      group.tps_count += one.tps_count;
+      for (const Incident& incident : row.incidents) {
+        // A group lists each incident once, without the per-target evidence.
+        const bool seen = std::any_of(
+            group.row.incidents.begin(), group.row.incidents.end(), [&](const Incident& i) {
+              return i.labels == incident.labels && i.starts_ms == incident.starts_ms;
+            });
+        if (!seen) {
+          Incident summary = incident;
+          summary.failed_probes.clear();
+          group.row.incidents.push_back(std::move(summary));
+        }
+      }
+    }
+    report.targets.push_back(std::move(row));
+  }
+  if (options.progress != nullptr && !targets->empty()) {
+    *options.progress << "\r\x1b[K" << std::flush;
+  }
+  for (auto* groups : {&models, &clouds}) {
+    for (auto& [name, group] : *groups) {
+      FinishGroup(group);
+      (groups == &models ? report.models : report.clouds).push_back(std::move(group.row));
+    }
+  }
+  for (SloResult& slo : slos) {
+    if (slo.events > 0) {
+      slo.sli = 1.0 - static_cast<double>(slo.bad) / static_cast<double>(slo.events);
+      slo.met = *slo.sli >= slo.spec.objective_percent / 100.0;
+      const double budget = slo.spec.ErrorBudget();
+      if (budget > 0) {
+        slo.budget_consumed =
+            static_cast<double>(slo.bad) / (static_cast<double>(slo.events) * budget);
+      }
+    }
+  }
+  report.slos = std::move(slos);
+  return report;
+}
+
+Result<std::string> FormatReport(const Report& report, const std::string& format) {
+  const std::string period = fmt::format("{} to {}", Iso(report.from_ms), Iso(report.to_ms));
+  if (format == "json") {
+    nlohmann::json out;
+    out["from"] = Iso(report.from_ms);
+    out["to"] = Iso(report.to_ms);
+    out["definitions"] = kDefinitions;
+    for (const auto& [key, rows] :
+         {std::pair{"targets", &report.targets}, std::pair{"models", &report.models},
+          std::pair{"clouds", &report.clouds}}) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const ReportRow& row : *rows) {
+        list.push_back(RowJson(row));
+      }
+      out[key] = list;
+    }
+    nlohmann::json slos = nlohmann::json::array();
+    for (const SloResult& slo : report.slos) {
+      slos.push_back({{"name", slo.spec.name},
+                      {"kind", std::string(rules::SloKindName(slo.spec.kind))},
+                      {"objective", slo.spec.objective_percent / 100},
+                      {"window", WindowText(slo.spec)},
+                      {"events", slo.events},
+                      {"bad", slo.bad},
+                      {"sli", OptJson(slo.sli)},
+                      {"met", slo.sli ? nlohmann::json(slo.met) : nlohmann::json(nullptr)},
+                      {"budget_consumed", OptJson(slo.budget_consumed)},
+                      {"targets", slo.targets}});
+    }
+    out["slos"] = slos;
+    return out.dump(2) + "\n";
+  }
+  Grid grid = Grid::kTable;
+  if (format == "markdown") {
+    grid = Grid::kMarkdown;
+  } else if (format == "csv") {
+    grid = Grid::kCsv;
+  } else if (format != "table") {
+    return Fail(Error::InvalidArgument("unknown report format \"" + format +
+                                       "\" (valid: table, markdown, csv, json)"));
+  }
+  if (grid == Grid::kCsv) {
+    // One CSV document: a `group` column tells targets, models and clouds apart.
+    std::vector<std::vector<std::string>> all;
+    for (const auto& [what, rows] :
+         {std::pair{"target", &report.targets}, std::pair{"model", &report.models},
+          std::pair{"cloud", &report.clouds}}) {
+      auto part = RowsGrid("name", *rows);
+      for (size_t i = 0; i < part.size(); ++i) {
+        if (i == 0 && !all.empty()) {
+          continue;
+        }
+        part[i].insert(part[i].begin(), i == 0 ? std::string("group") : std::string(what));
+        all.push_back(std::move(part[i]));
+      }
+    }
+    return RenderGrid(all, grid);
+  }
+  const bool md = grid == Grid::kMarkdown;
+  const auto heading = [&](const std::string& title) {
+    return md ? "\n## " + title + "\n\n" : "\n" + title + "\n";
+  };
+  std::string out = md ? "# modelpulse report, " + period + "\n\n" + kDefinitions + "\n"
+                       : "modelpulse report, " + period + "\n";
+  if (!report.slos.empty()) {
+    out += heading("SLOs") + RenderGrid(SloGrid(report.slos), grid);
+  }
+  out += heading("Targets") + RenderGrid(RowsGrid("target", report.targets), grid);
+  out += heading("By model") + RenderGrid(RowsGrid("model", report.models), grid);
+  out += heading("By cloud") + RenderGrid(RowsGrid("cloud", report.clouds), grid);
+  auto incidents = IncidentGrid(report.targets);
+  if (incidents.size() > 1) {
+    out += heading("Incidents") + RenderGrid(incidents, grid);
+  }
+  return out;
+}
+
+}  // namespace modelpulse::daemon
