@@ -154,6 +154,8 @@ class DaemonImpl final : public Daemon {
     store_ = std::move(*store);
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
+    slo_tracker_ = std::make_unique<rules::SloTracker>(config_.slos, *series_);
+    metrics_.SetSlos(config_.slos);
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
     alerting::AlertingConfig alerting_config = config_.alerting;
@@ -255,6 +257,12 @@ class DaemonImpl final : public Daemon {
         next->alerting.alertmanagers.size() != config_.alerting.alertmanagers.size()) {
       spdlog::warn("alerting changes take effect after a restart");
     }
+    {
+      std::lock_guard slo_lock(slo_mu_);
+      slo_tracker_ = std::make_unique<rules::SloTracker>(next->slos, *series_);
+      slo_cache_ms_ = INT64_MIN;
+    }
+    metrics_.SetSlos(next->slos);
     std::vector<std::string> names;
     for (const collector::TargetSpec& target : next->targets) {
       names.push_back(target.name);
@@ -323,7 +331,27 @@ class DaemonImpl final : public Daemon {
       status.process = *process;
     }
     status.alerting = notifier_->MetricsCollectable();
+    status.slos = SloStatuses();
     return metrics_.Render(status);
+  }
+
+  // The SLO figures, recomputed at most every kSloRefreshMs: a 30-day window reads rollups
+  // (and a latency SLO raw samples), more than a scrape should pay every time.
+  std::vector<rules::SloStatus> SloStatuses() {
+    std::lock_guard lock(slo_mu_);
+    const int64_t now = clock_.NowUnixMillis();
+    if (slo_tracker_ == nullptr || now - slo_cache_ms_ < kSloRefreshMs) {
+      return slo_cache_;
+    }
+    auto computed = slo_tracker_->Compute(now);
+    if (!computed) {
+      spdlog::warn(
+          WithFields("cannot compute SLO figures", {{"err", computed.error().ToString()}}));
+      return slo_cache_;
+    }
+    slo_cache_ = std::move(*computed);
+    slo_cache_ms_ = now;
+    return slo_cache_;
   }
 
   // Prometheus's targets API envelope and field names (health, lastScrape, lastScrapeDuration,
@@ -389,6 +417,11 @@ class DaemonImpl final : public Daemon {
   Heartbeat rules_heartbeat_{clock_};
   Heartbeat writer_heartbeat_{clock_};
   Metrics metrics_;
+  static constexpr int64_t kSloRefreshMs = 30'000;
+  std::mutex slo_mu_;
+  std::unique_ptr<rules::SloTracker> slo_tracker_;  // guarded by slo_mu_
+  std::vector<rules::SloStatus> slo_cache_;         // guarded by slo_mu_
+  int64_t slo_cache_ms_ = INT64_MIN;                // guarded by slo_mu_
   TargetHealth health_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
