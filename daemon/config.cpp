@@ -825,7 +825,7 @@ std::string DescribeConfig(const Config& config) {
                         rules::SloKindName(slo.kind), slo.objective_percent,
                         slo.window_kind == rules::SloSpec::WindowKind::kCalendarMonth
                             ? std::string("the calendar month")
-                            : FormatPromDuration(slo.window),
+                            : fmt::format("{}d", slo.window.count() / 86'400'000),
                         selector);
   }
   return text;

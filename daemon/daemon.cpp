@@ -260,7 +260,7 @@ class DaemonImpl final : public Daemon {
     {
       std::lock_guard slo_lock(slo_mu_);
       slo_tracker_ = std::make_unique<rules::SloTracker>(next->slos, *series_);
-      slo_cache_ms_ = INT64_MIN;
+      slo_cache_ms_ = 0;
     }
     metrics_.SetSlos(next->slos);
     std::vector<std::string> names;
@@ -335,7 +335,7 @@ class DaemonImpl final : public Daemon {
     return metrics_.Render(status);
   }
 
-  // The SLO figures, recomputed at most every kSloRefreshMs: a 30-day window reads rollups
+  // The SLO figures, recomputed at most every kSloRefreshMs (15 s, the default evaluation interval): a 30-day window reads rollups
   // (and a latency SLO raw samples), more than a scrape should pay every time.
   std::vector<rules::SloStatus> SloStatuses() {
     std::lock_guard lock(slo_mu_);
@@ -417,11 +417,11 @@ class DaemonImpl final : public Daemon {
   Heartbeat rules_heartbeat_{clock_};
   Heartbeat writer_heartbeat_{clock_};
   Metrics metrics_;
-  static constexpr int64_t kSloRefreshMs = 30'000;
+  static constexpr int64_t kSloRefreshMs = 15'000;
   std::mutex slo_mu_;
   std::unique_ptr<rules::SloTracker> slo_tracker_;  // guarded by slo_mu_
   std::vector<rules::SloStatus> slo_cache_;         // guarded by slo_mu_
-  int64_t slo_cache_ms_ = INT64_MIN;                // guarded by slo_mu_
+  int64_t slo_cache_ms_ = 0;                        // guarded by slo_mu_
   TargetHealth health_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;

@@ -260,7 +260,7 @@ nlohmann::json RowJson(const ReportRow& row) {
 std::string WindowText(const rules::SloSpec& slo) {
   return slo.window_kind == rules::SloSpec::WindowKind::kCalendarMonth
              ? "calendar month"
-             : FormatPromDuration(slo.window);
+             : fmt::format("{}d", slo.window.count() / 86'400'000);
 }
 
 // A grid of cells as an aligned text table, a markdown table or CSV.
@@ -414,9 +414,7 @@ Result<Report> BuildReport(const ReportOptions& options) {
   if (!targets) {
     return Fail(targets.error());
   }
-  // Events are re-sent while an alert fires, so one that started before the period shows up
-  // inside it; a firing interval that ended before the period is skipped by IncidentsOf.
-  auto events = (*archive)->AlertEvents(INT64_MIN, INT64_MAX);
+  auto events = (*archive)->AlertEvents(options.from_ms, options.to_ms);
   if (!events) {
     return Fail(events.error());
   }
@@ -569,7 +567,7 @@ Result<Report> BuildReport(const ReportOptions& options) {
   for (SloResult& slo : slos) {
     if (slo.events > 0) {
       slo.sli = 1.0 - static_cast<double>(slo.bad) / static_cast<double>(slo.events);
-      slo.met = *slo.sli >= slo.spec.objective_percent / 100.0;
+      slo.met = *slo.sli >= slo.spec.ObjectiveRatio();
       const double budget = slo.spec.ErrorBudget();
       if (budget > 0) {
         slo.budget_consumed =
@@ -601,7 +599,7 @@ Result<std::string> FormatReport(const Report& report, const std::string& format
     for (const SloResult& slo : report.slos) {
       slos.push_back({{"name", slo.spec.name},
                       {"kind", std::string(rules::SloKindName(slo.spec.kind))},
-                      {"objective", slo.spec.objective_percent / 100},
+                      {"objective", slo.spec.ObjectiveRatio()},
                       {"window", WindowText(slo.spec)},
                       {"events", slo.events},
                       {"bad", slo.bad},

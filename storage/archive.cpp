@@ -81,9 +81,21 @@ class ArchiveImpl final : public Archive {
   }
 
   Result<std::vector<StoredAlertEvent>> AlertEvents(int64_t from_ms, int64_t to_ms) const override {
-    auto statement = Prepare(db_.get(),
-                             "SELECT id, created_ms, body FROM alert_events "
-                             "WHERE created_ms >= ?1 AND created_ms < ?2 ORDER BY id");
+    // alert_history (schema 7) keeps every firing interval; a database the daemon has not
+    // migrated yet has only the outbox's queue, which the notifier empties as it sends.
+    auto has_history =
+        QueryInt(db_.get(), "SELECT count(*) FROM sqlite_master WHERE name = 'alert_history'");
+    if (!has_history) {
+      return Fail(has_history.error());
+    }
+    auto statement = *has_history > 0
+                         ? Prepare(db_.get(),
+                                   "SELECT 0, updated_ms, body FROM alert_history "
+                                   "WHERE (ends_ms >= ?1 OR resolved = 0) AND starts_ms < ?2 "
+                                   "ORDER BY starts_ms, labels")
+                         : Prepare(db_.get(),
+                                   "SELECT id, created_ms, body FROM alert_events "
+                                   "WHERE created_ms >= ?1 AND created_ms < ?2 ORDER BY id");
     if (!statement) {
       return Fail(statement.error());
     }

@@ -29,9 +29,9 @@ struct ProbeSummary {
   std::string error;
 };
 
-// One row of the alert_events table (the events the rule engine queued for delivery).
+// One stored alert event (alert_history's latest event of an interval, or a queued one).
 struct StoredAlertEvent {
-  int64_t id = 0;
+  int64_t id = 0;  // the queue's id; 0 from alert_history
   int64_t created_ms = 0;
   std::string body;  // common/alert_event.h encoding
 };
@@ -46,7 +46,9 @@ class Archive {
   // Calls `each` for every probe of the target with from_ms <= start_ms < to_ms, oldest first.
   virtual Status ScanProbes(int64_t target_id, int64_t from_ms, int64_t to_ms,
                             const std::function<void(const ProbeSummary&)>& each) const = 0;
-  // Alert events created in [from_ms, to_ms), by id.
+  // The alert events behind the firing intervals that overlap [from_ms, to_ms): the latest
+  // event of each interval from alert_history (schema 7), else the queued events created in
+  // the period.
   virtual Result<std::vector<StoredAlertEvent>> AlertEvents(int64_t from_ms,
                                                             int64_t to_ms) const = 0;
 };

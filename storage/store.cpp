@@ -456,7 +456,7 @@ class SqliteStore final : public Store {
 
   StorageOptions options_;
   const Clock& clock_;
-  const FileIdentity identity_;  // of the file opened, for CheckSameFile
+  const FileIdentity identity_;          // of the file opened, for CheckSameFile
   std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
 
   // A connection of its own for state documents, so a synchronous save never waits behind the

@@ -1567,7 +1567,7 @@ TEST_CASE("slos: a selector, a kind, an objective and a window become SloSpecs")
         std::vector<Outcome>{Outcome::kServerError, Outcome::kAuth});
   CHECK(rules::ClassifyProbe(config.slos[3], Outcome::kTimeout, std::nullopt, 1) ==
         rules::SloVerdict::kExcluded);
-  CHECK(DescribeConfig(config).find("  slo m-availability: availability 99.9% over 4w, "
+  CHECK(DescribeConfig(config).find("  slo m-availability: availability 99.9% over 28d, "
                                     "selector {model=m}") != std::string::npos);
 }
 
