@@ -3,12 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <thread>
 
 #include "common/alert_event.h"
 #include "common/sample_source.h"
@@ -405,20 +408,158 @@ Result<std::pair<int64_t, int64_t>> MonthRange(const std::string& month) {
                                      static_cast<int64_t>(timegm(&end)) * 1000};
 }
 
-Result<Report> BuildReport(const ReportOptions& options) {
-  auto archive = storage::Archive::OpenReadOnly(options.storage_path);
-  if (!archive) {
-    return Fail(archive.error());
+namespace {
+
+// One target's figures, computed on its own (so targets can be read in parallel) and merged
+// into the groups and SLOs in target order afterwards.
+struct TargetScan {
+  ReportRow row;
+  Group one;                                            // its sketches and tokens/s sums
+  std::vector<std::pair<int64_t, int64_t>> slo_counts;  // per SLO: events, bad (0, 0 unselected)
+};
+
+Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::StoredTarget& target,
+                              const ReportOptions& options,
+                              const std::vector<Incident>& incidents) {
+  static const rules::SloSpec default_availability;
+  TargetScan scan;
+  ReportRow& row = scan.row;
+  row.name = target.name;
+  row.labels = target.labels;
+  for (const Incident& incident : incidents) {
+    if (IncidentConcerns(incident, target, options.slos)) {
+      row.incidents.push_back(incident);
+    }
   }
-  auto targets = (*archive)->ListTargets();
+  const rules::SloSpec* availability_slo = AvailabilitySloOf(options.slos, target.labels);
+  const rules::SloSpec& availability =
+      availability_slo != nullptr ? *availability_slo : default_availability;
+  std::vector<size_t> selecting;
+  scan.slo_counts.assign(options.slos.size(), {0, 0});
+  for (size_t i = 0; i < options.slos.size(); ++i) {
+    if (rules::SloSelects(options.slos[i], target.labels)) {
+      selecting.push_back(i);
+    }
+  }
+  std::vector<double> ttft;
+  std::vector<double> total;
+  int64_t minute = INT64_MIN;
+  bool minute_all_bad = false;
+  const auto close_minute = [&] {
+    if (minute != INT64_MIN && minute_all_bad) {
+      ++row.downtime_minutes;
+    }
+  };
+  auto scanned = archive.ScanProbes(
+      target.id, options.from_ms, options.to_ms, [&](const storage::ProbeSummary& probe) {
+        ++row.probes;
+        const rules::SloVerdict verdict =
+            rules::ClassifyProbe(availability, probe.outcome, probe.ttft_s, probe.total_s);
+        row.good += verdict == rules::SloVerdict::kGood;
+        row.bad += verdict == rules::SloVerdict::kBad;
+        row.excluded += verdict == rules::SloVerdict::kExcluded;
+        row.throttled += probe.outcome == Outcome::kThrottled;
+        row.overloaded += probe.outcome == Outcome::kOverloaded;
+        const int64_t this_minute = probe.start_ms - (probe.start_ms % kMinuteMs);
+        if (this_minute != minute) {
+          close_minute();
+          minute = this_minute;
+          minute_all_bad = true;
+        }
+        minute_all_bad = minute_all_bad && verdict == rules::SloVerdict::kBad;
+        if (probe.outcome == Outcome::kOk) {
+          if (probe.ttft_s) {
+            ttft.push_back(*probe.ttft_s);
+            scan.one.ttft.Add(*probe.ttft_s);
+          }
+          total.push_back(probe.total_s);
+          scan.one.total.Add(probe.total_s);
+          if (probe.tokens_per_s) {
+            scan.one.tps_sum += *probe.tokens_per_s;
+            ++scan.one.tps_count;
+          }
+        }
+        for (size_t i : selecting) {
+          const rules::SloVerdict v =
+              rules::ClassifyProbe(options.slos[i], probe.outcome, probe.ttft_s, probe.total_s);
+          scan.slo_counts[i].first += v != rules::SloVerdict::kExcluded;
+          scan.slo_counts[i].second += v == rules::SloVerdict::kBad;
+        }
+        if (verdict == rules::SloVerdict::kBad) {
+          for (Incident& incident : row.incidents) {
+            if (probe.start_ms >= incident.starts_ms - kEvidenceLeadMs &&
+                probe.start_ms <= incident.ends_ms) {
+              incident.failed_probes.push_back({probe.start_ms,
+                                                std::string(OutcomeName(probe.outcome)),
+                                                probe.request_id, probe.error});
+            }
+          }
+        }
+      });
+  if (!scanned) {
+    return Fail(scanned.error());
+  }
+  close_minute();
+  const int64_t events_count = row.good + row.bad;
+  if (events_count > 0) {
+    row.availability = static_cast<double>(row.good) / static_cast<double>(events_count);
+  }
+  row.first_token = Exact(ttft);
+  row.total = Exact(total);
+  if (scan.one.tps_count > 0) {
+    row.tokens_per_second = scan.one.tps_sum / static_cast<double>(scan.one.tps_count);
+  }
+  return scan;
+}
+
+}  // namespace
+
+Result<Report> BuildReport(const ReportOptions& options) {
+  // One read-only connection per worker: SQLite steps rows on one core per connection, and a
+  // month of a few hundred targets is tens of millions of rows.
+  const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  std::vector<std::unique_ptr<storage::Archive>> archives;
+  for (size_t i = 0; i < workers; ++i) {
+    auto archive = storage::Archive::OpenReadOnly(options.storage_path);
+    if (!archive) {
+      return Fail(archive.error());
+    }
+    archives.push_back(std::move(*archive));
+  }
+  auto targets = archives.front()->ListTargets();
   if (!targets) {
     return Fail(targets.error());
   }
-  auto events = (*archive)->AlertEvents(options.from_ms, options.to_ms);
+  auto events = archives.front()->AlertEvents(options.from_ms, options.to_ms);
   if (!events) {
     return Fail(events.error());
   }
   const std::vector<Incident> incidents = IncidentsOf(*events, options.from_ms, options.to_ms);
+
+  std::vector<std::optional<Result<TargetScan>>> scans(targets->size());
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::mutex progress_mu;
+  {
+    std::vector<std::jthread> threads;
+    for (size_t w = 0; w < workers; ++w) {
+      threads.emplace_back([&, w] {
+        for (size_t i = next++; i < targets->size(); i = next++) {
+          scans[i] = ScanTarget(*archives[w], (*targets)[i], options, incidents);
+          const size_t finished = ++done;
+          if (options.progress != nullptr) {
+            std::lock_guard lock(progress_mu);
+            *options.progress << fmt::format("\rreading targets: {}/{}\x1b[K", finished,
+                                             targets->size())
+                              << std::flush;
+          }
+        }
+      });
+    }
+  }
+  if (options.progress != nullptr && !targets->empty()) {
+    *options.progress << "\r\x1b[K" << std::flush;
+  }
 
   Report report;
   report.from_ms = options.from_ms;
@@ -429,104 +570,21 @@ Result<Report> BuildReport(const ReportOptions& options) {
   for (const rules::SloSpec& spec : options.slos) {
     slos.push_back(SloResult{spec});
   }
-  const rules::SloSpec default_availability;
-  size_t index = 0;
-  for (const storage::StoredTarget& target : *targets) {
-    ++index;
-    if (options.progress != nullptr) {
-      *options.progress << fmt::format("\rreading target {}/{}: {}\x1b[K", index, targets->size(),
-                                       target.name)
-                        << std::flush;
+  for (size_t t = 0; t < targets->size(); ++t) {
+    Result<TargetScan>& scan = *scans[t];
+    if (!scan) {
+      return Fail(scan.error());
     }
-    ReportRow row;
-    row.name = target.name;
-    row.labels = target.labels;
-    for (const Incident& incident : incidents) {
-      if (IncidentConcerns(incident, target, options.slos)) {
-        row.incidents.push_back(incident);
+    ReportRow& row = scan->row;
+    for (size_t i = 0; i < slos.size(); ++i) {
+      if (rules::SloSelects(slos[i].spec, row.labels)) {
+        slos[i].targets.push_back(row.name);
+        slos[i].events += scan->slo_counts[i].first;
+        slos[i].bad += scan->slo_counts[i].second;
       }
-    }
-    const rules::SloSpec* availability_slo = AvailabilitySloOf(options.slos, target.labels);
-    const rules::SloSpec& availability =
-        availability_slo != nullptr ? *availability_slo : default_availability;
-    std::vector<SloResult*> selecting;
-    for (SloResult& slo : slos) {
-      if (rules::SloSelects(slo.spec, target.labels)) {
-        selecting.push_back(&slo);
-        slo.targets.push_back(target.name);
-      }
-    }
-    std::vector<double> ttft;
-    std::vector<double> total;
-    Group one;
-    int64_t minute = INT64_MIN;
-    bool minute_all_bad = false;
-    const auto close_minute = [&] {
-      if (minute != INT64_MIN && minute_all_bad) {
-        ++row.downtime_minutes;
-      }
-    };
-    auto scanned = (*archive)->ScanProbes(
-        target.id, options.from_ms, options.to_ms, [&](const storage::ProbeSummary& probe) {
-          ++row.probes;
-          const rules::SloVerdict verdict =
-              rules::ClassifyProbe(availability, probe.outcome, probe.ttft_s, probe.total_s);
-          row.good += verdict == rules::SloVerdict::kGood;
-          row.bad += verdict == rules::SloVerdict::kBad;
-          row.excluded += verdict == rules::SloVerdict::kExcluded;
-          row.throttled += probe.outcome == Outcome::kThrottled;
-          row.overloaded += probe.outcome == Outcome::kOverloaded;
-          const int64_t this_minute = probe.start_ms - (probe.start_ms % kMinuteMs);
-          if (this_minute != minute) {
-            close_minute();
-            minute = this_minute;
-            minute_all_bad = true;
-          }
-          minute_all_bad = minute_all_bad && verdict == rules::SloVerdict::kBad;
-          if (probe.outcome == Outcome::kOk) {
-            if (probe.ttft_s) {
-              ttft.push_back(*probe.ttft_s);
-              one.ttft.Add(*probe.ttft_s);
-            }
-            total.push_back(probe.total_s);
-            one.total.Add(probe.total_s);
-            if (probe.tokens_per_s) {
-              one.tps_sum += *probe.tokens_per_s;
-              ++one.tps_count;
-            }
-          }
-          for (SloResult* slo : selecting) {
-            const rules::SloVerdict v =
-                rules::ClassifyProbe(slo->spec, probe.outcome, probe.ttft_s, probe.total_s);
-            slo->events += v != rules::SloVerdict::kExcluded;
-            slo->bad += v == rules::SloVerdict::kBad;
-          }
-          if (verdict == rules::SloVerdict::kBad) {
-            for (Incident& incident : row.incidents) {
-              if (probe.start_ms >= incident.starts_ms - kEvidenceLeadMs &&
-                  probe.start_ms <= incident.ends_ms) {
-                incident.failed_probes.push_back({probe.start_ms,
-                                                  std::string(OutcomeName(probe.outcome)),
-                                                  probe.request_id, probe.error});
-              }
-            }
-          }
-        });
-    if (!scanned) {
-      return Fail(scanned.error());
-    }
-    close_minute();
-    const int64_t events_count = row.good + row.bad;
-    if (events_count > 0) {
-      row.availability = static_cast<double>(row.good) / static_cast<double>(events_count);
-    }
-    row.first_token = Exact(ttft);
-    row.total = Exact(total);
-    if (one.tps_count > 0) {
-      row.tokens_per_second = one.tps_sum / static_cast<double>(one.tps_count);
     }
     for (auto* groups : {&models, &clouds}) {
-      const std::string key = LabelOr(target.labels, groups == &models ? "model" : "cloud");
+      const std::string key = LabelOr(row.labels, groups == &models ? "model" : "cloud");
       Group& group = (*groups)[key];
       group.row.name = key;
       group.row.probes += row.probes;
@@ -536,10 +594,10 @@ Result<Report> BuildReport(const ReportOptions& options) {
       group.row.throttled += row.throttled;
       group.row.overloaded += row.overloaded;
       group.row.downtime_minutes += row.downtime_minutes;
-      group.ttft.Merge(one.ttft);
-      group.total.Merge(one.total);
-      group.tps_sum += one.tps_sum;
-      group.tps_count += one.tps_count;
+      group.ttft.Merge(scan->one.ttft);
+      group.total.Merge(scan->one.total);
+      group.tps_sum += scan->one.tps_sum;
+      group.tps_count += scan->one.tps_count;
       for (const Incident& incident : row.incidents) {
         // A group lists each incident once, without the per-target evidence.
         const bool seen = std::any_of(
@@ -554,9 +612,6 @@ Result<Report> BuildReport(const ReportOptions& options) {
       }
     }
     report.targets.push_back(std::move(row));
-  }
-  if (options.progress != nullptr && !targets->empty()) {
-    *options.progress << "\r\x1b[K" << std::flush;
   }
   for (auto* groups : {&models, &clouds}) {
     for (auto& [name, group] : *groups) {
