@@ -131,7 +131,9 @@ Result<std::unique_ptr<Archive>> Archive::OpenReadOnly(const std::string& path) 
     return Fail(Error::NotFound(
         "database " + path + " does not exist (--storage.path names the daemon's database file)"));
   }
-  auto db = OpenDatabase(path, SQLITE_OPEN_READONLY);
+  // NOMUTEX: a connection is used by one thread at a time (the report gives each worker its
+  // own), and SQLite's per-call mutex was a fifth of a month's scan.
+  auto db = OpenDatabase(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   if (!db) {
     return Fail(db.error());
   }
