@@ -437,8 +437,8 @@ int RunCli(int argc, char** argv) {
       report
           ->add_option("--config.file", report_flags.config_file, "Configuration file (its slos:)")
           ->capture_default_str();
-  report->add_option("--format", report_flags.format, "table, markdown, csv or json")
-      ->check(CLI::IsMember({"table", "markdown", "csv", "json"}))
+  report->add_option("--format", report_flags.format, "table, markdown, csv, json or html")
+      ->check(CLI::IsMember({"table", "markdown", "csv", "json", "html"}))
       ->capture_default_str();
 
   CLI::App* export_cmd = app.add_subcommand("export", "Write generated configuration");

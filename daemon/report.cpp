@@ -21,6 +21,7 @@ namespace modelpulse::daemon {
 namespace {
 
 constexpr int64_t kMinuteMs = 60'000;
+constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kEvidenceLeadMs = 15 * kMinuteMs;
 constexpr double kSketchAlpha = 0.01;  // the group percentiles' relative error
 
@@ -294,6 +295,14 @@ nlohmann::json RowJson(const ReportRow& row) {
       incidents.push_back(IncidentJson(incident));
     }
     out["incidents"] = incidents;
+    nlohmann::json days = nlohmann::json::array();
+    for (const DayFigures& day : row.days) {
+      days.push_back({{"day", Iso(day.day_ms).substr(0, 10)},
+                      {"good", day.good},
+                      {"bad", day.bad},
+                      {"first_token_p95", OptJson(day.first_token_p95)}});
+    }
+    out["days"] = days;
   }
   return out;
 }
@@ -426,6 +435,121 @@ constexpr const char* kDefinitions =
     "relative error); incidents = alert firing intervals, with the target's failed probes from "
     "15 minutes before each started.";
 
+std::string HtmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string HtmlTable(const std::vector<std::vector<std::string>>& grid) {
+  std::string out = "<table>";
+  for (size_t r = 0; r < grid.size(); ++r) {
+    out += "<tr>";
+    for (const std::string& cell : grid[r]) {
+      out += (r == 0 ? "<th>" : "<td>") + HtmlEscape(cell) + (r == 0 ? "</th>" : "</td>");
+    }
+    out += "</tr>";
+  }
+  return out + "</table>\n";
+}
+
+// One target's days as inline SVG: availability bars (green at the objective or better, red
+// below) and the first-token p95 as a line, both with a tooltip (<title>) per day.
+std::string DaysSvg(const ReportRow& row, double objective) {
+  if (row.days.empty()) {
+    return "";
+  }
+  constexpr int kBar = 10;
+  constexpr int kHeight = 40;
+  const int width = static_cast<int>(row.days.size()) * kBar;
+  double max_p95 = 0;
+  for (const DayFigures& day : row.days) {
+    max_p95 = std::max(max_p95, day.first_token_p95.value_or(0));
+  }
+  std::string bars;
+  std::string line;
+  for (size_t i = 0; i < row.days.size(); ++i) {
+    const DayFigures& day = row.days[i];
+    const int64_t events = day.good + day.bad;
+    const double availability =
+        events > 0 ? static_cast<double>(day.good) / static_cast<double>(events) : 1.0;
+    const int height = std::max(2, static_cast<int>(std::lround(availability * kHeight)));
+    bars += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{}: {} "
+        "({} bad of {})</title></rect>",
+        static_cast<int>(i) * kBar, kHeight - height, kBar - 1, height,
+        availability >= objective ? "#2e9e44" : "#d33", Iso(day.day_ms).substr(0, 10),
+        Pct(events > 0 ? std::optional<double>(availability) : std::nullopt), day.bad, events);
+    if (day.first_token_p95 && max_p95 > 0) {
+      line +=
+          fmt::format("{}{},{} ", line.empty() ? "M" : "L", static_cast<int>(i) * kBar + kBar / 2,
+                      kHeight * 2 + 4 -
+                          static_cast<int>(std::lround(*day.first_token_p95 / max_p95 * kHeight)));
+    }
+  }
+  return fmt::format(
+      "<svg width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\">{2}"
+      "<path d=\"{3}\" fill=\"none\" stroke=\"#246\" stroke-width=\"1.5\"><title>first-token "
+      "p95 per day, top = {4:.3f} s</title></path></svg>",
+      width, kHeight * 2 + 6, bars, line, max_p95);
+}
+
+std::string RenderHtml(const Report& report) {
+  std::string out =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<title>modelpulse report</title><style>"
+      "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
+      "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+      "th,td{border:1px solid #ccc;padding:.2em .5em;font-size:.85em;text-align:right}"
+      "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+      ".t{margin:.3em 0 1em}</style></head><body>\n";
+  out += "<h1>modelpulse report</h1><p>" +
+         HtmlEscape(Iso(report.from_ms) + " to " + Iso(report.to_ms)) + "</p><p>" +
+         HtmlEscape(kDefinitions) + "</p>\n";
+  if (!report.slos.empty()) {
+    out += "<h2>SLOs</h2>" + HtmlTable(SloGrid(report.slos));
+  }
+  out += "<h2>Targets</h2>" + HtmlTable(RowsGrid("target", report.targets));
+  out += "<h2>By model</h2>" + HtmlTable(RowsGrid("model", report.models));
+  out += "<h2>By cloud</h2>" + HtmlTable(RowsGrid("cloud", report.clouds));
+  auto incidents = IncidentGrid(report.targets);
+  if (incidents.size() > 1) {
+    out += "<h2>Incidents</h2>" + HtmlTable(incidents);
+  }
+  out += "<h2>Daily availability and first-token p95</h2>\n";
+  for (const ReportRow& row : report.targets) {
+    double objective = rules::SloSpec().ObjectiveRatio();
+    for (const SloResult& slo : report.slos) {
+      if (slo.spec.kind == rules::SloSpec::Kind::kAvailability &&
+          rules::SloSelects(slo.spec, row.labels)) {
+        objective = slo.spec.ObjectiveRatio();
+        break;
+      }
+    }
+    out += "<div class=\"t\"><div>" + HtmlEscape(row.name) + "</div>" + DaysSvg(row, objective) +
+           "</div>\n";
+  }
+  return out + "</body></html>\n";
+}
+
 }  // namespace
 
 Result<std::pair<int64_t, int64_t>> MonthRange(const std::string& month) {
@@ -481,6 +605,7 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
   }
   std::vector<double> ttft;
   std::vector<double> total;
+  std::vector<size_t> day_starts;  // index into ttft where each of row.days begins
   int64_t minute = INT64_MIN;
   bool minute_all_bad = false;
   const auto close_minute = [&] {
@@ -498,6 +623,13 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
         row.excluded += verdict == rules::SloVerdict::kExcluded;
         row.throttled += probe.outcome == Outcome::kThrottled;
         row.overloaded += probe.outcome == Outcome::kOverloaded;
+        const int64_t day = probe.start_ms - (probe.start_ms % kDayMs);
+        if (row.days.empty() || row.days.back().day_ms != day) {
+          row.days.push_back({day});
+          day_starts.push_back(ttft.size());
+        }
+        row.days.back().good += verdict == rules::SloVerdict::kGood;
+        row.days.back().bad += verdict == rules::SloVerdict::kBad;
         const int64_t this_minute = probe.start_ms - (probe.start_ms % kMinuteMs);
         if (this_minute != minute) {
           close_minute();
@@ -541,6 +673,15 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
   const int64_t events_count = row.good + row.bad;
   if (events_count > 0) {
     row.availability = static_cast<double>(row.good) / static_cast<double>(events_count);
+  }
+  for (size_t d = 0; d < row.days.size(); ++d) {
+    const size_t end = d + 1 < day_starts.size() ? day_starts[d + 1] : ttft.size();
+    if (end > day_starts[d]) {
+      std::vector<double> slice(ttft.begin() + static_cast<std::ptrdiff_t>(day_starts[d]),
+                                ttft.begin() + static_cast<std::ptrdiff_t>(end));
+      size_t from = 0;
+      row.days[d].first_token_p95 = QuantileByPartition(slice, 0.95, from);
+    }
   }
   row.first_token = Exact(ttft);
   row.total = Exact(total);
@@ -704,6 +845,9 @@ Result<std::string> FormatReport(const Report& report, const std::string& format
     out["slos"] = slos;
     return out.dump(2) + "\n";
   }
+  if (format == "html") {
+    return RenderHtml(report);
+  }
   Grid grid = Grid::kTable;
   if (format == "markdown") {
     grid = Grid::kMarkdown;
@@ -711,7 +855,7 @@ Result<std::string> FormatReport(const Report& report, const std::string& format
     grid = Grid::kCsv;
   } else if (format != "table") {
     return Fail(Error::InvalidArgument("unknown report format \"" + format +
-                                       "\" (valid: table, markdown, csv, json)"));
+                                       "\" (valid: table, markdown, csv, json, html)"));
   }
   if (grid == Grid::kCsv) {
     // One CSV document: a `group` column tells targets, models and clouds apart.

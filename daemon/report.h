@@ -62,6 +62,14 @@ struct Incident {
   std::vector<FailedProbe> failed_probes;  // per target, in ReportRow::incidents only
 };
 
+// One UTC day of one target (the HTML report's timelines).
+struct DayFigures {
+  int64_t day_ms = 0;  // 00:00 UTC
+  int64_t good = 0;
+  int64_t bad = 0;
+  std::optional<double> first_token_p95;  // exact, over the day's successful probes
+};
+
 struct ReportRow {
   std::string name;  // target, model or cloud
   Labels labels;     // targets only
@@ -77,6 +85,7 @@ struct ReportRow {
   Percentiles total;
   std::optional<double> tokens_per_second;
   std::vector<Incident> incidents;
+  std::vector<DayFigures> days;  // targets only, days with probes, oldest first
 };
 
 struct SloResult {
@@ -99,7 +108,9 @@ struct Report {
 };
 
 Result<Report> BuildReport(const ReportOptions& options);
-// format: table, markdown, csv or json. kInvalidArgument for another.
+// format: table, markdown, csv, json or html (one self-contained file: inline SVG timelines of
+// daily availability and first-token p95 per target, no scripts or external assets).
+// kInvalidArgument for another.
 Result<std::string> FormatReport(const Report& report, const std::string& format);
 
 // [first day of the month, first day of the next) in UTC for "2026-10". kInvalidArgument else.

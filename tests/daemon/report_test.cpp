@@ -231,6 +231,17 @@ TEST_CASE("the report's figures match the scenario's") {
   CHECK(json["targets"][0]["downtime_minutes"] == 15);
   CHECK(json["targets"][0]["incidents"][1]["failed_probes"][0]["request_id"] == "req-40");
   CHECK(json["slos"][0]["met"] == false);
+  // Days: east's 2 h fall on 2026-10-01; the HTML has one bar per day with its tooltip.
+  REQUIRE(east.days.size() == 1);
+  CHECK(east.days[0].good == 414);
+  CHECK(east.days[0].bad == 62);
+  CHECK(*east.days[0].first_token_p95 ==
+        doctest::Approx(Type7(scenario.east_ttft, 0.95)).epsilon(1e-12));
+  CHECK(json["targets"][0]["days"][0]["bad"] == 62);
+  auto html = FormatReport(*report, "html");
+  REQUIRE(html);
+  CHECK(html->find("<title>2026-10-01: 86.975% (62 bad of 476)</title>") != std::string::npos);
+  CHECK(html->find("<script") == std::string::npos);
   for (const char* format : {"table", "markdown", "csv"}) {
     auto text = FormatReport(*report, format);
     REQUIRE(text);
