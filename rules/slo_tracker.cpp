@@ -109,8 +109,11 @@ Result<SloWindowFigures> SloTracker::LatencyRaw(const SloSpec& spec, int64_t fro
   return out;
 }
 
-Result<SloWindowFigures> SloTracker::Figures(const SloSpec& spec, int64_t from_ms, int64_t to_ms) {
+Result<SloWindowFigures> SloTracker::Direct(const SloSpec& spec, int64_t from_ms, int64_t to_ms) {
   SloWindowFigures out;
+  if (from_ms > to_ms) {
+    return out;
+  }
   const auto aggregate = [&](const char* name, RangeAggregate kind) -> Result<double> {
     auto rows = source_.SelectAggregate(MatchersOf(spec, name), from_ms, to_ms, kind, 0);
     if (!rows) {
@@ -162,47 +165,54 @@ Result<SloWindowFigures> SloTracker::Figures(const SloSpec& spec, int64_t from_m
       out.bad = std::llround(events - *good);
       return out;
     }
-    case SloSpec::Kind::kLatency: {
-      // Edges raw; whole settled hours from the cache (read raw once).
-      const int64_t first_hour = (from_ms + kHourMs - 1) / kHourMs * kHourMs;
-      const int64_t last_hour_end = to_ms / kHourMs * kHourMs;
-      const int64_t settled_before = to_ms - kSettleMs;
-      if (first_hour >= last_hour_end) {
-        return LatencyRaw(spec, from_ms, to_ms);
-      }
-      auto head = LatencyRaw(spec, from_ms, first_hour - 1);
-      if (!head) {
-        return head;
-      }
-      out.events += head->events;
-      out.bad += head->bad;
-      int64_t raw_from = last_hour_end;
-      for (int64_t h = first_hour; h < last_hour_end; h += kHourMs) {
-        const auto key = std::pair{spec.name, h};
-        auto cached = hours_.find(key);
-        if (cached == hours_.end()) {
-          if (h + kHourMs > settled_before) {
-            raw_from = h;  // not settled: read with the tail
-            break;
-          }
-          auto hour = LatencyRaw(spec, h, h + kHourMs - 1);
-          if (!hour) {
-            return hour;
-          }
-          cached = hours_.emplace(key, std::pair{hour->events, hour->bad}).first;
-        }
-        out.events += cached->second.first;
-        out.bad += cached->second.second;
-      }
-      auto tail = LatencyRaw(spec, raw_from, to_ms);
-      if (!tail) {
-        return tail;
-      }
-      out.events += tail->events;
-      out.bad += tail->bad;
-      return out;
-    }
+    case SloSpec::Kind::kLatency:
+      return LatencyRaw(spec, from_ms, to_ms);
   }
+  return out;
+}
+
+Result<SloWindowFigures> SloTracker::Figures(const SloSpec& spec, int64_t from_ms, int64_t to_ms,
+                                             std::map<int64_t, SloWindowFigures>& tails) {
+  // [from, first whole hour) directly; whole settled hours from the cache (each read once);
+  // the unsettled rest up to `to` directly, once per computation (every window ends at `to`).
+  const int64_t first_hour = (from_ms + kHourMs - 1) / kHourMs * kHourMs;
+  const int64_t last_hour_end = to_ms / kHourMs * kHourMs;
+  if (first_hour >= last_hour_end) {
+    return Direct(spec, from_ms, to_ms);
+  }
+  auto out = Direct(spec, from_ms, first_hour - 1);
+  if (!out) {
+    return out;
+  }
+  const int64_t settled_before = to_ms - kSettleMs;
+  int64_t tail_from = last_hour_end;
+  for (int64_t h = first_hour; h < last_hour_end; h += kHourMs) {
+    const auto key = std::pair{spec.name, h};
+    auto cached = hours_.find(key);
+    if (cached == hours_.end()) {
+      if (h + kHourMs > settled_before) {
+        tail_from = h;  // not settled: read with the tail
+        break;
+      }
+      auto hour = Direct(spec, h, h + kHourMs - 1);
+      if (!hour) {
+        return hour;
+      }
+      cached = hours_.emplace(key, std::pair{hour->events, hour->bad}).first;
+    }
+    out->events += cached->second.first;
+    out->bad += cached->second.second;
+  }
+  auto tail = tails.find(tail_from);
+  if (tail == tails.end()) {
+    auto read = Direct(spec, tail_from, to_ms);
+    if (!read) {
+      return read;
+    }
+    tail = tails.emplace(tail_from, *read).first;
+  }
+  out->events += tail->second.events;
+  out->bad += tail->second.bad;
   return out;
 }
 
@@ -217,7 +227,8 @@ Result<std::vector<SloStatus>> SloTracker::Compute(int64_t now_ms) {
     const auto evidence = [&](SloWindowFigures& w) {
       w.enough_evidence = w.events >= spec.min_probes && w.bad >= spec.min_failed_probes;
     };
-    auto whole = Figures(spec, status.window_start_ms, now_ms);
+    std::map<int64_t, SloWindowFigures> tails;  // by start; every window ends at now_ms
+    auto whole = Figures(spec, status.window_start_ms, now_ms, tails);
     if (!whole) {
       return Fail(whole.error());
     }
@@ -226,7 +237,7 @@ Result<std::vector<SloStatus>> SloTracker::Compute(int64_t now_ms) {
     evidence(status.slo_window);
     for (const char* name : BurnRateWindowNames()) {
       const Millis length = *ParsePromDuration(name);
-      auto figures = Figures(spec, now_ms - length.count(), now_ms);
+      auto figures = Figures(spec, now_ms - length.count(), now_ms, tails);
       if (!figures) {
         return Fail(figures.error());
       }

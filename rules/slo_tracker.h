@@ -7,8 +7,9 @@
 // throttle-free SLOs use the source's range aggregates (count_over_time / sum_over_time, which
 // storage answers from hourly rollups over long windows), so their figures equal the generated
 // rules' slo:sli_events / slo:sli_errors recordings. Latency SLOs read raw samples (a count
-// under a threshold has no rollup); whole past hours are cached, so after the first computation
-// each refresh reads at most the edges of each window.
+// under a threshold has no rollup). Whole settled hours are cached for every kind, so after the
+// first computation a refresh reads each window's partial first hour and, once, the unsettled
+// last hour(s).
 
 #include <cstdint>
 #include <map>
@@ -50,13 +51,17 @@ class SloTracker {
   static int64_t WindowStart(const SloSpec& spec, int64_t now_ms);
 
  private:
-  Result<SloWindowFigures> Figures(const SloSpec& spec, int64_t from_ms, int64_t to_ms);
+  // Events and bad events in [from_ms, to_ms] as the source gives them, uncached.
+  Result<SloWindowFigures> Direct(const SloSpec& spec, int64_t from_ms, int64_t to_ms);
+  // The same through the hour cache; `tails` memoises the unsettled end within one Compute.
+  Result<SloWindowFigures> Figures(const SloSpec& spec, int64_t from_ms, int64_t to_ms,
+                                   std::map<int64_t, SloWindowFigures>& tails);
   Result<SloWindowFigures> LatencyRaw(const SloSpec& spec, int64_t from_ms, int64_t to_ms) const;
 
   std::vector<SloSpec> slos_;
   const SampleSource& source_;
   std::mutex mu_;
-  // Latency SLOs: (slo name, hour start) -> events and bad of that whole, past hour.
+  // (slo name, hour start) -> events and bad of that whole, settled hour.
   std::map<std::pair<std::string, int64_t>, std::pair<int64_t, int64_t>> hours_;
 };
 
