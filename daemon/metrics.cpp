@@ -150,8 +150,7 @@ std::vector<prometheus::MetricFamily> SloFamilies(
   for (const rules::SloStatus& status : slos) {
     const Labels labels = {{"slo", status.spec.name},
                            {"slo_kind", std::string(rules::SloKindName(status.spec.kind))}};
-    objective.metric.push_back(
-        Sample(labels, status.spec.ObjectiveRatio(), MetricType::Gauge));
+    objective.metric.push_back(Sample(labels, status.spec.ObjectiveRatio(), MetricType::Gauge));
     const rules::SloWindowFigures& whole = status.slo_window;
     window_seconds.metric.push_back(
         Sample(labels, static_cast<double>(status.at_ms - status.window_start_ms) / 1000,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "rules/rules.h"
 
@@ -120,6 +121,10 @@ std::vector<Outcome> SloSpec::DefaultProviderFaultOutcomes() {
   return out;
 }
 
+double SloSpec::ObjectiveRatio() const {
+  return std::strtod(fmt::format("{}e-2", objective_percent).c_str(), nullptr);
+}
+
 std::string_view SloKindName(SloSpec::Kind kind) {
   switch (kind) {
     case SloSpec::Kind::kAvailability:
@@ -201,7 +206,7 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos) {
           fmt::format("slo:sli_errors:count{0}{1} / slo:sli_events:count{0}{1}", w, by), slo);
     }
     group += Recording("slo:objective:ratio",
-                       fmt::format("vector({})", FormatGoFloat(slo.objective_percent / 100)), slo);
+                       fmt::format("vector({})", FormatGoFloat(slo.ObjectiveRatio())), slo);
     group += Recording("slo:error_budget:ratio", fmt::format("vector({})", budget), slo);
     for (const char* severity : {"page", "ticket"}) {
       std::string expr;

@@ -48,7 +48,11 @@ struct SloSpec {
   int64_t min_failed_probes = 2;
 
   static std::vector<Outcome> DefaultProviderFaultOutcomes();
+  // (100 - objective) / 100, as Sloth computes it (0.0009999999999999432 for 99.9).
   double ErrorBudget() const { return (100.0 - objective_percent) / 100.0; }
+  // The objective as a ratio, rounded from its decimal form: 0.999 for 99.9 (99.9 / 100 is
+  // 0.9990000000000001 in binary floating point).
+  double ObjectiveRatio() const;
 };
 
 std::string_view SloKindName(SloSpec::Kind kind);  // "availability", "latency", "throttle_free"
