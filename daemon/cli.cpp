@@ -1,6 +1,7 @@
 #include "daemon/cli.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <tuple>
 
 #include "collector/collector.h"
 #include "daemon/build_info.h"
@@ -19,8 +21,10 @@
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/probe_output.h"
+#include "daemon/report.h"
 #include "rules/export.h"
 #include "rules/rules.h"
+#include "rules/slo.h"
 #include "simulator/simulator.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
@@ -39,6 +43,13 @@ int CheckConfig(const std::string& file, bool syntax_only) {
     return 1;
   }
   std::cout << "SUCCESS: " << file << " is valid\n" << DescribeConfig(*config);
+  if (const std::string slo_rules = rules::SloRuleFileYaml(config->slos); !slo_rules.empty()) {
+    // Generated, so a failure here is modelpulse's bug; still better caught by the check.
+    if (auto parsed = rules::ParseRuleFile(slo_rules, "<slos>"); !parsed) {
+      std::cerr << "FAILED: the rules generated from slos: " << parsed.error().ToString() << "\n";
+      return 1;
+    }
+  }
   if (syntax_only || config->rule_files.empty()) {
     return 0;
   }
@@ -177,6 +188,106 @@ std::string FormatLabels(const Labels& labels) {
     first = false;
   }
   return out + "}";
+}
+
+// `export slo-rules`: the rule file generated from the config's SLOs, to stdout or `output`.
+int ExportSloRules(const std::string& config_file, const std::string& output) {
+  auto config = LoadConfig(config_file, ConfigCheck::kSyntaxOnly);
+  if (!config) {
+    std::cerr << config.error().ToString() << "\n";
+    return kUsageError;
+  }
+  const std::string text = rules::SloRuleFileYaml(config->slos);
+  if (text.empty()) {
+    std::cerr << "error: " << config_file << " defines no slos\n";
+    return 1;
+  }
+  if (output.empty() || output == "-") {
+    std::cout << text;
+    return 0;
+  }
+  std::ofstream file(output, std::ios::trunc);
+  file << text;
+  file.close();
+  if (!file) {
+    std::cerr << "error: cannot write " << output << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+struct ReportFlags {
+  std::string month;
+  std::string from;
+  std::string to;
+  std::string storage_path = "/var/lib/modelpulse/modelpulse.db";
+  std::string config_file;
+  bool config_given = false;  // --config.file on the command line
+  std::string format = "table";
+};
+
+int RunReport(const ReportFlags& flags) {
+  ReportOptions options;
+  options.storage_path = flags.storage_path;
+  std::error_code ec;
+  // Without --config.file the default config is read when it exists: a report without SLOs
+  // is still a report.
+  if (flags.config_given || std::filesystem::exists(flags.config_file, ec)) {
+    // A report needs the SLOs, not the API keys.
+    auto config = LoadConfig(flags.config_file, ConfigCheck::kSyntaxOnly);
+    if (!config) {
+      std::cerr << config.error().ToString() << "\n";
+      return kUsageError;
+    }
+    options.slos = config->slos;
+  }
+  SystemClock clock;
+  const int64_t now = clock.NowUnixMillis();
+  options.to_ms = now;
+  options.from_ms = now - 30LL * 24 * 3600 * 1000;
+  if (!flags.month.empty()) {
+    if (!flags.from.empty() || !flags.to.empty()) {
+      std::cerr << "error: --month and --from/--to exclude each other\n";
+      return kUsageError;
+    }
+    auto range = MonthRange(flags.month);
+    if (!range) {
+      std::cerr << range.error().ToString() << "\n";
+      return kUsageError;
+    }
+    std::tie(options.from_ms, options.to_ms) = *range;
+  }
+  for (auto [text, into] :
+       {std::pair{&flags.from, &options.from_ms}, std::pair{&flags.to, &options.to_ms}}) {
+    if (text->empty()) {
+      continue;
+    }
+    auto parsed = ParseQueryTime(*text);
+    if (!parsed) {
+      std::cerr << parsed.error().ToString() << "\n";
+      return kUsageError;
+    }
+    *into = *parsed;
+  }
+  if (options.from_ms >= options.to_ms) {
+    std::cerr << "error: the report period is empty (--from must be before --to)\n";
+    return kUsageError;
+  }
+  if (isatty(STDERR_FILENO) != 0) {
+    options.progress = &std::cerr;
+  }
+  auto report = BuildReport(options);
+  if (!report) {
+    std::cerr << "error: " << report.error().ToString() << "\n";
+    return report.error().code == Error::Code::kNotFound ? kUsageError : 1;
+  }
+  auto text = FormatReport(*report, flags.format);
+  if (!text) {
+    std::cerr << text.error().ToString() << "\n";
+    return kUsageError;
+  }
+  std::cout << *text;
+  return 0;
 }
 
 int Query(const std::string& expr, const std::string& time_text, const std::string& db_path) {
@@ -360,6 +471,31 @@ int RunCli(int argc, char** argv) {
                     "Evaluation time: unix seconds or RFC 3339 (default now)");
   query->add_option("--storage.path", query_db, "SQLite database file")->capture_default_str();
 
+  ReportFlags report_flags;
+  report_flags.config_file = run_flags.config_file;
+  CLI::App* report = app.add_subcommand(
+      "report", "SLA report for a period: availability, SLOs, latency, incidents with evidence");
+  report->add_option("--month", report_flags.month, "Calendar month in UTC, e.g. 2026-10");
+  report->add_option("--from", report_flags.from,
+                     "Start: unix seconds or RFC 3339 (default: 30 days before --to)");
+  report->add_option("--to", report_flags.to, "End: unix seconds or RFC 3339 (default now)");
+  report->add_option("--storage.path", report_flags.storage_path, "SQLite database file")
+      ->capture_default_str();
+  CLI::Option* report_config_option =
+      report
+          ->add_option("--config.file", report_flags.config_file, "Configuration file (its slos:)")
+          ->capture_default_str();
+  report->add_option("--format", report_flags.format, "table, markdown, csv, json or html")
+      ->check(CLI::IsMember({"table", "markdown", "csv", "json", "html"}))
+      ->capture_default_str();
+
+  CLI::App* export_slo = export_cmd->add_subcommand(
+      "slo-rules", "The burn-rate rule file generated from the config's slos (Prometheus format)");
+  export_slo->add_option("--config.file", export_config, "Configuration file")
+      ->capture_default_str();
+  export_slo->add_option("-o,--output", export_output, "File to write, or - for stdout")
+      ->capture_default_str();
+
   std::string probe_config = run_flags.config_file;
   std::string probe_target;
   std::string probe_output = "text";
@@ -427,6 +563,13 @@ int RunCli(int argc, char** argv) {
   }
   if (query->parsed()) {
     return Query(query_expr, query_time, query_db);
+  }
+  if (report->parsed()) {
+    report_flags.config_given = report_config_option->count() > 0;
+    return RunReport(report_flags);
+  }
+  if (export_slo->parsed()) {
+    return ExportSloRules(export_config, export_output);
   }
   if (probe->parsed()) {
     return Probe(probe_config, probe_target, probe_output, probe_count);

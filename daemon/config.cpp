@@ -15,6 +15,7 @@
 #include "common/regex.h"
 #include "common/yaml_reader.h"
 #include "rules/rules.h"
+#include "rules/slo_config.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -435,8 +436,9 @@ ParsedTarget ReadTarget(const YAML::Node& node, size_t index, const ProbeSetting
 // ---------------------------------------------------------------------------------------------
 // Top-level sections.
 
-constexpr std::array<std::string_view, 8> kTopKeys = {
-    "global", "web", "storage", "defaults", "targets", "rule_files", "simulator", "alerting"};
+constexpr std::array<std::string_view, 9> kTopKeys = {"global",    "web",      "storage",
+                                                      "defaults",  "targets",  "rule_files",
+                                                      "simulator", "alerting", "slos"};
 constexpr std::array<std::string_view, 7> kGlobalKeys = {
     "external_labels", "max_concurrency",     "max_response_bytes", "jitter_fraction",
     "shutdown_grace",  "evaluation_interval", "external_url"};
@@ -702,6 +704,21 @@ void ReadDocument(const YAML::Node& root, Config& config, Context& ctx) {
     } else if (e.key == "alerting") {
       alerting::ReadAlertingSection(e, ctx.env, ctx.folder, config.alerting, ctx.diag,
                                     rules::CheckNotificationTemplate);
+    } else if (e.key == "slos") {
+      rules::ReadSloSection(e, config.slos, ctx.diag);
+    }
+  }
+  // An SLO that selects no target would report nothing, forever: most likely a typo.
+  for (const rules::SloSpec& slo : config.slos) {
+    const bool selects = std::any_of(
+        config.targets.begin(), config.targets.end(),
+        [&](const collector::TargetSpec& target) { return rules::SloSelects(slo, target.labels); });
+    if (!selects && !config.targets.empty()) {
+      YAML::Mark mark;
+      mark.line = slo.line - 1;
+      mark.column = slo.column - 1;
+      ctx.diag.Add(mark,
+                   fmt::format("slo \"{}\": its selector matches no target's labels", slo.name));
     }
   }
 }
@@ -808,6 +825,18 @@ std::string DescribeConfig(const Config& config) {
     text += fmt::format("  receiver {}: webhook {}{}\n", receiver.name,
                         alerting::RedactedUrl(receiver.webhook.url.Reveal()),
                         receiver.hmac_secret.empty() ? "" : ", signed");
+  }
+  for (const rules::SloSpec& slo : config.slos) {
+    std::string selector;
+    for (const auto& [name, value] : slo.selector) {
+      selector += fmt::format("{}{}={}", selector.empty() ? "" : ",", name, value);
+    }
+    text += fmt::format("  slo {}: {} {}% over {}, selector {{{}}}\n", slo.name,
+                        rules::SloKindName(slo.kind), slo.objective_percent,
+                        slo.window_kind == rules::SloSpec::WindowKind::kCalendarMonth
+                            ? std::string("the calendar month")
+                            : fmt::format("{}d", slo.window.count() / 86'400'000),
+                        selector);
   }
   return text;
 }

@@ -16,6 +16,7 @@
 #include "collector/collector.h"
 #include "common/common.h"
 #include "common/environment.h"
+#include "rules/slo.h"
 #include "simulator/simulator.h"
 #include "storage/storage.h"
 
@@ -48,6 +49,8 @@ struct Config {
   std::string external_url;
   // The `alerting:` section; its external_url and external_labels are filled in by the daemon.
   alerting::AlertingConfig alerting;
+  // The `slos:` section (rules/slo_config.h), in file order; each selects at least one target.
+  std::vector<rules::SloSpec> slos;
 };
 
 // How much `check config` checks. kSyntaxOnly is promtool's `check config --syntax-only`: the

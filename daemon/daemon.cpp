@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <condition_variable>
 #include <csignal>
 #include <map>
 #include <mutex>
@@ -103,6 +104,7 @@ std::string ExternalUrl(const Config& config) {
 rules::RuleManagerOptions RuleOptionsOf(const Config& config) {
   rules::RuleManagerOptions options;
   options.rule_files = config.rule_files;
+  options.generated_rules = rules::SloRuleFileYaml(config.slos);
   options.evaluation_interval = config.evaluation_interval;
   options.external_labels = config.external_labels;
   options.external_url = ExternalUrl(config);
@@ -160,6 +162,8 @@ class DaemonImpl final : public Daemon {
     store_ = std::move(*store);
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
+    slo_tracker_ = std::make_shared<rules::SloTracker>(config_.slos, *series_);
+    metrics_.SetSlos(config_.slos);
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
     alerting_config_ = AlertingConfigOf(config_);
@@ -208,6 +212,7 @@ class DaemonImpl final : public Daemon {
     http_ = std::move(*http);
     prober_thread_ = std::jthread([this](std::stop_token stop) { prober_->Run(stop); });
     rules_thread_ = std::jthread([this](std::stop_token stop) { rule_engine_->Run(stop); });
+    slo_thread_ = std::jthread([this](std::stop_token stop) { RunSloRefresh(stop); });
     if (auto interval = SystemdWatchdogInterval()) {
       watchdog_ = std::make_unique<Watchdog>(
           std::vector<WatchedLoop>{{"prober", &prober_heartbeat_},
@@ -267,6 +272,12 @@ class DaemonImpl final : public Daemon {
         !(alerting == alerting_config_)) {
       ReloadAlerting(std::move(alerting));
     }
+    {
+      std::lock_guard slo_lock(slo_mu_);
+      slo_tracker_ = std::make_shared<rules::SloTracker>(next->slos, *series_);
+      slo_cache_.clear();  // the next refresh (within kSloRefreshMs) fills it
+    }
+    metrics_.SetSlos(next->slos);
     std::vector<std::string> names;
     for (const collector::TargetSpec& target : next->targets) {
       names.push_back(target.name);
@@ -319,6 +330,10 @@ class DaemonImpl final : public Daemon {
       if (rules_thread_.joinable()) {
         rules_thread_.request_stop();
         rules_thread_.join();
+      }
+      if (slo_thread_.joinable()) {
+        slo_thread_.request_stop();
+        slo_thread_.join();
       }
       if (prober_thread_.joinable()) {
         prober_thread_.request_stop();
@@ -385,7 +400,41 @@ class DaemonImpl final : public Daemon {
       std::lock_guard lock(notifier_mu_);
       status.alerting = notifier_->MetricsCollectable();
     }
+    status.slos = SloStatuses();
     return metrics_.Render(status);
+  }
+
+  // The SLO figures as last computed (a scrape never waits for a computation).
+  std::vector<rules::SloStatus> SloStatuses() {
+    std::lock_guard lock(slo_mu_);
+    return slo_cache_;
+  }
+
+  // Recomputes the SLO figures every kSloRefreshMs (15 s, the default evaluation interval) on
+  // its own thread: the first computation of a latency SLO reads its whole window raw (seconds
+  // for a month of many targets), longer than a scrape may take.
+  void RunSloRefresh(std::stop_token stop) {
+    std::mutex wait_mu;
+    std::condition_variable_any wake;
+    while (!stop.stop_requested()) {
+      std::shared_ptr<rules::SloTracker> tracker;
+      {
+        std::lock_guard lock(slo_mu_);
+        tracker = slo_tracker_;
+      }
+      if (tracker != nullptr) {
+        auto computed = tracker->Compute(clock_.NowUnixMillis());
+        std::lock_guard lock(slo_mu_);
+        if (!computed) {
+          spdlog::warn(
+              WithFields("cannot compute SLO figures", {{"err", computed.error().ToString()}}));
+        } else if (tracker == slo_tracker_) {  // not replaced by a reload meanwhile
+          slo_cache_ = std::move(*computed);
+        }
+      }
+      std::unique_lock lock(wait_mu);
+      wake.wait_for(lock, stop, std::chrono::milliseconds(kSloRefreshMs), [] { return false; });
+    }
   }
 
   // Prometheus's targets API envelope and field names (health, lastScrape, lastScrapeDuration,
@@ -519,6 +568,10 @@ class DaemonImpl final : public Daemon {
   Heartbeat rules_heartbeat_{clock_};
   Heartbeat writer_heartbeat_{clock_};
   Metrics metrics_;
+  static constexpr int64_t kSloRefreshMs = 15'000;
+  std::mutex slo_mu_;
+  std::shared_ptr<rules::SloTracker> slo_tracker_;  // guarded by slo_mu_
+  std::vector<rules::SloStatus> slo_cache_;         // guarded by slo_mu_
   TargetHealth health_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
@@ -535,6 +588,7 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;
   std::jthread rules_thread_;
+  std::jthread slo_thread_;
   std::unique_ptr<Watchdog> watchdog_;
   std::jthread watchdog_thread_;
   std::jthread notifier_thread_;

@@ -17,6 +17,7 @@
 #include <ostream>
 #include <streambuf>
 #include <string_view>
+#include <tuple>
 
 #include "common/probe_series.h"
 
@@ -95,6 +96,101 @@ prometheus::ClientMetric Sample(const Labels& labels, double value, prometheus::
     metric.gauge.value = value;
   }
   return metric;
+}
+
+// The modelpulse_slo_* families (rules/slo_tracker.h has the figures), built at scrape time
+// like the rule families. Labels: slo and slo_kind; burn rates also window. The counters
+// (events and good events per probe since start) are what Sloth's error_query/total_query or
+// Pyrra's ratio indicator take: rate(modelpulse_slo_events_total[w]) - rate(..._good_total[w]).
+std::vector<prometheus::MetricFamily> SloFamilies(
+    const std::vector<rules::SloStatus>& slos,
+    const std::vector<std::tuple<Labels, uint64_t, uint64_t>>& counters) {
+  using prometheus::MetricType;
+  auto family = [](const char* name, const char* help, MetricType type) {
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+  };
+  auto events_total = family("modelpulse_slo_events_total",
+                             "Probes counted by each SLO since start (excluded outcomes are not).",
+                             MetricType::Counter);
+  auto good_total = family("modelpulse_slo_good_total",
+                           "Probes each SLO counted as good since start.", MetricType::Counter);
+  for (const auto& [labels, events, good] : counters) {
+    events_total.metric.push_back(Sample(labels, static_cast<double>(events), MetricType::Counter));
+    good_total.metric.push_back(Sample(labels, static_cast<double>(good), MetricType::Counter));
+  }
+  auto objective = family("modelpulse_slo_objective_ratio", "The SLO's objective, as a ratio.",
+                          MetricType::Gauge);
+  auto window_seconds =
+      family("modelpulse_slo_window_seconds",
+             "Length of the SLO's window so far (a calendar month grows).", MetricType::Gauge);
+  auto sli = family("modelpulse_slo_sli_ratio",
+                    "Good probes / probe events over the SLO's window; absent without events.",
+                    MetricType::Gauge);
+  auto remaining = family("modelpulse_slo_error_budget_remaining_ratio",
+                          "1 - (bad / events) / error budget over the SLO's window; negative once "
+                          "the budget is spent.",
+                          MetricType::Gauge);
+  auto window_events =
+      family("modelpulse_slo_window_events",
+             "Probe events per window (window=\"slo\": the SLO's own).", MetricType::Gauge);
+  auto window_bad =
+      family("modelpulse_slo_window_bad_events",
+             "Bad probe events per window (window=\"slo\": the SLO's own).", MetricType::Gauge);
+  auto burn = family("modelpulse_slo_burn_rate",
+                     "(bad / events) / error budget over each burn-rate window; absent without "
+                     "events.",
+                     MetricType::Gauge);
+  auto evidence = family("modelpulse_slo_window_alertable",
+                         "1 when the window holds at least min_probes events and "
+                         "min_failed_probes bad ones, so its burn rate may alert.",
+                         MetricType::Gauge);
+  for (const rules::SloStatus& status : slos) {
+    const Labels labels = {{"slo", status.spec.name},
+                           {"slo_kind", std::string(rules::SloKindName(status.spec.kind))}};
+    objective.metric.push_back(Sample(labels, status.spec.ObjectiveRatio(), MetricType::Gauge));
+    const rules::SloWindowFigures& whole = status.slo_window;
+    window_seconds.metric.push_back(
+        Sample(labels, static_cast<double>(status.at_ms - status.window_start_ms) / 1000,
+               MetricType::Gauge));
+    std::vector<const rules::SloWindowFigures*> windows = {&whole};
+    for (const rules::SloWindowFigures& w : status.burn) {
+      windows.push_back(&w);
+    }
+    for (const rules::SloWindowFigures* w : windows) {
+      Labels with_window = labels;
+      with_window["window"] = w->window;
+      window_events.metric.push_back(
+          Sample(with_window, static_cast<double>(w->events), MetricType::Gauge));
+      window_bad.metric.push_back(
+          Sample(with_window, static_cast<double>(w->bad), MetricType::Gauge));
+      evidence.metric.push_back(Sample(with_window, w->enough_evidence ? 1 : 0, MetricType::Gauge));
+      if (w != &whole) {
+        if (auto rate = rules::SloStatus::BurnRate(status.spec, *w)) {
+          burn.metric.push_back(Sample(with_window, *rate, MetricType::Gauge));
+        }
+      }
+    }
+    if (whole.events > 0) {
+      sli.metric.push_back(
+          Sample(labels, 1 - static_cast<double>(whole.bad) / static_cast<double>(whole.events),
+                 MetricType::Gauge));
+    }
+    if (auto rate = rules::SloStatus::BurnRate(status.spec, whole)) {
+      remaining.metric.push_back(Sample(labels, 1 - *rate, MetricType::Gauge));
+    }
+  }
+  std::vector<prometheus::MetricFamily> out;
+  for (auto* f : {&events_total, &good_total, &objective, &window_seconds, &sli, &remaining,
+                  &window_events, &window_bad, &burn, &evidence}) {
+    if (!f->metric.empty()) {  // no SLOs: nothing, not even HELP lines
+      out.push_back(std::move(*f));
+    }
+  }
+  return out;
 }
 
 // The rule engine's state changes wholesale at every evaluation, so its families are built at
@@ -245,6 +341,13 @@ struct Metrics::State {
   std::mutex mu;
   std::mutex render_mu;
   std::map<std::string, TargetSeries, std::less<>> targets;  // guarded by mu
+  // SLOs and their good/total counters (probe events since start), guarded by mu.
+  struct SloCounters {
+    rules::SloSpec spec;
+    uint64_t events = 0;
+    uint64_t good = 0;
+  };
+  std::vector<SloCounters> slos;
 
   // A probe sample's slot: three per series name (no resource, requests, tokens).
   size_t SlotOf(const ProbeSample& sample) const {
@@ -367,9 +470,34 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
 
 Metrics::~Metrics() = default;
 
+void Metrics::SetSlos(const std::vector<rules::SloSpec>& slos) {
+  std::lock_guard lock(state_->mu);
+  std::vector<State::SloCounters> next;
+  for (const rules::SloSpec& spec : slos) {
+    State::SloCounters counters{spec};
+    for (const State::SloCounters& old : state_->slos) {
+      if (old.spec.name == spec.name) {
+        counters.events = old.events;
+        counters.good = old.good;
+      }
+    }
+    next.push_back(std::move(counters));
+  }
+  state_->slos = std::move(next);
+}
+
 void Metrics::ObserveProbe(const ProbeResult& result) {
   State& st = *state_;
   std::lock_guard lock(st.mu);
+  for (State::SloCounters& slo : st.slos) {
+    if (!rules::SloSelects(slo.spec, result.labels)) {
+      continue;
+    }
+    const rules::SloVerdict verdict =
+        rules::ClassifyProbe(slo.spec, result.outcome, result.ttft_seconds, result.total_seconds);
+    slo.events += verdict != rules::SloVerdict::kExcluded;
+    slo.good += verdict == rules::SloVerdict::kGood;
+  }
   auto it = st.targets.find(result.target);
   if (it == st.targets.end()) {
     it = st.targets.emplace(result.target, TargetSeries{}).first;
@@ -542,6 +670,17 @@ std::string Metrics::Render(const SelfStatus& status) {
       }
     }
     serializer.Serialize(out, RuleFamilies(status.rules));
+    std::vector<std::tuple<Labels, uint64_t, uint64_t>> slo_counters;
+    {
+      std::lock_guard lock(state_->mu);
+      for (const State::SloCounters& slo : state_->slos) {
+        slo_counters.emplace_back(
+            Labels{{"slo", slo.spec.name},
+                   {"slo_kind", std::string(rules::SloKindName(slo.spec.kind))}},
+            slo.events, slo.good);
+      }
+    }
+    serializer.Serialize(out, SloFamilies(status.slos, slo_counters));
     if (status.process) {
       serializer.Serialize(out, ProcessFamilies(*status.process));
     }

@@ -11,6 +11,7 @@
 #include "daemon/build_info.h"
 #include "daemon/process_stats.h"
 #include "rules/manager.h"
+#include "rules/slo_tracker.h"
 #include "storage/storage.h"
 
 namespace prometheus {
@@ -27,6 +28,7 @@ struct SelfStatus {
   rules::RulesStatus rules;
   std::optional<ProcessStats> process;  // the process_* series; none when /proc is unreadable
   std::shared_ptr<prometheus::Collectable> alerting;  // notification delivery; may be null
+  std::vector<rules::SloStatus> slos;                 // the modelpulse_slo_* gauges
 };
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's
@@ -43,6 +45,9 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   void ObserveProbe(const ProbeResult& result);
+  // The SLOs whose good/total counters ObserveProbe keeps (modelpulse_slo_events_total,
+  // modelpulse_slo_good_total); counters of SLOs that stay keep counting.
+  void SetSlos(const std::vector<rules::SloSpec>& slos);
   void ObserveReload(bool success, int64_t unix_ms);
   // Drops the last-probe gauges of targets that are no longer configured.
   void ForgetTargetsExcept(const std::vector<std::string>& kept_targets);

@@ -51,6 +51,16 @@ Result<std::vector<LoadedGroup>> LoadGroups(const RuleManagerOptions& options, c
           LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options), clock), file});
     }
   }
+  if (!options.generated_rules.empty()) {
+    auto parsed = ParseRuleFile(options.generated_rules, options.generated_rules_name);
+    if (!parsed) {
+      return Fail(parsed.error());
+    }
+    for (RuleGroupDef& def : parsed->groups) {
+      groups.push_back(LoadedGroup{RuleGroup(std::move(def), AlertingOptionsFrom(options), clock),
+                                   options.generated_rules_name});
+    }
+  }
   return groups;
 }
 

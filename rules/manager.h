@@ -26,6 +26,10 @@ namespace modelpulse::rules {
 
 struct RuleManagerOptions {
   std::vector<std::string> rule_files;
+  // A rule file held in memory (the groups generated from the config's SLOs, rules/slo.h),
+  // loaded after rule_files under the name `generated_rules_name`; empty: none.
+  std::string generated_rules;
+  std::string generated_rules_name = "<slos>";
   Millis evaluation_interval{15000};  // groups without an interval of their own
   Labels external_labels;             // $externalLabels in templates
   std::string external_url;

@@ -1,5 +1,7 @@
 #include "storage/internal/outbox.h"
 
+#include "common/alert_event.h"
+#include "storage/internal/label_codec.h"
 #include "storage/internal/sqlite.h"
 
 namespace modelpulse::storage {
@@ -25,11 +27,11 @@ Status StepDone(sqlite3* db, sqlite3_stmt* statement, std::string_view what) {
 
 Status WriteState(sqlite3* db, int64_t now_ms, std::string_view space, std::string_view key,
                   std::optional<std::string_view> value) {
-  auto statement =
-      value ? Prepare(db,
-                      "INSERT OR REPLACE INTO state(namespace, key, value, updated_ms) "
-                      "VALUES (?, ?, ?, ?)")
-            : Prepare(db, "DELETE FROM state WHERE namespace = ? AND key = ?");
+  auto statement = value
+                       ? Prepare(db,
+                                 "INSERT OR REPLACE INTO state(namespace, key, value, updated_ms) "
+                                 "VALUES (?, ?, ?, ?)")
+                       : Prepare(db, "DELETE FROM state WHERE namespace = ? AND key = ?");
   if (!statement) {
     return Fail(statement.error());
   }
@@ -65,13 +67,40 @@ Status CommitStateWithEvents(sqlite3* db, int64_t now_ms, std::string_view space
     if (auto status = StepDone(db, insert->get(), "cannot queue alert event"); !status) {
       return status;
     }
+    if (auto status = RecordAlertHistory(db, now_ms, event); !status) {
+      return status;
+    }
   }
   return transaction->Commit();
 }
 
+Status RecordAlertHistory(sqlite3* db, int64_t now_ms, std::string_view event) {
+  auto decoded = DecodeAlertEvent(event);
+  if (!decoded) {
+    return {};  // not ours to judge: the outbox delivers it as it is; history keeps only events
+  }
+  auto upsert = Prepare(db, R"sql(
+INSERT INTO alert_history (labels, starts_ms, ends_ms, resolved, updated_ms, body)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (labels, starts_ms) DO UPDATE SET
+  ends_ms = excluded.ends_ms, resolved = excluded.resolved, updated_ms = excluded.updated_ms,
+  body = excluded.body
+WHERE alert_history.resolved = 0)sql");
+  if (!upsert) {
+    return Fail(upsert.error());
+  }
+  sqlite3_stmt* s = upsert->get();
+  BindText(s, 1, EncodeLabels(decoded->labels));
+  sqlite3_bind_int64(s, 2, decoded->starts_at_ms);
+  sqlite3_bind_int64(s, 3, decoded->ends_at_ms);
+  sqlite3_bind_int(s, 4, decoded->resolved ? 1 : 0);
+  sqlite3_bind_int64(s, 5, now_ms);
+  BindBlob(s, 6, event);
+  return StepDone(db, s, "cannot record alert history");
+}
+
 Result<std::vector<OutboxEvent>> ReadOutboxEvents(sqlite3* db, size_t limit) {
-  auto statement =
-      Prepare(db, "SELECT id, created_ms, body FROM alert_events ORDER BY id LIMIT ?");
+  auto statement = Prepare(db, "SELECT id, created_ms, body FROM alert_events ORDER BY id LIMIT ?");
   if (!statement) {
     return Fail(statement.error());
   }
@@ -99,9 +128,9 @@ Result<std::vector<OutboxDelivery>> ReadOutboxDeliveries(sqlite3* db) {
   int rc = SQLITE_ROW;
   while ((rc = sqlite3_step(statement->get())) == SQLITE_ROW) {
     sqlite3_stmt* s = statement->get();
-    out.push_back({sqlite3_column_int64(s, 0), ColumnText(s, 1), ColumnText(s, 2),
-                   ColumnText(s, 3), ColumnBlob(s, 4), sqlite3_column_int64(s, 5),
-                   sqlite3_column_int64(s, 6), sqlite3_column_int64(s, 7)});
+    out.push_back({sqlite3_column_int64(s, 0), ColumnText(s, 1), ColumnText(s, 2), ColumnText(s, 3),
+                   ColumnBlob(s, 4), sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6),
+                   sqlite3_column_int64(s, 7)});
   }
   if (rc != SQLITE_DONE) {
     return Fail(SqliteError(db, "cannot read notifications", Error::Code::kIo));
@@ -149,8 +178,8 @@ Result<std::vector<int64_t>> ApplyOutboxChange(sqlite3* db, int64_t now_ms,
     }
   }
   if (!change.update.empty()) {
-    auto update = Prepare(db,
-                          "UPDATE notifications SET attempts = ?, next_attempt_ms = ? WHERE id = ?");
+    auto update =
+        Prepare(db, "UPDATE notifications SET attempts = ?, next_attempt_ms = ? WHERE id = ?");
     if (!update) {
       return Fail(update.error());
     }

@@ -1511,3 +1511,128 @@ TEST_CASE("LoadConfig reports an unreadable file") {
 
 }  // namespace
 }  // namespace modelpulse::daemon
+
+namespace modelpulse::daemon {
+namespace {
+
+constexpr const char* kSloTargets = R"(targets:
+  - name: m@a
+    provider: openai_compatible
+    model: m
+    base_url: http://127.0.0.1:1/v1
+    labels: {cloud: east}
+  - name: m@b
+    provider: openai_compatible
+    model: m
+    base_url: http://127.0.0.1:2/v1
+    labels: {cloud: west}
+)";
+
+TEST_CASE("slos: a selector, a kind, an objective and a window become SloSpecs") {
+  const Config config = MustParse(std::string(kSloTargets) + R"(slos:
+  - name: m-availability
+    selector: {model: m}
+    kind: availability
+    objective: 99.9
+    window: 28d
+  - name: m-latency
+    target: m@a
+    kind: latency
+    objective: 99
+    window: calendar_month
+    latency: {phase: total, threshold: 2500ms}
+  - name: east-throttle
+    selector: {cloud: east}
+    kind: throttle_free
+    objective: 95
+    min_probes: 20
+    min_failed_probes: 3
+  - name: strict
+    selector: {model: m}
+    kind: availability
+    objective: 99.5
+    provider_fault_outcomes: [server_error, auth]
+)");
+  REQUIRE(config.slos.size() == 4);
+  const rules::SloSpec& a = config.slos[0];
+  CHECK(a.name == "m-availability");
+  CHECK(a.selector == Labels{{"model", "m"}});
+  CHECK(a.kind == rules::SloSpec::Kind::kAvailability);
+  CHECK(a.objective_percent == 99.9);
+  CHECK(a.window == Millis(28LL * 24 * 3600 * 1000));
+  CHECK(a.min_probes == 10);
+  CHECK(a.min_failed_probes == 2);
+  // The default: quota_exhausted and auth are ours, every other failure the provider's.
+  CHECK(a.provider_fault_outcomes.size() == 8);
+  CHECK(rules::ClassifyProbe(a, Outcome::kAuth, std::nullopt, 1) == rules::SloVerdict::kExcluded);
+  CHECK(rules::ClassifyProbe(a, Outcome::kQuotaExhausted, std::nullopt, 1) ==
+        rules::SloVerdict::kExcluded);
+  CHECK(rules::ClassifyProbe(a, Outcome::kServerError, std::nullopt, 1) == rules::SloVerdict::kBad);
+  CHECK(rules::ClassifyProbe(a, Outcome::kThrottled, std::nullopt, 1) == rules::SloVerdict::kBad);
+  const rules::SloSpec& l = config.slos[1];
+  CHECK(l.selector == Labels{{"target", "m@a"}});
+  CHECK(l.window_kind == rules::SloSpec::WindowKind::kCalendarMonth);
+  CHECK(l.phase == rules::SloSpec::Phase::kTotal);
+  CHECK(l.threshold_seconds == 2.5);
+  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 2.5) == rules::SloVerdict::kGood);
+  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 2.6) == rules::SloVerdict::kBad);
+  CHECK(rules::ClassifyProbe(l, Outcome::kTimeout, std::nullopt, 60) ==
+        rules::SloVerdict::kExcluded);
+  CHECK(config.slos[2].min_probes == 20);
+  CHECK(config.slos[2].min_failed_probes == 3);
+  CHECK(config.slos[3].provider_fault_outcomes ==
+        std::vector<Outcome>{Outcome::kServerError, Outcome::kAuth});
+  CHECK(rules::ClassifyProbe(config.slos[3], Outcome::kTimeout, std::nullopt, 1) ==
+        rules::SloVerdict::kExcluded);
+  CHECK(DescribeConfig(config).find("  slo m-availability: availability 99.9% over 28d, "
+                                    "selector {model=m}") != std::string::npos);
+}
+
+TEST_CASE("slos: every mistake is reported at its line and column") {
+  const std::vector<std::string> lines = Problems(std::string(kSloTargets) + R"(slos:
+  - name: a
+    selector: {model: nope}
+    kind: availability
+    objective: 99.9
+  - name: b
+    target: m@a
+    kind: latncy
+    objective: 100
+    window: 7d
+  - name: c
+    target: m@a
+    kind: latency
+    objective: 99
+  - name: d
+    target: m@a
+    kind: throttle_free
+    objective: 99
+    provider_fault_outcomes: [ok, sever_error]
+  - name: a
+    target: m@a
+    kind: availability
+    objective: 99
+    windw: 30d
+)");
+  INFO(Join(lines));
+  CHECK(Has(lines, "t.yaml:13:5: slo \"a\": its selector matches no target's labels"));
+  CHECK(Has(lines,
+            "t.yaml:19:11: \"kind\": unknown SLO kind \"latncy\" (valid: availability, latency, "
+            "throttle_free)"));
+  CHECK(Has(lines,
+            "t.yaml:20:16: \"objective\": 100 is a percentage and must be below 100 (e.g. 99.9)"));
+  CHECK(Has(lines,
+            "t.yaml:21:13: \"window\": \"7d\" is not a supported SLO window (valid: 28d, 30d, "
+            "calendar_month)"));
+  CHECK(Has(lines, "t.yaml:22:5: slos[2]: a latency SLO needs \"latency: {threshold: ...}\""));
+  CHECK(HasPrefix(lines, "t.yaml:30:31: \"provider_fault_outcomes\": \"ok\" is not a failure"));
+  CHECK(HasPrefix(lines,
+                  "t.yaml:30:35: \"provider_fault_outcomes\": \"sever_error\" is not a failure"));
+  CHECK(Has(lines,
+            "t.yaml:30:5: slos[3]: \"provider_fault_outcomes\" applies to availability "
+            "SLOs only"));
+  CHECK(HasPrefix(lines, "t.yaml:35:5: unknown key \"windw\" in slos[4]"));
+}
+
+}  // namespace
+}  // namespace modelpulse::daemon

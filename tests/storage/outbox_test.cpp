@@ -2,7 +2,9 @@
 // order is kept and ids are never reused, across reopening the database.
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
+#include "common/alert_event.h"
 #include "storage/storage.h"
 #include "tests/storage/test_support.h"
 
@@ -23,8 +25,7 @@ TEST_CASE("alert state and its events are committed together and read back in or
   TempDir dir;
   ManualClock clock(1'000'000);
   auto store = OpenStore(dir.File("db"), clock);
-  REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("state-1"),
-                                       {"e1", "e2"}));
+  REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("state-1"), {"e1", "e2"}));
   clock.Advance(5);
   REQUIRE(store->CommitStateWithEvents("alerts", "g", std::nullopt, {"e3"}));
   auto states = store->GetStates("alerts");
@@ -89,6 +90,86 @@ TEST_CASE("an outbox change moves events into deliveries atomically and ids are 
   auto ids = store->ApplyOutboxChange(more);
   REQUIRE(ids);
   CHECK(ids->front() > last_id);
+}
+
+}  // namespace
+}  // namespace modelpulse::storage
+
+namespace modelpulse::storage {
+namespace {
+
+int64_t CountRows(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(statement) == SQLITE_ROW);
+  const int64_t value = sqlite3_column_int64(statement, 0);
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+  return value;
+}
+
+void Exec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+
+AlertEvent Page(int64_t starts, bool resolved, int64_t ends) {
+  AlertEvent event;
+  event.labels = {{"alertname", "SLOErrorBudgetBurn"}, {"slo", "s"}};
+  event.starts_at_ms = starts;
+  event.ends_at_ms = ends;
+  event.resolved = resolved;
+  return event;
+}
+
+// alert_events is a queue the notifier empties; alert_history (migration 7) is what a report
+// reads afterwards: one row per alert and firing interval, resolved once it resolved.
+TEST_CASE("alert history keeps one row per firing interval after the queue is emptied") {
+  TempDir dir;
+  ManualClock clock(1'000'000);
+  const std::string path = dir.File("db");
+  {
+    auto store = OpenStore(path, clock);
+    REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("s"),
+                                         {EncodeAlertEvent(Page(10, false, 70))}));
+    REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("s"),
+                                         {EncodeAlertEvent(Page(10, false, 130)), "not json"}));
+    REQUIRE(store->CommitStateWithEvents(
+        "alerts", "g", std::string_view("s"),
+        {EncodeAlertEvent(Page(10, true, 150)), EncodeAlertEvent(Page(500, false, 560))}));
+    auto events = store->ReadEvents(10);
+    REQUIRE(events);
+    OutboxChange change;
+    change.consume_events_through = events->back().id;
+    REQUIRE(store->ApplyOutboxChange(change));
+  }
+  CHECK(CountRows(path, "SELECT count(*) FROM alert_events") == 0);
+  CHECK(CountRows(path, "SELECT count(*) FROM alert_history") == 2);
+  CHECK(CountRows(path, "SELECT ends_ms FROM alert_history WHERE starts_ms = 10") == 150);
+  CHECK(CountRows(path, "SELECT resolved FROM alert_history WHERE starts_ms = 10") == 1);
+  CHECK(CountRows(path, "SELECT resolved FROM alert_history WHERE starts_ms = 500") == 0);
+}
+
+TEST_CASE("migration 7 records the events still queued in a schema-5 database") {
+  TempDir dir;
+  ManualClock clock(1'000'000);
+  const std::string path = dir.File("db");
+  {
+    auto store = OpenStore(path, clock);
+    REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("s"),
+                                         {EncodeAlertEvent(Page(10, false, 70))}));
+  }
+  // Back to schema 5, the queued event still there.
+  Exec(path, "DROP TABLE alert_history; PRAGMA user_version = 5");
+  CHECK(CountRows(path, "SELECT count(*) FROM alert_events") == 1);
+  { auto store = OpenStore(path, clock); }
+  CHECK(CountRows(path, "PRAGMA user_version") == 7);
+  CHECK(CountRows(path, "SELECT count(*) FROM alert_history") == 1);
+  CHECK(CountRows(path, "SELECT starts_ms FROM alert_history") == 10);
 }
 
 }  // namespace

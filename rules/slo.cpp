@@ -1,0 +1,246 @@
+#include "rules/slo.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "rules/rules.h"
+
+namespace modelpulse::rules {
+namespace {
+
+// Failures with a probe series of their own, so PromQL can leave them out of an SLI.
+struct OutcomeSeries {
+  Outcome outcome;
+  const char* series;
+};
+constexpr OutcomeSeries kOutcomeSeries[] = {
+    {Outcome::kThrottled, "probe_throttled"},
+    {Outcome::kOverloaded, "probe_overloaded"},
+    {Outcome::kQuotaExhausted, "probe_quota_exhausted"},
+};
+
+bool IsFault(const SloSpec& slo, Outcome outcome) {
+  return std::find(slo.provider_fault_outcomes.begin(), slo.provider_fault_outcomes.end(),
+                   outcome) != slo.provider_fault_outcomes.end();
+}
+
+std::string QuotePromql(const std::string& value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+    }
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// `{model="gpt-4o",cloud="azure"}`: the SLO's selector as a PromQL matcher list.
+std::string Selector(const SloSpec& slo) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [name, value] : slo.selector) {
+    out += fmt::format("{}{}={}", first ? "" : ",", name, QuotePromql(value));
+    first = false;
+  }
+  return out + "}";
+}
+
+// The probe events of `w`, and the bad ones among them, as PromQL.
+std::string EventsExpr(const SloSpec& slo, const std::string& w) {
+  const std::string sel = Selector(slo);
+  if (slo.kind == SloSpec::Kind::kThrottleFree) {
+    return fmt::format("sum(count_over_time(probe_throttled{}[{}]))", sel, w);
+  }
+  std::string expr = fmt::format("sum(count_over_time(probe_success{}[{}]))", sel, w);
+  for (const OutcomeSeries& excluded : kOutcomeSeries) {
+    if (!IsFault(slo, excluded.outcome)) {
+      expr += fmt::format(" - sum(sum_over_time({}{}[{}]))", excluded.series, sel, w);
+    }
+  }
+  return expr;
+}
+
+std::string ErrorsExpr(const SloSpec& slo, const std::string& w) {
+  const std::string sel = Selector(slo);
+  if (slo.kind == SloSpec::Kind::kThrottleFree) {
+    return fmt::format("sum(sum_over_time(probe_throttled{}[{}]))", sel, w);
+  }
+  return fmt::format("({}) - sum(sum_over_time(probe_success{}[{}]))", EventsExpr(slo, w), sel, w);
+}
+
+// YAML single-quoted scalar.
+std::string Yq(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') {
+      out += '\'';
+    }
+  }
+  return out + "'";
+}
+
+std::string Recording(const std::string& record, const std::string& expr, const SloSpec& slo,
+                      const std::string& extra_label = {}) {
+  std::string out = fmt::format("  - record: {}\n    expr: {}\n    labels:\n      slo: {}\n",
+                                record, Yq(expr), Yq(slo.name));
+  if (!extra_label.empty()) {
+    out += extra_label;
+  }
+  return out;
+}
+
+// One window pair's condition: both ratios over `factor` x budget and enough evidence in the
+// long window.
+std::string PairCondition(const SloSpec& slo, const BurnWindow& w, const std::string& budget) {
+  const std::string by = fmt::format("{{slo={}}}", QuotePromql(slo.name));
+  const std::string threshold = fmt::format("({} * {})", FormatGoFloat(w.factor), budget);
+  return fmt::format(
+      "(slo:sli_error:ratio_rate{0}{2} > {3} and slo:sli_error:ratio_rate{1}{2} > {3}"
+      " and slo:sli_events:count{0}{2} >= {4} and slo:sli_errors:count{0}{2} >= {5})",
+      w.long_window, w.short_window, by, threshold, slo.min_probes, slo.min_failed_probes);
+}
+
+}  // namespace
+
+std::vector<Outcome> SloSpec::DefaultProviderFaultOutcomes() {
+  std::vector<Outcome> out;
+  for (Outcome outcome : kAllOutcomes) {
+    if (outcome != Outcome::kOk && outcome != Outcome::kQuotaExhausted &&
+        outcome != Outcome::kAuth) {
+      out.push_back(outcome);
+    }
+  }
+  return out;
+}
+
+double SloSpec::ObjectiveRatio() const {
+  return std::strtod(fmt::format("{}e-2", objective_percent).c_str(), nullptr);
+}
+
+std::string_view SloKindName(SloSpec::Kind kind) {
+  switch (kind) {
+    case SloSpec::Kind::kAvailability:
+      return "availability";
+    case SloSpec::Kind::kLatency:
+      return "latency";
+    case SloSpec::Kind::kThrottleFree:
+      return "throttle_free";
+  }
+  return "availability";
+}
+
+SloVerdict ClassifyProbe(const SloSpec& slo, Outcome outcome, std::optional<double> first_token_s,
+                         double total_s) {
+  switch (slo.kind) {
+    case SloSpec::Kind::kAvailability:
+      if (outcome == Outcome::kOk) {
+        return SloVerdict::kGood;
+      }
+      return IsFault(slo, outcome) ? SloVerdict::kBad : SloVerdict::kExcluded;
+    case SloSpec::Kind::kThrottleFree:
+      return outcome == Outcome::kThrottled ? SloVerdict::kBad : SloVerdict::kGood;
+    case SloSpec::Kind::kLatency: {
+      if (outcome != Outcome::kOk) {
+        return SloVerdict::kExcluded;
+      }
+      const std::optional<double> took =
+          slo.phase == SloSpec::Phase::kTotal ? std::optional<double>(total_s) : first_token_s;
+      if (!took) {
+        return SloVerdict::kExcluded;
+      }
+      return *took <= slo.threshold_seconds ? SloVerdict::kGood : SloVerdict::kBad;
+    }
+  }
+  return SloVerdict::kExcluded;
+}
+
+bool SloSelects(const SloSpec& slo, const Labels& labels) {
+  for (const auto& [name, value] : slo.selector) {
+    auto it = labels.find(name);
+    if (it == labels.end() ? !value.empty() : it->second != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const std::vector<BurnWindow>& BurnWindows() {
+  static const std::vector<BurnWindow> windows = {
+      {"1h", "5m", 14.4, "page"},
+      {"6h", "30m", 6, "page"},
+      {"1d", "2h", 3, "ticket"},
+      {"3d", "6h", 1, "ticket"},
+  };
+  return windows;
+}
+
+const std::vector<const char*>& BurnRateWindowNames() {
+  static const std::vector<const char*> names = {"5m", "30m", "1h", "2h", "6h", "1d", "3d"};
+  return names;
+}
+
+std::string SloRuleFileYaml(const std::vector<SloSpec>& slos) {
+  std::string groups;
+  std::string skipped;
+  for (const SloSpec& slo : slos) {
+    if (slo.kind == SloSpec::Kind::kLatency) {
+      skipped += fmt::format("#   {} (latency: no PromQL form without subqueries)\n", slo.name);
+      continue;
+    }
+    const std::string budget = FormatGoFloat(slo.ErrorBudget());
+    std::string group = fmt::format("- name: {}\n  rules:\n", Yq("slo:" + slo.name));
+    for (const char* w : BurnRateWindowNames()) {
+      group += Recording(fmt::format("slo:sli_events:count{}", w), EventsExpr(slo, w), slo);
+      group += Recording(fmt::format("slo:sli_errors:count{}", w), ErrorsExpr(slo, w), slo);
+      const std::string by = fmt::format("{{slo={}}}", QuotePromql(slo.name));
+      group += Recording(
+          fmt::format("slo:sli_error:ratio_rate{}", w),
+          fmt::format("slo:sli_errors:count{0}{1} / slo:sli_events:count{0}{1}", w, by), slo);
+    }
+    group += Recording("slo:objective:ratio",
+                       fmt::format("vector({})", FormatGoFloat(slo.ObjectiveRatio())), slo);
+    group += Recording("slo:error_budget:ratio", fmt::format("vector({})", budget), slo);
+    for (const char* severity : {"page", "ticket"}) {
+      std::string expr;
+      for (const BurnWindow& w : BurnWindows()) {
+        if (std::string_view(w.severity) != severity) {
+          continue;
+        }
+        expr += (expr.empty() ? "" : " or ") + PairCondition(slo, w, budget);
+      }
+      group += fmt::format(
+          "  - alert: SLOErrorBudgetBurn\n    expr: {}\n    labels:\n      severity: {}\n"
+          "      slo: {}\n      slo_kind: {}\n    annotations:\n"
+          "      summary: {}\n      description: {}\n",
+          Yq(expr), severity, Yq(slo.name), SloKindName(slo.kind),
+          Yq("SLO {{ $labels.slo }} is burning its error budget"),
+          Yq(fmt::format("{} of the {} SLO's probes were bad over its long window "
+                         "({}% objective): above the {} burn-rate threshold.",
+                         "{{ $value | humanizePercentage }}", SloKindName(slo.kind),
+                         FormatGoFloat(slo.objective_percent), severity)));
+    }
+    groups += group;
+  }
+  if (groups.empty() && skipped.empty()) {
+    return {};
+  }
+  std::string out =
+      "# Generated by modelpulse from the config's slos: (multiwindow, multi-burn-rate alerts,\n"
+      "# SRE workbook: page 14.4x over 1h and 5m or 6x over 6h and 30m; ticket 3x over 1d and 2h\n"
+      "# or 1x over 3d and 6h). A window pair fires only with enough evidence in its long\n"
+      "# window: at least min_probes probes and min_failed_probes failed ones.\n";
+  if (!skipped.empty()) {
+    out += "# SLOs without rules:\n" + skipped;
+  }
+  return out + (groups.empty() ? std::string("groups: []\n") : "groups:\n" + groups);
+}
+
+}  // namespace modelpulse::rules

@@ -1,0 +1,154 @@
+#include "storage/archive.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "storage/internal/label_codec.h"
+#include "storage/internal/sqlite.h"
+
+namespace modelpulse::storage {
+namespace {
+
+class ArchiveImpl final : public Archive {
+ public:
+  explicit ArchiveImpl(DbHandle db) : db_(std::move(db)) {}
+
+  Result<std::vector<StoredTarget>> ListTargets() const override {
+    auto statement = Prepare(db_.get(), "SELECT id, name, labels FROM targets ORDER BY name");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    std::vector<StoredTarget> out;
+    sqlite3_stmt* s = statement->get();
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      StoredTarget target;
+      target.id = sqlite3_column_int64(s, 0);
+      target.name = ColumnText(s, 1);
+      auto labels = DecodeLabels(ColumnText(s, 2));
+      if (!labels) {
+        return Fail(labels.error());
+      }
+      target.labels = std::move(*labels);
+      out.push_back(std::move(target));
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(db_.get(), "listing targets", Error::Code::kIo));
+    }
+    return out;
+  }
+
+  Status ScanProbes(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                    const std::function<void(const ProbeSummary&)>& each) const override {
+    // The evidence columns are read only for failures (outcome 0 is ok): the text columns of
+    // millions of successful probes are never copied.
+    auto statement =
+        Prepare(db_.get(),
+                "SELECT start_ms, outcome, total_s, ttft_s, tokens_per_s, "
+                "CASE WHEN outcome != 0 THEN request_id END, "
+                "CASE WHEN outcome != 0 THEN error END "
+                "FROM probes WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
+                "ORDER BY start_ms, seq");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    sqlite3_stmt* s = statement->get();
+    sqlite3_bind_int64(s, 1, target_id);
+    sqlite3_bind_int64(s, 2, from_ms);
+    sqlite3_bind_int64(s, 3, to_ms);
+    ProbeSummary probe;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      probe.start_ms = sqlite3_column_int64(s, 0);
+      probe.outcome = static_cast<Outcome>(sqlite3_column_int(s, 1));
+      probe.total_s = sqlite3_column_double(s, 2);
+      probe.ttft_s = ColumnOptionalDouble(s, 3);
+      probe.tokens_per_s = ColumnOptionalDouble(s, 4);
+      if (probe.outcome != Outcome::kOk) {
+        probe.request_id = ColumnText(s, 5);
+        probe.error = ColumnText(s, 6);
+      } else {
+        probe.request_id.clear();
+        probe.error.clear();
+      }
+      each(probe);
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(db_.get(), "reading probes", Error::Code::kIo));
+    }
+    return {};
+  }
+
+  Result<std::vector<StoredAlertEvent>> AlertEvents(int64_t from_ms, int64_t to_ms) const override {
+    // alert_history (schema 7) keeps every firing interval; a database the daemon has not
+    // migrated yet has only the outbox's queue, which the notifier empties as it sends.
+    auto has_history =
+        QueryInt(db_.get(), "SELECT count(*) FROM sqlite_master WHERE name = 'alert_history'");
+    if (!has_history) {
+      return Fail(has_history.error());
+    }
+    auto statement = *has_history > 0
+                         ? Prepare(db_.get(),
+                                   "SELECT 0, updated_ms, body FROM alert_history "
+                                   "WHERE (ends_ms >= ?1 OR resolved = 0) AND starts_ms < ?2 "
+                                   "ORDER BY starts_ms, labels")
+                         : Prepare(db_.get(),
+                                   "SELECT id, created_ms, body FROM alert_events "
+                                   "WHERE created_ms >= ?1 AND created_ms < ?2 ORDER BY id");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    sqlite3_stmt* s = statement->get();
+    sqlite3_bind_int64(s, 1, from_ms);
+    sqlite3_bind_int64(s, 2, to_ms);
+    std::vector<StoredAlertEvent> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      StoredAlertEvent event;
+      event.id = sqlite3_column_int64(s, 0);
+      event.created_ms = sqlite3_column_int64(s, 1);
+      const auto* data = static_cast<const char*>(sqlite3_column_blob(s, 2));
+      event.body.assign(data == nullptr ? "" : data,
+                        static_cast<size_t>(sqlite3_column_bytes(s, 2)));
+      out.push_back(std::move(event));
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(db_.get(), "reading alert events", Error::Code::kIo));
+    }
+    return out;
+  }
+
+ private:
+  DbHandle db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Archive>> Archive::OpenReadOnly(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Fail(Error::NotFound(
+        "database " + path + " does not exist (--storage.path names the daemon's database file)"));
+  }
+  // NOMUTEX: a connection is used by one thread at a time (the report gives each worker its
+  // own), and SQLite's per-call mutex was a fifth of a month's scan.
+  auto db = OpenDatabase(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+  if (!db) {
+    return Fail(db.error());
+  }
+  sqlite3_busy_timeout(db->get(), 5000);
+  // A file that is not a modelpulse database (or a corrupt one) fails here, not mid-report.
+  auto version = QueryInt(db->get(), "PRAGMA user_version");
+  if (!version) {
+    return Fail(version.error());
+  }
+  if (*version < 5) {
+    return Fail(Error::Io("database " + path +
+                          " is not a modelpulse database of schema 5 or later "
+                          "(run the daemon once to migrate it)"));
+  }
+  return std::unique_ptr<Archive>(new ArchiveImpl(std::move(*db)));
+}
+
+}  // namespace modelpulse::storage

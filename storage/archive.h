@@ -1,0 +1,58 @@
+#ifndef MODELPULSE_STORAGE_ARCHIVE_H_
+#define MODELPULSE_STORAGE_ARCHIVE_H_
+
+// A read-only view of a modelpulse database for reports (`modelpulse report`): opened with
+// SQLITE_OPEN_READONLY, so it never creates, migrates or writes the file and runs beside the
+// daemon that writes it (WAL readers do not block the writer).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/common.h"
+#include "storage/storage.h"
+
+namespace modelpulse::storage {
+
+// One probe as a report reads it: no labels; request id and error only for failures (the
+// evidence a credit claim needs), empty for successful probes.
+struct ProbeSummary {
+  int64_t start_ms = 0;
+  Outcome outcome = Outcome::kOk;
+  double total_s = 0;
+  std::optional<double> ttft_s;
+  std::optional<double> tokens_per_s;
+  std::string request_id;
+  std::string error;
+};
+
+// One stored alert event (alert_history's latest event of an interval, or a queued one).
+struct StoredAlertEvent {
+  int64_t id = 0;  // the queue's id; 0 from alert_history
+  int64_t created_ms = 0;
+  std::string body;  // common/alert_event.h encoding
+};
+
+class Archive {
+ public:
+  // kNotFound when `path` is not an existing file (a read-only open never creates one), kIo
+  // when it cannot be opened or is not a modelpulse database.
+  static Result<std::unique_ptr<Archive>> OpenReadOnly(const std::string& path);
+  virtual ~Archive() = default;
+  virtual Result<std::vector<StoredTarget>> ListTargets() const = 0;
+  // Calls `each` for every probe of the target with from_ms <= start_ms < to_ms, oldest first.
+  virtual Status ScanProbes(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                            const std::function<void(const ProbeSummary&)>& each) const = 0;
+  // The alert events behind the firing intervals that overlap [from_ms, to_ms): the latest
+  // event of each interval from alert_history (schema 7), else the queued events created in
+  // the period.
+  virtual Result<std::vector<StoredAlertEvent>> AlertEvents(int64_t from_ms,
+                                                            int64_t to_ms) const = 0;
+};
+
+}  // namespace modelpulse::storage
+
+#endif  // MODELPULSE_STORAGE_ARCHIVE_H_
