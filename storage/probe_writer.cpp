@@ -220,6 +220,16 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   return {};
 }
 
+Status ProbeWriter::Checkpoint() {
+  int wal_frames = 0;
+  int copied_frames = 0;
+  if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
+                                &copied_frames) != SQLITE_OK) {
+    return Fail(StepError(db_.get(), "checkpointing the WAL"));
+  }
+  return {};
+}
+
 Result<RetentionPass> ProbeWriter::StartRetention(int64_t cutoff_ms) {
   RetentionPass pass;
   pass.cutoff_ms = cutoff_ms;

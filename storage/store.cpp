@@ -346,6 +346,7 @@ class SqliteStore final : public Store {
       }
       total += *deleted;
     }
+    Checkpoint();
     return total;
   }
 
@@ -365,6 +366,14 @@ class SqliteStore final : public Store {
     ProbeResult row;
     Clock::MonotonicTime queued_at;
   };
+
+  // On the retention timer (every minute by default), whether or not rows were deleted.
+  void Checkpoint() {
+    std::lock_guard db_lock(db_mu_);
+    if (auto status = writer_->Checkpoint(); !status) {
+      spdlog::warn("storage: {}", status.error().ToString());
+    }
+  }
 
   Result<RetentionPass> StartRetention() {
     const int64_t cutoff = clock_.NowUnixMillis() - options_.retention.count();
@@ -511,6 +520,7 @@ class SqliteStore final : public Store {
           }
           if (!deleted || pass->Done()) {
             pass.reset();
+            Checkpoint();
             next_retention = clock_.MonotonicNow() + options_.retention_interval;
           }
         } else {

@@ -46,6 +46,13 @@ class ProbeWriter {
   // Deletes at most `limit` rows of `pass` in one transaction and advances it; returns how many.
   Result<uint64_t> RetentionStep(RetentionPass& pass, size_t limit);
 
+  // Copies what the WAL holds into the database file without waiting for readers or writers
+  // (SQLite's PASSIVE checkpoint), so the WAL is reused rather than grown. The write connection
+  // checkpoints itself every 4000 pages it commits; the state connection's commits (alert
+  // states and the outbox, on every rule evaluation) never do, so without probe writes the WAL
+  // would only grow.
+  Status Checkpoint();
+
  private:
   struct TargetState {
     int64_t id = 0;
