@@ -57,11 +57,13 @@ int CheckConfig(const std::string& file, bool syntax_only) {
   return rules::CheckRuleFiles(config->rule_files, std::cout);
 }
 
-// `export rules`: the config's rule files as one Prometheus rule file. Rules that cannot travel
+// `export rules`: the config's rule files as one Prometheus rule file, with the burn-rate rules of
+// its SLOs (over counters, so they travel) appended. Rules that cannot travel
 // are named on stderr with the reason and left out; that is not an error unless `strict` (a
 // deployment pipeline that must ship every rule asks for it), so the usual run exits 0.
 int ExportRulesCommand(const std::string& config_file, const std::string& output, bool strict) {
-  auto config = LoadConfig(config_file);
+  // Rules and SLOs only: a build machine without the API keys can export.
+  auto config = LoadConfig(config_file, ConfigCheck::kSyntaxOnly);
   if (!config) {
     std::cerr << config.error().ToString() << "\n";
     return kUsageError;
@@ -75,7 +77,19 @@ int ExportRulesCommand(const std::string& config_file, const std::string& output
     }
     files.push_back(std::move(*file));
   }
-  const rules::RulesExport exported = rules::ExportRules(files);
+  // The SLOs' burn-rate rules, in the dialect that means the same in Prometheus.
+  rules::ExportOptions options;
+  if (const std::string slo_rules =
+          rules::SloRuleFileYaml(config->slos, rules::SloRuleDialect::kPortable);
+      !slo_rules.empty()) {
+    auto generated = rules::ParseRuleFile(slo_rules, "slos");
+    if (!generated) {
+      std::cerr << generated.error().ToString() << "\n";
+      return 1;
+    }
+    options.extra_groups = std::move(generated->groups);
+  }
+  const rules::RulesExport exported = rules::ExportRules(files, options);
   for (const rules::ExportRefusal& refusal : exported.refused) {
     std::cerr << "not exported: " << refusal.rule << " (" << refusal.location
               << "): " << refusal.reason << "\n";

@@ -41,15 +41,59 @@ std::string QuotePromql(const std::string& value) {
   return out + "\"";
 }
 
-// `{model="gpt-4o",cloud="azure"}`: the SLO's selector as a PromQL matcher list.
-std::string Selector(const SloSpec& slo) {
+// `{model="gpt-4o",cloud="azure"}`: the SLO's selector as a PromQL matcher list, with `extra`
+// (another matcher) last when given.
+std::string Selector(const SloSpec& slo, const std::string& extra = {}) {
   std::string out = "{";
   bool first = true;
   for (const auto& [name, value] : slo.selector) {
     out += fmt::format("{}{}={}", first ? "" : ",", name, QuotePromql(value));
     first = false;
   }
+  if (!extra.empty()) {
+    out += (first ? "" : ",") + extra;
+  }
   return out + "}";
+}
+
+// The portable dialect: probes of the SLO's targets whose outcome is one of `outcomes` (all of
+// them when empty) over `w`, from the counters. `or vector(0)`: a counter that never moved may
+// not be exposed, and a missing count would hide its ratio.
+std::string CounterCount(const SloSpec& slo, const std::vector<Outcome>& outcomes,
+                         const std::string& w) {
+  std::string matcher;
+  for (Outcome outcome : outcomes) {
+    matcher += (matcher.empty() ? "" : "|") + std::string(OutcomeName(outcome));
+  }
+  const std::string sel =
+      Selector(slo, matcher.empty() ? std::string() : "outcome=~" + QuotePromql(matcher));
+  return fmt::format("sum(increase(modelpulse_probes_total{}[{}])) or vector(0)", sel, w);
+}
+
+std::vector<Outcome> FaultOutcomes(const SloSpec& slo) {
+  std::vector<Outcome> out;
+  for (Outcome outcome : kAllOutcomes) {
+    if (outcome != Outcome::kOk && IsFault(slo, outcome)) {
+      out.push_back(outcome);
+    }
+  }
+  return out;
+}
+
+std::string PortableEventsExpr(const SloSpec& slo, const std::string& w) {
+  if (slo.kind == SloSpec::Kind::kThrottleFree) {
+    return CounterCount(slo, {}, w);
+  }
+  std::vector<Outcome> counted = FaultOutcomes(slo);
+  counted.insert(counted.begin(), Outcome::kOk);
+  return CounterCount(slo, counted, w);
+}
+
+std::string PortableErrorsExpr(const SloSpec& slo, const std::string& w) {
+  if (slo.kind == SloSpec::Kind::kThrottleFree) {
+    return CounterCount(slo, {Outcome::kThrottled}, w);
+  }
+  return CounterCount(slo, FaultOutcomes(slo), w);
 }
 
 // The probe events of `w`, and the bad ones among them, as PromQL.
@@ -187,7 +231,8 @@ const std::vector<const char*>& BurnRateWindowNames() {
   return names;
 }
 
-std::string SloRuleFileYaml(const std::vector<SloSpec>& slos) {
+std::string SloRuleFileYaml(const std::vector<SloSpec>& slos, SloRuleDialect dialect) {
+  const bool portable = dialect == SloRuleDialect::kPortable;
   std::string groups;
   std::string skipped;
   for (const SloSpec& slo : slos) {
@@ -198,8 +243,10 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos) {
     const std::string budget = FormatGoFloat(slo.ErrorBudget());
     std::string group = fmt::format("- name: {}\n  rules:\n", Yq("slo:" + slo.name));
     for (const char* w : BurnRateWindowNames()) {
-      group += Recording(fmt::format("slo:sli_events:count{}", w), EventsExpr(slo, w), slo);
-      group += Recording(fmt::format("slo:sli_errors:count{}", w), ErrorsExpr(slo, w), slo);
+      group += Recording(fmt::format("slo:sli_events:count{}", w),
+                         portable ? PortableEventsExpr(slo, w) : EventsExpr(slo, w), slo);
+      group += Recording(fmt::format("slo:sli_errors:count{}", w),
+                         portable ? PortableErrorsExpr(slo, w) : ErrorsExpr(slo, w), slo);
       const std::string by = fmt::format("{{slo={}}}", QuotePromql(slo.name));
       group += Recording(
           fmt::format("slo:sli_error:ratio_rate{}", w),
@@ -237,6 +284,10 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos) {
       "# SRE workbook: page 14.4x over 1h and 5m or 6x over 6h and 30m; ticket 3x over 1d and 2h\n"
       "# or 1x over 3d and 6h). A window pair fires only with enough evidence in its long\n"
       "# window: at least min_probes probes and min_failed_probes failed ones.\n";
+  out += portable
+             ? "# Portable: over the counters modelpulse_probes_total{outcome}, for a Prometheus\n"
+               "# that scrapes modelpulse as well as for modelpulse itself.\n"
+             : "# Embedded: over the per-probe gauges, for modelpulse's own rule engine.\n";
   if (!skipped.empty()) {
     out += "# SLOs without rules:\n" + skipped;
   }

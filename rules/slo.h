@@ -75,6 +75,13 @@ const std::vector<BurnWindow>& BurnWindows();
 // Every window a burn rate is recorded for: 5m 30m 1h 2h 6h 1d 3d.
 const std::vector<const char*>& BurnRateWindowNames();
 
+// Which series the generated rules read. kEmbedded: the per-probe gauges (probe_success...) over
+// ranges, which the embedded engine answers from rollups for long windows but which mean
+// something else in a Prometheus that samples them once per scrape. kPortable: the per-probe
+// counters (modelpulse_probes_total{outcome}) through increase(), the same in both (issue 9),
+// for `export rules`; there every outcome can be left out exactly, auth included.
+enum class SloRuleDialect { kEmbedded, kPortable };
+
 // The Prometheus rule file (YAML) of every SLO that has a PromQL form: one group per SLO named
 // "slo:<name>", recording per window slo:sli_events:count<w>, slo:sli_errors:count<w> and
 // slo:sli_error:ratio_rate<w> (Sloth's name), slo:objective:ratio and slo:error_budget:ratio,
@@ -83,8 +90,9 @@ const std::vector<const char*>& BurnRateWindowNames();
 // threshold needs a subquery, which the subset does not have. In the rules an excluded outcome
 // is left out only where it has its own probe series (throttled, overloaded, quota_exhausted);
 // auth and the other failures count as errors there (the rules' one difference from the
-// report and ClassifyProbe). Empty string when no SLO has rules.
-std::string SloRuleFileYaml(const std::vector<SloSpec>& slos);
+// report and ClassifyProbe) in the embedded dialect. Empty string when no SLO has rules.
+std::string SloRuleFileYaml(const std::vector<SloSpec>& slos,
+                            SloRuleDialect dialect = SloRuleDialect::kEmbedded);
 
 }  // namespace modelpulse::rules
 

@@ -179,6 +179,49 @@ class CheckConfig(unittest.TestCase):
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
 
+class ExportRules(unittest.TestCase):
+    def test_export_rules_ships_the_portable_rules_and_the_slos_burn_rate_rules(self):
+        folder = tempfile.mkdtemp(prefix="modelpulse-cli-")
+        try:
+            config = os.path.join(folder, "modelpulse.yml")
+            with open(config, "w") as f:
+                f.write(f"""targets:
+  - name: t
+    provider: openai
+    model: gpt-4o
+    auth: {{api_key_env: MODELPULSE_IT_UNSET_KEY}}
+rule_files: [{SOURCE_ROOT}/config/rules/*.yaml]
+slos:
+  - name: gpt-4o-availability
+    selector: {{model: gpt-4o}}
+    kind: availability
+    objective: 99.9
+    window: 30d
+""")
+            out = os.path.join(folder, "exported.yml")
+            env = {k: v for k, v in os.environ.items() if k != "MODELPULSE_IT_UNSET_KEY"}
+            result = subprocess.run([BINARY, "export", "rules", f"--config.file={config}",
+                                     f"--output={out}"], capture_output=True, text=True,
+                                    timeout=60, env=env)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("exported 28 rules, refused 15", result.stderr)
+            with open(out) as f:
+                text = f.read()
+            self.assertIn("name: slo:gpt-4o-availability", text)
+            self.assertIn("modelpulse_probes_total", text)
+            self.assertNotIn("probe_success", text)
+            check = subprocess.run(["promtool", "check", "rules", out], capture_output=True,
+                                   text=True, timeout=60)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+            self.assertIn("SUCCESS: 28 rules found", check.stdout)
+            strict = subprocess.run([BINARY, "export", "rules", f"--config.file={config}",
+                                     "--strict", f"--output={out}"], capture_output=True,
+                                    text=True, timeout=60, env=env)
+            self.assertEqual(strict.returncode, 1)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class Query(unittest.TestCase):
     def test_query_refuses_a_database_that_does_not_exist(self):
         folder = tempfile.mkdtemp(prefix="modelpulse-cli-")

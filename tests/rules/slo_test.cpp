@@ -65,6 +65,45 @@ TEST_CASE("the generated SLO rules are the shipped example and parse") {
   CHECK(SloRuleFileYaml({}).empty());
 }
 
+TEST_CASE("the portable SLO rules are the shipped example, over counters only") {
+  const std::string generated = SloRuleFileYaml(ExampleSlos(), SloRuleDialect::kPortable);
+  if (std::getenv("MODELPULSE_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(kExampleDir / "portable.rules.yml") << generated;
+  }
+  CHECK(generated == ReadAll(kExampleDir / "portable.rules.yml"));
+  auto parsed = ParseRuleFile(generated, "portable.rules.yml");
+  REQUIRE_MESSAGE(parsed, (parsed ? "" : parsed.error().ToString()));
+  REQUIRE(parsed->groups.size() == 2);
+  CHECK(parsed->groups[0].rules.size() == 25);
+  // Every outcome but ok, quota_exhausted and auth is the provider's fault by default; errors
+  // are exactly those outcomes.
+  CHECK(generated.find("outcome=~\"ok|throttled|overloaded|timeout|network|client_error|"
+                       "server_error|invalid_response|content_mismatch\"") != std::string::npos);
+  CHECK(generated.find("probe_success") == std::string::npos);
+  CHECK(generated.find("_over_time") == std::string::npos);
+}
+
+TEST_CASE("the portable SLO rules' unit tests pass in modelpulse's runner") {
+  std::ostringstream out;
+  const int code = RunRuleTests({(kExampleDir / "portable.test.yml").string()}, out);
+  INFO(out.str());
+  CHECK(code == 0);
+}
+
+TEST_CASE("promtool checks the portable SLO rules and passes their unit tests") {
+  if (access("/usr/bin/promtool", X_OK) != 0 && testing::SkipForMissingPeer("promtool")) {
+    return;
+  }
+  int status = 0;
+  const std::string check = testing::RunCapture(
+      "/usr/bin/promtool check rules " + (kExampleDir / "portable.rules.yml").string(), status);
+  INFO(check);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(check.find("SUCCESS: 50 rules found") != std::string::npos);
+  testing::CheckPromtoolTestPasses(kExampleDir / "portable.test.yml");
+}
+
 TEST_CASE("the SLO rules' unit tests pass in modelpulse's runner") {
   std::ostringstream out;
   const int code = RunRuleTests({(kExampleDir / "example.test.yml").string()}, out);
