@@ -292,8 +292,9 @@ int RunReport(const ReportFlags& flags) {
   }
   auto report = BuildReport(options);
   if (!report) {
+    // A missing database exits 1, as `query` does: the command line was fine.
     std::cerr << "error: " << report.error().ToString() << "\n";
-    return report.error().code == Error::Code::kNotFound ? kUsageError : 1;
+    return 1;
   }
   auto text = FormatReport(*report, flags.format);
   if (!text) {

@@ -184,7 +184,7 @@ class SloCommands(unittest.TestCase):
         out = run("report", "--storage.path", missing, "--config.file", "/nonexistent.yml")
         self.assertEqual(out.returncode, 2)
         out = run("report", "--storage.path", missing)
-        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertEqual(out.returncode, 1, out.stderr)  # as `query`
         self.assertIn("does not exist", out.stderr)
         self.assertFalse(os.path.exists(missing))
 
