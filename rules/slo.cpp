@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/go_quote.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
@@ -26,28 +27,13 @@ bool IsFault(const SloSpec& slo, Outcome outcome) {
                    outcome) != slo.provider_fault_outcomes.end();
 }
 
-std::string QuotePromql(const std::string& value) {
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-    }
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
 // `{model="gpt-4o",cloud="azure"}`: the SLO's selector as a PromQL matcher list, with `extra`
 // (another matcher) last when given.
 std::string Selector(const SloSpec& slo, const std::string& extra = {}) {
   std::string out = "{";
   bool first = true;
   for (const auto& [name, value] : slo.selector) {
-    out += fmt::format("{}{}={}", first ? "" : ",", name, QuotePromql(value));
+    out += fmt::format("{}{}={}", first ? "" : ",", name, GoQuote(value));
     first = false;
   }
   if (!extra.empty()) {
@@ -66,7 +52,7 @@ std::string CounterCount(const SloSpec& slo, const std::vector<Outcome>& outcome
     matcher += (matcher.empty() ? "" : "|") + std::string(OutcomeName(outcome));
   }
   const std::string sel =
-      Selector(slo, matcher.empty() ? std::string() : "outcome=~" + QuotePromql(matcher));
+      Selector(slo, matcher.empty() ? std::string() : "outcome=~" + GoQuote(matcher));
   return fmt::format("sum(increase(modelpulse_probes_total{}[{}])) or vector(0)", sel, w);
 }
 
@@ -144,7 +130,7 @@ std::string Recording(const std::string& record, const std::string& expr, const 
 // One window pair's condition: both ratios over `factor` x budget and enough evidence in the
 // long window.
 std::string PairCondition(const SloSpec& slo, const BurnWindow& w, const std::string& budget) {
-  const std::string by = fmt::format("{{slo={}}}", QuotePromql(slo.name));
+  const std::string by = fmt::format("{{slo={}}}", GoQuote(slo.name));
   const std::string threshold = fmt::format("({} * {})", FormatGoFloat(w.factor), budget);
   return fmt::format(
       "(slo:sli_error:ratio_rate{0}{2} > {3} and slo:sli_error:ratio_rate{1}{2} > {3}"
@@ -247,7 +233,7 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos, SloRuleDialect dia
                          portable ? PortableEventsExpr(slo, w) : EventsExpr(slo, w), slo);
       group += Recording(fmt::format("slo:sli_errors:count{}", w),
                          portable ? PortableErrorsExpr(slo, w) : ErrorsExpr(slo, w), slo);
-      const std::string by = fmt::format("{{slo={}}}", QuotePromql(slo.name));
+      const std::string by = fmt::format("{{slo={}}}", GoQuote(slo.name));
       group += Recording(
           fmt::format("slo:sli_error:ratio_rate{}", w),
           fmt::format("slo:sli_errors:count{0}{1} / slo:sli_events:count{0}{1}", w, by), slo);
