@@ -23,6 +23,7 @@
 #include "daemon/watchdog.h"
 #include "rules/manager.h"
 #include "simulator/simulator.h"
+#include "storage/recorded_store.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 
@@ -153,6 +154,16 @@ class DaemonImpl final : public Daemon {
     store_ = std::move(*store);
     series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
                                                            clock_.NowUnixMillis());
+    storage::RecordedStoreOptions recorded_options;
+    recorded_options.path = config_.storage.path;
+    recorded_options.retention = config_.storage.retention;
+    auto recorded = storage::RecordedStore::Open(recorded_options, clock_);
+    if (!recorded) {
+      return Fail(recorded.error());
+    }
+    recorded_ = std::move(*recorded);
+    // Rules, the API and the CLI read the probe series and the series rules wrote as one.
+    all_series_ = std::make_unique<SourceUnion>(*series_, *recorded_);
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
     alerting::AlertingConfig alerting_config = config_.alerting;
@@ -167,7 +178,9 @@ class DaemonImpl final : public Daemon {
     notifier_ = std::move(*notifier);
     rules::RuleManagerOptions rule_options = RuleOptionsOf(config_);
     rule_options.heartbeat = &rules_heartbeat_;
-    auto rule_engine = rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
+    rule_options.recorded = recorded_.get();
+    auto rule_engine =
+        rules::RuleManager::Create(rule_options, *all_series_, *alert_states_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());
     }
@@ -190,7 +203,7 @@ class DaemonImpl final : public Daemon {
     handlers.alerts_json = [this] { return AlertsJson(); };
     QueryApiOptions api_options;
     api_options.version = std::string(GetBuildInfo().version);
-    query_api_ = std::make_unique<QueryApi>(*series_, clock_, api_options);
+    query_api_ = std::make_unique<QueryApi>(*all_series_, clock_, api_options);
     handlers.api = [this](const ApiRequest& request) { return query_api_->Handle(request); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
@@ -303,6 +316,8 @@ class DaemonImpl final : public Daemon {
       rule_engine_.reset();
       notifier_.reset();
       alert_states_.reset();
+      all_series_.reset();
+      recorded_.reset();
       series_.reset();
       store_.reset();
       simulator_.reset();
@@ -392,12 +407,14 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::ProbeSeriesSource> series_;
+  std::unique_ptr<storage::RecordedStore> recorded_;      // the series rules write
+  std::unique_ptr<SourceUnion> all_series_;               // series_ and recorded_
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<alerting::Transport> transport_;
   std::unique_ptr<alerting::Notifier> notifier_;
   std::unique_ptr<ProbeFanOut> fan_out_;
-  std::unique_ptr<QueryApi> query_api_;  // over series_; outlives http_
+  std::unique_ptr<QueryApi> query_api_;  // over all_series_; outlives http_
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;

@@ -107,10 +107,15 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rul
     f.type = type;
     return f;
   };
-  auto alerts =
-      family("ALERTS", "Pending and firing alerts, as Prometheus records them.", MetricType::Gauge);
-  auto for_state = family("ALERTS_FOR_STATE",
-                          "Unix time since which each pending or firing alert has been active.",
+  // Not ALERTS and ALERTS_FOR_STATE: those are the synthetic series of the Prometheus that
+  // scrapes us, which would collide with them (its own rules write them). The embedded engine
+  // still records ALERTS for rules to query, as Prometheus does, and stores it for /api/v1.
+  auto alerts = family("modelpulse_alerts",
+                       "Pending and firing alerts (ALERTS inside modelpulse's rule engine).",
+                       MetricType::Gauge);
+  auto for_state = family("modelpulse_alerts_for_state",
+                          "Unix time since which each pending or firing alert has been active "
+                          "(ALERTS_FOR_STATE inside modelpulse's rule engine).",
                           MetricType::Gauge);
   for (const auto& alert : rules.alerts) {
     Labels with_state = alert.labels;
@@ -340,8 +345,9 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
   st.counter_families.push_back(&rows_dropped);
   st.storage_rows_dropped_queue_full = &rows_dropped.Add({{"reason", "queue_full"}});
   st.storage_rows_dropped_write_failed = &rows_dropped.Add({{"reason", "write_failed"}});
-  st.storage_writable = &self_gauge("modelpulse_storage_writable",
-                                    "1 while the last write batch committed, 0 after a failed one.");
+  st.storage_writable =
+      &self_gauge("modelpulse_storage_writable",
+                  "1 while the last write batch committed, 0 after a failed one.");
   st.storage_write_errors =
       &self_counter("modelpulse_storage_write_errors_total", "Failed write transactions.");
 }

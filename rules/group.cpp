@@ -258,12 +258,14 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms, const
     std::vector<Labels> current;
     for (const VectorSample& s : *output) {
       overlay.Append(s.labels, ts_ms, s.value);
+      result.written.push_back({s.labels, ts_ms, s.value});
       current.push_back(s.labels);
     }
     std::sort(current.begin(), current.end());
     for (const Labels& old : previous_output_[i]) {
       if (!std::binary_search(current.begin(), current.end(), old)) {
         overlay.Append(old, ts_ms, StaleNaN());
+        result.written.push_back({old, ts_ms, StaleNaN()});
       }
     }
     previous_output_[i] = std::move(current);

@@ -17,8 +17,12 @@ namespace {
 
 using nlohmann::json;
 
-// Recorded series stay readable this long, enough for a rule comparing with a day-old baseline.
+// Without a RecordedSeriesWriter, recorded series stay readable this long, enough for a rule
+// comparing with a day-old baseline.
 constexpr Millis kRecordedRetention{26LL * 3600 * 1000};
+// With one, memory only needs to hold what the store has not taken yet (a failed write): the
+// source reads the stored series, and the overlay merges the two by time.
+constexpr Millis kRecordedMemoryWithStore{3600LL * 1000};
 
 AlertingOptions AlertingOptionsFrom(const RuleManagerOptions& options) {
   AlertingOptions alerting;
@@ -62,7 +66,8 @@ class RuleManagerImpl final : public RuleManager {
         heartbeat_(options_.heartbeat),
         clock_(clock),
         states_(states),
-        overlay_(source, kRecordedRetention),
+        recorded_(options_.recorded),
+        overlay_(source, recorded_ != nullptr ? kRecordedMemoryWithStore : kRecordedRetention),
         groups_(std::move(groups)) {}
 
   void PublishNow() {
@@ -176,6 +181,12 @@ class RuleManagerImpl final : public RuleManager {
       spdlog::warn("rule group \"{}\" stopped after {:.3f}s: past its evaluation deadline",
                    group.group.def().name, result.duration_seconds);
     }
+    if (recorded_ != nullptr) {
+      if (auto stored = recorded_->AppendRecorded(result.written); !stored) {
+        spdlog::warn("cannot store the outputs of rule group \"{}\": {}", group.group.def().name,
+                     stored.error().ToString());
+      }
+    }
     ++group.evaluations;
     group.failures += static_cast<uint64_t>(result.error_count);
     group.last_duration_seconds = result.duration_seconds;
@@ -201,9 +212,8 @@ class RuleManagerImpl final : public RuleManager {
       events.push_back({alert.labels, alert.annotations, alert.starts_at_ms, alert.ends_at_ms,
                         alert.resolved, GeneratorUrl(options_.external_url, alert.expr)});
     }
-    if (auto saved =
-            states_.SaveAlertStatesWithEvents(group.group.def().name, group.group.Snapshot(now),
-                                              events);
+    if (auto saved = states_.SaveAlertStatesWithEvents(group.group.def().name,
+                                                       group.group.Snapshot(now), events);
         !saved) {
       spdlog::warn("cannot save alert states of group \"{}\": {}", group.group.def().name,
                    saved.error().ToString());
@@ -220,8 +230,9 @@ class RuleManagerImpl final : public RuleManager {
   Heartbeat* const heartbeat_;  // from Create's options; a reload keeps it
   const Clock& clock_;
   AlertStateStore& states_;
-  SeriesOverlay overlay_;            // Guarded by mu_.
-  std::vector<LoadedGroup> groups_;  // Guarded by mu_.
+  RecordedSeriesWriter* const recorded_;  // from Create's options; may be null
+  SeriesOverlay overlay_;                 // Guarded by mu_.
+  std::vector<LoadedGroup> groups_;       // Guarded by mu_.
 };
 
 }  // namespace

@@ -28,6 +28,7 @@
 
 #include "common/alert_event.h"
 #include "common/common.h"
+#include "common/recorded_series.h"
 #include "rules/promql.h"
 
 namespace modelpulse::rules {
@@ -247,6 +248,9 @@ struct RuleEvalStatus {
 
 struct GroupEvalResult {
   std::vector<AlertNotification> to_send;
+  // Every sample the evaluation wrote into the overlay (recording outputs, ALERTS,
+  // ALERTS_FOR_STATE, stale markers), in order, for a RecordedSeriesWriter to keep.
+  std::vector<RecordedPoint> written;
   int64_t error_count = 0;  // rules that failed in this evaluation
   double duration_seconds = 0;
   bool timed_out = false;  // the group's deadline passed (see evaluation_timeout)
