@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/duration.h"
 #include "common/heartbeat.h"
 #include "rules/rules.h"
 
@@ -68,7 +69,9 @@ class RuleManagerImpl final : public RuleManager {
         states_(states),
         recorded_(options_.recorded),
         overlay_(source, recorded_ != nullptr ? kRecordedMemoryWithStore : kRecordedRetention),
-        groups_(std::move(groups)) {}
+        groups_(std::move(groups)) {
+    overlay_.SetWriter(recorded_);
+  }
 
   void PublishNow() {
     std::lock_guard lock(mu_);
@@ -181,11 +184,10 @@ class RuleManagerImpl final : public RuleManager {
       spdlog::warn("rule group \"{}\" stopped after {:.3f}s: past its evaluation deadline",
                    group.group.def().name, result.duration_seconds);
     }
-    if (recorded_ != nullptr) {
-      if (auto stored = recorded_->AppendRecorded(result.written); !stored) {
-        spdlog::warn("cannot store the outputs of rule group \"{}\": {}", group.group.def().name,
-                     stored.error().ToString());
-      }
+    if (result.store_error) {
+      spdlog::warn("cannot store the outputs of rule group \"{}\" (kept in memory for {}): {}",
+                   group.group.def().name, FormatPromDuration(kRecordedMemoryWithStore),
+                   result.store_error->ToString());
     }
     ++group.evaluations;
     group.failures += static_cast<uint64_t>(result.error_count);

@@ -33,11 +33,11 @@ struct RuleManagerOptions {
   // Beaten before each group's evaluation and set idle while the loop waits (the service
   // watchdog's view of Run); null: none. Read by Create only. REQUIRES: outlives the manager.
   Heartbeat* heartbeat = nullptr;
-  // Where every group's outputs are kept after its evaluation (storage's RecordedStore); null:
-  // memory only, for kRecordedRetention. With one, the SampleSource given to Create should serve
-  // what it stored (the daemon passes the probe series and the recorded store as one), so a
-  // restart loses nothing and rules read recorded series over any window the store keeps.
-  // Read by Create only. REQUIRES: outlives the manager.
+  // Where every rule's outputs are stored as soon as it is evaluated, before the next rule runs
+  // (storage's RecordedStore; see SeriesOverlay::SetWriter); null: memory only, for 26 hours. With
+  // one, the SampleSource given to Create should serve what it stored (the daemon passes the probe
+  // series and the recorded store as one), so a restart loses nothing and rules read recorded
+  // series over any window the store keeps. Read by Create only. REQUIRES: outlives the manager.
   RecordedSeriesWriter* recorded = nullptr;
 };
 

@@ -95,6 +95,8 @@ TEST_CASE("a recording rule's output survives a restart and is read over 3 hours
     rules:
       - record: a
         expr: vector(1)
+      - record: a_count_1h
+        expr: count_over_time(a[1h])
   - name: long
     rules:
       - record: count_3h
@@ -109,6 +111,8 @@ TEST_CASE("a recording rule's output survives a restart and is read over 3 hours
     }
     // Inclusive bounds: the 3 h window at the last evaluation holds 181 minutes' samples.
     CHECK(first.Query("count_3h", clock.NowUnixMillis() - kMinute) == 181);
+    // A rule reads the output the rule before it in the same group wrote at the same time.
+    CHECK(first.Query("a_count_1h", clock.NowUnixMillis() - kMinute) == 61);
   }
   // The restart: memory is empty, the stored outputs are not.
   Instance second(db, rules, clock, true);
