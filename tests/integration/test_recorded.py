@@ -54,6 +54,9 @@ class RecordedSeries(unittest.TestCase):
             self.assertEqual(status, 200, body)
             self.assertIn(NAME, body["data"])
             self.assertIn("ALERTS", body["data"])
+            status, body = test_api.api(daemon, "/api/v1/labels")
+            self.assertEqual(status, 200, body)
+            self.assertIn("alertstate", body["data"])  # a label of the stored ALERTS only
             time.sleep(2)
             self.assertEqual(daemon.stop(), 0)
             stopped = time.time()
