@@ -435,8 +435,14 @@ int Run(const Params& params) {
        {"sum(quantile_over_time(0.95, probe_ttft_seconds[1d] offset 15m))",
         "sum(avg_over_time(probe_output_tokens_per_second[1d] offset 15m))",
         "sum(count_over_time(probe_success[1h]))", "sum(avg_over_time(probe_success[15m]))",
-        "sum(max_over_time(probe_ttft_seconds[1d]))",
-        "sum(min_over_time(probe_ttft_seconds[3d]))"}) {
+        "sum(max_over_time(probe_ttft_seconds[1d]))", "sum(min_over_time(probe_ttft_seconds[3d]))",
+        // The counters derived from the stored probes (the portable rules' series).
+        "sum(rate(modelpulse_probes_total[5m]))", "sum(rate(modelpulse_probes_total[1d]))",
+        "sum(rate(modelpulse_probes_total[30d]))",
+        "sum(increase(modelpulse_probes_total{outcome=\"throttled\"}[30d]))",
+        "histogram_quantile(0.95, sum by (le) (rate(modelpulse_probe_ttft_seconds_bucket[1h])))",
+        "histogram_quantile(0.95, sum by (le) "
+        "(rate(modelpulse_probe_ttft_seconds_bucket[30d])))"}) {
     auto query = rules::Query::Parse(text);
     auto started = Steady::now();
     auto value = query ? query->Evaluate(series, now) : Result<rules::Value>(Fail(query.error()));

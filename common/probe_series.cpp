@@ -1,6 +1,10 @@
 #include "common/probe_series.h"
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <cstring>
+#include <deque>
 
 namespace modelpulse {
 namespace {
@@ -139,6 +143,111 @@ const std::vector<ProbeSeriesInfo>& ProbeSeriesNames() {
     return names;
   }();
   return kNames;
+}
+
+namespace {
+
+constexpr double kLatencyBuckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60};
+constexpr double kTokensPerSecondBuckets[] = {1,  2,   5,   10,  20,  35,  50,
+                                              75, 100, 150, 250, 500, 1000};
+
+using CounterType = ProbeCounterFamily::Type;
+const ProbeCounterFamily kCounterFamilies[] = {
+    {"modelpulse_probes_total",
+     "Probes finished, by outcome class.",
+     CounterType::kCounterByOutcome,
+     N::kOutcome,
+     {}},
+    {"modelpulse_probe_ttft_seconds", "Time from request start to the first content token.",
+     CounterType::kHistogram, N::kTtftSeconds, kLatencyBuckets},
+    {"modelpulse_probe_duration_seconds", "Total duration of each probe.", CounterType::kHistogram,
+     N::kTotalSeconds, kLatencyBuckets},
+    {"modelpulse_probe_output_tokens_per_second", "Output tokens per second of each probe.",
+     CounterType::kHistogram, N::kOutputTokensPerSecond, kTokensPerSecondBuckets},
+};
+
+// Outcome slots are indexed by the outcome's value.
+constexpr bool OutcomesIndexed() {
+  for (size_t i = 0; i < kAllOutcomes.size(); ++i) {
+    if (static_cast<size_t>(kAllOutcomes[i]) != i) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(OutcomesIndexed(), "kAllOutcomes must be in value order");
+
+struct SlotTable {
+  std::vector<ProbeCounterSlot> slots;
+  std::vector<size_t> first;
+};
+
+const SlotTable& Slots() {
+  static const SlotTable kSlots = [] {
+    SlotTable t;
+    static std::deque<std::string> names;  // the suffixed names, alive for the process
+    for (size_t f = 0; f < std::size(kCounterFamilies); ++f) {
+      const ProbeCounterFamily& family = kCounterFamilies[f];
+      t.first.push_back(t.slots.size());
+      if (family.type == CounterType::kCounterByOutcome) {
+        for (const Outcome outcome : kAllOutcomes) {
+          t.slots.push_back({family.name, "outcome", std::string(OutcomeName(outcome)), f});
+        }
+        continue;
+      }
+      names.push_back(std::string(family.name) + "_bucket");
+      const char* bucket = names.back().c_str();
+      names.push_back(std::string(family.name) + "_sum");
+      const char* sum = names.back().c_str();
+      names.push_back(std::string(family.name) + "_count");
+      const char* count = names.back().c_str();
+      for (const double bound : family.buckets) {
+        t.slots.push_back({bucket, "le", FormatBucketBound(bound), f});
+      }
+      t.slots.push_back({bucket, "le", "+Inf", f});
+      t.slots.push_back({sum, "", "", f});
+      t.slots.push_back({count, "", "", f});
+    }
+    return t;
+  }();
+  return kSlots;
+}
+
+}  // namespace
+
+std::span<const double> ProbeLatencyBuckets() { return kLatencyBuckets; }
+std::span<const double> ProbeTokensPerSecondBuckets() { return kTokensPerSecondBuckets; }
+std::span<const ProbeCounterFamily> ProbeCounterFamilies() { return kCounterFamilies; }
+const std::vector<ProbeCounterSlot>& ProbeCounterSlots() { return Slots().slots; }
+size_t ProbeCounterFirstSlot(size_t family) { return Slots().first[family]; }
+
+std::pair<size_t, size_t> ProbeCounterSlotsNamed(std::string_view name) {
+  const auto& slots = ProbeCounterSlots();
+  size_t first = 0;
+  while (first < slots.size() && name != slots[first].name) {
+    ++first;
+  }
+  size_t last = first;
+  while (last < slots.size() && name == slots[last].name) {
+    ++last;
+  }
+  return {first, last};
+}
+
+std::string FormatBucketBound(double bound) {
+  if (std::isinf(bound)) {
+    return bound > 0 ? "+Inf" : "-Inf";
+  }
+  return fmt::format("{}", bound);  // shortest round trip, as Go's FormatFloat(v, 'g', -1)
+}
+
+std::optional<double> ProbeHistogramValue(const ProbeCounterFamily& family,
+                                          const ProbeNumbers& numbers) {
+  const auto value = numbers[static_cast<size_t>(family.input)];
+  if (family.type != CounterType::kHistogram || !value || std::isnan(*value)) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 }  // namespace modelpulse

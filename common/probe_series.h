@@ -4,11 +4,17 @@
 // The probe series of DESIGN.md §3, defined once: their names, help texts and resource labels,
 // the field ids the rollup table stores, and how each is computed from a probe. /metrics, the
 // storage rollups and narrow reads, and the rule engine's sample source all read this table.
+// Beside the per-probe gauges, the same table defines the counters and histograms
+// (ProbeCounterFamilies: names, help, inputs and buckets) that /metrics exports and that the rule
+// engine derives from the stored probes, so rules over them travel to Prometheus.
 
 #include <array>
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/probe.h"
@@ -116,6 +122,85 @@ struct ProbeSeriesInfo {
   const char* help;
 };
 const std::vector<ProbeSeriesInfo>& ProbeSeriesNames();
+
+// The counters and histograms of DESIGN.md §3's per-probe numbers, defined once beside the
+// gauges: /metrics exports them (prometheus-cpp counters and histograms, reset at each daemon
+// start), and the rule engine derives the same series from the stored probes (a counter's value
+// at T is the count of stored probes of that series up to T since the target's history began).
+// rate(), increase() and histogram_quantile() agree between the two: they read differences
+// within the window, Prometheus repairs the /metrics resets, and stored history has none.
+struct ProbeCounterFamily {
+  enum class Type {
+    kCounterByOutcome,  // one counter per outcome class, label outcome="<OutcomeName>"
+    kHistogram,         // _bucket{le}, _sum, _count of `input`, when the probe has it
+  };
+  const char* name;  // the family name (histogram series append _bucket, _sum, _count)
+  const char* help;
+  Type type;
+  ProbeNumber input;                // kHistogram only
+  std::span<const double> buckets;  // kHistogram only: upper bounds, ascending, +Inf implied
+};
+std::span<const ProbeCounterFamily> ProbeCounterFamilies();
+
+// Bucket bounds, stated once: LLM latency from a fast model's 50 ms to a minute, and output
+// speed from 1 to 1000 tokens per second.
+std::span<const double> ProbeLatencyBuckets();
+std::span<const double> ProbeTokensPerSecondBuckets();
+
+// One series of the counter families: its name (with the histogram suffix) and its one extra
+// label ("outcome" or "le", empty for _sum and _count). Slots are numbered densely across all
+// families, in family order.
+struct ProbeCounterSlot {
+  const char* name;
+  const char* label_name;
+  std::string label_value;
+  size_t family;
+};
+const std::vector<ProbeCounterSlot>& ProbeCounterSlots();
+// The slot of a series name: the slots whose name equals `name`, as [first, last).
+std::pair<size_t, size_t> ProbeCounterSlotsNamed(std::string_view name);
+
+// A histogram bound as Prometheus writes it in `le` ("0.05", "1", "+Inf").
+std::string FormatBucketBound(double bound);
+
+// Calls add(slot, increment) for every series one probe moves, increments of 0 included (a
+// histogram observation creates every bucket, as a client library does). A histogram whose input
+// the probe lacks (or is NaN) is not observed.
+template <typename Add>
+void ForEachProbeIncrement(const ProbeNumbers& numbers, Add&& add);
+
+// The histogram value of `family` in a probe, nullopt when not observed.
+std::optional<double> ProbeHistogramValue(const ProbeCounterFamily& family,
+                                          const ProbeNumbers& numbers);
+// The first slot of each family.
+size_t ProbeCounterFirstSlot(size_t family);
+
+template <typename Add>
+void ForEachProbeIncrement(const ProbeNumbers& numbers, Add&& add) {
+  const auto families = ProbeCounterFamilies();
+  for (size_t f = 0; f < families.size(); ++f) {
+    const ProbeCounterFamily& family = families[f];
+    const size_t first = ProbeCounterFirstSlot(f);
+    if (family.type == ProbeCounterFamily::Type::kCounterByOutcome) {
+      const auto outcome = numbers[static_cast<size_t>(ProbeNumber::kOutcome)];
+      if (outcome && *outcome >= 0 && *outcome < static_cast<double>(kAllOutcomes.size())) {
+        add(first + static_cast<size_t>(*outcome), 1.0);
+      }
+      continue;
+    }
+    const auto value = ProbeHistogramValue(family, numbers);
+    if (!value) {
+      continue;
+    }
+    size_t slot = first;
+    for (const double bound : family.buckets) {
+      add(slot++, *value <= bound ? 1.0 : 0.0);
+    }
+    add(slot++, 1.0);     // le="+Inf"
+    add(slot++, *value);  // _sum
+    add(slot, 1.0);       // _count
+  }
+}
 
 }  // namespace modelpulse
 

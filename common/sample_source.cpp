@@ -107,8 +107,60 @@ double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sa
                 [](double a, double b) { return (std::isnan(a) && !std::isnan(b)) || a < b; });
       return QuantileOfSorted(q, values);
     }
+    case RangeAggregate::kRate:
+    case RangeAggregate::kIncrease:
+      break;  // needs the window: ExtrapolatedRate
   }
   return 0;
+}
+
+RateInputs RateInputsOf(const std::vector<Sample>& samples, bool is_counter) {
+  RateInputs inputs;
+  inputs.count = samples.size();
+  if (samples.empty()) {
+    return inputs;
+  }
+  inputs.first = samples.front();
+  inputs.last = samples.back();
+  if (is_counter) {
+    double previous = 0;
+    for (const Sample& s : samples) {
+      if (s.v < previous) {
+        inputs.resets += previous;
+      }
+      previous = s.v;
+    }
+  }
+  return inputs;
+}
+
+double ExtrapolatedRate(const RateInputs& inputs, int64_t range_start_ms, int64_t range_end_ms,
+                        bool is_counter, bool is_rate) {
+  const Sample& first = inputs.first;
+  const Sample& last = inputs.last;
+  double result = last.v - first.v;
+  if (is_counter) {
+    result += inputs.resets;
+  }
+  double duration_to_start = static_cast<double>(first.t_ms - range_start_ms) / 1000;
+  double duration_to_end = static_cast<double>(range_end_ms - last.t_ms) / 1000;
+  double sampled_interval = static_cast<double>(last.t_ms - first.t_ms) / 1000;
+  double average_between = sampled_interval / static_cast<double>(inputs.count - 1);
+  if (is_counter && result > 0 && first.v >= 0) {
+    double duration_to_zero = sampled_interval * (first.v / result);
+    if (duration_to_zero < duration_to_start) {
+      duration_to_start = duration_to_zero;
+    }
+  }
+  double threshold = average_between * 1.1;
+  double extrapolate_to = sampled_interval;
+  extrapolate_to += duration_to_start < threshold ? duration_to_start : average_between / 2;
+  extrapolate_to += duration_to_end < threshold ? duration_to_end : average_between / 2;
+  double factor = extrapolate_to / sampled_interval;
+  if (is_rate) {
+    factor /= static_cast<double>(range_end_ms - range_start_ms) / 1000.0;
+  }
+  return result * factor;
 }
 
 Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
@@ -134,6 +186,14 @@ Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
     }
     std::stable_sort(window.begin(), window.end(),
                      [](const Sample& a, const Sample& b) { return a.t_ms < b.t_ms; });
+    if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
+      if (window.size() >= 2) {
+        out.push_back(
+            {std::move(s.labels), ExtrapolatedRate(RateInputsOf(window, true), from_ms, to_ms, true,
+                                                   aggregate == RangeAggregate::kRate)});
+      }
+      continue;
+    }
     out.push_back({std::move(s.labels), AggregateSamples(aggregate, q, window)});
   }
   return out;

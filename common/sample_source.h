@@ -32,8 +32,25 @@ struct LabelMatcher {
 };
 
 // A range function a source may compute itself instead of returning raw samples (the pushdown):
-// count/sum/avg/min/max/quantile_over_time, and present/absent_over_time through kCount.
-enum class RangeAggregate { kCount, kSum, kAvg, kMin, kMax, kQuantile };
+// count/sum/avg/min/max/quantile_over_time, present/absent_over_time through kCount, and rate()
+// and increase() (kRate, kIncrease: a series with fewer than two samples in the window yields
+// none, as in the evaluator).
+enum class RangeAggregate { kCount, kSum, kAvg, kMin, kMax, kQuantile, kRate, kIncrease };
+
+// What Prometheus's extrapolatedRate reads of a series' samples in a window: the first and the
+// last, how many, and what resets add (the value before each drop).
+struct RateInputs {
+  Sample first;
+  Sample last;
+  size_t count = 0;
+  double resets = 0;
+};
+RateInputs RateInputsOf(const std::vector<Sample>& samples, bool is_counter);
+// Prometheus 2.42's extrapolatedRate over the window [range_start_ms, range_end_ms]; REQUIRES
+// inputs.count >= 2. The evaluator's rate/increase/delta and every source's pushdown use it, so
+// they agree bit for bit.
+double ExtrapolatedRate(const RateInputs& inputs, int64_t range_start_ms, int64_t range_end_ms,
+                        bool is_counter, bool is_rate);
 
 struct SeriesAggregate {
   Labels labels;  // includes __name__
@@ -42,6 +59,7 @@ struct SeriesAggregate {
 
 // The evaluator's own arithmetic for one series (Prometheus 2.42's, bit for bit): `samples` in
 // ascending time, none of them stale markers, at least one. `q` is quantile_over_time's argument.
+// Not for kRate and kIncrease, which need the window (ExtrapolatedRate).
 double AggregateSamples(RangeAggregate aggregate, double q, const std::vector<Sample>& samples);
 
 // Prometheus's quantile() (linear interpolation between closest ranks, "type 7") over `values`

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "daemon/http_server.h"
 #include "daemon/logging.h"
 #include "daemon/probe_output.h"
+#include "rules/export.h"
 #include "rules/rules.h"
 #include "simulator/simulator.h"
 #include "storage/recorded_store.h"
@@ -45,6 +47,44 @@ int CheckConfig(const std::string& file, bool syntax_only) {
   }
   std::cout << "\n";
   return rules::CheckRuleFiles(config->rule_files, std::cout);
+}
+
+// `export rules`: the config's rule files as one Prometheus rule file. Rules that cannot travel
+// are named on stderr with the reason and left out; that is not an error unless `strict` (a
+// deployment pipeline that must ship every rule asks for it), so the usual run exits 0.
+int ExportRulesCommand(const std::string& config_file, const std::string& output, bool strict) {
+  auto config = LoadConfig(config_file);
+  if (!config) {
+    std::cerr << config.error().ToString() << "\n";
+    return kUsageError;
+  }
+  std::vector<rules::RuleFileDef> files;
+  for (const std::string& path : config->rule_files) {
+    auto file = rules::LoadRuleFile(path);
+    if (!file) {
+      std::cerr << file.error().ToString() << "\n";
+      return 1;
+    }
+    files.push_back(std::move(*file));
+  }
+  const rules::RulesExport exported = rules::ExportRules(files);
+  for (const rules::ExportRefusal& refusal : exported.refused) {
+    std::cerr << "not exported: " << refusal.rule << " (" << refusal.location
+              << "): " << refusal.reason << "\n";
+  }
+  std::cerr << "exported " << exported.exported << " rules, refused " << exported.refused.size()
+            << "\n";
+  if (output == "-") {
+    std::cout << exported.yaml;
+  } else {
+    std::ofstream out(output, std::ios::trunc);
+    out << exported.yaml;
+    if (!out.flush()) {
+      std::cerr << "cannot write " << output << "\n";
+      return 1;
+    }
+  }
+  return strict && !exported.refused.empty() ? 1 : 0;
 }
 
 // Starts the config's simulator in-process, if it has one, so `probe` works on the demo config.
@@ -310,6 +350,20 @@ int RunCli(int argc, char** argv) {
       ->add_option("files", test_files, "Test files")
       ->required();
 
+  CLI::App* export_cmd = app.add_subcommand("export", "Export configuration for other systems");
+  export_cmd->require_subcommand(1);
+  std::string export_config = run_flags.config_file;
+  std::string export_output = "-";
+  bool export_strict = false;
+  CLI::App* export_rules = export_cmd->add_subcommand(
+      "rules", "Write the configured rules for Prometheus, Thanos or Mimir (those that travel)");
+  export_rules->add_option("--config.file", export_config, "Configuration file")
+      ->capture_default_str();
+  export_rules->add_option("--output", export_output, "File to write, or - for stdout")
+      ->capture_default_str();
+  export_rules->add_flag("--strict", export_strict,
+                         "Exit 1 when any rule cannot travel (they are left out either way)");
+
   std::string query_expr;
   std::string query_time;
   std::string query_db = "/var/lib/modelpulse/modelpulse.db";
@@ -380,6 +434,9 @@ int RunCli(int argc, char** argv) {
   }
   if (test->parsed()) {
     return rules::RunRuleTests(test_files, std::cout);
+  }
+  if (export_rules->parsed()) {
+    return ExportRulesCommand(export_config, export_output, export_strict);
   }
   if (query->parsed()) {
     return Query(query_expr, query_time, query_db);

@@ -203,6 +203,8 @@ struct TargetSeries {
   // probe had no such sample (no TLS, no token), so a stale value disappears.
   std::vector<Gauge*> gauges;
   std::array<Counter*, kAllOutcomes.size()> outcomes{};
+  // Per family of ProbeCounterFamilies() (null for the outcome counter's slot).
+  std::vector<Histogram*> histograms;
   std::array<Histogram*, kPhaseCount> phases{};
   Histogram* inter_token = nullptr;
   Counter* input_tokens = nullptr;
@@ -217,6 +219,8 @@ struct Metrics::State {
   std::vector<Family<Gauge>*> probe_gauges;              // in ProbeSeriesNames() order
   std::map<std::string_view, size_t> probe_gauge_index;  // series name -> index above
   Family<Counter>* probes_total = nullptr;
+  // Per family of ProbeCounterFamilies(): the histogram families (null for counters).
+  std::vector<Family<Histogram>*> probe_histograms;
   Family<Histogram>* phase_seconds = nullptr;
   Family<Histogram>* inter_token_seconds = nullptr;
   Family<Counter>* tokens_total = nullptr;
@@ -272,11 +276,19 @@ Metrics::Metrics(const BuildInfo& build) : state_(std::make_unique<State>()) {
         &prometheus::BuildGauge().Name(info.name).Help(info.help).Register(registry));
     st.gauge_families.push_back(st.probe_gauges.back());
   }
-  st.probes_total = &prometheus::BuildCounter()
-                         .Name("modelpulse_probes_total")
-                         .Help("Probes finished, by outcome.")
-                         .Register(registry);
-  st.counter_families.push_back(st.probes_total);
+  // The counters and histograms the rule engine also derives from stored probes: one table.
+  for (const ProbeCounterFamily& family : ProbeCounterFamilies()) {
+    if (family.type == ProbeCounterFamily::Type::kCounterByOutcome) {
+      st.probes_total =
+          &prometheus::BuildCounter().Name(family.name).Help(family.help).Register(registry);
+      st.counter_families.push_back(st.probes_total);
+      st.probe_histograms.push_back(nullptr);
+      continue;
+    }
+    st.probe_histograms.push_back(
+        &prometheus::BuildHistogram().Name(family.name).Help(family.help).Register(registry));
+    st.histogram_families.push_back(st.probe_histograms.back());
+  }
   st.phase_seconds = &prometheus::BuildHistogram()
                           .Name("modelpulse_probe_phase_duration_seconds")
                           .Help(
@@ -399,6 +411,23 @@ void Metrics::ObserveProbe(const ProbeResult& result) {
         &st.probes_total->Add(With(labels, "outcome", std::string(OutcomeName(result.outcome))));
   }
   outcome->Increment();
+
+  const ProbeNumbers numbers = ProbeNumbersOf(result);
+  const auto families = ProbeCounterFamilies();
+  series.histograms.resize(families.size(), nullptr);
+  for (size_t f = 0; f < families.size(); ++f) {
+    const auto value = ProbeHistogramValue(families[f], numbers);
+    if (!value) {
+      continue;
+    }
+    Histogram*& histogram = series.histograms[f];
+    if (histogram == nullptr) {
+      histogram = &st.probe_histograms[f]->Add(
+          labels,
+          Histogram::BucketBoundaries(families[f].buckets.begin(), families[f].buckets.end()));
+    }
+    histogram->Observe(*value);
+  }
 
   const std::optional<double> phase_values[kPhaseCount] = {
       result.dns_seconds,        result.connect_seconds, result.tls_seconds,

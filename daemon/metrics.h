@@ -31,7 +31,9 @@ struct SelfStatus {
 
 // Everything on /metrics. Owns the prometheus-cpp registry; thread-safe (prometheus-cpp's
 // families and metrics are). Per-target gauges carry the last probe's values under the series
-// names of DESIGN.md §3, so rules move unchanged between modelpulse and Prometheus.
+// names of DESIGN.md §3; the counters and histograms of common/probe_series.h
+// (ProbeCounterFamilies) count every probe, and the rule engine derives the same series from
+// the stored probes, so rules over those mean the same here and in a Prometheus scraping this.
 class Metrics {
  public:
   // `build` labels modelpulse_build_info{version,revision,branch,compiler}.

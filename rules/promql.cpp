@@ -2,6 +2,8 @@
 #include "rules/promql.h"
 
 #include <map>
+#include <type_traits>
+#include <variant>
 
 #include "rules/internal/promql_ast.h"
 #include "rules/internal/promql_eval.h"
@@ -37,11 +39,11 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
   }
   const promql::ValueType type = expr_->root().type;
   if (type != promql::ValueType::kScalar && type != promql::ValueType::kVector) {
-    return Fail(Error::InvalidArgument(
-        "invalid expression type \"" +
-        std::string(type == promql::ValueType::kMatrix ? "range vector"
+    return Fail(Error::InvalidArgument("invalid expression type \"" +
+                                       std::string(type == promql::ValueType::kMatrix
+                                                       ? "range vector"
                                                        : promql::ValueTypeName(type)) +
-        "\" for range query, must be Scalar or instant Vector"));
+                                       "\" for range query, must be Scalar or instant Vector"));
   }
   if (step_ms <= 0 || end_ms < start_ms) {
     return Fail(Error::InvalidArgument("invalid range: step must be positive and end >= start"));
@@ -83,9 +85,10 @@ Result<Selector> Selector::Parse(std::string_view text) {
   }
   const auto* vector = std::get_if<promql::VectorSelector>(&(*root)->node);
   if (vector == nullptr) {
-    return Fail(Error::InvalidArgument("invalid parameter \"match[]\": expected a series "
-                                       "selector, got \"" +
-                                       std::string(text) + "\""));
+    return Fail(
+        Error::InvalidArgument("invalid parameter \"match[]\": expected a series "
+                               "selector, got \"" +
+                               std::string(text) + "\""));
   }
   Selector selector;
   for (const promql::CompiledMatcher& m : vector->matchers) {
@@ -104,6 +107,45 @@ bool Selector::Matches(const Labels& labels) const {
     }
   }
   return true;
+}
+
+namespace {
+
+void CollectSelectors(const promql::Expr& expr, std::vector<Query::SelectorUse>& out) {
+  std::visit(
+      [&out](const auto& node) {
+        using T = std::decay_t<decltype(node)>;
+        if constexpr (std::is_same_v<T, promql::VectorSelector>) {
+          out.push_back({node.name, false});
+        } else if constexpr (std::is_same_v<T, promql::MatrixSelector>) {
+          out.push_back({node.selector.name, true});
+        } else if constexpr (std::is_same_v<T, promql::Call>) {
+          for (const auto& arg : node.args) {
+            CollectSelectors(*arg, out);
+          }
+        } else if constexpr (std::is_same_v<T, promql::Aggregate>) {
+          if (node.param) {
+            CollectSelectors(*node.param, out);
+          }
+          CollectSelectors(*node.expr, out);
+        } else if constexpr (std::is_same_v<T, promql::Binary>) {
+          CollectSelectors(*node.lhs, out);
+          CollectSelectors(*node.rhs, out);
+        } else if constexpr (std::is_same_v<T, promql::Unary> || std::is_same_v<T, promql::Paren>) {
+          CollectSelectors(*node.expr, out);
+        }
+      },
+      expr.node);
+}
+
+}  // namespace
+
+std::vector<Query::SelectorUse> Query::Selectors() const {
+  std::vector<SelectorUse> out;
+  if (expr_) {
+    CollectSelectors(expr_->root(), out);
+  }
+  return out;
 }
 
 }  // namespace modelpulse::rules

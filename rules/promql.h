@@ -71,6 +71,15 @@ class Query {
                                int64_t step_ms, size_t max_series) const;
   const std::string& text() const;
 
+  // Every series selector of the expression: the metric name written (empty for `{...}` alone)
+  // and whether it is read over a range (`x[5m]`), which is where one sample per probe and one
+  // sample per scrape part ways.
+  struct SelectorUse {
+    std::string name;
+    bool range = false;
+  };
+  std::vector<SelectorUse> Selectors() const;
+
  private:
   std::shared_ptr<const ParsedExpr> expr_;
   std::string text_;

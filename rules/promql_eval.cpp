@@ -256,7 +256,9 @@ class Evaluator {
         {"max_over_time", RangeAggregate::kMax},
         {"quantile_over_time", RangeAggregate::kQuantile},
         {"present_over_time", RangeAggregate::kCount},
-        {"absent_over_time", RangeAggregate::kCount}};
+        {"absent_over_time", RangeAggregate::kCount},
+        {"rate", RangeAggregate::kRate},
+        {"increase", RangeAggregate::kIncrease}};
     auto kind = kPushed.find(call.function->name);
     if (kind == kPushed.end() || call.args.empty()) {
       return Value(String{});

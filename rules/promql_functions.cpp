@@ -197,42 +197,13 @@ Value ExtrapolatedRate(const Call& call, const std::vector<Value>& args, int64_t
   const auto& matrix = std::get<MatrixSelector>(Unwrap(*call.args[0]).node);
   int64_t range_start = t_ms - (matrix.range_ms + matrix.selector.offset_ms);
   int64_t range_end = t_ms - matrix.selector.offset_ms;
-  double range_seconds = static_cast<double>(matrix.range_ms) / 1000.0;
   return OverTime(args[0], [&](const std::vector<Sample>& samples) -> std::optional<double> {
     if (samples.size() < 2) {
       return std::nullopt;
     }
-    const Sample& first = samples.front();
-    const Sample& last = samples.back();
-    double result = last.v - first.v;
-    if (is_counter) {
-      double previous = 0;
-      for (const Sample& s : samples) {
-        if (s.v < previous) {
-          result += previous;
-        }
-        previous = s.v;
-      }
-    }
-    double duration_to_start = static_cast<double>(first.t_ms - range_start) / 1000;
-    double duration_to_end = static_cast<double>(range_end - last.t_ms) / 1000;
-    double sampled_interval = static_cast<double>(last.t_ms - first.t_ms) / 1000;
-    double average_between = sampled_interval / static_cast<double>(samples.size() - 1);
-    if (is_counter && result > 0 && first.v >= 0) {
-      double duration_to_zero = sampled_interval * (first.v / result);
-      if (duration_to_zero < duration_to_start) {
-        duration_to_start = duration_to_zero;
-      }
-    }
-    double threshold = average_between * 1.1;
-    double extrapolate_to = sampled_interval;
-    extrapolate_to += duration_to_start < threshold ? duration_to_start : average_between / 2;
-    extrapolate_to += duration_to_end < threshold ? duration_to_end : average_between / 2;
-    double factor = extrapolate_to / sampled_interval;
-    if (is_rate) {
-      factor /= range_seconds;
-    }
-    return result * factor;
+    // One implementation with the sources' pushdown (common/sample_source.h).
+    return modelpulse::ExtrapolatedRate(modelpulse::RateInputsOf(samples, is_counter), range_start,
+                                        range_end, is_counter, is_rate);
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "storage/internal/label_codec.h"
@@ -254,6 +255,57 @@ Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, Pro
     return Fail(StepError(db_.get(), "reading rollups"));
   }
   return out;
+}
+
+Status ProbeReader::ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                                      const std::function<void(const CounterPoint&)>& each) {
+  if (from_ms >= to_ms) {
+    return {};
+  }
+  std::lock_guard lock(mu_);
+  if (!read_counter_inputs_) {
+    // The outcome and every histogram's input column, named by the one table.
+    counter_inputs_ = {ProbeNumber::kOutcome};
+    for (const ProbeCounterFamily& family : ProbeCounterFamilies()) {
+      if (std::find(counter_inputs_.begin(), counter_inputs_.end(), family.input) ==
+          counter_inputs_.end()) {
+        counter_inputs_.push_back(family.input);
+      }
+    }
+    std::string sql = "SELECT start_ms, label_set_id";
+    for (const ProbeNumber number : counter_inputs_) {
+      sql += ", ";
+      sql += kFieldColumnNames[static_cast<size_t>(number)];
+    }
+    sql +=
+        " FROM probes WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
+        "ORDER BY start_ms, seq";
+    auto prepared = Prepare(db_.get(), sql);
+    if (!prepared) {
+      return Fail(prepared.error());
+    }
+    read_counter_inputs_ = std::move(*prepared);
+  }
+  sqlite3_stmt* s = read_counter_inputs_.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int64(s, 2, from_ms);
+  sqlite3_bind_int64(s, 3, to_ms);
+  int rc = SQLITE_ROW;
+  CounterPoint point;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    point.t_ms = sqlite3_column_int64(s, 0);
+    point.label_set_id = sqlite3_column_int64(s, 1);
+    for (size_t i = 0; i < counter_inputs_.size(); ++i) {
+      point.numbers[static_cast<size_t>(counter_inputs_[i])] =
+          ColumnOptionalDouble(s, static_cast<int>(i) + 2);
+    }
+    each(point);
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "reading probe counts"));
+  }
+  return {};
 }
 
 Result<Labels> ProbeReader::LabelSetOf(int64_t id) {

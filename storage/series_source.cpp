@@ -120,6 +120,8 @@ struct ProbeSeriesSource::Accumulator {
       case RangeAggregate::kMax:
         return max;
       case RangeAggregate::kQuantile:
+      case RangeAggregate::kRate:
+      case RangeAggregate::kIncrease:
         break;  // never rolled up
     }
     return std::numeric_limits<double>::quiet_NaN();
@@ -142,12 +144,54 @@ struct ProbeSeriesSource::EdgeCache {
   std::vector<FieldRollup> rollups;
 };
 
+// The running totals of every counter-family slot over one label set's probes, and since when
+// each slot exists (a client library creates a series at its first increment).
+struct ProbeSeriesSource::CounterTotals {
+  static constexpr int64_t kNever = INT64_MAX;
+  std::vector<double> value = std::vector<double>(ProbeCounterSlots().size(), 0.0);
+  std::vector<int64_t> first_ms = std::vector<int64_t>(ProbeCounterSlots().size(), kNever);
+  bool Seen(size_t slot) const { return first_ms[slot] != kNever; }
+  void Add(const ProbeNumbers& numbers, int64_t t_ms) {
+    ForEachProbeIncrement(numbers, [this, t_ms](size_t slot, double increment) {
+      value[slot] += increment;
+      first_ms[slot] = std::min(first_ms[slot], t_ms);
+    });
+  }
+  void Subtract(const ProbeNumbers& numbers) {
+    ForEachProbeIncrement(numbers,
+                          [this](size_t slot, double increment) { value[slot] -= increment; });
+  }
+  // After subtracting the probes from `t_ms` on: slots first seen since then did not exist yet.
+  // False when no slot is left.
+  bool ForgetFrom(int64_t t_ms) {
+    bool any = false;
+    for (size_t slot = 0; slot < value.size(); ++slot) {
+      if (first_ms[slot] >= t_ms) {
+        first_ms[slot] = kNever;
+        value[slot] = 0;
+      } else {
+        any = true;
+      }
+    }
+    return any;
+  }
+};
+
+// One stored target's totals over its probes with start < upto_ms, per label set.
+struct ProbeSeriesSource::CounterBase {
+  int64_t upto_ms = INT64_MIN;
+  int64_t oldest_ms = INT64_MAX;  // the oldest probe counted (upto_ms when none)
+  int64_t used_ms = 0;            // probe time of the last query that read it
+  std::map<int64_t, CounterTotals> totals;
+};
+
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store),
       window_(window),
       restart_ms_(window.count() > 0 ? complete_since_ms : INT64_MIN),
-      complete_since_ms_(complete_since_ms) {}
+      complete_since_ms_(complete_since_ms),
+      counts_since_ms_(complete_since_ms) {}
 
 ProbeSeriesSource::~ProbeSeriesSource() = default;
 
@@ -165,11 +209,23 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   if (cutoff > complete_since_ms_) {
     complete_since_ms_ = cutoff;
   }
+  std::deque<CounterProbe>& counts = recent_counts_[result.target];
+  std::shared_ptr<const Labels> labels = !counts.empty() && *counts.back().labels == result.labels
+                                             ? counts.back().labels
+                                             : std::make_shared<const Labels>(result.labels);
+  counts.push_back({result.start_unix_ms, std::move(labels), ProbeNumbersOf(result)});
+  while (!counts.empty() && counts.front().t_ms < cutoff) {
+    counts.pop_front();
+  }
+  counts_since_ms_ = std::max(counts_since_ms_, cutoff);
   // Series of targets that stopped probing (removed on reload) age out here, once a minute at
   // most, since a sweep visits every series.
   if (cutoff - last_sweep_ms_ >= 60'000) {
     last_sweep_ms_ = cutoff;
     std::erase_if(recent_, [cutoff](const auto& entry) {
+      return entry.second.empty() || entry.second.back().t_ms < cutoff;
+    });
+    std::erase_if(recent_counts_, [cutoff](const auto& entry) {
       return entry.second.empty() || entry.second.back().t_ms < cutoff;
     });
   }
@@ -202,8 +258,224 @@ void ProbeSeriesSource::AppendFromStorage(const std::vector<LabelMatcher>& match
   }
 }
 
+Result<std::map<int64_t, ProbeSeriesSource::CounterTotals>> ProbeSeriesSource::StoredTotalsBefore(
+    int64_t target_id, int64_t to_ms, int64_t settled, int64_t used_now) const {
+  // One kept base per target, at a settled time. A window past it adds the probes since; one
+  // before it (a longer window, an offset) subtracts the probes between, which counters allow:
+  // after a restart the history is scanned once per target, not once per window length.
+  CounterBase& base = counter_bases_[target_id];
+  base.used_ms = used_now;
+  std::map<int64_t, CounterTotals> totals;
+  // Going back from the base costs the probes between; starting afresh, those before to_ms.
+  const bool afresh = base.upto_ms == INT64_MIN ||
+                      (to_ms < base.upto_ms && to_ms - base.oldest_ms < base.upto_ms - to_ms);
+  if (afresh || base.upto_ms <= to_ms) {
+    int64_t from = INT64_MIN;
+    if (!afresh) {
+      totals = base.totals;
+      from = base.upto_ms;
+    }
+    int64_t oldest = INT64_MAX;
+    if (auto status = store_->ScanCounterInputs(target_id, from, to_ms,
+                                                [&totals, &oldest](const CounterPoint& p) {
+                                                  oldest = std::min(oldest, p.t_ms);
+                                                  totals[p.label_set_id].Add(p.numbers, p.t_ms);
+                                                });
+        !status) {
+      return Fail(status.error());
+    }
+    // Only totals nothing can change any more are kept.
+    if (to_ms <= settled && to_ms > base.upto_ms) {
+      base.oldest_ms = std::min(afresh ? oldest : base.oldest_ms, to_ms);
+      base.upto_ms = to_ms;
+      base.totals = totals;
+    }
+    return totals;
+  }
+  totals = base.totals;
+  if (auto status = store_->ScanCounterInputs(
+          target_id, to_ms, base.upto_ms,
+          [&totals](const CounterPoint& p) { totals[p.label_set_id].Subtract(p.numbers); });
+      !status) {
+    return Fail(status.error());
+  }
+  for (auto it = totals.begin(); it != totals.end();) {
+    it = it->second.ForgetFrom(to_ms) ? std::next(it) : totals.erase(it);
+  }
+  return totals;
+}
+
+Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms, size_t first_slot,
+    size_t last_slot, std::vector<SeriesAggregate>* rates, bool is_rate) const {
+  const auto& slots = ProbeCounterSlots();
+  const size_t width = last_slot - first_slot;
+  int64_t memory_from = 0;
+  int64_t newest = INT64_MIN;
+  std::map<std::string, std::vector<CounterProbe>, std::less<>> memory;
+  {
+    std::lock_guard lock(mu_);
+    memory_from = counts_since_ms_;
+    newest = newest_ms_;
+    for (const auto& [target, probes] : recent_counts_) {
+      if (probes.empty() || !EqualMatchersAllow(matchers, *probes.back().labels)) {
+        continue;
+      }
+      std::vector<CounterProbe>& kept = memory[target];
+      for (const CounterProbe& probe : probes) {
+        if (probe.t_ms > to_ms) {
+          break;
+        }
+        kept.push_back(probe);
+      }
+    }
+  }
+  const int64_t settled =
+      std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
+  // Per target label set: its running totals and the samples of the wanted slots, or (for the
+  // rate pushdown) only what extrapolatedRate reads of them: no window is materialised.
+  struct Running {
+    CounterTotals totals;
+    std::vector<std::vector<Sample>> samples;
+    std::vector<RateInputs> rates;
+  };
+  std::map<Labels, Running> running;
+  auto emit = [&](Running& r, int64_t t_ms) {
+    if (rates != nullptr) {
+      r.rates.resize(width);
+      for (size_t slot = first_slot; slot < last_slot; ++slot) {
+        if (r.totals.Seen(slot)) {
+          RateInputs& in = r.rates[slot - first_slot];
+          const Sample sample{t_ms, r.totals.value[slot]};
+          // As RateInputsOf: the value before each drop (the first compared with 0).
+          const double previous = in.count == 0 ? 0 : in.last.v;
+          if (sample.v < previous) {
+            in.resets += previous;
+          }
+          if (in.count == 0) {
+            in.first = sample;
+          }
+          in.last = sample;
+          ++in.count;
+        }
+      }
+      return;
+    }
+    r.samples.resize(width);
+    for (size_t slot = first_slot; slot < last_slot; ++slot) {
+      if (r.totals.Seen(slot)) {
+        r.samples[slot - first_slot].push_back({t_ms, r.totals.value[slot]});
+      }
+    }
+  };
+  auto add_memory = [&](std::vector<CounterProbe>& probes) {
+    for (const CounterProbe& probe : probes) {
+      if (probe.t_ms < memory_from) {
+        continue;
+      }
+      Running& r = running[*probe.labels];
+      r.totals.Add(probe.numbers, probe.t_ms);
+      if (probe.t_ms >= from_ms) {
+        emit(r, probe.t_ms);
+      }
+    }
+  };
+  if (store_ != nullptr) {
+    auto targets = store_->ListTargets();
+    if (!targets) {
+      return Fail(targets.error());
+    }
+    std::lock_guard cache_lock(cache_mu_);
+    const int64_t used_now = std::max(newest, restart_ms_);
+    std::erase_if(counter_bases_, [&](const auto& entry) {
+      return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
+    });
+    const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
+    for (const StoredTarget& target : *targets) {
+      if (!EqualMatchersAllow(matchers, target.labels)) {
+        continue;
+      }
+      // Everything before the window, then the window's stored probes one by one.
+      auto totals =
+          StoredTotalsBefore(target.id, std::min(from_ms, memory_from), settled, used_now);
+      if (!totals) {
+        return Fail(totals.error());
+      }
+      std::map<int64_t, Running> by_set;
+      for (auto& [set, t] : *totals) {
+        by_set[set].totals = std::move(t);
+      }
+      if (from_ms <= stored_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, from_ms, stored_to + 1,
+                                                    [&](const CounterPoint& p) {
+                                                      Running& r = by_set[p.label_set_id];
+                                                      r.totals.Add(p.numbers, p.t_ms);
+                                                      emit(r, p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
+        }
+      }
+      for (auto& [set, r] : by_set) {
+        auto labels = store_->LabelSet(set);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        running[*labels] = std::move(r);
+      }
+      if (auto m = memory.find(target.name); m != memory.end()) {
+        add_memory(m->second);
+        memory.erase(m);
+      }
+    }
+  }
+  for (auto& [target, probes] : memory) {  // targets with no committed row yet
+    add_memory(probes);
+  }
+  std::vector<Series> out;
+  for (auto& [target_labels, r] : running) {
+    for (size_t i = 0; i < r.rates.size(); ++i) {
+      if (r.rates[i].count < 2) {
+        continue;
+      }
+      const ProbeCounterSlot& slot = slots[first_slot + i];
+      Labels labels = target_labels;
+      labels["__name__"] = slot.name;
+      if (*slot.label_name != '\0') {
+        labels[slot.label_name] = slot.label_value;
+      }
+      if (EqualMatchersAllow(matchers, labels)) {
+        rates->push_back(
+            {std::move(labels), ExtrapolatedRate(r.rates[i], from_ms, to_ms, true, is_rate)});
+      }
+    }
+    for (size_t i = 0; i < r.samples.size(); ++i) {
+      if (r.samples[i].empty()) {
+        continue;
+      }
+      const ProbeCounterSlot& slot = slots[first_slot + i];
+      Labels labels = target_labels;
+      labels["__name__"] = slot.name;
+      if (*slot.label_name != '\0') {
+        labels[slot.label_name] = slot.label_value;
+      }
+      if (EqualMatchersAllow(matchers, labels)) {
+        out.push_back({std::move(labels), std::move(r.samples[i])});
+      }
+    }
+  }
+  return out;
+}
+
 Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMatcher>& matchers,
                                                       int64_t from_ms, int64_t to_ms) const {
+  for (const LabelMatcher& m : matchers) {
+    if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+      if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
+        return SelectCounters(matchers, from_ms, to_ms, first, last, nullptr, false);
+      }
+    }
+  }
   WarmUpOnce();
   std::map<Labels, std::vector<Sample>> found;
   int64_t memory_from = from_ms;
@@ -359,6 +631,24 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
+  if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
+    // rate() and increase() of a counter family's series: from the probes, without its window's
+    // samples. Of anything else: from the samples, the evaluator's way.
+    for (const LabelMatcher& m : matchers) {
+      if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+        if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
+          std::vector<SeriesAggregate> rates;
+          auto done = SelectCounters(matchers, from_ms, to_ms, first, last, &rates,
+                                     aggregate == RangeAggregate::kRate);
+          if (!done) {
+            return Fail(done.error());
+          }
+          return rates;
+        }
+      }
+    }
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+  }
   WarmUpOnce();
   const std::string* name = nullptr;
   for (const LabelMatcher& m : matchers) {

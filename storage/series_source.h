@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -33,7 +34,13 @@ class ProbeSeriesSource final : public SampleSource {
   void Append(const ProbeResult& result);
 
   // Returns a superset of the matching series (the evaluator re-applies every matcher): equality
-  // matchers narrow the read, others are left to the evaluator.
+  // matchers narrow the read, others are left to the evaluator. A selector naming one series of
+  // the counter families (modelpulse_probes_total, the histograms' _bucket/_sum/_count) by
+  // equality gets it derived from the probes: its value at each probe of its target is the count
+  // (or sum) of that target's probes up to and including it, since the oldest stored probe. So
+  // rate(), increase() and histogram_quantile() mean what they mean over a Prometheus that scrapes
+  // /metrics, where the same counters count from the daemon's start: differences within a window
+  // are equal, and Prometheus repairs the resets at each restart that stored history never has.
   Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
                                      int64_t to_ms) const override;
 
@@ -50,6 +57,25 @@ class ProbeSeriesSource final : public SampleSource {
 
  private:
   struct Accumulator;
+  struct CounterTotals;
+  struct CounterBase;
+  // One probe as the counter families see it, kept in memory for the recent window.
+  struct CounterProbe {
+    int64_t t_ms = 0;
+    std::shared_ptr<const Labels> labels;  // the target's labels, shared between its probes
+    ProbeNumbers numbers;
+  };
+  // The counter series of slots [first_slot, last_slot) in the window; with `rates`, their
+  // rate() (or increase(), !is_rate) into it instead, and no series returned.
+  Result<std::vector<Series>> SelectCounters(const std::vector<LabelMatcher>& matchers,
+                                             int64_t from_ms, int64_t to_ms, size_t first_slot,
+                                             size_t last_slot, std::vector<SeriesAggregate>* rates,
+                                             bool is_rate) const;
+  // The totals of one stored target's probes with start < to_ms, from the cache when it can.
+  // REQUIRES: cache_mu_ held.
+  Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,
+                                                              int64_t settled,
+                                                              int64_t used_now) const;
   struct SortedWindow;
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
@@ -83,6 +109,10 @@ class ProbeSeriesSource final : public SampleSource {
   mutable bool warmed_ = false;                          // Guarded by mu_.
   int64_t last_sweep_ms_ = 0;                            // Guarded by mu_.
   int64_t newest_ms_ = INT64_MIN;                        // Guarded by mu_. Newest probe start.
+  // Per target, its probes for the counter families, complete from counts_since_ms_ on (unlike
+  // the gauges' memory, never filled back from storage by the warm-up). Guarded by mu_.
+  std::map<std::string, std::deque<CounterProbe>, std::less<>> recent_counts_;
+  int64_t counts_since_ms_;  // Guarded by mu_.
 
   // The pushdown's state, used from the rule engine's thread.
   mutable std::mutex cache_mu_;
@@ -92,6 +122,9 @@ class ProbeSeriesSource final : public SampleSource {
   mutable std::map<std::tuple<int64_t, int, int64_t>, std::unique_ptr<SortedWindow>> windows_;
   // (target id, field, first hour, end hour) -> head rows and rollups. Guarded by cache_mu_.
   mutable std::map<std::tuple<int64_t, int, int64_t, int64_t>, EdgeCache> edges_;
+  // Per stored target id, its counter totals up to a settled time, moved forward as windows
+  // slide. Guarded by cache_mu_.
+  mutable std::map<int64_t, CounterBase> counter_bases_;
 };
 
 }  // namespace modelpulse::storage

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,14 @@ struct FieldRollup {
   double max = 0;
 };
 
+// The numbers the counter families (common/probe_series.h ProbeCounterFamilies) are computed
+// from, for one stored probe: outcome, and each histogram's input (none when absent).
+struct CounterPoint {
+  int64_t t_ms = 0;
+  int64_t label_set_id = 0;
+  ProbeNumbers numbers;  // only the counter families' inputs are filled
+};
+
 struct StoredTarget {
   int64_t id = 0;
   std::string name;
@@ -137,6 +146,12 @@ class ProbeHistory {
   // set. Maintained in the same transaction as the rows, so always consistent with ReadField.
   virtual Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
                                                        int64_t from_ms, int64_t to_ms) const = 0;
+  // Calls `each` with the counter families' inputs of every probe of one target with from_ms <=
+  // start_ms < to_ms, in primary-key order, without collecting them (30 days of one target are
+  // 170,000 rows): the rule engine derives the counters and histograms from them. `each` must not
+  // call back into this history (the read connection is held meanwhile).
+  virtual Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                                   const std::function<void(const CounterPoint&)>& each) const = 0;
   // The labels of a label set id from ReadField or ReadRollups. kNotFound-like kInternal when
   // the id is unknown.
   virtual Result<Labels> LabelSet(int64_t label_set_id) const = 0;

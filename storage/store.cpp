@@ -177,6 +177,11 @@ class SqliteStore final : public Store {
     return reader_->ReadRollups(target_id, field, from_ms, to_ms);
   }
 
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each) const override {
+    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
+  }
+
   Result<Labels> LabelSet(int64_t label_set_id) const override {
     return reader_->LabelSetOf(label_set_id);
   }
@@ -456,7 +461,7 @@ class SqliteStore final : public Store {
 
   StorageOptions options_;
   const Clock& clock_;
-  const FileIdentity identity_;  // of the file opened, for CheckSameFile
+  const FileIdentity identity_;          // of the file opened, for CheckSameFile
   std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
 
   // A connection of its own for state documents, so a synchronous save never waits behind the

@@ -45,6 +45,9 @@ inline double IndependentAggregate(RangeAggregate kind, double q,
       const double weight = rank - std::floor(rank);
       return values[lower] * (1 - weight) + values[upper] * weight;
     }
+    case RangeAggregate::kRate:
+    case RangeAggregate::kIncrease:
+      break;  // not an aggregate of values alone
   }
   return std::nan("");
 }

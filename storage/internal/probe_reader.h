@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,18 +39,22 @@ class ProbeReader {
                                             int64_t to_ms);
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
                                                int64_t to_ms);
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each);
   Result<Labels> LabelSetOf(int64_t id);
 
  private:
   Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
 
   std::mutex mu_;
-  DbHandle db_;                      // Guarded by mu_.
-  StatementHandle read_probes_;      // Guarded by mu_.
-  StatementHandle read_label_set_;   // Guarded by mu_.
-  StatementHandle list_targets_;     // Guarded by mu_.
-  StatementHandle list_target_ids_;  // Guarded by mu_.
-  StatementHandle read_rollups_;     // Guarded by mu_.
+  DbHandle db_;                              // Guarded by mu_.
+  StatementHandle read_probes_;              // Guarded by mu_.
+  StatementHandle read_label_set_;           // Guarded by mu_.
+  StatementHandle list_targets_;             // Guarded by mu_.
+  StatementHandle list_target_ids_;          // Guarded by mu_.
+  StatementHandle read_rollups_;             // Guarded by mu_.
+  StatementHandle read_counter_inputs_;      // Guarded by mu_. Prepared on first use.
+  std::vector<ProbeNumber> counter_inputs_;  // the columns it reads, after start and label set
   // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.
   std::array<StatementHandle, kProbeFieldCount> read_field_;
   // Label sets are never updated or deleted once written, so a decoded set stays valid.
