@@ -26,6 +26,7 @@
 #include "rules/rules.h"
 #include "rules/slo.h"
 #include "simulator/simulator.h"
+#include "storage/recorded_store.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 
@@ -337,7 +338,17 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
     return 1;
   }
   // Everything from storage: a query runs beside (or after) the daemon, not inside it.
-  storage::ProbeSeriesSource source(store->get(), Millis(0), INT64_MAX);
+  storage::ProbeSeriesSource probes(store->get(), Millis(0), INT64_MAX);
+  storage::RecordedStoreOptions recorded_options;
+  recorded_options.path = db_path;
+  recorded_options.retention = Millis(0);
+  auto recorded = storage::RecordedStore::Open(recorded_options, clock);
+  if (!recorded) {
+    std::cerr << recorded.error().ToString() << "\n";
+    return 1;
+  }
+  // The probe series and the series rules recorded, as the daemon's rules and API read them.
+  const SourceUnion source(probes, **recorded);
   auto value = query->Evaluate(source, at_ms);
   if (!value) {
     std::cerr << "error: " << value.error().ToString() << "\n";

@@ -24,6 +24,7 @@
 #include "daemon/watchdog.h"
 #include "rules/manager.h"
 #include "simulator/simulator.h"
+#include "storage/recorded_store.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 
@@ -164,6 +165,16 @@ class DaemonImpl final : public Daemon {
                                                            clock_.NowUnixMillis());
     slo_tracker_ = std::make_shared<rules::SloTracker>(config_.slos, *series_);
     metrics_.SetSlos(config_.slos);
+    storage::RecordedStoreOptions recorded_options;
+    recorded_options.path = config_.storage.path;
+    recorded_options.retention = config_.storage.retention;
+    auto recorded = storage::RecordedStore::Open(recorded_options, clock_);
+    if (!recorded) {
+      return Fail(recorded.error());
+    }
+    recorded_ = std::move(*recorded);
+    // Rules, the API and the CLI read the probe series and the series rules wrote as one.
+    all_series_ = std::make_unique<SourceUnion>(*series_, *recorded_);
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
     alerting_config_ = AlertingConfigOf(config_);
@@ -175,7 +186,9 @@ class DaemonImpl final : public Daemon {
     notifier_ = std::move(*notifier);
     rules::RuleManagerOptions rule_options = RuleOptionsOf(config_);
     rule_options.heartbeat = &rules_heartbeat_;
-    auto rule_engine = rules::RuleManager::Create(rule_options, *series_, *alert_states_, clock_);
+    rule_options.recorded = recorded_.get();
+    auto rule_engine =
+        rules::RuleManager::Create(rule_options, *all_series_, *alert_states_, clock_);
     if (!rule_engine) {
       return Fail(rule_engine.error());
     }
@@ -203,7 +216,7 @@ class DaemonImpl final : public Daemon {
     handlers.rules_json = [this](const std::string& type) { return RulesJson(type); };
     QueryApiOptions api_options;
     api_options.version = std::string(GetBuildInfo().version);
-    query_api_ = std::make_unique<QueryApi>(*series_, clock_, api_options);
+    query_api_ = std::make_unique<QueryApi>(*all_series_, clock_, api_options);
     handlers.api = [this](const ApiRequest& request) { return query_api_->Handle(request); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
@@ -359,6 +372,8 @@ class DaemonImpl final : public Daemon {
       rule_engine_.reset();
       notifier_.reset();
       alert_states_.reset();
+      all_series_.reset();
+      recorded_.reset();
       series_.reset();
       store_.reset();
       simulator_.reset();
@@ -576,6 +591,8 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::ProbeSeriesSource> series_;
+  std::unique_ptr<storage::RecordedStore> recorded_;      // the series rules write
+  std::unique_ptr<SourceUnion> all_series_;               // series_ and recorded_
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<alerting::Transport> transport_;
@@ -583,7 +600,7 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<alerting::Notifier> notifier_;  // Guarded by notifier_mu_ after Init.
   alerting::AlertingConfig alerting_config_;      // what notifier_ runs; under reload_mu_
   std::unique_ptr<ProbeFanOut> fan_out_;
-  std::unique_ptr<QueryApi> query_api_;  // over series_; outlives http_
+  std::unique_ptr<QueryApi> query_api_;  // over all_series_; outlives http_
   std::unique_ptr<collector::Prober> prober_;
   std::unique_ptr<HttpServer> http_;
   std::jthread prober_thread_;

@@ -204,10 +204,15 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rul
     f.type = type;
     return f;
   };
-  auto alerts =
-      family("ALERTS", "Pending and firing alerts, as Prometheus records them.", MetricType::Gauge);
-  auto for_state = family("ALERTS_FOR_STATE",
-                          "Unix time since which each pending or firing alert has been active.",
+  // Not ALERTS and ALERTS_FOR_STATE: those are the synthetic series of the Prometheus that
+  // scrapes us, which would collide with them (its own rules write them). The embedded engine
+  // still records ALERTS for rules to query, as Prometheus does, and stores it for /api/v1.
+  auto alerts = family("modelpulse_alerts",
+                       "Pending and firing alerts (ALERTS inside modelpulse's rule engine).",
+                       MetricType::Gauge);
+  auto for_state = family("modelpulse_alerts_for_state",
+                          "Unix time since which each pending or firing alert has been active "
+                          "(ALERTS_FOR_STATE inside modelpulse's rule engine).",
                           MetricType::Gauge);
   for (const auto& alert : rules.alerts) {
     Labels with_state = alert.labels;

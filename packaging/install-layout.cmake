@@ -41,3 +41,10 @@ file(INSTALL DESTINATION "${prefix}/${MODELPULSE_DOCDIR}" TYPE FILE
      FILES "${MODELPULSE_SOURCE_ROOT}/packaging/debian/copyright" "${staging}/changelog.gz")
 file(INSTALL DESTINATION "${prefix}/${MODELPULSE_DOCDIR}/examples" TYPE FILE
      FILES "${MODELPULSE_SOURCE_ROOT}/config/clouds.yaml")
+# The Grafana dashboards and their provisioning examples (README "Grafana"); generate.py stays in
+# the source tree.
+file(GLOB grafana_dashboards "${MODELPULSE_SOURCE_ROOT}/config/grafana/*.json")
+file(INSTALL DESTINATION "${prefix}/${MODELPULSE_DOCDIR}/examples/grafana" TYPE FILE
+     FILES ${grafana_dashboards})
+file(INSTALL DESTINATION "${prefix}/${MODELPULSE_DOCDIR}/examples/grafana" TYPE DIRECTORY
+     FILES "${MODELPULSE_SOURCE_ROOT}/config/grafana/provisioning")

@@ -133,7 +133,33 @@ Result<std::vector<SeriesAggregate>> SeriesOverlay::SelectAggregate(
   return base_->SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
 }
 
+Status SeriesOverlay::Commit() {
+  if (writer_ == nullptr || pending_.empty()) {
+    return {};
+  }
+  std::vector<RecordedPoint> points;
+  points.swap(pending_);
+  if (auto stored = writer_->AppendRecorded(points); !stored) {
+    return stored;
+  }
+  // Stored: the base serves them now.
+  for (const RecordedPoint& point : points) {
+    auto it = series_.find(point.labels);
+    if (it == series_.end()) {
+      continue;
+    }
+    std::erase_if(it->second, [&](const Sample& s) { return s.t_ms == point.t_ms; });
+    if (it->second.empty()) {
+      series_.erase(it);
+    }
+  }
+  return {};
+}
+
 void SeriesOverlay::Append(const Labels& labels, int64_t t_ms, double v) {
+  if (writer_ != nullptr) {
+    pending_.push_back({labels, t_ms, v});
+  }
   auto& samples = series_[labels];
   if (!samples.empty() && samples.back().t_ms == t_ms) {
     samples.back().v = v;
@@ -267,6 +293,10 @@ GroupEvalResult RuleGroup::Evaluate(SeriesOverlay& overlay, int64_t ts_ms, const
       }
     }
     previous_output_[i] = std::move(current);
+    // Stored before the next rule runs, so it reads this output from the store like any other.
+    if (auto stored = overlay.Commit(); !stored) {
+      result.store_error = stored.error();
+    }
     if (alerting_[i]) {
       auto sends = alerting_[i]->TakeAlertsToSend(ts_ms, group_interval);
       result.to_send.insert(result.to_send.end(), std::make_move_iterator(sends.begin()),

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/duration.h"
 #include "common/heartbeat.h"
 #include "rules/rules.h"
 
@@ -17,8 +18,12 @@ namespace {
 
 using nlohmann::json;
 
-// Recorded series stay readable this long, enough for a rule comparing with a day-old baseline.
+// Without a RecordedSeriesWriter, recorded series stay readable this long, enough for a rule
+// comparing with a day-old baseline.
 constexpr Millis kRecordedRetention{26LL * 3600 * 1000};
+// With one, memory only needs to hold what the store has not taken yet (a failed write): the
+// source reads the stored series, and the overlay merges the two by time.
+constexpr Millis kRecordedMemoryWithStore{3600LL * 1000};
 
 AlertingOptions AlertingOptionsFrom(const RuleManagerOptions& options) {
   AlertingOptions alerting;
@@ -72,8 +77,11 @@ class RuleManagerImpl final : public RuleManager {
         heartbeat_(options_.heartbeat),
         clock_(clock),
         states_(states),
-        overlay_(source, kRecordedRetention),
-        groups_(std::move(groups)) {}
+        recorded_(options_.recorded),
+        overlay_(source, recorded_ != nullptr ? kRecordedMemoryWithStore : kRecordedRetention),
+        groups_(std::move(groups)) {
+    overlay_.SetWriter(recorded_);
+  }
 
   void PublishNow() {
     std::lock_guard lock(mu_);
@@ -214,6 +222,11 @@ class RuleManagerImpl final : public RuleManager {
       spdlog::warn("rule group \"{}\" stopped after {:.3f}s: past its evaluation deadline",
                    group.group.def().name, result.duration_seconds);
     }
+    if (result.store_error) {
+      spdlog::warn("cannot store the outputs of rule group \"{}\" (kept in memory for {}): {}",
+                   group.group.def().name, FormatPromDuration(kRecordedMemoryWithStore),
+                   result.store_error->ToString());
+    }
     ++group.evaluations;
     group.failures += static_cast<uint64_t>(result.error_count);
     group.last_duration_seconds = result.duration_seconds;
@@ -257,8 +270,9 @@ class RuleManagerImpl final : public RuleManager {
   Heartbeat* const heartbeat_;  // from Create's options; a reload keeps it
   const Clock& clock_;
   AlertStateStore& states_;
-  SeriesOverlay overlay_;            // Guarded by mu_.
-  std::vector<LoadedGroup> groups_;  // Guarded by mu_.
+  RecordedSeriesWriter* const recorded_;  // from Create's options; may be null
+  SeriesOverlay overlay_;                 // Guarded by mu_.
+  std::vector<LoadedGroup> groups_;       // Guarded by mu_.
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "common/recorded_series.h"
 #include "common/state_store.h"
 #include "rules/promql.h"
 #include "rules/rules.h"
@@ -36,9 +37,16 @@ struct RuleManagerOptions {
   // Beaten before each group's evaluation and set idle while the loop waits (the service
   // watchdog's view of Run); null: none. Read by Create only. REQUIRES: outlives the manager.
   Heartbeat* heartbeat = nullptr;
+  // Where every rule's outputs are stored as soon as it is evaluated, before the next rule runs
+  // (storage's RecordedStore; see SeriesOverlay::SetWriter); null: memory only, for 26 hours. With
+  // one, the SampleSource given to Create should serve what it stored (the daemon passes the probe
+  // series and the recorded store as one), so a restart loses nothing and rules read recorded
+  // series over any window the store keeps. Read by Create only. REQUIRES: outlives the manager.
+  RecordedSeriesWriter* recorded = nullptr;
 };
 
-// What /metrics shows of the rules: ALERTS, ALERTS_FOR_STATE and per-group evaluation figures.
+// What /metrics shows of the rules: alert states (as modelpulse_alerts and
+// modelpulse_alerts_for_state) and per-group evaluation figures.
 struct ActiveAlert {
   Labels labels;      // alertname and the alert's labels
   std::string state;  // "pending" or "firing"

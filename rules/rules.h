@@ -28,6 +28,7 @@
 
 #include "common/alert_event.h"
 #include "common/common.h"
+#include "common/recorded_series.h"
 #include "rules/promql.h"
 
 namespace modelpulse::rules {
@@ -230,6 +231,12 @@ class AlertingRule {
 // A SampleSource over a base source plus the series written by rules (recording outputs,
 // ALERTS, ALERTS_FOR_STATE, stale markers), so later rules and groups read them. Not
 // thread-safe. `retention` bounds memory (0 keeps everything).
+//
+// With a writer (SetWriter), the overlay writes through: Commit() hands what was appended since
+// the last Commit to the writer, and once stored those samples leave memory, since the base
+// serves them from then on (the daemon's base is the probe series and the recorded store as
+// one). Memory then holds only what could not be stored, and range aggregates over recorded
+// series reach the base's pushdown (rollups) instead of a scan.
 class SeriesOverlay final : public SampleSource {
  public:
   explicit SeriesOverlay(const SampleSource& base, Millis retention = Millis(0));
@@ -242,11 +249,18 @@ class SeriesOverlay final : public SampleSource {
                                                        double q) const override;
   // REQUIRES: labels include __name__. Samples must arrive in time order per series.
   void Append(const Labels& labels, int64_t t_ms, double v);
+  // REQUIRES: `writer` (may be null: memory only) outlives the overlay.
+  void SetWriter(RecordedSeriesWriter* writer) { writer_ = writer; }
+  // Stores what was appended since the last Commit (nothing without a writer). On failure the
+  // samples stay in memory (for `retention`) and the writer's error is returned.
+  Status Commit();
 
  private:
   const SampleSource* base_;  // not owned, outlives this
   Millis retention_;
   std::map<Labels, std::vector<Sample>> series_;
+  RecordedSeriesWriter* writer_ = nullptr;  // not owned; may be null
+  std::vector<RecordedPoint> pending_;      // appended since the last Commit, with a writer
 };
 
 struct RuleEvalStatus {
@@ -259,6 +273,9 @@ struct RuleEvalStatus {
 
 struct GroupEvalResult {
   std::vector<AlertNotification> to_send;
+  // The last error of the overlay's writer in this evaluation (SeriesOverlay::Commit after
+  // each rule); the outputs it concerns stay in memory only.
+  std::optional<Error> store_error;
   int64_t error_count = 0;  // rules that failed in this evaluation
   double duration_seconds = 0;
   bool timed_out = false;  // the group's deadline passed (see evaluation_timeout)

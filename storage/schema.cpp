@@ -130,11 +130,35 @@ CREATE TABLE notifications (
   next_attempt_ms INTEGER NOT NULL
 );
 )sql",
-    // 6: PLACEHOLDER on branch h-slo only. Number 6 belongs to another branch's migration;
-    // when both merge, that migration replaces this entry (no database outside development ran
-    // this placeholder, which changes nothing).
+    // 6: the series rules write (recording outputs, ALERTS, ALERTS_FOR_STATE), so that they
+    // outlive the process and are read over long windows like the probe series
+    // (storage/recorded_store.h). One row per distinct label set (__name__ included), one
+    // row per sample clustered on (series, time), and hourly rollups for long windows. A
+    // value that is NaN (a stale marker among them) is stored as its 8 bytes in a BLOB, since
+    // SQLite turns a REAL NaN into NULL and the marker must stay a marker.
     R"sql(
-SELECT 1;
+CREATE TABLE recorded_series (
+  id     INTEGER PRIMARY KEY,
+  labels TEXT NOT NULL UNIQUE  -- label_codec.h encoding, __name__ included
+);
+CREATE TABLE recorded_samples (
+  series_id INTEGER NOT NULL,
+  t_ms      INTEGER NOT NULL,
+  value     NOT NULL,          -- REAL, or an 8-byte BLOB for a NaN
+  PRIMARY KEY (series_id, t_ms)
+) WITHOUT ROWID;
+-- count: samples that are not stale markers; nans: those of them that are NaN (sum, min and
+-- max leave them out, and a reader falls back to the samples where nans > 0).
+CREATE TABLE recorded_rollups (
+  series_id INTEGER NOT NULL,
+  bucket_ms INTEGER NOT NULL,
+  count     INTEGER NOT NULL,
+  nans      INTEGER NOT NULL,
+  sum       REAL,
+  min       REAL,
+  max       REAL,
+  PRIMARY KEY (series_id, bucket_ms)
+) WITHOUT ROWID;
 )sql",
     // 7: alert history for reports (issue 10): one row per alert and firing interval, keyed by
     // the alert's labels (label_codec.h encoding) and start, holding its latest event

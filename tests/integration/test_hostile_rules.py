@@ -128,7 +128,7 @@ class HostileRulesInTheDaemon(unittest.TestCase):
             self.assertLess(slowest, 1.0, "a /metrics scrape waited for the rules")
             self.assertGreaterEqual(evaluations(), first + 3, "rule evaluation stalled")
             metrics = daemon.metrics()
-            self.assertTrue(series(metrics, "ALERTS", alertname="HugeWidth"),
+            self.assertTrue(series(metrics, "modelpulse_alerts", alertname="HugeWidth"),
                             "the alert with hostile annotations did not fire")
             failures = group_total("modelpulse_rule_evaluation_failures_total", metrics)
             self.assertEqual(failures, 0, daemon.log_text()[-2000:])

@@ -75,12 +75,18 @@ class DebianPackage(unittest.TestCase):
                        for d, _, fs in os.walk(self.root) for f in fs)
         rules = sorted(os.path.basename(p) for p in
                        glob.glob(os.path.join(harness.SOURCE_ROOT, "config/rules/*.yaml")))
+        grafana_root = os.path.join(harness.SOURCE_ROOT, "config/grafana")
+        grafana = sorted(os.path.relpath(p, grafana_root) for p in
+                         glob.glob(os.path.join(grafana_root, "*.json")) +
+                         glob.glob(os.path.join(grafana_root, "provisioning/**/*.y*ml"),
+                                   recursive=True))
         self.assertEqual(files, sorted(
             ["usr/bin/modelpulse", "etc/modelpulse/modelpulse.yml",
              "lib/systemd/system/modelpulse.service", "usr/share/doc/modelpulse/copyright",
              "usr/share/doc/modelpulse/changelog.gz",
              "usr/share/doc/modelpulse/examples/clouds.yaml"] +
-            [f"etc/modelpulse/rules/{r}" for r in rules]))
+            [f"etc/modelpulse/rules/{r}" for r in rules] +
+            [f"usr/share/doc/modelpulse/examples/grafana/{g}" for g in grafana]))
         with open(os.path.join(self.control, "conffiles")) as f:
             conffiles = f.read().split()
         self.assertEqual(sorted(conffiles),

@@ -230,6 +230,8 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
                        "DROP VIEW probes_named; DROP TABLE outcomes; DROP TABLE rollups; "
                        "DROP TABLE alert_events; DROP TABLE notifications; "
                        "DROP TABLE alert_history; "
+                       "DROP TABLE recorded_series; DROP TABLE recorded_samples; "
+                       "DROP TABLE recorded_rollups; "
                        "PRAGMA user_version = 2",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
