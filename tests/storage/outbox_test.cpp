@@ -164,7 +164,9 @@ TEST_CASE("migration 7 records the events still queued in a schema-5 database") 
                                          {EncodeAlertEvent(Page(10, false, 70))}));
   }
   // Back to schema 5, the queued event still there.
-  Exec(path, "DROP TABLE alert_history; PRAGMA user_version = 5");
+  Exec(path,
+       "DROP TABLE alert_history; DROP TABLE recorded_series; DROP TABLE recorded_samples; "
+       "DROP TABLE recorded_rollups; PRAGMA user_version = 5");
   CHECK(CountRows(path, "SELECT count(*) FROM alert_events") == 1);
   { auto store = OpenStore(path, clock); }
   CHECK(CountRows(path, "PRAGMA user_version") == 7);
