@@ -90,7 +90,7 @@ class SloEndToEnd(unittest.TestCase):
     def test_burn_alert_metrics_and_report_agree_with_the_rows(self):
         d = self.daemon
         # The page fires once the outage gave the 1h and 5m windows two failures or more.
-        wait_until(lambda: series(d.metrics(), "ALERTS", alertname="SLOErrorBudgetBurn",
+        wait_until(lambda: series(d.metrics(), "modelpulse_alerts", alertname="SLOErrorBudgetBurn",
                                   severity="page", alertstate="firing"),
                    timeout=40, what="the SLO's page")
         # Past the throttling phase (3 + 5 + 4 s) plus a few recovered probes.
