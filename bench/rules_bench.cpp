@@ -71,7 +71,7 @@ struct Params {
   int days = 30;
   int interval_s = 15;
   int cycles = 40;
-  bool store_appends = true;  // --store-appends 0: new probes go to memory only
+  bool store_appends = true;   // --store-appends 0: new probes go to memory only
   bool generate_only = false;  // --generate-only 1: write (or find) the database and stop
   std::string dir = "/tmp";
   std::string rules_dir = "config/rules";
@@ -291,9 +291,9 @@ VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
     // that the daemon writes in its writer's transactions: build them here, as the backfill would.
     const auto rolled = Steady::now();
     sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-    const Status status = storage::RebuildRollups(db, 1, params.targets,
-                                                  std::numeric_limits<int64_t>::min(),
-                                                  std::numeric_limits<int64_t>::max());
+    const Status status =
+        storage::RebuildRollups(db, 1, params.targets, std::numeric_limits<int64_t>::min(),
+                                std::numeric_limits<int64_t>::max());
     if (!status) {
       std::fprintf(stderr, "rollups: %s\n", status.error().ToString().c_str());
       ok = false;
