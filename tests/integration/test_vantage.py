@@ -62,13 +62,14 @@ groups:
           summary: "{{ $labels.target }} throttled"
 """
 
-# group_wait spans the few seconds between the first and the last sender's first post, so the
-# first notification already holds every alert of the group.
+# group_wait spans the seconds between the first and the last sender's first post (about two
+# here, more on a loaded machine), so the first notification already holds every alert of the
+# group.
 AM_CONFIG = """
 route:
   receiver: hook
   group_by: [alertname]
-  group_wait: 6s
+  group_wait: 10s
   group_interval: 2s
   repeat_interval: 1h
 receivers:
