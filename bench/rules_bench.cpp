@@ -11,7 +11,9 @@
 //
 // The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v1.db, so reruns skip
 // the generation; it is written straight into storage's schema (prepared INSERTs in primary-key
-// order, one transaction per 500k rows), about 220 bytes a row.
+// order, one transaction per 500k rows), about 220 bytes a row, then its rollups are built as
+// migration 3's backfill builds them (v1 files, without rollups, are ignored).
+// `--generate-only 1` stops after that (bench/prometheus_compare.py serves the file).
 
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -33,6 +36,7 @@
 #include "rules/promql.h"
 #include "rules/rules.h"
 #include "storage/internal/label_codec.h"
+#include "storage/internal/rollup.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 
@@ -67,7 +71,8 @@ struct Params {
   int days = 30;
   int interval_s = 15;
   int cycles = 40;
-  bool store_appends = true;  // --store-appends 0: new probes go to memory only
+  bool store_appends = true;   // --store-appends 0: new probes go to memory only
+  bool generate_only = false;  // --generate-only 1: write (or find) the database and stop
   std::string dir = "/tmp";
   std::string rules_dir = "config/rules";
 };
@@ -281,6 +286,21 @@ VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
   sqlite3_finalize(target);
   sqlite3_finalize(label_set);
   sqlite3_finalize(insert);
+  if (ok) {
+    // The schema was created at the current version, so no migration backfills the rollups
+    // that the daemon writes in its writer's transactions: build them here, as the backfill would.
+    const auto rolled = Steady::now();
+    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    const Status status =
+        storage::RebuildRollups(db, 1, params.targets, std::numeric_limits<int64_t>::min(),
+                                std::numeric_limits<int64_t>::max());
+    if (!status) {
+      std::fprintf(stderr, "rollups: %s\n", status.error().ToString().c_str());
+      ok = false;
+    }
+    ok = ok && Check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit rollups");
+    std::fprintf(stderr, "built rollups in %.1f s\n", Seconds(rolled));
+  }
   sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
   sqlite3_close(db);
   std::fprintf(stderr, "\rgenerated %lld rows in %.1f s\n", static_cast<long long>(rows),
@@ -302,7 +322,7 @@ int Run(const Params& params) {
   const int64_t samples_per_target = static_cast<int64_t>(params.days) * 86'400 / params.interval_s;
   const std::string path = params.dir + "/mp-rules-bench-t" + std::to_string(params.targets) +
                            "-d" + std::to_string(params.days) + "-i" +
-                           std::to_string(params.interval_s) + "-v1.db";
+                           std::to_string(params.interval_s) + "-v2.db";
   if (!std::filesystem::exists(path)) {
     if (!Generate(params, path, samples_per_target)) {
       std::filesystem::remove(path);
@@ -312,6 +332,9 @@ int Run(const Params& params) {
   std::printf("database %s: %.2f GB, %lld rows\n", path.c_str(),
               static_cast<double>(std::filesystem::file_size(path)) / 1e9,
               static_cast<long long>(samples_per_target * params.targets));
+  if (params.generate_only) {
+    return 0;
+  }
 
   const int64_t interval_ms = static_cast<int64_t>(params.interval_s) * 1000;
   const int64_t end_ms = kStartMs + samples_per_target * interval_ms;
@@ -478,6 +501,8 @@ int main(int argc, char** argv) {
       params.dir = value;
     } else if (flag == "--store-appends") {
       params.store_appends = std::atoi(value) != 0;
+    } else if (flag == "--generate-only") {
+      params.generate_only = std::atoi(value) != 0;
     } else if (flag == "--rules-dir") {
       params.rules_dir = value;
     } else {
