@@ -41,6 +41,8 @@ bool EqualMatchersAllow(const std::vector<LabelMatcher>& matchers, const Labels&
 constexpr int64_t kSettledMs = 5 * 60'000;
 // Sorted windows not used for this long (of probe time) are dropped.
 constexpr int64_t kWindowIdleMs = 10 * 60'000;
+// How far behind the newest probe a window may end and still have its edges cached.
+constexpr int64_t kRecentEdgeMs = 3600'000;
 
 // Neumaier-compensated sum, as Prometheus's kahanSumInc.
 void CompensatedAdd(double& sum, double& c, double v) {
@@ -754,9 +756,14 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       // stay the same and are settled: from one evaluation to the next only the head shrinks.
       EdgeCache fresh;
       EdgeCache* edge = &fresh;
+      // Kept only for windows that end near the newest probe, which the next evaluation of a
+      // rule slides over; the steps of a range query over history would each leave an entry
+      // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call
+      // would walk to expire.
+      const bool keep = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
       auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
       auto kept = edges_.find(key);
-      if (kept != edges_.end() && roll_end <= settled && kept->second.head_from <= from_ms) {
+      if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
         edge = &kept->second;
       } else {
         auto head = store_->ReadField(target.id, series->field, from_ms,
@@ -768,7 +775,7 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         fresh.head_from = from_ms;
         fresh.head = std::move(*head);
         fresh.rollups = std::move(*rollups);
-        if (roll_end <= settled) {
+        if (keep) {
           edge = &(edges_[key] = std::move(fresh));
         }
       }
