@@ -172,6 +172,7 @@ std::vector<AlertNotification> AlertingRule::TakeAlertsToSend(int64_t ts_ms,
     if (!just_resolved && !due) {
       continue;
     }
+    const bool first_send = !a.last_sent_at_ms.has_value();
     a.last_sent_at_ms = ts_ms;
     a.valid_until_ms = ts_ms + 4 * std::max(group_interval.count(), resend);
     AlertNotification n;
@@ -180,6 +181,7 @@ std::vector<AlertNotification> AlertingRule::TakeAlertsToSend(int64_t ts_ms,
     n.starts_at_ms = a.fired_at_ms.value_or(a.active_at_ms);
     n.resolved = a.resolved_at_ms.has_value();
     n.ends_at_ms = n.resolved ? *a.resolved_at_ms : *a.valid_until_ms;
+    n.changed = first_send || just_resolved;
     n.expr = def_.expr_text;
     out.push_back(std::move(n));
   }

@@ -245,10 +245,12 @@ class RuleManagerImpl final : public RuleManager {
     for (const AlertNotification& alert : result.to_send) {
       auto name = alert.labels.find("alertname");
       auto summary = alert.annotations.find("summary");
-      spdlog::info("alert {} {} labels={} summary={}",
-                   name == alert.labels.end() ? "" : name->second,
-                   alert.resolved ? "resolved" : "firing", json(alert.labels).dump(),
-                   json(summary == alert.annotations.end() ? "" : summary->second).dump());
+      // One info line per change; the resends Prometheus's protocol asks for are debug.
+      spdlog::log(alert.changed ? spdlog::level::info : spdlog::level::debug,
+                  "alert {} {} labels={} summary={}",
+                  name == alert.labels.end() ? "" : name->second,
+                  alert.resolved ? "resolved" : "firing", json(alert.labels).dump(),
+                  json(summary == alert.annotations.end() ? "" : summary->second).dump());
       events.push_back({alert.labels, alert.annotations, alert.starts_at_ms, alert.ends_at_ms,
                         alert.resolved, GeneratorUrl(options_.external_url, alert.expr)});
     }

@@ -131,6 +131,10 @@ struct AlertNotification {
   int64_t starts_at_ms = 0;
   int64_t ends_at_ms = 0;
   bool resolved = false;
+  // The first send of this firing or of its resolution; false for a resend (Prometheus resends
+  // a firing alert every resend_delay and a resolved one for a while, so receivers that missed
+  // it catch up).
+  bool changed = false;
   std::string expr;  // for generatorURL
 };
 

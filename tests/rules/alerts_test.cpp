@@ -225,10 +225,14 @@ TEST_CASE(
   REQUIRE(rule.Update(Failing({"a"}), 0));
   CHECK(rule.TakeAlertsToSend(0, Millis(kMin)).empty());  // pending is never sent
   std::vector<int64_t> sent;
+  std::vector<int64_t> changed;  // the sends that are news, not resends
   for (int m = 1; m <= 5; ++m) {
     REQUIRE(rule.Update(Failing({"a"}), m * kMin));
     for (const auto& n : rule.TakeAlertsToSend(m * kMin, Millis(kMin))) {
       sent.push_back(m);
+      if (n.changed) {
+        changed.push_back(m);
+      }
       CHECK(n.starts_at_ms == kMin);  // FiredAt, not ActiveAt
       CHECK(n.ends_at_ms == m * kMin + 4 * kMin);
       CHECK(!n.resolved);
@@ -236,15 +240,19 @@ TEST_CASE(
     }
   }
   CHECK(sent == std::vector<int64_t>{1, 3, 5});
+  CHECK(changed == std::vector<int64_t>{1});
   REQUIRE(rule.Update(Vector{}, 6 * kMin));
   auto resolved = rule.TakeAlertsToSend(6 * kMin, Millis(kMin));
   REQUIRE(resolved.size() == 1);
   CHECK(resolved[0].resolved);
+  CHECK(resolved[0].changed);
   CHECK(resolved[0].ends_at_ms == 6 * kMin);
   REQUIRE(rule.Update(Vector{}, 7 * kMin));
   CHECK(rule.TakeAlertsToSend(7 * kMin, Millis(kMin)).empty());
   REQUIRE(rule.Update(Vector{}, 8 * kMin));
-  CHECK(rule.TakeAlertsToSend(8 * kMin, Millis(kMin)).size() == 1);
+  const auto resent = rule.TakeAlertsToSend(8 * kMin, Millis(kMin));
+  REQUIRE(resent.size() == 1);
+  CHECK_FALSE(resent[0].changed);
 }
 
 TEST_CASE("RESTART: a pending alert keeps its active-since time and fires on schedule") {
