@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "storage/internal/label_codec.h"
@@ -115,6 +116,58 @@ class ArchiveImpl final : public Archive {
     }
     if (rc != SQLITE_DONE) {
       return Fail(SqliteError(db_.get(), "reading alert events", Error::Code::kIo));
+    }
+    return out;
+  }
+
+  Result<std::vector<DayCounts>> DailyCounts(int64_t target_id, int64_t from_ms,
+                                             int64_t to_ms) const override {
+    // One range of the primary key (target_id, field, bucket_ms) per field.
+    auto statement =
+        Prepare(db_.get(),
+                "SELECT bucket_ms / 86400000, field, sum(count), sum(sum) FROM rollups "
+                "WHERE target_id = ?1 AND field IN (?4, ?5, ?6, ?7) "
+                "AND bucket_ms >= ?2 AND bucket_ms < ?3 GROUP BY 1, 2 ORDER BY 1");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    sqlite3_stmt* s = statement->get();
+    sqlite3_bind_int64(s, 1, target_id);
+    sqlite3_bind_int64(s, 2, from_ms);
+    sqlite3_bind_int64(s, 3, to_ms);
+    int index = 4;
+    for (ProbeField field : {ProbeField::kSuccess, ProbeField::kThrottled, ProbeField::kOverloaded,
+                             ProbeField::kQuotaExhausted}) {
+      sqlite3_bind_int(s, index++, static_cast<int>(field));
+    }
+    std::vector<DayCounts> out;
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      const int64_t day_ms = sqlite3_column_int64(s, 0) * 86'400'000;
+      if (out.empty() || out.back().day_ms != day_ms) {
+        out.push_back({day_ms});
+      }
+      DayCounts& day = out.back();
+      const auto field = static_cast<ProbeField>(sqlite3_column_int(s, 1));
+      // The outcome fields are 0 or 1 per probe, so their sums are counts.
+      const auto sum = static_cast<int64_t>(std::llround(sqlite3_column_double(s, 3)));
+      switch (field) {
+        case ProbeField::kSuccess:
+          day.probes = sqlite3_column_int64(s, 2);
+          day.ok = sum;
+          break;
+        case ProbeField::kThrottled:
+          day.throttled = sum;
+          break;
+        case ProbeField::kOverloaded:
+          day.overloaded = sum;
+          break;
+        default:
+          day.quota_exhausted = sum;
+      }
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(db_.get(), "reading rollups", Error::Code::kIo));
     }
     return out;
   }
