@@ -506,7 +506,24 @@ class DaemonImpl final : public Daemon {
             WithFields("status page without history", {{"err", archive.error().ToString()}}));
       }
     }
-    for (const collector::TargetStatus& status : prober_->Status()) {
+    const std::vector<collector::TargetStatus> statuses = prober_->Status();
+    std::vector<std::pair<int64_t, const rules::SloSpec*>> refs;
+    for (const collector::TargetStatus& status : statuses) {
+      if (auto id = ids.find(status.name); id != ids.end()) {
+        refs.emplace_back(id->second, &AvailabilitySloFor(slos, status.labels));
+      }
+    }
+    std::map<int64_t, std::vector<StatusDay>> days;
+    if (status_archive_ != nullptr) {
+      auto read = status_days_.ReadAll(*status_archive_, refs, now);
+      if (read) {
+        days = std::move(*read);
+      } else {
+        spdlog::warn(
+            WithFields("cannot read daily availability", {{"err", read.error().ToString()}}));
+      }
+    }
+    for (const collector::TargetStatus& status : statuses) {
       StatusTarget target;
       target.name = status.name;
       target.labels = status.labels;
@@ -516,16 +533,10 @@ class DaemonImpl final : public Daemon {
         target.last_outcome = OutcomeName(last->outcome);
         target.last_probe_ms = last->start_unix_ms;
       }
-      const rules::SloSpec& availability = AvailabilitySloFor(slos, status.labels);
-      target.objective = availability.ObjectiveRatio();
-      auto id = ids.find(status.name);
-      if (status_archive_ != nullptr && id != ids.end()) {
-        auto days = status_days_.Read(*status_archive_, id->second, availability, now);
-        if (days) {
-          target.days = std::move(*days);
-        } else {
-          spdlog::warn(WithFields("cannot read daily availability",
-                                  {{"target", status.name}, {"err", days.error().ToString()}}));
+      target.objective = AvailabilitySloFor(slos, status.labels).ObjectiveRatio();
+      if (auto id = ids.find(status.name); id != ids.end()) {
+        if (auto it = days.find(id->second); it != days.end()) {
+          target.days = std::move(it->second);
         }
       }
       if (target.days.empty()) {

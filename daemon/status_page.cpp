@@ -178,48 +178,66 @@ StatusSlo StatusSloOf(const rules::SloSpec& spec, int64_t events, int64_t bad) {
   return out;
 }
 
-Result<std::vector<StatusDay>> StatusDays::Read(const storage::Archive& archive, int64_t target_id,
-                                                const rules::SloSpec& availability,
-                                                int64_t now_ms) {
+Result<std::map<int64_t, std::vector<StatusDay>>> StatusDays::ReadAll(
+    const storage::Archive& archive,
+    const std::vector<std::pair<int64_t, const rules::SloSpec*>>& targets, int64_t now_ms) {
   const int64_t today = DayOf(now_ms);
   const int64_t first = today - (kStatusDays - 1) * kDayMs;
+  const auto settled = [&](int64_t day) { return day + kDayMs + kSettleMs <= now_ms; };
   std::lock_guard lock(mu_);
-  // Days that left the window are dropped, so the cache stays at kStatusDays per target.
-  settled_.erase(settled_.lower_bound({target_id, INT64_MIN}),
-                 settled_.lower_bound({target_id, first}));
-  // The first day not cached yet: everything from it on is read (one query per target).
-  int64_t read_from = first;
-  while (read_from <= today && read_from + kDayMs + kSettleMs <= now_ms &&
-         settled_.count({target_id, read_from}) > 0) {
-    read_from += kDayMs;
+  // The first day not cached yet of each target; everything from the earliest is read.
+  int64_t read_from = today;
+  std::vector<int64_t> ids;
+  for (const auto& [id, availability] : targets) {
+    // Days that left the window are dropped, so the cache stays at kStatusDays per target.
+    settled_.erase(settled_.lower_bound({id, INT64_MIN}), settled_.lower_bound({id, first}));
+    int64_t from = first;
+    while (from < today && settled(from) && settled_.count({id, from}) > 0) {
+      from += kDayMs;
+    }
+    read_from = std::min(read_from, from);
+    ids.push_back(id);
   }
-  std::map<int64_t, storage::DayCounts> fresh;
-  if (read_from <= today) {
-    auto counts = archive.DailyCounts(target_id, read_from, today + kDayMs);
-    if (!counts) {
-      return Fail(counts.error());
-    }
-    for (const storage::DayCounts& day : *counts) {
-      fresh[day.day_ms] = day;
-    }
-    for (int64_t day = read_from; day + kDayMs + kSettleMs <= now_ms; day += kDayMs) {
-      auto it = fresh.find(day);
-      settled_[{target_id, day}] = it != fresh.end() ? it->second : storage::DayCounts{day};
-    }
+  auto fresh = archive.DailyCounts(ids, read_from, today + kDayMs);
+  if (!fresh) {
+    return Fail(fresh.error());
   }
-  std::vector<StatusDay> out;
-  out.reserve(kStatusDays);
-  for (int64_t day = first; day <= today; day += kDayMs) {
-    auto cached = settled_.find({target_id, day});
-    if (cached != settled_.end()) {
-      out.push_back(Classify(cached->second, availability));
-    } else if (auto it = fresh.find(day); it != fresh.end()) {
-      out.push_back(Classify(it->second, availability));
-    } else {
-      out.push_back({day});
+  std::map<int64_t, std::vector<StatusDay>> out;
+  for (const auto& [id, availability] : targets) {
+    std::map<int64_t, const storage::DayCounts*> read;
+    if (auto it = fresh->find(id); it != fresh->end()) {
+      for (const storage::DayCounts& day : it->second) {
+        read[day.day_ms] = &day;
+      }
+    }
+    std::vector<StatusDay>& days = out[id];
+    days.reserve(kStatusDays);
+    for (int64_t day = first; day <= today; day += kDayMs) {
+      storage::DayCounts counts{day};
+      if (day >= read_from) {
+        if (auto it = read.find(day); it != read.end()) {
+          counts = *it->second;
+        }
+        if (settled(day)) {
+          settled_[{id, day}] = counts;
+        }
+      } else if (auto cached = settled_.find({id, day}); cached != settled_.end()) {
+        counts = cached->second;
+      }
+      days.push_back(Classify(counts, *availability));
     }
   }
   return out;
+}
+
+Result<std::vector<StatusDay>> StatusDays::Read(const storage::Archive& archive, int64_t target_id,
+                                                const rules::SloSpec& availability,
+                                                int64_t now_ms) {
+  auto all = ReadAll(archive, {{target_id, &availability}}, now_ms);
+  if (!all) {
+    return Fail(all.error());
+  }
+  return std::move((*all)[target_id]);
 }
 
 std::string RenderStatusPage(const StatusPage& page) {
@@ -323,20 +341,22 @@ Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
   }
   StatusPage page;
   page.now_ms = now_ms;
-  StatusDays days;
-  // Per SLO: the day its window starts, and events and bad events from whole days since.
-  std::vector<std::pair<int64_t, int64_t>> slo_counts(slos.size(), {0, 0});
+  std::vector<std::pair<int64_t, const rules::SloSpec*>> refs;
   for (const storage::StoredTarget& stored : *targets) {
+    refs.emplace_back(stored.id, &AvailabilitySloFor(slos, stored.labels));
+  }
+  StatusDays cache;
+  auto days = cache.ReadAll(**archive, refs, now_ms);
+  if (!days) {
+    return Fail(days.error());
+  }
+  for (size_t t = 0; t < targets->size(); ++t) {
+    const storage::StoredTarget& stored = (*targets)[t];
     StatusTarget target;
     target.name = stored.name;
     target.labels = stored.labels;
-    const rules::SloSpec& availability = AvailabilitySloFor(slos, stored.labels);
-    target.objective = availability.ObjectiveRatio();
-    auto read = days.Read(**archive, stored.id, availability, now_ms);
-    if (!read) {
-      return Fail(read.error());
-    }
-    target.days = std::move(*read);
+    target.objective = refs[t].second->ObjectiveRatio();
+    target.days = std::move((*days)[stored.id]);
     auto scanned = (*archive)->ScanProbes(stored.id, now_ms - kStateFreshMs, now_ms + 1,
                                           [&](const storage::ProbeSummary& probe) {
                                             target.last_probe_ms = probe.start_ms;
@@ -348,17 +368,28 @@ Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
     if (target.last_probe_ms > 0) {
       target.state = target.last_outcome == OutcomeName(Outcome::kOk) ? "up" : "down";
     }
-    for (size_t i = 0; i < slos.size(); ++i) {
-      const rules::SloSpec& spec = slos[i];
-      if (spec.kind == rules::SloSpec::Kind::kLatency || !rules::SloSelects(spec, stored.labels)) {
-        continue;
+    page.targets.push_back(std::move(target));
+  }
+  // Per SLO: events and bad events from whole days since the day its window starts.
+  std::vector<std::pair<int64_t, int64_t>> slo_counts(slos.size(), {0, 0});
+  for (size_t i = 0; i < slos.size(); ++i) {
+    const rules::SloSpec& spec = slos[i];
+    std::vector<int64_t> ids;
+    for (const storage::StoredTarget& stored : *targets) {
+      if (rules::SloSelects(spec, stored.labels)) {
+        ids.push_back(stored.id);
       }
-      auto counts = (*archive)->DailyCounts(
-          stored.id, DayOf(rules::SloTracker::WindowStart(spec, now_ms)), now_ms + kDayMs);
-      if (!counts) {
-        return Fail(counts.error());
-      }
-      for (const storage::DayCounts& day : *counts) {
+    }
+    if (spec.kind == rules::SloSpec::Kind::kLatency || ids.empty()) {
+      continue;
+    }
+    auto counts = (*archive)->DailyCounts(ids, DayOf(rules::SloTracker::WindowStart(spec, now_ms)),
+                                          now_ms + kDayMs);
+    if (!counts) {
+      return Fail(counts.error());
+    }
+    for (const auto& [id, target_days] : *counts) {
+      for (const storage::DayCounts& day : target_days) {
         if (spec.kind == rules::SloSpec::Kind::kThrottleFree) {
           slo_counts[i].first += day.probes;
           slo_counts[i].second += day.throttled;
@@ -369,7 +400,6 @@ Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
         }
       }
     }
-    page.targets.push_back(std::move(target));
   }
   for (size_t i = 0; i < slos.size(); ++i) {
     StatusSlo slo = StatusSloOf(slos[i], slo_counts[i].first, slo_counts[i].second);

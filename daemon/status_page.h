@@ -85,6 +85,11 @@ const rules::SloSpec& AvailabilitySloFor(const std::vector<rules::SloSpec>& slos
 // read a page reads only today's (and, briefly, yesterday's) rollups. Thread-safe.
 class StatusDays {
  public:
+  // By target id, for every (target id, its availability SLO) of `targets`: one read of the
+  // rollups for all of them, from the earliest day any of them has not cached.
+  Result<std::map<int64_t, std::vector<StatusDay>>> ReadAll(
+      const storage::Archive& archive,
+      const std::vector<std::pair<int64_t, const rules::SloSpec*>>& targets, int64_t now_ms);
   Result<std::vector<StatusDay>> Read(const storage::Archive& archive, int64_t target_id,
                                       const rules::SloSpec& availability, int64_t now_ms);
 

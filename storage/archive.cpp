@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <string>
 
 #include "storage/internal/label_codec.h"
 #include "storage/internal/sqlite.h"
@@ -120,40 +121,50 @@ class ArchiveImpl final : public Archive {
     return out;
   }
 
-  Result<std::vector<DayCounts>> DailyCounts(int64_t target_id, int64_t from_ms,
-                                             int64_t to_ms) const override {
-    // One range of the primary key (target_id, field, bucket_ms) per field.
+  Result<std::map<int64_t, std::vector<DayCounts>>> DailyCounts(
+      const std::vector<int64_t>& target_ids, int64_t from_ms, int64_t to_ms) const override {
+    std::map<int64_t, std::vector<DayCounts>> out;
+    if (target_ids.empty()) {
+      return out;
+    }
+    // The ids inline (integers, so nothing to escape): SQLite walks the primary key (target_id,
+    // field, bucket_ms) once per id and field, in one prepared statement.
+    std::string ids;
+    for (int64_t id : target_ids) {
+      ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    }
     auto statement =
         Prepare(db_.get(),
-                "SELECT bucket_ms / 86400000, field, sum(count), sum(sum) FROM rollups "
-                "WHERE target_id = ?1 AND field IN (?4, ?5, ?6, ?7) "
-                "AND bucket_ms >= ?2 AND bucket_ms < ?3 GROUP BY 1, 2 ORDER BY 1");
+                "SELECT target_id, bucket_ms / 86400000, field, sum(count), sum(sum) "
+                "FROM rollups WHERE target_id IN (" +
+                    ids +
+                    ") AND field IN (?3, ?4, ?5, ?6) AND bucket_ms >= ?1 AND bucket_ms < ?2 "
+                    "GROUP BY 1, 2, 3 ORDER BY 1, 2");
     if (!statement) {
       return Fail(statement.error());
     }
     sqlite3_stmt* s = statement->get();
-    sqlite3_bind_int64(s, 1, target_id);
-    sqlite3_bind_int64(s, 2, from_ms);
-    sqlite3_bind_int64(s, 3, to_ms);
-    int index = 4;
+    sqlite3_bind_int64(s, 1, from_ms);
+    sqlite3_bind_int64(s, 2, to_ms);
+    int index = 3;
     for (ProbeField field : {ProbeField::kSuccess, ProbeField::kThrottled, ProbeField::kOverloaded,
                              ProbeField::kQuotaExhausted}) {
       sqlite3_bind_int(s, index++, static_cast<int>(field));
     }
-    std::vector<DayCounts> out;
     int rc = SQLITE_ROW;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      const int64_t day_ms = sqlite3_column_int64(s, 0) * 86'400'000;
-      if (out.empty() || out.back().day_ms != day_ms) {
-        out.push_back({day_ms});
+      std::vector<DayCounts>& days = out[sqlite3_column_int64(s, 0)];
+      const int64_t day_ms = sqlite3_column_int64(s, 1) * 86'400'000;
+      if (days.empty() || days.back().day_ms != day_ms) {
+        days.push_back({day_ms});
       }
-      DayCounts& day = out.back();
-      const auto field = static_cast<ProbeField>(sqlite3_column_int(s, 1));
+      DayCounts& day = days.back();
+      const auto field = static_cast<ProbeField>(sqlite3_column_int(s, 2));
       // The outcome fields are 0 or 1 per probe, so their sums are counts.
-      const auto sum = static_cast<int64_t>(std::llround(sqlite3_column_double(s, 3)));
+      const auto sum = static_cast<int64_t>(std::llround(sqlite3_column_double(s, 4)));
       switch (field) {
         case ProbeField::kSuccess:
-          day.probes = sqlite3_column_int64(s, 2);
+          day.probes = sqlite3_column_int64(s, 3);
           day.ok = sum;
           break;
         case ProbeField::kThrottled:
