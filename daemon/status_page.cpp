@@ -258,6 +258,8 @@ std::string RenderStatusPage(const StatusPage& page) {
       ".f{color:#666;font-size:.75em}table{border-collapse:collapse;width:100%}"
       "th,td{border-bottom:1px solid #ddd;padding:.25em .4em;text-align:right;font-size:.9em}"
       "th:first-child,td:first-child{text-align:left}.w{overflow-x:auto}"
+      // A phone keeps the columns that answer "how much budget is left".
+      "@media(max-width:40em){.x{display:none}body{padding:.6em}}"
       "</style></head><body>\n";
   out += fmt::format(
       "<h1>modelpulse status</h1><p class=\"m\">As of <time>{}</time>; bars: daily availability "
@@ -312,11 +314,13 @@ std::string RenderStatusPage(const StatusPage& page) {
   if (!page.slos.empty()) {
     out +=
         "<h2>SLO error budget</h2>\n<div class=\"w\"><table id=\"slos\"><tr><th>slo</th>"
-        "<th>kind</th><th>objective</th><th>window</th><th>events</th><th>bad</th>"
+        "<th class=\"x\">kind</th><th>objective</th><th class=\"x\">window</th>"
+        "<th class=\"x\">events</th><th class=\"x\">bad</th>"
         "<th>budget left</th></tr>";
     for (const StatusSlo& slo : page.slos) {
       out += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{:g}%</td><td>{}</td><td>{}</td><td>{}</td>"
+          "<tr><td>{}</td><td class=\"x\">{}</td><td>{:g}%</td><td class=\"x\">{}</td>"
+          "<td class=\"x\">{}</td><td class=\"x\">{}</td>"
           "<td>{}</td></tr>",
           Escape(slo.name), Escape(slo.kind), slo.objective * 100, Escape(slo.window), slo.events,
           slo.bad, slo.budget_left ? fmt::format("{:.1f}%", *slo.budget_left * 100) : "-");

@@ -179,7 +179,7 @@ TEST_CASE("the status page's daily availability equals the JSON report's days") 
   CHECK(html.find("ModelEndpointDown") != std::string::npos);
 }
 
-TEST_CASE("settled days are read once; today is read again") {
+TEST_CASE("settled days are read once and today on every page") {
   Scenario scenario;
   auto archive = storage::Archive::OpenReadOnly(scenario.db);
   REQUIRE(archive);
