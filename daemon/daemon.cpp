@@ -501,7 +501,8 @@ class DaemonImpl final : public Daemon {
       auto archive = storage::Archive::OpenReadOnly(config_.storage.path);
       if (archive) {
         status_archive_ = std::move(*archive);
-      } else {
+      } else if (!status_archive_warned_) {
+        status_archive_warned_ = true;  // once, not on every page
         spdlog::warn(
             WithFields("status page without history", {{"err", archive.error().ToString()}}));
       }
@@ -663,6 +664,7 @@ class DaemonImpl final : public Daemon {
   TargetHealth health_;
   std::mutex status_mu_;
   std::unique_ptr<storage::Archive> status_archive_;  // guarded by status_mu_; opened on use
+  bool status_archive_warned_ = false;                // guarded by status_mu_
   StatusDays status_days_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;

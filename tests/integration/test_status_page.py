@@ -95,6 +95,14 @@ class StatusPageInChromium(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn('href="status"', index)
 
+        # Served: the first page reads the 90 days, the next only today's rollups.
+        for which in ("first", "second"):
+            t0 = time.monotonic()
+            status, page = http_get(d.url("/status"))
+            self.assertEqual(status, 200)
+            print(f"GET /status ({which}): {(time.monotonic() - t0) * 1000:.1f} ms, "
+                  f"{len(page)} bytes", flush=True)
+
         # The live page, bracketed by two JSON reports: the daemon keeps probing, and counts
         # only grow, so each day's figures on the page lie between the two reports'.
         before = report_days(json.loads(self.report("--format", "json")))
