@@ -284,12 +284,8 @@ int RunReport(const ReportFlags& flags) {
     }
     *into = *parsed;
   }
-  if (options.from_ms >= options.to_ms) {
-    std::cerr << "error: the report period is empty (--from must be before --to)\n";
-    return kUsageError;
-  }
   if (flags.format == "status-html") {
-    // The status page as of the period's end (now by default): 90 days from the rollups.
+    // The status page as of --to (now by default): the 90 days before it, --from unused.
     auto page = BuildStaticStatusPage(options.storage_path, options.slos, options.to_ms);
     if (!page) {
       std::cerr << "error: " << page.error().ToString() << "\n";
@@ -297,6 +293,10 @@ int RunReport(const ReportFlags& flags) {
     }
     std::cout << RenderStatusPage(*page);
     return 0;
+  }
+  if (options.from_ms >= options.to_ms) {
+    std::cerr << "error: the report period is empty (--from must be before --to)\n";
+    return kUsageError;
   }
   if (isatty(STDERR_FILENO) != 0) {
     options.progress = &std::cerr;
