@@ -95,7 +95,7 @@ class StatusPageInChromium(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn('href="status"', index)
 
-        # Served: the first page reads the 90 days, the next only today's rollups.
+        # Served: the daemon read the settled days at start, so every page reads today only.
         for which in ("first", "second"):
             t0 = time.monotonic()
             status, page = http_get(d.url("/status"))
