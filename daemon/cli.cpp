@@ -22,6 +22,7 @@
 #include "daemon/logging.h"
 #include "daemon/probe_output.h"
 #include "daemon/report.h"
+#include "daemon/status_page.h"
 #include "rules/export.h"
 #include "rules/rules.h"
 #include "rules/slo.h"
@@ -284,6 +285,16 @@ int RunReport(const ReportFlags& flags) {
     }
     *into = *parsed;
   }
+  if (flags.format == "status-html") {
+    // The status page as of --to (now by default): the 90 days before it, --from unused.
+    auto page = BuildStaticStatusPage(options.storage_path, options.slos, options.to_ms);
+    if (!page) {
+      std::cerr << "error: " << page.error().ToString() << "\n";
+      return page.error().code == Error::Code::kNotFound ? kUsageError : 1;
+    }
+    std::cout << RenderStatusPage(*page);
+    return 0;
+  }
   if (options.from_ms >= options.to_ms) {
     std::cerr << "error: the report period is empty (--from must be before --to)\n";
     return kUsageError;
@@ -511,8 +522,11 @@ int RunCli(int argc, char** argv) {
       report
           ->add_option("--config.file", report_flags.config_file, "Configuration file (its slos:)")
           ->capture_default_str();
-  report->add_option("--format", report_flags.format, "table, markdown, csv, json or html")
-      ->check(CLI::IsMember({"table", "markdown", "csv", "json", "html"}))
+  report
+      ->add_option("--format", report_flags.format,
+                   "table, markdown, csv, json, html, or status-html (the daemon's /status page "
+                   "as a static file)")
+      ->check(CLI::IsMember({"table", "markdown", "csv", "json", "html", "status-html"}))
       ->capture_default_str();
 
   CLI::App* export_slo = export_cmd->add_subcommand(

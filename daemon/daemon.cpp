@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <csignal>
@@ -20,6 +21,7 @@
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/process_stats.h"
+#include "daemon/status_page.h"
 #include "daemon/target_health.h"
 #include "daemon/watchdog.h"
 #include "rules/manager.h"
@@ -213,6 +215,7 @@ class DaemonImpl final : public Daemon {
     handlers.reload = [this] { return Reload(); };
     handlers.targets_json = [this] { return TargetsJson(); };
     handlers.alerts_json = [this] { return AlertsJson(); };
+    handlers.status_html = [this] { return StatusHtml(); };
     handlers.rules_json = [this](const std::string& type) { return RulesJson(type); };
     QueryApiOptions api_options;
     api_options.version = std::string(GetBuildInfo().version);
@@ -431,6 +434,9 @@ class DaemonImpl final : public Daemon {
   void RunSloRefresh(std::stop_token stop) {
     std::mutex wait_mu;
     std::condition_variable_any wake;
+    // The status page's settled days, read once here (a second or so for 200 targets x 90 days)
+    // rather than by the first visitor, so every page reads only today's rollups.
+    (void)StatusHtml();
     while (!stop.stop_requested()) {
       std::shared_ptr<rules::SloTracker> tracker;
       {
@@ -490,6 +496,92 @@ class DaemonImpl final : public Daemon {
   }
 
   // Prometheus's GET /api/v1/alerts: pending and firing alerts, value as Go's %e.
+  // GET /status: days from the rollups through a read-only connection of its own (cached per
+  // settled day by status_days_), the state from the last probes, the incidents firing now and
+  // the SLO figures as last computed.
+  std::string StatusHtml() {
+    const int64_t now = clock_.NowUnixMillis();
+    std::vector<rules::SloSpec> slos;
+    {
+      std::lock_guard lock(config_mu_);
+      slos = config_.slos;
+    }
+    std::map<std::string, int64_t> ids;
+    if (auto stored = store_->ListTargets()) {
+      for (const storage::StoredTarget& target : *stored) {
+        ids[target.name] = target.id;
+      }
+    }
+    StatusPage page;
+    page.now_ms = now;
+    std::lock_guard lock(status_mu_);  // the archive's connection serves one thread at a time
+    if (status_archive_ == nullptr) {
+      auto archive = storage::Archive::OpenReadOnly(config_.storage.path);
+      if (archive) {
+        status_archive_ = std::move(*archive);
+      } else if (!status_archive_warned_) {
+        status_archive_warned_ = true;  // once, not on every page
+        spdlog::warn(
+            WithFields("status page without history", {{"err", archive.error().ToString()}}));
+      }
+    }
+    const std::vector<collector::TargetStatus> statuses = prober_->Status();
+    std::vector<std::pair<int64_t, const rules::SloSpec*>> refs;
+    for (const collector::TargetStatus& status : statuses) {
+      if (auto id = ids.find(status.name); id != ids.end()) {
+        refs.emplace_back(id->second, &AvailabilitySloFor(slos, status.labels));
+      }
+    }
+    std::map<int64_t, std::vector<StatusDay>> days;
+    if (status_archive_ != nullptr) {
+      auto read = status_days_.ReadAll(*status_archive_, refs, now);
+      if (read) {
+        days = std::move(*read);
+      } else {
+        spdlog::warn(
+            WithFields("cannot read daily availability", {{"err", read.error().ToString()}}));
+      }
+    }
+    for (const collector::TargetStatus& status : statuses) {
+      StatusTarget target;
+      target.name = status.name;
+      target.labels = status.labels;
+      const std::optional<TargetHealth::Last> last = health_.LastOf(status.name);
+      target.state = HealthOf(last);
+      if (last) {
+        target.last_outcome = OutcomeName(last->outcome);
+        target.last_probe_ms = last->start_unix_ms;
+      }
+      target.objective = AvailabilitySloFor(slos, status.labels).ObjectiveRatio();
+      if (auto id = ids.find(status.name); id != ids.end()) {
+        if (auto it = days.find(id->second); it != days.end()) {
+          target.days = std::move(it->second);
+        }
+      }
+      if (target.days.empty()) {
+        const int64_t today = now - now % 86'400'000;
+        for (int i = kStatusDays - 1; i >= 0; --i) {
+          target.days.push_back({today - i * 86'400'000LL});
+        }
+      }
+      page.targets.push_back(std::move(target));
+    }
+    for (const rules::ActiveAlert& alert : rule_engine_->Snapshot().alerts) {
+      if (alert.state == "firing") {
+        auto name = alert.labels.find("alertname");
+        page.incidents.push_back(
+            {name == alert.labels.end() ? "" : name->second, alert.labels, alert.active_at_ms});
+      }
+    }
+    std::sort(
+        page.incidents.begin(), page.incidents.end(),
+        [](const StatusIncident& a, const StatusIncident& b) { return a.starts_ms < b.starts_ms; });
+    for (const rules::SloStatus& slo : SloStatuses()) {
+      page.slos.push_back(StatusSloOf(slo.spec, slo.slo_window.events, slo.slo_window.bad));
+    }
+    return RenderStatusPage(page);
+  }
+
   std::string AlertsJson() {
     nlohmann::json alerts = nlohmann::json::array();
     for (const rules::ActiveAlert& alert : rule_engine_->Snapshot().alerts) {
@@ -588,6 +680,10 @@ class DaemonImpl final : public Daemon {
   std::shared_ptr<rules::SloTracker> slo_tracker_;  // guarded by slo_mu_
   std::vector<rules::SloStatus> slo_cache_;         // guarded by slo_mu_
   TargetHealth health_;
+  std::mutex status_mu_;
+  std::unique_ptr<storage::Archive> status_archive_;  // guarded by status_mu_; opened on use
+  bool status_archive_warned_ = false;                // guarded by status_mu_
+  StatusDays status_days_;
   std::unique_ptr<simulator::Simulator> simulator_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::ProbeSeriesSource> series_;

@@ -713,11 +713,19 @@ class HttplibServer final : public HttpServer {
       server_.Get(kApiPaths, api);
       server_.Post(kApiPaths, api);
     }
+    if (handlers_.status_html) {
+      server_.Get("/status", [this](const httplib::Request&, httplib::Response& res) {
+        res.set_content(handlers_.status_html(), "text/html; charset=utf-8");
+      });
+    }
+    // Relative links, so the page works behind a proxy that serves the daemon under a path.
     server_.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(
-          "<html><head><title>modelpulse</title></head><body><h1>modelpulse</h1>"
-          "<p><a href=\"/metrics\">Metrics</a> &middot; <a href=\"/api/v1/targets\">Targets</a>"
-          "</p></body></html>",
+          "<html><head><title>modelpulse</title>"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>"
+          "<body><h1>modelpulse</h1>"
+          "<p><a href=\"status\">Status</a> &middot; <a href=\"metrics\">Metrics</a> &middot; "
+          "<a href=\"api/v1/targets\">Targets</a></p></body></html>",
           "text/html");
     });
   }

@@ -32,6 +32,7 @@ struct HttpHandlers {
   std::function<Status()> reload;             // POST or PUT /-/reload, with lifecycle enabled
   std::function<std::string()> targets_json;  // GET /api/v1/targets
   std::function<std::string()> alerts_json;   // GET /api/v1/alerts
+  std::function<std::string()> status_html;   // GET /status (daemon/status_page.h); may be empty
   // GET /api/v1/rules; `type`: the query's type parameter ("", "alert", "record"...)
   std::function<ApiAnswer(const std::string& type)> rules_json;
   // GET or POST /api/v1/{query,query_range,series,labels,label/<name>/values,metadata,

@@ -28,6 +28,8 @@ have_command curl || missing+=("curl (Debian package curl)")
 have_command lintian || missing+=("lintian (Debian package lintian)")
 have_command systemd-analyze || missing+=("systemd-analyze (Debian package systemd)")
 have_command dpkg-shlibdeps || missing+=("dpkg-shlibdeps (Debian package dpkg-dev)")
+# test_status_page: the HTML report and the status page in a headless browser.
+have_command chromium || missing+=("chromium (Debian package chromium)")
 modules=tests/integration/npm/node_modules
 for package in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["dependencies"]))' \
                    tests/integration/npm/package.json); do

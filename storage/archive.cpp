@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
 #include <filesystem>
+#include <string>
 
 #include "storage/internal/label_codec.h"
 #include "storage/internal/sqlite.h"
@@ -115,6 +117,68 @@ class ArchiveImpl final : public Archive {
     }
     if (rc != SQLITE_DONE) {
       return Fail(SqliteError(db_.get(), "reading alert events", Error::Code::kIo));
+    }
+    return out;
+  }
+
+  Result<std::map<int64_t, std::vector<DayCounts>>> DailyCounts(
+      const std::vector<int64_t>& target_ids, int64_t from_ms, int64_t to_ms) const override {
+    std::map<int64_t, std::vector<DayCounts>> out;
+    if (target_ids.empty()) {
+      return out;
+    }
+    // The ids inline (integers, so nothing to escape): SQLite walks the primary key (target_id,
+    // field, bucket_ms) once per id and field, in one prepared statement.
+    std::string ids;
+    for (int64_t id : target_ids) {
+      ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    }
+    auto statement =
+        Prepare(db_.get(),
+                "SELECT target_id, bucket_ms / 86400000, field, sum(count), sum(sum) "
+                "FROM rollups WHERE target_id IN (" +
+                    ids +
+                    ") AND field IN (?3, ?4, ?5, ?6) AND bucket_ms >= ?1 AND bucket_ms < ?2 "
+                    "GROUP BY 1, 2, 3 ORDER BY 1, 2");
+    if (!statement) {
+      return Fail(statement.error());
+    }
+    sqlite3_stmt* s = statement->get();
+    sqlite3_bind_int64(s, 1, from_ms);
+    sqlite3_bind_int64(s, 2, to_ms);
+    int index = 3;
+    for (ProbeField field : {ProbeField::kSuccess, ProbeField::kThrottled, ProbeField::kOverloaded,
+                             ProbeField::kQuotaExhausted}) {
+      sqlite3_bind_int(s, index++, static_cast<int>(field));
+    }
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      std::vector<DayCounts>& days = out[sqlite3_column_int64(s, 0)];
+      const int64_t day_ms = sqlite3_column_int64(s, 1) * 86'400'000;
+      if (days.empty() || days.back().day_ms != day_ms) {
+        days.push_back({day_ms});
+      }
+      DayCounts& day = days.back();
+      const auto field = static_cast<ProbeField>(sqlite3_column_int(s, 2));
+      // The outcome fields are 0 or 1 per probe, so their sums are counts.
+      const auto sum = static_cast<int64_t>(std::llround(sqlite3_column_double(s, 4)));
+      switch (field) {
+        case ProbeField::kSuccess:
+          day.probes = sqlite3_column_int64(s, 3);
+          day.ok = sum;
+          break;
+        case ProbeField::kThrottled:
+          day.throttled = sum;
+          break;
+        case ProbeField::kOverloaded:
+          day.overloaded = sum;
+          break;
+        default:
+          day.quota_exhausted = sum;
+      }
+    }
+    if (rc != SQLITE_DONE) {
+      return Fail(SqliteError(db_.get(), "reading rollups", Error::Code::kIo));
     }
     return out;
   }
