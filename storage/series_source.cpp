@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/probe_series.h"
+#include "storage/internal/probe_codec.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -199,7 +200,8 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   std::lock_guard lock(mu_);
   newest_ms_ = std::max(newest_ms_, result.start_unix_ms);
   const int64_t cutoff = result.start_unix_ms - window_.count();
-  for (const ProbeSample& sample : ProbeSamples(result)) {
+  // As storage keeps it (integer times), so a window across memory and storage is one series.
+  for (const ProbeSample& sample : ProbeSamples(AsStored(result))) {
     std::deque<Sample>& samples = recent_[SeriesLabels(result.labels, sample)];
     samples.push_back({result.start_unix_ms, sample.value});
     while (!samples.empty() && samples.front().t_ms < cutoff) {
