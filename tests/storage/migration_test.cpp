@@ -260,5 +260,68 @@ TEST_CASE("probes written after migration 8 read back as AsStored says") {
   }
 }
 
+// The budget: at most 80 bytes a stored probe. An OpenAI-like fleet (every phase time,
+// tokens, both rate limits, a request id on every probe, one in fifty throttled with an error),
+// measured as storage_bench does: the probe table's pages (dbstat) after VACUUM per row.
+TEST_CASE("a typical probe takes at most 80 bytes of the probe table") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  StorageOptions options;
+  options.path = dir.File("size.db");
+  options.retention = Millis(0);
+  constexpr int kTargets = 20;
+  constexpr int64_t kRows = 20'000;
+  {
+    auto opened = Store::Open(options, clock);
+    REQUIRE(opened.has_value());
+    std::mt19937_64 rng(42);
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (int64_t i = 0; i < kRows; ++i) {
+      ProbeResult p = testing::FullProbe("model-" + std::to_string(i % kTargets), 0);
+      p.start_unix_ms = kNow - 30LL * 24 * 3600 * 1000 + (i / kTargets) * 60'000 + (i % kTargets);
+      p.dns_seconds = 0.001 + 0.004 * unit(rng);
+      p.connect_seconds = 0.005 + 0.02 * unit(rng);
+      p.tls_seconds = 0.01 + 0.03 * unit(rng);
+      p.first_byte_seconds = 0.1 + 0.3 * unit(rng);
+      p.ttft_seconds = *p.first_byte_seconds + 0.05 * unit(rng);
+      p.first_answer_token_seconds = p.ttft_seconds;
+      p.last_token_seconds = *p.ttft_seconds + 0.2 + 0.3 * unit(rng);
+      p.total_seconds = *p.last_token_seconds + 0.002;
+      p.output_tokens = 8 + static_cast<int64_t>(unit(rng) * 8);
+      p.inter_token_latency_seconds =
+          (*p.last_token_seconds - *p.ttft_seconds) / static_cast<double>(*p.output_tokens - 1);
+      p.output_tokens_per_second =
+          static_cast<double>(*p.output_tokens) / (*p.last_token_seconds - *p.ttft_seconds);
+      p.chunk_count = *p.output_tokens + 2;
+      p.requests = {10000.0, static_cast<double>(9990 - i % 10), 0.006};
+      p.tokens = {2000000.0, static_cast<double>(1999000 - i % 1000), 0.03 * unit(rng)};
+      p.retry_after_seconds.reset();
+      p.request_id = "chatcmpl-" + std::to_string(1000000000000000000LL + i * 7919) + "AbCdEfGhIj";
+      if (i % 50 == 0) {
+        p.outcome = Outcome::kThrottled;
+        p.http_status = 429;
+        p.retry_after_seconds = 2.0;
+        p.error = "HTTP 429: Rate limit reached for gpt-4o-mini on requests per min";
+      }
+      (*opened)->Append(p);
+    }
+    REQUIRE((*opened)->Flush().has_value());
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(options.path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "VACUUM", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT SUM(pgsize) FROM dbstat WHERE name = 'probe_rows'", -1, &s,
+                             nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  const double per_probe =
+      static_cast<double>(sqlite3_column_int64(s, 0)) / static_cast<double>(kRows);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  MESSAGE("probe_rows bytes per probe after VACUUM: " << per_probe);
+  CHECK(per_probe > 40);  // the measurement measured something
+  CHECK(per_probe <= 80);
+}
+
 }  // namespace
 }  // namespace modelpulse::storage
