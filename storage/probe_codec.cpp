@@ -141,6 +141,61 @@ ProbeResult AsStored(const ProbeResult& probe) {
   return p;
 }
 
+StoredNumber StoredNumberOf(ProbeNumber number) {
+  switch (number) {
+    case ProbeNumber::kOutcome:
+      return {"outcome", "", 1};
+    case ProbeNumber::kHttpStatus:
+      return {"http_status", "", 1};
+    case ProbeNumber::kTotalSeconds:
+      return {"total_after_last_token_ms", "last_token_ms", kMs};
+    case ProbeNumber::kDnsSeconds:
+      return {"dns_us", "", kUs};
+    case ProbeNumber::kConnectSeconds:
+      return {"connect_us", "", kUs};
+    case ProbeNumber::kTlsSeconds:
+      return {"tls_us", "", kUs};
+    case ProbeNumber::kFirstByteSeconds:
+      return {"first_byte_ms", "", kMs};
+    case ProbeNumber::kTtftSeconds:
+      return {"ttft_ms", "", kMs};
+    case ProbeNumber::kFirstAnswerSeconds:
+      return {"first_answer_after_ttft_ms", "ttft_ms", kMs};
+    case ProbeNumber::kInterTokenLatencySeconds:
+      return {"itl_us", "", kUs};
+    case ProbeNumber::kOutputTokensPerSecond:
+      return {"tokens_per_ks", "", kMs};
+    case ProbeNumber::kOutputTokens:
+      return {"output_tokens", "", 1};
+    case ProbeNumber::kRequestsRemaining:
+      return {"req_remaining", "", 1};
+    case ProbeNumber::kRequestsLimit:
+      return {"req_limit", "", 1};
+    case ProbeNumber::kTokensRemaining:
+      return {"tok_remaining", "", 1};
+    case ProbeNumber::kTokensLimit:
+      return {"tok_limit", "", 1};
+    case ProbeNumber::kRetryAfterSeconds:
+      return {"retry_after_ms", "", kMs};
+  }
+  return {"NULL", "", 1};
+}
+
+std::optional<double> NumberFromColumns(sqlite3_stmt* s, int index, const StoredNumber& number) {
+  if (sqlite3_column_type(s, index) == SQLITE_NULL) {
+    return std::nullopt;
+  }
+  if (number.scale == 1) {
+    return sqlite3_column_double(s, index);
+  }
+  // The view's (column + COALESCE(base, 0)) / scale: an integer sum, then a double division.
+  int64_t units = sqlite3_column_int64(s, index);
+  if (sqlite3_column_type(s, index + 1) != SQLITE_NULL) {
+    units += sqlite3_column_int64(s, index + 1);
+  }
+  return static_cast<double>(units) / number.scale;
+}
+
 Status CopyLegacyProbes(sqlite3* db) {
   auto read = Prepare(db, kReadLegacy);
   auto insert = Prepare(db, kInsertProbeRowSql);

@@ -11,9 +11,11 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "common/common.h"
+#include "common/probe_series.h"
 
 namespace modelpulse::storage {
 
@@ -28,6 +30,22 @@ void BindProbeRow(sqlite3_stmt* statement, const ProbeResult& probe);
 // dropped on a successful probe, non-finite times as none. The writer folds this into the
 // rollups so that they equal a rebuild from the stored rows.
 ProbeResult AsStored(const ProbeResult& probe);
+
+// A ProbeNumber (common/probe_series.h) read from probe_rows itself: its column, the column it is
+// an offset from (empty if none) and its units per second (1: stored as is). For the scans too
+// hot to pay for the `probes` view's arithmetic; NumberFromColumns performs the same operations
+// as the view, so it gives the same doubles.
+struct StoredNumber {
+  std::string_view column;
+  std::string_view base;
+  double scale = 1;
+};
+StoredNumber StoredNumberOf(ProbeNumber number);
+
+// The number from the row's `column` and `base` values (`statement` columns `index` and
+// `index` + 1); none when the column is NULL.
+std::optional<double> NumberFromColumns(sqlite3_stmt* statement, int index,
+                                        const StoredNumber& number);
 
 // Migration 8's copy: every row of the legacy `probes` table into probe_rows, encoded as the
 // writer encodes. Leaves the legacy table in place.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "storage/internal/probe_codec.h"
+#include "storage/internal/rollup.h"
 #include "storage/storage.h"
 #include "tests/storage/legacy_schema.h"
 #include "tests/storage/test_support.h"
@@ -258,6 +259,51 @@ TEST_CASE("probes written after migration 8 read back as AsStored says") {
       CheckField((*rows)[i], AsStored(*originals[i]));
     }
   }
+}
+
+// The hot scans read probe_rows directly (StoredNumberOf); they must give exactly the view's
+// doubles, column by column, for every row.
+TEST_CASE("every number read from probe_rows directly equals the probes view's column") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  StorageOptions options;
+  options.path = dir.File("n.db");
+  options.retention = Millis(0);
+  {
+    auto opened = Store::Open(options, clock);
+    REQUIRE(opened.has_value());
+    for (const ProbeResult& p : VariedHistory()) {
+      (*opened)->Append(p);
+    }
+    REQUIRE((*opened)->Flush().has_value());
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  for (size_t n = 0; n < kProbeNumberCount; ++n) {
+    const StoredNumber stored = StoredNumberOf(static_cast<ProbeNumber>(n));
+    CAPTURE(n);
+    const std::string sql =
+        "SELECT v." + std::string(kFieldColumnNames[n]) + ", r." + std::string(stored.column) +
+        ", " + (stored.base.empty() ? std::string("NULL") : "r." + std::string(stored.base)) +
+        " FROM probes AS v JOIN probe_rows AS r USING (target_id, start_ms, seq)";
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+    int rows = 0;
+    int present = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const std::optional<double> view = sqlite3_column_type(s, 0) == SQLITE_NULL
+                                             ? std::nullopt
+                                             : std::optional<double>(sqlite3_column_double(s, 0));
+      const std::optional<double> direct = NumberFromColumns(s, 1, stored);
+      CHECK(view == direct);
+      ++rows;
+      present += view ? 1 : 0;
+    }
+    sqlite3_finalize(s);
+    CHECK(rows == 3600);
+    CHECK(present > 0);
+  }
+  sqlite3_close(db);
 }
 
 // The budget: at most 80 bytes a stored probe. An OpenAI-like fleet (every phase time,
