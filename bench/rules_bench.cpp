@@ -36,6 +36,7 @@
 #include "rules/promql.h"
 #include "rules/rules.h"
 #include "storage/internal/label_codec.h"
+#include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
@@ -175,13 +176,6 @@ ProbeResult MakeProbe(int i, int64_t t_ms, std::mt19937_64& rng) {
 
 int64_t PhaseMs(int i) { return (static_cast<int64_t>(i) * 71) % 15'000; }
 
-void BindOpt(sqlite3_stmt* s, int index, const std::optional<double>& v) {
-  v ? sqlite3_bind_double(s, index, *v) : sqlite3_bind_null(s, index);
-}
-void BindOpt(sqlite3_stmt* s, int index, const std::optional<int64_t>& v) {
-  v ? sqlite3_bind_int64(s, index, *v) : sqlite3_bind_null(s, index);
-}
-
 bool Check(int rc, sqlite3* db, const char* what) {
   if (rc != SQLITE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW) {
     std::fprintf(stderr, "%s: %s\n", what, sqlite3_errmsg(db));
@@ -216,15 +210,8 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
                      nullptr);
   sqlite3_prepare_v2(db, "INSERT INTO label_sets (id, labels) VALUES (?1, ?2)", -1, &label_set,
                      nullptr);
-  sqlite3_prepare_v2(db, R"sql(
-INSERT INTO probes (target_id, start_ms, seq, label_set_id, outcome, http_status, total_s,
-  dns_s, connect_s, tls_s, first_byte_s, ttft_s, first_answer_s, last_token_s,
-  input_tokens, output_tokens, itl_s, tokens_per_s, chunk_count,
-  req_limit, req_remaining, req_reset_s, tok_limit, tok_remaining, tok_reset_s,
-  retry_after_s, request_id, error)
-VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-  ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27))sql",
-                     -1, &insert, nullptr);
+  // The writer's own statement and encoding (migration 8's probe_rows); ?28 is the seq.
+  sqlite3_prepare_v2(db, std::string(storage::kInsertProbeRowSql).c_str(), -1, &insert, nullptr);
   const auto started = Steady::now();
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
   int64_t rows = 0;
@@ -249,30 +236,8 @@ VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16
       sqlite3_bind_int64(s, 1, i + 1);
       sqlite3_bind_int64(s, 2, t);
       sqlite3_bind_int64(s, 3, i + 1);
-      sqlite3_bind_int(s, 4, static_cast<int>(p.outcome));
-      sqlite3_bind_int(s, 5, p.http_status);
-      sqlite3_bind_double(s, 6, p.total_seconds);
-      BindOpt(s, 7, p.dns_seconds);
-      BindOpt(s, 8, p.connect_seconds);
-      BindOpt(s, 9, p.tls_seconds);
-      BindOpt(s, 10, p.first_byte_seconds);
-      BindOpt(s, 11, p.ttft_seconds);
-      BindOpt(s, 12, p.first_answer_token_seconds);
-      BindOpt(s, 13, p.last_token_seconds);
-      BindOpt(s, 14, p.input_tokens);
-      BindOpt(s, 15, p.output_tokens);
-      BindOpt(s, 16, p.inter_token_latency_seconds);
-      BindOpt(s, 17, p.output_tokens_per_second);
-      sqlite3_bind_int64(s, 18, p.chunk_count);
-      BindOpt(s, 19, p.requests.limit);
-      BindOpt(s, 20, p.requests.remaining);
-      BindOpt(s, 21, p.requests.reset_seconds);
-      BindOpt(s, 22, p.tokens.limit);
-      BindOpt(s, 23, p.tokens.remaining);
-      BindOpt(s, 24, p.tokens.reset_seconds);
-      BindOpt(s, 25, p.retry_after_seconds);
-      sqlite3_bind_text(s, 26, p.request_id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 27, p.error.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s, 28, 0);
+      storage::BindProbeRow(s, p);
       ok = Check(sqlite3_step(s), db, "probe");
       sqlite3_reset(s);
       if (++rows % 500'000 == 0) {
@@ -344,8 +309,8 @@ int Run(const Params& params) {
     sqlite3* db = nullptr;
     if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
       const std::string end = std::to_string(end_ms);
-      sqlite3_exec(db, ("DELETE FROM probes WHERE start_ms >= " + end).c_str(), nullptr, nullptr,
-                   nullptr);
+      sqlite3_exec(db, ("DELETE FROM probe_rows WHERE start_ms >= " + end).c_str(), nullptr,
+                   nullptr, nullptr);
       sqlite3_exec(db, ("DELETE FROM rollups WHERE bucket_ms >= " + end).c_str(), nullptr, nullptr,
                    nullptr);  // fails harmlessly before migration 3
       sqlite3_exec(db, "DELETE FROM state", nullptr, nullptr, nullptr);

@@ -6,9 +6,11 @@
 // 38-character request ids, an error message on one probe in fifty.
 
 #include <benchmark/benchmark.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 
@@ -41,16 +43,17 @@ class BenchDir {
 
 class ProbeFactory {
  public:
-  explicit ProbeFactory(int targets) : targets_(targets) {}
+  explicit ProbeFactory(int targets, int64_t interval_ms = kMinuteMs)
+      : targets_(targets), interval_ms_(interval_ms) {}
 
-  // The i-th probe: targets round-robin, one probe a minute per target.
+  // The i-th probe: targets round-robin, one probe an interval (a minute unless given) each.
   ProbeResult Make(int64_t i) {
     ProbeResult p;
     const int64_t target = i % targets_;
     p.target = "model-" + std::to_string(target) + "@provider-" + std::to_string(target % 7);
     p.labels = {{"target", p.target},     {"provider", "openai"},   {"cloud", "azure"},
                 {"region", "westeurope"}, {"model", "gpt-4o-mini"}, {"tier", "prod"}};
-    p.start_unix_ms = kStartMs + (i / targets_) * kMinuteMs + target * 97;
+    p.start_unix_ms = kStartMs + (i / targets_) * interval_ms_ + target * 97;
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     p.dns_seconds = 0.001 + 0.004 * unit(random_);
     p.connect_seconds = 0.005 + 0.02 * unit(random_);
@@ -82,6 +85,7 @@ class ProbeFactory {
 
  private:
   int targets_;
+  int64_t interval_ms_;
   std::mt19937_64 random_{42};
 };
 
@@ -130,10 +134,33 @@ BENCHMARK(BM_WriterThroughput)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Arg 0: rows stored (200 targets, one probe a minute each).
+// Bytes of each table and index (sqlite's dbstat: pages times page size) per stored row.
+std::map<std::string, double> TableBytes(sqlite3* db, int64_t rows) {
+  std::map<std::string, double> out;
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name", -1, &s,
+                         nullptr) != SQLITE_OK) {
+    return out;
+  }
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    out[reinterpret_cast<const char*>(sqlite3_column_text(s, 0))] =
+        static_cast<double>(sqlite3_column_int64(s, 1)) / static_cast<double>(rows);
+  }
+  sqlite3_finalize(s);
+  return out;
+}
+
+// Arg 0: rows stored (200 targets); arg 1: seconds between one target's probes. Counters:
+// bytes_per_probe is the file after the writer's last checkpoint over the rows (what a live
+// database costs, pages as the interleaved inserts left them); probe_table_per_probe and
+// rollups_per_probe split it by table (dbstat); the vacuum_ counters are the same after VACUUM
+// (every page packed).
 void BM_BytesPerProbe(benchmark::State& state) {
   const int64_t rows = state.range(0);
   double bytes_per_row = 0;
+  double vacuum_bytes_per_row = 0;
+  std::map<std::string, double> live;
+  std::map<std::string, double> packed;
   for (auto _ : state) {
     BenchDir dir;
     StorageOptions options;
@@ -146,7 +173,7 @@ void BM_BytesPerProbe(benchmark::State& state) {
         state.SkipWithError(store.error().ToString().c_str());
         return;
       }
-      ProbeFactory factory(200);
+      ProbeFactory factory(200, state.range(1) * 1000);
       for (int64_t i = 0; i < rows; ++i) {
         (*store)->Append(factory.Make(i));
       }
@@ -157,11 +184,31 @@ void BM_BytesPerProbe(benchmark::State& state) {
     }  // closing the last connection checkpoints the WAL into the main file and removes it
     const auto size = std::filesystem::file_size(options.path);
     bytes_per_row = static_cast<double>(size) / static_cast<double>(rows);
+    sqlite3* db = nullptr;
+    if (sqlite3_open(options.path.c_str(), &db) == SQLITE_OK) {
+      live = TableBytes(db, rows);
+      sqlite3_exec(db, "VACUUM", nullptr, nullptr, nullptr);
+      packed = TableBytes(db, rows);
+    }
+    sqlite3_close(db);
+    vacuum_bytes_per_row =
+        static_cast<double>(std::filesystem::file_size(options.path)) / static_cast<double>(rows);
   }
+  // The probe rows are in `probes` before migration 8 and in `probe_rows` from it on.
+  const std::string table = live.count("probe_rows") != 0 ? "probe_rows" : "probes";
   state.counters["bytes_per_probe"] = bytes_per_row;
+  state.counters["probe_table_per_probe"] = live[table];
+  state.counters["rollups_per_probe"] = live["rollups"];
+  state.counters["vacuum_bytes_per_probe"] = vacuum_bytes_per_row;
+  state.counters["vacuum_probe_table_per_probe"] = packed[table];
+  state.counters["vacuum_rollups_per_probe"] = packed["rollups"];
   state.counters["rows"] = static_cast<double>(rows);
 }
-BENCHMARK(BM_BytesPerProbe)->Arg(288'000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BytesPerProbe)
+    ->Args({288'000, 60})
+    ->Args({288'000, 15})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 // One series of 30 days at one probe a minute (43 200 rows) among 10 such series; each iteration
 // reads the whole series. items/s is rows per second.

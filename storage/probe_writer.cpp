@@ -4,29 +4,17 @@
 #include <utility>
 
 #include "storage/internal/label_codec.h"
+#include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
 
 namespace modelpulse::storage {
 namespace {
 
-// seq is the next free number for this (target, ms): a seek in the primary key, and correct
-// across restarts and out-of-order appends, unlike a counter kept in memory.
-constexpr std::string_view kInsertProbe = R"sql(
-INSERT INTO probes (target_id, start_ms, seq, label_set_id, outcome, http_status, total_s,
-  dns_s, connect_s, tls_s, first_byte_s, ttft_s, first_answer_s, last_token_s,
-  input_tokens, output_tokens, itl_s, tokens_per_s, chunk_count,
-  req_limit, req_remaining, req_reset_s, tok_limit, tok_remaining, tok_reset_s,
-  retry_after_s, request_id, error)
-VALUES (?1, ?2,
-  (SELECT COALESCE(MAX(seq) + 1, 0) FROM probes WHERE target_id = ?1 AND start_ms = ?2),
-  ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-  ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27))sql";
-
 // The IN (subquery) with LIMIT bounds each transaction without relying on SQLite's optional
 // DELETE ... LIMIT; both sides are seeks into the primary key.
 constexpr std::string_view kDeleteOld = R"sql(
-DELETE FROM probes WHERE (target_id, start_ms, seq) IN (
-  SELECT target_id, start_ms, seq FROM probes
+DELETE FROM probe_rows WHERE (target_id, start_ms, seq) IN (
+  SELECT target_id, start_ms, seq FROM probe_rows
   WHERE target_id = ?1 AND start_ms < ?2 ORDER BY start_ms, seq LIMIT ?3))sql";
 
 Error StepError(sqlite3* db, std::string_view what) {
@@ -43,9 +31,9 @@ Result<std::unique_ptr<ProbeWriter>> ProbeWriter::Create(DbHandle db) {
     std::string_view sql;
   };
   const Entry entries[] = {
-      {&writer->insert_probe_, kInsertProbe},
+      {&writer->insert_probe_, kInsertProbeRowSql},
       {&writer->find_target_,
-       "SELECT id, labels, (SELECT MAX(start_ms) FROM probes WHERE target_id = targets.id) "
+       "SELECT id, labels, (SELECT MAX(start_ms) FROM probe_rows WHERE target_id = targets.id) "
        "FROM targets WHERE name = ?1"},
       {&writer->insert_target_, "INSERT INTO targets (name, labels) VALUES (?1, ?2)"},
       {&writer->update_target_labels_, "UPDATE targets SET labels = ?2 WHERE id = ?1"},
@@ -129,30 +117,7 @@ Status ProbeWriter::InsertRow(const ProbeResult& row, int64_t target_id, int64_t
   sqlite3_bind_int64(s, 1, target_id);
   sqlite3_bind_int64(s, 2, row.start_unix_ms);
   sqlite3_bind_int64(s, 3, label_set_id);
-  sqlite3_bind_int(s, 4, static_cast<int>(row.outcome));
-  sqlite3_bind_int(s, 5, row.http_status);
-  sqlite3_bind_double(s, 6, row.total_seconds);
-  BindOptional(s, 7, row.dns_seconds);
-  BindOptional(s, 8, row.connect_seconds);
-  BindOptional(s, 9, row.tls_seconds);
-  BindOptional(s, 10, row.first_byte_seconds);
-  BindOptional(s, 11, row.ttft_seconds);
-  BindOptional(s, 12, row.first_answer_token_seconds);
-  BindOptional(s, 13, row.last_token_seconds);
-  BindOptional(s, 14, row.input_tokens);
-  BindOptional(s, 15, row.output_tokens);
-  BindOptional(s, 16, row.inter_token_latency_seconds);
-  BindOptional(s, 17, row.output_tokens_per_second);
-  sqlite3_bind_int64(s, 18, row.chunk_count);
-  BindOptional(s, 19, row.requests.limit);
-  BindOptional(s, 20, row.requests.remaining);
-  BindOptional(s, 21, row.requests.reset_seconds);
-  BindOptional(s, 22, row.tokens.limit);
-  BindOptional(s, 23, row.tokens.remaining);
-  BindOptional(s, 24, row.tokens.reset_seconds);
-  BindOptional(s, 25, row.retry_after_seconds);
-  BindText(s, 26, row.request_id);
-  BindText(s, 27, row.error);
+  BindProbeRow(s, row);
   if (sqlite3_step(s) != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "inserting probe"));
   }
@@ -208,7 +173,8 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
     if (auto status = InsertRow(row, state.id, *label_set); !status) {
       return Fail(status.error());
     }
-    AddRow(cells, state.id, row.start_unix_ms, *label_set, ColumnsOfProbe(row));
+    // The stored values, so that these rollups equal a rebuild from the rows.
+    AddRow(cells, state.id, row.start_unix_ms, *label_set, ColumnsOfProbe(AsStored(row)));
   }
   if (auto status = UpsertRollups(db_.get(), cells); !status) {
     return Fail(status.error());

@@ -162,7 +162,7 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
 }
 
 Status TrimRollups(sqlite3* db, int64_t target_id) {
-  auto oldest = Prepare(db, "SELECT MIN(start_ms) FROM probes WHERE target_id = ?1");
+  auto oldest = Prepare(db, "SELECT MIN(start_ms) FROM probe_rows WHERE target_id = ?1");
   if (!oldest) {
     return Fail(oldest.error());
   }

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <string_view>
 
 #include "common/probe.h"
 #include "storage/internal/outbox.h"
+#include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
 #include "storage/internal/sqlite.h"
 
@@ -17,7 +19,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 7> kMigrations = {
+constexpr std::array<std::string_view, 8> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -176,7 +178,78 @@ CREATE TABLE alert_history (
 ) WITHOUT ROWID;
 CREATE INDEX alert_history_by_end ON alert_history (ends_ms);
 )sql",
+    // 8: the dense probe table (storage/internal/probe_codec.h says how a probe is encoded):
+    // integer times, first answer and total as offsets, evidence text only on failed probes.
+    // AfterMigration copies every row and then replaces the old table by the `probes` view
+    // (kProbesView), which has the old table's columns in the old units, so SQL written against
+    // the old table (README, scripts) reads the same.
+    R"sql(
+CREATE TABLE probe_rows (
+  target_id                  INTEGER NOT NULL,
+  start_ms                   INTEGER NOT NULL,
+  seq                        INTEGER NOT NULL,
+  label_set_id               INTEGER NOT NULL,
+  outcome                    INTEGER NOT NULL,
+  http_status                INTEGER NOT NULL,
+  dns_us                     INTEGER,
+  connect_us                 INTEGER,
+  tls_us                     INTEGER,
+  first_byte_ms              INTEGER,
+  ttft_ms                    INTEGER,
+  first_answer_after_ttft_ms INTEGER,  -- first answer minus COALESCE(ttft, 0)
+  last_token_ms              INTEGER,
+  total_after_last_token_ms  INTEGER,  -- total minus COALESCE(last token, 0)
+  input_tokens               INTEGER,
+  output_tokens              INTEGER,
+  itl_us                     INTEGER,
+  tokens_per_ks              INTEGER,  -- output tokens per second times 1000
+  chunk_count                INTEGER NOT NULL,
+  req_limit                  REAL,
+  req_remaining              REAL,
+  req_reset_ms               INTEGER,
+  tok_limit                  REAL,
+  tok_remaining              REAL,
+  tok_reset_ms               INTEGER,
+  retry_after_ms             INTEGER,
+  request_id                 TEXT,     -- failed probes only
+  error                      TEXT,     -- NULL when empty
+  PRIMARY KEY (target_id, start_ms, seq)
+) WITHOUT ROWID;
+)sql",
 };
+
+// Migration 8's second half, after the copy: the old table's columns over probe_rows. Integer
+// over a REAL constant is a double division, the one probe_codec.cpp's AsStored performs.
+constexpr std::string_view kProbesView = R"sql(
+DROP VIEW probes_named;
+DROP TABLE probes;
+CREATE VIEW probes AS
+  SELECT target_id, start_ms, seq, label_set_id, outcome, http_status,
+    (total_after_last_token_ms + COALESCE(last_token_ms, 0)) / 1e3 AS total_s,
+    dns_us / 1e6 AS dns_s,
+    connect_us / 1e6 AS connect_s,
+    tls_us / 1e6 AS tls_s,
+    first_byte_ms / 1e3 AS first_byte_s,
+    ttft_ms / 1e3 AS ttft_s,
+    (first_answer_after_ttft_ms + COALESCE(ttft_ms, 0)) / 1e3 AS first_answer_s,
+    last_token_ms / 1e3 AS last_token_s,
+    input_tokens, output_tokens,
+    itl_us / 1e6 AS itl_s,
+    tokens_per_ks / 1e3 AS tokens_per_s,
+    chunk_count, req_limit, req_remaining,
+    req_reset_ms / 1e3 AS req_reset_s,
+    tok_limit, tok_remaining,
+    tok_reset_ms / 1e3 AS tok_reset_s,
+    retry_after_ms / 1e3 AS retry_after_s,
+    COALESCE(request_id, '') AS request_id,
+    COALESCE(error, '') AS error
+  FROM probe_rows;
+CREATE VIEW probes_named AS
+  SELECT t.name AS target, o.name AS outcome_name, p.*
+  FROM probes AS p
+  JOIN targets AS t ON t.id = p.target_id
+  LEFT JOIN outcomes AS o ON o.id = p.outcome;
+)sql";
 
 // Work a migration needs beyond its SQL, in the same transaction.
 Status AfterMigration(sqlite3* db, int version) {
@@ -214,6 +287,19 @@ Status AfterMigration(sqlite3* db, int version) {
       return Fail(SqliteError(db, "reading queued alert events", Error::Code::kIo));
     }
   }
+  if (version == 8) {
+    if (auto status = CopyLegacyProbes(db); !status) {
+      return status;
+    }
+    if (auto status = Exec(db, kProbesView); !status) {
+      return status;
+    }
+    // The rollups were folded from the unrounded values; rebuilt from the stored rows they
+    // equal what retention's rebuilds and the writer (which folds AsStored rows) produce.
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    return RebuildRollups(db, kMin, kMax, kMin, kMax);
+  }
   return {};
 }
 
@@ -221,7 +307,9 @@ Status AfterMigration(sqlite3* db, int version) {
 
 int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
 
-Result<int> Migrate(sqlite3* db) {
+Result<int> Migrate(sqlite3* db) { return MigrateTo(db, LatestSchemaVersion()); }
+
+Result<int> MigrateTo(sqlite3* db, int target_version) {
   auto found = QueryInt(db, "PRAGMA user_version");
   if (!found) {
     return Fail(found.error());
@@ -233,7 +321,8 @@ Result<int> Migrate(sqlite3* db) {
                     "run a newer modelpulse or restore a backup",
                     initial, LatestSchemaVersion())));
   }
-  for (int version = initial + 1; version <= LatestSchemaVersion(); ++version) {
+  for (int version = initial + 1; version <= std::min(target_version, LatestSchemaVersion());
+       ++version) {
     auto transaction = Transaction::Begin(db);
     if (!transaction) {
       return Fail(Error::Internal("migration " + std::to_string(version) + ": " +

@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/probe_series.h"
+#include "storage/internal/probe_codec.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -201,7 +202,10 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   std::lock_guard lock(mu_);
   newest_ms_ = std::max(newest_ms_, result.start_unix_ms);
   const int64_t cutoff = result.start_unix_ms - window_.count();
-  for (const ProbeSample& sample : ProbeSamples(result)) {
+  // As storage keeps it (integer times), so a window or a counter across memory and storage is
+  // one series.
+  const ProbeResult stored = AsStored(result);
+  for (const ProbeSample& sample : ProbeSamples(stored)) {
     std::deque<Sample>& samples = recent_[SeriesLabels(result.labels, sample)];
     samples.push_back({result.start_unix_ms, sample.value});
     while (!samples.empty() && samples.front().t_ms < cutoff) {
@@ -215,7 +219,7 @@ void ProbeSeriesSource::Append(const ProbeResult& result) {
   std::shared_ptr<const Labels> labels = !counts.empty() && *counts.back().labels == result.labels
                                              ? counts.back().labels
                                              : std::make_shared<const Labels>(result.labels);
-  counts.push_back({result.start_unix_ms, std::move(labels), ProbeNumbersOf(result)});
+  counts.push_back({result.start_unix_ms, std::move(labels), ProbeNumbersOf(stored)});
   while (!counts.empty() && counts.front().t_ms < cutoff) {
     counts.pop_front();
   }

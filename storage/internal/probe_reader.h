@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "storage/internal/probe_codec.h"
 #include "storage/internal/sqlite.h"
 #include "storage/storage.h"
 
@@ -55,6 +56,7 @@ class ProbeReader {
   StatementHandle read_rollups_;             // Guarded by mu_.
   StatementHandle read_counter_inputs_;      // Guarded by mu_. Prepared on first use.
   std::vector<ProbeNumber> counter_inputs_;  // the columns it reads, after start and label set
+  std::vector<StoredNumber> stored_inputs_;  // how each is stored, two columns each
   // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.
   std::array<StatementHandle, kProbeFieldCount> read_field_;
   // Label sets are never updated or deleted once written, so a decoded set stays valid.

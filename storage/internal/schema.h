@@ -18,6 +18,10 @@ int LatestSchemaVersion();
 // binary (an older binary must not write into a schema it does not know).
 Result<int> Migrate(sqlite3* db);
 
+// Migrate, stopping at `target_version`: for tests that need a database as an older release
+// wrote it.
+Result<int> MigrateTo(sqlite3* db, int target_version);
+
 }  // namespace modelpulse::storage
 
 #endif  // MODELPULSE_STORAGE_INTERNAL_SCHEMA_H_

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "common/alert_event.h"
+#include "storage/internal/schema.h"
 #include "storage/storage.h"
 #include "tests/storage/test_support.h"
 
@@ -110,13 +111,6 @@ int64_t CountRows(const std::string& path, const std::string& sql) {
   return value;
 }
 
-void Exec(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
-}
-
 AlertEvent Page(int64_t starts, bool resolved, int64_t ends) {
   AlertEvent event;
   event.labels = {{"alertname", "SLOErrorBudgetBurn"}, {"slo", "s"}};
@@ -158,18 +152,24 @@ TEST_CASE("migration 7 records the events still queued in a schema-5 database") 
   TempDir dir;
   ManualClock clock(1'000'000);
   const std::string path = dir.File("db");
+  // A schema-5 database made by the real migrations, one event still queued.
   {
-    auto store = OpenStore(path, clock);
-    REQUIRE(store->CommitStateWithEvents("alerts", "g", std::string_view("s"),
-                                         {EncodeAlertEvent(Page(10, false, 70))}));
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    REQUIRE(MigrateTo(db, 5).has_value());
+    const std::string body = EncodeAlertEvent(Page(10, false, 70));
+    sqlite3_stmt* s = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "INSERT INTO alert_events (created_ms, body) VALUES (5, ?1)", -1,
+                               &s, nullptr) == SQLITE_OK);
+    sqlite3_bind_blob(s, 1, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
+    REQUIRE(sqlite3_step(s) == SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
   }
-  // Back to schema 5, the queued event still there.
-  Exec(path,
-       "DROP TABLE alert_history; DROP TABLE recorded_series; DROP TABLE recorded_samples; "
-       "DROP TABLE recorded_rollups; PRAGMA user_version = 5");
+  CHECK(CountRows(path, "PRAGMA user_version") == 5);
   CHECK(CountRows(path, "SELECT count(*) FROM alert_events") == 1);
   { auto store = OpenStore(path, clock); }
-  CHECK(CountRows(path, "PRAGMA user_version") == 7);
+  CHECK(CountRows(path, "PRAGMA user_version") == LatestSchemaVersion());
   CHECK(CountRows(path, "SELECT count(*) FROM alert_history") == 1);
   CHECK(CountRows(path, "SELECT starts_ms FROM alert_history") == 10);
 }

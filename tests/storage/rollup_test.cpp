@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "storage/storage.h"
+#include "tests/storage/legacy_schema.h"
 #include "tests/storage/test_support.h"
 
 namespace modelpulse::storage {
@@ -216,25 +217,8 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
   TempDir dir;
   ManualClock clock(kNow);
   const std::string path = dir.File("old.db");
-  {
-    auto store = OpenOrDie(Options(path), clock);
-    for (const auto& p : VariedProbes("a", kNow - 30 * kHourMs, 400, 5)) {
-      store->Append(p);
-    }
-    REQUIRE(store->Flush().has_value());
-  }
-  // Back to schema 2: what a database written by the previous release looks like.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db,
-                       "DROP VIEW probes_named; DROP TABLE outcomes; DROP TABLE rollups; "
-                       "DROP TABLE alert_events; DROP TABLE notifications; "
-                       "DROP TABLE alert_history; "
-                       "DROP TABLE recorded_series; DROP TABLE recorded_samples; "
-                       "DROP TABLE recorded_rollups; "
-                       "PRAGMA user_version = 2",
-                       nullptr, nullptr, nullptr) == SQLITE_OK);
-  sqlite3_close(db);
+  // What a database written by the schema-2 release looks like.
+  testing::WriteLegacyDatabase(path, 2, VariedProbes("a", kNow - 30 * kHourMs, 400, 5));
   auto store = OpenOrDie(Options(path), clock);
   CheckRollupsMatchRows(*store, "a");
 }
