@@ -85,7 +85,7 @@ class StatusPageInChromium(unittest.TestCase):
         started = time.monotonic()
         d = self.daemon
         # The outage fires the SLO's page: a current incident on /status.
-        wait_until(lambda: series(d.metrics(), "ALERTS", alertname="SLOErrorBudgetBurn",
+        wait_until(lambda: series(d.metrics(), "modelpulse_alerts", alertname="SLOErrorBudgetBurn",
                                   alertstate="firing"), timeout=40, what="the SLO's page")
         wait_until(lambda: series(d.metrics(), "modelpulse_slo_burn_rate", slo="m-availability",
                                   window="5m"), timeout=40, what="the SLO figures")
