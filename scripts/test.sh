@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One command for all the tests on a fresh Debian 12 machine (as root): installs the
 # dependencies, checks the test peers are there and that every include follows the module
-# layering (scripts/check-layering.py), builds, runs unit and integration tests, then
-# the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer. After each run,
+# layering (scripts/check-layering.py), builds, runs unit and integration tests, then the unit
+# tests (the fuzz targets' smoke runs among them) and the integration tests labelled `sanitized`
+# (tests/integration/CMakeLists.txt) again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# After each run,
 # scripts/check-test-counts.py checks every TEST_CASE was one ctest entry that ran exactly one
 # case, and prints a summary line (entries, cases executed, passed, failed, skipped).
 # A missing peer (promtool, alertmanager, botocore, PyJWT, node, node_modules) fails the run;

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 
 BINARY = os.environ.get("MODELPULSE_BIN", "build/release/daemon/modelpulse")
+# The binary was built with AddressSanitizer (the asan preset): its shadow memory and quarantine
+# make absolute memory figures meaningless, so memory bounds hold for its growth instead.
+SANITIZED = os.environ.get("MODELPULSE_SANITIZED") == "1"
 SOURCE_ROOT = os.environ.get(
     "MODELPULSE_SOURCE_ROOT",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))

@@ -13,6 +13,7 @@ import unittest
 import warnings
 import zlib
 
+import harness
 from harness import Daemon, free_port, requires_peer, wait_until
 
 with warnings.catch_warnings():
@@ -310,6 +311,7 @@ class BoundedClients(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.daemon = WebDaemon(["--web.enable-lifecycle", "--web.read-timeout=3s"]).start()
+        cls.idle_rss = vm_rss_mb(cls.daemon.proc.pid)
 
     @classmethod
     def tearDownClass(cls):
@@ -318,6 +320,14 @@ class BoundedClients(unittest.TestCase):
 
     def rss(self):
         return vm_rss_mb(self.daemon.proc.pid)
+
+    def assert_memory_bounded(self):
+        # The issue's bound: under 100 MB resident. Under ASan the same 80 MB of headroom over
+        # the idle process (about 20 MB in release) is what is checked.
+        if harness.SANITIZED:
+            self.assertLess(self.rss() - self.idle_rss, 80.0)
+        else:
+            self.assertLess(self.rss(), 100.0)
 
     def raw_request(self, head, body_chunks, limit_s=20):
         """Sends `head`, then body chunks until the server answers or closes; the answer's
@@ -376,7 +386,7 @@ class BoundedClients(unittest.TestCase):
         code, status, _ = curl("-X", "POST", "-T", big, self.daemon.url("/-/reload"), timeout=30)
         self.assertEqual(status, "413")
         os.remove(big)
-        self.assertLess(self.rss(), 100.0)
+        self.assert_memory_bounded()
 
     def test_gzip_post_is_never_inflated(self):
         # 1 MiB of gzip that would inflate to 1 GiB.
@@ -393,14 +403,14 @@ class BoundedClients(unittest.TestCase):
                     (bomb[i:i + 65536] for i in range(0, len(bomb), 65536)))
                 self.assertEqual(line, "HTTP/1.1 415 Unsupported Media Type")
         self.assertEqual(self.daemon.log_text().count("reload"), before)
-        self.assertLess(self.rss(), 100.0)
+        self.assert_memory_bounded()
 
     def test_header_flood_is_cut_off(self):
         line, _ = self.raw_request(
             b"GET /metrics HTTP/1.1\r\nHost: x\r\n",
             (b"X-Filler: " + b"a" * 1000 + b"\r\n" for _ in range(100_000)))
         self.assertNotIn(" 200 ", line)
-        self.assertLess(self.rss(), 100.0)
+        self.assert_memory_bounded()
 
     def test_16_slowloris_sockets_do_not_stop_metrics(self):
         sockets = []
