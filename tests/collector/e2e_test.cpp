@@ -155,23 +155,22 @@ class FakeOpenAI {
                        });
                  });
     // One response header line of 150 KB, over libcurl's 100 KB line limit.
-    server_.Post("/hugeheader/v1/chat/completions",
-                 [](const httplib::Request&, httplib::Response& res) {
-                   res.set_header("x-filler", std::string(150 * 1024, 'a'));
-                   res.set_content(R"({"choices":[{"message":{"content":"OK"}}]})",
-                                   "application/json");
-                 });
+    server_.Post(
+        "/hugeheader/v1/chat/completions", [](const httplib::Request&, httplib::Response& res) {
+          res.set_header("x-filler", std::string(150 * 1024, 'a'));
+          res.set_content(R"({"choices":[{"message":{"content":"OK"}}]})", "application/json");
+        });
     // Echoes the bearer token, bare, into the request id and into an error message.
-    server_.Post("/echo/v1/chat/completions", [](const httplib::Request& req,
-                                                 httplib::Response& res) {
-      const std::string token = req.get_header_value("Authorization").substr(7);
-      res.status = 401;
-      res.set_header("x-request-id", "req_" + token);
-      res.set_content(R"({"error":{"message":"key )" + token + R"( is not valid for this )" +
-                          std::string(300, '.') + token +
-                          R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
-                      "application/json");
-    });
+    server_.Post(
+        "/echo/v1/chat/completions", [](const httplib::Request& req, httplib::Response& res) {
+          const std::string token = req.get_header_value("Authorization").substr(7);
+          res.status = 401;
+          res.set_header("x-request-id", "req_" + token);
+          res.set_content(R"({"error":{"message":"key )" + token + R"( is not valid for this )" +
+                              std::string(300, '.') + token +
+                              R"(","type":"invalid_request_error","code":"invalid_api_key"}})",
+                          "application/json");
+        });
     server_.Post("/nodone/v1/chat/completions", [](const httplib::Request&,
                                                    httplib::Response& res) {
       res.set_content(Chunk(R"({"choices":[{"delta":{"content":"OK"}}]})"), "text/event-stream");
