@@ -15,6 +15,7 @@
 
 #include "common/alert_event.h"
 #include "common/sample_source.h"
+#include "daemon/html.h"
 #include "storage/archive.h"
 
 namespace modelpulse::daemon {
@@ -434,29 +435,6 @@ constexpr const char* kDefinitions =
     "minutes in which every probe failed; percentiles over successful probes (groups: within 1% "
     "relative error); incidents = alert firing intervals, with the target's failed probes from "
     "15 minutes before each started.";
-
-std::string HtmlEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string HtmlTable(const std::vector<std::vector<std::string>>& grid) {
   std::string out = "<table>";

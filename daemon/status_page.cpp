@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "common/alert_event.h"
+#include "daemon/html.h"
 #include "rules/slo_tracker.h"
 
 namespace modelpulse::daemon {
@@ -24,30 +25,6 @@ std::string Iso(int64_t ms) {
   gmtime_r(&seconds, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-std::string Escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 std::string LabelOr(const Labels& labels, const std::string& name) {
@@ -123,8 +100,8 @@ void AppendTarget(std::string& out, const StatusTarget& target, DayNames& names)
       "<div class=\"t\" id=\"t-{0}\"><div class=\"h\"><span class=\"s {1}\">{1}</span> "
       "<b>{2}</b> <span class=\"m\">{0}</span><span class=\"u\" title=\"{4} good of {5} probes "
       "over {6} days\">{3}</span></div>",
-      Escape(target.name), Escape(target.state), Escape(LabelOr(target.labels, "cloud")), uptime,
-      good, events, target.days.size());
+      HtmlEscape(target.name), HtmlEscape(target.state),
+      HtmlEscape(LabelOr(target.labels, "cloud")), uptime, good, events, target.days.size());
   const int width = static_cast<int>(target.days.size()) * 4;
   out += fmt::format(
       "<svg class=\"b\" viewBox=\"0 0 {} 20\" preserveAspectRatio=\"none\" role=\"img\" "
@@ -145,8 +122,8 @@ void AppendTarget(std::string& out, const StatusTarget& target, DayNames& names)
   }
   out += "</svg><div class=\"f\">";
   if (target.last_probe_ms > 0) {
-    out +=
-        fmt::format("last probe {} ({})", Iso(target.last_probe_ms), Escape(target.last_outcome));
+    out += fmt::format("last probe {} ({})", Iso(target.last_probe_ms),
+                       HtmlEscape(target.last_outcome));
   } else {
     out += "no recent probe";
   }
@@ -279,9 +256,9 @@ std::string RenderStatusPage(const StatusPage& page) {
         }
       }
       out += fmt::format("<li><b>{}</b> since {} ({:.0f} min) <span class=\"m\">{}</span></li>",
-                         Escape(incident.alertname), Iso(incident.starts_ms),
+                         HtmlEscape(incident.alertname), Iso(incident.starts_ms),
                          static_cast<double>(page.now_ms - incident.starts_ms) / 60'000,
-                         Escape(labels));
+                         HtmlEscape(labels));
     }
     out += "</ul>\n";
   }
@@ -302,7 +279,7 @@ std::string RenderStatusPage(const StatusPage& page) {
   for (const StatusTarget* target : order) {
     const std::string this_model = LabelOr(target->labels, "model");
     if (this_model != model || target == order.front()) {
-      out += "<h3>" + Escape(this_model) + "</h3>\n";
+      out += "<h3>" + HtmlEscape(this_model) + "</h3>\n";
       model = this_model;
     }
     AppendTarget(out, *target, names);
@@ -322,12 +299,13 @@ std::string RenderStatusPage(const StatusPage& page) {
           "<tr><td>{}</td><td class=\"x\">{}</td><td>{:g}%</td><td class=\"x\">{}</td>"
           "<td class=\"x\">{}</td><td class=\"x\">{}</td>"
           "<td>{}</td></tr>",
-          Escape(slo.name), Escape(slo.kind), slo.objective * 100, Escape(slo.window), slo.events,
-          slo.bad, slo.budget_left ? fmt::format("{:.1f}%", *slo.budget_left * 100) : "-");
+          HtmlEscape(slo.name), HtmlEscape(slo.kind), slo.objective * 100, HtmlEscape(slo.window),
+          slo.events, slo.bad,
+          slo.budget_left ? fmt::format("{:.1f}%", *slo.budget_left * 100) : "-");
     }
     out += "</table></div>\n";
     if (!page.note.empty()) {
-      out += "<p class=\"m\">" + Escape(page.note) + "</p>\n";
+      out += "<p class=\"m\">" + HtmlEscape(page.note) + "</p>\n";
     }
   }
   return out + "</body></html>\n";
