@@ -12,7 +12,7 @@ scripts/install-deps.sh
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan --target modelpulse storage_test rules_test collector_test \
   alerting_test daemon_test
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=4 suppressions=$PWD/scripts/tsan.supp ${TSAN_OPTIONS:-}"
 status=0
 for binary in storage/storage_test rules/rules_test collector/collector_test \
               alerting/alerting_test daemon/daemon_test; do
