@@ -57,7 +57,9 @@ class RecordedSeries(unittest.TestCase):
             status, body = test_api.api(daemon, "/api/v1/labels")
             self.assertEqual(status, 200, body)
             self.assertIn("alertstate", body["data"])  # a label of the stored ALERTS only
-            time.sleep(2)
+            # Three more evaluations at least, so the range query below has three steps with a
+            # sample whatever the steps' alignment (2 s gave 2 steps once under load).
+            time.sleep(3)
             self.assertEqual(daemon.stop(), 0)
             stopped = time.time()
 
