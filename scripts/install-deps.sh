@@ -18,7 +18,10 @@ if [ "${1:-}" != "--build-only" ]; then
   # Test peers. No Recommends: they would pull in node-exporter, smartmontools and more.
   sudo_if_needed apt-get install -y -q --no-install-recommends \
     prometheus prometheus-alertmanager prometheus-blackbox-exporter nginx-light \
-    python3-botocore python3-jwt curl openssl lintian systemd chromium
+    python3-botocore python3-jwt curl openssl lintian systemd
+  # The browser tests' Chromium with its Recommends (fonts, Mesa): the configuration they were
+  # run with; the bare package was not tried headless.
+  sudo_if_needed apt-get install -y -q chromium
   command -v npm >/dev/null || sudo_if_needed apt-get install -y -q --no-install-recommends nodejs npm
   # Third-party mock server and SDKs for the integration tests, at pinned versions.
   (cd "$here/tests/integration/npm" && npm ci --no-audit --no-fund --loglevel=error)
