@@ -20,6 +20,7 @@ import unittest
 from harness import (BINARY, Daemon, Simulator, free_port, http_get, requires_peer, series,
                      wait_until)
 from test_alerting import Receiver
+import test_portable_rules
 
 HEALTHY_SECONDS = 3
 
@@ -45,22 +46,9 @@ endpoints:
 """
 
 # Portable (counters only), so Prometheus evaluates it over the scraped counters and modelpulse
-# over its stored probes with the same meaning (test_portable_rules checks the agreement).
-RULES = """
-groups:
-  - name: vantage
-    interval: 1s
-    rules:
-      - alert: Throttled
-        expr: |
-          sum without (outcome) (rate(modelpulse_probes_total{outcome="throttled"}[10s]))
-            / sum without (outcome) (rate(modelpulse_probes_total[10s]))
-          >= 0.5
-        for: 2s
-        labels: {severity: warning}
-        annotations:
-          summary: "{{ $labels.target }} throttled"
-"""
+# over its stored probes with the same meaning: test_portable_rules' rule, whose agreement that
+# test checks.
+RULES = test_portable_rules.RULES
 
 # group_wait spans the seconds between the first and the last sender's first post (about two
 # here, more on a loaded machine), so the first notification already holds every alert of the
