@@ -98,6 +98,16 @@ prometheus::ClientMetric Sample(const Labels& labels, double value, prometheus::
   return metric;
 }
 
+// An empty family for the metrics built at scrape time from a snapshot.
+prometheus::MetricFamily ScrapeTimeFamily(const char* name, const char* help,
+                                          prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = type;
+  return f;
+}
+
 // The modelpulse_slo_* families (rules/slo_tracker.h has the figures), built at scrape time
 // like the rule families. Labels: slo and slo_kind; burn rates also window. The counters
 // (events and good events per probe since start) are what Sloth's error_query/total_query or
@@ -106,48 +116,45 @@ std::vector<prometheus::MetricFamily> SloFamilies(
     const std::vector<rules::SloStatus>& slos,
     const std::vector<std::tuple<Labels, uint64_t, uint64_t>>& counters) {
   using prometheus::MetricType;
-  auto family = [](const char* name, const char* help, MetricType type) {
-    prometheus::MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  };
-  auto events_total = family("modelpulse_slo_events_total",
-                             "Probes counted by each SLO since start (excluded outcomes are not).",
-                             MetricType::Counter);
-  auto good_total = family("modelpulse_slo_good_total",
-                           "Probes each SLO counted as good since start.", MetricType::Counter);
+  auto events_total = ScrapeTimeFamily(
+      "modelpulse_slo_events_total",
+      "Probes counted by each SLO since start (excluded outcomes are not).", MetricType::Counter);
+  auto good_total =
+      ScrapeTimeFamily("modelpulse_slo_good_total", "Probes each SLO counted as good since start.",
+                       MetricType::Counter);
   for (const auto& [labels, events, good] : counters) {
     events_total.metric.push_back(Sample(labels, static_cast<double>(events), MetricType::Counter));
     good_total.metric.push_back(Sample(labels, static_cast<double>(good), MetricType::Counter));
   }
-  auto objective = family("modelpulse_slo_objective_ratio", "The SLO's objective, as a ratio.",
-                          MetricType::Gauge);
-  auto window_seconds =
-      family("modelpulse_slo_window_seconds",
-             "Length of the SLO's window so far (a calendar month grows).", MetricType::Gauge);
-  auto sli = family("modelpulse_slo_sli_ratio",
-                    "Good probes / probe events over the SLO's window; absent without events.",
-                    MetricType::Gauge);
-  auto remaining = family("modelpulse_slo_error_budget_remaining_ratio",
-                          "1 - (bad / events) / error budget over the SLO's window; negative once "
-                          "the budget is spent.",
-                          MetricType::Gauge);
-  auto window_events =
-      family("modelpulse_slo_window_events",
-             "Probe events per window (window=\"slo\": the SLO's own).", MetricType::Gauge);
-  auto window_bad =
-      family("modelpulse_slo_window_bad_events",
-             "Bad probe events per window (window=\"slo\": the SLO's own).", MetricType::Gauge);
-  auto burn = family("modelpulse_slo_burn_rate",
-                     "(bad / events) / error budget over each burn-rate window; absent without "
-                     "events.",
-                     MetricType::Gauge);
-  auto evidence = family("modelpulse_slo_window_alertable",
-                         "1 when the window holds at least min_probes events and "
-                         "min_failed_probes bad ones, so its burn rate may alert.",
-                         MetricType::Gauge);
+  auto objective = ScrapeTimeFamily("modelpulse_slo_objective_ratio",
+                                    "The SLO's objective, as a ratio.", MetricType::Gauge);
+  auto window_seconds = ScrapeTimeFamily(
+      "modelpulse_slo_window_seconds",
+      "Length of the SLO's window so far (a calendar month grows).", MetricType::Gauge);
+  auto sli =
+      ScrapeTimeFamily("modelpulse_slo_sli_ratio",
+                       "Good probes / probe events over the SLO's window; absent without events.",
+                       MetricType::Gauge);
+  auto remaining =
+      ScrapeTimeFamily("modelpulse_slo_error_budget_remaining_ratio",
+                       "1 - (bad / events) / error budget over the SLO's window; negative once "
+                       "the budget is spent.",
+                       MetricType::Gauge);
+  auto window_events = ScrapeTimeFamily("modelpulse_slo_window_events",
+                                        "Probe events per window (window=\"slo\": the SLO's own).",
+                                        MetricType::Gauge);
+  auto window_bad = ScrapeTimeFamily("modelpulse_slo_window_bad_events",
+                                     "Bad probe events per window (window=\"slo\": the SLO's own).",
+                                     MetricType::Gauge);
+  auto burn =
+      ScrapeTimeFamily("modelpulse_slo_burn_rate",
+                       "(bad / events) / error budget over each burn-rate window; absent without "
+                       "events.",
+                       MetricType::Gauge);
+  auto evidence = ScrapeTimeFamily("modelpulse_slo_window_alertable",
+                                   "1 when the window holds at least min_probes events and "
+                                   "min_failed_probes bad ones, so its burn rate may alert.",
+                                   MetricType::Gauge);
   for (const rules::SloStatus& status : slos) {
     const Labels labels = {{"slo", status.spec.name},
                            {"slo_kind", std::string(rules::SloKindName(status.spec.kind))}};
@@ -197,23 +204,17 @@ std::vector<prometheus::MetricFamily> SloFamilies(
 // scrape time from a snapshot rather than kept as registered metrics.
 std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rules) {
   using prometheus::MetricType;
-  auto family = [](const char* name, const char* help, MetricType type) {
-    prometheus::MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-  };
   // Not ALERTS and ALERTS_FOR_STATE: those are the synthetic series of the Prometheus that
   // scrapes us, which would collide with them (its own rules write them). The embedded engine
   // still records ALERTS for rules to query, as Prometheus does, and stores it for /api/v1.
-  auto alerts = family("modelpulse_alerts",
-                       "Pending and firing alerts (ALERTS inside modelpulse's rule engine).",
+  auto alerts = ScrapeTimeFamily(
+      "modelpulse_alerts", "Pending and firing alerts (ALERTS inside modelpulse's rule engine).",
+      MetricType::Gauge);
+  auto for_state =
+      ScrapeTimeFamily("modelpulse_alerts_for_state",
+                       "Unix time since which each pending or firing alert has been active "
+                       "(ALERTS_FOR_STATE inside modelpulse's rule engine).",
                        MetricType::Gauge);
-  auto for_state = family("modelpulse_alerts_for_state",
-                          "Unix time since which each pending or firing alert has been active "
-                          "(ALERTS_FOR_STATE inside modelpulse's rule engine).",
-                          MetricType::Gauge);
   for (const auto& alert : rules.alerts) {
     Labels with_state = alert.labels;
     with_state["alertstate"] = alert.state;
@@ -221,16 +222,19 @@ std::vector<prometheus::MetricFamily> RuleFamilies(const rules::RulesStatus& rul
     for_state.metric.push_back(
         Sample(alert.labels, static_cast<double>(alert.active_at_ms) / 1000.0, MetricType::Gauge));
   }
-  auto duration = family("modelpulse_rule_group_last_duration_seconds",
-                         "Duration of the last evaluation of each rule group.", MetricType::Gauge);
-  auto last = family("modelpulse_rule_group_last_evaluation_timestamp_seconds",
-                     "Unix time of the last evaluation of each rule group.", MetricType::Gauge);
-  auto count =
-      family("modelpulse_rule_group_rules", "Rules in each rule group.", MetricType::Gauge);
-  auto evaluations = family("modelpulse_rule_group_evaluations_total",
-                            "Evaluations of each rule group.", MetricType::Counter);
-  auto failures = family("modelpulse_rule_evaluation_failures_total",
-                         "Rule evaluations that failed, per rule group.", MetricType::Counter);
+  auto duration =
+      ScrapeTimeFamily("modelpulse_rule_group_last_duration_seconds",
+                       "Duration of the last evaluation of each rule group.", MetricType::Gauge);
+  auto last =
+      ScrapeTimeFamily("modelpulse_rule_group_last_evaluation_timestamp_seconds",
+                       "Unix time of the last evaluation of each rule group.", MetricType::Gauge);
+  auto count = ScrapeTimeFamily("modelpulse_rule_group_rules", "Rules in each rule group.",
+                                MetricType::Gauge);
+  auto evaluations = ScrapeTimeFamily("modelpulse_rule_group_evaluations_total",
+                                      "Evaluations of each rule group.", MetricType::Counter);
+  auto failures =
+      ScrapeTimeFamily("modelpulse_rule_evaluation_failures_total",
+                       "Rule evaluations that failed, per rule group.", MetricType::Counter);
   for (const auto& group : rules.groups) {
     const Labels labels = {{"rule_group", group.file + ";" + group.name}};
     duration.metric.push_back(Sample(labels, group.last_duration_seconds, MetricType::Gauge));
