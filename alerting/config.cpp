@@ -1,6 +1,7 @@
 #include "alerting/config.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <span>
 
 #include "alerting/internal/matcher.h"
+#include "common/secret_reference.h"
 
 namespace modelpulse::alerting {
 namespace {
@@ -58,63 +60,16 @@ struct Context {
   const TemplateCheck& check_template;
 };
 
-std::string TrimTrailingNewlines(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
-    text.pop_back();
-  }
-  return text;
-}
-
-enum class SecretFrom { kEnv, kFile, kCredential };
-
-// A secret by reference; problems name the variable or file, never what it holds.
-std::optional<Secret> ReadSecret(const Entry& e, std::string_view path, SecretFrom from,
+// A secret by reference (common/secret_reference.h), warning about files others may read as the
+// collector does for API keys.
+std::optional<Secret> ReadSecret(const Entry& e, std::string_view path, SecretSource from,
                                  Context& ctx) {
-  std::optional<std::string> reference = yaml::ReadNonEmptyString(e, path, ctx.diag);
-  if (!reference) {
-    return std::nullopt;
-  }
-  std::string file;
-  if (from == SecretFrom::kEnv) {
-    if (!yaml::IsIdentifier(*reference)) {
-      ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": \"{}\" is not a valid environment "
-                                              "variable name",
-                                              path, *reference));
-      return std::nullopt;
-    }
-    std::optional<std::string> value = ctx.env.GetEnv(*reference);
-    if (!value || value->empty()) {
-      ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": environment variable {} is {}", path,
-                                              *reference, value ? "empty" : "not set"));
-      return std::nullopt;
-    }
-    return Secret(std::move(*value));
-  }
-  if (from == SecretFrom::kCredential) {
-    std::optional<std::string> directory = ctx.env.GetEnv("CREDENTIALS_DIRECTORY");
-    if (reference->find('/') != std::string::npos || !directory || directory->empty()) {
-      ctx.diag.Add(
-          e.ValueMark(),
-          fmt::format("\"{}\": credential {} needs $CREDENTIALS_DIRECTORY (LoadCredential= "
-                      "in the systemd unit) and a name without '/'",
-                      path, *reference));
-      return std::nullopt;
-    }
-    file = (std::filesystem::path(*directory) / *reference).string();
-  } else {
-    file = yaml::ResolvePath(ctx.folder, *reference).string();
-  }
-  Result<std::string> content = ctx.env.ReadFile(file);
-  if (!content) {
-    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));
-    return std::nullopt;
-  }
-  std::string value = TrimTrailingNewlines(std::move(*content));
-  if (value.empty()) {
-    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": file {} is empty", path, file));
-    return std::nullopt;
-  }
-  return Secret(std::move(value));
+  return ReadSecretReference(from, e, path,
+                             {ctx.diag, ctx.env, ctx.folder, [](const std::string& file) {
+                                if (std::optional<std::string> warning = SecretFileExposure(file)) {
+                                  spdlog::warn("{}", *warning);
+                                }
+                              }});
 }
 
 std::optional<std::string> ReadUrl(const Entry& e, std::string_view path, Diagnostics& diag) {
@@ -149,7 +104,8 @@ void ReadAuth(const Entry& section, const std::string& path, HttpEndpoint& endpo
         } else {
           has_password = true;
           endpoint.basic_password =
-              ReadSecret(b, p, b.key == "password_env" ? SecretFrom::kEnv : SecretFrom::kFile, ctx)
+              ReadSecret(b, p, b.key == "password_env" ? SecretSource::kEnv : SecretSource::kFile,
+                         ctx)
                   .value_or(Secret());
         }
       }
@@ -161,7 +117,7 @@ void ReadAuth(const Entry& section, const std::string& path, HttpEndpoint& endpo
     } else {
       endpoint.bearer_token =
           ReadSecret(e, key_path,
-                     e.key == "bearer_token_env" ? SecretFrom::kEnv : SecretFrom::kFile, ctx)
+                     e.key == "bearer_token_env" ? SecretSource::kEnv : SecretSource::kFile, ctx)
               .value_or(Secret());
     }
   }
@@ -272,9 +228,9 @@ void ReadWebhook(const Entry& section, const std::string& path, ReceiverConfig& 
       if (e.key == "url") {
         url = ReadUrl(e, key_path, ctx.diag);
       } else if (auto secret = ReadSecret(e, key_path,
-                                          e.key == "url_env"    ? SecretFrom::kEnv
-                                          : e.key == "url_file" ? SecretFrom::kFile
-                                                                : SecretFrom::kCredential,
+                                          e.key == "url_env"    ? SecretSource::kEnv
+                                          : e.key == "url_file" ? SecretSource::kFile
+                                                                : SecretSource::kCredential,
                                           ctx)) {
         url = secret->Reveal();
         if (!IsHttpUrl(*url)) {
@@ -288,9 +244,9 @@ void ReadWebhook(const Entry& section, const std::string& path, ReceiverConfig& 
       }
     } else {
       ++secrets;
-      const SecretFrom from = e.key == "hmac_secret_env"    ? SecretFrom::kEnv
-                              : e.key == "hmac_secret_file" ? SecretFrom::kFile
-                                                            : SecretFrom::kCredential;
+      const SecretSource from = e.key == "hmac_secret_env"    ? SecretSource::kEnv
+                                : e.key == "hmac_secret_file" ? SecretSource::kFile
+                                                              : SecretSource::kCredential;
       receiver.hmac_secret = ReadSecret(e, key_path, from, ctx).value_or(Secret());
     }
   }

@@ -19,12 +19,12 @@
 #include "collector/internal/http_util.h"
 #include "collector/internal/providers/provider.h"
 #include "common/environment.h"
+#include "common/secret_reference.h"
 #include "common/yaml_reader.h"
 
 namespace modelpulse::collector {
 namespace {
 
-namespace fs = std::filesystem;
 using yaml::Entry;
 using yaml::KindName;
 using yaml::MapEntries;
@@ -32,76 +32,12 @@ using yaml::ReadDuration;
 using yaml::ReadNonEmptyString;
 using yaml::Sign;
 
-std::string TrimTrailingNewlines(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
-    text.pop_back();
-  }
-  return text;
-}
-
 }  // namespace
 
 std::optional<Secret> ResolveSecret(SecretSource source, const Entry& e, std::string_view path,
                                     ConfigReadContext& ctx) {
-  std::optional<std::string> reference = ReadNonEmptyString(e, path, ctx.diag);
-  if (!reference) {
-    return std::nullopt;
-  }
-  std::string file;
-  switch (source) {
-    case SecretSource::kEnv: {
-      if (!yaml::IsIdentifier(*reference)) {
-        ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": \"{}\" is not a valid environment "
-                                                "variable name",
-                                                path, *reference));
-        return std::nullopt;
-      }
-      std::optional<std::string> value = ctx.env.GetEnv(*reference);
-      if (!value) {
-        ctx.diag.Add(e.ValueMark(),
-                     fmt::format("\"{}\": environment variable {} is not set", path, *reference));
-        return std::nullopt;
-      }
-      if (value->empty()) {
-        ctx.diag.Add(e.ValueMark(),
-                     fmt::format("\"{}\": environment variable {} is empty", path, *reference));
-        return std::nullopt;
-      }
-      return Secret(std::move(*value));
-    }
-    case SecretSource::kFile:
-      file = yaml::ResolvePath(ctx.folder, *reference).string();
-      break;
-    case SecretSource::kCredential: {
-      if (reference->find('/') != std::string::npos) {
-        ctx.diag.Add(e.ValueMark(),
-                     fmt::format("\"{}\": a credential name cannot contain '/'", path));
-        return std::nullopt;
-      }
-      std::optional<std::string> directory = ctx.env.GetEnv("CREDENTIALS_DIRECTORY");
-      if (!directory || directory->empty()) {
-        ctx.diag.Add(e.ValueMark(),
-                     fmt::format("\"{}\": credential {} needs $CREDENTIALS_DIRECTORY, which is "
-                                 "not set (LoadCredential= in the systemd unit)",
-                                 path, *reference));
-        return std::nullopt;
-      }
-      file = (fs::path(*directory) / *reference).string();
-      break;
-    }
-  }
-  Result<std::string> content = ctx.env.ReadFile(file);
-  if (!content) {
-    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": {}", path, content.error().message));
-    return std::nullopt;
-  }
-  WarnIfSecretFileExposed(file);
-  std::string value = TrimTrailingNewlines(std::move(*content));
-  if (value.empty()) {
-    ctx.diag.Add(e.ValueMark(), fmt::format("\"{}\": file {} is empty", path, file));
-    return std::nullopt;
-  }
-  return Secret(std::move(value));
+  return ReadSecretReference(source, e, path,
+                             {ctx.diag, ctx.env, ctx.folder, WarnIfSecretFileExposed});
 }
 
 namespace {

@@ -10,14 +10,9 @@
 
 namespace modelpulse::collector {
 
-// The warning for a secret file whose permission bits `mode` let its group or anyone else read
-// it ("secret file F is readable by others (mode 0644): chmod 600 F"), or nullopt when only
-// its owner can. Names the file and its mode, never its content.
-std::optional<std::string> ExposedSecretFileWarning(const std::string& path, unsigned mode);
-
-// Logs ExposedSecretFileWarning for `path` as a warning. Called where a config load reads the
-// file, so it is said once per load (and reload), never per probe. Silent when the file cannot be
-// stat'ed (reading it reported that) or is not a regular file.
+// Logs common/secret_reference.h's SecretFileExposure for `path` as a warning. Called where a
+// config load reads the file, so it is said once per load (and reload), never per probe. Silent
+// when the file cannot be stat'ed (reading it reported that) or is not a regular file.
 void WarnIfSecretFileExposed(const std::string& path);
 
 }  // namespace modelpulse::collector

@@ -12,15 +12,12 @@
 #include <string_view>
 
 #include "collector/collector.h"
+#include "common/secret_reference.h"
 
 namespace modelpulse::collector {
 
-// Where a secret a config names is kept.
-enum class SecretSource { kEnv, kFile, kCredential };
-
-// Resolves the reference at `e` (a variable name, a file path relative to ctx.folder, or a
-// systemd credential name under $CREDENTIALS_DIRECTORY); trailing line breaks of a file are
-// dropped. `path` names the key in messages. Problems go to ctx.diag, and give nullopt.
+// common/secret_reference.h's ReadSecretReference in ctx, warning (WarnIfSecretFileExposed) about
+// each file others may read.
 std::optional<Secret> ResolveSecret(SecretSource source, const yaml::Entry& e,
                                     std::string_view path, ConfigReadContext& ctx);
 
