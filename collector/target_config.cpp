@@ -152,11 +152,8 @@ std::vector<std::pair<std::string, Secret>> ReadHeaders(const Entry& e, std::str
   }
   return headers;
 }
-// Provider details: keys that mean something to some providers only.
-constexpr std::array<std::string_view, 6> kDetailKeys = {
-    "region", "project", "api_version", "anthropic_version", "api", "openai_path_prefix"};
-
-// The providers that take detail `key`, in declaration order.
+// The providers that take detail `key` (a key that means something to some providers only), in
+// declaration order.
 std::vector<Provider> DetailProviders(std::string_view key) {
   std::vector<Provider> providers;
   for (int i = 0; i <= static_cast<int>(Provider::kGemini); ++i) {  // every provider, in order
