@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (the `fuzz` preset: clang++, ASan+UBSan, fuzz/) and runs each for
-# the given number of seconds (default 600), starting from its seed corpus (fuzz/corpus/<target>/,
+# the given number of seconds (default 600), or until it has made RUNS executions when a second
+# argument gives them (`scripts/fuzz.sh 3600 10000000`: 10 million each, at most an hour each), starting from its seed corpus (fuzz/corpus/<target>/,
 # copied to build/fuzz/corpus/ so that runs grow a working corpus without touching the seeds) with
 # its dictionary (fuzz/dict/<target>.dict). Prints libFuzzer's final stats and one summary line
 # per target (executions, cov, ft, crashes). Exits 1 when any target crashed, timed out or ran
@@ -8,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
+runs=${2:--1}  # libFuzzer's -runs: -1 is unlimited
 targets=${FUZZ_TARGETS:-"sse eventstream provider promql template rule_file promtool_series config"}
 
 # clang and its sanitizer runtimes only for fuzzing: the test command does not need them.
@@ -27,7 +29,7 @@ for target in $targets; do
   echo "== $target (${seconds}s)"
   rc=0
   build/fuzz/fuzz/"${target}"_fuzz "$work" \
-    -dict=fuzz/dict/"$target".dict -max_total_time="$seconds" -print_final_stats=1 \
+    -dict=fuzz/dict/"$target".dict -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
     -artifact_prefix=build/fuzz/artifacts/"$target"- >"$log" 2>&1 || rc=$?
   grep -E '^stat::|ERROR|SUMMARY' "$log" || true
@@ -42,9 +44,10 @@ for target in $targets; do
     status=1
     echo "!! $target failed (exit $rc); log: $log"
   fi
-  summary+=("$(printf '%-16s execs=%-10s cov=%-6s ft=%-6s crashes=%s' \
-    "$target" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$crashes")")
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+  summary+=("$(printf '%-16s execs=%-10s exec/s=%-7s cov=%-6s ft=%-6s crashes=%s' \
+    "$target" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$crashes")")
 done
-echo "== fuzz summary (${seconds}s per target)"
+echo "== fuzz summary (at most ${seconds}s and ${runs} executions per target)"
 printf '%s\n' "${summary[@]}"
 exit "$status"
