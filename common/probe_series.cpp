@@ -158,12 +158,14 @@ const ProbeCounterFamily kCounterFamilies[] = {
      CounterType::kCounterByOutcome,
      N::kOutcome,
      {}},
-    {"modelpulse_probe_ttft_seconds", "Time from request start to the first content token.",
+    {"modelpulse_probe_ttft_seconds",
+     "Time from request start to the first content token, of successful probes.",
      CounterType::kHistogram, N::kTtftSeconds, kLatencyBuckets},
-    {"modelpulse_probe_duration_seconds", "Total duration of each probe.", CounterType::kHistogram,
-     N::kTotalSeconds, kLatencyBuckets},
-    {"modelpulse_probe_output_tokens_per_second", "Output tokens per second of each probe.",
-     CounterType::kHistogram, N::kOutputTokensPerSecond, kTokensPerSecondBuckets},
+    {"modelpulse_probe_duration_seconds", "Total duration of each successful probe.",
+     CounterType::kHistogram, N::kTotalSeconds, kLatencyBuckets},
+    {"modelpulse_probe_output_tokens_per_second",
+     "Output tokens per second of each successful probe.", CounterType::kHistogram,
+     N::kOutputTokensPerSecond, kTokensPerSecondBuckets},
 };
 
 // Outcome slots are indexed by the outcome's value.
@@ -243,6 +245,13 @@ std::string FormatBucketBound(double bound) {
 
 std::optional<double> ProbeHistogramValue(const ProbeCounterFamily& family,
                                           const ProbeNumbers& numbers) {
+  // Successful probes only: a failure's timing (a 429 answered in 40 ms, a timeout at the
+  // limit) says nothing about the provider's latency and would skew histogram_quantile(); the
+  // report's percentiles and the latency SLOs (rules/slo.h ClassifyProbe) count successes only.
+  const auto outcome = numbers[static_cast<size_t>(ProbeNumber::kOutcome)];
+  if (!outcome || *outcome != static_cast<double>(static_cast<int>(Outcome::kOk))) {
+    return std::nullopt;
+  }
   const auto value = numbers[static_cast<size_t>(family.input)];
   if (family.type != CounterType::kHistogram || !value || std::isnan(*value)) {
     return std::nullopt;

@@ -132,7 +132,7 @@ const std::vector<ProbeSeriesInfo>& ProbeSeriesNames();
 struct ProbeCounterFamily {
   enum class Type {
     kCounterByOutcome,  // one counter per outcome class, label outcome="<OutcomeName>"
-    kHistogram,         // _bucket{le}, _sum, _count of `input`, when the probe has it
+    kHistogram,         // _bucket{le}, _sum, _count of `input`: successful probes that have it
   };
   const char* name;  // the family name (histogram series append _bucket, _sum, _count)
   const char* help;
@@ -164,12 +164,12 @@ std::pair<size_t, size_t> ProbeCounterSlotsNamed(std::string_view name);
 std::string FormatBucketBound(double bound);
 
 // Calls add(slot, increment) for every series one probe moves, increments of 0 included (a
-// histogram observation creates every bucket, as a client library does). A histogram whose input
-// the probe lacks (or is NaN) is not observed.
+// histogram observation creates every bucket, as a client library does). A histogram observes
+// successful probes only; one whose input the probe lacks (or is NaN) is not observed.
 template <typename Add>
 void ForEachProbeIncrement(const ProbeNumbers& numbers, Add&& add);
 
-// The histogram value of `family` in a probe, nullopt when not observed.
+// The histogram value of `family` in a probe, nullopt when not observed (failed, no value).
 std::optional<double> ProbeHistogramValue(const ProbeCounterFamily& family,
                                           const ProbeNumbers& numbers);
 // The first slot of each family.

@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "common/go_quote.h"
+#include "common/probe_series.h"
 #include "rules/rules.h"
 
 namespace modelpulse::rules {
@@ -80,6 +82,32 @@ std::string PortableErrorsExpr(const SloSpec& slo, const std::string& w) {
     return CounterCount(slo, {Outcome::kThrottled}, w);
   }
   return CounterCount(slo, FaultOutcomes(slo), w);
+}
+
+// Latency, both dialects: the histogram of the SLO's phase (common/probe_series.h
+// ProbeCounterFamilies), as Pyrra writes a latency SLO (prometheus-semantics.md §7.4): events
+// are the increase of _count, good ones the increase of the bucket whose `le` is the threshold,
+// errors the difference. The histograms observe successful probes only, and a probe lands in
+// bucket `le` when its value is <= le, so this is ClassifyProbe's latency verdict exactly (a
+// failure or a probe without the phase is excluded; good when took <= threshold); the config
+// reader refuses a threshold that is not a bucket bound (rules/slo_config.cpp). The gauges have
+// no form for "probes under a threshold" without a subquery, so the embedded dialect reads the
+// histograms too; the embedded engine derives them from the stored probes.
+std::string HistogramName(const SloSpec& slo) {
+  return slo.phase == SloSpec::Phase::kTotal ? "modelpulse_probe_duration_seconds"
+                                             : "modelpulse_probe_ttft_seconds";
+}
+
+std::string LatencyEventsExpr(const SloSpec& slo, const std::string& w) {
+  return fmt::format("sum(increase({}_count{}[{}])) or vector(0)", HistogramName(slo),
+                     Selector(slo), w);
+}
+
+std::string LatencyErrorsExpr(const SloSpec& slo, const std::string& w) {
+  const std::string le = "le=" + GoQuote(FormatBucketBound(slo.threshold_seconds));
+  return fmt::format(
+      "(sum(increase({0}_count{1}[{3}])) - sum(increase({0}_bucket{2}[{3}]))) or vector(0)",
+      HistogramName(slo), Selector(slo), Selector(slo, le), w);
 }
 
 // The probe events of `w`, and the bad ones among them, as PromQL.
@@ -183,7 +211,8 @@ SloVerdict ClassifyProbe(const SloSpec& slo, Outcome outcome, std::optional<doub
       }
       const std::optional<double> took =
           slo.phase == SloSpec::Phase::kTotal ? std::optional<double>(total_s) : first_token_s;
-      if (!took) {
+      // NaN is not observed by the histograms (ProbeHistogramValue), so it is no event here.
+      if (!took || std::isnan(*took)) {
         return SloVerdict::kExcluded;
       }
       return *took <= slo.threshold_seconds ? SloVerdict::kGood : SloVerdict::kBad;
@@ -200,6 +229,11 @@ bool SloSelects(const SloSpec& slo, const Labels& labels) {
     }
   }
   return true;
+}
+
+bool IsLatencyBucket(double threshold_seconds) {
+  const auto buckets = ProbeLatencyBuckets();
+  return std::find(buckets.begin(), buckets.end(), threshold_seconds) != buckets.end();
 }
 
 const std::vector<BurnWindow>& BurnWindows() {
@@ -221,18 +255,29 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos, SloRuleDialect dia
   const bool portable = dialect == SloRuleDialect::kPortable;
   std::string groups;
   std::string skipped;
+  bool any_latency = false;
   for (const SloSpec& slo : slos) {
-    if (slo.kind == SloSpec::Kind::kLatency) {
-      skipped += fmt::format("#   {} (latency: no PromQL form without subqueries)\n", slo.name);
+    const bool latency = slo.kind == SloSpec::Kind::kLatency;
+    if (latency && !IsLatencyBucket(slo.threshold_seconds)) {
+      // The config reader refuses these; a spec built in code may still hold one.
+      skipped += fmt::format("#   {} (latency: threshold {}s is not a histogram bucket)\n",
+                             slo.name, FormatGoFloat(slo.threshold_seconds));
       continue;
     }
+    any_latency = any_latency || latency;
     const std::string budget = FormatGoFloat(slo.ErrorBudget());
     std::string group = fmt::format("- name: {}\n  rules:\n", Yq("slo:" + slo.name));
     for (const char* w : BurnRateWindowNames()) {
       group += Recording(fmt::format("slo:sli_events:count{}", w),
-                         portable ? PortableEventsExpr(slo, w) : EventsExpr(slo, w), slo);
+                         latency    ? LatencyEventsExpr(slo, w)
+                         : portable ? PortableEventsExpr(slo, w)
+                                    : EventsExpr(slo, w),
+                         slo);
       group += Recording(fmt::format("slo:sli_errors:count{}", w),
-                         portable ? PortableErrorsExpr(slo, w) : ErrorsExpr(slo, w), slo);
+                         latency    ? LatencyErrorsExpr(slo, w)
+                         : portable ? PortableErrorsExpr(slo, w)
+                                    : ErrorsExpr(slo, w),
+                         slo);
       const std::string by = fmt::format("{{slo={}}}", GoQuote(slo.name));
       group += Recording(
           fmt::format("slo:sli_error:ratio_rate{}", w),
@@ -274,6 +319,9 @@ std::string SloRuleFileYaml(const std::vector<SloSpec>& slos, SloRuleDialect dia
              ? "# Portable: over the counters modelpulse_probes_total{outcome}, for a Prometheus\n"
                "# that scrapes modelpulse as well as for modelpulse itself.\n"
              : "# Embedded: over the per-probe gauges, for modelpulse's own rule engine.\n";
+  if (any_latency) {
+    out += "# Latency: over the histograms of successful probes (bucket le = threshold).\n";
+  }
   if (!skipped.empty()) {
     out += "# SLOs without rules:\n" + skipped;
   }

@@ -12,8 +12,12 @@
 //    (billing and credentials are ours to fix), so throttled, overloaded, timeout, network,
 //    client_error, server_error, invalid_response and content_mismatch count against the
 //    provider.
-//  - latency: events are the successful probes (failures are availability's business); good
-//    when the phase (first token, or total) took at most the threshold.
+//  - latency: events are the successful probes that have the phase (failures are
+//    availability's business; a phase that did not happen or was not a number is left out);
+//    good when the phase (first token, or total) took at most the threshold. These are exactly
+//    the observations of the histograms modelpulse_probe_{ttft,duration}_seconds (successful
+//    probes only) and their bucket `le` = threshold (value <= le), so the threshold must be one
+//    of their bounds (ProbeLatencyBuckets; the config reader refuses any other).
 //  - throttle_free: every probe is an event; a throttled one is bad.
 //  - paging needs evidence: a window pair fires only when its long window holds at least
 //    min_probes events and at least min_failed_probes bad ones (defaults 10 and 2), so a lone
@@ -61,6 +65,9 @@ std::string_view SloKindName(SloSpec::Kind kind);  // "availability", "latency",
 enum class SloVerdict { kExcluded, kGood, kBad };
 SloVerdict ClassifyProbe(const SloSpec& slo, Outcome outcome, std::optional<double> first_token_s,
                          double total_s);
+// Whether a latency threshold is a bound of the latency histograms (ProbeLatencyBuckets), so
+// rules can read its bucket.
+bool IsLatencyBucket(double threshold_seconds);
 // Whether a probe with these labels belongs to the SLO.
 bool SloSelects(const SloSpec& slo, const Labels& labels);
 
@@ -86,8 +93,11 @@ enum class SloRuleDialect { kEmbedded, kPortable };
 // "slo:<name>", recording per window slo:sli_events:count<w>, slo:sli_errors:count<w> and
 // slo:sli_error:ratio_rate<w> (Sloth's name), slo:objective:ratio and slo:error_budget:ratio,
 // then the alert SLOErrorBudgetBurn with severity page (14.4x 1h&5m, 6x 6h&30m) and ticket (3x
-// 1d&2h, 1x 3d&6h). Latency SLOs are left out (listed in a comment): a count of probes over a
-// threshold needs a subquery, which the subset does not have. In the rules an excluded outcome
+// 1d&2h, 1x 3d&6h). Latency SLOs read their phase's histogram in both dialects (the gauges
+// would need a subquery): events = increase of _count, errors = that minus the increase of the
+// bucket le="<threshold>", the Pyrra form; a latency SLO whose threshold is not a bucket bound
+// (only possible for a spec built in code) is left out and listed in a comment. In the rules an
+// excluded outcome
 // is left out only where it has its own probe series (throttled, overloaded, quota_exhausted);
 // auth and the other failures count as errors there (the rules' one difference from the
 // report and ClassifyProbe) in the embedded dialect. Empty string when no SLO has rules.

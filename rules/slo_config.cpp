@@ -3,9 +3,13 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
+
+#include "common/duration.h"
+#include "common/probe_series.h"
 
 namespace modelpulse::rules {
 namespace {
@@ -20,7 +24,8 @@ constexpr std::array<std::string_view, 10> kSloKeys = {
 constexpr std::array<std::string_view, 2> kLatencyKeys = {"phase", "threshold"};
 constexpr int64_t kDay = 24LL * 3600 * 1000;
 
-void ReadLatency(const Entry& e, SloSpec& slo, bool& has_threshold, Diagnostics& diag) {
+void ReadLatency(const Entry& e, SloSpec& slo, bool& has_threshold, bool& threshold_refused,
+                 Diagnostics& diag) {
   for (const Entry& l :
        yaml::MapEntries(e.value, e.ValueMark(), "latency", "in \"latency\"", kLatencyKeys, diag)) {
     if (l.key == "phase") {
@@ -39,6 +44,24 @@ void ReadLatency(const Entry& e, SloSpec& slo, bool& has_threshold, Diagnostics&
                    yaml::ReadDuration(l, "latency.threshold", yaml::Sign::kPositive, diag)) {
       slo.threshold_seconds = static_cast<double>(threshold->count()) / 1000.0;
       has_threshold = true;
+      // The burn-rate rules count good probes from the histogram bucket whose `le` is the
+      // threshold (rules/slo.h). A threshold between two bounds has no such bucket; rounding it
+      // to a neighbour would page on an objective the user did not write, and leaving the SLO
+      // without alerts would be found out only when it mattered, so the config is refused and
+      // the message lists the thresholds that work.
+      if (!IsLatencyBucket(slo.threshold_seconds)) {
+        std::string valid;
+        for (const double bound : ProbeLatencyBuckets()) {
+          valid += (valid.empty() ? "" : ", ") +
+                   FormatPromDuration(Millis(std::llround(bound * 1000.0)));
+        }
+        diag.Add(l.ValueMark(),
+                 fmt::format("\"latency.threshold\": {} is not a bound of the latency "
+                             "histograms, which the SLO's burn-rate rules read (valid: {})",
+                             l.value.Scalar(), valid));
+        has_threshold = false;
+        threshold_refused = true;
+      }
     }
   }
 }
@@ -78,6 +101,7 @@ std::optional<SloSpec> ReadSlo(const YAML::Node& node, size_t index, Diagnostics
   bool has_kind = false;
   bool has_objective = false;
   bool has_threshold = false;
+  bool threshold_refused = false;
   const Entry* latency = nullptr;
   const Entry* outcomes = nullptr;
   bool ok = true;
@@ -155,7 +179,7 @@ std::optional<SloSpec> ReadSlo(const YAML::Node& node, size_t index, Diagnostics
       }
     } else if (e.key == "latency") {
       latency = &e;
-      ReadLatency(e, slo, has_threshold, diag);
+      ReadLatency(e, slo, has_threshold, threshold_refused, diag);
     } else if (e.key == "provider_fault_outcomes") {
       outcomes = &e;
       ReadOutcomes(e, slo, diag);
@@ -177,7 +201,9 @@ std::optional<SloSpec> ReadSlo(const YAML::Node& node, size_t index, Diagnostics
       ok = false;
     }
   }
-  if (has_kind && slo.kind == SloSpec::Kind::kLatency && !has_threshold) {
+  if (threshold_refused) {
+    ok = false;
+  } else if (has_kind && slo.kind == SloSpec::Kind::kLatency && !has_threshold) {
     diag.Add(latency != nullptr ? latency->ValueMark() : mark,
              fmt::format("slos[{}]: a latency SLO needs \"latency: {{threshold: ...}}\"", index));
     ok = false;

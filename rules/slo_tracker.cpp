@@ -99,11 +99,13 @@ Result<SloWindowFigures> SloTracker::LatencyRaw(const SloSpec& spec, int64_t fro
     }
     for (const Sample& s : series.samples) {
       auto at = it->second.find(s.t_ms);
-      if (at == it->second.end() || at->second != 1 || IsStaleNaN(s.v)) {
+      // As the generated rules count from the histograms (rules/slo.h): a NaN phase is not
+      // observed, and a probe is good when its value is <= the threshold, the bucket's `le`.
+      if (at == it->second.end() || at->second != 1 || std::isnan(s.v)) {
         continue;
       }
       ++out.events;
-      out.bad += s.v > spec.threshold_seconds ? 1 : 0;
+      out.bad += s.v <= spec.threshold_seconds ? 0 : 1;
     }
   }
   return out;

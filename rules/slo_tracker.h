@@ -6,10 +6,10 @@
 // window (5m ... 3d), read from the probe series through a SampleSource. Availability and
 // throttle-free SLOs use the source's range aggregates (count_over_time / sum_over_time, which
 // storage answers from hourly rollups over long windows), so their figures equal the generated
-// rules' slo:sli_events / slo:sli_errors recordings. Latency SLOs read raw samples (a count
-// under a threshold has no rollup). Whole settled hours are cached for every kind, so after the
-// first computation a refresh reads each window's partial first hour and, once, the unsettled
-// last hour(s).
+// rules' slo:sli_events / slo:sli_errors recordings. Latency SLOs read raw samples (no rollup
+// counts under a threshold): the probes the rules' histograms observe, good when <= threshold
+// (the bucket's le); exact counts, where the rules' increase() extrapolates. Settled hours are
+// cached for every kind; a refresh reads each window's first partial hour and the unsettled end.
 
 #include <cstdint>
 #include <map>

@@ -1540,7 +1540,7 @@ TEST_CASE("slos: a selector, a kind, an objective and a window become SloSpecs")
     kind: latency
     objective: 99
     window: calendar_month
-    latency: {phase: total, threshold: 2500ms}
+    latency: {phase: total, threshold: 3s}
   - name: east-throttle
     selector: {cloud: east}
     kind: throttle_free
@@ -1573,9 +1573,9 @@ TEST_CASE("slos: a selector, a kind, an objective and a window become SloSpecs")
   CHECK(l.selector == Labels{{"target", "m@a"}});
   CHECK(l.window_kind == rules::SloSpec::WindowKind::kCalendarMonth);
   CHECK(l.phase == rules::SloSpec::Phase::kTotal);
-  CHECK(l.threshold_seconds == 2.5);
-  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 2.5) == rules::SloVerdict::kGood);
-  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 2.6) == rules::SloVerdict::kBad);
+  CHECK(l.threshold_seconds == 3);
+  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 3) == rules::SloVerdict::kGood);
+  CHECK(rules::ClassifyProbe(l, Outcome::kOk, 0.1, 3.1) == rules::SloVerdict::kBad);
   CHECK(rules::ClassifyProbe(l, Outcome::kTimeout, std::nullopt, 60) ==
         rules::SloVerdict::kExcluded);
   CHECK(config.slos[2].min_probes == 20);
@@ -1613,6 +1613,11 @@ TEST_CASE("slos: every mistake is reported at its line and column") {
     kind: availability
     objective: 99
     windw: 30d
+  - name: e
+    target: m@a
+    kind: latency
+    objective: 99
+    latency: {threshold: 2500ms}
 )");
   INFO(Join(lines));
   CHECK(Has(lines, "t.yaml:13:5: slo \"a\": its selector matches no target's labels"));
@@ -1632,6 +1637,14 @@ TEST_CASE("slos: every mistake is reported at its line and column") {
             "t.yaml:30:5: slos[3]: \"provider_fault_outcomes\" applies to availability "
             "SLOs only"));
   CHECK(HasPrefix(lines, "t.yaml:35:5: unknown key \"windw\" in slos[4]"));
+  // The rules read the histogram bucket whose `le` is the threshold: 2.5 s has none.
+  CHECK(Has(lines,
+            "t.yaml:40:26: \"latency.threshold\": 2500ms is not a bound of the latency "
+            "histograms, which the SLO's burn-rate rules read (valid: 50ms, 100ms, 250ms, 500ms, "
+            "1s, 2s, 3s, 5s, 10s, 20s, 30s, 1m)"));
+  for (const std::string& line : lines) {
+    CHECK(line.find("slos[5]: a latency SLO needs") == std::string::npos);  // said once
+  }
 }
 
 }  // namespace

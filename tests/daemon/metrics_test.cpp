@@ -129,9 +129,10 @@ TEST_CASE("metrics: probe counters by outcome class and the three histograms, pe
           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.25"} 0)" + "\n",
           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="0.5"} 1)" + "\n",
           "modelpulse_probe_ttft_seconds_bucket{" + labels + R"(,le="+Inf"} 1)" + "\n",
-          "modelpulse_probe_duration_seconds_count{" + labels + "} 2\n",
-          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.05"} 1)" + "\n",
-          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.5"} 2)" + "\n",
+          // Successful probes only: the throttled probe's 0.04 s is not a latency.
+          "modelpulse_probe_duration_seconds_count{" + labels + "} 1\n",
+          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.05"} 0)" + "\n",
+          "modelpulse_probe_duration_seconds_bucket{" + labels + R"(,le="0.5"} 1)" + "\n",
           "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="35"} 0)" + "\n",
           "modelpulse_probe_output_tokens_per_second_bucket{" + labels + R"(,le="50"} 1)" + "\n",
       }) {

@@ -11,8 +11,10 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "common/alert_event.h"
+#include "common/probe_series.h"
 #include "rules/slo_tracker.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
@@ -365,6 +367,90 @@ TEST_CASE("SLO budgets and burn rates match hand-computed values") {
     CHECK(t.slo_window.bad == 20);
     CHECK(window(t, "1h").bad == 0);
   }
+}
+
+// The counter value of the histogram series `name` (with `le` when given) summed over the
+// SLO's series, at the last sample at or before `t_ms`: the number of observations up to then.
+double CounterAt(const SampleSource& source, const std::string& name, const std::string& le,
+                 int64_t t_ms) {
+  std::vector<LabelMatcher> matchers = {{LabelMatcher::Type::kEqual, "__name__", name},
+                                        {LabelMatcher::Type::kEqual, "model", "m"}};
+  if (!le.empty()) {
+    matchers.push_back({LabelMatcher::Type::kEqual, "le", le});
+  }
+  auto got = source.Select(matchers, kT0 - 1, t_ms);
+  REQUIRE(got);
+  double total = 0;
+  for (const Series& series : *got) {
+    if (!series.samples.empty()) {
+      total += series.samples.back().v;
+    }
+  }
+  return total;
+}
+
+// The generated latency rules count events as the increase of the phase histogram's _count and
+// good ones as the increase of its bucket le="<threshold>" (rules/slo.h). The tracker behind
+// modelpulse_slo_* counts the same probes: successful ones with the phase, good when <= the
+// threshold (west's ttft and east's total sit exactly on a bound). Failed probes, whose total
+// time is known (east's 500s, 429s and 60 s timeouts), are in neither.
+TEST_CASE("latency SLO figures count exactly what the histograms behind the rules observe") {
+  Scenario scenario;
+  ManualClock clock(kT0 + 3 * 3600 * 1000);
+  storage::StorageOptions options;
+  options.path = scenario.db;
+  options.retention = Millis(0);
+  auto store = storage::Store::Open(options, clock);
+  REQUIRE(store);
+  storage::ProbeSeriesSource source(store->get(), Millis(0), INT64_MAX);
+  rules::SloSpec ttft;
+  ttft.name = "m-ttft";
+  ttft.selector = {{"model", "m"}};
+  ttft.kind = rules::SloSpec::Kind::kLatency;
+  ttft.threshold_seconds = 0.5;
+  rules::SloSpec total = ttft;
+  total.name = "m-total";
+  total.phase = rules::SloSpec::Phase::kTotal;
+  total.threshold_seconds = 2;
+  rules::SloTracker tracker({ttft, total}, source);
+  const int64_t now = kT0 + 2 * 3600 * 1000 - 1;
+  auto computed = tracker.Compute(now);
+  REQUIRE_MESSAGE(computed, (computed ? "" : computed.error().ToString()));
+  REQUIRE(computed->size() == 2);
+  for (const auto& [status, family, le] :
+       {std::tuple{(*computed)[0], "modelpulse_probe_ttft_seconds", "0.5"},
+        std::tuple{(*computed)[1], "modelpulse_probe_duration_seconds", "2"}}) {
+    CAPTURE(status.spec.name);
+    const std::string count = std::string(family) + "_count";
+    const std::string bucket = std::string(family) + "_bucket";
+    REQUIRE(FormatBucketBound(status.spec.threshold_seconds) == le);
+    // The whole history is inside the SLO window; the 1h window starts 1 ms before minute 60.
+    const double events = CounterAt(source, count, "", now);
+    CHECK(status.slo_window.events == static_cast<int64_t>(events));
+    CHECK(status.slo_window.bad ==
+          static_cast<int64_t>(events - CounterAt(source, bucket, le, now)));
+    const int64_t from = now - 3600 * 1000;
+    const double events_1h = events - CounterAt(source, count, "", from - 1);
+    const double good_1h =
+        CounterAt(source, bucket, le, now) - CounterAt(source, bucket, le, from - 1);
+    for (const rules::SloWindowFigures& w : status.burn) {
+      if (w.window == "1h") {
+        CHECK(w.events == static_cast<int64_t>(events_1h));
+        CHECK(w.bad == static_cast<int64_t>(events_1h - good_1h));
+      }
+    }
+  }
+  // By hand: 533 successful probes (east 480 - 66, west 119); east's totals are its ttft + 1,
+  // at most 2 s; west's are 1.5 s.
+  CHECK((*computed)[0].slo_window.events == 533);
+  CHECK((*computed)[1].slo_window.events == 533);
+  CHECK((*computed)[1].slo_window.bad == 0);
+  // ClassifyProbe agrees on the bounds: a value equal to the threshold is good, a failure with
+  // a fast total is no event, NaN is no event (the histograms do not observe it).
+  CHECK(rules::ClassifyProbe(total, Outcome::kOk, std::nullopt, 2) == rules::SloVerdict::kGood);
+  CHECK(rules::ClassifyProbe(total, Outcome::kThrottled, std::nullopt, 0.1) ==
+        rules::SloVerdict::kExcluded);
+  CHECK(rules::ClassifyProbe(ttft, Outcome::kOk, std::nan(""), 1) == rules::SloVerdict::kExcluded);
 }
 
 TEST_CASE("a calendar-month SLO window starts on the 1st, UTC") {

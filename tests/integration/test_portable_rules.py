@@ -3,7 +3,9 @@ the probe counters, loaded by modelpulse (which derives modelpulse_probes_total 
 and by a real Prometheus scraping modelpulse's /metrics every second, fires the same alert, with
 the same labels, within one scrape plus one evaluation interval, for the same simulated
 throttling. Also: `export rules` passes that file through and promtool accepts the output, and
-/metrics passes `promtool check metrics`. Real processes on loopback, bounded waits."""
+/metrics passes `promtool check metrics`. And a latency SLO (issue 10): its generated burn-rate
+rules over the ttft histogram page in both, with the same labels, within a probe of each other.
+Real processes on loopback, bounded waits."""
 import datetime
 import json
 import os
@@ -76,13 +78,49 @@ def parse_time(text):
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
-def firing(url):
+def firing(url, alertname="Throttled", **labels):
     status, body = http_get(url)
     if status != 200:
         return None
     alerts = [a for a in json.loads(body)["data"]["alerts"]
-              if a["labels"].get("alertname") == "Throttled" and a["state"] == "firing"]
+              if a["labels"].get("alertname") == alertname and a["state"] == "firing"
+              and all(a["labels"].get(k) == v for k, v in labels.items())]
     return alerts or None
+
+
+# A latency SLO whose every probe is slow (300 ms to the first token, threshold 250 ms): its
+# burn-rate rules read the ttft histogram (increase of _count and of the bucket le="0.25").
+LATENCY_SCENARIO = """
+seed: 3
+endpoints:
+  - name: slow
+    protocol: openai
+    first_token_ms: 300
+    inter_token_ms: 2
+    output_tokens: 3
+    phases: [{name: slow}]
+"""
+
+
+def latency_config(sim_port):
+    return f"""
+defaults:
+  interval: 1s
+  timeouts: {{connect: 2s, first_token: 5s, total: 10s}}
+targets:
+  - name: slow
+    provider: openai_compatible
+    model: gpt-4o-mini
+    base_url: http://127.0.0.1:{sim_port}/slow/v1
+global: {{evaluation_interval: 1s}}
+simulator: {{scenario: scenario.yaml, listen_address: "127.0.0.1:{sim_port}"}}
+slos:
+  - name: first-token
+    selector: {{model: gpt-4o-mini}}
+    kind: latency
+    latency: {{phase: first_token, threshold: 250ms}}
+    objective: 99
+"""
 
 
 @requires_peer(shutil.which("prometheus") and shutil.which("promtool"), "prometheus and promtool")
@@ -194,6 +232,70 @@ scrape_configs:
         print(f"\nactiveAt modelpulse {ours[0]['activeAt']} prometheus {theirs[0]['activeAt']} "
               f"(|diff| {abs(ours_at - theirs_at):.3f} s); probes_total /metrics {before:g}..{after:g}, "
               f"engine {engine:g}", file=sys.stderr)
+
+    def test_same_latency_slo_page_in_modelpulse_and_prometheus(self):
+        # The generated latency SLO rules, exported (portable), loaded by Prometheus over the
+        # scraped histograms; modelpulse evaluates its own (embedded) file over the histograms
+        # it derives from the stored probes. The same page fires in both with the same labels.
+        self.daemon.write_config(latency_config(free_port()))
+        with open(os.path.join(self.daemon.dir, "scenario.yaml"), "w") as f:
+            f.write(LATENCY_SCENARIO)
+        exported = os.path.join(self.daemon.dir, "exported.yml")
+        run = subprocess.run([BINARY, "export", "rules", f"--config.file={self.daemon.config}",
+                              f"--output={exported}", "--strict"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("exported 25 rules, refused 0", run.stderr)
+        with open(exported) as f:
+            self.assertIn('modelpulse_probe_ttft_seconds_bucket{model="gpt-4o-mini",le="0.25"}',
+                          f.read())
+        check = subprocess.run(["promtool", "check", "rules", exported],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+        # Prometheus first, scraping (and failing) before the daemon is up: a counter's
+        # increase() cannot see what happened before its first scrape, min_probes counts those
+        # probes, and Prometheus applies new targets only every 5 s, so a late first scrape
+        # pages late.
+        self.start_prometheus(exported)
+        wait_until(lambda: http_get(f"http://127.0.0.1:{self.prom_port}/-/ready")[0] == 200,
+                   timeout=30, what="Prometheus ready")
+
+        def scraped_once():
+            status, body = http_get(f"http://127.0.0.1:{self.prom_port}/api/v1/targets")
+            return status == 200 and any(t["health"] != "unknown" for t in
+                                         json.loads(body)["data"]["activeTargets"])
+        wait_until(scraped_once, timeout=30, what="Prometheus's first scrape")
+        self.daemon.start()
+        urls = {"modelpulse": self.daemon.url("/api/v1/alerts"),
+                "prometheus": f"http://127.0.0.1:{self.prom_port}/api/v1/alerts"}
+        found = {}
+
+        def both_firing():
+            for name, url in urls.items():
+                if name not in found:
+                    alerts = firing(url, "SLOErrorBudgetBurn", severity="page")
+                    if alerts:
+                        found[name] = alerts
+            return len(found) == 2
+        # min_probes 10 at one probe a second, plus a scrape and an evaluation.
+        wait_until(both_firing, timeout=90, interval=0.2, what="the latency page in both")
+        ours, theirs = found["modelpulse"], found["prometheus"]
+        self.assertEqual(len(ours), 1, ours)
+        self.assertEqual(len(theirs), 1, theirs)
+        self.assertEqual(ours[0]["labels"], theirs[0]["labels"])
+        self.assertEqual(ours[0]["labels"]["slo"], "first-token")
+        self.assertEqual(ours[0]["labels"]["slo_kind"], "latency")
+        ours_at, theirs_at = parse_time(ours[0]["activeAt"]), parse_time(theirs[0]["activeAt"])
+        # Both need ten probes in the 1h window; increase() extrapolates over probe instants
+        # in modelpulse and over scrapes in Prometheus, so they may differ by a probe or two.
+        self.assertLessEqual(abs(ours_at - theirs_at), 5.0,
+                             f"activeAt modelpulse {ours[0]['activeAt']} "
+                             f"prometheus {theirs[0]['activeAt']}")
+        print(f"\nlatency page activeAt modelpulse {ours[0]['activeAt']} prometheus "
+              f"{theirs[0]['activeAt']} (|diff| {abs(ours_at - theirs_at):.3f} s)",
+              file=sys.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

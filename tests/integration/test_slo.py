@@ -62,6 +62,13 @@ slos:
     window: 30d
 """
 
+LATENCY_SLO = """  - name: m-first-token
+    selector: {{model: m}}
+    kind: latency
+    latency: {{phase: first_token, threshold: {threshold}}}
+    objective: 99
+"""
+
 OK, THROTTLED, QUOTA, OVERLOADED, AUTH = 0, 1, 2, 3, 6
 
 
@@ -178,6 +185,98 @@ class SloEndToEnd(unittest.TestCase):
             self.assertIn("m@flaky", text.stdout)
 
 
+LATENCY_SCENARIO = """
+seed: 5
+endpoints:
+  - name: fast
+    protocol: openai
+    first_token_ms: {distribution: uniform, min: 20, max: 80}
+    inter_token_ms: 3
+    output_tokens: 5
+    phases: [{name: healthy}]
+  - name: slow
+    protocol: openai
+    first_token_ms: {distribution: uniform, min: 150, max: 450}
+    inter_token_ms: 3
+    output_tokens: 5
+    phases:
+      - {name: mixed, errors: [{kind: server_error_500, probability: 0.3}]}
+"""
+
+
+def latency_config(sim_port):
+    return f"""
+global:
+  evaluation_interval: 1s
+defaults:
+  interval: 1s
+  timeouts: {{connect: 2s, first_token: 5s, total: 10s}}
+targets:
+  - name: m@fast
+    provider: openai_compatible
+    model: m
+    base_url: http://127.0.0.1:{sim_port}/fast/v1
+  - name: m@slow
+    provider: openai_compatible
+    model: m
+    base_url: http://127.0.0.1:{sim_port}/slow/v1
+simulator: {{scenario: scenario.yaml, listen_address: "127.0.0.1:{sim_port}"}}
+slos:
+  - name: m-total
+    selector: {{model: m}}
+    kind: latency
+    latency: {{phase: total, threshold: 250ms}}
+    objective: 99
+  - name: m-first-token
+    selector: {{model: m}}
+    kind: latency
+    latency: {{phase: first_token, threshold: 250ms}}
+    objective: 99
+"""
+
+
+class SloLatencyEndToEnd(unittest.TestCase):
+    """A latency SLO's generated burn-rate rules over the histograms, in the embedded engine,
+    and modelpulse_slo_* counting exactly the probes those histograms observe: successful ones,
+    good when at most the threshold (the bucket le="0.25"). m@slow's 500s have a total time
+    but are no latency event."""
+
+    def setUp(self):
+        self.daemon = Daemon(latency_config(free_port()), {"scenario.yaml": LATENCY_SCENARIO})
+        self.daemon.start()
+
+    def tearDown(self):
+        self.daemon.close()
+
+    def test_latency_page_fires_and_slo_counters_equal_the_histograms(self):
+        d = self.daemon
+        for slo in ("m-total", "m-first-token"):
+            wait_until(lambda: series(d.metrics(), "modelpulse_alerts",
+                                      alertname="SLOErrorBudgetBurn", severity="page", slo=slo,
+                                      slo_kind="latency", alertstate="firing"),
+                       timeout=60, what=f"the latency page of {slo}")
+        wait_until(lambda: sum(series(d.metrics(), "modelpulse_probes_total", target="m@slow",
+                                      outcome="server_error").values()) >= 2,
+                   timeout=60, what="failed probes of m@slow")
+        # One scrape: the SLO counters and the histograms move under the same lock per probe.
+        metrics = d.metrics()
+        for slo, family in (("m-total", "modelpulse_probe_duration_seconds"),
+                            ("m-first-token", "modelpulse_probe_ttft_seconds")):
+            with self.subTest(slo=slo):
+                events = series(metrics, "modelpulse_slo_events_total", slo=slo)
+                good = series(metrics, "modelpulse_slo_good_total", slo=slo)
+                self.assertEqual(len(events), 1, events)
+                observed = sum(series(metrics, family + "_count", model="m").values())
+                under = sum(series(metrics, family + "_bucket", model="m", le="0.25").values())
+                self.assertEqual(list(events.values())[0], observed)
+                self.assertEqual(list(good.values())[0], under)
+                self.assertGreater(observed, under, "some probes were slow")
+                self.assertGreater(under, 0, "some probes were fast")
+        ok = sum(series(metrics, "modelpulse_probes_total", model="m", outcome="ok").values())
+        self.assertEqual(sum(series(metrics, "modelpulse_probe_duration_seconds_count",
+                                    model="m").values()), ok)
+
+
 class SloCommands(unittest.TestCase):
     def test_report_refuses_a_missing_database_and_creates_none(self):
         missing = os.path.join(tempfile.mkdtemp(), "none.db")
@@ -201,11 +300,48 @@ class SloCommands(unittest.TestCase):
                                text=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertIn("SUCCESS: 25 rules found", check.stdout)
+        # A latency SLO has rules too, over the histogram bucket of its threshold, in
+        # `export slo-rules` (embedded) and `export rules` (portable).
+        with open(cfg, "a") as f:
+            f.write(LATENCY_SLO.format(threshold="500ms"))
+        out = run("export", "slo-rules", "--config.file", cfg, "-o", rules)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        with open(rules) as f:
+            text = f.read()
+        self.assertIn('modelpulse_probe_ttft_seconds_bucket{model="m",le="0.5"}[1h]', text)
+        check = subprocess.run(["promtool", "check", "rules", rules], capture_output=True,
+                               text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("SUCCESS: 50 rules found", check.stdout)
+        portable = os.path.join(folder, "portable.yml")
+        out = run("export", "rules", "--config.file", cfg, f"--output={portable}", "--strict")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("exported 50 rules, refused 0", out.stderr)
+        with open(portable) as f:
+            self.assertIn('slo:m-first-token', f.read())
+        check = subprocess.run(["promtool", "check", "rules", portable], capture_output=True,
+                               text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         ours = run("check", "rules", rules)
         self.assertEqual(ours.returncode, 0, ours.stdout + ours.stderr)
         checked = run("check", "config", cfg)
         self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
         self.assertIn("slo m-availability: availability 99.9% over 30d", checked.stdout)
+
+    def test_check_config_refuses_a_latency_threshold_between_buckets(self):
+        folder = tempfile.mkdtemp()
+        cfg = os.path.join(folder, "m.yml")
+        text = (config(free_port()).replace("simulator:", "# simulator:").replace("scenario.yaml", "x")
+                + LATENCY_SLO.format(threshold="400ms"))
+        with open(cfg, "w") as f:
+            f.write(text)
+        line = text.splitlines().index("    latency: {phase: first_token, threshold: 400ms}") + 1
+        checked = run("check", "config", cfg)
+        self.assertNotEqual(checked.returncode, 0, checked.stdout)
+        self.assertIn(f'm.yml:{line}:46: "latency.threshold": 400ms is not a bound of the latency '
+                      "histograms, which the SLO's burn-rate rules read (valid: 50ms, 100ms, "
+                      "250ms, 500ms, 1s, 2s, 3s, 5s, 10s, 20s, 30s, 1m)",
+                      checked.stdout + checked.stderr)
 
 
 if __name__ == "__main__":

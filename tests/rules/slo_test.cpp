@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -57,12 +58,47 @@ TEST_CASE("the generated SLO rules are the shipped example and parse") {
   CHECK(generated == ReadAll(kExampleDir / "example.rules.yml"));
   auto parsed = ParseRuleFile(generated, "example.rules.yml");
   REQUIRE_MESSAGE(parsed, (parsed ? "" : parsed.error().ToString()));
-  // The latency SLO has no PromQL form: two groups, each 7 windows x 3 + 2 recordings + 2 alerts.
-  REQUIRE(parsed->groups.size() == 2);
+  // One group per SLO, latency included: 7 windows x 3 + 2 recordings + 2 alerts each.
+  REQUIRE(parsed->groups.size() == 3);
   CHECK(parsed->groups[0].name == "slo:gpt-4o-availability");
   CHECK(parsed->groups[0].rules.size() == 25);
-  CHECK(generated.find("#   gpt-4o-first-token (latency") != std::string::npos);
+  CHECK(parsed->groups[2].name == "slo:gpt-4o-first-token");
+  CHECK(parsed->groups[2].rules.size() == 25);
+  CHECK(generated.find("SLOs without rules") == std::string::npos);
   CHECK(SloRuleFileYaml({}).empty());
+}
+
+TEST_CASE("latency SLO rules read the phase's histogram: _count and the bucket le=threshold") {
+  SloSpec slo = ExampleSlos()[2];
+  for (SloRuleDialect dialect : {SloRuleDialect::kEmbedded, SloRuleDialect::kPortable}) {
+    const std::string text = SloRuleFileYaml({slo}, dialect);
+    CHECK(text.find("expr: 'sum(increase(modelpulse_probe_ttft_seconds_count{model=\"gpt-4o\"}"
+                    "[1h])) or vector(0)'") != std::string::npos);
+    CHECK(text.find("expr: '(sum(increase(modelpulse_probe_ttft_seconds_count{model=\"gpt-4o\"}"
+                    "[1h])) - sum(increase(modelpulse_probe_ttft_seconds_bucket{model=\"gpt-4o\","
+                    "le=\"2\"}[1h]))) or vector(0)'") != std::string::npos);
+    // The evidence rule holds as for the other kinds.
+    CHECK(text.find("slo:sli_events:count1h{slo=\"gpt-4o-first-token\"} >= 10 and "
+                    "slo:sli_errors:count1h{slo=\"gpt-4o-first-token\"} >= 2") !=
+          std::string::npos);
+    CHECK(text.find("probe_success") == std::string::npos);
+  }
+  slo.phase = SloSpec::Phase::kTotal;
+  slo.threshold_seconds = 0.25;
+  const std::string total = SloRuleFileYaml({slo});
+  CHECK(total.find("modelpulse_probe_duration_seconds_bucket{model=\"gpt-4o\",le=\"0.25\"}[5m]") !=
+        std::string::npos);
+  CHECK(total.find("ttft") == std::string::npos);
+  // A spec built in code with a threshold between bounds (the config reader refuses one): no
+  // rules, said in the file.
+  slo.threshold_seconds = 2.5;
+  CHECK(!IsLatencyBucket(2.5));
+  CHECK(IsLatencyBucket(0.05));
+  CHECK(IsLatencyBucket(60));
+  const std::string skipped = SloRuleFileYaml({slo});
+  CHECK(skipped.find("#   gpt-4o-first-token (latency: threshold 2.5s is not a histogram "
+                     "bucket)") != std::string::npos);
+  CHECK(skipped.find("groups: []") != std::string::npos);
 }
 
 TEST_CASE("the portable SLO rules are the shipped example, over counters only") {
@@ -73,7 +109,7 @@ TEST_CASE("the portable SLO rules are the shipped example, over counters only") 
   CHECK(generated == ReadAll(kExampleDir / "portable.rules.yml"));
   auto parsed = ParseRuleFile(generated, "portable.rules.yml");
   REQUIRE_MESSAGE(parsed, (parsed ? "" : parsed.error().ToString()));
-  REQUIRE(parsed->groups.size() == 2);
+  REQUIRE(parsed->groups.size() == 3);
   CHECK(parsed->groups[0].rules.size() == 25);
   // Every outcome but ok, quota_exhausted and auth is the provider's fault by default; errors
   // are exactly those outcomes.
@@ -100,7 +136,7 @@ TEST_CASE("promtool checks the portable SLO rules and passes their unit tests") 
   INFO(check);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  CHECK(check.find("SUCCESS: 50 rules found") != std::string::npos);
+  CHECK(check.find("SUCCESS: 75 rules found") != std::string::npos);
   testing::CheckPromtoolTestPasses(kExampleDir / "portable.test.yml");
 }
 
@@ -122,7 +158,7 @@ TEST_CASE("promtool checks the SLO rules and passes their unit tests") {
   INFO(check);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  CHECK(check.find("SUCCESS: 50 rules found") != std::string::npos);
+  CHECK(check.find("SUCCESS: 75 rules found") != std::string::npos);
   testing::CheckPromtoolTestPasses(kExampleDir / "example.test.yml");
 }
 
@@ -138,6 +174,8 @@ TEST_CASE("availability excludes our own failures, and latency counts successful
   CHECK(ClassifyProbe(slo, Outcome::kOk, 1.001, 9) == SloVerdict::kBad);
   CHECK(ClassifyProbe(slo, Outcome::kOk, std::nullopt, 9) == SloVerdict::kExcluded);
   CHECK(ClassifyProbe(slo, Outcome::kServerError, std::nullopt, 9) == SloVerdict::kExcluded);
+  CHECK(ClassifyProbe(slo, Outcome::kContentMismatch, 0.5, 9) == SloVerdict::kExcluded);
+  CHECK(ClassifyProbe(slo, Outcome::kOk, std::nan(""), 9) == SloVerdict::kExcluded);
   slo.kind = SloSpec::Kind::kThrottleFree;
   CHECK(ClassifyProbe(slo, Outcome::kThrottled, std::nullopt, 1) == SloVerdict::kBad);
   CHECK(ClassifyProbe(slo, Outcome::kServerError, std::nullopt, 1) == SloVerdict::kGood);
