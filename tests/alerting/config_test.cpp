@@ -6,28 +6,10 @@
 
 #include <map>
 
+#include "tests/map_environment.h"
+
 namespace modelpulse::alerting {
 namespace {
-
-class TestEnvironment final : public Environment {
- public:
-  std::map<std::string, std::string> vars;
-  std::map<std::string, std::string> files;
-  std::optional<std::string> GetEnv(const std::string& name) const override {
-    auto it = vars.find(name);
-    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-  Result<std::string> ReadFile(const std::string& path) const override {
-    auto it = files.find(path);
-    if (it == files.end()) {
-      return Fail(Error::NotFound("cannot read " + path));
-    }
-    return it->second;
-  }
-  Result<std::vector<std::string>> Glob(const std::string&) const override {
-    return std::vector<std::string>{};
-  }
-};
 
 // Parses `yaml` (a document whose top key is `alerting`); the error text, or "" when valid.
 std::string Read(const std::string& yaml, const Environment& env, AlertingConfig& config,
@@ -42,7 +24,7 @@ std::string Read(const std::string& yaml, const Environment& env, AlertingConfig
 }
 
 TEST_CASE("a full alerting section is read with its secrets and defaults") {
-  TestEnvironment env;
+  testing::MapEnvironment env;
   env.vars["HOOK_SECRET"] = "s3";
   env.files["/etc/mp/token"] = "tok\n";
   AlertingConfig config;
@@ -81,7 +63,7 @@ alerting:
 }
 
 TEST_CASE("alerting problems are all reported with positions and no secret") {
-  TestEnvironment env;
+  testing::MapEnvironment env;
   env.vars["LEAKY"] = "http://hooks.example/x?token=topsecret";
   AlertingConfig config;
   const std::string error = Read(R"(alerting:
@@ -111,7 +93,7 @@ TEST_CASE("alerting problems are all reported with positions and no secret") {
 }
 
 TEST_CASE("receivers need a name and a webhook or a template") {
-  TestEnvironment env;
+  testing::MapEnvironment env;
   AlertingConfig config;
   const std::string error = Read("alerting:\n  receivers:\n    - group_wait: 1s\n", env, config);
   CHECK(error.find("missing required key \"name\"") != std::string::npos);
@@ -120,7 +102,7 @@ TEST_CASE("receivers need a name and a webhook or a template") {
 
 }  // namespace
 TEST_CASE("a template receiver reads its URL secret and body, and its template is checked") {
-  TestEnvironment env;
+  testing::MapEnvironment env;
   env.vars["SLACK_URL"] = "https://hooks.slack.example/services/T/B/secret";
   env.files["/etc/mp/templates/slack.json.tmpl"] = "{\"text\": {{ toJson .Status }}}";
   env.files["/etc/mp/bad.tmpl"] = "{{ .Status ";

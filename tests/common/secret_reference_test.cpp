@@ -10,28 +10,10 @@
 #include <map>
 #include <vector>
 
+#include "tests/map_environment.h"
+
 namespace modelpulse {
 namespace {
-
-class MapEnvironment final : public Environment {
- public:
-  std::map<std::string, std::string> vars;
-  std::map<std::string, std::string> files;
-  std::optional<std::string> GetEnv(const std::string& name) const override {
-    auto it = vars.find(name);
-    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-  Result<std::string> ReadFile(const std::string& path) const override {
-    auto it = files.find(path);
-    if (it == files.end()) {
-      return Fail(Error::NotFound("cannot read " + path));
-    }
-    return it->second;
-  }
-  Result<std::vector<std::string>> Glob(const std::string&) const override {
-    return std::vector<std::string>{};
-  }
-};
 
 struct Outcome {
   std::optional<Secret> secret;
@@ -58,7 +40,7 @@ Outcome Read(SecretSource source, const std::string& reference, const Environmen
 }  // namespace
 
 TEST_CASE("ReadSecretReference resolves variables, files and systemd credentials") {
-  MapEnvironment env;
+  testing::MapEnvironment env;
   env.vars = {{"API_KEY", "sk-env"}, {"EMPTY", ""}, {"CREDENTIALS_DIRECTORY", "/run/creds/mp"}};
   env.files = {{"/etc/mp/key.txt", "sk-file\r\n\n"},
                {"/run/creds/mp/openai", "sk-cred\n"},
@@ -83,7 +65,7 @@ TEST_CASE("ReadSecretReference resolves variables, files and systemd credentials
 }
 
 TEST_CASE("ReadSecretReference names what is wrong, never a value") {
-  MapEnvironment env;
+  testing::MapEnvironment env;
   env.vars = {{"EMPTY", ""}};
   env.files = {{"/etc/mp/blank", "\n"}};
   const auto problem = [&](SecretSource source, const std::string& reference) {
@@ -100,7 +82,7 @@ TEST_CASE("ReadSecretReference names what is wrong, never a value") {
   CHECK(problem(SecretSource::kFile, "blank") ==
         "mp.yml:1:6: \"auth.key\": file /etc/mp/blank is empty");
   CHECK(problem(SecretSource::kFile, "missing") ==
-        "mp.yml:1:6: \"auth.key\": cannot read /etc/mp/missing");
+        "mp.yml:1:6: \"auth.key\": cannot read /etc/mp/missing: No such file or directory");
   CHECK(problem(SecretSource::kCredential, "openai")
             .find("credential openai needs $CREDENTIALS_DIRECTORY, which is not set") !=
         std::string::npos);

@@ -19,6 +19,8 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/map_environment.h"
+
 namespace modelpulse::daemon {
 namespace {
 
@@ -28,36 +30,6 @@ using collector::TargetSpec;
 using namespace std::chrono_literals;
 
 // Environment variables, files and glob results given by the test; nothing from the machine.
-class FakeEnvironment final : public Environment {
- public:
-  std::map<std::string, std::string> vars;
-  std::map<std::string, std::string> files;
-  std::map<std::string, std::vector<std::string>> globs;
-
-  std::optional<std::string> GetEnv(const std::string& name) const override {
-    auto it = vars.find(name);
-    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
-  }
-  Result<std::string> ReadFile(const std::string& path) const override {
-    auto it = files.find(path);
-    if (it == files.end()) {
-      return Fail(Error::NotFound("cannot read " + path + ": No such file or directory"));
-    }
-    return it->second;
-  }
-  Result<std::vector<std::string>> Glob(const std::string& pattern) const override {
-    auto it = globs.find(pattern);
-    if (it != globs.end()) {
-      return it->second;
-    }
-    // A literal path matches itself when it is a known file, as glob(3) does.
-    if (files.count(pattern) > 0) {
-      return std::vector<std::string>{pattern};
-    }
-    return std::vector<std::string>{};
-  }
-};
-
 // The real environment for files and globs, with injected variables: for the shipped configs.
 class ShippedEnvironment final : public Environment {
  public:
@@ -95,7 +67,7 @@ std::vector<std::string> Problems(const std::string& yaml, const Environment& en
 }
 
 std::vector<std::string> Problems(const std::string& yaml) {
-  return Problems(yaml, FakeEnvironment{});
+  return Problems(yaml, testing::MapEnvironment{});
 }
 
 bool Has(const std::vector<std::string>& lines, const std::string& line) {
@@ -125,7 +97,7 @@ std::string OneTarget(const std::string& extra) {
          extra;
 }
 
-Config MustParse(const std::string& yaml, const Environment& env = FakeEnvironment{}) {
+Config MustParse(const std::string& yaml, const Environment& env = testing::MapEnvironment{}) {
   Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", env);
   INFO((config ? std::string() : config.error().message));
   REQUIRE(config.has_value());
@@ -180,8 +152,8 @@ rule_files: [rules/*.yaml, extra/slo.yaml]
 simulator: {scenario: scenarios/demo.yaml}
 )";
 
-FakeEnvironment FullEnvironment() {
-  FakeEnvironment env;
+testing::MapEnvironment FullEnvironment() {
+  testing::MapEnvironment env;
   env.vars = {{"OPENAI_API_KEY", "sk-openai"}, {"TEAM_TOKEN", "team-token"}};
   env.files = {{"/etc/mp/secrets/groq.key", "gsk-groq\r\n"}, {"/etc/mp/extra/slo.yaml", ""}};
   env.globs = {{"/etc/mp/rules/*.yaml", {"/etc/mp/rules/a.yaml", "/etc/mp/rules/b.yaml"}}};
@@ -514,7 +486,7 @@ TEST_CASE("a target missing a required key is an error at the target") {
   CHECK(lines.size() == 4);
   CHECK(Problems("targets:\n  - {name: a, provider: azure, model: m, auth: {api_key_env: K}}\n",
                  [] {
-                   FakeEnvironment env;
+                   testing::MapEnvironment env;
                    env.vars = {{"K", "key"}};
                    return env;
                  }()) ==
@@ -552,7 +524,7 @@ TEST_CASE("labels: derived from provider and URL, own labels refine cloud and re
         {"gemini", ", auth: {api_key_env: KEY}"},
         {"bedrock", ", auth: {bearer_token_env: KEY}"},
         {"vertex", ", auth: {bearer_token_env: KEY}, project: my-project"}};
-    FakeEnvironment env;
+    testing::MapEnvironment env;
     env.vars = {{"KEY", "k"}};
     const Config config =
         MustParse("targets:\n  - {name: t, provider: " + provider + ", model: m, base_url: '" +
@@ -615,7 +587,7 @@ TEST_CASE("labels: derived from provider and URL, own labels refine cloud and re
 }
 
 TEST_CASE("secrets are read by reference and never appear in messages") {
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.vars = {{"OPENAI_API_KEY", "sk-live-SECRET1"},
               {"EMPTY_KEY", ""},
               {"MULTILINE", "SECRET2\r\nInjected: yes"},
@@ -675,14 +647,14 @@ TEST_CASE("secrets are read by reference and never appear in messages") {
   CHECK(lines.size() == 7);
   CHECK(all.find("SECRET") == std::string::npos);
 
-  FakeEnvironment no_credentials;
+  testing::MapEnvironment no_credentials;
   CHECK(Has(Problems(OneTarget("    auth: {api_key_credential: anthropic}\n"), no_credentials),
             "t.yaml:6:32: \"auth.api_key_credential\": credential anthropic needs "
             "$CREDENTIALS_DIRECTORY, which is not set (LoadCredential= in the systemd unit)"));
 }
 
 TEST_CASE("rule_files: globs expanded relative to the config, a missing literal file is an error") {
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.globs = {{"/etc/mp/rules/*.yaml", {"/etc/mp/rules/x.yaml"}}};
   env.files = {{"/abs/r.yaml", ""}};
   const Config config = MustParse(
@@ -726,7 +698,7 @@ TEST_CASE("mangled configs give positioned errors, never a crash") {
   // Deterministic mutations of a valid config: bytes deleted, duplicated or replaced by YAML
   // punctuation. Every outcome must be a Config or a list of "t.yaml:LINE:COLUMN: ..." lines.
   const std::string base = kFullConfig;
-  const FakeEnvironment env = FullEnvironment();
+  const testing::MapEnvironment env = FullEnvironment();
   constexpr std::string_view kPunctuation = ":-{}[],'\"#&*!|>%@` \n\t?";
   std::mt19937 random(12345);
   int failures = 0;
@@ -821,7 +793,7 @@ TEST_CASE("a syntax-only check needs no key, credential file, service-account fi
                            "  - name: b2\n    provider: bedrock\n    model: m\n"
                            "    region: us-east-1\n"
                            "    auth: {aws: {credentials_file: aws/missing, profile: ci}}\n";
-  FakeEnvironment empty;
+  testing::MapEnvironment empty;
   CHECK(Problems(yaml, empty).size() >= 7);
   Result<Config> config = ParseConfig(yaml, "/etc/mp/mp.yaml", empty, ConfigCheck::kSyntaxOnly);
   INFO((config ? std::string() : config.error().message));
@@ -896,8 +868,8 @@ constexpr const char* kServiceAccountJson = R"({
   "token_uri": "https://oauth2.googleapis.com/token"
 })";
 
-FakeEnvironment CloudEnvironment() {
-  FakeEnvironment env;
+testing::MapEnvironment CloudEnvironment() {
+  testing::MapEnvironment env;
   env.vars = {{"OPENAI_API_KEY", "sk-SeCrEt-openai"},
               {"ANTHROPIC_API_KEY", "sk-ant-SeCrEt"},
               {"GEMINI_API_KEY", "AIza-SeCrEt-gemini"},
@@ -973,7 +945,7 @@ constexpr const char* kCloudsConfig = R"(targets:
 )";
 
 TEST_CASE("with a simulator section, a base_url or token_url path is on the simulator") {
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.files = {{"/etc/mp/sa.json", kServiceAccountJson}, {"/etc/mp/s.yaml", ""}};
   const std::string targets =
       "targets:\n"
@@ -1091,7 +1063,7 @@ TEST_CASE("every provider's config becomes its TargetSpec: auth mode, details, d
 
   // Vertex default hosts per location kind; a region that disagrees with the host is an error.
   const auto vertex_url = [](const std::string& region) {
-    FakeEnvironment env;
+    testing::MapEnvironment env;
     env.vars = {{"T", "tok"}};
     return MustParse(
                "targets:\n  - {name: v, provider: vertex, model: m, project: my-project, "
@@ -1153,7 +1125,7 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
            "    auth:\n      aws: " +
            aws + "\n";
   };
-  FakeEnvironment files;
+  testing::MapEnvironment files;
   files.vars = {{"HOME", "/home/u"}};
   files.files = {{"/home/u/.aws/credentials", kCredentials}, {"/etc/mp/aws/creds", kCredentials}};
 
@@ -1164,7 +1136,7 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   CHECK(config.auth_sources.at("b") == "aws sigv4, profile 'default' in /home/u/.aws/credentials");
 
   // AWS_PROFILE picks another profile; an empty `aws:` is the same as {}.
-  FakeEnvironment with_profile = files;
+  testing::MapEnvironment with_profile = files;
   with_profile.vars["AWS_PROFILE"] = "prod";
   config = MustParse(bedrock(""), with_profile);
   CHECK(config.targets[0].auth.aws.access_key_id == Secret("AKIA-SeCrEt-prod"));
@@ -1172,7 +1144,7 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   CHECK(config.targets[0].auth.aws.session_token == Secret("prod-SeCrEt-token"));
 
   // Variables win over the file...
-  FakeEnvironment with_vars = files;
+  testing::MapEnvironment with_vars = files;
   with_vars.vars["AWS_ACCESS_KEY_ID"] = "AKIA-SeCrEt-env";
   with_vars.vars["AWS_SECRET_ACCESS_KEY"] = "env-SeCrEt";
   CHECK(MustParse(bedrock("{}"), with_vars).targets[0].auth.aws.access_key_id ==
@@ -1184,13 +1156,13 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   config = MustParse(bedrock("{profile: prod, credentials_file: aws/creds}"), files);
   CHECK(config.auth_sources.at("b") == "aws sigv4, profile 'prod' in /etc/mp/aws/creds");
   // AWS_SHARED_CREDENTIALS_FILE replaces ~/.aws/credentials.
-  FakeEnvironment shared = files;
+  testing::MapEnvironment shared = files;
   shared.vars["AWS_SHARED_CREDENTIALS_FILE"] = "/etc/mp/aws/creds";
   CHECK(MustParse(bedrock("{}"), shared).auth_sources.at("b") ==
         "aws sigv4, profile 'default' in /etc/mp/aws/creds");
 
   // Explicit variables, with a session token.
-  FakeEnvironment named = files;
+  testing::MapEnvironment named = files;
   named.vars.insert(
       {{"MY_ID", "AKIA-SeCrEt-mine"}, {"MY_KEY", "mine-SeCrEt"}, {"MY_TOK", "t-SeCrEt"}});
   config = MustParse(
@@ -1203,14 +1175,14 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   CHECK(config.auth_sources.at("b") == "aws sigv4, keys from $MY_ID and $MY_KEY with $MY_TOK");
 
   // Each failure says which variable, file or profile, at the aws value or the key that chose it.
-  const auto problem = [&](const std::string& aws, const FakeEnvironment& env) {
+  const auto problem = [&](const std::string& aws, const testing::MapEnvironment& env) {
     const std::vector<std::string> lines = Problems(bedrock(aws), env);
     INFO(Join(lines));
     CHECK(Join(lines).find(kSecretMarker) == std::string::npos);
     REQUIRE(lines.size() == 1);
     return lines[0];
   };
-  FakeEnvironment nothing;
+  testing::MapEnvironment nothing;
   nothing.vars = {{"HOME", "/home/u"}};
   CHECK(problem("{}", nothing) ==
         "t.yaml:7:12: \"auth.aws\": no AWS credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
@@ -1220,7 +1192,7 @@ TEST_CASE("AWS credentials: the environment first, else a profile of the shared 
   CHECK(problem("{profile: half}", files) ==
         "t.yaml:7:22: \"auth.aws\": AWS profile 'half' in /home/u/.aws/credentials has no "
         "aws_secret_access_key");
-  FakeEnvironment half_env = nothing;
+  testing::MapEnvironment half_env = nothing;
   half_env.vars["AWS_ACCESS_KEY_ID"] = "AKIA-SeCrEt-lonely";
   CHECK(problem("{}", half_env) ==
         "t.yaml:7:12: \"auth.aws\": AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
@@ -1243,7 +1215,7 @@ TEST_CASE("a service-account key file is read and checked, never quoted") {
            "    project: my-project\n    auth: " +
            auth + "\n";
   };
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.files = {
       {"/etc/mp/sa.json", kServiceAccountJson},
       {"/etc/mp/bad.json", "{\"private_key\": \"SeCrEt-not-json"},
@@ -1290,7 +1262,7 @@ TEST_CASE("a service-account key file is read and checked, never quoted") {
 }
 
 TEST_CASE("auth modes and keys a provider does not take are errors at their position") {
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.vars = {{"K", "k-SeCrEt"}};
   const auto problems = [&](const std::string& provider, const std::string& extra) {
     const std::vector<std::string> lines =
@@ -1448,7 +1420,7 @@ TEST_CASE("a cloud without credentials is an error that says how to provide them
 TEST_CASE("no secret value appears in any message, whatever fails") {
   // Everything resolves, and every target has one mistake elsewhere: the messages must not carry
   // the secrets that were read.
-  FakeEnvironment env = CloudEnvironment();
+  testing::MapEnvironment env = CloudEnvironment();
   env.vars["MULTILINE"] = "line-SeCrEt\nInjected: 1";
   env.files["/etc/mp/broken.json"] = "{\"private_key\": \"-----BEGIN PRIVATE KEY-----SeCrEt";
   std::string yaml = kCloudsConfig;
@@ -1475,7 +1447,7 @@ TEST_CASE("no secret value appears in any message, whatever fails") {
 
 TEST_CASE("config/clouds.yaml: one model on four clouds, parsed with a fake environment") {
   const std::filesystem::path file = RepoRoot() / "config" / "clouds.yaml";
-  FakeEnvironment env;
+  testing::MapEnvironment env;
   env.vars = {{"GROQ_API_KEY", "gsk-SeCrEt"},
               {"AWS_ACCESS_KEY_ID", "AKIA-SeCrEt"},
               {"AWS_SECRET_ACCESS_KEY", "aws-SeCrEt"},
@@ -1496,7 +1468,7 @@ TEST_CASE("config/clouds.yaml: one model on four clouds, parsed with a fake envi
   CHECK(text.find(kSecretMarker) == std::string::npos);
 
   // Without credentials, each target says what is missing.
-  Result<Config> bare = ParseConfig(ReadText(file), file.string(), FakeEnvironment{});
+  Result<Config> bare = ParseConfig(ReadText(file), file.string(), testing::MapEnvironment{});
   REQUIRE_FALSE(bare.has_value());
   INFO((bare ? std::string() : bare.error().message));
   CHECK(Lines(bare.error().message).size() == 4);  // the Azure token command needs nothing now
