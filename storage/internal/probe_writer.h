@@ -43,6 +43,9 @@ class ProbeWriter {
 
   // Starts a pass that deletes rows older than `cutoff_ms`.
   Result<RetentionPass> StartRetention(int64_t cutoff_ms);
+  // Deletes the probe summaries of buckets that end at or before `cutoff_ms` (their own
+  // retention; raw rows' retention leaves them alone). One statement: they are few.
+  Result<uint64_t> DeleteOldSummaries(int64_t cutoff_ms);
   // Deletes at most `limit` rows of `pass` in one transaction and advances it; returns how many.
   Result<uint64_t> RetentionStep(RetentionPass& pass, size_t limit);
 

@@ -2,7 +2,7 @@
 // error holds for every rank asked, merging equals sketching everything at once, and the bytes
 // for a BLOB column round-trip.
 
-#include "storage/internal/ddsketch.h"
+#include "storage/ddsketch.h"
 
 #include <doctest/doctest.h>
 
