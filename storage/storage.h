@@ -6,10 +6,12 @@
 //
 // Where things live: this header is the store (Store, with the narrow interfaces its users
 // take: ProbeSink, ProbeHistory, StoreMaintenance, StateStore); storage/series_source.h is the
-// read path rules evaluate over (recent memory plus rollup pushdown). Private, under internal/:
-// schema.h (tables and migrations), probe_writer.h (batched inserts), probe_reader.h (range and
-// field reads), rollup.h (hourly rollups), label_codec.h (stored label sets), sqlite.h (the C
-// API wrapped).
+// read path rules evaluate over (recent memory plus rollup pushdown); storage/archive.h is the
+// read-only view reports and the status page take, with the probe summaries' digests
+// (storage/probe_digest.h, storage/ddsketch.h). Private, under internal/: schema.h (tables and
+// migrations), probe_writer.h (batched inserts), probe_reader.h (range and field reads),
+// rollup.h (hourly rollups), summary.h (hourly and daily probe summaries), label_codec.h (stored
+// label sets), sqlite.h (the C API wrapped).
 
 #include <cstddef>
 #include <cstdint>
