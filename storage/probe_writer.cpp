@@ -139,6 +139,7 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
       if (!*committed) {
         writer->targets_.clear();
         writer->label_sets_.clear();
+        writer->summaries_.clear();
       }
     }
   } guard{this, &committed};
@@ -186,7 +187,7 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   if (auto status = UpsertRollups(db_.get(), cells); !status) {
     return Fail(status.error());
   }
-  if (auto status = UpdateSummaries(db_.get(), summary_probes); !status) {
+  if (auto status = UpdateSummaries(db_.get(), summary_probes, &summaries_); !status) {
     return Fail(status.error());
   }
   if (auto status = transaction->Commit(); !status) {
@@ -222,7 +223,11 @@ Result<RetentionPass> ProbeWriter::StartRetention(int64_t cutoff_ms) {
 }
 
 Result<uint64_t> ProbeWriter::DeleteOldSummaries(int64_t cutoff_ms) {
-  return DeleteSummariesBefore(db_.get(), cutoff_ms);
+  auto deleted = DeleteSummariesBefore(db_.get(), cutoff_ms);
+  if (!deleted || *deleted > 0) {
+    summaries_.clear();  // it may hold a bucket that is gone now
+  }
+  return deleted;
 }
 
 Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {

@@ -1,6 +1,7 @@
 #include "storage/internal/summary.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <string>
@@ -173,7 +174,7 @@ void AddToDigest(ProbeDigest& d, const SummaryProbe& p) {
 
 }  // namespace
 
-Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes) {
+Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes, SummaryCache* cache) {
   if (probes.empty()) {
     return {};
   }
@@ -231,8 +232,10 @@ Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes) {
   }
   for (auto& [key, batch] : added) {
     const auto [target_id, span, bucket] = key;
-    ProbeDigest digest;
-    {
+    ProbeDigest local;
+    const bool cached = cache != nullptr && cache->count(key) > 0;
+    ProbeDigest& digest = cache != nullptr ? (*cache)[key] : local;
+    if (!cached) {
       sqlite3_stmt* s = read->get();
       ScopedReset reset(s);
       sqlite3_bind_int64(s, 1, target_id);
@@ -262,6 +265,16 @@ Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes) {
     }
     if (auto status = WriteDigest(db, write->get(), target_id, span, bucket, digest); !status) {
       return status;
+    }
+  }
+  if (cache != nullptr) {
+    // Only the newest bucket of each target and span is likely to be written again.
+    for (auto it = cache->begin(); it != cache->end();) {
+      const auto next = std::next(it);
+      const bool superseded = next != cache->end() &&
+                              std::get<0>(next->first) == std::get<0>(it->first) &&
+                              std::get<1>(next->first) == std::get<1>(it->first);
+      it = superseded ? cache->erase(it) : next;
     }
   }
   return {};

@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "storage/internal/sqlite.h"
+#include "storage/internal/summary.h"
 
 namespace modelpulse::storage {
 
@@ -80,6 +81,7 @@ class ProbeWriter {
   // have been rolled back with it.
   std::unordered_map<std::string, TargetState> targets_;
   std::unordered_map<std::string, int64_t> label_sets_;
+  SummaryCache summaries_;
 };
 
 }  // namespace modelpulse::storage

@@ -12,8 +12,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
+#include <tuple>
 
 #include "common/common.h"
 #include "common/result.h"
@@ -32,11 +34,17 @@ struct SummaryProbe {
   std::optional<double> tokens_per_s;
 };
 
+// The digests of the newest bucket per target and span as the writer last wrote them, so the
+// next batch need not read and decode them again. The writer clears it when a batch rolls back.
+using SummaryKey = std::tuple<int64_t, int64_t, int64_t>;  // target_id, span_ms, bucket_ms
+using SummaryCache = std::map<SummaryKey, ProbeDigest>;
+
 // Adds `probes` (already inserted in the open transaction, any order) to the hourly and daily
 // summaries of their buckets. A minute that got a probe is re-derived from the stored rows of
 // that minute unless the batch itself holds an ok probe for it, since a batch may hold only part
-// of a minute.
-Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes);
+// of a minute. `cache` (may be null) holds digests as stored; it is updated to what is written.
+Status UpdateSummaries(sqlite3* db, std::span<const SummaryProbe> probes,
+                       SummaryCache* cache = nullptr);
 
 // Rebuilds the summaries of targets [first_target, last_target] for the UTC days that
 // [from_ms, to_ms) touches, from the stored rows: deletes those days' rows (both spans) and
