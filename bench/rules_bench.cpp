@@ -11,8 +11,9 @@
 //
 // The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v1.db, so reruns skip
 // the generation; it is written straight into storage's schema (prepared INSERTs in primary-key
-// order, one transaction per 500k rows), about 220 bytes a row, then its rollups are built as
-// migration 3's backfill builds them (v1 files, without rollups, are ignored).
+// order, one transaction per 500k rows), about 220 bytes a row, then its rollups and probe
+// summaries are built as migrations 3 and 9 backfill them (v1 files, without rollups, are
+// ignored; a v2 file from before migration 9 gets its summaries from that migration at open).
 // `--generate-only 1` stops after that (bench/prometheus_compare.py serves the file).
 
 #include <sqlite3.h>
@@ -38,6 +39,7 @@
 #include "storage/internal/label_codec.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
+#include "storage/internal/summary.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 
@@ -265,6 +267,18 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
     }
     ok = ok && Check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit rollups");
     std::fprintf(stderr, "built rollups in %.1f s\n", Seconds(rolled));
+    // Likewise the hourly and daily probe summaries (migration 9) that reports read.
+    const auto summarised = Steady::now();
+    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    const Status summaries =
+        storage::RebuildSummaries(db, 1, params.targets, std::numeric_limits<int64_t>::min(),
+                                  std::numeric_limits<int64_t>::max());
+    if (!summaries) {
+      std::fprintf(stderr, "summaries: %s\n", summaries.error().ToString().c_str());
+      ok = false;
+    }
+    ok = ok && Check(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), db, "commit summaries");
+    std::fprintf(stderr, "built summaries in %.1f s\n", Seconds(summarised));
   }
   sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
   sqlite3_close(db);
@@ -314,6 +328,12 @@ int Run(const Params& params) {
       sqlite3_exec(db, ("DELETE FROM rollups WHERE bucket_ms >= " + end).c_str(), nullptr, nullptr,
                    nullptr);  // fails harmlessly before migration 3
       sqlite3_exec(db, "DELETE FROM state", nullptr, nullptr, nullptr);
+      // The summaries of the day end_ms falls in, from its remaining rows (fails harmlessly
+      // before migration 9, whose backfill then builds them).
+      sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+      (void)storage::RebuildSummaries(db, 1, params.targets, end_ms,
+                                      std::numeric_limits<int64_t>::max());
+      sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
     }
     sqlite3_close(db);
   }

@@ -153,14 +153,15 @@ std::map<std::string, double> TableBytes(sqlite3* db, int64_t rows) {
 // Arg 0: rows stored (200 targets); arg 1: seconds between one target's probes. Counters:
 // bytes_per_probe is the file after the writer's last checkpoint over the rows (what a live
 // database costs, pages as the interleaved inserts left them); probe_table_per_probe and
-// rollups_per_probe split it by table (dbstat); the vacuum_ counters are the same after VACUUM
-// (every page packed).
+// rollups_per_probe and summaries_per_probe (migration 9) split it by table (dbstat); the vacuum_
+// counters are the same after VACUUM (every page packed).
 void BM_BytesPerProbe(benchmark::State& state) {
   const int64_t rows = state.range(0);
   double bytes_per_row = 0;
   double vacuum_bytes_per_row = 0;
   std::map<std::string, double> live;
   std::map<std::string, double> packed;
+  double unused_share = 0;
   for (auto _ : state) {
     BenchDir dir;
     StorageOptions options;
@@ -187,6 +188,17 @@ void BM_BytesPerProbe(benchmark::State& state) {
     sqlite3* db = nullptr;
     if (sqlite3_open(options.path.c_str(), &db) == SQLITE_OK) {
       live = TableBytes(db, rows);
+      // Page fill of the probe table as the interleaved inserts left it: the share of its pages'
+      // bytes that hold no cell (SQLite's dbstat `unused`).
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db,
+                             "SELECT SUM(unused) * 1.0 / SUM(pgsize) FROM dbstat "
+                             "WHERE name = 'probe_rows'",
+                             -1, &s, nullptr) == SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW) {
+        unused_share = sqlite3_column_double(s, 0);
+      }
+      sqlite3_finalize(s);
       sqlite3_exec(db, "VACUUM", nullptr, nullptr, nullptr);
       packed = TableBytes(db, rows);
     }
@@ -199,9 +211,12 @@ void BM_BytesPerProbe(benchmark::State& state) {
   state.counters["bytes_per_probe"] = bytes_per_row;
   state.counters["probe_table_per_probe"] = live[table];
   state.counters["rollups_per_probe"] = live["rollups"];
+  state.counters["summaries_per_probe"] = live["probe_summaries"];
+  state.counters["probe_table_unused_share"] = unused_share;
   state.counters["vacuum_bytes_per_probe"] = vacuum_bytes_per_row;
   state.counters["vacuum_probe_table_per_probe"] = packed[table];
   state.counters["vacuum_rollups_per_probe"] = packed["rollups"];
+  state.counters["vacuum_summaries_per_probe"] = packed["probe_summaries"];
   state.counters["rows"] = static_cast<double>(rows);
 }
 BENCHMARK(BM_BytesPerProbe)

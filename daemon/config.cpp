@@ -443,7 +443,7 @@ constexpr std::array<std::string_view, 7> kGlobalKeys = {
     "external_labels", "max_concurrency",     "max_response_bytes", "jitter_fraction",
     "shutdown_grace",  "evaluation_interval", "external_url"};
 constexpr std::array<std::string_view, 1> kWebKeys = {"listen_address"};
-constexpr std::array<std::string_view, 2> kStorageKeys = {"path", "retention"};
+constexpr std::array<std::string_view, 3> kStorageKeys = {"path", "retention", "summary_retention"};
 constexpr std::array<std::string_view, 2> kSimulatorKeys = {"scenario", "listen_address"};
 
 void ReadGlobal(const Entry& section, Config& config, Diagnostics& diag) {
@@ -494,6 +494,13 @@ void ReadStorage(const Entry& section, Config& config, Context& ctx) {
     if (e.key == "path") {
       if (auto path = ReadNonEmptyString(e, "storage.path", ctx.diag)) {
         config.storage.path = Resolve(ctx.folder, *path).string();
+      }
+    } else if (e.key == "summary_retention") {
+      // Hourly and daily probe summaries, what reports and the status page read; never deleted
+      // before the rows (storage raises a shorter value to storage.retention).
+      if (auto retention =
+              ReadDuration(e, "storage.summary_retention", Sign::kPositive, ctx.diag)) {
+        config.storage.summary_retention = *retention;
       }
     } else if (auto retention = ReadDuration(e, "storage.retention", Sign::kPositive, ctx.diag)) {
       config.storage.retention = *retention;

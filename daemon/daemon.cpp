@@ -434,8 +434,8 @@ class DaemonImpl final : public Daemon {
   void RunSloRefresh(std::stop_token stop) {
     std::mutex wait_mu;
     std::condition_variable_any wake;
-    // The status page's settled days, read once here (a second or so for 200 targets x 90 days)
-    // rather than by the first visitor, so every page reads only today's rollups.
+    // The status page's settled days, read once here (about 0.15 s for 200 targets x 90 days)
+    // rather than by the first visitor, so every page reads only today's summaries.
     (void)StatusHtml();
     while (!stop.stop_requested()) {
       std::shared_ptr<rules::SloTracker> tracker;
@@ -496,9 +496,9 @@ class DaemonImpl final : public Daemon {
   }
 
   // Prometheus's GET /api/v1/alerts: pending and firing alerts, value as Go's %e.
-  // GET /status: days from the rollups through a read-only connection of its own (cached per
-  // settled day by status_days_), the state from the last probes, the incidents firing now and
-  // the SLO figures as last computed.
+  // GET /status: days from the daily probe summaries through a read-only connection of its own
+  // (cached per settled day by status_days_), the state from the last probes, the incidents firing
+  // now and the SLO figures as last computed.
   std::string StatusHtml() {
     const int64_t now = clock_.NowUnixMillis();
     std::vector<rules::SloSpec> slos;

@@ -24,112 +24,34 @@ namespace {
 constexpr int64_t kMinuteMs = 60'000;
 constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kEvidenceLeadMs = 15 * kMinuteMs;
-constexpr double kSketchAlpha = 0.01;  // the group percentiles' relative error
-
-// A log-bucket quantile sketch (DDSketch's mapping): every value in bucket i lies within
-// kSketchAlpha relative error of the bucket's estimate, and sketches merge by adding counts, so
-// a group of many targets needs no sorted copy of every probe.
-class Sketch {
- public:
-  void Add(double v) {
-    ++count_;
-    if (!(v > kMinPositive)) {
-      ++zeros_;  // zero, negative, NaN, or below a nanosecond: reported as 0
-      return;
-    }
-    v = std::min(v, kMaxValue);  // +Inf and absurd values land in the top bucket
-    const auto index = static_cast<size_t>(std::ceil(std::log(v / kMinPositive) / LogGamma()));
-    if (index >= buckets_.size()) {
-      buckets_.resize(index + 1, 0);
-    }
-    ++buckets_[index];
-  }
-  void Merge(const Sketch& other) {
-    count_ += other.count_;
-    zeros_ += other.zeros_;
-    if (other.buckets_.size() > buckets_.size()) {
-      buckets_.resize(other.buckets_.size(), 0);
-    }
-    for (size_t i = 0; i < other.buckets_.size(); ++i) {
-      buckets_[i] += other.buckets_[i];
-    }
-  }
-  // The value at rank floor(q * (n - 1)), within kSketchAlpha relative error.
-  std::optional<double> Quantile(double q) const {
-    if (count_ == 0) {
-      return std::nullopt;
-    }
-    const auto rank = static_cast<int64_t>(std::floor(q * static_cast<double>(count_ - 1)));
-    if (rank < zeros_) {
-      return 0.0;
-    }
-    int64_t seen = zeros_;
-    for (size_t i = 0; i < buckets_.size(); ++i) {
-      seen += buckets_[i];
-      if (seen > rank) {
-        // Bucket i holds (kMinPositive g^(i-1), kMinPositive g^i]; its estimate is within
-        // alpha of both ends.
-        return kMinPositive * 2 * std::exp(static_cast<double>(i) * LogGamma()) / (Gamma() + 1);
-      }
-    }
-    return std::nullopt;
-  }
-
- private:
-  static constexpr double kMinPositive = 1e-9;
-  static constexpr double kMaxValue = 1e9;
-  static double Gamma() { return (1 + kSketchAlpha) / (1 - kSketchAlpha); }
-  static double LogGamma() {
-    static const double log_gamma = std::log(Gamma());
-    return log_gamma;
-  }
-  std::vector<int64_t> buckets_;  // by index; about 1300 cover 1 ns to 1 day
-  int64_t zeros_ = 0;
-  int64_t count_ = 0;
-};
-
 // What a group (model, cloud) sums from its targets.
 struct Group {
   ReportRow row;
-  Sketch ttft, total;
+  storage::DDSketch ttft, total;
   double tps_sum = 0;
   int64_t tps_count = 0;
 };
 
-// Type-7 quantile (QuantileOfSorted's arithmetic, bit for bit) of `values` at rank q*(n-1),
-// with nth_element rather than a full sort: O(n) for the three ranks a report needs.
-// Reorders `values`. `from` is where the previous (lower) rank's partition left off.
-double QuantileByPartition(std::vector<double>& values, double q, size_t& from) {
-  const double n = static_cast<double>(values.size());
-  const double rank = q * (n - 1);
-  const auto lower = static_cast<size_t>(std::max(0.0, std::floor(rank)));
-  const auto upper = static_cast<size_t>(std::min(n - 1, static_cast<double>(lower) + 1));
+// Prometheus's quantile (type 7: interpolated between the values of ranks floor(q(n-1)) and
+// the next) with each of those values read from the sketch: each is within the sketch's 1 % of
+// the exact one, so their weighted mean is within 1 % of the exact quantile.
+std::optional<double> SketchQuantile(const storage::DDSketch& sketch, double q) {
+  const int64_t n = sketch.Count();
+  if (n == 0) {
+    return std::nullopt;
+  }
+  const double rank = q * static_cast<double>(n - 1);
+  const auto lower = static_cast<int64_t>(std::floor(rank));
   const double weight = rank - std::floor(rank);
-  const auto begin = values.begin() + static_cast<std::ptrdiff_t>(from);
-  std::nth_element(begin, values.begin() + static_cast<std::ptrdiff_t>(lower), values.end());
-  const double low = values[lower];
-  double high = low;
-  if (upper != lower) {
-    high = *std::min_element(values.begin() + static_cast<std::ptrdiff_t>(upper), values.end());
+  const double low = sketch.ValueAtRank(lower).value_or(0);
+  if (weight == 0 || lower + 1 >= n) {
+    return low;
   }
-  from = lower;
-  return low * (1 - weight) + high * weight;
+  return low * (1 - weight) + sketch.ValueAtRank(lower + 1).value_or(low) * weight;
 }
 
-Percentiles Exact(std::vector<double>& values) {
-  if (values.empty()) {
-    return {};
-  }
-  size_t from = 0;
-  Percentiles out;
-  out.p50 = QuantileByPartition(values, 0.5, from);
-  out.p95 = QuantileByPartition(values, 0.95, from);
-  out.p99 = QuantileByPartition(values, 0.99, from);
-  return out;
-}
-
-Percentiles OfSketch(const Sketch& sketch) {
-  return {sketch.Quantile(0.5), sketch.Quantile(0.95), sketch.Quantile(0.99)};
+Percentiles OfSketch(const storage::DDSketch& sketch) {
+  return {SketchQuantile(sketch, 0.5), SketchQuantile(sketch, 0.95), SketchQuantile(sketch, 0.99)};
 }
 
 std::string LabelOr(const Labels& labels, const std::string& name) {
@@ -432,9 +354,10 @@ std::vector<std::vector<std::string>> IncidentGrid(const std::vector<ReportRow>&
 constexpr const char* kDefinitions =
     "availability = good / (good + bad) probes (quota_exhausted and auth failures are ours, "
     "not the provider's, unless an SLO's provider_fault_outcomes says otherwise); downtime = UTC "
-    "minutes in which every probe failed; percentiles over successful probes (groups: within 1% "
-    "relative error); incidents = alert firing intervals, with the target's failed probes from "
-    "15 minutes before each started.";
+    "minutes in which every probe failed; percentiles over successful probes, within 1% "
+    "relative error (from hourly and daily sketches); latency SLO counts exact except for probes "
+    "within 1% of the threshold; incidents = alert firing intervals, with the target's failed "
+    "probes from 15 minutes before each started.";
 
 std::string HtmlTable(const std::vector<std::vector<std::string>>& grid) {
   std::string out = "<table>";
@@ -574,97 +497,100 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
   const rules::SloSpec* availability_slo = AvailabilitySloOf(options.slos, target.labels);
   const rules::SloSpec& availability =
       availability_slo != nullptr ? *availability_slo : default_availability;
-  std::vector<size_t> selecting;
+  // An availability or throttle-free verdict depends on the outcome alone.
+  const auto verdict_of = [](const rules::SloSpec& slo, Outcome outcome) {
+    return rules::ClassifyProbe(slo, outcome, std::nullopt, 0);
+  };
+  storage::OutcomeMask bad_set = 0;
+  for (Outcome outcome : kAllOutcomes) {
+    if (verdict_of(availability, outcome) == rules::SloVerdict::kBad) {
+      bad_set |= storage::MaskOf(outcome);
+    }
+  }
+  // Whole days and hours from the summaries; rows only for the partial hours at the edges.
+  auto days = archive.DigestDays(target.id, options.from_ms, options.to_ms);
+  if (!days) {
+    return Fail(days.error());
+  }
+  storage::ProbeDigest all;
+  for (const storage::DayDigest& day : *days) {
+    DayFigures figures{day.day_ms};
+    for (Outcome outcome : kAllOutcomes) {
+      const rules::SloVerdict verdict = verdict_of(availability, outcome);
+      figures.good += verdict == rules::SloVerdict::kGood ? day.digest.Count(outcome) : 0;
+      figures.bad += verdict == rules::SloVerdict::kBad ? day.digest.Count(outcome) : 0;
+    }
+    figures.first_token_p95 = SketchQuantile(day.digest.first_token, 0.95);
+    row.days.push_back(figures);
+    all.Merge(day.digest);
+  }
+  row.probes = all.probes;
+  for (Outcome outcome : kAllOutcomes) {
+    const rules::SloVerdict verdict = verdict_of(availability, outcome);
+    const int64_t n = all.Count(outcome);
+    row.good += verdict == rules::SloVerdict::kGood ? n : 0;
+    row.bad += verdict == rules::SloVerdict::kBad ? n : 0;
+    row.excluded += verdict == rules::SloVerdict::kExcluded ? n : 0;
+  }
+  row.throttled = all.Count(Outcome::kThrottled);
+  row.overloaded = all.Count(Outcome::kOverloaded);
+  // A minute without an ok probe is down when every outcome seen in it is a bad one: exactly
+  // "every probe of the minute was bad".
+  for (const auto& [minute, seen] : all.down_minutes) {
+    row.downtime_minutes += (seen & ~bad_set) == 0;
+  }
   scan.slo_counts.assign(options.slos.size(), {0, 0});
   for (size_t i = 0; i < options.slos.size(); ++i) {
-    if (rules::SloSelects(options.slos[i], target.labels)) {
-      selecting.push_back(i);
+    const rules::SloSpec& slo = options.slos[i];
+    if (!rules::SloSelects(slo, target.labels)) {
+      continue;
+    }
+    auto& [events, bad] = scan.slo_counts[i];
+    if (slo.kind == rules::SloSpec::Kind::kLatency) {
+      // Successful probes with the phase, bad above the threshold, counted from the sketch:
+      // exact but for probes within its 1 % of the threshold, which may land on either side.
+      const storage::DDSketch& took =
+          slo.phase == rules::SloSpec::Phase::kTotal ? all.total : all.first_token;
+      events += took.Count();
+      bad += took.Count() - took.CountAtMost(slo.threshold_seconds);
+      continue;
+    }
+    for (Outcome outcome : kAllOutcomes) {
+      const rules::SloVerdict verdict = verdict_of(slo, outcome);
+      events += verdict != rules::SloVerdict::kExcluded ? all.Count(outcome) : 0;
+      bad += verdict == rules::SloVerdict::kBad ? all.Count(outcome) : 0;
     }
   }
-  std::vector<double> ttft;
-  std::vector<double> total;
-  std::vector<size_t> day_starts;  // index into ttft where each of row.days begins
-  int64_t minute = INT64_MIN;
-  bool minute_all_bad = false;
-  const auto close_minute = [&] {
-    if (minute != INT64_MIN && minute_all_bad) {
-      ++row.downtime_minutes;
+  if (row.good + row.bad > 0) {
+    row.availability = static_cast<double>(row.good) / static_cast<double>(row.good + row.bad);
+  }
+  row.first_token = OfSketch(all.first_token);
+  row.total = OfSketch(all.total);
+  if (all.tokens_per_s_count > 0) {
+    row.tokens_per_second = all.tokens_per_s_sum / static_cast<double>(all.tokens_per_s_count);
+  }
+  scan.one.ttft = std::move(all.first_token);
+  scan.one.total = std::move(all.total);
+  scan.one.tps_sum = all.tokens_per_s_sum;
+  scan.one.tps_count = all.tokens_per_s_count;
+  // The evidence: the rows of each incident's window only (from 15 minutes before it started
+  // until it ended), never the whole period.
+  for (Incident& incident : row.incidents) {
+    const int64_t from = std::max(options.from_ms, incident.starts_ms - kEvidenceLeadMs);
+    const int64_t to = std::min(options.to_ms, incident.ends_ms + 1);
+    if (from >= to) {
+      continue;
     }
-  };
-  auto scanned = archive.ScanProbes(
-      target.id, options.from_ms, options.to_ms, [&](const storage::ProbeSummary& probe) {
-        ++row.probes;
-        const rules::SloVerdict verdict =
-            rules::ClassifyProbe(availability, probe.outcome, probe.ttft_s, probe.total_s);
-        row.good += verdict == rules::SloVerdict::kGood;
-        row.bad += verdict == rules::SloVerdict::kBad;
-        row.excluded += verdict == rules::SloVerdict::kExcluded;
-        row.throttled += probe.outcome == Outcome::kThrottled;
-        row.overloaded += probe.outcome == Outcome::kOverloaded;
-        const int64_t day = probe.start_ms - (probe.start_ms % kDayMs);
-        if (row.days.empty() || row.days.back().day_ms != day) {
-          row.days.push_back({day});
-          day_starts.push_back(ttft.size());
-        }
-        row.days.back().good += verdict == rules::SloVerdict::kGood;
-        row.days.back().bad += verdict == rules::SloVerdict::kBad;
-        const int64_t this_minute = probe.start_ms - (probe.start_ms % kMinuteMs);
-        if (this_minute != minute) {
-          close_minute();
-          minute = this_minute;
-          minute_all_bad = true;
-        }
-        minute_all_bad = minute_all_bad && verdict == rules::SloVerdict::kBad;
-        if (probe.outcome == Outcome::kOk) {
-          if (probe.ttft_s) {
-            ttft.push_back(*probe.ttft_s);
-            scan.one.ttft.Add(*probe.ttft_s);
-          }
-          total.push_back(probe.total_s);
-          scan.one.total.Add(probe.total_s);
-          if (probe.tokens_per_s) {
-            scan.one.tps_sum += *probe.tokens_per_s;
-            ++scan.one.tps_count;
-          }
-        }
-        for (size_t i : selecting) {
-          const rules::SloVerdict v =
-              rules::ClassifyProbe(options.slos[i], probe.outcome, probe.ttft_s, probe.total_s);
-          scan.slo_counts[i].first += v != rules::SloVerdict::kExcluded;
-          scan.slo_counts[i].second += v == rules::SloVerdict::kBad;
-        }
-        if (verdict == rules::SloVerdict::kBad) {
-          for (Incident& incident : row.incidents) {
-            if (probe.start_ms >= incident.starts_ms - kEvidenceLeadMs &&
-                probe.start_ms <= incident.ends_ms) {
-              incident.failed_probes.push_back({probe.start_ms,
-                                                std::string(OutcomeName(probe.outcome)),
-                                                probe.request_id, probe.error});
-            }
-          }
-        }
-      });
-  if (!scanned) {
-    return Fail(scanned.error());
-  }
-  close_minute();
-  const int64_t events_count = row.good + row.bad;
-  if (events_count > 0) {
-    row.availability = static_cast<double>(row.good) / static_cast<double>(events_count);
-  }
-  for (size_t d = 0; d < row.days.size(); ++d) {
-    const size_t end = d + 1 < day_starts.size() ? day_starts[d + 1] : ttft.size();
-    if (end > day_starts[d]) {
-      std::vector<double> slice(ttft.begin() + static_cast<std::ptrdiff_t>(day_starts[d]),
-                                ttft.begin() + static_cast<std::ptrdiff_t>(end));
-      size_t from = 0;
-      row.days[d].first_token_p95 = QuantileByPartition(slice, 0.95, from);
+    auto scanned = archive.ScanProbes(target.id, from, to, [&](const storage::ProbeSummary& probe) {
+      if (rules::ClassifyProbe(availability, probe.outcome, probe.ttft_s, probe.total_s) ==
+          rules::SloVerdict::kBad) {
+        incident.failed_probes.push_back({probe.start_ms, std::string(OutcomeName(probe.outcome)),
+                                          probe.request_id, probe.error});
+      }
+    });
+    if (!scanned) {
+      return Fail(scanned.error());
     }
-  }
-  row.first_token = Exact(ttft);
-  row.total = Exact(total);
-  if (scan.one.tps_count > 0) {
-    row.tokens_per_second = scan.one.tps_sum / static_cast<double>(scan.one.tps_count);
   }
   return scan;
 }

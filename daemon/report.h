@@ -3,7 +3,9 @@
 
 // `modelpulse report`: SLA evidence for a period, from the stored probes and alert events
 // (issue 10 item 5). Reads the database through storage::Archive (read-only, beside a running
-// daemon) and the SLOs of the config.
+// daemon) and the SLOs of the config: whole days and hours from the probe summaries (migration
+// 9, kept two years by default), the rows only for the partial hours at the period's edges and
+// for the failed probes behind incidents.
 //
 // Definitions (also printed in the markdown and JSON output):
 //  - availability of a target: good / (good + bad) under the availability definition of
@@ -11,11 +13,16 @@
 //    target (the default set when none does);
 //  - downtime minutes: UTC minutes that hold at least one probe of the target and in which
 //    every probe was bad (a provider-fault failure); minutes without probes are not counted, so
-//    at probe intervals over a minute it is a lower bound;
+//    at probe intervals over a minute it is a lower bound. Exact: the summaries keep, per minute
+//    without an ok probe, the set of outcomes seen in it;
 //  - throttled / overloaded share: probes with that outcome / all probes;
-//  - first-token and total percentiles: over successful probes; exact per target (Prometheus's
-//    quantile interpolation), and within 1 % relative error for model and cloud groups (a
-//    log-bucket sketch, so a group of many targets needs no sorted copy of every probe);
+//  - first-token and total percentiles: over successful probes, Prometheus's quantile
+//    interpolation between ranks, each rank's value read from DDSketches (storage/ddsketch.h)
+//    merged from the hourly and daily probe summaries: within 1 % relative error of the exact
+//    value, for targets and for model and cloud groups alike;
+//  - latency SLO events and bad events: successful probes with the phase, bad above the
+//    threshold, counted from the same sketches: exact except for probes within 1 % of the
+//    threshold, which may be counted on either side;
 //  - tokens/s: mean output tokens per second of successful probes;
 //  - incidents: firing intervals of alerts from the alert_events table that overlap the period;
 //    an alert belongs to a target when its `target` label names it, or its `slo` label names an
@@ -67,7 +74,7 @@ struct DayFigures {
   int64_t day_ms = 0;  // 00:00 UTC
   int64_t good = 0;
   int64_t bad = 0;
-  std::optional<double> first_token_p95;  // exact, over the day's successful probes
+  std::optional<double> first_token_p95;  // over the day's successful probes, within 1 %
 };
 
 struct ReportRow {

@@ -392,7 +392,8 @@ Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
   }
   if (!slos.empty()) {
     page.note =
-        "Static page: SLO figures from whole UTC days of the hourly rollups since the day each "
+        "Static page: SLO figures from whole UTC days of the daily probe summaries since the day "
+        "each "
         "window starts; latency SLOs need the probes (see modelpulse report or /status).";
   }
   // Still firing: the latest stored event of each interval is not a resolution.

@@ -7,11 +7,12 @@
 // the current incidents and the SLO budget left. No scripts, no external assets, relative links
 // only, so it works offline and behind a proxy path.
 //
-// Daily availability comes from the hourly rollups (storage::Archive::DailyCounts), never from
-// the probes, and counts as the generated SLO rules do (rules/slo_tracker.h): good = ok probes;
-// throttled, overloaded and quota_exhausted probes are left out unless the target's
-// availability SLO counts them as the provider's fault; every other failure (auth included, as it
-// has no rollup of its own) is bad. So a day's figure equals the JSON report's `days` entry
+// Daily availability comes from the daily probe summaries (storage::Archive::DailyCounts; the
+// hourly rollups in a database older than schema 9), never from the probes, and counts as the
+// generated SLO rules do (rules/slo_tracker.h): good = ok probes; throttled, overloaded and
+// quota_exhausted probes are left out unless the target's availability SLO counts them as the
+// provider's fault; every other failure (auth included, as the rules' probe series have no
+// series of their own for it) is bad. So a day's figure equals the JSON report's `days` entry
 // whenever the day holds no auth failure.
 
 #include <cstdint>

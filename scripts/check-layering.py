@@ -36,6 +36,8 @@ EXCEPTIONS = {
     ("bench/rules_bench.cpp", "storage/internal/rollup.h"),
     # ...and encodes each row as the dense probe table stores it (migration 8).
     ("bench/rules_bench.cpp", "storage/internal/probe_codec.h"),
+    # ...and builds the probe summaries (migration 9) the same way, which reports read.
+    ("bench/rules_bench.cpp", "storage/internal/summary.h"),
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "storage/probe_digest.h"
 #include "storage/storage.h"
 
 namespace modelpulse::storage {
@@ -37,8 +38,8 @@ struct StoredAlertEvent {
   std::string body;  // common/alert_event.h encoding
 };
 
-// One UTC day of one target from the hourly rollups (status page): probes, and how many had
-// each outcome that has its own probe series (storage keeps no rollup per other outcome).
+// One UTC day of one target from the daily probe summaries (status page; the hourly rollups in
+// a database older than schema 9): probes, and how many had some of the outcomes.
 struct DayCounts {
   int64_t day_ms = 0;  // 00:00 UTC
   int64_t probes = 0;
@@ -46,6 +47,12 @@ struct DayCounts {
   int64_t throttled = 0;
   int64_t overloaded = 0;
   int64_t quota_exhausted = 0;
+};
+
+// What one target's probes of one UTC day (or of the part of it inside a period) come to.
+struct DayDigest {
+  int64_t day_ms = 0;  // 00:00 UTC
+  ProbeDigest digest;
 };
 
 class Archive {
@@ -58,9 +65,17 @@ class Archive {
   // Calls `each` for every probe of the target with from_ms <= start_ms < to_ms, oldest first.
   virtual Status ScanProbes(int64_t target_id, int64_t from_ms, int64_t to_ms,
                             const std::function<void(const ProbeSummary&)>& each) const = 0;
-  // The hourly rollups of each target with from_ms <= bucket_ms < to_ms summed per UTC day,
-  // oldest first, by target id; days without probes are left out. Reads a few rows per hour,
-  // never a probe, in one statement for all the targets (a page of 200 reads each one's today).
+  // One target's probes with from_ms <= start_ms < to_ms, digested per UTC day, oldest first
+  // (days without probes left out). From the daily summaries for whole days, the hourly ones
+  // for whole hours, and the rows only for the partial hours at the period's edges (or all of
+  // it from the rows in a database older than schema 9). Equal to a fold of the rows
+  // (DigestFolder) for as long as retention keeps them, and after.
+  virtual Result<std::vector<DayDigest>> DigestDays(int64_t target_id, int64_t from_ms,
+                                                    int64_t to_ms) const = 0;
+  // The daily summaries of each target for the UTC days with from_ms <= day < to_ms (schema 9;
+  // before it, the hourly rollups with from_ms <= bucket_ms < to_ms summed per day), oldest
+  // first, by target id; days without probes are left out. Reads one row per target and day,
+  // never a probe, in one statement for all the targets.
   virtual Result<std::map<int64_t, std::vector<DayCounts>>> DailyCounts(
       const std::vector<int64_t>& target_ids, int64_t from_ms, int64_t to_ms) const = 0;
   // The alert events behind the firing intervals that overlap [from_ms, to_ms): the latest

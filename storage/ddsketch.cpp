@@ -1,4 +1,4 @@
-#include "storage/internal/ddsketch.h"
+#include "storage/ddsketch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -82,7 +82,15 @@ std::optional<double> DDSketch::Quantile(double q) const {
     return std::nullopt;
   }
   q = std::clamp(q, 0.0, 1.0);
-  const auto rank = static_cast<int64_t>(std::floor(q * static_cast<double>(n - 1)));
+  return ValueAtRank(static_cast<int64_t>(std::floor(q * static_cast<double>(n - 1))));
+}
+
+std::optional<double> DDSketch::ValueAtRank(int64_t rank) const {
+  const int64_t n = Count();
+  if (n == 0) {
+    return std::nullopt;
+  }
+  rank = std::clamp<int64_t>(rank, 0, n - 1);
   if (rank < zero_count_) {
     return 0.0;
   }
@@ -94,6 +102,20 @@ std::optional<double> DDSketch::Quantile(double q) const {
     }
   }
   return ValueOf(first_index_ + static_cast<int>(counts_.size()) - 1);
+}
+
+int64_t DDSketch::CountAtMost(double threshold) const {
+  if (!(threshold >= 0)) {
+    return 0;
+  }
+  int64_t n = zero_count_;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    if (ValueOf(first_index_ + static_cast<int>(i)) > threshold) {
+      break;
+    }
+    n += counts_[i];
+  }
+  return n;
 }
 
 std::string DDSketch::Encode() const {

@@ -6,6 +6,7 @@
 #include "storage/internal/label_codec.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
+#include "storage/internal/summary.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -138,6 +139,7 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
       if (!*committed) {
         writer->targets_.clear();
         writer->label_sets_.clear();
+        writer->summaries_.clear();
       }
     }
   } guard{this, &committed};
@@ -145,6 +147,9 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   std::string encoded;
   // The rows' hourly rollups, added to the table in the same transaction (migration 3).
   RollupCells cells;
+  // And the rows' hourly and daily summaries (migration 9).
+  std::vector<SummaryProbe> summary_probes;
+  summary_probes.reserve(rows.size());
   for (const ProbeResult& row : rows) {
     encoded = EncodeLabels(row.labels);
     auto target = Target(row, encoded);
@@ -174,9 +179,15 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
       return Fail(status.error());
     }
     // The stored values, so that these rollups equal a rebuild from the rows.
-    AddRow(cells, state.id, row.start_unix_ms, *label_set, ColumnsOfProbe(AsStored(row)));
+    const ColumnValues stored = ColumnsOfProbe(AsStored(row));
+    AddRow(cells, state.id, row.start_unix_ms, *label_set, stored);
+    summary_probes.push_back({state.id, row.start_unix_ms, row.outcome, stored[kTtftColumn],
+                              stored[kTotalColumn].value_or(0), stored[kTokensPerSecondColumn]});
   }
   if (auto status = UpsertRollups(db_.get(), cells); !status) {
+    return Fail(status.error());
+  }
+  if (auto status = UpdateSummaries(db_.get(), summary_probes, &summaries_); !status) {
     return Fail(status.error());
   }
   if (auto status = transaction->Commit(); !status) {
@@ -209,6 +220,14 @@ Result<RetentionPass> ProbeWriter::StartRetention(int64_t cutoff_ms) {
     return Fail(StepError(db_.get(), "listing targets for retention"));
   }
   return pass;
+}
+
+Result<uint64_t> ProbeWriter::DeleteOldSummaries(int64_t cutoff_ms) {
+  auto deleted = DeleteSummariesBefore(db_.get(), cutoff_ms);
+  if (!deleted || *deleted > 0) {
+    summaries_.clear();  // it may hold a bucket that is gone now
+  }
+  return deleted;
 }
 
 Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {

@@ -12,6 +12,7 @@
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
 #include "storage/internal/sqlite.h"
+#include "storage/internal/summary.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -19,7 +20,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 8> kMigrations = {
+constexpr std::array<std::string_view, 9> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -216,6 +217,49 @@ CREATE TABLE probe_rows (
   PRIMARY KEY (target_id, start_ms, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 9: per-target probe summaries (issue 10 item 4; storage/probe_digest.h says what a digest
+    // holds, storage/internal/summary.h how they are kept). One row per target, span and bucket
+    // with probes: span_ms is 3600000 (the UTC hour starting at bucket_ms) or 86400000 (the UTC
+    // day). Why this shape:
+    //  - one table for both spans, keyed (target_id, span_ms, bucket_ms): a report reads one
+    //    target's whole days (or whole hours) as one contiguous range of the key;
+    //  - exact counts as one column per outcome (common/probe.h order), so they can be summed
+    //    with sqlite3, and a count of 0 costs SQLite only its header byte; an outcome added later
+    //    adds its column here with DEFAULT 0;
+    //  - first_token and total: DDSketch blobs (storage/ddsketch.h, 1 % relative error) of ttft
+    //    and total seconds of ok probes, NULL when empty; merging an hour's gives the day's;
+    //  - tokens_per_s_sum/count over ok probes (a mean, exactly mergeable);
+    //  - down_minutes: the minutes of the bucket that held probes but no ok probe, each with the
+    //    bitmask (1 << outcome) of the outcomes seen in it, as varint pairs (offset in minutes
+    //    from the previous entry, mask); NULL for a healthy bucket. A minute is downtime for an
+    //    availability SLO exactly when its mask lies inside the SLO's bad set.
+    // Kept with a longer retention than the rows (StorageOptions::summary_retention, 2 years by
+    // default), so reports over old periods need no raw rows. Backfilled from the rows below.
+    R"sql(
+CREATE TABLE probe_summaries (
+  target_id          INTEGER NOT NULL,
+  span_ms            INTEGER NOT NULL,
+  bucket_ms          INTEGER NOT NULL,
+  probes             INTEGER NOT NULL,
+  ok                 INTEGER NOT NULL,
+  throttled          INTEGER NOT NULL,
+  quota_exhausted    INTEGER NOT NULL,
+  overloaded         INTEGER NOT NULL,
+  timeout            INTEGER NOT NULL,
+  network            INTEGER NOT NULL,
+  auth               INTEGER NOT NULL,
+  client_error       INTEGER NOT NULL,
+  server_error       INTEGER NOT NULL,
+  invalid_response   INTEGER NOT NULL,
+  content_mismatch   INTEGER NOT NULL,
+  first_token        BLOB,
+  total              BLOB,
+  tokens_per_s_sum   REAL NOT NULL,
+  tokens_per_s_count INTEGER NOT NULL,
+  down_minutes       BLOB,
+  PRIMARY KEY (target_id, span_ms, bucket_ms)
+) WITHOUT ROWID;
+)sql",
 };
 
 // Migration 8's second half, after the copy: the old table's columns over probe_rows. Integer
@@ -299,6 +343,11 @@ Status AfterMigration(sqlite3* db, int version) {
     constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
     return RebuildRollups(db, kMin, kMax, kMin, kMax);
+  }
+  if (version == 9) {
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    return RebuildSummaries(db, kMin, kMax, kMin, kMax);
   }
   return {};
 }

@@ -6,10 +6,12 @@
 //
 // Where things live: this header is the store (Store, with the narrow interfaces its users
 // take: ProbeSink, ProbeHistory, StoreMaintenance, StateStore); storage/series_source.h is the
-// read path rules evaluate over (recent memory plus rollup pushdown). Private, under internal/:
-// schema.h (tables and migrations), probe_writer.h (batched inserts), probe_reader.h (range and
-// field reads), rollup.h (hourly rollups), label_codec.h (stored label sets), sqlite.h (the C
-// API wrapped).
+// read path rules evaluate over (recent memory plus rollup pushdown); storage/archive.h is the
+// read-only view reports and the status page take, with the probe summaries' digests
+// (storage/probe_digest.h, storage/ddsketch.h). Private, under internal/: schema.h (tables and
+// migrations), probe_writer.h (batched inserts), probe_reader.h (range and field reads),
+// rollup.h (hourly rollups), summary.h (hourly and daily probe summaries), label_codec.h (stored
+// label sets), sqlite.h (the C API wrapped).
 
 #include <cstddef>
 #include <cstdint>
@@ -36,12 +38,16 @@ struct StorageOptions {
                                               // (a real file: ":memory:" is not supported)
   Millis retention{90LL * 24 * 3600 * 1000};  // rows older than this are deleted; <= 0
                                               // keeps everything
-  size_t batch_size = 512;                    // rows per write transaction, at most
-  Millis flush_interval{1000};                // a partial batch waits at most this long
-  size_t retention_batch_rows = 2000;         // rows deleted per retention transaction
-  Millis retention_interval{60000};           // how often retention runs; <= 0: only
-                                              // on ApplyRetention()
-  size_t max_queue = 100000;                  // beyond this, Append drops and counts
+  // Hourly and daily probe summaries (what reports and the status page read) older than this
+  // are deleted; never sooner than `retention` deletes the rows (a shorter value is raised to
+  // it). <= 0, or retention <= 0: kept for ever.
+  Millis summary_retention{2LL * 365 * 24 * 3600 * 1000};
+  size_t batch_size = 512;             // rows per write transaction, at most
+  Millis flush_interval{1000};         // a partial batch waits at most this long
+  size_t retention_batch_rows = 2000;  // rows deleted per retention transaction
+  Millis retention_interval{60000};    // how often retention runs; <= 0: only
+                                       // on ApplyRetention()
+  size_t max_queue = 100000;           // beyond this, Append drops and counts
   // Beaten by the writer thread on every round of work and set idle while it waits (the service
   // watchdog's view of the writer); null: none. REQUIRES: outlives the store.
   Heartbeat* heartbeat = nullptr;
@@ -62,6 +68,7 @@ struct StorageStats {
   uint64_t rows_deleted_by_retention = 0;
   uint64_t rows_failed = 0;        // rows of batches whose transaction failed (see write_errors)
   uint64_t retention_batches = 0;  // retention transactions that deleted at least one row
+  uint64_t summaries_deleted_by_retention = 0;
   // False from a failed batch until the next one commits: the store cannot write (disk full,
   // its file deleted or replaced, permissions), so the daemon is not ready.
   bool writable = true;
@@ -168,7 +175,8 @@ class StoreMaintenance {
  public:
   virtual ~StoreMaintenance() = default;
   // Deletes rows with start_unix_ms < clock now - retention, in transactions of at most
-  // retention_batch_rows that interleave with the writer's batches; returns how many.
+  // retention_batch_rows that interleave with the writer's batches; returns how many. Probe
+  // summaries stay until summary_retention (whole buckets that end before now minus it go).
   virtual Result<uint64_t> ApplyRetention() = 0;
   virtual StorageStats Stats() const = 0;
 };

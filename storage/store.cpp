@@ -376,9 +376,28 @@ class SqliteStore final : public Store {
   }
 
   Result<RetentionPass> StartRetention() {
-    const int64_t cutoff = clock_.NowUnixMillis() - options_.retention.count();
-    std::lock_guard db_lock(db_mu_);
-    return writer_->StartRetention(cutoff);
+    const int64_t now = clock_.NowUnixMillis();
+    const int64_t cutoff = now - options_.retention.count();
+    Result<uint64_t> summaries_deleted = 0;
+    Result<RetentionPass> pass = RetentionPass{};
+    {
+      std::lock_guard db_lock(db_mu_);
+      if (options_.summary_retention.count() > 0) {
+        // Never before the rows go: a report reads summaries where it has no rows.
+        const int64_t keep =
+            std::max(options_.summary_retention.count(), options_.retention.count());
+        summaries_deleted = writer_->DeleteOldSummaries(now - keep);
+      }
+      if (summaries_deleted) {
+        pass = writer_->StartRetention(cutoff);
+      }
+    }
+    if (!summaries_deleted) {
+      return Fail(summaries_deleted.error());
+    }
+    std::lock_guard lock(mu_);
+    stats_.summaries_deleted_by_retention += *summaries_deleted;
+    return pass;
   }
 
   Result<uint64_t> RetentionStep(RetentionPass& pass) {

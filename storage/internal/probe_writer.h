@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "storage/internal/sqlite.h"
+#include "storage/internal/summary.h"
 
 namespace modelpulse::storage {
 
@@ -43,6 +44,9 @@ class ProbeWriter {
 
   // Starts a pass that deletes rows older than `cutoff_ms`.
   Result<RetentionPass> StartRetention(int64_t cutoff_ms);
+  // Deletes the probe summaries of buckets that end at or before `cutoff_ms` (their own
+  // retention; raw rows' retention leaves them alone). One statement: they are few.
+  Result<uint64_t> DeleteOldSummaries(int64_t cutoff_ms);
   // Deletes at most `limit` rows of `pass` in one transaction and advances it; returns how many.
   Result<uint64_t> RetentionStep(RetentionPass& pass, size_t limit);
 
@@ -77,6 +81,7 @@ class ProbeWriter {
   // have been rolled back with it.
   std::unordered_map<std::string, TargetState> targets_;
   std::unordered_map<std::string, int64_t> label_sets_;
+  SummaryCache summaries_;
 };
 
 }  // namespace modelpulse::storage

@@ -25,6 +25,13 @@ inline constexpr std::array<std::string_view, kProbeNumberCount> kFieldColumnNam
     "first_byte_s",  "ttft_s",      "first_answer_s", "itl_s",     "tokens_per_s", "output_tokens",
     "req_remaining", "req_limit",   "tok_remaining",  "tok_limit", "retry_after_s"};
 using ColumnValues = std::array<std::optional<double>, kFieldColumnNames.size()>;
+// Where the probe summaries' inputs are in ColumnValues.
+inline constexpr size_t kTotalColumn = 2;
+inline constexpr size_t kTtftColumn = 7;
+inline constexpr size_t kTokensPerSecondColumn = 10;
+static_assert(kFieldColumnNames[kTotalColumn] == "total_s" &&
+              kFieldColumnNames[kTtftColumn] == "ttft_s" &&
+              kFieldColumnNames[kTokensPerSecondColumn] == "tokens_per_s");
 
 // The (one or two) columns a field is computed from, as indexes into kFieldColumnNames; b is -1
 // when the field needs one column (common/probe_series.h says which).

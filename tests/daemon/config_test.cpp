@@ -116,6 +116,7 @@ web:
 storage:
   path: data/mp.db
   retention: 30d
+  summary_retention: 400d
 defaults:
   interval: 30s
   stream: true
@@ -167,6 +168,7 @@ TEST_CASE("a full config becomes the modules' option structs") {
   CHECK(config.web_listen_address == "127.0.0.1:9000");
   CHECK(config.storage.path == "/etc/mp/data/mp.db");
   CHECK(config.storage.retention == Millis(30LL * 24 * 3600 * 1000));
+  CHECK(config.storage.summary_retention == Millis(400LL * 24 * 3600 * 1000));
   CHECK(config.prober.max_concurrency == 8);
   CHECK(config.prober.max_response_bytes == 65536);
   CHECK(config.prober.jitter_fraction == doctest::Approx(0.2));
@@ -241,6 +243,9 @@ TEST_CASE("without sections, the structs keep their defaults") {
   CHECK_FALSE(empty.simulator.has_value());
   CHECK(empty.web_listen_address == "127.0.0.1:9464");
   CHECK(empty.storage.path == kDefaultStoragePath);
+  // Raw probes 90 days, their summaries two years (issue 10 item 4).
+  CHECK(empty.storage.retention == Millis(90LL * 24 * 3600 * 1000));
+  CHECK(empty.storage.summary_retention == Millis(2LL * 365 * 24 * 3600 * 1000));
 
   // An empty targets list is allowed; the daemon warns about it.
   CHECK(MustParse("targets: []\n").targets.empty());
@@ -395,6 +400,8 @@ TEST_CASE("impossible values are errors") {
             "t.yaml:1:27: \"global.jitter_fraction\": must be less than 1, got 1.5"));
   CHECK(Has(Problems("web: {listen_address: localhost}\n"),
             "t.yaml:1:23: \"web.listen_address\": expected host:port, got \"localhost\""));
+  CHECK(Has(Problems("storage: {summary_retention: 0s}\n"),
+            "t.yaml:1:30: \"storage.summary_retention\": must be greater than 0, got 0s"));
   CHECK(Has(Problems("storage: {retention: -1d}\n"),
             "t.yaml:1:22: \"storage.retention\": not a valid duration: \"-1d\" (expected e.g. 30s, "
             "5m, 1h30m)"));

@@ -1,9 +1,10 @@
-// The status page (daemon/status_page.h) over 200 targets x 90 days of hourly rollups (issue 10:
+// The status page (daemon/status_page.h) over 200 targets x 90 days of probe summaries (issue 10:
 // "the status page rendered in under 50 ms"). Generates the database: one probe per target
-// through the store (its targets row and labels), then 90 days of hourly rollups of the four
-// outcome fields the page reads, as a 15 s probe interval leaves them (240 probes an hour, a few
-// failures in some hours). Prints, each the median of `rounds`:
-//  - cold: BuildStaticStatusPage, everything read from the rollups (report --format=status-html);
+// through the store (its targets row and labels), then 90 days of hourly and daily probe
+// summaries (migration 9) as a 15 s probe interval leaves them (240 probes an hour, a few
+// failures on some days). Prints, each the median of `rounds`:
+//  - cold: BuildStaticStatusPage, everything read from the daily summaries (report
+//    --format=status-html);
 //  - warm: what GET /status does once the settled days are cached: StatusDays::Read of today for
 //    every target, then RenderStatusPage;
 //  - render: RenderStatusPage alone; and the page's size.
@@ -75,23 +76,32 @@ int main(int argc, char** argv) {
   sqlite3* raw = nullptr;
   sqlite3_open(db.c_str(), &raw);
   const auto start_gen = std::chrono::steady_clock::now();
-  // Fields 0 (success: count 240, sum 240 - failures), 12 throttled, 13 overloaded, 14 quota.
+  // The probe summaries (migration 9) a 15 s interval leaves: per target, one row per hour (240
+  // probes) and per day (5760), with a few server errors and throttled probes on some days, and
+  // sketch blobs of a typical size (the page reads only the daily counts).
+  const std::string first_day = std::to_string(now - now % kDay - 89 * kDay);
   const std::string sql =
       "BEGIN; WITH RECURSIVE h(b) AS (SELECT " + std::to_string(first_hour) +
       " UNION ALL SELECT b + 3600000 FROM h WHERE b + 3600000 < " + std::to_string(now) +
-      ") INSERT OR REPLACE INTO rollups SELECT t.id, f.field, h.b, 1, 240, "
-      "CASE f.field WHEN 0 THEN 240 - ((h.b / 3600000 + t.id) % 7 = 0) * ((t.id + h.b / 3600000) "
-      "% 5) ELSE ((h.b / 3600000 + t.id) % 11 = 0) END, 0, 1 "
-      "FROM targets t, h, (SELECT 0 AS field UNION ALL SELECT 12 UNION ALL SELECT 13 UNION ALL "
-      "SELECT 14) f; COMMIT;";
+      "), d(b) AS (SELECT " + first_day +
+      " UNION ALL SELECT b + 86400000 FROM d WHERE b + "
+      "86400000 <= " +
+      std::to_string(now) +
+      "), s(span, b, n) AS (SELECT 3600000, b, 240 FROM h UNION ALL SELECT 86400000, b, 5760 FROM "
+      "d), f(id, span, b, n, bad, thr) AS (SELECT t.id, s.span, s.b, s.n, "
+      "((s.b / 86400000 + t.id) % 7 = 0) * ((t.id + s.b / 86400000) % 5) * s.n / 240, "
+      "((s.b / 86400000 + t.id) % 11 = 0) * s.n / 240 FROM targets t, s) "
+      "INSERT OR REPLACE INTO probe_summaries SELECT id, span, b, n, n - bad - thr, thr, 0, 0, 0, "
+      "0, 0, 0, bad, 0, 0, randomblob(span / 24000), randomblob(span / 24000), 40.0 * (n - bad - "
+      "thr), n - bad - thr, NULL FROM f; COMMIT;";
   char* error = nullptr;
   if (sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
     std::fprintf(stderr, "%s\n", error);
     return 1;
   }
   sqlite3_close(raw);
-  std::printf("generated %d targets x 90 days of rollups in %.0f ms (%s)\n", targets, Ms(start_gen),
-              db.c_str());
+  std::printf("generated %d targets x 90 days of summaries in %.0f ms (%s)\n", targets,
+              Ms(start_gen), db.c_str());
 
   std::vector<double> cold, warm, warm_cpu, render;
   size_t bytes = 0;
@@ -134,8 +144,8 @@ int main(int argc, char** argv) {
     warm_cpu.push_back(1000.0 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
   }
   std::printf(
-      "targets %d, rounds %d: cold (all 90 days from rollups + render) %.1f ms; warm (today "
-      "from rollups + render, GET /status) %.1f ms wall, %.1f ms CPU; render only %.1f ms; "
+      "targets %d, rounds %d: cold (all 90 days from summaries + render) %.1f ms; warm (today "
+      "from summaries + render, GET /status) %.1f ms wall, %.1f ms CPU; render only %.1f ms; "
       "page %zu bytes\n",
       targets, rounds, Median(cold), Median(warm), Median(warm_cpu), Median(render), bytes);
   std::filesystem::remove_all(dir);

@@ -1,5 +1,5 @@
 // The status page (daemon/status_page.h) over a real SQLite file written by the store: its daily
-// availability (from the hourly rollups) equals the JSON report's per-day figures (from the
+// availability (from the daily probe summaries) equals the JSON report's per-day figures (from the
 // probes) for the same database, the page is self-contained, and settled days are cached.
 
 #include "daemon/status_page.h"

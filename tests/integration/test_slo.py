@@ -160,9 +160,12 @@ class SloEndToEnd(unittest.TestCase):
                                        places=12)
                 ttft = [p[2] for p in probes if p[1] == OK and p[2] is not None]
                 total = [p[3] for p in probes if p[1] == OK]
+                # From the probe summaries' sketches (exact before them): within their 1 %.
                 for q, key in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
-                    self.assertAlmostEqual(t["first_token_seconds"][key], type7(ttft, q), places=9)
-                    self.assertAlmostEqual(t["total_seconds"][key], type7(total, q), places=9)
+                    for field, values in (("first_token_seconds", ttft), ("total_seconds", total)):
+                        want = type7(values, q)
+                        self.assertLessEqual(abs(t[field][key] - want), 0.01 * want + 1e-12,
+                                             (field, key))
         # The SLO over both targets, and the incident with the outage's request ids behind it.
         slo = report["slos"][0]
         all_probes = [p for probes in by_target.values() for p in probes]

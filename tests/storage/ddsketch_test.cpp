@@ -2,7 +2,7 @@
 // error holds for every rank asked, merging equals sketching everything at once, and the bytes
 // for a BLOB column round-trip.
 
-#include "storage/internal/ddsketch.h"
+#include "storage/ddsketch.h"
 
 #include <doctest/doctest.h>
 
@@ -101,6 +101,36 @@ TEST_CASE("zeros, negatives and NaN in the sketch") {
   CHECK(*decoded == s);
   CHECK_FALSE(DDSketch::Decode(std::string("\x80", 1)));
   CHECK(DDSketch::Decode(DDSketch().Encode()) == DDSketch());
+}
+
+TEST_CASE("every rank's value and the count under a threshold are within the stated error") {
+  std::vector<double> values = Latencies(7, 5000);
+  DDSketch sketch;
+  for (double v : values) {
+    sketch.Add(v);
+  }
+  std::sort(values.begin(), values.end());
+  for (size_t rank = 0; rank < values.size(); rank += 37) {
+    const auto got = sketch.ValueAtRank(static_cast<int64_t>(rank));
+    REQUIRE(got.has_value());
+    CHECK(std::abs(*got - values[rank]) <= DDSketch::kRelativeAccuracy * values[rank] * (1 + 1e-9));
+  }
+  CHECK(sketch.ValueAtRank(-5) == sketch.ValueAtRank(0));
+  CHECK(sketch.ValueAtRank(1'000'000) == sketch.ValueAtRank(4999));
+  CHECK(!DDSketch().ValueAtRank(0).has_value());
+  // A latency SLO's count: exact except for values within the error of the threshold.
+  for (double threshold : {0.02, 0.1, 0.4, 1.0, 3.0}) {
+    CAPTURE(threshold);
+    const auto at_most = [&](double t) {
+      return static_cast<int64_t>(std::upper_bound(values.begin(), values.end(), t) -
+                                  values.begin());
+    };
+    const int64_t got = sketch.CountAtMost(threshold);
+    CHECK(got >= at_most(threshold / (1 + DDSketch::kRelativeAccuracy)));
+    CHECK(got <= at_most(threshold / (1 - DDSketch::kRelativeAccuracy)));
+  }
+  CHECK(sketch.CountAtMost(1e9) == sketch.Count());
+  CHECK(sketch.CountAtMost(-1) == 0);
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-#ifndef MODELPULSE_STORAGE_INTERNAL_DDSKETCH_H_
-#define MODELPULSE_STORAGE_INTERNAL_DDSKETCH_H_
+#ifndef MODELPULSE_STORAGE_DDSKETCH_H_
+#define MODELPULSE_STORAGE_DDSKETCH_H_
 
-// Private to storage/: a mergeable quantile sketch for the rollups (issue 10 item 4), after
-// DDSketch (Masson, Rim, Lee, VLDB 2019). Positive values fall into logarithmic buckets
+// A mergeable quantile sketch for the probe summaries (storage/probe_digest.h, issue 10 item 4),
+// after DDSketch (Masson, Rim, Lee, VLDB 2019). Positive values fall into logarithmic buckets
 // [gamma^(i-1), gamma^i) with gamma = (1 + a) / (1 - a); a bucket answers 2 gamma^i / (gamma + 1),
 // which is within relative error `a` of every value in it. So a quantile read from a sketch is
 // within `a` (kRelativeAccuracy, 1%) of the exact value of the same rank, sketches merge by adding
@@ -33,6 +33,12 @@ class DDSketch {
   // The lower q-quantile (the value of rank floor(q * (count - 1)) in sorted order), within
   // kRelativeAccuracy of it; nullopt when empty. q is clamped to [0, 1].
   std::optional<double> Quantile(double q) const;
+  // The value of rank `rank` (0-based, clamped to [0, count - 1]) in sorted order, within
+  // kRelativeAccuracy of it; nullopt when empty.
+  std::optional<double> ValueAtRank(int64_t rank) const;
+  // How many values are at most `threshold`, counting each value as its bucket's estimate: exact
+  // except for values within kRelativeAccuracy of the threshold, which may land on either side.
+  int64_t CountAtMost(double threshold) const;
 
   // A compact byte string for a BLOB column: varints of the zero count, the first bucket index
   // (zigzag) and each bucket's count from there. Decode returns nullopt for bytes Encode cannot
@@ -55,4 +61,4 @@ class DDSketch {
 
 }  // namespace modelpulse::storage
 
-#endif  // MODELPULSE_STORAGE_INTERNAL_DDSKETCH_H_
+#endif  // MODELPULSE_STORAGE_DDSKETCH_H_
