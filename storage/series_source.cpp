@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
 #include "common/probe_series.h"
+#include "common/regex.h"
 #include "storage/internal/probe_codec.h"
 
 namespace modelpulse::storage {
@@ -35,6 +38,56 @@ bool EqualMatchersAllow(const std::vector<LabelMatcher>& matchers, const Labels&
   }
   return true;
 }
+
+// The matchers on __name__ of a selector, applied to a candidate series name before any read. A
+// pattern that does not compile rules nothing out: the caller, which parsed the selector,
+// refuses or re-applies it.
+class NameFilter {
+ public:
+  explicit NameFilter(const std::vector<LabelMatcher>& matchers) {
+    for (const LabelMatcher& m : matchers) {
+      if (m.name != "__name__") {
+        continue;
+      }
+      std::optional<Regex> regex;
+      if (m.type == LabelMatcher::Type::kRegexMatch ||
+          m.type == LabelMatcher::Type::kRegexNoMatch) {
+        auto compiled = Regex::Compile(m.value);
+        if (!compiled) {
+          continue;
+        }
+        regex = std::move(*compiled);
+      }
+      matchers_.push_back({&m, std::move(regex)});
+    }
+  }
+  bool Allows(std::string_view name) const {
+    for (const auto& [m, regex] : matchers_) {
+      switch (m->type) {
+        case LabelMatcher::Type::kEqual:
+          if (name != m->value) {
+            return false;
+          }
+          break;
+        case LabelMatcher::Type::kNotEqual:
+          if (name == m->value) {
+            return false;
+          }
+          break;
+        case LabelMatcher::Type::kRegexMatch:
+        case LabelMatcher::Type::kRegexNoMatch:
+          if (regex->FullMatch(name) != (m->type == LabelMatcher::Type::kRegexMatch)) {
+            return false;
+          }
+          break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<const LabelMatcher*, std::optional<Regex>>> matchers_;
+};
 
 // A window may be kept and slid only over samples that can no longer change: a probe is in
 // memory when it finishes and in storage about a second later, so anything that started this
@@ -514,6 +567,141 @@ Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMat
   out.reserve(found.size());
   for (auto& [labels, samples] : found) {
     out.push_back({labels, std::move(samples)});
+  }
+  return out;
+}
+
+Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t from_ms, int64_t to_ms) const {
+  std::vector<Labels> out;
+  if (from_ms > to_ms) {
+    return out;
+  }
+  // The pushdown reads whole hours from the rollups only from a positive start ("all of
+  // history" is 0 here); no stored probe is that old.
+  from_ms = std::max<int64_t>(from_ms, 1);
+  const NameFilter names(matchers);
+  // The other matchers narrow the targets read; each name is added in turn.
+  std::vector<LabelMatcher> named;
+  for (const LabelMatcher& m : matchers) {
+    if (m.name != "__name__") {
+      named.push_back(m);
+    }
+  }
+  named.push_back({LabelMatcher::Type::kEqual, "__name__", ""});
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    if (!names.Allows(info.name)) {
+      continue;
+    }
+    named.back().value = info.name;
+    auto found = SelectAggregate(named, from_ms, to_ms, RangeAggregate::kCount, 0);
+    if (!found) {
+      return Fail(found.error());
+    }
+    for (SeriesAggregate& series : *found) {
+      out.push_back(std::move(series.labels));
+    }
+  }
+  const auto& slots = ProbeCounterSlots();
+  if (std::none_of(slots.begin(), slots.end(),
+                   [&](const ProbeCounterSlot& slot) { return names.Allows(slot.name); })) {
+    return out;
+  }
+  // The label sets with a probe in the window: every probe has a probe_success sample.
+  named.back().value = "probe_success";
+  auto probed = SelectAggregate(named, from_ms, to_ms, RangeAggregate::kCount, 0);
+  if (!probed) {
+    return Fail(probed.error());
+  }
+  std::set<Labels> in_window;
+  for (SeriesAggregate& series : *probed) {
+    series.labels.erase("__name__");
+    in_window.insert(std::move(series.labels));
+  }
+  // When each counter series was first moved, over the probes up to to_ms: stored ones before
+  // memory takes over, then memory's, split where SelectCounters splits them.
+  int64_t memory_from = 0;
+  int64_t newest = INT64_MIN;
+  std::vector<CounterProbe> memory;
+  {
+    std::lock_guard lock(mu_);
+    memory_from = counts_since_ms_;
+    newest = newest_ms_;
+    for (const auto& [target, probes] : recent_counts_) {
+      if (probes.empty() || !EqualMatchersAllow(named, *probes.back().labels)) {
+        continue;
+      }
+      for (const CounterProbe& probe : probes) {
+        if (probe.t_ms > to_ms) {
+          break;
+        }
+        if (probe.t_ms >= memory_from) {
+          memory.push_back(probe);
+        }
+      }
+    }
+  }
+  std::map<Labels, CounterTotals> seen;
+  if (store_ != nullptr) {
+    auto targets = store_->ListTargets();
+    if (!targets) {
+      return Fail(targets.error());
+    }
+    const int64_t settled =
+        std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
+    const int64_t used_now = std::max(newest, restart_ms_);
+    const int64_t cut = std::min(to_ms + 1, memory_from);  // stored probes before this
+    // The kept totals reach only settled times; the rest is scanned each time.
+    const int64_t kept_to = std::min(cut, settled);
+    std::lock_guard cache_lock(cache_mu_);
+    for (const StoredTarget& target : *targets) {
+      if (!EqualMatchersAllow(named, target.labels)) {
+        continue;
+      }
+      auto totals = StoredTotalsBefore(target.id, kept_to, settled, used_now);
+      if (!totals) {
+        return Fail(totals.error());
+      }
+      if (kept_to < cut) {
+        if (auto status = store_->ScanCounterInputs(target.id, kept_to, cut,
+                                                    [&totals](const CounterPoint& p) {
+                                                      (*totals)[p.label_set_id].Add(p.numbers,
+                                                                                    p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
+        }
+      }
+      for (auto& [set, set_totals] : *totals) {
+        auto labels = store_->LabelSet(set);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        CounterTotals& merged = seen[*labels];
+        for (size_t slot = 0; slot < slots.size(); ++slot) {
+          merged.first_ms[slot] = std::min(merged.first_ms[slot], set_totals.first_ms[slot]);
+        }
+      }
+    }
+  }
+  for (const CounterProbe& probe : memory) {
+    seen[*probe.labels].Add(probe.numbers, probe.t_ms);
+  }
+  for (const auto& [labels, totals] : seen) {
+    const bool probed_in_window = in_window.count(labels) > 0;
+    for (size_t slot = 0; slot < slots.size(); ++slot) {
+      const int64_t first = totals.first_ms[slot];
+      if (!totals.Seen(slot) || first > to_ms || (first < from_ms && !probed_in_window) ||
+          !names.Allows(slots[slot].name)) {
+        continue;
+      }
+      Labels series = labels;
+      series["__name__"] = slots[slot].name;
+      if (*slots[slot].label_name != '\0') {
+        series[slots[slot].label_name] = slots[slot].label_value;
+      }
+      out.push_back(std::move(series));
+    }
   }
   return out;
 }

@@ -17,6 +17,7 @@
 
 #include "common/common.h"
 #include "common/sample_source.h"
+#include "common/series_index.h"
 #include "storage/storage.h"
 
 namespace modelpulse::storage {
@@ -24,7 +25,7 @@ namespace modelpulse::storage {
 // The probe series of DESIGN.md §3 as the rule engine reads them: the recent window from memory,
 // fed by the prober as probes finish, and anything older from the probe rows in SQLite. Thread-
 // safe: Append runs on the prober's thread while Select runs on the rule engine's.
-class ProbeSeriesSource final : public SampleSource {
+class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
  public:
   // `store` may be null (memory only). Memory is complete from `complete_since_ms` on (the
   // daemon's start); older ranges come from `store`.
@@ -54,6 +55,16 @@ class ProbeSeriesSource final : public SampleSource {
                                                        int64_t from_ms, int64_t to_ms,
                                                        RangeAggregate aggregate,
                                                        double q) const override;
+
+  // Every series a query over [from_ms, to_ms] can return, for the discovery endpoints: the
+  // gauges through the count pushdown (rollups for whole hours), and the counter families'
+  // series, which Select derives only when named. A counter series exists at each probe of its
+  // label set from the probe that first moved it (a client library creates it at its first
+  // increment), so it is listed when that probe is in the window, or is older and the label set
+  // has a probe in the window. The first-seen times come from the kept counter totals, so only
+  // the first listing after a start scans each target's history.
+  Result<std::vector<Labels>> SeriesIn(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                       int64_t to_ms) const override;
 
  private:
   struct Accumulator;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -228,6 +229,71 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
   }
   // A jump backwards rebuilds.
   f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs, RangeAggregate::kQuantile);
+}
+
+// The label sets Select returns with a sample in [from, to] for `name`.
+std::set<Labels> Selected(const ProbeSeriesSource& source, const std::string& name, int64_t from,
+                          int64_t to) {
+  auto got = source.Select({{LabelMatcher::Type::kEqual, "__name__", name}}, from, to);
+  REQUIRE(got.has_value());
+  std::set<Labels> out;
+  for (const Series& series : *got) {
+    if (!series.samples.empty()) {
+      out.insert(series.labels);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("SeriesIn lists exactly the series a query returns, gauges and counter families") {
+  Fixture f(kEnd - 90 * 60'000);
+  std::set<std::string> names;
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    names.insert(info.name);
+  }
+  for (const ProbeCounterSlot& slot : ProbeCounterSlots()) {
+    names.insert(slot.name);
+  }
+  const int64_t hour = (kEnd / kHourMs) * kHourMs;
+  const std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {0, kEnd},                                        // all of history (the API's default)
+      {kEnd - 5 * 60'000, kEnd},                        // memory only
+      {kEnd - 24 * kHourMs - 900'000, kEnd - 900'000},  // rollups, edges and memory
+      {hour - 12 * kHourMs + 7'503, hour - 11 * kHourMs + 7'503},  // storage, unaligned
+      {kEnd - 40 * kHourMs, kEnd - 30 * kHourMs - 1},              // before the first probe
+  };
+  for (const auto& [from, to] : ranges) {
+    CAPTURE(from - kEnd);
+    CAPTURE(to - kEnd);
+    // Listed once for all names (as the API's default {__name__=~".+"}) and once per name.
+    auto all = f.source->SeriesIn({{LabelMatcher::Type::kRegexMatch, "__name__", ".+"}}, from, to);
+    REQUIRE(all.has_value());
+    const std::set<Labels> listed(all->begin(), all->end());
+    CHECK(listed.size() == all->size());  // no series twice
+    std::set<Labels> selected;
+    for (const std::string& name : names) {
+      CAPTURE(name);
+      const std::set<Labels> want = Selected(*f.source, name, from, to);
+      auto one = f.source->SeriesIn({{LabelMatcher::Type::kEqual, "__name__", name}}, from, to);
+      REQUIRE(one.has_value());
+      CHECK(std::set<Labels>(one->begin(), one->end()) == want);
+      selected.insert(want.begin(), want.end());
+    }
+    CHECK(listed == selected);
+  }
+  // Other matchers narrow the targets read (a superset: the API re-applies them); the canary
+  // label set (the last ten hours of b@azure) has its own counter series.
+  auto canary =
+      f.source->SeriesIn({{LabelMatcher::Type::kEqual, "__name__", "modelpulse_probes_total"},
+                          {LabelMatcher::Type::kEqual, "target", "b@azure"}},
+                         kEnd - 2 * kHourMs, kEnd);
+  REQUIRE(canary.has_value());
+  size_t canaries = 0;
+  for (const Labels& labels : *canary) {
+    CHECK(labels.at("target") == "b@azure");
+    canaries += labels.count("tier");
+  }
+  CHECK(canaries > 0);
 }
 
 TEST_CASE("a memory-only source and other matchers fall back to samples") {
