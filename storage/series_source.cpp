@@ -822,6 +822,57 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
   return {};
 }
 
+Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HeadByComplement(
+    int64_t target_id, ProbeField field, int64_t from_ms, int64_t head_hour, int64_t first_bucket,
+    int64_t roll_end, RangeAggregate aggregate) const {
+  auto before = store_->ReadField(target_id, field, head_hour, from_ms);
+  auto rollups = store_->ReadRollups(target_id, field, head_hour, roll_end);
+  if (!before || !rollups) {
+    return Fail(before ? rollups.error() : before.error());
+  }
+  // Per label set, what the rows before the window add to the head hour's rollup.
+  struct Part {
+    int64_t count = 0;
+    KahanSum sum;
+    double min = std::numeric_limits<double>::infinity();
+    double max = -std::numeric_limits<double>::infinity();
+  };
+  std::map<int64_t, Part> parts;
+  for (const FieldPoint& p : *before) {
+    if (!std::isfinite(p.value)) {
+      return std::optional<std::vector<FieldRollup>>();
+    }
+    Part& part = parts[p.label_set_id];
+    ++part.count;
+    part.sum.Add(p.value);
+    part.min = std::min(part.min, p.value);
+    part.max = std::max(part.max, p.value);
+  }
+  for (FieldRollup& r : *rollups) {
+    if (r.bucket_ms != head_hour) {
+      continue;
+    }
+    auto part = parts.find(r.label_set_id);
+    if (part == parts.end()) {
+      continue;
+    }
+    // Count and sum subtract (the sum up to float rounding, as the rollups' own); min and max
+    // only stand when the rows taken away did not hold them.
+    if (!std::isfinite(r.sum) || (aggregate == RangeAggregate::kMin && part->second.min <= r.min) ||
+        (aggregate == RangeAggregate::kMax && part->second.max >= r.max)) {
+      return std::optional<std::vector<FieldRollup>>();
+    }
+    r.count -= part->second.count;
+    r.sum -= part->second.sum.sum + part->second.sum.c;
+    parts.erase(part);
+  }
+  // A row before the window without a rollup of its hour: the table is not what it should be.
+  if (!parts.empty() || first_bucket > roll_end) {
+    return std::optional<std::vector<FieldRollup>>();
+  }
+  return std::optional<std::vector<FieldRollup>>(std::move(*rollups));
+}
+
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
@@ -911,9 +962,24 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   if (settled != INT64_MIN) {
     roll_end = std::max(roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
   }
+  // Edges are kept only for windows that end near the newest probe, which the next evaluation
+  // of a rule slides over; the steps of a range query over history would each leave an entry
+  // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call would
+  // walk to expire.
+  const bool keep_edges = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
+  // A window starting early in an hour (a range query's steps off the hour: an unaligned 1 h
+  // window holds no whole hour) takes that hour's rollup minus the few rows before it, instead
+  // of reading nearly an hour of rows. Not for kept edges, whose head shrinks as the window
+  // slides (the rows before it would grow), and only where the hour is wholly rolled up.
+  const int64_t head_hour = first_bucket - kBucket;
+  const bool head_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                                  from_ms % kBucket != 0 && !keep_edges &&
+                                  first_bucket <= roll_end && first_bucket <= memory_from &&
+                                  from_ms - head_hour < first_bucket - from_ms;
+  const int64_t rollup_from = head_by_complement ? head_hour : first_bucket;
   // (The head, before the first whole hour, must be wholly in storage.)
   const bool use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                           first_bucket <= memory_from && roll_end - first_bucket >= kBucket;
+                           first_bucket <= memory_from && roll_end - rollup_from >= kBucket;
   // Memory's samples older than this are in the rollups.
   const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
   std::vector<std::string> seen_targets;
@@ -948,14 +1014,27 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       // stay the same and are settled: from one evaluation to the next only the head shrinks.
       EdgeCache fresh;
       EdgeCache* edge = &fresh;
-      // Kept only for windows that end near the newest probe, which the next evaluation of a
-      // rule slides over; the steps of a range query over history would each leave an entry
-      // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call
-      // would walk to expire.
-      const bool keep = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
+      const bool keep = keep_edges;
       auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
       auto kept = edges_.find(key);
-      if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
+      if (head_by_complement) {
+        auto rollups = HeadByComplement(target.id, series->field, from_ms, head_hour, first_bucket,
+                                        roll_end, aggregate);
+        if (!rollups) {
+          return Fail(rollups.error());
+        }
+        if (*rollups) {
+          fresh.rollups = std::move(**rollups);
+        } else {  // min or max may lie before the window: the head's rows after all
+          auto head = store_->ReadField(target.id, series->field, from_ms, first_bucket);
+          auto whole = store_->ReadRollups(target.id, series->field, first_bucket, roll_end);
+          if (!head || !whole) {
+            return Fail(head ? whole.error() : head.error());
+          }
+          fresh.head = std::move(*head);
+          fresh.rollups = std::move(*whole);
+        }
+      } else if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
         edge = &kept->second;
       } else {
         auto head = store_->ReadField(target.id, series->field, from_ms,

@@ -87,6 +87,12 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,
                                                               int64_t settled,
                                                               int64_t used_now) const;
+  // The rollups of [head_hour, roll_end) with the head hour's taken down to the rows from
+  // from_ms on (its rollup minus the rows before from_ms), or nullopt where that cannot be
+  // exact: a min or max that may lie in the rows taken away, an infinite value.
+  Result<std::optional<std::vector<FieldRollup>>> HeadByComplement(
+      int64_t target_id, ProbeField field, int64_t from_ms, int64_t head_hour, int64_t first_bucket,
+      int64_t roll_end, RangeAggregate aggregate) const;
   struct SortedWindow;
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
