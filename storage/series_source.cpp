@@ -241,6 +241,13 @@ struct ProbeSeriesSource::CounterBase {
   std::map<int64_t, CounterTotals> totals;
 };
 
+// One stored target's counter series by label set, with the time each was first moved, over
+// its probes before scanned_to.
+struct ProbeSeriesSource::FirstSeen {
+  int64_t scanned_to = INT64_MIN;
+  std::map<int64_t, CounterTotals> sets;  // by label set id
+};
+
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store),
@@ -649,37 +656,48 @@ Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelM
     }
     const int64_t settled =
         std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
-    const int64_t used_now = std::max(newest, restart_ms_);
     const int64_t cut = std::min(to_ms + 1, memory_from);  // stored probes before this
-    // The kept totals reach only settled times; the rest is scanned each time.
-    const int64_t kept_to = std::min(cut, settled);
     std::lock_guard cache_lock(cache_mu_);
     for (const StoredTarget& target : *targets) {
       if (!EqualMatchersAllow(named, target.labels)) {
         continue;
       }
-      auto totals = StoredTotalsBefore(target.id, kept_to, settled, used_now);
-      if (!totals) {
-        return Fail(totals.error());
-      }
-      if (kept_to < cut) {
-        if (auto status = store_->ScanCounterInputs(target.id, kept_to, cut,
-                                                    [&totals](const CounterPoint& p) {
-                                                      (*totals)[p.label_set_id].Add(p.numbers,
+      // First-seen times only move forward with the scan, and one taken over all of history
+      // answers any earlier end (a series first moved after it is left out below): settled
+      // probes are scanned once, the rest at each call.
+      FirstSeen& kept = first_seen_[target.id];
+      const int64_t settle_to = std::min(cut, settled);
+      if (settle_to > kept.scanned_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, settle_to,
+                                                    [&kept](const CounterPoint& p) {
+                                                      kept.sets[p.label_set_id].Add(p.numbers,
                                                                                     p.t_ms);
                                                     });
             !status) {
           return Fail(status.error());
         }
+        kept.scanned_to = settle_to;
       }
-      for (auto& [set, set_totals] : *totals) {
-        auto labels = store_->LabelSet(set);
-        if (!labels) {
-          return Fail(labels.error());
+      std::map<int64_t, CounterTotals> recent;
+      if (cut > kept.scanned_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, cut,
+                                                    [&recent](const CounterPoint& p) {
+                                                      recent[p.label_set_id].Add(p.numbers, p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
         }
-        CounterTotals& merged = seen[*labels];
-        for (size_t slot = 0; slot < slots.size(); ++slot) {
-          merged.first_ms[slot] = std::min(merged.first_ms[slot], set_totals.first_ms[slot]);
+      }
+      for (const auto* sets : {&kept.sets, &recent}) {
+        for (const auto& [set, set_totals] : *sets) {
+          auto labels = store_->LabelSet(set);
+          if (!labels) {
+            return Fail(labels.error());
+          }
+          CounterTotals& merged = seen[*labels];
+          for (size_t slot = 0; slot < slots.size(); ++slot) {
+            merged.first_ms[slot] = std::min(merged.first_ms[slot], set_totals.first_ms[slot]);
+          }
         }
       }
     }

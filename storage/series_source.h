@@ -142,6 +142,12 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // Per stored target id, its counter totals up to a settled time, moved forward as windows
   // slide. Guarded by cache_mu_.
   mutable std::map<int64_t, CounterBase> counter_bases_;
+  // Per stored target id, when each counter series of each label set was first moved, over its
+  // stored probes before scanned_to (settled): what SeriesIn lists counters from. A series
+  // whose first probes retention deletes stays listed from then until the next start (its
+  // later probes still make it exist).
+  struct FirstSeen;
+  mutable std::map<int64_t, FirstSeen> first_seen_;  // Guarded by cache_mu_.
 };
 
 }  // namespace modelpulse::storage
