@@ -657,7 +657,9 @@ Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelM
     const int64_t settled =
         std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
     const int64_t cut = std::min(to_ms + 1, memory_from);  // stored probes before this
-    std::lock_guard cache_lock(cache_mu_);
+    // Not cache_mu_: the first listing after a start scans every stored probe (seconds), and
+    // rule evaluation must not wait for it.
+    std::lock_guard listing_lock(first_seen_mu_);
     for (const StoredTarget& target : *targets) {
       if (!EqualMatchersAllow(named, target.labels)) {
         continue;

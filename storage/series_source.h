@@ -147,7 +147,8 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // whose first probes retention deletes stays listed from then until the next start (its
   // later probes still make it exist).
   struct FirstSeen;
-  mutable std::map<int64_t, FirstSeen> first_seen_;  // Guarded by cache_mu_.
+  mutable std::mutex first_seen_mu_;
+  mutable std::map<int64_t, FirstSeen> first_seen_;  // Guarded by first_seen_mu_.
 };
 
 }  // namespace modelpulse::storage
