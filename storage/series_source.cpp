@@ -842,15 +842,15 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
   return {};
 }
 
-Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HeadByComplement(
-    int64_t target_id, ProbeField field, int64_t from_ms, int64_t head_hour, int64_t first_bucket,
-    int64_t roll_end, RangeAggregate aggregate) const {
-  auto before = store_->ReadField(target_id, field, head_hour, from_ms);
-  auto rollups = store_->ReadRollups(target_id, field, head_hour, roll_end);
+Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows(
+    int64_t target_id, ProbeField field, int64_t rollups_from, int64_t rollups_to, int64_t hour,
+    int64_t rows_from, int64_t rows_to, RangeAggregate aggregate) const {
+  auto before = store_->ReadField(target_id, field, rows_from, rows_to);
+  auto rollups = store_->ReadRollups(target_id, field, rollups_from, rollups_to);
   if (!before || !rollups) {
     return Fail(before ? rollups.error() : before.error());
   }
-  // Per label set, what the rows before the window add to the head hour's rollup.
+  // Per label set, what the rows outside the window add to the hour's rollup.
   struct Part {
     int64_t count = 0;
     KahanSum sum;
@@ -869,7 +869,7 @@ Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HeadByComplem
     part.max = std::max(part.max, p.value);
   }
   for (FieldRollup& r : *rollups) {
-    if (r.bucket_ms != head_hour) {
+    if (r.bucket_ms != hour) {
       continue;
     }
     auto part = parts.find(r.label_set_id);
@@ -886,8 +886,8 @@ Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HeadByComplem
     r.sum -= part->second.sum.sum + part->second.sum.c;
     parts.erase(part);
   }
-  // A row before the window without a rollup of its hour: the table is not what it should be.
-  if (!parts.empty() || first_bucket > roll_end) {
+  // A row without a rollup of its hour: the table is not what it should be.
+  if (!parts.empty()) {
     return std::optional<std::vector<FieldRollup>>();
   }
   return std::optional<std::vector<FieldRollup>>(std::move(*rollups));
@@ -997,9 +997,18 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
                                   first_bucket <= roll_end && first_bucket <= memory_from &&
                                   from_ms - head_hour < first_bucket - from_ms;
   const int64_t rollup_from = head_by_complement ? head_hour : first_bucket;
+  // The same at the other end: a window ending late in an hour that is wholly stored and
+  // settled takes its rollup minus the rows after the window.
+  const int64_t tail_end = roll_end + kBucket;
+  const bool tail_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                                  !keep_edges && settled != INT64_MIN && tail_end - 1 <= settled &&
+                                  tail_end <= memory_from && first_bucket <= roll_end &&
+                                  to_ms + 1 > roll_end &&
+                                  tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
   // (The head, before the first whole hour, must be wholly in storage.)
   const bool use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                           first_bucket <= memory_from && roll_end - rollup_from >= kBucket;
+                           first_bucket <= memory_from &&
+                           (roll_end - rollup_from >= kBucket || tail_by_complement);
   // Memory's samples older than this are in the rollups.
   const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
   std::vector<std::string> seen_targets;
@@ -1038,8 +1047,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
       auto kept = edges_.find(key);
       if (head_by_complement) {
-        auto rollups = HeadByComplement(target.id, series->field, from_ms, head_hour, first_bucket,
-                                        roll_end, aggregate);
+        auto rollups = HourMinusRows(target.id, series->field, head_hour, roll_end, head_hour,
+                                     head_hour, from_ms, aggregate);
         if (!rollups) {
           return Fail(rollups.error());
         }
@@ -1087,6 +1096,24 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           return Fail(labels.error());
         }
         found[**labels].AddRollup(r);
+      }
+      if (tail_by_complement) {
+        auto tail = HourMinusRows(target.id, series->field, roll_end, tail_end, roll_end, to_ms + 1,
+                                  tail_end, aggregate);
+        if (!tail) {
+          return Fail(tail.error());
+        }
+        if (*tail) {
+          for (const FieldRollup& r : **tail) {
+            auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
+            if (!labels) {
+              return Fail(labels.error());
+            }
+            found[**labels].AddRollup(r);
+          }
+          continue;
+        }
+        // else: min or max may lie after the window; the tail's rows below.
       }
       if (roll_end <= stored_to) {
         if (auto status = add_stored(roll_end, stored_to); !status) {

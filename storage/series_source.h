@@ -87,12 +87,14 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,
                                                               int64_t settled,
                                                               int64_t used_now) const;
-  // The rollups of [head_hour, roll_end) with the head hour's taken down to the rows from
-  // from_ms on (its rollup minus the rows before from_ms), or nullopt where that cannot be
-  // exact: a min or max that may lie in the rows taken away, an infinite value.
-  Result<std::optional<std::vector<FieldRollup>>> HeadByComplement(
-      int64_t target_id, ProbeField field, int64_t from_ms, int64_t head_hour, int64_t first_bucket,
-      int64_t roll_end, RangeAggregate aggregate) const;
+  // The rollups of [rollups_from, rollups_to), with the one of `hour` taken down by the rows of
+  // [rows_from, rows_to) (the part of that hour outside a window), or nullopt where that cannot
+  // be exact: a min or max that may lie in the rows taken away, an infinite value.
+  Result<std::optional<std::vector<FieldRollup>>> HourMinusRows(int64_t target_id, ProbeField field,
+                                                                int64_t rollups_from,
+                                                                int64_t rollups_to, int64_t hour,
+                                                                int64_t rows_from, int64_t rows_to,
+                                                                RangeAggregate aggregate) const;
   struct SortedWindow;
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;

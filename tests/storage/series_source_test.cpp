@@ -213,7 +213,8 @@ TEST_CASE("pushdown answers equal a brute-force fold for ranges across hours and
 TEST_CASE("unaligned windows (a head hour's rollup minus the rows before) equal a brute force") {
   // As a range query over history sees them: 1 h windows at 1 h steps, off the hour by a few
   // seconds (the head hour's rollup minus one or two rows) to half an hour (raw rows instead),
-  // through a restarted daemon's source (nothing in memory) and the CLI's (storage only).
+  // or ending late in an hour (the tail hour's rollup minus the rows after the window), through
+  // a restarted daemon's source (nothing in memory) and the CLI's (storage only).
   const int64_t hour = (kEnd / kHourMs) * kHourMs;
   for (const bool cli : {false, true}) {
     CAPTURE(cli);
@@ -221,8 +222,9 @@ TEST_CASE("unaligned windows (a head hour's rollup minus the rows before) equal 
     if (cli) {
       f.source = std::make_unique<ProbeSeriesSource>(f.store.get(), Millis(0), INT64_MAX);
     }
-    for (const int64_t offset : {int64_t{7'503}, int64_t{50'000}, int64_t{20 * 60'000},
-                                 int64_t{29 * 60'000}, int64_t{31 * 60'000}}) {
+    for (const int64_t offset :
+         {int64_t{7'503}, int64_t{50'000}, int64_t{20 * 60'000}, int64_t{29 * 60'000},
+          int64_t{31 * 60'000}, int64_t{45 * 60'000}, int64_t{kHourMs - 7'503}}) {
       for (int64_t step = 25; step >= 2; step -= 3) {
         const int64_t to = hour - step * kHourMs + offset;
         for (RangeAggregate aggregate : kAll) {
@@ -230,9 +232,12 @@ TEST_CASE("unaligned windows (a head hour's rollup minus the rows before) equal 
           f.Check("probe_output_tokens_per_second", to - kHourMs, to, aggregate);
           f.Check("probe_success", to - kHourMs, to, aggregate);
         }
-        // Longer windows: whole hours between the two partial ones.
-        f.Check("probe_ttft_seconds", to - 5 * kHourMs, to, RangeAggregate::kAvg);
-        f.Check("probe_ttft_seconds", to - 5 * kHourMs, to, RangeAggregate::kMax);
+        // Longer and shorter windows: whole hours between the two partial ones, or none.
+        for (const int64_t length : {5 * kHourMs, kHourMs + 40 * 60'000, int64_t{50 * 60'000}}) {
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kAvg);
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kMax);
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kCount);
+        }
       }
     }
   }
