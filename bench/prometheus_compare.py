@@ -292,6 +292,10 @@ def main():
     parser.add_argument("--baseline", metavar="MODELPULSE",
                         help="compare with this other modelpulse binary over the same database "
                              "instead of Prometheus (a before/after of one change)")
+    parser.add_argument("--range-end-offset", type=float, action="append", default=[],
+                        metavar="SECONDS",
+                        help="also run the range query ending this many seconds past the hour "
+                             "(repeatable): windows ending late in an hour")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
 
@@ -316,6 +320,13 @@ def main():
                                       "start": f"{t_eval - args.window_days * 86_400:.3f}",
                                       "end": f"{t_eval:.3f}", "step": "3600"}),
     }
+
+    for offset in args.range_end_offset:
+        end = t_hour - 3600 + offset
+        queries[f"range_end+{offset:g}s"] = (
+            "range", {"query": "avg_over_time(probe_ttft_seconds[1h])",
+                      "start": f"{end - args.window_days * 86_400:.3f}", "end": f"{end:.3f}",
+                      "step": "3600"})
 
     db_path = generate_db(args)
     other = "baseline" if args.baseline else "prometheus"
