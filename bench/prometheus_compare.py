@@ -215,16 +215,17 @@ def start_prometheus(args, data, procs):
     return proc, base
 
 
-def start_modelpulse(args, db_path, procs):
+def start_modelpulse(args, db_path, procs, binary=None, name="modelpulse"):
     port = free_port()
     config = os.path.join(args.dir, "modelpulse.yml")
     with open(config, "w") as f:
         # No targets: the daemon only serves the history; retention keeps all of it.
         f.write("storage: {retention: 3650d}\ntargets: []\n")
+    log_path = os.path.join(args.dir, f"{name}.log")
     proc = subprocess.Popen(
-        [args.modelpulse, "run", f"--config.file={config}", f"--storage.path={db_path}",
+        [binary or args.modelpulse, "run", f"--config.file={config}", f"--storage.path={db_path}",
          f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=open(os.path.join(args.dir, "modelpulse.log"), "wb"), stderr=subprocess.STDOUT)
+        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
     procs.append(proc)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base + "/-/ready", proc, 300)
@@ -232,7 +233,7 @@ def start_modelpulse(args, db_path, procs):
     # queries are timed after it, as in a daemon that has been up for a minute.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        with open(os.path.join(args.dir, "modelpulse.log"), errors="replace") as f:
+        with open(log_path, errors="replace") as f:
             if "quick_check" in f.read():
                 break
         time.sleep(0.5)
@@ -288,6 +289,13 @@ def main():
     parser.add_argument("--rules-bench", default="build/release/bench/rules_bench")
     parser.add_argument("--compaction-wait", type=float, default=240,
                         help="longest wait for Prometheus's startup compaction, seconds")
+    parser.add_argument("--baseline", metavar="MODELPULSE",
+                        help="compare with this other modelpulse binary over the same database "
+                             "instead of Prometheus (a before/after of one change)")
+    parser.add_argument("--range-end-offset", type=float, action="append", default=[],
+                        metavar="SECONDS",
+                        help="also run the range query ending this many seconds past the hour "
+                             "(repeatable): windows ending late in an hour")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
 
@@ -313,15 +321,25 @@ def main():
                                       "end": f"{t_eval:.3f}", "step": "3600"}),
     }
 
+    for offset in args.range_end_offset:
+        end = t_hour - 3600 + offset
+        queries[f"range_end+{offset:g}s"] = (
+            "range", {"query": "avg_over_time(probe_ttft_seconds[1h])",
+                      "start": f"{end - args.window_days * 86_400:.3f}", "end": f"{end:.3f}",
+                      "step": "3600"})
+
     db_path = generate_db(args)
-    data = build_blocks(args, db_path)
+    other = "baseline" if args.baseline else "prometheus"
     procs = []
     try:
-        prom, prom_base = start_prometheus(args, data, procs)
+        if args.baseline:
+            prom, prom_base = start_modelpulse(args, db_path, procs, args.baseline, "baseline")
+        else:
+            prom, prom_base = start_prometheus(args, build_blocks(args, db_path), procs)
         t0 = time.monotonic()
         mp, mp_base = start_modelpulse(args, db_path, procs)
         log(f"modelpulse ready in {time.monotonic() - t0:.1f} s")
-        servers = {"modelpulse": (mp, mp_base), "prometheus": (prom, prom_base)}
+        servers = {"modelpulse": (mp, mp_base), other: (prom, prom_base)}
         idle = {name: rss_mb(p.pid)["VmRSS"] for name, (p, _) in servers.items()}
         times = {name: {q: [] for q in queries} for name in servers}
         rss_after = {name: {} for name in servers}
@@ -349,22 +367,22 @@ def main():
           f"{total:,} probes ({total / args.targets:,.0f} per target); window {window}; "
           f"{args.repeat} runs per query, wall time of the HTTP request")
     print()
-    print("| query | modelpulse first | modelpulse median | Prometheus first | "
-          "Prometheus median | modelpulse/Prometheus (median) | series | points | max rel diff |")
+    print(f"| query | modelpulse first | modelpulse median | {other} first | "
+          f"{other} median | modelpulse/{other} (median) | series | points | max rel diff |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for q in queries:
-        m, p = times["modelpulse"][q], times["prometheus"][q]
-        worst, missing = compare(answers["modelpulse"][q], answers["prometheus"][q])
-        points = sum(len(v) for v in answers["prometheus"][q].values())
+        m, p = times["modelpulse"][q], times[other][q]
+        worst, missing = compare(answers["modelpulse"][q], answers[other][q])
+        points = sum(len(v) for v in answers[other][q].values())
         diff = f"{worst:.2g}" + (f" ({missing} points in one only)" if missing else "")
         print(f"| {q} | {m[0]:.3f} s | {statistics.median(m):.3f} s | {p[0]:.3f} s | "
               f"{statistics.median(p):.3f} s | {statistics.median(m) / statistics.median(p):.3f} | "
-              f"{len(answers['prometheus'][q])} | {points} | {diff} |")
+              f"{len(answers[other][q])} | {points} | {diff} |")
     print()
     print("| resident memory (MB) | idle | " + " | ".join(f"after {q}" for q in queries) +
           " | peak (VmHWM) |")
     print("| --- " * (len(queries) + 3) + "|")
-    for name in ("modelpulse", "prometheus"):
+    for name in ("modelpulse", other):
         r = rss_after[name]
         print(f"| {name} | {idle[name]:.0f} | " + " | ".join(f"{r[q]:.0f}" for q in queries) +
               f" | {peak[name]:.0f} |")

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/duration.h"
+#include "common/probe_series.h"
 #include "rules/promql.h"
 
 namespace modelpulse::daemon {
@@ -182,8 +184,9 @@ std::optional<size_t> ParseLimit(const ApiRequest& request) {
 
 }  // namespace
 
-QueryApi::QueryApi(const SampleSource& source, const Clock& clock, QueryApiOptions options)
-    : source_(source), clock_(clock), options_(std::move(options)) {}
+QueryApi::QueryApi(const SampleSource& source, const SeriesIndex& index, const Clock& clock,
+                   QueryApiOptions options)
+    : source_(source), index_(index), clock_(clock), options_(std::move(options)) {}
 
 ApiAnswer QueryApi::Handle(const ApiRequest& request) {
   if (request.path == "/api/v1/status/buildinfo") {
@@ -366,15 +369,22 @@ namespace {
 
 // The label sets of every series matching any of the request's match[] selectors (all series
 // without one, when `required` is false) with a sample in [start, end] (all of history and now
-// by default, as Prometheus's). Reads through the count pushdown: from the rollups for long
-// ranges, never raw samples for a whole range.
+// by default, as Prometheus's), as the index lists them: the counter families included, from
+// the rollups and kept totals for long ranges, never raw samples for a whole range.
 struct SeriesSet {
   std::set<modelpulse::Labels> labels;
   size_t limit = 0;  // the request's `limit`: at most this many results, 0 for all
   std::optional<ApiAnswer> error;
 };
 
-SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, const Clock& clock,
+ApiAnswer TimedOut() {
+  return ErrorAnswer(ErrorType::kTimeout, "query timed out in expression evaluation");
+}
+
+// `max_series` bounds the series endpoint's answer; the label endpoints pass no bound, since
+// their answers are names and values, as many as the stored series have (Prometheus bounds
+// none of them).
+SeriesSet MatchingSeries(const ApiRequest& request, const SeriesIndex& index, const Clock& clock,
                          SteadyClock::time_point deadline, bool required, size_t max_series) {
   SeriesSet out;
   auto limit = ParseLimit(request);
@@ -411,25 +421,36 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, co
     }
     texts.push_back("{__name__=~\".+\"}");
   }
-  DeadlineSource source(base, deadline);
+  std::vector<rules::Selector> selectors;
   for (const std::string& text : texts) {
     auto selector = rules::Selector::Parse(text);
     if (!selector) {
       out.error = ErrorAnswer(ErrorType::kBadData, selector.error().ToString());
       return out;
     }
-    auto found =
-        source.SelectAggregate(selector->matchers(), range[0], range[1], RangeAggregate::kCount, 0);
-    if (!found) {
-      out.error = EvaluationError(source, found.error());
+    selectors.push_back(std::move(*selector));
+  }
+  for (const rules::Selector& selector : selectors) {
+    if (SteadyClock::now() >= deadline) {
+      out.error = TimedOut();
       return out;
     }
-    for (const SeriesAggregate& series : *found) {
-      if (selector->Matches(series.labels)) {
-        out.labels.insert(series.labels);
+    auto found = index.SeriesIn(selector.matchers(), range[0], range[1]);
+    if (!found) {
+      out.error = ErrorAnswer(ErrorType::kExecution, found.error().ToString());
+      return out;
+    }
+    if (SteadyClock::now() >= deadline) {
+      out.error = TimedOut();
+      return out;
+    }
+    for (modelpulse::Labels& labels : *found) {
+      if (selector.Matches(labels)) {
+        out.labels.insert(std::move(labels));
       }
     }
-    if (out.labels.size() > max_series) {
+    // With a `limit`, the first `limit` series in order are answered, so more may be found.
+    if (out.labels.size() > max_series && (out.limit == 0 || out.limit > max_series)) {
       out.error = ErrorAnswer(ErrorType::kExecution,
                               "more than " + std::to_string(max_series) + " series match");
       return out;
@@ -438,10 +459,35 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SampleSource& base, co
   return out;
 }
 
+// Metadata as Prometheus keeps it from a scrape of /metrics: by family name (a histogram's
+// _bucket, _sum and _count series under the family's), with the exposition's type and HELP.
+struct FamilyMetadata {
+  std::string family;
+  const char* type = "gauge";
+  std::string help;
+};
+
+const std::map<std::string, FamilyMetadata, std::less<>>& KnownMetadata() {
+  static const auto* known = [] {
+    auto* out = new std::map<std::string, FamilyMetadata, std::less<>>();
+    for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+      (*out)[info.name] = {info.name, "gauge", info.help};
+    }
+    const auto families = ProbeCounterFamilies();
+    for (const ProbeCounterSlot& slot : ProbeCounterSlots()) {
+      const ProbeCounterFamily& family = families[slot.family];
+      const bool histogram = family.type == ProbeCounterFamily::Type::kHistogram;
+      (*out)[slot.name] = {family.name, histogram ? "histogram" : "counter", family.help};
+    }
+    return out;
+  }();
+  return *known;
+}
+
 }  // namespace
 
 ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
-  SeriesSet set = MatchingSeries(request, source_, clock_, deadline, true, options_.max_series);
+  SeriesSet set = MatchingSeries(request, index_, clock_, deadline, true, options_.max_series);
   if (set.error) {
     return *set.error;
   }
@@ -457,7 +503,8 @@ ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
 
 ApiAnswer QueryApi::Labels(const ApiRequest& request, const std::string* values_of,
                            Deadline deadline) {
-  SeriesSet set = MatchingSeries(request, source_, clock_, deadline, false, options_.max_series);
+  SeriesSet set =
+      MatchingSeries(request, index_, clock_, deadline, false, std::numeric_limits<size_t>::max());
   if (set.error) {
     return *set.error;
   }
@@ -481,28 +528,47 @@ ApiAnswer QueryApi::Labels(const ApiRequest& request, const std::string* values_
   return Success(std::move(result));
 }
 
-// Minimal but in Prometheus's shape: every stored metric is a gauge without help or unit (the
-// exposition's HELP texts belong to /metrics, not to the stored history).
+// In Prometheus's shape: the probe series, counters and histograms with the type and help of
+// their /metrics families; any other stored metric (a recording rule's output) as a gauge
+// without help or unit.
 ApiAnswer QueryApi::Metadata(const ApiRequest& request, Deadline deadline) {
   ApiRequest all = request;
   all.params.erase("match[]");
   if (const std::string* metric = Param(request, "metric"); metric != nullptr) {
-    all.params.emplace("match[]", "{__name__=" + json(*metric).dump() + "}");
+    // A histogram is asked for by its family name, which no series carries.
+    std::string name = *metric;
+    for (const auto& [series, known] : KnownMetadata()) {
+      if (known.family == *metric && std::string_view(known.type) == "histogram") {
+        name = *metric + "_count";
+        break;
+      }
+    }
+    all.params.emplace("match[]", "{__name__=" + json(name).dump() + "}");
   }
-  SeriesSet set = MatchingSeries(all, source_, clock_, deadline, false, options_.max_series);
+  SeriesSet set =
+      MatchingSeries(all, index_, clock_, deadline, false, std::numeric_limits<size_t>::max());
   if (set.error) {
     return *set.error;
   }
+  const auto& known = KnownMetadata();
   json data = json::object();
   for (const modelpulse::Labels& labels : set.labels) {
     auto name = labels.find("__name__");
-    if (name == labels.end() || data.contains(name->second)) {
+    if (name == labels.end()) {
+      continue;
+    }
+    FamilyMetadata family{name->second, "gauge", ""};
+    if (auto it = known.find(name->second); it != known.end()) {
+      family = it->second;
+    }
+    if (data.contains(family.family)) {
       continue;
     }
     if (set.limit != 0 && data.size() >= set.limit) {
       break;
     }
-    data[name->second] = json::array({{{"type", "gauge"}, {"help", ""}, {"unit", ""}}});
+    data[family.family] =
+        json::array({{{"type", family.type}, {"help", family.help}, {"unit", ""}}});
   }
   return Success(std::move(data));
 }

@@ -9,6 +9,7 @@
 
 #include "common/common.h"
 #include "common/sample_source.h"
+#include "common/series_index.h"
 #include "daemon/http_server.h"
 
 namespace modelpulse::daemon {
@@ -24,10 +25,14 @@ struct QueryApiOptions {
 
 // Prometheus's HTTP query API (/api/v1/query, query_range, series, labels, label values,
 // metadata, buildinfo) over a SampleSource, as Grafana's Prometheus data source and `promtool
-// query` use it. Thread-safe: each HTTP worker calls Handle.
+// query` use it; the discovery endpoints (series, labels, label values, metadata) list what
+// `index` lists, which is every series a query can return. Thread-safe: each HTTP worker calls
+// Handle.
 class QueryApi {
  public:
-  QueryApi(const SampleSource& source, const Clock& clock, QueryApiOptions options);
+  // REQUIRES: `source`, `index` and `clock` outlive this.
+  QueryApi(const SampleSource& source, const SeriesIndex& index, const Clock& clock,
+           QueryApiOptions options);
   ApiAnswer Handle(const ApiRequest& request);
 
  private:
@@ -41,6 +46,7 @@ class QueryApi {
   ApiAnswer BuildInfo() const;
 
   const SampleSource& source_;
+  const SeriesIndex& index_;
   const Clock& clock_;
   const QueryApiOptions options_;
   std::mutex mu_;

@@ -14,6 +14,7 @@
 #include "alerting/alerting.h"
 #include "collector/collector.h"
 #include "common/duration.h"
+#include "common/series_index.h"
 #include "daemon/api.h"
 #include "daemon/build_info.h"
 #include "daemon/config.h"
@@ -177,6 +178,8 @@ class DaemonImpl final : public Daemon {
     recorded_ = std::move(*recorded);
     // Rules, the API and the CLI read the probe series and the series rules wrote as one.
     all_series_ = std::make_unique<SourceUnion>(*series_, *recorded_);
+    recorded_index_ = std::make_unique<CountingIndex>(*recorded_);
+    all_index_ = std::make_unique<SeriesIndexUnion>(*series_, *recorded_index_);
     // Alert states and the notifications they cause share one transaction (issue 8).
     alert_states_ = rules::AlertStatesIn(*store_, store_.get());
     alerting_config_ = AlertingConfigOf(config_);
@@ -219,7 +222,7 @@ class DaemonImpl final : public Daemon {
     handlers.rules_json = [this](const std::string& type) { return RulesJson(type); };
     QueryApiOptions api_options;
     api_options.version = std::string(GetBuildInfo().version);
-    query_api_ = std::make_unique<QueryApi>(*all_series_, clock_, api_options);
+    query_api_ = std::make_unique<QueryApi>(*all_series_, *all_index_, clock_, api_options);
     handlers.api = [this](const ApiRequest& request) { return query_api_->Handle(request); };
     auto http = HttpServer::Start(http_options, std::move(handlers));
     if (!http) {
@@ -375,6 +378,8 @@ class DaemonImpl final : public Daemon {
       rule_engine_.reset();
       notifier_.reset();
       alert_states_.reset();
+      all_index_.reset();
+      recorded_index_.reset();
       all_series_.reset();
       recorded_.reset();
       series_.reset();
@@ -689,6 +694,8 @@ class DaemonImpl final : public Daemon {
   std::unique_ptr<storage::ProbeSeriesSource> series_;
   std::unique_ptr<storage::RecordedStore> recorded_;      // the series rules write
   std::unique_ptr<SourceUnion> all_series_;               // series_ and recorded_
+  std::unique_ptr<CountingIndex> recorded_index_;         // recorded_'s series
+  std::unique_ptr<SeriesIndexUnion> all_index_;           // series_ and recorded_index_
   std::unique_ptr<rules::AlertStateStore> alert_states_;  // in store_
   std::unique_ptr<rules::RuleManager> rule_engine_;
   std::unique_ptr<alerting::Transport> transport_;

@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
 #include "common/probe_series.h"
+#include "common/regex.h"
 #include "storage/internal/probe_codec.h"
 
 namespace modelpulse::storage {
@@ -35,6 +38,56 @@ bool EqualMatchersAllow(const std::vector<LabelMatcher>& matchers, const Labels&
   }
   return true;
 }
+
+// The matchers on __name__ of a selector, applied to a candidate series name before any read. A
+// pattern that does not compile rules nothing out: the caller, which parsed the selector,
+// refuses or re-applies it.
+class NameFilter {
+ public:
+  explicit NameFilter(const std::vector<LabelMatcher>& matchers) {
+    for (const LabelMatcher& m : matchers) {
+      if (m.name != "__name__") {
+        continue;
+      }
+      std::optional<Regex> regex;
+      if (m.type == LabelMatcher::Type::kRegexMatch ||
+          m.type == LabelMatcher::Type::kRegexNoMatch) {
+        auto compiled = Regex::Compile(m.value);
+        if (!compiled) {
+          continue;
+        }
+        regex = std::move(*compiled);
+      }
+      matchers_.push_back({&m, std::move(regex)});
+    }
+  }
+  bool Allows(std::string_view name) const {
+    for (const auto& [m, regex] : matchers_) {
+      switch (m->type) {
+        case LabelMatcher::Type::kEqual:
+          if (name != m->value) {
+            return false;
+          }
+          break;
+        case LabelMatcher::Type::kNotEqual:
+          if (name == m->value) {
+            return false;
+          }
+          break;
+        case LabelMatcher::Type::kRegexMatch:
+        case LabelMatcher::Type::kRegexNoMatch:
+          if (regex->FullMatch(name) != (m->type == LabelMatcher::Type::kRegexMatch)) {
+            return false;
+          }
+          break;
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<const LabelMatcher*, std::optional<Regex>>> matchers_;
+};
 
 // A window may be kept and slid only over samples that can no longer change: a probe is in
 // memory when it finishes and in storage about a second later, so anything that started this
@@ -186,6 +239,13 @@ struct ProbeSeriesSource::CounterBase {
   int64_t oldest_ms = INT64_MAX;  // the oldest probe counted (upto_ms when none)
   int64_t used_ms = 0;            // probe time of the last query that read it
   std::map<int64_t, CounterTotals> totals;
+};
+
+// One stored target's counter series by label set, with the time each was first moved, over
+// its probes before scanned_to.
+struct ProbeSeriesSource::FirstSeen {
+  int64_t scanned_to = INT64_MIN;
+  std::map<int64_t, CounterTotals> sets;  // by label set id
 };
 
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
@@ -518,6 +578,154 @@ Result<std::vector<Series>> ProbeSeriesSource::Select(const std::vector<LabelMat
   return out;
 }
 
+Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t from_ms, int64_t to_ms) const {
+  std::vector<Labels> out;
+  if (from_ms > to_ms) {
+    return out;
+  }
+  // The pushdown reads whole hours from the rollups only from a positive start ("all of
+  // history" is 0 here); no stored probe is that old.
+  from_ms = std::max<int64_t>(from_ms, 1);
+  const NameFilter names(matchers);
+  // The other matchers narrow the targets read; each name is added in turn.
+  std::vector<LabelMatcher> named;
+  for (const LabelMatcher& m : matchers) {
+    if (m.name != "__name__") {
+      named.push_back(m);
+    }
+  }
+  named.push_back({LabelMatcher::Type::kEqual, "__name__", ""});
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    if (!names.Allows(info.name)) {
+      continue;
+    }
+    named.back().value = info.name;
+    auto found = SelectAggregate(named, from_ms, to_ms, RangeAggregate::kCount, 0);
+    if (!found) {
+      return Fail(found.error());
+    }
+    for (SeriesAggregate& series : *found) {
+      out.push_back(std::move(series.labels));
+    }
+  }
+  const auto& slots = ProbeCounterSlots();
+  if (std::none_of(slots.begin(), slots.end(),
+                   [&](const ProbeCounterSlot& slot) { return names.Allows(slot.name); })) {
+    return out;
+  }
+  // The label sets with a probe in the window: every probe has a probe_success sample.
+  named.back().value = "probe_success";
+  auto probed = SelectAggregate(named, from_ms, to_ms, RangeAggregate::kCount, 0);
+  if (!probed) {
+    return Fail(probed.error());
+  }
+  std::set<Labels> in_window;
+  for (SeriesAggregate& series : *probed) {
+    series.labels.erase("__name__");
+    in_window.insert(std::move(series.labels));
+  }
+  // When each counter series was first moved, over the probes up to to_ms: stored ones before
+  // memory takes over, then memory's, split where SelectCounters splits them.
+  int64_t memory_from = 0;
+  int64_t newest = INT64_MIN;
+  std::vector<CounterProbe> memory;
+  {
+    std::lock_guard lock(mu_);
+    memory_from = counts_since_ms_;
+    newest = newest_ms_;
+    for (const auto& [target, probes] : recent_counts_) {
+      if (probes.empty() || !EqualMatchersAllow(named, *probes.back().labels)) {
+        continue;
+      }
+      for (const CounterProbe& probe : probes) {
+        if (probe.t_ms > to_ms) {
+          break;
+        }
+        if (probe.t_ms >= memory_from) {
+          memory.push_back(probe);
+        }
+      }
+    }
+  }
+  std::map<Labels, CounterTotals> seen;
+  if (store_ != nullptr) {
+    auto targets = store_->ListTargets();
+    if (!targets) {
+      return Fail(targets.error());
+    }
+    const int64_t settled =
+        std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
+    const int64_t cut = std::min(to_ms + 1, memory_from);  // stored probes before this
+    // Not cache_mu_: the first listing after a start scans every stored probe (seconds), and
+    // rule evaluation must not wait for it.
+    std::lock_guard listing_lock(first_seen_mu_);
+    for (const StoredTarget& target : *targets) {
+      if (!EqualMatchersAllow(named, target.labels)) {
+        continue;
+      }
+      // First-seen times only move forward with the scan, and one taken over all of history
+      // answers any earlier end (a series first moved after it is left out below): settled
+      // probes are scanned once, the rest at each call.
+      FirstSeen& kept = first_seen_[target.id];
+      const int64_t settle_to = std::min(cut, settled);
+      if (settle_to > kept.scanned_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, settle_to,
+                                                    [&kept](const CounterPoint& p) {
+                                                      kept.sets[p.label_set_id].Add(p.numbers,
+                                                                                    p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
+        }
+        kept.scanned_to = settle_to;
+      }
+      std::map<int64_t, CounterTotals> recent;
+      if (cut > kept.scanned_to) {
+        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, cut,
+                                                    [&recent](const CounterPoint& p) {
+                                                      recent[p.label_set_id].Add(p.numbers, p.t_ms);
+                                                    });
+            !status) {
+          return Fail(status.error());
+        }
+      }
+      for (const auto* sets : {&kept.sets, &recent}) {
+        for (const auto& [set, set_totals] : *sets) {
+          auto labels = store_->LabelSet(set);
+          if (!labels) {
+            return Fail(labels.error());
+          }
+          CounterTotals& merged = seen[*labels];
+          for (size_t slot = 0; slot < slots.size(); ++slot) {
+            merged.first_ms[slot] = std::min(merged.first_ms[slot], set_totals.first_ms[slot]);
+          }
+        }
+      }
+    }
+  }
+  for (const CounterProbe& probe : memory) {
+    seen[*probe.labels].Add(probe.numbers, probe.t_ms);
+  }
+  for (const auto& [labels, totals] : seen) {
+    const bool probed_in_window = in_window.count(labels) > 0;
+    for (size_t slot = 0; slot < slots.size(); ++slot) {
+      const int64_t first = totals.first_ms[slot];
+      if (!totals.Seen(slot) || first > to_ms || (first < from_ms && !probed_in_window) ||
+          !names.Allows(slots[slot].name)) {
+        continue;
+      }
+      Labels series = labels;
+      series["__name__"] = slots[slot].name;
+      if (*slots[slot].label_name != '\0') {
+        series[slots[slot].label_name] = slots[slot].label_value;
+      }
+      out.push_back(std::move(series));
+    }
+  }
+  return out;
+}
+
 void ProbeSeriesSource::WarmUpOnce() const {
   int64_t to = 0;
   {
@@ -634,6 +842,57 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
   return {};
 }
 
+Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows(
+    int64_t target_id, ProbeField field, int64_t rollups_from, int64_t rollups_to, int64_t hour,
+    int64_t rows_from, int64_t rows_to, RangeAggregate aggregate) const {
+  auto before = store_->ReadField(target_id, field, rows_from, rows_to);
+  auto rollups = store_->ReadRollups(target_id, field, rollups_from, rollups_to);
+  if (!before || !rollups) {
+    return Fail(before ? rollups.error() : before.error());
+  }
+  // Per label set, what the rows outside the window add to the hour's rollup.
+  struct Part {
+    int64_t count = 0;
+    KahanSum sum;
+    double min = std::numeric_limits<double>::infinity();
+    double max = -std::numeric_limits<double>::infinity();
+  };
+  std::map<int64_t, Part> parts;
+  for (const FieldPoint& p : *before) {
+    if (!std::isfinite(p.value)) {
+      return std::optional<std::vector<FieldRollup>>();
+    }
+    Part& part = parts[p.label_set_id];
+    ++part.count;
+    part.sum.Add(p.value);
+    part.min = std::min(part.min, p.value);
+    part.max = std::max(part.max, p.value);
+  }
+  for (FieldRollup& r : *rollups) {
+    if (r.bucket_ms != hour) {
+      continue;
+    }
+    auto part = parts.find(r.label_set_id);
+    if (part == parts.end()) {
+      continue;
+    }
+    // Count and sum subtract (the sum up to float rounding, as the rollups' own); min and max
+    // only stand when the rows taken away did not hold them.
+    if (!std::isfinite(r.sum) || (aggregate == RangeAggregate::kMin && part->second.min <= r.min) ||
+        (aggregate == RangeAggregate::kMax && part->second.max >= r.max)) {
+      return std::optional<std::vector<FieldRollup>>();
+    }
+    r.count -= part->second.count;
+    r.sum -= part->second.sum.sum + part->second.sum.c;
+    parts.erase(part);
+  }
+  // A row without a rollup of its hour: the table is not what it should be.
+  if (!parts.empty()) {
+    return std::optional<std::vector<FieldRollup>>();
+  }
+  return std::optional<std::vector<FieldRollup>>(std::move(*rollups));
+}
+
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
@@ -723,9 +982,33 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   if (settled != INT64_MIN) {
     roll_end = std::max(roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
   }
+  // Edges are kept only for windows that end near the newest probe, which the next evaluation
+  // of a rule slides over; the steps of a range query over history would each leave an entry
+  // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call would
+  // walk to expire.
+  const bool keep_edges = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
+  // A window starting early in an hour (a range query's steps off the hour: an unaligned 1 h
+  // window holds no whole hour) takes that hour's rollup minus the few rows before it, instead
+  // of reading nearly an hour of rows. Not for kept edges, whose head shrinks as the window
+  // slides (the rows before it would grow), and only where the hour is wholly rolled up.
+  const int64_t head_hour = first_bucket - kBucket;
+  const bool head_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                                  from_ms % kBucket != 0 && !keep_edges &&
+                                  first_bucket <= roll_end && first_bucket <= memory_from &&
+                                  from_ms - head_hour < first_bucket - from_ms;
+  const int64_t rollup_from = head_by_complement ? head_hour : first_bucket;
+  // The same at the other end: a window ending late in an hour that is wholly stored and
+  // settled takes its rollup minus the rows after the window.
+  const int64_t tail_end = roll_end + kBucket;
+  const bool tail_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                                  !keep_edges && settled != INT64_MIN && tail_end - 1 <= settled &&
+                                  tail_end <= memory_from && first_bucket <= roll_end &&
+                                  to_ms + 1 > roll_end &&
+                                  tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
   // (The head, before the first whole hour, must be wholly in storage.)
   const bool use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                           first_bucket <= memory_from && roll_end - first_bucket >= kBucket;
+                           first_bucket <= memory_from &&
+                           (roll_end - rollup_from >= kBucket || tail_by_complement);
   // Memory's samples older than this are in the rollups.
   const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
   std::vector<std::string> seen_targets;
@@ -760,14 +1043,27 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       // stay the same and are settled: from one evaluation to the next only the head shrinks.
       EdgeCache fresh;
       EdgeCache* edge = &fresh;
-      // Kept only for windows that end near the newest probe, which the next evaluation of a
-      // rule slides over; the steps of a range query over history would each leave an entry
-      // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call
-      // would walk to expire.
-      const bool keep = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
+      const bool keep = keep_edges;
       auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
       auto kept = edges_.find(key);
-      if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
+      if (head_by_complement) {
+        auto rollups = HourMinusRows(target.id, series->field, head_hour, roll_end, head_hour,
+                                     head_hour, from_ms, aggregate);
+        if (!rollups) {
+          return Fail(rollups.error());
+        }
+        if (*rollups) {
+          fresh.rollups = std::move(**rollups);
+        } else {  // min or max may lie before the window: the head's rows after all
+          auto head = store_->ReadField(target.id, series->field, from_ms, first_bucket);
+          auto whole = store_->ReadRollups(target.id, series->field, first_bucket, roll_end);
+          if (!head || !whole) {
+            return Fail(head ? whole.error() : head.error());
+          }
+          fresh.head = std::move(*head);
+          fresh.rollups = std::move(*whole);
+        }
+      } else if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
         edge = &kept->second;
       } else {
         auto head = store_->ReadField(target.id, series->field, from_ms,
@@ -800,6 +1096,24 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           return Fail(labels.error());
         }
         found[**labels].AddRollup(r);
+      }
+      if (tail_by_complement) {
+        auto tail = HourMinusRows(target.id, series->field, roll_end, tail_end, roll_end, to_ms + 1,
+                                  tail_end, aggregate);
+        if (!tail) {
+          return Fail(tail.error());
+        }
+        if (*tail) {
+          for (const FieldRollup& r : **tail) {
+            auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
+            if (!labels) {
+              return Fail(labels.error());
+            }
+            found[**labels].AddRollup(r);
+          }
+          continue;
+        }
+        // else: min or max may lie after the window; the tail's rows below.
       }
       if (roll_end <= stored_to) {
         if (auto status = add_stored(roll_end, stored_to); !status) {

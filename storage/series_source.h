@@ -17,6 +17,7 @@
 
 #include "common/common.h"
 #include "common/sample_source.h"
+#include "common/series_index.h"
 #include "storage/storage.h"
 
 namespace modelpulse::storage {
@@ -24,7 +25,7 @@ namespace modelpulse::storage {
 // The probe series of DESIGN.md §3 as the rule engine reads them: the recent window from memory,
 // fed by the prober as probes finish, and anything older from the probe rows in SQLite. Thread-
 // safe: Append runs on the prober's thread while Select runs on the rule engine's.
-class ProbeSeriesSource final : public SampleSource {
+class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
  public:
   // `store` may be null (memory only). Memory is complete from `complete_since_ms` on (the
   // daemon's start); older ranges come from `store`.
@@ -55,6 +56,16 @@ class ProbeSeriesSource final : public SampleSource {
                                                        RangeAggregate aggregate,
                                                        double q) const override;
 
+  // Every series a query over [from_ms, to_ms] can return, for the discovery endpoints: the
+  // gauges through the count pushdown (rollups for whole hours), and the counter families'
+  // series, which Select derives only when named. A counter series exists at each probe of its
+  // label set from the probe that first moved it (a client library creates it at its first
+  // increment), so it is listed when that probe is in the window, or is older and the label set
+  // has a probe in the window. The first-seen times come from the kept counter totals, so only
+  // the first listing after a start scans each target's history.
+  Result<std::vector<Labels>> SeriesIn(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                       int64_t to_ms) const override;
+
  private:
   struct Accumulator;
   struct CounterTotals;
@@ -76,6 +87,14 @@ class ProbeSeriesSource final : public SampleSource {
   Result<std::map<int64_t, CounterTotals>> StoredTotalsBefore(int64_t target_id, int64_t to_ms,
                                                               int64_t settled,
                                                               int64_t used_now) const;
+  // The rollups of [rollups_from, rollups_to), with the one of `hour` taken down by the rows of
+  // [rows_from, rows_to) (the part of that hour outside a window), or nullopt where that cannot
+  // be exact: a min or max that may lie in the rows taken away, an infinite value.
+  Result<std::optional<std::vector<FieldRollup>>> HourMinusRows(int64_t target_id, ProbeField field,
+                                                                int64_t rollups_from,
+                                                                int64_t rollups_to, int64_t hour,
+                                                                int64_t rows_from, int64_t rows_to,
+                                                                RangeAggregate aggregate) const;
   struct SortedWindow;
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
@@ -125,6 +144,13 @@ class ProbeSeriesSource final : public SampleSource {
   // Per stored target id, its counter totals up to a settled time, moved forward as windows
   // slide. Guarded by cache_mu_.
   mutable std::map<int64_t, CounterBase> counter_bases_;
+  // Per stored target id, when each counter series of each label set was first moved, over its
+  // stored probes before scanned_to (settled): what SeriesIn lists counters from. A series
+  // whose first probes retention deletes stays listed from then until the next start (its
+  // later probes still make it exist).
+  struct FirstSeen;
+  mutable std::mutex first_seen_mu_;
+  mutable std::map<int64_t, FirstSeen> first_seen_;  // Guarded by first_seen_mu_.
 };
 
 }  // namespace modelpulse::storage

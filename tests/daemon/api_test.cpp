@@ -1,14 +1,22 @@
 // The query API's own bounds, over a sample source the test controls: the concurrency limit and
 // the queue timeout cannot be shown reliably with a real store whose queries end when they like.
+// Its discovery endpoints over a real SQLite store and the probe series source.
 #include "daemon/api.h"
 
 #include <doctest/doctest.h>
+#include <stdlib.h>
 
 #include <condition_variable>
+#include <filesystem>
 #include <future>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "storage/series_source.h"
+#include "storage/storage.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -63,7 +71,8 @@ TEST_CASE("queries beyond the concurrency limit wait in a queue and time out the
   SystemClock clock;
   QueryApiOptions options;
   options.max_concurrency = 4;
-  QueryApi api(source, clock, options);
+  CountingIndex index(source);
+  QueryApi api(source, index, clock, options);
   std::vector<std::future<ApiAnswer>> running;
   for (int i = 0; i < 4; ++i) {
     running.push_back(std::async(std::launch::async, [&] { return api.Handle(Query("up")); }));
@@ -90,7 +99,8 @@ TEST_CASE("hostile expressions are bad_data errors, not crashes") {
   GatedSource source;
   source.Release();
   SystemClock clock;
-  QueryApi api(source, clock, QueryApiOptions{});
+  CountingIndex index(source);
+  QueryApi api(source, index, clock, QueryApiOptions{});
   const std::string deep = std::string(100'000, '(') + "1" + std::string(100'000, ')');
   const std::string deep_regex =
       "up{target=~\"" + std::string(30'000, '(') + "a" + std::string(30'000, ')') + "\"}";
@@ -102,6 +112,147 @@ TEST_CASE("hostile expressions are bad_data errors, not crashes") {
   }
   // A catastrophic-backtracking pattern is linear on RE2: answered, not stalled.
   CHECK(api.Handle(Query(R"(up{target=~"(a+)+$"})")).status == 200);
+}
+
+constexpr int64_t kT0 = 1'800'000'000'000;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "mp-api-XXXXXX").string();
+    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string("/tmp");
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+ProbeResult Probe(const std::string& target, int64_t offset_ms, Outcome outcome) {
+  ProbeResult p;
+  p.target = target;
+  p.labels = {{"target", target}, {"cloud", "c-" + target}};
+  p.start_unix_ms = kT0 + offset_ms;
+  p.outcome = outcome;
+  p.http_status = outcome == Outcome::kOk ? 200 : 429;
+  p.total_seconds = 0.5;
+  if (outcome == Outcome::kOk) {
+    p.ttft_seconds = 0.2;
+    p.output_tokens_per_second = 40;
+  }
+  return p;
+}
+
+nlohmann::json Get(QueryApi& api, const std::string& path,
+                   std::multimap<std::string, std::string> params = {}) {
+  const ApiAnswer answer = api.Handle({"GET", path, std::move(params)});
+  CAPTURE(answer.json);
+  REQUIRE(answer.status == 200);
+  const auto body = nlohmann::json::parse(answer.json);
+  REQUIRE(body.at("status") == "success");
+  return body.at("data");
+}
+
+std::string Seconds(int64_t offset_ms) {
+  return std::to_string((kT0 + offset_ms) / 1000) + "." + std::to_string((kT0 + offset_ms) % 1000);
+}
+
+TEST_CASE("discovery endpoints list the counter and histogram families, from a real store") {
+  TempDir dir;
+  ManualClock clock{kT0 + 10'000};
+  storage::StorageOptions options;
+  options.path = dir.File("s.db");
+  options.retention = Millis(0);
+  auto store = storage::Store::Open(options, clock);
+  REQUIRE(store.has_value());
+  // a: ok at 1 s, throttled at 5 s, ok at 9 s; b: ok at 2 s only.
+  for (const ProbeResult& p :
+       {Probe("a", 1000, Outcome::kOk), Probe("b", 2000, Outcome::kOk),
+        Probe("a", 5000, Outcome::kThrottled), Probe("a", 9000, Outcome::kOk)}) {
+    (*store)->Append(p);
+  }
+  REQUIRE((*store)->Flush().has_value());
+  // Restarted after the probes: everything is read from the SQLite file.
+  storage::ProbeSeriesSource source(store->get(), Millis(3'600'000), kT0 + 9500);
+  QueryApi api(source, source, clock, QueryApiOptions{});
+
+  const auto names = Get(api, "/api/v1/label/__name__/values").get<std::set<std::string>>();
+  for (const char* name :
+       {"probe_success", "modelpulse_probes_total", "modelpulse_probe_ttft_seconds_bucket",
+        "modelpulse_probe_ttft_seconds_sum", "modelpulse_probe_ttft_seconds_count",
+        "modelpulse_probe_duration_seconds_bucket",
+        "modelpulse_probe_output_tokens_per_second_count"}) {
+    CHECK(names.count(name) == 1);
+  }
+  CHECK(Get(api, "/api/v1/labels").get<std::set<std::string>>() ==
+        std::set<std::string>{"__name__", "cloud", "le", "outcome", "target"});
+
+  // Outcomes by target, over all of history and within windows.
+  auto outcomes = [&](const std::string& match, int64_t from, int64_t to) {
+    return Get(api, "/api/v1/label/outcome/values",
+               {{"match[]", match}, {"start", Seconds(from)}, {"end", Seconds(to)}})
+        .get<std::vector<std::string>>();
+  };
+  using Values = std::vector<std::string>;
+  CHECK(outcomes("modelpulse_probes_total", 0, 10'000) == Values{"ok", "throttled"});
+  CHECK(outcomes("modelpulse_probes_total{target=\"b\"}", 0, 10'000) == Values{"ok"});
+  // Before a's throttled probe that series did not exist yet; after it, it does at every probe.
+  CHECK(outcomes("modelpulse_probes_total{target=\"a\"}", 0, 4000) == Values{"ok"});
+  CHECK(outcomes("modelpulse_probes_total{target=\"a\"}", 8000, 10'000) ==
+        Values{"ok", "throttled"});
+  // A window in which b did not probe has none of b's series.
+  CHECK(outcomes("{target=\"b\"}", 3000, 10'000).empty());
+
+  // series: several match[] selectors, a regex on __name__, and limit.
+  const auto series = Get(api, "/api/v1/series",
+                          {{"match[]", "{__name__=~\"modelpulse_probe_ttft_seconds_(sum|count)\"}"},
+                           {"match[]", "modelpulse_probes_total{outcome=\"throttled\"}"}});
+  std::set<std::string> listed;
+  for (const auto& labels : series) {
+    listed.insert(labels.at("__name__").get<std::string>() + "/" +
+                  labels.at("target").get<std::string>());
+  }
+  CHECK(listed == std::set<std::string>{
+                      "modelpulse_probe_ttft_seconds_sum/a", "modelpulse_probe_ttft_seconds_sum/b",
+                      "modelpulse_probe_ttft_seconds_count/a",
+                      "modelpulse_probe_ttft_seconds_count/b", "modelpulse_probes_total/a"});
+  CHECK(
+      Get(api, "/api/v1/series", {{"match[]", "modelpulse_probes_total"}, {"limit", "2"}}).size() ==
+      2);
+
+  // Every series an instant query returns is listed for its lookback window, and no other.
+  const int64_t at = 9000;
+  std::set<std::string> queried;
+  for (const std::string& name : names) {
+    const auto result =
+        Get(api, "/api/v1/query", {{"query", name}, {"time", Seconds(at)}}).at("result");
+    for (const auto& sample : result) {
+      queried.insert(sample.at("metric").dump());
+    }
+  }
+  std::set<std::string> in_lookback;
+  for (const auto& labels : Get(api, "/api/v1/series",
+                                {{"match[]", "{__name__=~\".+\"}"},
+                                 {"start", Seconds(at - 300'000)},
+                                 {"end", Seconds(at)}})) {
+    in_lookback.insert(labels.dump());
+  }
+  CHECK(queried == in_lookback);
+
+  // Metadata by family, with the /metrics type and help.
+  const auto metadata = Get(api, "/api/v1/metadata");
+  CHECK(metadata.at("modelpulse_probes_total").at(0).at("type") == "counter");
+  CHECK(metadata.at("modelpulse_probe_ttft_seconds").at(0).at("type") == "histogram");
+  CHECK(metadata.at("probe_success").at(0).at("type") == "gauge");
+  CHECK_FALSE(metadata.at("probe_success").at(0).at("help").get<std::string>().empty());
+  CHECK_FALSE(metadata.contains("modelpulse_probe_ttft_seconds_bucket"));
+  const auto one = Get(api, "/api/v1/metadata", {{"metric", "modelpulse_probe_ttft_seconds"}});
+  CHECK(one.size() == 1);
+  CHECK(one.contains("modelpulse_probe_ttft_seconds"));
 }
 
 }  // namespace

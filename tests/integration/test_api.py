@@ -1,6 +1,7 @@
 """The Prometheus HTTP query API over the stored history: promtool and a Grafana-like client
 against a running daemon, compared with `modelpulse query` over the same database."""
 import json
+import re
 import subprocess
 import time
 import unittest
@@ -120,6 +121,50 @@ class ApiOverStoredHistory(unittest.TestCase):
         targets = run("promtool", "query", "labels", self.daemon.url(""), "target")
         self.assertEqual(targets.split(), ["fast", "throttled"])
 
+    def test_promtool_sees_the_counter_and_histogram_families(self):
+        url = self.daemon.url("")
+        names = run("promtool", "query", "labels", url, "__name__").split()
+        for name in ("probe_success", "modelpulse_probes_total",
+                     "modelpulse_probe_ttft_seconds_bucket", "modelpulse_probe_ttft_seconds_sum",
+                     "modelpulse_probe_ttft_seconds_count",
+                     "modelpulse_probe_duration_seconds_bucket",
+                     "modelpulse_probe_output_tokens_per_second_count"):
+            self.assertIn(name, names)
+        all_outcomes = run("promtool", "query", "labels", url, "outcome").split()
+        self.assertIn("ok", all_outcomes)
+        self.assertIn("throttled", all_outcomes)
+        outcomes = run("promtool", "query", "labels", url, "outcome",
+                       "--match=modelpulse_probes_total{target=\"throttled\"}").split()
+        self.assertEqual(outcomes, ["throttled"])
+
+        def pairs(text):
+            """(target, outcome) of each series line, in either promtool format."""
+            out = set()
+            for line in text.splitlines():
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', line.partition(" => ")[0]))
+                out.add((labels["target"], labels["outcome"]))
+            return out
+
+        # What promtool lists over the lookback window is what an instant query returns.
+        listed = run("promtool", "query", "series", url, "--match=modelpulse_probes_total",
+                     f"--start={self.at - 300}", f"--end={self.at}")
+        queried = run("promtool", "query", "instant", url, "modelpulse_probes_total",
+                      f"--time={self.at}")
+        self.assertEqual(pairs(listed), pairs(queried))
+        self.assertIn(("fast", "ok"), pairs(listed))
+        self.assertIn(("throttled", "throttled"), pairs(listed))
+        buckets = run("promtool", "query", "series", url,
+                      '--match=modelpulse_probe_ttft_seconds_bucket{target="fast"}')
+        bounds = run("promtool", "query", "labels", url, "le",
+                     '--match=modelpulse_probe_ttft_seconds_bucket{target="fast"}').split()
+        self.assertGreater(len(bounds), 10)
+        self.assertEqual(len(buckets.splitlines()), len(bounds))
+        self.assertIn('le="+Inf"', buckets)
+        # Metadata by family, typed as /metrics exposes them.
+        status, body = api(self.daemon, "/api/v1/metadata")
+        self.assertEqual(body["data"]["modelpulse_probes_total"][0]["type"], "counter")
+        self.assertEqual(body["data"]["modelpulse_probe_ttft_seconds"][0]["type"], "histogram")
+
     def test_grafana_requests_get_prometheus_shaped_answers(self):
         status, body = api(self.daemon, "/api/v1/query_range", {
             "query": "probe_success", "start": self.at - 60, "end": self.at, "step": 15},
@@ -153,8 +198,8 @@ class ApiOverStoredHistory(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("version", body["data"])
         status, body = api(self.daemon, "/api/v1/metadata")
-        self.assertEqual(body["data"]["probe_success"], [{"type": "gauge", "help": "",
-                                                          "unit": ""}])
+        self.assertEqual(body["data"]["probe_success"][0]["type"], "gauge")
+        self.assertTrue(body["data"]["probe_success"][0]["help"])
 
     def assert_error(self, answer, status, error_type, message):
         self.assertEqual(answer[0], status, answer)

@@ -245,6 +245,45 @@ scrape_configs:
     def test_every_query_has_data_on_modelpulse_api(self):
         self.assertGreater(self.check_dashboards(self.ours), 20)
 
+    def test_discovery_lists_what_prometheus_scraped(self):
+        """Grafana's metric browser and label-value variables over either data source: every
+        probe series and counter or histogram family Prometheus scraped from /metrics is listed
+        by modelpulse's API over the same window, with the same metadata."""
+        window = {"start": self.start, "end": self.end}
+
+        def data(source, path, params):
+            status, body = get_json(source.base + path, params)
+            self.assertEqual((status, body.get("status")), (200, "success"), body)
+            return body["data"]
+
+        stored = ("probe_", "modelpulse_probes_total", "modelpulse_probe_ttft_seconds_",
+                  "modelpulse_probe_duration_seconds_",
+                  "modelpulse_probe_output_tokens_per_second_")
+        theirs = {n for n in data(self.prom, "/api/v1/label/__name__/values", window)
+                  if n.startswith(stored)}
+        ours = set(data(self.ours, "/api/v1/label/__name__/values", window))
+        self.assertIn("modelpulse_probes_total", theirs)
+        self.assertIn("modelpulse_probe_ttft_seconds_bucket", theirs)
+        self.assertEqual(theirs - ours, set())
+        their_meta = data(self.prom, "/api/v1/metadata", {})
+        our_meta = data(self.ours, "/api/v1/metadata", {})
+        for family in ("probe_success", "probe_ttft_seconds", "modelpulse_probes_total",
+                       "modelpulse_probe_ttft_seconds", "modelpulse_probe_duration_seconds",
+                       "modelpulse_probe_output_tokens_per_second"):
+            self.assertEqual(our_meta.get(family), their_meta.get(family), family)
+        # Label values of the families, as a dashboard variable reads them. An outcome first
+        # seen in the last scrape interval may be in modelpulse's history only.
+        for label, selector in (("outcome", "modelpulse_probes_total"),
+                                ("le", "modelpulse_probe_ttft_seconds_bucket"),
+                                ("target", "modelpulse_probe_output_tokens_per_second_count")):
+            params = dict(window, **{"match[]": selector})
+            theirs = set(data(self.prom, f"/api/v1/label/{label}/values", params))
+            ours = set(data(self.ours, f"/api/v1/label/{label}/values", params))
+            self.assertTrue(theirs, selector)
+            self.assertEqual(theirs - ours, set(), selector)
+            if label == "le":
+                self.assertEqual(theirs, ours)
+
     def test_provisioning_names_the_dashboards_folder_and_both_data_sources(self):
         root = os.path.join(SOURCE_ROOT, "config", "grafana", "provisioning")
         with open(os.path.join(root, "datasources", "modelpulse.yaml")) as f:

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -177,6 +178,58 @@ TEST_CASE("counters: storage alone (the CLI's source) gives the same values as s
   // Evaluated twice (the second from the kept totals), the same.
   CHECK(f.Read("modelpulse_probes_total", "outcome", 3500, 5000) ==
         f.Read("modelpulse_probes_total", "outcome", 3500, 5000));
+}
+
+// The outcome label values (or "" for a series without one) SeriesIn lists for `name`.
+std::set<std::string> Listed(const ProbeSeriesSource& source, const std::string& name,
+                             const std::string& label, int64_t from, int64_t to) {
+  auto got =
+      source.SeriesIn({{LabelMatcher::Type::kEqual, "__name__", name}}, kT0 + from, kT0 + to);
+  REQUIRE(got.has_value());
+  std::set<std::string> out;
+  for (const Labels& labels : *got) {
+    if (labels.at("__name__") != name) {
+      continue;  // a superset is allowed; the API re-applies the selector
+    }
+    auto it = labels.find(label);
+    out.insert(it == labels.end() ? "" : it->second);
+  }
+  return out;
+}
+
+TEST_CASE("counters: SeriesIn lists a counter series from the probe that first moved it") {
+  for (int64_t restart : {int64_t{3000}, int64_t{1000}}) {
+    CAPTURE(restart);
+    Fixture f(restart);
+    using Names = std::set<std::string>;
+    // Before p2, nothing was throttled yet; from p2 on, both outcomes exist at every probe.
+    CHECK(Listed(*f.source, "modelpulse_probes_total", "outcome", 0, 1500) == Names{"ok"});
+    CHECK(Listed(*f.source, "modelpulse_probes_total", "outcome", 1500, 2500) ==
+          Names{"ok", "throttled"});
+    CHECK(Listed(*f.source, "modelpulse_probes_total", "outcome", 3500, 4500) ==
+          Names{"ok", "throttled"});
+    // A window without a probe has no sample of any series.
+    CHECK(Listed(*f.source, "modelpulse_probes_total", "outcome", 5500, 6000).empty());
+    CHECK(Listed(*f.source, "probe_success", "", 5500, 6000).empty());
+    // The ttft histogram exists from p1, which had a first token; _sum and _count too.
+    CHECK(Listed(*f.source, "modelpulse_probe_ttft_seconds_bucket", "le", 1500, 2500).size() ==
+          ProbeLatencyBuckets().size() + 1);
+    CHECK(Listed(*f.source, "modelpulse_probe_ttft_seconds_count", "", 1500, 2500) == Names{""});
+    // The gauge of a phase the window's only probe lacked has no sample there.
+    CHECK(Listed(*f.source, "probe_ttft_seconds", "", 1500, 2500).empty());
+    // A regex on __name__ lists every counter family, none of the gauges.
+    auto families = f.source->SeriesIn(
+        {{LabelMatcher::Type::kRegexMatch, "__name__", "modelpulse_probe.*_(total|count)"}}, kT0,
+        kT0 + 5000);
+    REQUIRE(families.has_value());
+    Names names;
+    for (const Labels& labels : *families) {
+      names.insert(labels.at("__name__"));
+    }
+    CHECK(names == Names{"modelpulse_probes_total", "modelpulse_probe_ttft_seconds_count",
+                         "modelpulse_probe_duration_seconds_count",
+                         "modelpulse_probe_output_tokens_per_second_count"});
+  }
 }
 
 TEST_CASE("counters: the slot table names every outcome and bucket once") {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -209,6 +210,39 @@ TEST_CASE("pushdown answers equal a brute-force fold for ranges across hours and
   }
 }
 
+TEST_CASE("unaligned windows (a head hour's rollup minus the rows before) equal a brute force") {
+  // As a range query over history sees them: 1 h windows at 1 h steps, off the hour by a few
+  // seconds (the head hour's rollup minus one or two rows) to half an hour (raw rows instead),
+  // or ending late in an hour (the tail hour's rollup minus the rows after the window), through
+  // a restarted daemon's source (nothing in memory) and the CLI's (storage only).
+  const int64_t hour = (kEnd / kHourMs) * kHourMs;
+  for (const bool cli : {false, true}) {
+    CAPTURE(cli);
+    Fixture f(kEnd + 1);
+    if (cli) {
+      f.source = std::make_unique<ProbeSeriesSource>(f.store.get(), Millis(0), INT64_MAX);
+    }
+    for (const int64_t offset :
+         {int64_t{7'503}, int64_t{50'000}, int64_t{20 * 60'000}, int64_t{29 * 60'000},
+          int64_t{31 * 60'000}, int64_t{45 * 60'000}, int64_t{kHourMs - 7'503}}) {
+      for (int64_t step = 25; step >= 2; step -= 3) {
+        const int64_t to = hour - step * kHourMs + offset;
+        for (RangeAggregate aggregate : kAll) {
+          f.Check("probe_ttft_seconds", to - kHourMs, to, aggregate);
+          f.Check("probe_output_tokens_per_second", to - kHourMs, to, aggregate);
+          f.Check("probe_success", to - kHourMs, to, aggregate);
+        }
+        // Longer and shorter windows: whole hours between the two partial ones, or none.
+        for (const int64_t length : {5 * kHourMs, kHourMs + 40 * 60'000, int64_t{50 * 60'000}}) {
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kAvg);
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kMax);
+          f.Check("probe_ttft_seconds", to - length, to, RangeAggregate::kCount);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
   Fixture f(kEnd - 2 * kHourMs);
   // A day offset 15m evaluated every 15 s, as the capacity rules do; the first call builds the
@@ -228,6 +262,71 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
   }
   // A jump backwards rebuilds.
   f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs, RangeAggregate::kQuantile);
+}
+
+// The label sets Select returns with a sample in [from, to] for `name`.
+std::set<Labels> Selected(const ProbeSeriesSource& source, const std::string& name, int64_t from,
+                          int64_t to) {
+  auto got = source.Select({{LabelMatcher::Type::kEqual, "__name__", name}}, from, to);
+  REQUIRE(got.has_value());
+  std::set<Labels> out;
+  for (const Series& series : *got) {
+    if (!series.samples.empty()) {
+      out.insert(series.labels);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("SeriesIn lists exactly the series a query returns, gauges and counter families") {
+  Fixture f(kEnd - 90 * 60'000);
+  std::set<std::string> names;
+  for (const ProbeSeriesInfo& info : ProbeSeriesNames()) {
+    names.insert(info.name);
+  }
+  for (const ProbeCounterSlot& slot : ProbeCounterSlots()) {
+    names.insert(slot.name);
+  }
+  const int64_t hour = (kEnd / kHourMs) * kHourMs;
+  const std::vector<std::pair<int64_t, int64_t>> ranges = {
+      {0, kEnd},                                        // all of history (the API's default)
+      {kEnd - 5 * 60'000, kEnd},                        // memory only
+      {kEnd - 24 * kHourMs - 900'000, kEnd - 900'000},  // rollups, edges and memory
+      {hour - 12 * kHourMs + 7'503, hour - 11 * kHourMs + 7'503},  // storage, unaligned
+      {kEnd - 40 * kHourMs, kEnd - 30 * kHourMs - 1},              // before the first probe
+  };
+  for (const auto& [from, to] : ranges) {
+    CAPTURE(from - kEnd);
+    CAPTURE(to - kEnd);
+    // Listed once for all names (as the API's default {__name__=~".+"}) and once per name.
+    auto all = f.source->SeriesIn({{LabelMatcher::Type::kRegexMatch, "__name__", ".+"}}, from, to);
+    REQUIRE(all.has_value());
+    const std::set<Labels> listed(all->begin(), all->end());
+    CHECK(listed.size() == all->size());  // no series twice
+    std::set<Labels> selected;
+    for (const std::string& name : names) {
+      CAPTURE(name);
+      const std::set<Labels> want = Selected(*f.source, name, from, to);
+      auto one = f.source->SeriesIn({{LabelMatcher::Type::kEqual, "__name__", name}}, from, to);
+      REQUIRE(one.has_value());
+      CHECK(std::set<Labels>(one->begin(), one->end()) == want);
+      selected.insert(want.begin(), want.end());
+    }
+    CHECK(listed == selected);
+  }
+  // Other matchers narrow the targets read (a superset: the API re-applies them); the canary
+  // label set (the last ten hours of b@azure) has its own counter series.
+  auto canary =
+      f.source->SeriesIn({{LabelMatcher::Type::kEqual, "__name__", "modelpulse_probes_total"},
+                          {LabelMatcher::Type::kEqual, "target", "b@azure"}},
+                         kEnd - 2 * kHourMs, kEnd);
+  REQUIRE(canary.has_value());
+  size_t canaries = 0;
+  for (const Labels& labels : *canary) {
+    CHECK(labels.at("target") == "b@azure");
+    canaries += labels.count("tier");
+  }
+  CHECK(canaries > 0);
 }
 
 TEST_CASE("a memory-only source and other matchers fall back to samples") {
