@@ -2,6 +2,7 @@
 
 #include "collector/internal/providers/provider_util.h"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace modelpulse::collector {
@@ -24,7 +25,23 @@ std::optional<int64_t> IntField(const json& object, const char* key) {
   if (it == object.end() || !it->is_number()) {
     return std::nullopt;
   }
-  return it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
+  // A number outside int64 is no count or code a provider sends: none, rather than a cast C++
+  // leaves undefined (libFuzzer found {"error":{"code":42444444444444444444}}, a double 4.2e19).
+  if (it->is_number_unsigned()) {
+    const auto value = it->get<uint64_t>();
+    return value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? std::optional<int64_t>(static_cast<int64_t>(value))
+               : std::nullopt;
+  }
+  if (it->is_number_float()) {
+    const double value = it->get<double>();
+    constexpr double kTwoTo63 = 9223372036854775808.0;
+    if (!(value >= -kTwoTo63 && value < kTwoTo63)) {  // NaN fails both
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(value);
+  }
+  return it->get<int64_t>();
 }
 
 void ReportUsageFields(const json& usage, const char* input_key, const char* output_key,

@@ -333,8 +333,12 @@ bool ReportResponse(const json& response, StreamEvents& events) {
     out.input_tokens = IntField(*usage, "promptTokenCount");
     const std::optional<int64_t> candidates_tokens = IntField(*usage, "candidatesTokenCount");
     const std::optional<int64_t> thoughts_tokens = IntField(*usage, "thoughtsTokenCount");
-    if (candidates_tokens || thoughts_tokens) {
-      out.output_tokens = candidates_tokens.value_or(0) + thoughts_tokens.value_or(0);
+    int64_t output_tokens = 0;
+    // Two counts near int64's limit would overflow the sum (undefined): no count then.
+    if ((candidates_tokens || thoughts_tokens) &&
+        !__builtin_add_overflow(candidates_tokens.value_or(0), thoughts_tokens.value_or(0),
+                                &output_tokens)) {
+      out.output_tokens = output_tokens;
     }
     if (out.input_tokens || out.output_tokens) {
       events.OnUsage(out);

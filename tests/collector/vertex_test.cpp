@@ -273,6 +273,31 @@ TEST_CASE("Vertex/Gemini errors: protocols.md §0.5 rows") {
         "key.");
 }
 
+TEST_CASE("Gemini: numbers outside int64 are no code or count (libFuzzer: UB in the cast)") {
+  // fuzz/corpus/provider/regress-int64-overflow-code is the fuzzer's input; under UBSan the old
+  // code stopped with "4.24444e+19 is outside the range of representable values of type 'long'".
+  const ProviderError huge = Gemini().ClassifyHttpError(
+      503, HttpHeaders{}, R"({"error":{"code":42444444444444444444,"status":"UNAVAILABLE"}})");
+  CHECK(huge.outcome == Outcome::kOverloaded);
+  Recorder usage;
+  Gemini().ParseBody(
+      R"({"candidates":[{"content":{"parts":[{"text":"OK"}]},"finishReason":"STOP"}],)"
+      R"("usageMetadata":{"promptTokenCount":1e300,"candidatesTokenCount":18446744073709551615,)"
+      R"("thoughtsTokenCount":-1e19}})",
+      usage);
+  CHECK(usage.content == "OK");
+  CHECK_FALSE(usage.usage.input_tokens);
+  CHECK_FALSE(usage.usage.output_tokens);
+  Recorder sum;  // each count fits, their sum does not
+  Gemini().ParseBody(
+      R"({"candidates":[{"content":{"parts":[{"text":"OK"}]},"finishReason":"STOP"}],)"
+      R"("usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":9000000000000000000,)"
+      R"("thoughtsTokenCount":9000000000000000000}})",
+      sum);
+  CHECK(sum.usage.input_tokens == 8);
+  CHECK_FALSE(sum.usage.output_tokens);
+}
+
 TargetSpec VertexTarget() {
   TargetSpec target;
   target.name = "vertex";
