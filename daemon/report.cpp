@@ -545,21 +545,7 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
     if (!rules::SloSelects(slo, target.labels)) {
       continue;
     }
-    auto& [events, bad] = scan.slo_counts[i];
-    if (slo.kind == rules::SloSpec::Kind::kLatency) {
-      // Successful probes with the phase, bad above the threshold, counted from the sketch:
-      // exact but for probes within its 1 % of the threshold, which may land on either side.
-      const storage::DDSketch& took =
-          slo.phase == rules::SloSpec::Phase::kTotal ? all.total : all.first_token;
-      events += took.Count();
-      bad += took.Count() - took.CountAtMost(slo.threshold_seconds);
-      continue;
-    }
-    for (Outcome outcome : kAllOutcomes) {
-      const rules::SloVerdict verdict = verdict_of(slo, outcome);
-      events += verdict != rules::SloVerdict::kExcluded ? all.Count(outcome) : 0;
-      bad += verdict == rules::SloVerdict::kBad ? all.Count(outcome) : 0;
-    }
+    scan.slo_counts[i] = SloEventsOf(slo, all);
   }
   if (row.good + row.bad > 0) {
     row.availability = static_cast<double>(row.good) / static_cast<double>(row.good + row.bad);
@@ -596,6 +582,25 @@ Result<TargetScan> ScanTarget(const storage::Archive& archive, const storage::St
 }
 
 }  // namespace
+
+std::pair<int64_t, int64_t> SloEventsOf(const rules::SloSpec& slo,
+                                        const storage::ProbeDigest& digest) {
+  if (slo.kind == rules::SloSpec::Kind::kLatency) {
+    // Successful probes with the phase, bad above the threshold.
+    const storage::DDSketch& took =
+        slo.phase == rules::SloSpec::Phase::kTotal ? digest.total : digest.first_token;
+    return {took.Count(), took.Count() - took.CountAtMost(slo.threshold_seconds)};
+  }
+  int64_t events = 0;
+  int64_t bad = 0;
+  for (Outcome outcome : kAllOutcomes) {
+    // An availability or throttle-free verdict depends on the outcome alone.
+    const rules::SloVerdict verdict = rules::ClassifyProbe(slo, outcome, std::nullopt, 0);
+    events += verdict != rules::SloVerdict::kExcluded ? digest.Count(outcome) : 0;
+    bad += verdict == rules::SloVerdict::kBad ? digest.Count(outcome) : 0;
+  }
+  return {events, bad};
+}
 
 Result<Report> BuildReport(const ReportOptions& options) {
   // One read-only connection per worker: SQLite steps rows on one core per connection, and a

@@ -34,10 +34,15 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/common.h"
 #include "rules/slo.h"
+
+namespace modelpulse::storage {
+struct ProbeDigest;  // storage/probe_digest.h
+}  // namespace modelpulse::storage
 
 namespace modelpulse::daemon {
 
@@ -115,6 +120,12 @@ struct Report {
 };
 
 Result<Report> BuildReport(const ReportOptions& options);
+
+// Events and bad events of `slo` among the probes `digest` summarises: exact for availability
+// and throttle-free SLOs; a latency SLO's from the sketch of its phase, exact but for probes
+// within the sketch's 1 % of the threshold, which may land on either side.
+std::pair<int64_t, int64_t> SloEventsOf(const rules::SloSpec& slo,
+                                        const storage::ProbeDigest& digest);
 // format: table, markdown, csv, json or html (one self-contained file: inline SVG timelines of
 // daily availability and first-token p95 per target, no scripts or external assets).
 // kInvalidArgument for another.

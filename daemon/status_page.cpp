@@ -8,7 +8,9 @@
 
 #include "common/alert_event.h"
 #include "daemon/html.h"
+#include "daemon/report.h"
 #include "rules/slo_tracker.h"
+#include "storage/probe_digest.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -352,49 +354,34 @@ Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
     }
     page.targets.push_back(std::move(target));
   }
-  // Per SLO: events and bad events from whole days since the day its window starts.
+  // Per SLO: events and bad events from the daily summaries of whole days since the day its
+  // window starts, counted as the report counts them (SloEventsOf).
   std::vector<std::pair<int64_t, int64_t>> slo_counts(slos.size(), {0, 0});
   for (size_t i = 0; i < slos.size(); ++i) {
     const rules::SloSpec& spec = slos[i];
-    std::vector<int64_t> ids;
+    const int64_t from = DayOf(rules::SloTracker::WindowStart(spec, now_ms));
     for (const storage::StoredTarget& stored : *targets) {
-      if (rules::SloSelects(spec, stored.labels)) {
-        ids.push_back(stored.id);
+      if (!rules::SloSelects(spec, stored.labels)) {
+        continue;
       }
-    }
-    if (spec.kind == rules::SloSpec::Kind::kLatency || ids.empty()) {
-      continue;
-    }
-    auto counts = (*archive)->DailyCounts(ids, DayOf(rules::SloTracker::WindowStart(spec, now_ms)),
-                                          now_ms + kDayMs);
-    if (!counts) {
-      return Fail(counts.error());
-    }
-    for (const auto& [id, target_days] : *counts) {
-      for (const storage::DayCounts& day : target_days) {
-        if (spec.kind == rules::SloSpec::Kind::kThrottleFree) {
-          slo_counts[i].first += day.probes;
-          slo_counts[i].second += day.throttled;
-        } else {
-          const StatusDay classified = Classify(day, spec);
-          slo_counts[i].first += classified.good + classified.bad;
-          slo_counts[i].second += classified.bad;
-        }
+      auto digests = (*archive)->DigestDays(stored.id, from, DayOf(now_ms) + kDayMs);
+      if (!digests) {
+        return Fail(digests.error());
+      }
+      for (const storage::DayDigest& day : *digests) {
+        const auto [events, bad] = SloEventsOf(spec, day.digest);
+        slo_counts[i].first += events;
+        slo_counts[i].second += bad;
       }
     }
   }
   for (size_t i = 0; i < slos.size(); ++i) {
-    StatusSlo slo = StatusSloOf(slos[i], slo_counts[i].first, slo_counts[i].second);
-    if (slos[i].kind == rules::SloSpec::Kind::kLatency) {
-      slo.budget_left.reset();
-    }
-    page.slos.push_back(std::move(slo));
+    page.slos.push_back(StatusSloOf(slos[i], slo_counts[i].first, slo_counts[i].second));
   }
   if (!slos.empty()) {
     page.note =
-        "Static page: SLO figures from whole UTC days of the daily probe summaries since the day "
-        "each "
-        "window starts; latency SLOs need the probes (see modelpulse report or /status).";
+        "Static page: SLO figures from the probe summaries since the UTC day each window starts "
+        "(latency SLOs within the summaries' 1 % of their threshold).";
   }
   // Still firing: the latest stored event of each interval is not a resolution.
   auto events = (*archive)->AlertEvents(now_ms - kStatusDays * kDayMs, now_ms + 1);

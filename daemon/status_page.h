@@ -99,10 +99,10 @@ class StatusDays {
   std::map<std::pair<int64_t, int64_t>, storage::DayCounts> settled_;  // (target id, day)
 };
 
-// The static page of `modelpulse report --format=status-html`: days from the rollups, the state
-// from each target's last stored probe of the last hour, incidents from the stored alert
-// history still firing, and availability and throttle-free SLO budgets from whole days of the
-// rollups since the day the SLO's window starts (latency SLOs need the probes: left unknown).
+// The static page of `modelpulse report --format=status-html`: days from the daily probe
+// summaries, the state from each target's last stored probe of the last hour, incidents from the
+// stored alert history still firing, and every SLO's budget from the probe summaries since the
+// day its window starts, counted as the report counts them (SloEventsOf).
 Result<StatusPage> BuildStaticStatusPage(const std::string& storage_path,
                                          const std::vector<rules::SloSpec>& slos, int64_t now_ms);
 

@@ -205,4 +205,48 @@ TEST_CASE("settled days are read once and today on every page") {
 }
 
 }  // namespace
+TEST_CASE("the static page's SLO budgets, latency ones included, equal the report's") {
+  Scenario scenario;
+  rules::SloSpec availability;
+  availability.name = "m-avail";
+  availability.selector = {{"model", "m"}};
+  rules::SloSpec slow_first_token = availability;  // every ok probe's first token is 0.3 s
+  slow_first_token.name = "m-ttft";
+  slow_first_token.kind = rules::SloSpec::Kind::kLatency;
+  slow_first_token.threshold_seconds = 0.25;
+  rules::SloSpec total = slow_first_token;  // every total is 1 s
+  total.name = "m-total";
+  total.phase = rules::SloSpec::Phase::kTotal;
+  total.threshold_seconds = 2;
+  rules::SloSpec throttle_free = availability;
+  throttle_free.name = "m-throttle";
+  throttle_free.kind = rules::SloSpec::Kind::kThrottleFree;
+  const std::vector<rules::SloSpec> slos = {availability, slow_first_token, total, throttle_free};
+  auto page = BuildStaticStatusPage(scenario.db, slos, kNow);
+  REQUIRE_MESSAGE(page, (page ? "" : page.error().ToString()));
+  REQUIRE(page->slos.size() == slos.size());
+
+  ReportOptions options;
+  options.storage_path = scenario.db;
+  options.slos = slos;
+  options.from_ms = kT0;  // the scenario's first probe; the windows reach further back
+  options.to_ms = kNow;
+  auto report = BuildReport(options);
+  REQUIRE(report);
+  for (size_t i = 0; i < slos.size(); ++i) {
+    CAPTURE(slos[i].name);
+    CHECK(page->slos[i].events == report->slos[i].events);
+    CHECK(page->slos[i].bad == report->slos[i].bad);
+    CHECK(page->slos[i].budget_left.has_value());
+  }
+  // Hand-computed: 480 ok probes of m@east (the 501 events of the availability SLO less its 21
+  // bad ones), each 0.3 s to its first token and 1 s in all.
+  CHECK(page->slos[1].events == 480);
+  CHECK(page->slos[1].bad == 480);
+  CHECK(page->slos[2].events == 480);
+  CHECK(page->slos[2].bad == 0);
+  CHECK(*page->slos[2].budget_left == doctest::Approx(1.0));
+  CHECK(page->slos[3].bad == 6);  // day 2's throttled probes
+}
+
 }  // namespace modelpulse::daemon
