@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "storage/internal/sqlite.h"
+#include "storage/internal/varint.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -26,30 +27,6 @@ std::string ColumnsSql() {
     sql += OutcomeName(outcome);
   }
   return sql + ", first_token, total, tokens_per_s_sum, tokens_per_s_count, down_minutes";
-}
-
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view& in, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) {
-      return false;
-    }
-    const auto byte = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      return true;
-    }
-  }
-  return false;
 }
 
 // down_minutes: per minute, in order, the varint of its offset in minutes from the previous one
