@@ -17,6 +17,7 @@
 
 #include "storage/series_source.h"
 #include "storage/storage.h"
+#include "tests/storage/test_support.h"
 
 namespace modelpulse::daemon {
 namespace {
@@ -116,21 +117,7 @@ TEST_CASE("hostile expressions are bad_data errors, not crashes") {
 
 constexpr int64_t kT0 = 1'800'000'000'000;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mp-api-XXXXXX").string();
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string("/tmp");
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using storage::testing::TempDir;
 
 ProbeResult Probe(const std::string& target, int64_t offset_ms, Outcome outcome) {
   ProbeResult p;

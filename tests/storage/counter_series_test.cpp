@@ -14,27 +14,14 @@
 #include "common/sample_source.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
+#include "tests/storage/test_support.h"
 
 namespace modelpulse::storage {
 namespace {
 
 constexpr int64_t kT0 = 1'800'000'000'000;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mp-counters-XXXXXX").string();
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string("/tmp");
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 ProbeResult Probe(int64_t t_offset_ms, Outcome outcome, std::optional<double> ttft, double total,
                   std::optional<double> tokens_per_second) {

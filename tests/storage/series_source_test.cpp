@@ -19,6 +19,7 @@
 #include "storage/internal/probe_codec.h"
 #include "storage/storage.h"
 #include "tests/independent_aggregate.h"
+#include "tests/storage/test_support.h"
 
 namespace modelpulse::storage {
 namespace {
@@ -26,21 +27,7 @@ namespace {
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kEnd = 1'800'000'000'000 + 1234;  // not on an hour
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mp-series-XXXXXX").string();
-    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : std::string("/tmp");
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 std::vector<ProbeResult> History(uint64_t seed) {
   std::mt19937_64 rng(seed);
