@@ -92,7 +92,7 @@ std::map<Labels, std::vector<Sample>> AllSeries(const std::vector<ProbeResult>& 
 }
 
 double Independent(RangeAggregate kind, double q, const std::vector<Sample>& window) {
-  return testing::IndependentAggregate(kind, q, window);
+  return modelpulse::testing::IndependentAggregate(kind, q, window);
 }
 
 std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes, const std::string& name,
