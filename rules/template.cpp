@@ -406,18 +406,37 @@ class Executor {
       if (!std::isfinite(*v)) {
         return TValue(FormatGo4g(*v));
       }
-      const double secs = std::floor(*v);
-      const auto t = static_cast<time_t>(secs);
+      // Prometheus 2.42's floatToTime: an error beyond int64 nanoseconds (where C++'s cast is
+      // undefined: libFuzzer sent 1.8e54), else model.TimeFromUnixNano(int64(v * 1e9)), so
+      // milliseconds truncated toward zero. Exactly 2^63 passes Go's check and converts to
+      // math.MinInt64 on amd64.
+      constexpr double kTwoTo63 = 9223372036854775808.0;
+      const double nanos_float = *v * 1e9;
+      if (nanos_float > kTwoTo63 || nanos_float < -kTwoTo63) {
+        return calling(Error::InvalidArgument(
+            FormatGoFloat(*v) +
+            " cannot be represented as a nanoseconds timestamp since it overflows int64"));
+      }
+      const int64_t nanos = nanos_float < kTwoTo63 ? static_cast<int64_t>(nanos_float)
+                                                   : std::numeric_limits<int64_t>::min();
+      const int64_t millis = nanos / 1'000'000;
+      // time.Unix(ms / 1000, ms % 1000 * 1e6) normalises a negative remainder.
+      int64_t seconds = millis / 1000;
+      int64_t fraction_ms = millis % 1000;
+      if (fraction_ms < 0) {
+        fraction_ms += 1000;
+        --seconds;
+      }
+      const auto t = static_cast<time_t>(seconds);
       std::tm tm{};
       gmtime_r(&t, &tm);
       char buf[64];
       std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
       std::string out = buf;
-      auto nanos = static_cast<int64_t>(std::llround((*v - secs) * 1e9));
-      if (nanos > 0) {
-        char frac[32];
-        std::snprintf(frac, sizeof(frac), ".%09lld", static_cast<long long>(nanos));
-        std::string f = frac;
+      if (fraction_ms > 0) {
+        char digits[8];
+        std::snprintf(digits, sizeof(digits), ".%03d", static_cast<int>(fraction_ms));
+        std::string f = digits;
         while (f.back() == '0') {
           f.pop_back();
         }

@@ -84,6 +84,9 @@ TEST_CASE("humanize functions") {
   CHECK(HumanizePercentage(1) == "100%");
   CHECK(Expand("{{ 1700000000 | humanizeTimestamp }}") == "2023-11-14 22:13:20 +0000 UTC");
   CHECK(Expand("{{ 1700000000.5 | humanizeTimestamp }}") == "2023-11-14 22:13:20.5 +0000 UTC");
+  // Milliseconds, truncated toward zero, as model.TimeFromUnixNano keeps them.
+  CHECK(Expand("{{ 1700000000.0129 | humanizeTimestamp }}") == "2023-11-14 22:13:20.012 +0000 UTC");
+  CHECK(Expand("{{ -1.5 | humanizeTimestamp }}") == "1969-12-31 23:59:58.5 +0000 UTC");
   CHECK(Expand("{{ \"1234567\" | humanize }}") == "1.235M");
   CHECK(Expand("{{ humanize \"x\" }}").rfind("ERROR: ", 0) == 0);
 }
@@ -282,6 +285,11 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
       "{{ if match \"^gpt\" $labels.model }}yes{{ end }}",
       "{{ 1700000000 | humanizeTimestamp }}",
       "{{ 1700000000.5 | humanizeTimestamp }}",
+      // Sub-millisecond fractions and negatives as Go converts them; values beyond int64
+      // nanoseconds are an error (see "humanizeTimestamp beyond int64"), worded with Go's
+      // template positions, which this comparison cannot share.
+      "{{ if lt $value 9e9 }}{{ $value | humanizeTimestamp }}{{ end }}",
+      "{{ 1700000000.0004 | humanizeTimestamp }} {{ -1.5 | humanizeTimestamp }}",
       "{{ \"1234567\" | humanize }}",
       "{{ printf \"%.1f\" 2.25 }}",
       "{{ printf \"%s=%d\" \"n\" 3 }}",
@@ -343,6 +351,23 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   std::ofstream(dir / "t.test.yaml") << test;
   modelpulse::testing::CheckPromtoolTestPasses(dir / "t.test.yaml");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("humanizeTimestamp beyond int64 nanoseconds is an error, as in Prometheus 2.42") {
+  // libFuzzer's input: a cast C++ leaves undefined. promtool 2.42 answers the same message
+  // (checked by hand through the test above with 1e21 and 1e100).
+  for (const char* value :
+       {"1e21", "-1e21", "1766666666666666666666666666666666666666666660000000"}) {
+    CAPTURE(value);
+    const std::string out = Expand(std::string("{{ ") + value + " | humanizeTimestamp }}");
+    CHECK(out.find("error calling humanizeTimestamp: ") != std::string::npos);
+    CHECK(out.find(" cannot be represented as a nanoseconds timestamp since it overflows int64") !=
+          std::string::npos);
+  }
+  CHECK(Expand("{{ 1e21 | humanizeTimestamp }}").find("1e+21 cannot be represented") !=
+        std::string::npos);
+  // 9.2e9 s is still inside: the earliest time int64 nanoseconds reach is 1677, the latest 2262.
+  CHECK(Expand("{{ 9.2e9 | humanizeTimestamp }}") == "2261-07-15 11:33:20 +0000 UTC");
 }
 
 }  // namespace modelpulse::rules
