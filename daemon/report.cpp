@@ -22,7 +22,6 @@ namespace modelpulse::daemon {
 namespace {
 
 constexpr int64_t kMinuteMs = 60'000;
-constexpr int64_t kDayMs = 86'400'000;
 constexpr int64_t kEvidenceLeadMs = 15 * kMinuteMs;
 // What a group (model, cloud) sums from its targets.
 struct Group {
