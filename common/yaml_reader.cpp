@@ -1,11 +1,14 @@
 #include "common/yaml_reader.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <utility>
 
 namespace modelpulse::yaml {
@@ -238,15 +241,65 @@ bool IsIdentifier(std::string_view name) {
   return true;
 }
 
+namespace {
+
+// Where each document of a stream starts: the mark of its first node (of the document start when
+// it has none), without building nodes.
+class DocumentMarks final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    marks.push_back(mark);
+    node_seen_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (!node_seen_ && !marks.empty()) {
+      marks.back() = mark;
+    }
+    node_seen_ = true;
+  }
+  bool node_seen_ = false;
+};
+
+}  // namespace
+
 void ReadSingleDocument(std::string_view text, std::string_view what, Diagnostics& diag,
                         const std::function<void(const YAML::Node&)>& read) {
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.size() > 1) {
-      diag.Add(documents[1].Mark(), fmt::format("only one YAML document is allowed in {}", what));
+    // Not YAML::LoadAll: on a stream whose first token is a flow entry (a lone ",") yaml-cpp
+    // 0.7's LoadAll yields documents without end, gigabytes in seconds (the config fuzz target
+    // found it). At most two documents are looked at: the first, and whether a second starts.
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    DocumentMarks documents;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(documents); ++i) {
     }
-    if (!documents.empty()) {
-      read(documents.front());
+    if (documents.marks.size() > 1) {
+      diag.Add(documents.marks[1], fmt::format("only one YAML document is allowed in {}", what));
+    }
+    const YAML::Node document = YAML::Load(std::string(text));
+    if (!document.IsNull()) {
+      read(document);
     }
   } catch (const YAML::ParserException& e) {
     diag.Add(e.mark, "YAML syntax error: " + e.msg);
