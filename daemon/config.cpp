@@ -443,7 +443,8 @@ constexpr std::array<std::string_view, 7> kGlobalKeys = {
     "external_labels", "max_concurrency",     "max_response_bytes", "jitter_fraction",
     "shutdown_grace",  "evaluation_interval", "external_url"};
 constexpr std::array<std::string_view, 1> kWebKeys = {"listen_address"};
-constexpr std::array<std::string_view, 3> kStorageKeys = {"path", "retention", "summary_retention"};
+constexpr std::array<std::string_view, 4> kStorageKeys = {"path", "retention", "summary_retention",
+                                                          "memory_window"};
 constexpr std::array<std::string_view, 2> kSimulatorKeys = {"scenario", "listen_address"};
 
 void ReadGlobal(const Entry& section, Config& config, Diagnostics& diag) {
@@ -501,6 +502,10 @@ void ReadStorage(const Entry& section, Config& config, Context& ctx) {
       if (auto retention =
               ReadDuration(e, "storage.summary_retention", Sign::kPositive, ctx.diag)) {
         config.storage.summary_retention = *retention;
+      }
+    } else if (e.key == "memory_window") {
+      if (auto window = ReadDuration(e, "storage.memory_window", Sign::kPositive, ctx.diag)) {
+        config.memory_window = *window;
       }
     } else if (auto retention = ReadDuration(e, "storage.retention", Sign::kPositive, ctx.diag)) {
       config.storage.retention = *retention;

@@ -36,6 +36,9 @@ struct Config {
   std::string web_listen_address = "127.0.0.1:9464";
   // storage.path is absolute after loading; kDefaultStoragePath when the file does not set it.
   storage::StorageOptions storage;
+  // storage.memory_window: how much recent probe history rules and the API read from memory
+  // (older ranges come from SQLite). Memory grows with targets times this; a restart applies it.
+  Millis memory_window{2LL * 3600 * 1000};
   collector::ProberOptions prober;
   std::vector<collector::TargetSpec> targets;  // in file order; may be empty
   // Target name -> where its credential comes from, secret-free, as the collector describes it

@@ -34,9 +34,6 @@
 namespace modelpulse::daemon {
 namespace {
 
-// The rule engine reads this much recent history from memory; older ranges come from SQLite.
-constexpr Millis kRecentWindow{2LL * 3600 * 1000};
-
 std::string FormatSeconds(const std::optional<double>& seconds) {
   return seconds ? fmt::format("{:.3f}", *seconds) : std::string();
 }
@@ -164,7 +161,7 @@ class DaemonImpl final : public Daemon {
       return Fail(store.error());
     }
     store_ = std::move(*store);
-    series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), kRecentWindow,
+    series_ = std::make_unique<storage::ProbeSeriesSource>(store_.get(), config_.memory_window,
                                                            clock_.NowUnixMillis());
     slo_tracker_ = std::make_shared<rules::SloTracker>(config_.slos, *series_);
     metrics_.SetSlos(config_.slos);
@@ -284,8 +281,11 @@ class DaemonImpl final : public Daemon {
       return Fail(rules.error());
     }
     if (next->storage.path != config_.storage.path ||
+        next->memory_window != config_.memory_window ||
         next->web_listen_address != config_.web_listen_address) {
-      spdlog::warn("storage.path and web.listen_address changes take effect after a restart");
+      spdlog::warn(
+          "storage.path, storage.memory_window and web.listen_address changes take effect after a "
+          "restart");
     }
     if (alerting::AlertingConfig alerting = AlertingConfigOf(*next);
         !(alerting == alerting_config_)) {

@@ -117,6 +117,7 @@ storage:
   path: data/mp.db
   retention: 30d
   summary_retention: 400d
+  memory_window: 30m
 defaults:
   interval: 30s
   stream: true
@@ -169,6 +170,7 @@ TEST_CASE("a full config becomes the modules' option structs") {
   CHECK(config.storage.path == "/etc/mp/data/mp.db");
   CHECK(config.storage.retention == Millis(30LL * 24 * 3600 * 1000));
   CHECK(config.storage.summary_retention == Millis(400LL * 24 * 3600 * 1000));
+  CHECK(config.memory_window == Millis(30LL * 60 * 1000));
   CHECK(config.prober.max_concurrency == 8);
   CHECK(config.prober.max_response_bytes == 65536);
   CHECK(config.prober.jitter_fraction == doctest::Approx(0.2));
@@ -246,6 +248,7 @@ TEST_CASE("without sections, the structs keep their defaults") {
   // Raw probes 90 days, their summaries two years (issue 10 item 4).
   CHECK(empty.storage.retention == Millis(90LL * 24 * 3600 * 1000));
   CHECK(empty.storage.summary_retention == Millis(2LL * 365 * 24 * 3600 * 1000));
+  CHECK(empty.memory_window == Millis(2LL * 3600 * 1000));
 
   // An empty targets list is allowed; the daemon warns about it.
   CHECK(MustParse("targets: []\n").targets.empty());
@@ -404,6 +407,8 @@ TEST_CASE("impossible values are errors") {
             "t.yaml:1:27: \"global.jitter_fraction\": must be less than 1, got 1.5"));
   CHECK(Has(Problems("web: {listen_address: localhost}\n"),
             "t.yaml:1:23: \"web.listen_address\": expected host:port, got \"localhost\""));
+  CHECK(Has(Problems("storage: {memory_window: 0s}\n"),
+            "t.yaml:1:26: \"storage.memory_window\": must be greater than 0, got 0s"));
   CHECK(Has(Problems("storage: {summary_retention: 0s}\n"),
             "t.yaml:1:30: \"storage.summary_retention\": must be greater than 0, got 0s"));
   CHECK(Has(Problems("storage: {retention: -1d}\n"),
