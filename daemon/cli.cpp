@@ -318,13 +318,6 @@ int RunReport(const ReportFlags& flags) {
 }
 
 int Query(const std::string& expr, const std::string& time_text, const std::string& db_path) {
-  // Opening a store creates it: a mistyped path would print nothing and exit 0.
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(db_path, ec)) {
-    std::cerr << "error: database " << db_path
-              << " does not exist (--storage.path names the daemon's database file)\n";
-    return 1;
-  }
   auto query = rules::Query::Parse(expr);
   if (!query) {
     std::cerr << "error: " << query.error().ToString() << "\n";
@@ -340,22 +333,17 @@ int Query(const std::string& expr, const std::string& time_text, const std::stri
     }
     at_ms = *parsed;
   }
-  storage::StorageOptions options;
-  options.path = db_path;
-  options.retention = Millis(0);  // a query never deletes anything
-  auto store = storage::Store::Open(options, clock);
-  if (!store) {
-    std::cerr << store.error().ToString() << "\n";
+  // Read-only and from storage alone: a query runs beside (or after) the daemon, by a user who
+  // may only read the file, and never migrates or writes it.
+  auto history = storage::Store::OpenHistoryReadOnly(db_path);
+  if (!history) {
+    std::cerr << "error: " << history.error().ToString() << "\n";
     return 1;
   }
-  // Everything from storage: a query runs beside (or after) the daemon, not inside it.
-  storage::ProbeSeriesSource probes(store->get(), Millis(0), INT64_MAX);
-  storage::RecordedStoreOptions recorded_options;
-  recorded_options.path = db_path;
-  recorded_options.retention = Millis(0);
-  auto recorded = storage::RecordedStore::Open(recorded_options, clock);
+  storage::ProbeSeriesSource probes(history->get(), Millis(0), INT64_MAX);
+  auto recorded = storage::RecordedStore::OpenReadOnly(db_path, clock);
   if (!recorded) {
-    std::cerr << recorded.error().ToString() << "\n";
+    std::cerr << "error: " << recorded.error().ToString() << "\n";
     return 1;
   }
   // The probe series and the series rules recorded, as the daemon's rules and API read them.

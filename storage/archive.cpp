@@ -334,13 +334,12 @@ Result<std::unique_ptr<Archive>> Archive::OpenReadOnly(const std::string& path) 
     return Fail(Error::NotFound(
         "database " + path + " does not exist (--storage.path names the daemon's database file)"));
   }
-  // NOMUTEX: a connection is used by one thread at a time (the report gives each worker its
-  // own), and SQLite's per-call mutex was a fifth of a month's scan.
-  auto db = OpenDatabase(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+  // Opened NOMUTEX: a connection is used by one thread at a time (the report gives each worker
+  // its own), and SQLite's per-call mutex was a fifth of a month's scan.
+  auto db = OpenDatabaseReadOnly(path);
   if (!db) {
     return Fail(db.error());
   }
-  sqlite3_busy_timeout(db->get(), 5000);
   // A file that is not a modelpulse database (or a corrupt one) fails here, not mid-report.
   auto version = QueryInt(db->get(), "PRAGMA user_version");
   if (!version) {

@@ -197,11 +197,11 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   return {};
 }
 
-Status ProbeWriter::Checkpoint() {
+Status ProbeWriter::Checkpoint(int mode) {
   int wal_frames = 0;
   int copied_frames = 0;
-  if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
-                                &copied_frames) != SQLITE_OK) {
+  if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, mode, &wal_frames, &copied_frames) !=
+      SQLITE_OK) {
     return Fail(StepError(db_.get(), "checkpointing the WAL"));
   }
   return {};

@@ -560,6 +560,33 @@ ON CONFLICT (series_id, bucket_ms) DO UPDATE SET
   std::map<Labels, int64_t> ids_;     // Guarded by series_mu_.
 };
 
+// The store over its connections, with the stored series' labels read through `read_db`.
+// `write_db` is null for a read-only store.
+Result<std::unique_ptr<SqliteRecordedStore>> LoadStore(const RecordedStoreOptions& options,
+                                                       const Clock& clock, DbHandle write_db,
+                                                       DbHandle read_db) {
+  std::map<int64_t, Labels> series;
+  auto rows = Prepare(read_db.get(), "SELECT id, labels FROM recorded_series");
+  if (!rows) {
+    return Fail(rows.error());
+  }
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(rows->get())) == SQLITE_ROW) {
+    auto labels = DecodeLabels(ColumnText(rows->get(), 1));
+    if (!labels) {
+      return Fail(Error::Internal("database \"" + options.path +
+                                  "\": a recorded series' labels: " + labels.error().message));
+    }
+    series.emplace(sqlite3_column_int64(rows->get(), 0), std::move(*labels));
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(SqliteError(read_db.get(), "reading recorded series", Error::Code::kIo));
+  }
+  rows->reset();
+  return std::make_unique<SqliteRecordedStore>(options, clock, std::move(write_db),
+                                               std::move(read_db), std::move(series));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RecordedStore>> RecordedStore::Open(const RecordedStoreOptions& options,
@@ -593,26 +620,27 @@ Result<std::unique_ptr<RecordedStore>> RecordedStore::Open(const RecordedStoreOp
   if (auto status = Exec(read_db->get(), "PRAGMA query_only=1", Error::Code::kIo); !status) {
     return Fail(status.error());
   }
-  std::map<int64_t, Labels> series;
-  auto rows = Prepare(read_db->get(), "SELECT id, labels FROM recorded_series");
-  if (!rows) {
-    return Fail(rows.error());
+  auto store = LoadStore(options, clock, std::move(*write_db), std::move(*read_db));
+  if (!store) {
+    return Fail(store.error());
   }
-  int rc = SQLITE_ROW;
-  while ((rc = sqlite3_step(rows->get())) == SQLITE_ROW) {
-    auto labels = DecodeLabels(ColumnText(rows->get(), 1));
-    if (!labels) {
-      return Fail(Error::Internal("database \"" + options.path +
-                                  "\": a recorded series' labels: " + labels.error().message));
-    }
-    series.emplace(sqlite3_column_int64(rows->get(), 0), std::move(*labels));
+  return std::unique_ptr<RecordedStore>(std::move(*store));
+}
+
+Result<std::unique_ptr<SampleSource>> RecordedStore::OpenReadOnly(const std::string& path,
+                                                                  const Clock& clock) {
+  auto db = OpenCurrentReadOnly(path);
+  if (!db) {
+    return Fail(db.error());
   }
-  if (rc != SQLITE_DONE) {
-    return Fail(SqliteError(read_db->get(), "reading recorded series", Error::Code::kIo));
+  RecordedStoreOptions options;
+  options.path = path;
+  options.retention = Millis(0);
+  auto store = LoadStore(options, clock, nullptr, std::move(*db));
+  if (!store) {
+    return Fail(store.error());
   }
-  rows->reset();
-  return std::unique_ptr<RecordedStore>(std::make_unique<SqliteRecordedStore>(
-      options, clock, std::move(*write_db), std::move(*read_db), std::move(series)));
+  return std::unique_ptr<SampleSource>(std::move(*store));
 }
 
 }  // namespace modelpulse::storage

@@ -32,6 +32,11 @@ class RecordedStore : public SampleSource, public RecordedSeriesWriter {
   // REQUIRES: `clock` outlives the store.
   static Result<std::unique_ptr<RecordedStore>> Open(const RecordedStoreOptions& options,
                                                      const Clock& clock);
+  // The stored series of the database at `path` for a reader beside the daemon (`modelpulse
+  // query`): opened read-only, never created, migrated or written; fails as
+  // Store::OpenHistoryReadOnly does. REQUIRES: `clock` outlives the source.
+  static Result<std::unique_ptr<SampleSource>> OpenReadOnly(const std::string& path,
+                                                            const Clock& clock);
   ~RecordedStore() override = default;
 
   // Select returns a superset (equality matchers narrow the read; the caller re-applies every

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <limits>
 #include <string_view>
 
@@ -357,6 +358,36 @@ Status AfterMigration(sqlite3* db, int version) {
 int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
 
 Result<int> Migrate(sqlite3* db) { return MigrateTo(db, LatestSchemaVersion()); }
+
+Result<DbHandle> OpenCurrentReadOnly(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Fail(Error::NotFound(
+        "database " + path + " does not exist (--storage.path names the daemon's database file)"));
+  }
+  auto db = OpenDatabaseReadOnly(path);
+  if (!db) {
+    return Fail(db.error());
+  }
+  auto found = QueryInt(db->get(), "PRAGMA user_version");
+  if (!found) {
+    return Fail(found.error());
+  }
+  if (*found == LatestSchemaVersion()) {
+    return std::move(*db);
+  }
+  if (*found > LatestSchemaVersion()) {
+    return Fail(Error::Io(fmt::format(
+        "database {} has schema version {}, newer than this modelpulse reads ({}): run the "
+        "modelpulse that wrote it",
+        path, *found, LatestSchemaVersion())));
+  }
+  return Fail(Error::Io(fmt::format(
+      "database {} has schema version {}, older than this modelpulse reads ({}): it is opened "
+      "read-only, so it is not migrated here; the daemon of this version migrates it at its next "
+      "start",
+      path, *found, LatestSchemaVersion())));
+}
 
 Result<int> MigrateTo(sqlite3* db, int target_version) {
   auto found = QueryInt(db, "PRAGMA user_version");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <utility>
 
 namespace modelpulse::storage {
@@ -59,6 +60,56 @@ Result<DbHandle> OpenDatabase(const std::string& path, int flags) {
   }
   sqlite3_extended_result_codes(db.get(), 1);
   return db;
+}
+
+namespace {
+
+// `path` as a file: URI (RFC 3986 percent-encoding of what SQLite's URI parser would read as
+// syntax).
+std::string FileUri(const std::string& path) {
+  std::string uri = "file:";
+  for (const char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      uri += c;
+    }
+  }
+  return uri;
+}
+
+// Opens read-only and reads the header, where a missing -shm shows (opening itself is lazy).
+Result<DbHandle> OpenAndRead(const std::string& name, int flags) {
+  auto db = OpenDatabase(name, flags);
+  if (!db) {
+    return Fail(db.error());
+  }
+  sqlite3_busy_timeout(db->get(), 5000);
+  if (sqlite3_exec(db->get(), "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) !=
+      SQLITE_OK) {
+    return Fail(SqliteError(db->get(), "cannot read database \"" + name + "\"", Error::Code::kIo));
+  }
+  return db;
+}
+
+}  // namespace
+
+Result<DbHandle> OpenDatabaseReadOnly(const std::string& path) {
+  auto db = OpenAndRead(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+  std::error_code ec;
+  if (db || std::filesystem::exists(path + "-shm", ec)) {
+    return db;
+  }
+  const auto wal_size = std::filesystem::file_size(path + "-wal", ec);
+  if (!ec && wal_size > 0) {
+    return Fail(Error::Io(fmt::format(
+        "cannot read database \"{}\": its directory is not writable for this user and {}-wal "
+        "holds rows not yet in the file (a daemon that did not stop cleanly); start and stop the "
+        "daemon once, or read it as a user who may write the directory",
+        path, path)));
+  }
+  return OpenAndRead(FileUri(path) + "?immutable=1",
+                     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI);
 }
 
 Status Exec(sqlite3* db, std::string_view sql, Error::Code code) {

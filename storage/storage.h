@@ -203,6 +203,12 @@ class Store : public ProbeSink,
   // rolled back) or the database is newer than this binary.
   // REQUIRES: `clock` outlives the store; it is read from the writer thread.
   static Result<std::unique_ptr<Store>> Open(const StorageOptions& options, const Clock& clock);
+  // For a reader beside the daemon (`modelpulse query`): the probe history of the database at
+  // `path`, opened read-only. Never created, migrated or written, so it works for a user who may
+  // only read the file and never changes a file a running daemon of another version owns.
+  // kNotFound when the file does not exist, kIo when it cannot be opened or its schema is not
+  // this binary's (the message says which way and what to do).
+  static Result<std::unique_ptr<ProbeHistory>> OpenHistoryReadOnly(const std::string& path);
   // Flushes what is queued, then stops the writer.
   ~Store() override = default;
 };

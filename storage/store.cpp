@@ -175,6 +175,14 @@ class SqliteStore final : public Store {
     }
     work_cv_.notify_all();
     thread_.join();
+    // Everything into the database file and the WAL emptied: SQLite does this itself when the
+    // last connection closes, but the daemon's last one may be a read-only reader (the status
+    // page's), which cannot, and a stopped daemon's file is then incomplete without its -wal
+    // (a copy misses rows; a reader who may not write the directory cannot open it).
+    std::lock_guard db_lock(db_mu_);
+    if (auto status = writer_->Checkpoint(SQLITE_CHECKPOINT_TRUNCATE); !status) {
+      spdlog::warn("storage: at stop: {}", status.error().ToString());
+    }
   }
 
   void Append(ProbeResult result) override {
@@ -578,6 +586,55 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+namespace {
+
+// Store::OpenHistoryReadOnly's history: the reader alone, no writer, state or outbox.
+class ReadOnlyHistory final : public ProbeHistory {
+ public:
+  explicit ReadOnlyHistory(std::unique_ptr<ProbeReader> reader) : reader_(std::move(reader)) {}
+
+  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
+                                              int64_t to_ms) const override {
+    return reader_->Read(target, from_ms, to_ms);
+  }
+  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
+    return reader_->Targets();
+  }
+  Result<std::vector<StoredTarget>> ListTargets() const override { return reader_->ListTargets(); }
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms) const override {
+    return reader_->ReadField(target_id, field, from_ms, to_ms);
+  }
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms) const override {
+    return reader_->ReadRollups(target_id, field, from_ms, to_ms);
+  }
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each) const override {
+    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
+  }
+  Result<Labels> LabelSet(int64_t label_set_id) const override {
+    return reader_->LabelSetOf(label_set_id);
+  }
+
+ private:
+  std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ProbeHistory>> Store::OpenHistoryReadOnly(const std::string& path) {
+  auto db = OpenCurrentReadOnly(path);
+  if (!db) {
+    return Fail(db.error());
+  }
+  auto reader = ProbeReader::Create(std::move(*db));
+  if (!reader) {
+    return Fail(reader.error());
+  }
+  return std::unique_ptr<ProbeHistory>(std::make_unique<ReadOnlyHistory>(std::move(*reader)));
+}
 
 Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const Clock& clock) {
   if (options.path.empty()) {

@@ -54,8 +54,8 @@ class ProbeWriter {
   // (SQLite's PASSIVE checkpoint), so the WAL is reused rather than grown. The write connection
   // checkpoints itself every 4000 pages it commits; the state connection's commits (alert
   // states and the outbox, on every rule evaluation) never do, so without probe writes the WAL
-  // would only grow.
-  Status Checkpoint();
+  // would only grow. At a clean stop the store asks for SQLITE_CHECKPOINT_TRUNCATE instead.
+  Status Checkpoint(int mode = SQLITE_CHECKPOINT_PASSIVE);
 
  private:
   struct TargetState {

@@ -5,7 +5,10 @@
 
 #include <sqlite3.h>
 
+#include <string>
+
 #include "common/result.h"
+#include "storage/internal/sqlite.h"
 
 namespace modelpulse::storage {
 
@@ -17,6 +20,12 @@ int LatestSchemaVersion();
 // migrating. Fails with kInternal when a migration fails or when the database is newer than this
 // binary (an older binary must not write into a schema it does not know).
 Result<int> Migrate(sqlite3* db);
+
+// For the read-only openers, which must never migrate or create: the database at `path` opened
+// read-only, with a busy timeout, when it exists and is at LatestSchemaVersion(). kNotFound when
+// it does not exist; kIo when it cannot be opened or is at another version, naming the version
+// found and what to do.
+Result<DbHandle> OpenCurrentReadOnly(const std::string& path);
 
 // Migrate, stopping at `target_version`: for tests that need a database as an older release
 // wrote it.

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -236,6 +237,58 @@ class Query(unittest.TestCase):
             self.assertFalse(os.path.exists(missing))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def test_query_and_report_read_a_database_they_may_not_write_and_never_migrate_it(self):
+        daemon = Daemon(daemon_config(free_port()), {"scenario.yaml": SCENARIO})
+        self.addCleanup(daemon.close)
+        daemon.start()
+        wait_until(lambda: probe_count(daemon, "fast") >= 3 and probe_count(daemon, "flaky") >= 3,
+                   timeout=20, what="3 probes of each target")
+        self.assertEqual(daemon.stop(), 0)
+        # A folder and file the user nobody may read but not write, as /var/lib/modelpulse is for
+        # an operator outside the service's group; the binary copied where nobody may run it.
+        folder = tempfile.mkdtemp(prefix="modelpulse-ro-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        os.chmod(folder, 0o755)
+        binary = os.path.join(folder, "modelpulse")
+        shutil.copy(BINARY, binary)
+        db = os.path.join(folder, "modelpulse.db")
+        shutil.copy(daemon.db, db)
+        os.chmod(db, 0o644)
+
+        def as_nobody(*args):
+            return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                   binary, *args], capture_output=True, text=True, timeout=60)
+
+        def fingerprint():
+            with open(db, "rb") as f:
+                return f.read(), sorted(os.listdir(folder))
+
+        before = fingerprint()
+        query = as_nobody("query", "sum by (target) (count_over_time(probe_success[1h]))",
+                          f"--storage.path={db}")
+        self.assertEqual(query.returncode, 0, query.stderr)
+        counts = {m[0]: int(m[1]) for m in
+                  re.findall(r'\{target="(\w+)"\} => (\d+) ', query.stdout)}
+        self.assertEqual(set(counts), {"fast", "flaky"}, query.stdout)
+        self.assertGreaterEqual(min(counts.values()), 3, query.stdout)
+        report = as_nobody("report", "--format=json", f"--storage.path={db}")
+        self.assertEqual(report.returncode, 0, report.stderr)
+        self.assertEqual({row["name"] for row in json.loads(report.stdout)["targets"]},
+                         {"fast", "flaky"})
+        self.assertEqual(fingerprint(), before, "a read-only command changed the folder")
+
+        # A file at an older schema is refused, not migrated (here by root, who could write it).
+        old = sqlite3.connect(db)
+        old.execute("PRAGMA user_version = 8")
+        old.close()
+        refused = run("query", "up", f"--storage.path={db}")
+        self.assertEqual(refused.returncode, 1, refused.stdout + refused.stderr)
+        self.assertIn("has schema version 8, older than this modelpulse reads", refused.stderr)
+        self.assertIn("the daemon of this version migrates it at its next start", refused.stderr)
+        old = sqlite3.connect(db)
+        self.assertEqual(old.execute("PRAGMA user_version").fetchone()[0], 8)
+        old.close()
 
 
 SCENARIO = """
