@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -277,6 +278,22 @@ class Query(unittest.TestCase):
         self.assertEqual({row["name"] for row in json.loads(report.stdout)["targets"]},
                          {"fast", "flaky"})
         self.assertEqual(fingerprint(), before, "a read-only command changed the folder")
+
+        # A crashed writer's leftover: rows in <file>-wal and no <file>-shm. Reading the file
+        # alone would miss them, so the command refuses and says why.
+        crashed = os.path.join(folder, "crashed.db")
+        shutil.copy(db, crashed)
+        subprocess.run([sys.executable, "-c", (
+            "import os, sqlite3\n"
+            f"c = sqlite3.connect({crashed!r}, isolation_level=None)\n"
+            "c.execute('PRAGMA wal_autocheckpoint=0')\n"
+            "c.execute(\"INSERT INTO state VALUES ('t', 'k', x'00', 0)\")\n"
+            "os._exit(0)\n")], check=True, timeout=30)
+        os.remove(crashed + "-shm")
+        self.assertGreater(os.path.getsize(crashed + "-wal"), 0)
+        refused = as_nobody("query", "up", f"--storage.path={crashed}")
+        self.assertEqual(refused.returncode, 1, refused.stdout + refused.stderr)
+        self.assertIn(f"{crashed}-wal holds rows not yet in the file", refused.stderr)
 
         # A file at an older schema is refused, not migrated (here by root, who could write it).
         old = sqlite3.connect(db)
