@@ -212,7 +212,8 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
                      nullptr);
   sqlite3_prepare_v2(db, "INSERT INTO label_sets (id, labels) VALUES (?1, ?2)", -1, &label_set,
                      nullptr);
-  // The writer's own statement and encoding (migration 8's probe_rows); ?28 is the seq.
+  // The writer's own statement, encoding and shape numbers (migration 10's probe_rows).
+  storage::ShapeIds shapes;
   sqlite3_prepare_v2(db, std::string(storage::kInsertProbeRowSql).c_str(), -1, &insert, nullptr);
   const auto started = Steady::now();
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
@@ -238,9 +239,11 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
       sqlite3_bind_int64(s, 1, i + 1);
       sqlite3_bind_int64(s, 2, t);
       sqlite3_bind_int64(s, 3, i + 1);
-      sqlite3_bind_int64(s, 28, 0);
+      auto shape = shapes.Id(db, i + 1, storage::ShapeOf(p));
+      sqlite3_bind_int64(s, 4, shape.value_or(0));
+      sqlite3_bind_int64(s, storage::kProbeRowSeqParam, 0);
       storage::BindProbeRow(s, p);
-      ok = Check(sqlite3_step(s), db, "probe");
+      ok = shape.has_value() && Check(sqlite3_step(s), db, "probe");
       sqlite3_reset(s);
       if (++rows % 500'000 == 0) {
         sqlite3_exec(db, "COMMIT; BEGIN", nullptr, nullptr, nullptr);
@@ -253,6 +256,7 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
   sqlite3_finalize(target);
   sqlite3_finalize(label_set);
   sqlite3_finalize(insert);
+  shapes = storage::ShapeIds();  // finalizes its statements before the close below
   if (ok) {
     // The schema was created at the current version, so no migration backfills the rollups
     // that the daemon writes in its writer's transactions: build them here, as the backfill would.

@@ -283,9 +283,10 @@ TEST_CASE("every number read from probe_rows directly equals the probes view's c
     const StoredNumber stored = StoredNumberOf(static_cast<ProbeNumber>(n));
     CAPTURE(n);
     const std::string sql =
-        "SELECT v." + std::string(kFieldColumnNames[n]) + ", r." + std::string(stored.column) +
-        ", " + (stored.base.empty() ? std::string("NULL") : "r." + std::string(stored.base)) +
-        " FROM probes AS v JOIN probe_rows AS r USING (target_id, start_ms, seq)";
+        "SELECT v." + std::string(kFieldColumnNames[n]) + ", " + std::string(stored.column) + ", " +
+        (stored.base.empty() ? std::string("NULL") : std::string(stored.base)) +
+        " FROM probes AS v JOIN " + std::string(kStoredNumbersFrom) +
+        " WHERE r.target_id = v.target_id AND r.start_ms = v.start_ms AND r.seq = v.seq";
     sqlite3_stmt* s = nullptr;
     REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
     int rows = 0;
