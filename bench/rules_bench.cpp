@@ -9,7 +9,7 @@
 //   rules_bench [--targets 200] [--days 30] [--interval-s 15] [--cycles 40] [--dir /tmp]
 //               [--rules-dir config/rules]
 //
-// The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v1.db, so reruns skip
+// The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v3.db, so reruns skip
 // the generation; it is written straight into storage's schema (prepared INSERTs in primary-key
 // order, one transaction per 500k rows), about 220 bytes a row, then its rollups and probe
 // summaries are built as migrations 3 and 9 backfill them (v1 files, without rollups, are
@@ -305,7 +305,7 @@ int Run(const Params& params) {
   const int64_t samples_per_target = static_cast<int64_t>(params.days) * 86'400 / params.interval_s;
   const std::string path = params.dir + "/mp-rules-bench-t" + std::to_string(params.targets) +
                            "-d" + std::to_string(params.days) + "-i" +
-                           std::to_string(params.interval_s) + "-v2.db";
+                           std::to_string(params.interval_s) + "-v3.db";
   if (!std::filesystem::exists(path)) {
     if (!Generate(params, path, samples_per_target)) {
       std::filesystem::remove(path);
