@@ -333,7 +333,11 @@ INSERT INTO probe_rows_10 (target_id, start_ms, seq, label_set_id, shape, outcom
     AND s.tok_limit IS r.tok_limit
   ORDER BY r.target_id, r.start_ms, r.seq;
 DROP TABLE probe_rows;
+-- Legacy rename: the modern one re-parses every view first, and a view of the user's own over
+-- `probes` (README shows SQL against it) names a view that does not exist until below.
+PRAGMA legacy_alter_table = ON;
 ALTER TABLE probe_rows_10 RENAME TO probe_rows;
+PRAGMA legacy_alter_table = OFF;
 -- The old table's columns in the old units, as migration 8's view had them. LEFT JOIN on
 -- probe_shapes' key: SQLite leaves the join out of a query that reads no shape column.
 CREATE VIEW probes AS

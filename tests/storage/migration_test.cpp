@@ -302,9 +302,22 @@ TEST_CASE("migration 10 keeps every probe of a schema-9 database, value by value
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
     REQUIRE(MigrateTo(db, 9).has_value());
+    // A view of the user's own over `probes` (README shows SQL against it) survives.
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE VIEW my_failures AS SELECT target_id, start_ms, http_status, "
+                         "error FROM probes WHERE outcome != 0",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   const Snapshots before = TakeSnapshots(path);
+  const std::vector<std::string> failures_before = [&] {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    auto rows = Snapshot(db, "SELECT * FROM my_failures ORDER BY target_id, start_ms");
+    sqlite3_close(db);
+    return rows;
+  }();
+  REQUIRE(!failures_before.empty());
   const std::vector<std::string> probes_columns = Columns(path, "probes");
   const std::vector<std::string> named_columns = Columns(path, "probes_named");
   REQUIRE(before.probes.size() == probes.size());
@@ -328,6 +341,13 @@ TEST_CASE("migration 10 keeps every probe of a schema-9 database, value by value
   CHECK(after.summaries == before.summaries);
   CHECK(Columns(path, "probes") == probes_columns);
   CHECK(Columns(path, "probes_named") == named_columns);
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    CHECK(Snapshot(db, "SELECT * FROM my_failures ORDER BY target_id, start_ms") ==
+          failures_before);
+    sqlite3_close(db);
+  }
   const std::vector<std::string> row_columns = Columns(path, "probe_rows");
   for (const char* moved : {"http_status", "input_tokens", "req_limit", "tok_limit"}) {
     CAPTURE(moved);
