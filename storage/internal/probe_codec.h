@@ -6,13 +6,14 @@
 // for the short ones and the inter-token latency), first answer and total are stored as offsets
 // from ttft and last token (usually 0 and a few ms: one byte or none), and request id and error
 // are kept only on failed probes, where they are evidence. A SQLite record costs one header byte
-// a column plus 0-8 bytes a value, so these bring a typical row from about 190 bytes to 74.
+// a column plus 0-8 bytes a value, so these brought a typical record from about 190 bytes to 74.
 //
 // Migration 10 moved the values a target answers the same way probe after probe (HTTP status,
 // prompt tokens, request and token limits: 4 header bytes and about 8 value bytes a row) into
 // probe_shapes, one row per distinct combination per target, numbered from 0 per target; the
 // probe row keeps that number (`shape`, nearly always 0 or 1: a header byte, no value byte). A
-// typical row is 10 bytes smaller (bench/README.md, "Bytes per probe").
+// typical record is 63 bytes, the probe table 75 bytes a probe as the writer leaves its pages
+// (87 before; bench/README.md, "Bytes per probe").
 
 #include <sqlite3.h>
 
