@@ -9,7 +9,7 @@
 //   rules_bench [--targets 200] [--days 30] [--interval-s 15] [--cycles 40] [--dir /tmp]
 //               [--rules-dir config/rules]
 //
-// The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v1.db, so reruns skip
+// The generated database is cached as <dir>/mp-rules-bench-t<N>-d<D>-i<S>-v3.db, so reruns skip
 // the generation; it is written straight into storage's schema (prepared INSERTs in primary-key
 // order, one transaction per 500k rows), about 220 bytes a row, then its rollups and probe
 // summaries are built as migrations 3 and 9 backfill them (v1 files, without rollups, are
@@ -212,7 +212,8 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
                      nullptr);
   sqlite3_prepare_v2(db, "INSERT INTO label_sets (id, labels) VALUES (?1, ?2)", -1, &label_set,
                      nullptr);
-  // The writer's own statement and encoding (migration 8's probe_rows); ?28 is the seq.
+  // The writer's own statement, encoding and shape numbers (migration 10's probe_rows).
+  storage::ShapeIds shapes;
   sqlite3_prepare_v2(db, std::string(storage::kInsertProbeRowSql).c_str(), -1, &insert, nullptr);
   const auto started = Steady::now();
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
@@ -238,9 +239,11 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
       sqlite3_bind_int64(s, 1, i + 1);
       sqlite3_bind_int64(s, 2, t);
       sqlite3_bind_int64(s, 3, i + 1);
-      sqlite3_bind_int64(s, 28, 0);
+      auto shape = shapes.Id(db, i + 1, storage::ShapeOf(p));
+      sqlite3_bind_int64(s, 4, shape.value_or(0));
+      sqlite3_bind_int64(s, storage::kProbeRowSeqParam, 0);
       storage::BindProbeRow(s, p);
-      ok = Check(sqlite3_step(s), db, "probe");
+      ok = shape.has_value() && Check(sqlite3_step(s), db, "probe");
       sqlite3_reset(s);
       if (++rows % 500'000 == 0) {
         sqlite3_exec(db, "COMMIT; BEGIN", nullptr, nullptr, nullptr);
@@ -253,6 +256,7 @@ bool Generate(const Params& params, const std::string& path, int64_t samples_per
   sqlite3_finalize(target);
   sqlite3_finalize(label_set);
   sqlite3_finalize(insert);
+  shapes = storage::ShapeIds();  // finalizes its statements before the close below
   if (ok) {
     // The schema was created at the current version, so no migration backfills the rollups
     // that the daemon writes in its writer's transactions: build them here, as the backfill would.
@@ -301,7 +305,7 @@ int Run(const Params& params) {
   const int64_t samples_per_target = static_cast<int64_t>(params.days) * 86'400 / params.interval_s;
   const std::string path = params.dir + "/mp-rules-bench-t" + std::to_string(params.targets) +
                            "-d" + std::to_string(params.days) + "-i" +
-                           std::to_string(params.interval_s) + "-v2.db";
+                           std::to_string(params.interval_s) + "-v3.db";
   if (!std::filesystem::exists(path)) {
     if (!Generate(params, path, samples_per_target)) {
       std::filesystem::remove(path);

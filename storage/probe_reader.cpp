@@ -275,8 +275,8 @@ Status ProbeReader::ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_
     }
     // probe_rows itself, not the view: a 30-day counter reads every row of every target, and
     // the view's arithmetic per column cost a third more (rules_bench). NumberFromColumns does
-    // the same arithmetic.
-    std::string sql = "SELECT start_ms, label_set_id";
+    // the same arithmetic. No counter input is a shape column today, so SQLite drops the join.
+    std::string sql = "SELECT r.start_ms, r.label_set_id";
     stored_inputs_.clear();
     for (const ProbeNumber number : counter_inputs_) {
       const StoredNumber stored = StoredNumberOf(number);
@@ -286,9 +286,11 @@ Status ProbeReader::ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_
       sql += ", ";
       sql += stored.base.empty() ? std::string_view("NULL") : stored.base;
     }
+    sql += " FROM ";
+    sql += kStoredNumbersFrom;
     sql +=
-        " FROM probe_rows WHERE target_id = ?1 AND start_ms >= ?2 AND start_ms < ?3 "
-        "ORDER BY start_ms, seq";
+        " WHERE r.target_id = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3 ORDER BY r.start_ms, "
+        "r.seq";
     auto prepared = Prepare(db_.get(), sql);
     if (!prepared) {
       return Fail(prepared.error());

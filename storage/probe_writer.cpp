@@ -112,12 +112,14 @@ Result<int64_t> ProbeWriter::LabelSet(const std::string& encoded_labels) {
   return id;
 }
 
-Status ProbeWriter::InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id) {
+Status ProbeWriter::InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id,
+                              int64_t shape) {
   sqlite3_stmt* s = insert_probe_.get();
   ScopedReset reset(s);
   sqlite3_bind_int64(s, 1, target_id);
   sqlite3_bind_int64(s, 2, row.start_unix_ms);
   sqlite3_bind_int64(s, 3, label_set_id);
+  sqlite3_bind_int64(s, 4, shape);
   BindProbeRow(s, row);
   if (sqlite3_step(s) != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "inserting probe"));
@@ -139,6 +141,7 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
       if (!*committed) {
         writer->targets_.clear();
         writer->label_sets_.clear();
+        writer->shapes_.Forget();
         writer->summaries_.clear();
       }
     }
@@ -175,7 +178,11 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
         state.labels = encoded;
       }
     }
-    if (auto status = InsertRow(row, state.id, *label_set); !status) {
+    auto shape = shapes_.Id(db_.get(), state.id, ShapeOf(row));
+    if (!shape) {
+      return Fail(shape.error());
+    }
+    if (auto status = InsertRow(row, state.id, *label_set, *shape); !status) {
       return Fail(status.error());
     }
     // The stored values, so that these rollups equal a rebuild from the rows.

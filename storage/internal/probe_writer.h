@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "storage/internal/probe_codec.h"
 #include "storage/internal/sqlite.h"
 #include "storage/internal/summary.h"
 
@@ -66,7 +67,7 @@ class ProbeWriter {
 
   Result<TargetState*> Target(const ProbeResult& row, const std::string& encoded_labels);
   Result<int64_t> LabelSet(const std::string& encoded_labels);
-  Status InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id);
+  Status InsertRow(const ProbeResult& row, int64_t target_id, int64_t label_set_id, int64_t shape);
 
   DbHandle db_;
   StatementHandle insert_probe_;
@@ -81,6 +82,7 @@ class ProbeWriter {
   // have been rolled back with it.
   std::unordered_map<std::string, TargetState> targets_;
   std::unordered_map<std::string, int64_t> label_sets_;
+  ShapeIds shapes_;
   SummaryCache summaries_;
 };
 
