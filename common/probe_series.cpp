@@ -60,6 +60,10 @@ constexpr std::array<ProbeSeries, kProbeFieldCount> kTable = {
                 Kind::kRatio, N::kTokensRemaining, N::kTokensLimit, Outcome::kOk},
     Number(F::kRetryAfter, "probe_retry_after_seconds",
            "Retry-after the provider asked for on the last probe.", N::kRetryAfterSeconds),
+    // Last, as field ids never change. Its own series so that an availability SLO can leave
+    // auth failures out (ours to fix, not the provider's) in PromQL over the gauges.
+    OutcomeIs(F::kAuthFailed, "probe_auth_failed",
+              "1 if the last probe's credentials were refused (auth).", Outcome::kAuth),
 };
 
 constexpr bool IndexedByField() {

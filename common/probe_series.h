@@ -68,8 +68,9 @@ enum class ProbeField : int {
   kRequestsRemainingRatio = 15,  // requests remaining / limit, when both are known and limit > 0
   kTokensRemainingRatio = 16,
   kRetryAfter = 17,
+  kAuthFailed = 18,  // outcome auth
 };
-inline constexpr int kProbeFieldCount = 18;
+inline constexpr int kProbeFieldCount = 19;
 
 // One series (one name and resource) and how a probe yields its value.
 struct ProbeSeries {

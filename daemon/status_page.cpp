@@ -43,7 +43,8 @@ StatusDay Classify(const storage::DayCounts& counts, const rules::SloSpec& avail
   int64_t events = counts.probes;
   for (auto [outcome, n] : {std::pair{Outcome::kThrottled, counts.throttled},
                             std::pair{Outcome::kOverloaded, counts.overloaded},
-                            std::pair{Outcome::kQuotaExhausted, counts.quota_exhausted}}) {
+                            std::pair{Outcome::kQuotaExhausted, counts.quota_exhausted},
+                            std::pair{Outcome::kAuth, counts.auth}}) {
     if (!IsFault(availability, outcome)) {
       events -= n;
     }

@@ -9,11 +9,10 @@
 //
 // Daily availability comes from the daily probe summaries (storage::Archive::DailyCounts; the
 // hourly rollups in a database older than schema 9), never from the probes, and counts as the
-// generated SLO rules do (rules/slo_tracker.h): good = ok probes; throttled, overloaded and
-// quota_exhausted probes are left out unless the target's availability SLO counts them as the
-// provider's fault; every other failure (auth included, as the rules' probe series have no
-// series of their own for it) is bad. So a day's figure equals the JSON report's `days` entry
-// whenever the day holds no auth failure.
+// generated SLO rules do (rules/slo.h OutcomeGauges): good = ok probes; throttled, overloaded,
+// quota_exhausted and auth probes are left out unless the target's availability SLO counts them
+// as the provider's fault; every other failure is bad. So a day's figure equals the JSON
+// report's `days` entry whenever the SLO leaves out no other outcome.
 
 #include <cstdint>
 #include <map>

@@ -13,15 +13,11 @@
 namespace modelpulse::rules {
 namespace {
 
-// Failures with a probe series of their own, so PromQL can leave them out of an SLI.
-struct OutcomeSeries {
-  Outcome outcome;
-  const char* series;
-};
-constexpr OutcomeSeries kOutcomeSeries[] = {
+constexpr OutcomeGauge kOutcomeGauges[] = {
     {Outcome::kThrottled, "probe_throttled"},
     {Outcome::kOverloaded, "probe_overloaded"},
     {Outcome::kQuotaExhausted, "probe_quota_exhausted"},
+    {Outcome::kAuth, "probe_auth_failed"},
 };
 
 bool IsFault(const SloSpec& slo, Outcome outcome) {
@@ -117,7 +113,7 @@ std::string EventsExpr(const SloSpec& slo, const std::string& w) {
     return fmt::format("sum(count_over_time(probe_throttled{}[{}]))", sel, w);
   }
   std::string expr = fmt::format("sum(count_over_time(probe_success{}[{}]))", sel, w);
-  for (const OutcomeSeries& excluded : kOutcomeSeries) {
+  for (const OutcomeGauge& excluded : kOutcomeGauges) {
     if (!IsFault(slo, excluded.outcome)) {
       expr += fmt::format(" - sum(sum_over_time({}{}[{}]))", excluded.series, sel, w);
     }
@@ -167,6 +163,8 @@ std::string PairCondition(const SloSpec& slo, const BurnWindow& w, const std::st
 }
 
 }  // namespace
+
+std::span<const OutcomeGauge> OutcomeGauges() { return kOutcomeGauges; }
 
 std::vector<Outcome> SloSpec::DefaultProviderFaultOutcomes() {
   std::vector<Outcome> out;

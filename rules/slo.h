@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,11 +83,21 @@ const std::vector<BurnWindow>& BurnWindows();
 // Every window a burn rate is recorded for: 5m 30m 1h 2h 6h 1d 3d.
 const std::vector<const char*>& BurnRateWindowNames();
 
+// The failure outcomes with a per-probe gauge of their own (common/probe_series.h), the ones
+// PromQL over the gauges (the embedded dialect, SloTracker) can leave out of an availability
+// SLI. Together they cover the default provider_fault_outcomes exactly; leaving out any other
+// outcome is exact only in the portable dialect and the report.
+struct OutcomeGauge {
+  Outcome outcome;
+  const char* series;
+};
+std::span<const OutcomeGauge> OutcomeGauges();
+
 // Which series the generated rules read. kEmbedded: the per-probe gauges (probe_success...) over
 // ranges, which the embedded engine answers from rollups for long windows but which mean
 // something else in a Prometheus that samples them once per scrape. kPortable: the per-probe
 // counters (modelpulse_probes_total{outcome}) through increase(), the same in both (issue 9),
-// for `export rules`; there every outcome can be left out exactly, auth included.
+// for `export rules`; there every outcome can be left out exactly.
 enum class SloRuleDialect { kEmbedded, kPortable };
 
 // The Prometheus rule file (YAML) of every SLO that has a PromQL form: one group per SLO named
@@ -96,11 +107,10 @@ enum class SloRuleDialect { kEmbedded, kPortable };
 // 1d&2h, 1x 3d&6h). Latency SLOs read their phase's histogram in both dialects (the gauges
 // would need a subquery): events = increase of _count, errors = that minus the increase of the
 // bucket le="<threshold>", the Pyrra form; a latency SLO whose threshold is not a bucket bound
-// (only possible for a spec built in code) is left out and listed in a comment. In the rules an
-// excluded outcome
-// is left out only where it has its own probe series (throttled, overloaded, quota_exhausted);
-// auth and the other failures count as errors there (the rules' one difference from the
-// report and ClassifyProbe) in the embedded dialect. Empty string when no SLO has rules.
+// (only possible for a spec built in code) is left out and listed in a comment. In the embedded
+// dialect an excluded outcome is left out only where it has a gauge (OutcomeGauges(): the
+// default set exactly); any other failure counts as an error there (the embedded rules' one
+// difference from the report and ClassifyProbe). Empty string when no SLO has rules.
 std::string SloRuleFileYaml(const std::vector<SloSpec>& slos,
                             SloRuleDialect dialect = SloRuleDialect::kEmbedded);
 

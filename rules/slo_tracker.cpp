@@ -143,21 +143,19 @@ Result<SloWindowFigures> SloTracker::Direct(const SloSpec& spec, int64_t from_ms
       return out;
     }
     case SloSpec::Kind::kAvailability: {
-      // As the generated rules count (rules/slo.h): outcomes without their own series count as
-      // failures.
+      // As the generated rules count (rules/slo.h): outcomes without a gauge of their own count
+      // as failures.
       auto count = aggregate("probe_success", RangeAggregate::kCount);
       auto good = aggregate("probe_success", RangeAggregate::kSum);
       if (!count || !good) {
         return Fail(!count ? count.error() : good.error());
       }
       double events = *count;
-      for (auto [outcome, name] : {std::pair{Outcome::kThrottled, "probe_throttled"},
-                                   std::pair{Outcome::kOverloaded, "probe_overloaded"},
-                                   std::pair{Outcome::kQuotaExhausted, "probe_quota_exhausted"}}) {
-        if (IsFaultOutcome(spec, outcome)) {
+      for (const OutcomeGauge& gauge : OutcomeGauges()) {
+        if (IsFaultOutcome(spec, gauge.outcome)) {
           continue;
         }
-        auto excluded = aggregate(name, RangeAggregate::kSum);
+        auto excluded = aggregate(gauge.series, RangeAggregate::kSum);
         if (!excluded) {
           return Fail(excluded.error());
         }

@@ -201,7 +201,7 @@ class ArchiveImpl final : public Archive {
                 "SELECT target_id, bucket_ms / 86400000, field, sum(count), sum(sum) "
                 "FROM rollups WHERE target_id IN (" +
                     ids +
-                    ") AND field IN (?3, ?4, ?5, ?6) AND bucket_ms >= ?1 AND bucket_ms < ?2 "
+                    ") AND field IN (?3, ?4, ?5, ?6, ?7) AND bucket_ms >= ?1 AND bucket_ms < ?2 "
                     "GROUP BY 1, 2, 3 ORDER BY 1, 2");
     if (!statement) {
       return Fail(statement.error());
@@ -211,7 +211,7 @@ class ArchiveImpl final : public Archive {
     sqlite3_bind_int64(s, 2, to_ms);
     int index = 3;
     for (ProbeField field : {ProbeField::kSuccess, ProbeField::kThrottled, ProbeField::kOverloaded,
-                             ProbeField::kQuotaExhausted}) {
+                             ProbeField::kQuotaExhausted, ProbeField::kAuthFailed}) {
       sqlite3_bind_int(s, index++, static_cast<int>(field));
     }
     int rc = SQLITE_ROW;
@@ -235,6 +235,9 @@ class ArchiveImpl final : public Archive {
           break;
         case ProbeField::kOverloaded:
           day.overloaded = sum;
+          break;
+        case ProbeField::kAuthFailed:
+          day.auth = sum;
           break;
         default:
           day.quota_exhausted = sum;
@@ -295,7 +298,7 @@ class ArchiveImpl final : public Archive {
     // The ids inline (integers, so nothing to escape): one seek per id into the primary key.
     auto statement = Prepare(
         db_.get(),
-        "SELECT target_id, bucket_ms, probes, ok, throttled, overloaded, quota_exhausted "
+        "SELECT target_id, bucket_ms, probes, ok, throttled, overloaded, quota_exhausted, auth "
         "FROM probe_summaries WHERE target_id IN (" +
             ids + ") AND span_ms = 86400000 AND bucket_ms >= ?1 AND bucket_ms < ?2 ORDER BY 1, 2");
     if (!statement) {
@@ -314,6 +317,7 @@ class ArchiveImpl final : public Archive {
       day.throttled = sqlite3_column_int64(s, 4);
       day.overloaded = sqlite3_column_int64(s, 5);
       day.quota_exhausted = sqlite3_column_int64(s, 6);
+      day.auth = sqlite3_column_int64(s, 7);
       out[sqlite3_column_int64(s, 0)].push_back(day);
     }
     if (rc != SQLITE_DONE) {

@@ -47,6 +47,7 @@ struct DayCounts {
   int64_t throttled = 0;
   int64_t overloaded = 0;
   int64_t quota_exhausted = 0;
+  int64_t auth = 0;
 };
 
 // What one target's probes of one UTC day (or of the part of it inside a period) come to.

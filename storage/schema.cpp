@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/probe.h"
+#include "common/probe_series.h"
 #include "storage/internal/outbox.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
@@ -21,7 +22,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 10> kMigrations = {
+constexpr std::array<std::string_view, 11> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -369,7 +370,25 @@ CREATE VIEW probes_named AS
   JOIN targets AS t ON t.id = p.target_id
   LEFT JOIN outcomes AS o ON o.id = p.outcome;
 )sql",
+    // 11: the hourly rollups of probe_auth_failed (field 18 in common/probe_series.h), the gauge
+    // through which an availability SLO leaves auth failures out in PromQL (rules/slo.h
+    // OutcomeGauges). The writer keeps them from now on; this fills them for the rows already
+    // stored. The gauge is 1 for an auth probe (outcome 6) and 0 for any other, so an hour's
+    // rollup per label set is its probe count, its auth count, and their min and max; the bucket
+    // is the UTC hour floored as BucketOf floors it. OR IGNORE: a database older than schema 3
+    // or 8 got every field's rollups, this one's included, from the backfill of those migrations
+    // run by this binary (RebuildRollups folds the fields it knows), the same values.
+    R"sql(
+INSERT OR IGNORE INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max)
+  SELECT target_id, 18, start_ms - ((start_ms % 3600000) + 3600000) % 3600000 AS bucket,
+    label_set_id, count(*), sum(outcome = 6), min(outcome = 6), max(outcome = 6)
+  FROM probe_rows GROUP BY target_id, bucket, label_set_id;
+)sql",
 };
+
+// Migration 11 names them by number: released migrations never change, these ids neither.
+static_assert(static_cast<int>(ProbeField::kAuthFailed) == 18 &&
+              static_cast<int>(Outcome::kAuth) == 6);
 
 // Migration 8's second half, after the copy: the old table's columns over probe_rows. Integer
 // over a REAL constant is a double division, the one probe_codec.cpp's AsStored performs.

@@ -22,8 +22,9 @@ TEST_CASE("the series table is indexed by the stored field ids, which never chan
   CHECK(std::string(ProbeSeriesOf(static_cast<ProbeField>(16)).resource) == "tokens");
   CHECK(std::string(ProbeSeriesOf(static_cast<ProbeField>(17)).name) ==
         "probe_retry_after_seconds");
+  CHECK(std::string(ProbeSeriesOf(static_cast<ProbeField>(18)).name) == "probe_auth_failed");
   // One help text per name: the two rate-limit series share a family.
-  CHECK(ProbeSeriesNames().size() == 17);
+  CHECK(ProbeSeriesNames().size() == 18);
 }
 
 TEST_CASE("a probe yields the samples of the phases that happened, in field order") {
@@ -41,11 +42,11 @@ TEST_CASE("a probe yields the samples of the phases that happened, in field orde
     names.push_back(std::string(s.name) +
                     (*s.resource != '\0' ? "/" + std::string(s.resource) : ""));
   }
-  CHECK(names == std::vector<std::string>{"probe_success", "probe_duration_seconds",
-                                          "probe_ttft_seconds", "probe_output_tokens",
-                                          "probe_http_status_code", "probe_throttled",
-                                          "probe_overloaded", "probe_quota_exhausted",
-                                          "probe_ratelimit_remaining_ratio/requests"});
+  CHECK(names ==
+        std::vector<std::string>{"probe_success", "probe_duration_seconds", "probe_ttft_seconds",
+                                 "probe_output_tokens", "probe_http_status_code", "probe_throttled",
+                                 "probe_overloaded", "probe_quota_exhausted",
+                                 "probe_ratelimit_remaining_ratio/requests", "probe_auth_failed"});
   CHECK(samples[0].value == 0.0);
   CHECK(samples[1].value == 1.5);
   CHECK(samples[4].value == 429.0);

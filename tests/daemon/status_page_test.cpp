@@ -58,8 +58,8 @@ struct Scenario {
     REQUIRE(opened);
     store = std::move(*opened);
     // m@east every 10 minutes from day 0 to now: day 1 down 02:00-04:00 (server errors), day 2
-    // throttled 05:00-06:00 (left out under the default SLO) and quota_exhausted 07:00-07:30
-    // (ours), a timeout each day at 12:00.
+    // throttled 05:00-06:00 (the provider's fault under the default SLO), quota_exhausted
+    // 07:00-07:30 and auth 08:00-08:20 (both ours, left out), a timeout each day at 12:00.
     for (int64_t t = kT0; t < kNow; t += 10 * kMin) {
       const int64_t day = (t - kT0) / kDay;
       const int64_t minute = (t - kT0) % kDay / kMin;
@@ -70,6 +70,8 @@ struct Scenario {
         outcome = Outcome::kThrottled;
       } else if (day == 2 && minute >= 420 && minute < 450) {
         outcome = Outcome::kQuotaExhausted;
+      } else if (day == 2 && minute >= 480 && minute < 500) {
+        outcome = Outcome::kAuth;
       } else if (minute == 720) {
         outcome = Outcome::kTimeout;
       }
@@ -148,14 +150,15 @@ TEST_CASE("the status page's daily availability equals the JSON report's days") 
   }
   CHECK(compared == 5);  // east: 4 days, west: 1
   // Hand-computed: day 1 lost 12 of 144 probes and a timeout; on day 2 the 6 throttled probes
-  // count as the provider's fault (the default), the 3 quota_exhausted ones are left out.
+  // count as the provider's fault (the default), the 3 quota_exhausted and 2 auth ones are left
+  // out.
   const StatusTarget& east = page->targets[0];
   CHECK(east.name == "m@east");
   const StatusDay& day1 = east.days[east.days.size() - 3];
   CHECK(day1.good == 131);
   CHECK(day1.bad == 13);
   const StatusDay& day2 = east.days[east.days.size() - 2];
-  CHECK(day2.good == 134);
+  CHECK(day2.good == 132);
   CHECK(day2.bad == 7);
   CHECK(east.state == "up");
   CHECK(page->targets[1].state == "unknown");  // no probe in the last hour
@@ -163,11 +166,11 @@ TEST_CASE("the status page's daily availability equals the JSON report's days") 
   REQUIRE(page->incidents.size() == 1);
   CHECK(page->incidents[0].alertname == "ModelEndpointDown");
   REQUIRE(page->slos.size() == 1);
-  CHECK(page->slos[0].events == 144 + 144 + 141 + 72);
+  CHECK(page->slos[0].events == 144 + 144 + 139 + 72);
   CHECK(page->slos[0].bad == 1 + 13 + 7 + 0);
   REQUIRE(page->slos[0].budget_left);
   CHECK(*page->slos[0].budget_left ==
-        doctest::Approx(1 - 21.0 / (501 * slo.ErrorBudget())).epsilon(1e-9));
+        doctest::Approx(1 - 21.0 / (499 * slo.ErrorBudget())).epsilon(1e-9));
 
   // Self-contained, phone-readable, proxy-safe.
   CHECK(html.find("name=\"viewport\"") != std::string::npos);
@@ -239,11 +242,11 @@ TEST_CASE("the static page's SLO budgets, latency ones included, equal the repor
     CHECK(page->slos[i].bad == report->slos[i].bad);
     CHECK(page->slos[i].budget_left.has_value());
   }
-  // Hand-computed: 480 ok probes of m@east (the 501 events of the availability SLO less its 21
+  // Hand-computed: 478 ok probes of m@east (the 499 events of the availability SLO less its 21
   // bad ones), each 0.3 s to its first token and 1 s in all.
-  CHECK(page->slos[1].events == 480);
-  CHECK(page->slos[1].bad == 480);
-  CHECK(page->slos[2].events == 480);
+  CHECK(page->slos[1].events == 478);
+  CHECK(page->slos[1].bad == 478);
+  CHECK(page->slos[2].events == 478);
   CHECK(page->slos[2].bad == 0);
   CHECK(*page->slos[2].budget_left == doctest::Approx(1.0));
   CHECK(page->slos[3].bad == 6);  // day 2's throttled probes

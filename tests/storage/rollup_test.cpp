@@ -223,6 +223,36 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
   CheckRollupsMatchRows(*store, "a");
 }
 
+TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed (migration 11)") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  const std::string path = dir.File("v10.db");
+  std::vector<ProbeResult> probes = VariedProbes("a", kNow - 30 * kHourMs, 400, 7);
+  for (size_t i = 0; i < probes.size(); i += 7) {
+    probes[i].outcome = Outcome::kAuth;
+  }
+  {
+    auto store = OpenOrDie(Options(path), clock);
+    for (const ProbeResult& p : probes) {
+      store->Append(p);
+    }
+    REQUIRE(store->Flush());
+  }
+  // As the schema-10 release left it: rows, and rollups of every field but the new one.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "DELETE FROM rollups WHERE field = 18; PRAGMA user_version = 10", nullptr,
+                     nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = OpenOrDie(Options(path), clock);
+  CheckRollupsMatchRows(*store, "a");
+  double auth = 0;
+  for (const auto& [key, cell] : BruteForce(*store, "a", ProbeField::kAuthFailed)) {
+    auth += cell.sum;
+  }
+  CHECK(auth == 58);  // every 7th of 400
+}
+
 TEST_CASE("retention trims rollups and rebuilds the hour it cuts through") {
   TempDir dir;
   ManualClock clock(kNow);
