@@ -251,6 +251,21 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
   f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs, RangeAggregate::kQuantile);
 }
 
+TEST_CASE("a window's first quantile (by selection, unsorted) and later ones (sorted) are exact") {
+  Fixture f(kEnd - 2 * kHourMs);
+  const int64_t to = kEnd - 40 * 60'000;
+  const double qs[] = {0, 0.01, 0.25, 0.5, 0.95, 0.999, 1};  // out of [0, 1]: promql_eval_test
+  for (size_t k = 0; k < std::size(qs); ++k) {
+    CAPTURE(qs[k]);
+    // A range length of its own: a window not seen before, answered without a sort.
+    const int64_t from = to - 24 * kHourMs - static_cast<int64_t>(k) * 1000;
+    f.Check("probe_ttft_seconds", from, to, RangeAggregate::kQuantile, qs[k]);
+    // The same window again: sorted now, and then slid.
+    f.Check("probe_ttft_seconds", from, to, RangeAggregate::kQuantile, qs[k]);
+    f.Check("probe_ttft_seconds", from + 15'000, to + 15'000, RangeAggregate::kQuantile, qs[k]);
+  }
+}
+
 // The label sets Select returns with a sample in [from, to] for `name`.
 std::set<Labels> Selected(const ProbeSeriesSource& source, const std::string& name, int64_t from,
                           int64_t to) {
