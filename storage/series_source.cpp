@@ -1302,10 +1302,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     if (second.valid()) {
       prefetched = second.get();
     } else if (i + 1 < jobs.size() && reads_whole(jobs[i]) && reads_whole(jobs[i + 1])) {
-      // Both policies: where no thread can be started, libstdc++ defers the read to get(),
-      // on this thread, instead of throwing.
       second = std::async(
-          std::launch::async | std::launch::deferred,
+          std::launch::async,
           [store = store_, id = jobs[i + 1].target->id, field = jobs[i + 1].series->field, from_ms,
            stored_to] { return store->ReadField(id, field, from_ms, stored_to + 1); });
     }
