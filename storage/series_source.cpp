@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <future>
 #include <limits>
 #include <optional>
 #include <set>
@@ -900,17 +899,15 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
                                   const char* resource,
                                   const std::vector<const MemorySamples::value_type*>* memory,
                                   int64_t memory_from, int64_t from_ms, int64_t to_ms,
-                                  std::vector<std::pair<const Labels*, Sample>>& out,
-                                  Result<std::vector<FieldPoint>>* stored) const {
+                                  std::vector<std::pair<const Labels*, Sample>>& out) const {
   out.clear();
   if (from_ms > to_ms) {
     return {};
   }
   const int64_t stored_to = std::min(to_ms, memory_from - 1);
   if (from_ms <= stored_to) {
-    auto points = stored != nullptr ? std::move(*stored)
-                                    : store_->ReadField(target.id, static_cast<ProbeField>(field),
-                                                        from_ms, stored_to + 1);
+    auto points =
+        store_->ReadField(target.id, static_cast<ProbeField>(field), from_ms, stored_to + 1);
     if (!points) {
       return Fail(points.error());
     }
@@ -1262,58 +1259,22 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       memory_by_target[t->second].push_back(&entry);
     }
   }
-  struct Job {
-    const StoredTarget* target;
-    const ProbeSeries* series;
-    const std::vector<const MemorySamples::value_type*>* memory;  // the target's, or null
-  };
-  std::vector<Job> jobs;
   for (const StoredTarget& target : *targets) {
     if (!EqualMatchersAllow(matchers, target.labels)) {
       continue;
     }
     auto found_memory = memory_by_target.find(target.name);
+    const auto* target_memory =
+        found_memory == memory_by_target.end() ? nullptr : &found_memory->second;
     for (const ProbeSeries* series : wanted) {
-      jobs.push_back({&target, series,
-                      found_memory == memory_by_target.end() ? nullptr : &found_memory->second});
-    }
-  }
-  const bool cacheable = to_ms <= settled;
-  auto key_of = [&](const Job& job) {
-    return std::make_tuple(job.target->id, static_cast<int>(job.series->field), to_ms - from_ms);
-  };
-  auto slides = [&](const std::unique_ptr<SortedWindow>& kept) {
-    return kept && cacheable && kept->lo <= from_ms && kept->hi <= to_ms && from_ms <= kept->hi + 1;
-  };
-  // Whether a job reads its whole window's stored rows (ReadRaw's storage part).
-  auto reads_whole = [&](const Job& job) {
-    auto it = windows_.find(key_of(job));
-    return from_ms <= stored_to && (it == windows_.end() || !slides(it->second));
-  };
-  // A cold window's time is mostly SQLite's row reads: windows read whole are read two at a
-  // time, the second on a thread of its own (the store has a second connection for field
-  // reads). At most two windows' rows are held at once.
-  std::future<Result<std::vector<FieldPoint>>> second;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const StoredTarget& target = *jobs[i].target;
-    const ProbeSeries* series = jobs[i].series;
-    const auto* target_memory = jobs[i].memory;
-    std::optional<Result<std::vector<FieldPoint>>> prefetched;
-    if (second.valid()) {
-      prefetched = second.get();
-    } else if (i + 1 < jobs.size() && reads_whole(jobs[i]) && reads_whole(jobs[i + 1])) {
-      second = std::async(
-          std::launch::async,
-          [store = store_, id = jobs[i + 1].target->id, field = jobs[i + 1].series->field, from_ms,
-           stored_to] { return store->ReadField(id, field, from_ms, stored_to + 1); });
-    }
-    {
       const int field = static_cast<int>(series->field);
-      auto key = key_of(jobs[i]);
+      auto key = std::make_tuple(target.id, field, to_ms - from_ms);
       std::unique_ptr<SortedWindow>& kept = windows_[key];
       SortedWindow fresh;
       SortedWindow* window = &fresh;
-      if (slides(kept)) {
+      const bool cacheable = to_ms <= settled;
+      if (kept && cacheable && kept->lo <= from_ms && kept->hi <= to_ms &&
+          from_ms <= kept->hi + 1) {
         window = kept.get();
         if (!window->sorted) {
           for (auto& [labels, values] : window->values) {
@@ -1349,9 +1310,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           return Fail(status.error());
         }
       } else {
-        if (auto status =
-                ReadRaw(target, field, series->name, series->resource, target_memory, memory_from,
-                        from_ms, to_ms, raw, prefetched ? &*prefetched : nullptr);
+        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
+                                  memory_from, from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());
         }

@@ -101,12 +101,11 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.
-  // `memory` holds the memory series of this target only (or is null). `stored`, when not null,
-  // is the storage part already read (ReadField of [from_ms, min(to_ms, memory_from - 1)]).
+  // `memory` holds the memory series of this target only (or is null).
   Status ReadRaw(const StoredTarget& target, int field, const char* name, const char* resource,
                  const std::vector<const MemorySamples::value_type*>* memory, int64_t memory_from,
-                 int64_t from_ms, int64_t to_ms, std::vector<std::pair<const Labels*, Sample>>& out,
-                 Result<std::vector<FieldPoint>>* stored = nullptr) const;
+                 int64_t from_ms, int64_t to_ms,
+                 std::vector<std::pair<const Labels*, Sample>>& out) const;
   // After a restart, memory starts empty and every window it should cover would be read from
   // storage until it filled up (two hours). The first query loads memory's window from the
   // stored rows instead, once.

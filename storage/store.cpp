@@ -151,7 +151,7 @@ class SqliteStore final : public Store {
   // was checked at open.
   SqliteStore(const StorageOptions& options, const Clock& clock, FileIdentity identity,
               std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader,
-              std::unique_ptr<ProbeReader> field_reader, DbHandle state_db, DbHandle check_db)
+              DbHandle state_db, DbHandle check_db)
       : options_(options),
         clock_(clock),
         identity_(identity),
@@ -159,7 +159,6 @@ class SqliteStore final : public Store {
                                                                                options.path, clock)
                                   : nullptr),
         reader_(std::move(reader)),
-        field_reader_(std::move(field_reader)),
         state_db_(std::move(state_db)),
         writer_(std::move(writer)) {
     options_.batch_size = std::max<size_t>(options_.batch_size, 1);
@@ -235,14 +234,6 @@ class SqliteStore final : public Store {
 
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms) const override {
-    // Field reads have a connection of their own besides the shared one, so that two run at
-    // once (a cold quantile reads its windows two at a time: SQLite's row reads are most of
-    // its time). The own one when free, else the shared one.
-    if (!field_reader_busy_.exchange(true, std::memory_order_acquire)) {
-      auto out = field_reader_->ReadField(target_id, field, from_ms, to_ms);
-      field_reader_busy_.store(false, std::memory_order_release);
-      return out;
-    }
     return reader_->ReadField(target_id, field, from_ms, to_ms);
   }
 
@@ -571,8 +562,6 @@ class SqliteStore final : public Store {
   const FileIdentity identity_;  // of the file opened, for CheckSameFile
   const std::unique_ptr<BackgroundIntegrityCheck> integrity_check_;  // null: checked at open
   std::unique_ptr<ProbeReader> reader_;                              // thread-safe on its own
-  std::unique_ptr<ProbeReader> field_reader_;                        // thread-safe on its own
-  mutable std::atomic<bool> field_reader_busy_{false};               // field_reader_ taken
 
   // A connection of its own for state documents, so a synchronous save never waits behind the
   // probe writer's queue. Guarded by state_mu_.
@@ -683,25 +672,14 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
     return Fail(Error::Internal("database \"" + options.path + "\": " + migrated.error().message));
   }
 
-  auto open_read_db = [&]() -> Result<DbHandle> {
-    auto read_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
-    if (!read_db) {
-      return Fail(read_db.error());
-    }
-    sqlite3_busy_timeout(read_db->get(), kBusyTimeoutMs);
-    // A guard against a future bug rather than a permission: this connection must never write.
-    if (auto status = Exec(read_db->get(), "PRAGMA query_only=1", Error::Code::kIo); !status) {
-      return Fail(OpenError(options.path, status.error()));
-    }
-    return read_db;
-  };
-  auto read_db = open_read_db();
+  auto read_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
   if (!read_db) {
     return Fail(read_db.error());
   }
-  auto field_read_db = open_read_db();
-  if (!field_read_db) {
-    return Fail(field_read_db.error());
+  sqlite3_busy_timeout(read_db->get(), kBusyTimeoutMs);
+  // A guard against a future bug rather than a permission: this connection must never write.
+  if (auto status = Exec(read_db->get(), "PRAGMA query_only=1", Error::Code::kIo); !status) {
+    return Fail(OpenError(options.path, status.error()));
   }
 
   auto writer = ProbeWriter::Create(std::move(*write_db));
@@ -711,10 +689,6 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
   auto reader = ProbeReader::Create(std::move(*read_db));
   if (!reader) {
     return Fail(reader.error());
-  }
-  auto field_reader = ProbeReader::Create(std::move(*field_read_db));
-  if (!field_reader) {
-    return Fail(field_reader.error());
   }
   auto state_db = OpenDatabase(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
   if (!state_db) {
@@ -732,8 +706,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StorageOptions& options, const 
     return Fail(OpenError(options.path, status.error()));
   }
   return std::make_unique<SqliteStore>(options, clock, *identity, std::move(*writer),
-                                       std::move(*reader), std::move(*field_reader),
-                                       std::move(*state_db), std::move(check_db));
+                                       std::move(*reader), std::move(*state_db),
+                                       std::move(check_db));
 }
 
 }  // namespace modelpulse::storage
