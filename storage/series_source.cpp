@@ -1,7 +1,6 @@
 #include "storage/series_source.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -110,51 +109,6 @@ void CompensatedAdd(double& sum, double& c, double v) {
     c += (v - t) + sum;
   }
   sum = t;
-}
-
-// Sorts values without NaN ascending, as std::sort does (which leaves -0 and +0 in either
-// order; this puts -0 first), by an LSD radix sort of their bits mapped to order-preserving
-// unsigned keys, 11 bits a pass, skipping the passes where every key has the same digit (the
-// sign and most of the exponent, for values of one range). A 30-day window of 170,000 values
-// sorts several times faster than with std::sort.
-void SortValues(std::vector<double>& values) {
-  constexpr size_t kSmall = 1024;  // std::sort is as fast below
-  if (values.size() < kSmall) {
-    std::sort(values.begin(), values.end());
-    return;
-  }
-  constexpr int kBits = 11;
-  constexpr uint64_t kMask = (uint64_t{1} << kBits) - 1;
-  constexpr uint64_t kSign = uint64_t{1} << 63;
-  std::vector<uint64_t> keys(values.size());
-  std::vector<uint64_t> spare(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    const auto bits = std::bit_cast<uint64_t>(values[i]);
-    keys[i] = (bits & kSign) != 0 ? ~bits : bits | kSign;
-  }
-  std::vector<size_t> count(kMask + 1);
-  for (int shift = 0; shift < 64; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (uint64_t key : keys) {
-      ++count[(key >> shift) & kMask];
-    }
-    if (count[(keys[0] >> shift) & kMask] == keys.size()) {
-      continue;  // one digit for all: this pass would not move anything
-    }
-    size_t sum = 0;
-    for (size_t& c : count) {
-      sum += c;
-      c = sum - c;  // where the digit's keys start
-    }
-    for (uint64_t key : keys) {
-      spare[count[(key >> shift) & kMask]++] = key;
-    }
-    keys.swap(spare);
-  }
-  for (size_t i = 0; i < values.size(); ++i) {
-    const uint64_t key = keys[i];
-    values[i] = std::bit_cast<double>((key & kSign) != 0 ? key & ~kSign : ~key);
-  }
 }
 
 // QuantileOfSorted's answer from unsorted values, by selection: the two order statistics the
@@ -1278,7 +1232,7 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         window = kept.get();
         if (!window->sorted) {
           for (auto& [labels, values] : window->values) {
-            SortValues(values);
+            std::sort(values.begin(), values.end());
           }
           window->sorted = true;
         }
