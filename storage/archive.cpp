@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <string>
 
@@ -333,11 +332,6 @@ class ArchiveImpl final : public Archive {
 }  // namespace
 
 Result<std::unique_ptr<Archive>> Archive::OpenReadOnly(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return Fail(Error::NotFound(
-        "database " + path + " does not exist (--storage.path names the daemon's database file)"));
-  }
   // Opened NOMUTEX: a connection is used by one thread at a time (the report gives each worker
   // its own), and SQLite's per-call mutex was a fifth of a month's scan.
   auto db = OpenDatabaseReadOnly(path);

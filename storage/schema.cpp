@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <filesystem>
 #include <limits>
 #include <string_view>
 
@@ -488,11 +487,6 @@ int LatestSchemaVersion() { return static_cast<int>(kMigrations.size()); }
 Result<int> Migrate(sqlite3* db) { return MigrateTo(db, LatestSchemaVersion()); }
 
 Result<DbHandle> OpenCurrentReadOnly(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return Fail(Error::NotFound(
-        "database " + path + " does not exist (--storage.path names the daemon's database file)"));
-  }
   auto db = OpenDatabaseReadOnly(path);
   if (!db) {
     return Fail(db.error());

@@ -95,8 +95,12 @@ Result<DbHandle> OpenAndRead(const std::string& name, int flags) {
 }  // namespace
 
 Result<DbHandle> OpenDatabaseReadOnly(const std::string& path) {
-  auto db = OpenAndRead(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Fail(Error::NotFound(
+        "database " + path + " does not exist (--storage.path names the daemon's database file)"));
+  }
+  auto db = OpenAndRead(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
   if (db || std::filesystem::exists(path + "-shm", ec)) {
     return db;
   }

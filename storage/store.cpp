@@ -145,20 +145,63 @@ std::optional<FileIdentity> IdentityOf(const std::string& path) {
   return FileIdentity{status.st_dev, status.st_ino};
 }
 
-class SqliteStore final : public Store {
+// ProbeHistory's reads answered by a ProbeReader: what the store and the read-only history of
+// Store::OpenHistoryReadOnly share.
+template <typename Base>
+class ReaderHistory : public Base {
+ public:
+  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
+                                              int64_t to_ms) const override {
+    return reader_->Read(target, from_ms, to_ms);
+  }
+  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
+    return reader_->Targets();
+  }
+  Result<std::vector<StoredTarget>> ListTargets() const override { return reader_->ListTargets(); }
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms) const override {
+    return reader_->ReadField(target_id, field, from_ms, to_ms);
+  }
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms) const override {
+    return reader_->ReadRollups(target_id, field, from_ms, to_ms);
+  }
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each) const override {
+    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
+  }
+  Result<Labels> LabelSet(int64_t label_set_id) const override {
+    return reader_->LabelSetOf(label_set_id);
+  }
+
+ protected:
+  explicit ReaderHistory(std::unique_ptr<ProbeReader> reader) : reader_(std::move(reader)) {}
+
+ private:
+  std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
+};
+
+// Store::OpenHistoryReadOnly's history: the reader alone, no writer, state or outbox.
+class ReadOnlyHistory final : public ReaderHistory<ProbeHistory> {
+ public:
+  explicit ReadOnlyHistory(std::unique_ptr<ProbeReader> reader)
+      : ReaderHistory(std::move(reader)) {}
+};
+
+class SqliteStore final : public ReaderHistory<Store> {
  public:
   // `check_db`: a read-only connection for a background integrity check, or null when the file
   // was checked at open.
   SqliteStore(const StorageOptions& options, const Clock& clock, FileIdentity identity,
               std::unique_ptr<ProbeWriter> writer, std::unique_ptr<ProbeReader> reader,
               DbHandle state_db, DbHandle check_db)
-      : options_(options),
+      : ReaderHistory(std::move(reader)),
+        options_(options),
         clock_(clock),
         identity_(identity),
         integrity_check_(check_db ? std::make_unique<BackgroundIntegrityCheck>(std::move(check_db),
                                                                                options.path, clock)
                                   : nullptr),
-        reader_(std::move(reader)),
         state_db_(std::move(state_db)),
         writer_(std::move(writer)) {
     options_.batch_size = std::max<size_t>(options_.batch_size, 1);
@@ -219,36 +262,6 @@ class SqliteStore final : public Store {
       return Fail(last_error_);
     }
     return {};
-  }
-
-  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
-                                              int64_t to_ms) const override {
-    return reader_->Read(target, from_ms, to_ms);
-  }
-
-  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
-    return reader_->Targets();
-  }
-
-  Result<std::vector<StoredTarget>> ListTargets() const override { return reader_->ListTargets(); }
-
-  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
-                                            int64_t to_ms) const override {
-    return reader_->ReadField(target_id, field, from_ms, to_ms);
-  }
-
-  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
-                                               int64_t to_ms) const override {
-    return reader_->ReadRollups(target_id, field, from_ms, to_ms);
-  }
-
-  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
-                           const std::function<void(const CounterPoint&)>& each) const override {
-    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
-  }
-
-  Result<Labels> LabelSet(int64_t label_set_id) const override {
-    return reader_->LabelSetOf(label_set_id);
   }
 
   Status PutState(std::string_view space, std::string_view key, std::string_view value) override {
@@ -561,7 +574,6 @@ class SqliteStore final : public Store {
   const Clock& clock_;
   const FileIdentity identity_;  // of the file opened, for CheckSameFile
   const std::unique_ptr<BackgroundIntegrityCheck> integrity_check_;  // null: checked at open
-  std::unique_ptr<ProbeReader> reader_;                              // thread-safe on its own
 
   // A connection of its own for state documents, so a synchronous save never waits behind the
   // probe writer's queue. Guarded by state_mu_.
@@ -583,43 +595,6 @@ class SqliteStore final : public Store {
   StorageStats stats_;               // Guarded by mu_. queue_depth is filled in by Stats().
 
   std::jthread thread_;  // last: started once every other member exists
-};
-
-}  // namespace
-
-namespace {
-
-// Store::OpenHistoryReadOnly's history: the reader alone, no writer, state or outbox.
-class ReadOnlyHistory final : public ProbeHistory {
- public:
-  explicit ReadOnlyHistory(std::unique_ptr<ProbeReader> reader) : reader_(std::move(reader)) {}
-
-  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
-                                              int64_t to_ms) const override {
-    return reader_->Read(target, from_ms, to_ms);
-  }
-  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
-    return reader_->Targets();
-  }
-  Result<std::vector<StoredTarget>> ListTargets() const override { return reader_->ListTargets(); }
-  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
-                                            int64_t to_ms) const override {
-    return reader_->ReadField(target_id, field, from_ms, to_ms);
-  }
-  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
-                                               int64_t to_ms) const override {
-    return reader_->ReadRollups(target_id, field, from_ms, to_ms);
-  }
-  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
-                           const std::function<void(const CounterPoint&)>& each) const override {
-    return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
-  }
-  Result<Labels> LabelSet(int64_t label_set_id) const override {
-    return reader_->LabelSetOf(label_set_id);
-  }
-
- private:
-  std::unique_ptr<ProbeReader> reader_;  // thread-safe on its own
 };
 
 }  // namespace

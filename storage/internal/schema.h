@@ -22,9 +22,8 @@ int LatestSchemaVersion();
 Result<int> Migrate(sqlite3* db);
 
 // For the read-only openers, which must never migrate or create: the database at `path` opened
-// read-only, with a busy timeout, when it exists and is at LatestSchemaVersion(). kNotFound when
-// it does not exist; kIo when it cannot be opened or is at another version, naming the version
-// found and what to do.
+// read-only (OpenDatabaseReadOnly) when it is at LatestSchemaVersion(); else kIo naming the
+// version found and what to do.
 Result<DbHandle> OpenCurrentReadOnly(const std::string& path);
 
 // Migrate, stopping at `target_version`: for tests that need a database as an older release

@@ -37,7 +37,8 @@ Error SqliteError(sqlite3* db, std::string_view what, Error::Code code = Error::
 Result<DbHandle> OpenDatabase(const std::string& path, int flags);
 
 // Opens `path` for reading only (a reader beside the daemon: `report`, `query`), NOMUTEX, with a
-// busy timeout, and reads its header. A WAL database needs <file>-shm beside it; a user who may
+// busy timeout, and reads its header; kNotFound, naming the flag, when the file does not exist
+// (SQLite would report "unable to open"). A WAL database needs <file>-shm beside it; a user who may
 // read the file but not write its directory cannot create it, so when it is missing the database is
 // not in use and is opened immutable (no locks, no shared memory). With a <file>-wal left
 // behind (a daemon that did not stop cleanly) that would miss its rows, so that fails, saying
