@@ -205,10 +205,18 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
 }
 
 Status ProbeWriter::Checkpoint(int mode) {
+  if (mode != SQLITE_CHECKPOINT_PASSIVE) {
+    // Only at a stop, which must not wait for a reader beside the daemon (a long `report`): a
+    // busy WAL is left to the next start, which replays it.
+    sqlite3_busy_timeout(db_.get(), 0);
+  }
   int wal_frames = 0;
   int copied_frames = 0;
-  if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, mode, &wal_frames, &copied_frames) !=
-      SQLITE_OK) {
+  const int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, mode, &wal_frames, &copied_frames);
+  if (rc == SQLITE_BUSY) {
+    return Fail(Error::Unavailable("a reader holds the database"));
+  }
+  if (rc != SQLITE_OK) {
     return Fail(StepError(db_.get(), "checkpointing the WAL"));
   }
   return {};

@@ -224,7 +224,13 @@ class SqliteStore final : public ReaderHistory<Store> {
     // (a copy misses rows; a reader who may not write the directory cannot open it).
     std::lock_guard db_lock(db_mu_);
     if (auto status = writer_->Checkpoint(SQLITE_CHECKPOINT_TRUNCATE); !status) {
-      spdlog::warn("storage: at stop: {}", status.error().ToString());
+      if (status.error().code == Error::Code::kUnavailable) {
+        spdlog::info(
+            "storage: a reader holds the database (a report or query beside the "
+            "daemon), so its WAL stays until the next start");
+      } else {
+        spdlog::warn("storage: at stop: {}", status.error().ToString());
+      }
     }
   }
 

@@ -55,7 +55,9 @@ class ProbeWriter {
   // (SQLite's PASSIVE checkpoint), so the WAL is reused rather than grown. The write connection
   // checkpoints itself every 4000 pages it commits; the state connection's commits (alert
   // states and the outbox, on every rule evaluation) never do, so without probe writes the WAL
-  // would only grow. At a clean stop the store asks for SQLITE_CHECKPOINT_TRUNCATE instead.
+  // would only grow. At a clean stop the store asks for SQLITE_CHECKPOINT_TRUNCATE instead,
+  // which does not wait for readers either (the connection's busy timeout is dropped): kUnavailable
+  // when one holds the WAL.
   Status Checkpoint(int mode = SQLITE_CHECKPOINT_PASSIVE);
 
  private:
