@@ -134,6 +134,10 @@ class DaemonImpl final : public Daemon {
   ~DaemonImpl() override { Stop(); }
 
   Status Init() {
+    // Until READY=1: the first start after an upgrade may migrate a large database for minutes.
+    const StartupKeepAlive keep_alive(
+        "starting: opening the database (the first start after an upgrade migrates it)",
+        std::chrono::seconds(20), std::chrono::hours(2), clock_, NotifySystemd);
     HttpServerOptions http_options;
     http_options.listen_address = config_.web_listen_address;
     http_options.enable_lifecycle = flags_.web_enable_lifecycle;

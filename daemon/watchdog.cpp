@@ -9,6 +9,31 @@
 #include <utility>
 
 namespace modelpulse::daemon {
+namespace {
+
+// Calls `step` at once, then every `period` of `clock`, until `stop` is requested or `step`
+// returns false. `wake` (under `mu`) is signalled on stop, so the wait ends at once.
+void RunEvery(std::stop_token stop, std::chrono::microseconds period, const Clock& clock,
+              std::mutex& mu, std::condition_variable& wake, const std::function<bool()>& step) {
+  std::stop_callback wake_on_stop(stop, [&] {
+    std::lock_guard lock(mu);
+    wake.notify_all();
+  });
+  std::unique_lock lock(mu);
+  while (!stop.stop_requested()) {
+    const Clock::MonotonicTime next = clock.MonotonicNow() + period;
+    lock.unlock();
+    if (!step()) {
+      return;
+    }
+    lock.lock();
+    while (!stop.stop_requested() && clock.MonotonicNow() < next) {
+      clock.WaitUntil(wake, lock, next);
+    }
+  }
+}
+
+}  // namespace
 
 Watchdog::Watchdog(std::vector<WatchedLoop> loops, std::chrono::microseconds interval,
                    const Clock& clock, Notify notify)
@@ -39,20 +64,38 @@ bool Watchdog::Check() {
 }
 
 void Watchdog::Run(std::stop_token stop) {
-  std::stop_callback wake_on_stop(stop, [this] {
-    std::lock_guard lock(mu_);
-    wake_.notify_all();
-  });
-  std::unique_lock lock(mu_);
-  while (!stop.stop_requested()) {
-    const Clock::MonotonicTime next = clock_.MonotonicNow() + interval_ / 2;
-    lock.unlock();
+  RunEvery(stop, interval_ / 2, clock_, mu_, wake_, [this] {
     Check();
-    lock.lock();
-    while (!stop.stop_requested() && clock_.MonotonicNow() < next) {
-      clock_.WaitUntil(wake_, lock, next);
-    }
+    return true;
+  });
+}
+
+StartupKeepAlive::StartupKeepAlive(std::string status, std::chrono::microseconds period,
+                                   std::chrono::microseconds limit, const Clock& clock,
+                                   Notify notify)
+    : status_(std::move(status)),
+      period_(period),
+      limit_(limit),
+      clock_(clock),
+      notify_(std::move(notify)),
+      started_(clock.MonotonicNow()),
+      thread_([this](std::stop_token stop) { Run(stop); }) {}
+
+StartupKeepAlive::~StartupKeepAlive() {
+  thread_.request_stop();
+  thread_.join();
+}
+
+bool StartupKeepAlive::Extend() {
+  if (clock_.MonotonicNow() - started_ > limit_) {
+    return false;
   }
+  notify_(fmt::format("EXTEND_TIMEOUT_USEC={}\nSTATUS={}", (3 * period_).count(), status_));
+  return true;
+}
+
+void StartupKeepAlive::Run(std::stop_token stop) {
+  RunEvery(stop, period_, clock_, mu_, wake_, [this] { return Extend(); });
 }
 
 std::optional<std::chrono::microseconds> SystemdWatchdogInterval() {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -50,6 +51,41 @@ class Watchdog {
   std::string stalled_loop_;  // found by the previous check; empty: none. Check's thread only.
   std::mutex mu_;
   std::condition_variable wake_;  // signalled on stop
+};
+
+// Keeps a slow start from being killed: opening the database after an upgrade migrates it, which
+// takes minutes for a large file (bench/README.md: about 6 s a million probes for migrations 10
+// and 11), while systemd gives a start TimeoutStartSec= (90 s by default) and then kills it,
+// rolling the migration back on every restart. Sends EXTEND_TIMEOUT_USEC= of three periods and
+// STATUS=`status` every period until destroyed, for at most `limit` in all, so that a start that
+// hangs still ends in a restart. (WatchdogSec= only counts once READY=1 is sent.)
+class StartupKeepAlive {
+ public:
+  using Notify = Watchdog::Notify;
+
+  // Sends the first extension at once. REQUIRES: `clock` outlives the keep-alive.
+  StartupKeepAlive(std::string status, std::chrono::microseconds period,
+                   std::chrono::microseconds limit, const Clock& clock, Notify notify);
+  // Stops extending; the start's own READY=1 (or the exit) follows.
+  ~StartupKeepAlive();
+  StartupKeepAlive(const StartupKeepAlive&) = delete;
+  StartupKeepAlive& operator=(const StartupKeepAlive&) = delete;
+
+  // One extension, unless `limit` has passed since construction: returns whether it was sent.
+  bool Extend();
+
+ private:
+  void Run(std::stop_token stop);
+
+  std::string status_;
+  std::chrono::microseconds period_;
+  std::chrono::microseconds limit_;
+  const Clock& clock_;
+  Notify notify_;
+  Clock::MonotonicTime started_;
+  std::mutex mu_;
+  std::condition_variable wake_;  // signalled on stop
+  std::jthread thread_;           // last: started once everything above is set
 };
 
 // $WATCHDOG_USEC when the service manager expects watchdog pings from this process (and

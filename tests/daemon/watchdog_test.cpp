@@ -97,6 +97,26 @@ TEST_CASE("watchdog: Run checks every half interval of the injected clock until 
   CHECK(sent.Count() == 3);
 }
 
+TEST_CASE("startup keep-alive: extends the start timeout every period until its limit") {
+  ManualClock clock(1'000'000);
+  Recorder sent;
+  {
+    StartupKeepAlive keep_alive("starting: migrating", 100ms, 250ms, clock, sent.Notify());
+    REQUIRE(sent.WaitForCount(1));  // at once
+    clock.Advance(100ms);
+    REQUIRE(sent.WaitForCount(2));
+    clock.Advance(100ms);
+    REQUIRE(sent.WaitForCount(3));
+    // Past the limit: a start that hangs is left to TimeoutStartSec=.
+    clock.Advance(100ms);
+    CHECK_FALSE(keep_alive.Extend());
+  }
+  CHECK(sent.Count() == 3);
+  const std::vector<std::string> expected(3,
+                                          "EXTEND_TIMEOUT_USEC=300000\nSTATUS=starting: migrating");
+  CHECK(sent.Sent() == expected);
+}
+
 TEST_CASE("watchdog: RELOADING=1 carries the monotonic time systemd 253 asks for") {
   const std::string state = ReloadingState();
   REQUIRE(state.rfind("RELOADING=1\nMONOTONIC_USEC=", 0) == 0);
