@@ -19,8 +19,14 @@ namespace modelpulse::daemon {
 struct QueryApiOptions {
   Millis timeout{120'000};     // as Prometheus's --query.timeout; `timeout=` may only lower it
   size_t max_series = 10'000;  // per result (instant vector or range query matrix)
-  int max_concurrency = 4;     // queries evaluated at once; others wait within their timeout
-  std::string version;         // for /api/v1/status/buildinfo
+  // Label sets one discovery request (series, labels, label values, metadata) may collect, over
+  // all its match[] selectors: listing is cheap next to a query (no samples), and Grafana lists
+  // every series of a selector, so this is far above max_series (200 targets have about 15,600
+  // series), yet bounds what a request holds in memory (a label set costs about 1-2 KB while
+  // the answer is built: 100 MB at most here).
+  size_t max_discovery_series = 50'000;
+  int max_concurrency = 4;  // queries evaluated at once; others wait within their timeout
+  std::string version;      // for /api/v1/status/buildinfo
 };
 
 // Prometheus's HTTP query API (/api/v1/query, query_range, series, labels, label values,
