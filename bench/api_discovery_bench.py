@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -40,6 +41,9 @@ def main():
          {"match[]": "modelpulse_probes_total", "start": START_S, "end": end}),
         ("label/target/values of probe_success, last 6 h", "/api/v1/label/target/values",
          dict(six_hours, **{"match[]": "probe_success"})),
+        # Grafana's metric browser and Explore list every series of the default selector.
+        ('series {__name__=~".+"}, all of history', "/api/v1/series",
+         {"match[]": '{__name__=~".+"}'}),
     ]
     with tempfile.TemporaryDirectory(prefix="mp-discovery-") as tmp:
         with socket.socket() as s:
@@ -62,7 +66,10 @@ def main():
                         break
                 except OSError:
                     time.sleep(0.2)
-            while "quick_check" not in open(log, errors="replace").read():
+            # A file over StorageOptions::integrity_check_max_bytes (256 MiB) is checked in the
+            # background after the start; a smaller one was checked before it.
+            background_check = os.path.getsize(args.db) > 256 << 20
+            while background_check and "quick_check" not in open(log, errors="replace").read():
                 if time.monotonic() > deadline:
                     raise SystemExit("no quick_check in the log after 300 s")
                 time.sleep(0.5)
@@ -71,10 +78,14 @@ def main():
             for name, path, params in cases:
                 url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
                 t0 = time.monotonic()
-                with urllib.request.urlopen(url, timeout=600) as r:
-                    body = json.loads(r.read())
+                try:
+                    with urllib.request.urlopen(url, timeout=600) as r:
+                        body = json.loads(r.read())
+                    results = len(body["data"])
+                except urllib.error.HTTPError as e:  # a bound: Prometheus's error envelope
+                    results = f"HTTP {e.code}: {json.loads(e.read())['error']}"
                 elapsed = time.monotonic() - t0
-                print(f"| {name} | {elapsed:.3f} s | {len(body['data'])} |")
+                print(f"| {name} | {elapsed:.3f} s | {results} |")
             with open(f"/proc/{proc.pid}/status") as f:
                 print(" ".join(line.strip() for line in f if line.startswith(("VmRSS", "VmHWM"))))
         finally:

@@ -381,9 +381,8 @@ ApiAnswer TimedOut() {
   return ErrorAnswer(ErrorType::kTimeout, "query timed out in expression evaluation");
 }
 
-// `max_series` bounds the series endpoint's answer; the label endpoints pass no bound, since
-// their answers are names and values, as many as the stored series have (Prometheus bounds
-// none of them).
+// `max_series` bounds the label sets collected (QueryApiOptions::max_discovery_series), for every
+// discovery endpoint alike: even a label endpoint's short answer is built from all of them.
 SeriesSet MatchingSeries(const ApiRequest& request, const SeriesIndex& index, const Clock& clock,
                          SteadyClock::time_point deadline, bool required, size_t max_series) {
   SeriesSet out;
@@ -452,7 +451,8 @@ SeriesSet MatchingSeries(const ApiRequest& request, const SeriesIndex& index, co
     // With a `limit`, the first `limit` series in order are answered, so more may be found.
     if (out.labels.size() > max_series && (out.limit == 0 || out.limit > max_series)) {
       out.error = ErrorAnswer(ErrorType::kExecution,
-                              "more than " + std::to_string(max_series) + " series match");
+                              "more than " + std::to_string(max_series) +
+                                  " series match; narrow the match[] selectors or the time range");
       return out;
     }
   }
@@ -487,7 +487,8 @@ const std::map<std::string, FamilyMetadata, std::less<>>& KnownMetadata() {
 }  // namespace
 
 ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
-  SeriesSet set = MatchingSeries(request, index_, clock_, deadline, true, options_.max_series);
+  SeriesSet set =
+      MatchingSeries(request, index_, clock_, deadline, true, options_.max_discovery_series);
   if (set.error) {
     return *set.error;
   }
@@ -504,7 +505,7 @@ ApiAnswer QueryApi::Series(const ApiRequest& request, Deadline deadline) {
 ApiAnswer QueryApi::Labels(const ApiRequest& request, const std::string* values_of,
                            Deadline deadline) {
   SeriesSet set =
-      MatchingSeries(request, index_, clock_, deadline, false, std::numeric_limits<size_t>::max());
+      MatchingSeries(request, index_, clock_, deadline, false, options_.max_discovery_series);
   if (set.error) {
     return *set.error;
   }
@@ -546,7 +547,7 @@ ApiAnswer QueryApi::Metadata(const ApiRequest& request, Deadline deadline) {
     all.params.emplace("match[]", "{__name__=" + json(name).dump() + "}");
   }
   SeriesSet set =
-      MatchingSeries(all, index_, clock_, deadline, false, std::numeric_limits<size_t>::max());
+      MatchingSeries(all, index_, clock_, deadline, false, options_.max_discovery_series);
   if (set.error) {
     return *set.error;
   }

@@ -265,58 +265,22 @@ Status ProbeReader::ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_
   }
   std::lock_guard lock(mu_);
   if (!read_counter_inputs_) {
-    // The outcome and every histogram's input column, named by the one table.
-    counter_inputs_ = {ProbeNumber::kOutcome};
-    for (const ProbeCounterFamily& family : ProbeCounterFamilies()) {
-      if (std::find(counter_inputs_.begin(), counter_inputs_.end(), family.input) ==
-          counter_inputs_.end()) {
-        counter_inputs_.push_back(family.input);
-      }
-    }
-    // probe_rows itself, not the view: a 30-day counter reads every row of every target, and
-    // the view's arithmetic per column cost a third more (rules_bench). NumberFromColumns does
-    // the same arithmetic. No counter input is a shape column today, so SQLite drops the join.
-    std::string sql = "SELECT r.start_ms, r.label_set_id";
-    stored_inputs_.clear();
-    for (const ProbeNumber number : counter_inputs_) {
-      const StoredNumber stored = StoredNumberOf(number);
-      stored_inputs_.push_back(stored);
-      sql += ", ";
-      sql += stored.column;
-      sql += ", ";
-      sql += stored.base.empty() ? std::string_view("NULL") : stored.base;
-    }
-    sql += " FROM ";
-    sql += kStoredNumbersFrom;
-    sql +=
-        " WHERE r.target_id = ?1 AND r.start_ms >= ?2 AND r.start_ms < ?3 ORDER BY r.start_ms, "
-        "r.seq";
-    auto prepared = Prepare(db_.get(), sql);
+    auto prepared = CounterInputsStatement::Prepare(db_.get());
     if (!prepared) {
       return Fail(prepared.error());
     }
     read_counter_inputs_ = std::move(*prepared);
   }
-  sqlite3_stmt* s = read_counter_inputs_.get();
-  ScopedReset reset(s);
-  sqlite3_bind_int64(s, 1, target_id);
-  sqlite3_bind_int64(s, 2, from_ms);
-  sqlite3_bind_int64(s, 3, to_ms);
-  int rc = SQLITE_ROW;
-  CounterPoint point;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    point.t_ms = sqlite3_column_int64(s, 0);
-    point.label_set_id = sqlite3_column_int64(s, 1);
-    for (size_t i = 0; i < counter_inputs_.size(); ++i) {
-      point.numbers[static_cast<size_t>(counter_inputs_[i])] =
-          NumberFromColumns(s, static_cast<int>(2 * i) + 2, stored_inputs_[i]);
-    }
-    each(point);
-  }
-  if (rc != SQLITE_DONE) {
-    return Fail(StepError(db_.get(), "reading probe counts"));
-  }
-  return {};
+  return read_counter_inputs_->Scan(db_.get(), target_id, from_ms, to_ms,
+                                    [&each](const CounterPoint& p) {
+                                      each(p);
+                                      return true;
+                                    });
+}
+
+Result<std::vector<CounterFirstSeen>> ProbeReader::FirstSeenCounters(int64_t target_id) {
+  std::lock_guard lock(mu_);
+  return ReadFirstSeen(db_.get(), target_id);
 }
 
 Result<Labels> ProbeReader::LabelSetOf(int64_t id) {

@@ -25,7 +25,11 @@ Error StepError(sqlite3* db, std::string_view what) {
 }  // namespace
 
 Result<std::unique_ptr<ProbeWriter>> ProbeWriter::Create(DbHandle db) {
-  auto writer = std::make_unique<ProbeWriter>(std::move(db));
+  auto first_seen = FirstSeenWriter::Create(db.get());
+  if (!first_seen) {
+    return Fail(first_seen.error());
+  }
+  auto writer = std::make_unique<ProbeWriter>(std::move(db), std::move(*first_seen));
   sqlite3* raw = writer->db_.get();
   struct Entry {
     StatementHandle* slot;
@@ -143,6 +147,7 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
         writer->label_sets_.clear();
         writer->shapes_.Forget();
         writer->summaries_.clear();
+        writer->first_seen_.ClearCache();
       }
     }
   } guard{this, &committed};
@@ -153,6 +158,8 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
   // And the rows' hourly and daily summaries (migration 9).
   std::vector<SummaryProbe> summary_probes;
   summary_probes.reserve(rows.size());
+  // And when each counter series was first moved (migration 12).
+  FirstSeenCells first_seen;
   for (const ProbeResult& row : rows) {
     encoded = EncodeLabels(row.labels);
     auto target = Target(row, encoded);
@@ -188,6 +195,8 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
     // The stored values, so that these rollups equal a rebuild from the rows.
     const ColumnValues stored = ColumnsOfProbe(AsStored(row));
     AddRow(cells, state.id, row.start_unix_ms, *label_set, stored);
+    // The columns are the probe numbers in their order (rollup.h), as the reader decodes them.
+    AddFirstSeen(first_seen, state.id, *label_set, stored, row.start_unix_ms);
     summary_probes.push_back({state.id, row.start_unix_ms, row.outcome, stored[kTtftColumn],
                               stored[kTotalColumn].value_or(0), stored[kTokensPerSecondColumn]});
   }
@@ -195,6 +204,9 @@ Status ProbeWriter::WriteBatch(std::span<const ProbeResult> rows) {
     return Fail(status.error());
   }
   if (auto status = UpdateSummaries(db_.get(), summary_probes, &summaries_); !status) {
+    return Fail(status.error());
+  }
+  if (auto status = first_seen_.Upsert(db_.get(), first_seen); !status) {
     return Fail(status.error());
   }
   if (auto status = transaction->Commit(); !status) {
@@ -251,6 +263,7 @@ Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {
     return Fail(transaction.error());
   }
   uint64_t deleted = 0;
+  bool trimmed_first_seen = false;
   size_t next_target = pass.next_target;
   sqlite3_stmt* s = delete_old_.get();
   // Fills one transaction across targets, so a pass over many small targets is not many tiny
@@ -271,13 +284,23 @@ Result<uint64_t> ProbeWriter::RetentionStep(RetentionPass& pass, size_t limit) {
       if (auto status = TrimRollups(db_.get(), pass.target_ids[next_target]); !status) {
         return Fail(status.error());
       }
+      auto trimmed = TrimFirstSeen(db_.get(), pass.target_ids[next_target]);
+      if (!trimmed) {
+        return Fail(trimmed.error());
+      }
+      trimmed_first_seen = trimmed_first_seen || *trimmed;
     }
     if (changed < want) {
       ++next_target;
     }
   }
   if (auto status = transaction->Commit(); !status) {
+    first_seen_.ClearCache();  // it may have been trimmed and rolled back: either way unknown
     return Fail(status.error());
+  }
+  if (trimmed_first_seen) {
+    // The writer's cache would skip a probe now older than a repaired row's time.
+    first_seen_.ClearCache();
   }
   pass.next_target = next_target;
   return deleted;

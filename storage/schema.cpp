@@ -9,6 +9,7 @@
 
 #include "common/probe.h"
 #include "common/probe_series.h"
+#include "storage/internal/first_seen.h"
 #include "storage/internal/outbox.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/rollup.h"
@@ -21,7 +22,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 11> kMigrations = {
+constexpr std::array<std::string_view, 12> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -383,6 +384,23 @@ INSERT OR IGNORE INTO rollups (target_id, field, bucket_ms, label_set_id, count,
     label_set_id, count(*), sum(outcome = 6), min(outcome = 6), max(outcome = 6)
   FROM probe_rows GROUP BY target_id, bucket, label_set_id;
 )sql",
+    // 12: when each counter-family series of each target and label set was first moved by a
+    // stored probe (storage/internal/first_seen.h): the discovery endpoints list a counter
+    // series from that probe on, and without this table the first listing after every start
+    // scanned every stored probe (3.9 s for 20 targets x 30 days, about 40 s for 200). `series`
+    // names a group of series one probe creates together: one outcome's counter
+    // ('modelpulse_probes_total{outcome="ok"}') or a whole histogram (its family name: the
+    // _bucket, _sum and _count series). Kept by the writer and by retention in their
+    // transactions; backfilled from the rows below.
+    R"sql(
+CREATE TABLE counter_first_seen (
+  target_id    INTEGER NOT NULL,
+  label_set_id INTEGER NOT NULL,
+  series       TEXT NOT NULL,
+  first_ms     INTEGER NOT NULL,  -- start of the oldest stored probe that moved it
+  PRIMARY KEY (target_id, label_set_id, series)
+) WITHOUT ROWID;
+)sql",
 };
 
 // Migration 11 names them by number: released migrations never change, these ids neither.
@@ -476,6 +494,9 @@ Status AfterMigration(sqlite3* db, int version) {
     constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
     return RebuildSummaries(db, kMin, kMax, kMin, kMax);
+  }
+  if (version == 12) {
+    return RebuildFirstSeen(db);
   }
   return {};
 }

@@ -291,13 +291,6 @@ struct ProbeSeriesSource::CounterBase {
   std::map<int64_t, CounterTotals> totals;
 };
 
-// One stored target's counter series by label set, with the time each was first moved, over
-// its probes before scanned_to.
-struct ProbeSeriesSource::FirstSeen {
-  int64_t scanned_to = INT64_MIN;
-  std::map<int64_t, CounterTotals> sets;  // by label set id
-};
-
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
                                      int64_t complete_since_ms)
     : store_(store),
@@ -675,15 +668,12 @@ Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelM
     series.labels.erase("__name__");
     in_window.insert(std::move(series.labels));
   }
-  // When each counter series was first moved, over the probes up to to_ms: stored ones before
-  // memory takes over, then memory's, split where SelectCounters splits them.
-  int64_t memory_from = 0;
-  int64_t newest = INT64_MIN;
+  // When each counter series was first moved: over the stored probes (storage keeps it), and
+  // over memory's, some of which the writer may not have committed yet.
   std::vector<CounterProbe> memory;
   {
     std::lock_guard lock(mu_);
-    memory_from = counts_since_ms_;
-    newest = newest_ms_;
+    const int64_t memory_from = counts_since_ms_;
     for (const auto& [target, probes] : recent_counts_) {
       if (probes.empty() || !EqualMatchersAllow(named, *probes.back().labels)) {
         continue;
@@ -704,52 +694,24 @@ Result<std::vector<Labels>> ProbeSeriesSource::SeriesIn(const std::vector<LabelM
     if (!targets) {
       return Fail(targets.error());
     }
-    const int64_t settled =
-        std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
-    const int64_t cut = std::min(to_ms + 1, memory_from);  // stored probes before this
-    // Not cache_mu_: the first listing after a start scans every stored probe (seconds), and
-    // rule evaluation must not wait for it.
-    std::lock_guard listing_lock(first_seen_mu_);
+    // Over every stored probe, from the table storage keeps beside the rows: a time later than
+    // to_ms, or one memory has too, changes nothing below.
     for (const StoredTarget& target : *targets) {
       if (!EqualMatchersAllow(named, target.labels)) {
         continue;
       }
-      // First-seen times only move forward with the scan, and one taken over all of history
-      // answers any earlier end (a series first moved after it is left out below): settled
-      // probes are scanned once, the rest at each call.
-      FirstSeen& kept = first_seen_[target.id];
-      const int64_t settle_to = std::min(cut, settled);
-      if (settle_to > kept.scanned_to) {
-        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, settle_to,
-                                                    [&kept](const CounterPoint& p) {
-                                                      kept.sets[p.label_set_id].Add(p.numbers,
-                                                                                    p.t_ms);
-                                                    });
-            !status) {
-          return Fail(status.error());
-        }
-        kept.scanned_to = settle_to;
+      auto firsts = store_->FirstSeenCounters(target.id);
+      if (!firsts) {
+        return Fail(firsts.error());
       }
-      std::map<int64_t, CounterTotals> recent;
-      if (cut > kept.scanned_to) {
-        if (auto status = store_->ScanCounterInputs(target.id, kept.scanned_to, cut,
-                                                    [&recent](const CounterPoint& p) {
-                                                      recent[p.label_set_id].Add(p.numbers, p.t_ms);
-                                                    });
-            !status) {
-          return Fail(status.error());
+      for (const CounterFirstSeen& first : *firsts) {
+        auto labels = store_->LabelSet(first.label_set_id);
+        if (!labels) {
+          return Fail(labels.error());
         }
-      }
-      for (const auto* sets : {&kept.sets, &recent}) {
-        for (const auto& [set, set_totals] : *sets) {
-          auto labels = store_->LabelSet(set);
-          if (!labels) {
-            return Fail(labels.error());
-          }
-          CounterTotals& merged = seen[*labels];
-          for (size_t slot = 0; slot < slots.size(); ++slot) {
-            merged.first_ms[slot] = std::min(merged.first_ms[slot], set_totals.first_ms[slot]);
-          }
+        CounterTotals& merged = seen[*labels];
+        for (size_t slot = first.first_slot; slot < first.last_slot; ++slot) {
+          merged.first_ms[slot] = std::min(merged.first_ms[slot], first.first_ms);
         }
       }
     }

@@ -61,8 +61,8 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // series, which Select derives only when named. A counter series exists at each probe of its
   // label set from the probe that first moved it (a client library creates it at its first
   // increment), so it is listed when that probe is in the window, or is older and the label set
-  // has a probe in the window. The first-seen times come from the kept counter totals, so only
-  // the first listing after a start scans each target's history.
+  // has a probe in the window. The first-seen times of stored probes come from a table storage
+  // keeps beside the rows (ProbeHistory::FirstSeenCounters), so no listing scans the history.
   Result<std::vector<Labels>> SeriesIn(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
                                        int64_t to_ms) const override;
 
@@ -144,13 +144,6 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // Per stored target id, its counter totals up to a settled time, moved forward as windows
   // slide. Guarded by cache_mu_.
   mutable std::map<int64_t, CounterBase> counter_bases_;
-  // Per stored target id, when each counter series of each label set was first moved, over its
-  // stored probes before scanned_to (settled): what SeriesIn lists counters from. A series
-  // whose first probes retention deletes stays listed from then until the next start (its
-  // later probes still make it exist).
-  struct FirstSeen;
-  mutable std::mutex first_seen_mu_;
-  mutable std::map<int64_t, FirstSeen> first_seen_;  // Guarded by first_seen_mu_.
 };
 
 }  // namespace modelpulse::storage

@@ -118,6 +118,17 @@ struct CounterPoint {
   ProbeNumbers numbers;  // only the counter families' inputs are filled
 };
 
+// When some counter-family series of one target and label set were first moved: the start of
+// the oldest stored probe that moved slots [first_slot, last_slot) of ProbeCounterSlots() (one
+// outcome's modelpulse_probes_total, or every series of one histogram, which one observation
+// creates together).
+struct CounterFirstSeen {
+  int64_t label_set_id = 0;
+  size_t first_slot = 0;
+  size_t last_slot = 0;
+  int64_t first_ms = 0;
+};
+
 struct StoredTarget {
   int64_t id = 0;
   std::string name;
@@ -165,6 +176,11 @@ class ProbeHistory {
   // call back into this history (the read connection is held meanwhile).
   virtual Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
                                    const std::function<void(const CounterPoint&)>& each) const = 0;
+  // When each counter-family series of one target's label sets was first moved, over its stored
+  // probes: kept by the writer and retention in the same transactions as the rows (table
+  // counter_first_seen), so it equals a scan of the rows without one. Empty for an unknown
+  // target.
+  virtual Result<std::vector<CounterFirstSeen>> FirstSeenCounters(int64_t target_id) const = 0;
   // The labels of a label set id from ReadField or ReadRollups. kNotFound-like kInternal when
   // the id is unknown.
   virtual Result<Labels> LabelSet(int64_t label_set_id) const = 0;

@@ -170,6 +170,9 @@ class ReaderHistory : public Base {
                            const std::function<void(const CounterPoint&)>& each) const override {
     return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);
   }
+  Result<std::vector<CounterFirstSeen>> FirstSeenCounters(int64_t target_id) const override {
+    return reader_->FirstSeenCounters(target_id);
+  }
   Result<Labels> LabelSet(int64_t label_set_id) const override {
     return reader_->LabelSetOf(label_set_id);
   }

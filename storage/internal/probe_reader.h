@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "storage/internal/first_seen.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/sqlite.h"
 #include "storage/storage.h"
@@ -42,21 +44,21 @@ class ProbeReader {
                                                int64_t to_ms);
   Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
                            const std::function<void(const CounterPoint&)>& each);
+  Result<std::vector<CounterFirstSeen>> FirstSeenCounters(int64_t target_id);
   Result<Labels> LabelSetOf(int64_t id);
 
  private:
   Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
 
   std::mutex mu_;
-  DbHandle db_;                              // Guarded by mu_.
-  StatementHandle read_probes_;              // Guarded by mu_.
-  StatementHandle read_label_set_;           // Guarded by mu_.
-  StatementHandle list_targets_;             // Guarded by mu_.
-  StatementHandle list_target_ids_;          // Guarded by mu_.
-  StatementHandle read_rollups_;             // Guarded by mu_.
-  StatementHandle read_counter_inputs_;      // Guarded by mu_. Prepared on first use.
-  std::vector<ProbeNumber> counter_inputs_;  // the columns it reads, after start and label set
-  std::vector<StoredNumber> stored_inputs_;  // how each is stored, two columns each
+  DbHandle db_;                      // Guarded by mu_.
+  StatementHandle read_probes_;      // Guarded by mu_.
+  StatementHandle read_label_set_;   // Guarded by mu_.
+  StatementHandle list_targets_;     // Guarded by mu_.
+  StatementHandle list_target_ids_;  // Guarded by mu_.
+  StatementHandle read_rollups_;     // Guarded by mu_.
+  // Prepared on first use. Guarded by mu_.
+  std::optional<CounterInputsStatement> read_counter_inputs_;
   // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.
   std::array<StatementHandle, kProbeFieldCount> read_field_;
   // Label sets are never updated or deleted once written, so a decoded set stays valid.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/common.h"
+#include "storage/internal/first_seen.h"
 #include "storage/internal/probe_codec.h"
 #include "storage/internal/sqlite.h"
 #include "storage/internal/summary.h"
@@ -35,7 +36,8 @@ class ProbeWriter {
   // REQUIRES: the schema of `db` is at LatestSchemaVersion().
   static Result<std::unique_ptr<ProbeWriter>> Create(DbHandle db);
   // Use Create(); public only for make_unique.
-  explicit ProbeWriter(DbHandle db) : db_(std::move(db)) {}
+  ProbeWriter(DbHandle db, FirstSeenWriter first_seen)
+      : db_(std::move(db)), first_seen_(std::move(first_seen)) {}
   ProbeWriter(const ProbeWriter&) = delete;
   ProbeWriter& operator=(const ProbeWriter&) = delete;
   ~ProbeWriter() = default;
@@ -86,6 +88,8 @@ class ProbeWriter {
   std::unordered_map<std::string, int64_t> label_sets_;
   ShapeIds shapes_;
   SummaryCache summaries_;
+  // The counter series' first-seen times (migration 12), with its cache of what is stored.
+  FirstSeenWriter first_seen_;
 };
 
 }  // namespace modelpulse::storage

@@ -3,18 +3,27 @@
 // Its discovery endpoints over a real SQLite store and the probe series source.
 #include "daemon/api.h"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "daemon/http_server.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 #include "tests/storage/test_support.h"
@@ -240,6 +249,121 @@ TEST_CASE("discovery endpoints list the counter and histogram families, from a r
   const auto one = Get(api, "/api/v1/metadata", {{"metric", "modelpulse_probe_ttft_seconds"}});
   CHECK(one.size() == 1);
   CHECK(one.contains("modelpulse_probe_ttft_seconds"));
+}
+
+// One GET over a real socket, as any client sends it: (status, body).
+std::pair<int, std::string> HttpGet(int port, const std::string& path,
+                                    const std::vector<std::pair<std::string, std::string>>& query) {
+  std::string target = path;
+  for (size_t i = 0; i < query.size(); ++i) {
+    target += i == 0 ? "?" : "&";
+    for (const std::string* part : {&query[i].first, &query[i].second}) {
+      for (const unsigned char c : *part) {
+        if (std::isalnum(c) != 0 || c == '_' || c == '-' || c == '.') {
+          target += static_cast<char>(c);
+        } else {
+          char escaped[4];
+          std::snprintf(escaped, sizeof escaped, "%%%02X", c);
+          target += escaped;
+        }
+      }
+      if (part == &query[i].first) {
+        target += "=";
+      }
+    }
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const std::string request =
+      "GET " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  REQUIRE(send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[65536];
+  ssize_t n = 0;
+  while ((n = recv(fd, buffer, sizeof buffer, 0)) > 0) {
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  CAPTURE(response.substr(0, 300));
+  REQUIRE(response.rfind("HTTP/1.1 ", 0) == 0);
+  const size_t body = response.find("\r\n\r\n");
+  REQUIRE(body != std::string::npos);
+  return {std::stoi(response.substr(9, 3)), response.substr(body + 4)};
+}
+
+TEST_CASE("discovery endpoints have their own bound, far above a query's, over real HTTP") {
+  TempDir dir;
+  ManualClock clock{kT0 + 10'000};
+  storage::StorageOptions options;
+  options.path = dir.File("s.db");
+  options.retention = Millis(0);
+  auto store = storage::Store::Open(options, clock);
+  REQUIRE(store.has_value());
+  for (const char* target : {"a", "b", "c"}) {
+    (*store)->Append(Probe(target, 1000, Outcome::kOk));
+  }
+  REQUIRE((*store)->Flush().has_value());
+  storage::ProbeSeriesSource source(store->get(), Millis(3'600'000), kT0 + 9500);
+  const std::string everything = "{__name__=~\".+\"}";
+  QueryApi unbounded(source, source, clock, QueryApiOptions{});
+  const size_t all = Get(unbounded, "/api/v1/series", {{"match[]", everything}}).size();
+  const size_t of_a = Get(unbounded, "/api/v1/series", {{"match[]", "{target=\"a\"}"}}).size();
+  REQUIRE(of_a > 7);
+  REQUIRE(all > of_a + 1);
+
+  // A query may return 5 series; a listing may hold one series fewer than the store has.
+  QueryApiOptions bounded;
+  bounded.max_series = 5;
+  bounded.max_discovery_series = all - 1;
+  QueryApi api(source, source, clock, bounded);
+  HttpHandlers handlers;
+  handlers.api = [&api](const ApiRequest& request) { return api.Handle(request); };
+  HttpServerOptions server_options;
+  server_options.listen_address = "127.0.0.1:0";
+  auto server = HttpServer::Start(server_options, std::move(handlers));
+  REQUIRE(server.has_value());
+  const int port = (*server)->port();
+
+  // More series than a query may return: listed all the same.
+  auto [status, body] = HttpGet(port, "/api/v1/series", {{"match[]", "{target=\"a\"}"}});
+  CAPTURE(body);
+  CHECK(status == 200);
+  CHECK(nlohmann::json::parse(body).at("data").size() == of_a);
+  // The query bound still holds for queries.
+  std::tie(status, body) =
+      HttpGet(port, "/api/v1/query", {{"query", "{target=\"a\"}"}, {"time", Seconds(1000)}});
+  CHECK(status == 422);
+
+  // Past the discovery bound, every discovery endpoint answers Prometheus's execution error.
+  const std::string message = "more than " + std::to_string(all - 1) +
+                              " series match; narrow the match[] selectors or the time range";
+  using Query = std::vector<std::pair<std::string, std::string>>;
+  const std::vector<std::pair<std::string, Query>> too_many = {
+      {"/api/v1/series", {{"match[]", everything}}},
+      {"/api/v1/series", {{"match[]", "{target=\"a\"}"}, {"match[]", "{target=~\"b|c\"}"}}},
+      {"/api/v1/labels", {}},
+      {"/api/v1/label/__name__/values", {}},
+      {"/api/v1/metadata", {}}};
+  for (const auto& [path, query] : too_many) {
+    CAPTURE(path);
+    std::tie(status, body) = HttpGet(port, path, query);
+    CHECK(status == 422);
+    CHECK(nlohmann::json::parse(body) ==
+          nlohmann::json{{"status", "error"}, {"errorType", "execution"}, {"error", message}});
+  }
+  // Within it again: a narrower selector, or a `limit` below the bound.
+  std::tie(status, body) =
+      HttpGet(port, "/api/v1/label/__name__/values", {{"match[]", "{target=~\"a|b\"}"}});
+  CHECK(status == 200);
+  std::tie(status, body) =
+      HttpGet(port, "/api/v1/series", {{"match[]", everything}, {"limit", "7"}});
+  CHECK(status == 200);
+  CHECK(nlohmann::json::parse(body).at("data").size() == 7);
 }
 
 }  // namespace

@@ -238,11 +238,14 @@ TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed 
     }
     REQUIRE(store->Flush());
   }
-  // As the schema-10 release left it: rows, and rollups of every field but the new one.
+  // As the schema-10 release left it: rows, and rollups of every field but the new one (and no
+  // table of migration 12).
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-  CHECK(sqlite3_exec(db, "DELETE FROM rollups WHERE field = 18; PRAGMA user_version = 10", nullptr,
-                     nullptr, nullptr) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+                     "DELETE FROM rollups WHERE field = 18; DROP TABLE counter_first_seen; "
+                     "PRAGMA user_version = 10",
+                     nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto store = OpenOrDie(Options(path), clock);
   CheckRollupsMatchRows(*store, "a");
