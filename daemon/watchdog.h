@@ -54,8 +54,8 @@ class Watchdog {
 };
 
 // Keeps a slow start from being killed: opening the database after an upgrade migrates it, which
-// takes minutes for a large file (bench/README.md: about 6 s a million probes for migrations 10
-// and 11), while systemd gives a start TimeoutStartSec= (90 s by default) and then kills it,
+// takes minutes for a large file (bench/README.md: about 7 s a million probes for migrations 10
+// to 12), while systemd gives a start TimeoutStartSec= (90 s by default) and then kills it,
 // rolling the migration back on every restart. Sends EXTEND_TIMEOUT_USEC= of three periods and
 // STATUS=`status` every period until destroyed, for at most `limit` in all, so that a start that
 // hangs still ends in a restart. (WatchdogSec= only counts once READY=1 is sent.)
