@@ -170,7 +170,14 @@ int Probe(const std::string& config_file, const std::string& target_name, const 
 Result<int64_t> ParseQueryTime(const std::string& text) {
   char* end = nullptr;
   const double seconds = std::strtod(text.c_str(), &end);
+  // Milliseconds must fit an int64 (llround of more is undefined: 1e300 became INT64_MIN).
+  constexpr double kMaxSeconds = 9.2e15;
   if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(seconds)) {
+    if (std::fabs(seconds) > kMaxSeconds) {
+      return Fail(
+          Error::InvalidArgument("invalid --time \"" + text +
+                                 "\": out of range (at most 9.2e15 seconds either side of 1970)"));
+    }
     return static_cast<int64_t>(std::llround(seconds * 1000));
   }
   std::tm tm = {};

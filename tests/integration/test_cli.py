@@ -56,6 +56,8 @@ class UsageErrors(unittest.TestCase):
             (("check", "config"), "file is required"),
             (("probe", "x", "--count=0"), "--count"),
             (("query",), "expr is required"),
+            (("query", "up", "--time=1e300"), "invalid --time \"1e300\": out of range"),
+            (("query", "up", "--time=-1e300"), "out of range"),
             (("no-such-command",), "A subcommand is required"),
         ]
         for args, message in cases:
