@@ -12,10 +12,14 @@ Prints one line per sample and a summary; writes the samples as JSON next to the
 (the folder is printed). Goals: RSS growth from the settled mark to the end < 5 %; fds stable;
 canary timing-error p99 of the last window within 1 ms of the first.
 
-The rule engine keeps `storage.memory_window` (default 2h) of every probe series in memory, so
-RSS grows by design until the window is full. The settled mark is therefore 5 minutes past the
-window: `--memory-window 20m` settles at 25 minutes and lets an hour's run judge the goal; with
-the default window a run must last three hours or more.
+RSS grows by design until two things are full: the rule engine's `storage.memory_window`
+(default 2h) of every probe series, and the kept edges of the rules' longer ranges (a [1h] or
+[1d] window reads whole hours from the rollups plus the rows of its partial first hour, kept
+and slid between evaluations: up to an hour of rows per target and series). The settled mark
+is therefore 5 minutes past the longer of the window and an hour: `--memory-window 20m` settles
+at 65 minutes, so a run of two hours judges the goal over its last hour; with the default
+window a run must last three hours or more. The summary also prints the growth over the last
+60 minutes and a least-squares slope, which do not depend on the mark.
 """
 import re
 import argparse
@@ -111,7 +115,7 @@ def main():
         if not match:
             sys.exit("soak: --memory-window takes minutes or hours, e.g. 20m or 2h")
         window_minutes = int(match[1]) * (60 if match[2] == "h" else 1)
-    settle_s = (window_minutes + 5) * 60
+    settle_s = (max(window_minutes, 60.0) + 5) * 60
     folder = tempfile.mkdtemp(prefix="modelpulse-soak-")
     sim_port, port = free_port(), free_port()
     with open(os.path.join(folder, "scenario.yaml"), "w") as f:
@@ -174,8 +178,18 @@ def main():
         growth = 100.0 * (last["rss_kb"] - settled["rss_kb"]) / settled["rss_kb"]
         after = [s["rss_kb"] for s in samples if s["t_s"] >= settle_s]
         print(f"  rss: {settled['rss_kb']} kB settled at {settled['t_s']} s (memory window "
-              f"{window_minutes:.0f} min + 5), {last['rss_kb']} kB at the end ({growth:+.1f} %); "
+              f"{window_minutes:.0f} min or 1 h + 5), {last['rss_kb']} kB at the end "
+              f"({growth:+.1f} %); "
               f"after settling min {min(after)} max {max(after)} kB; max overall {peak} kB")
+    hour = [s for s in samples if s["t_s"] >= last["t_s"] - 3600]
+    if len(hour) > 2 and last["t_s"] >= 3600:
+        mean_t = sum(s["t_s"] for s in hour) / len(hour)
+        mean_rss = sum(s["rss_kb"] for s in hour) / len(hour)
+        slope = sum((s["t_s"] - mean_t) * (s["rss_kb"] - mean_rss) for s in hour) / sum(
+            (s["t_s"] - mean_t) ** 2 for s in hour) * 3600
+        print(f"  last 60 min: {hour[0]['rss_kb']} kB -> {last['rss_kb']} kB "
+              f"({100.0 * (last['rss_kb'] - hour[0]['rss_kb']) / hour[0]['rss_kb']:+.1f} %), "
+              f"least-squares slope {slope:+.0f} kB/h")
     print(f"  fds after 5 min: min {min(fds)} max {max(fds)}; threads at the end "
           f"{last['threads']}")
     for index, errors in sorted(windows.items()):
