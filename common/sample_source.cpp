@@ -199,4 +199,21 @@ Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
   return out;
 }
 
+Result<std::vector<std::vector<SeriesAggregate>>> SampleSource::SelectAggregateSteps(
+    const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+    int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
+  std::vector<std::vector<SeriesAggregate>> steps;
+  for (int64_t to = first_to_ms; to <= last_to_ms; to += step_ms) {
+    auto step = SelectAggregate(matchers, to - range_ms, to, aggregate, q);
+    if (!step) {
+      return Fail(step.error());
+    }
+    steps.push_back(std::move(*step));
+    if (last_to_ms - to < step_ms) {
+      break;  // the next step would pass last_to_ms, or overflow
+    }
+  }
+  return steps;
+}
+
 }  // namespace modelpulse

@@ -29,6 +29,7 @@ struct LabelMatcher {
   Type type = Type::kEqual;
   std::string name;
   std::string value;
+  bool operator==(const LabelMatcher&) const = default;
 };
 
 // A range function a source may compute itself instead of returning raw samples (the pushdown):
@@ -95,6 +96,15 @@ class SampleSource {
   virtual Result<std::vector<SeriesAggregate>> SelectAggregate(
       const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
       RangeAggregate aggregate, double q) const;
+  // A range query's pushdown, all steps at once: for the windows [to - range_ms, to] with to =
+  // first_to_ms, first_to_ms + step_ms, ... up to last_to_ms, what SelectAggregate answers for
+  // each, one entry per step in order. The default asks SelectAggregate once a step; a source
+  // over storage overrides it to read what the steps share once (the rollups of the whole range,
+  // the rows at every window's edges) instead of a few reads a step.
+  // REQUIRES: step_ms > 0, range_ms >= 0.
+  virtual Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const;
 };
 
 }  // namespace modelpulse

@@ -121,16 +121,30 @@ Result<std::vector<Series>> SeriesOverlay::Select(const std::vector<LabelMatcher
   return out;
 }
 
+bool SeriesOverlay::HoldsAny(const std::vector<LabelMatcher>& matchers) const {
+  const CompiledSelector selector(matchers);
+  return std::any_of(series_.begin(), series_.end(),
+                     [&](const auto& entry) { return selector.Matches(entry.first); });
+}
+
 Result<std::vector<SeriesAggregate>> SeriesOverlay::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
-  const CompiledSelector selector(matchers);
-  for (const auto& [labels, samples] : series_) {
-    if (selector.Matches(labels)) {
-      return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
-    }
+  if (HoldsAny(matchers)) {
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
   return base_->SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+}
+
+Result<std::vector<std::vector<SeriesAggregate>>> SeriesOverlay::SelectAggregateSteps(
+    const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+    int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
+  if (HoldsAny(matchers)) {
+    return SampleSource::SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                                              aggregate, q);
+  }
+  return base_->SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                                     aggregate, q);
 }
 
 Status SeriesOverlay::Commit() {

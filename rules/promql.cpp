@@ -1,6 +1,9 @@
 // Query: the public face of the PromQL subset (parse once, evaluate many times).
 #include "rules/promql.h"
 
+#include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <map>
 #include <type_traits>
 #include <variant>
@@ -32,6 +35,81 @@ Result<Value> Query::Evaluate(const SampleSource& source, int64_t t_ms,
 
 const std::string& Query::text() const { return text_; }
 
+namespace {
+
+// A range query's source. The first step that asks for a window's aggregate gets the next
+// steps' too, a chunk at a time (SampleSource::SelectAggregateSteps), so that a source over
+// storage reads what consecutive windows share once instead of once a step. The subset has no
+// subqueries and no @: a call evaluated at step t always asks for [t - offset - range,
+// t - offset], so later steps find their answer by exact key, and anything else (a call this
+// did not foresee) simply goes to the base.
+class StepPrefetch final : public SampleSource {
+ public:
+  StepPrefetch(const SampleSource& base, int64_t end_ms, int64_t step_ms)
+      : base_(base), end_ms_(end_ms), step_ms_(step_ms) {}
+  void SetStep(int64_t t_ms) { t_ms_ = t_ms; }
+
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                     int64_t to_ms) const override {
+    return base_.Select(matchers, from_ms, to_ms);
+  }
+  Result<std::vector<SeriesAggregate>> SelectAggregate(const std::vector<LabelMatcher>& matchers,
+                                                       int64_t from_ms, int64_t to_ms,
+                                                       RangeAggregate aggregate,
+                                                       double q) const override {
+    const int64_t range_ms = to_ms - from_ms;
+    const auto q_bits = std::bit_cast<uint64_t>(q);  // NaN equals itself here
+    for (const Chunk& chunk : chunks_) {
+      if (chunk.range_ms == range_ms && chunk.aggregate == aggregate && chunk.q_bits == q_bits &&
+          chunk.matchers == matchers && to_ms >= chunk.first_to_ms &&
+          (to_ms - chunk.first_to_ms) % step_ms_ == 0 &&
+          static_cast<uint64_t>((to_ms - chunk.first_to_ms) / step_ms_) < chunk.steps.size()) {
+        // A copy: the same call may appear twice in one expression.
+        return chunk.steps[static_cast<size_t>((to_ms - chunk.first_to_ms) / step_ms_)];
+      }
+    }
+    // This call's window ends `offset` before the step's time, at every step.
+    const int64_t steps_left = std::max<int64_t>(0, (end_ms_ - t_ms_) / step_ms_);
+    const int64_t last_to_ms = to_ms + std::min(steps_left, kChunkSteps - 1) * step_ms_;
+    auto steps =
+        base_.SelectAggregateSteps(matchers, to_ms, last_to_ms, step_ms_, range_ms, aggregate, q);
+    if (!steps) {
+      return Fail(steps.error());
+    }
+    if (steps->empty()) {
+      return std::vector<SeriesAggregate>();
+    }
+    std::vector<SeriesAggregate> first = (*steps)[0];
+    auto same = std::find_if(chunks_.begin(), chunks_.end(), [&](const Chunk& chunk) {
+      return chunk.range_ms == range_ms && chunk.aggregate == aggregate && chunk.q_bits == q_bits &&
+             chunk.matchers == matchers;
+    });
+    Chunk& chunk = same == chunks_.end() ? chunks_.emplace_back() : *same;
+    chunk = {matchers, range_ms, aggregate, q_bits, to_ms, std::move(*steps)};
+    return first;
+  }
+
+ private:
+  // Steps asked for at once: bounds what one call holds (steps x series answers) and how long
+  // it runs before the caller's deadline is checked again.
+  static constexpr int64_t kChunkSteps = 128;
+  struct Chunk {
+    std::vector<LabelMatcher> matchers;
+    int64_t range_ms = 0;
+    RangeAggregate aggregate = RangeAggregate::kCount;
+    uint64_t q_bits = 0;
+    int64_t first_to_ms = 0;
+    std::vector<std::vector<SeriesAggregate>> steps;
+  };
+  const SampleSource& base_;
+  const int64_t end_ms_;
+  const int64_t step_ms_;
+  int64_t t_ms_ = 0;
+  mutable std::vector<Chunk> chunks_;
+};
+
+}  // namespace
+
 Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms, int64_t end_ms,
                                     int64_t step_ms, size_t max_series) const {
   if (!expr_) {
@@ -49,8 +127,10 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
     return Fail(Error::InvalidArgument("invalid range: step must be positive and end >= start"));
   }
   std::map<Labels, std::vector<Sample>> series;
+  StepPrefetch prefetch(source, end_ms, step_ms);
   for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
-    auto value = promql::Evaluate(expr_->root(), source, t);
+    prefetch.SetStep(t);
+    auto value = promql::Evaluate(expr_->root(), prefetch, t);
     if (!value) {
       return Fail(value.error());
     }

@@ -251,6 +251,9 @@ class SeriesOverlay final : public SampleSource {
                                                        int64_t from_ms, int64_t to_ms,
                                                        RangeAggregate aggregate,
                                                        double q) const override;
+  Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
   // REQUIRES: labels include __name__. Samples must arrive in time order per series.
   void Append(const Labels& labels, int64_t t_ms, double v);
   // REQUIRES: `writer` (may be null: memory only) outlives the overlay.
@@ -260,6 +263,9 @@ class SeriesOverlay final : public SampleSource {
   Status Commit();
 
  private:
+  // Whether a recorded series held here matches (then the base cannot answer alone).
+  bool HoldsAny(const std::vector<LabelMatcher>& matchers) const;
+
   const SampleSource* base_;  // not owned, outlives this
   Millis retention_;
   std::map<Labels, std::vector<Sample>> series_;

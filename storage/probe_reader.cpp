@@ -184,16 +184,9 @@ Result<std::vector<StoredTarget>> ProbeReader::ListTargets() {
   return out;
 }
 
-Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeField field,
-                                                       int64_t from_ms, int64_t to_ms) {
-  std::vector<FieldPoint> out;
-  const int f = static_cast<int>(field);
-  if (from_ms >= to_ms || f < 0 || f >= kProbeFieldCount) {
-    return out;
-  }
+Result<sqlite3_stmt*> ProbeReader::FieldStatement(ProbeField field) {
   const FieldColumns columns = ColumnsOf(field);
-  std::lock_guard lock(mu_);
-  StatementHandle& slot = read_field_[static_cast<size_t>(f)];
+  StatementHandle& slot = read_field_[static_cast<size_t>(field)];
   if (!slot) {
     // Only the field's own columns: the row is still visited whole (WITHOUT ROWID keeps it in
     // the key's leaf), but nothing else is decoded or copied.
@@ -211,7 +204,11 @@ Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeF
     }
     slot = std::move(*prepared);
   }
-  sqlite3_stmt* s = slot.get();
+  return slot.get();
+}
+
+Status ProbeReader::StepField(sqlite3_stmt* s, ProbeField field, int64_t target_id, int64_t from_ms,
+                              int64_t to_ms, std::vector<FieldPoint>& out) {
   ScopedReset reset(s);
   sqlite3_bind_int64(s, 1, target_id);
   sqlite3_bind_int64(s, 2, from_ms);
@@ -226,6 +223,57 @@ Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeF
   }
   if (rc != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "reading a probe field"));
+  }
+  return {};
+}
+
+Result<std::vector<FieldPoint>> ProbeReader::ReadField(int64_t target_id, ProbeField field,
+                                                       int64_t from_ms, int64_t to_ms) {
+  std::vector<FieldPoint> out;
+  const int f = static_cast<int>(field);
+  if (from_ms >= to_ms || f < 0 || f >= kProbeFieldCount) {
+    return out;
+  }
+  std::lock_guard lock(mu_);
+  auto s = FieldStatement(field);
+  if (!s) {
+    return Fail(s.error());
+  }
+  if (auto status = StepField(*s, field, target_id, from_ms, to_ms, out); !status) {
+    return Fail(status.error());
+  }
+  return out;
+}
+
+Result<std::vector<std::vector<FieldPoint>>> ProbeReader::ReadFieldIn(
+    int64_t target_id, ProbeField field,
+    const std::vector<std::pair<int64_t, int64_t>>& intervals) {
+  std::vector<std::vector<FieldPoint>> out(intervals.size());
+  const int f = static_cast<int>(field);
+  if (f < 0 || f >= kProbeFieldCount) {
+    return out;
+  }
+  std::lock_guard lock(mu_);
+  auto s = FieldStatement(field);
+  if (!s) {
+    return Fail(s.error());
+  }
+  // One read transaction for all the intervals: each statement on its own would take and drop
+  // the WAL read lock (two fcntl calls) and re-read the file's header page.
+  if (sqlite3_exec(db_.get(), "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Fail(StepError(db_.get(), "starting a read"));
+  }
+  Status status;
+  for (size_t i = 0; i < intervals.size() && status; ++i) {
+    const auto [from_ms, to_ms] = intervals[i];
+    if (from_ms < to_ms) {
+      status = StepField(*s, field, target_id, from_ms, to_ms, out[i]);
+    }
+  }
+  // A read transaction has nothing to commit; COMMIT ends it either way.
+  sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr);
+  if (!status) {
+    return Fail(status.error());
   }
   return out;
 }

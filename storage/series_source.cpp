@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "common/probe_series.h"
 #include "common/regex.h"
@@ -89,6 +93,30 @@ class NameFilter {
   std::vector<std::pair<const LabelMatcher*, std::optional<Regex>>> matchers_;
 };
 
+// The metric name a selector's equality matcher on __name__ gives, or null.
+const std::string* MetricNameOf(const std::vector<LabelMatcher>& matchers) {
+  const std::string* name = nullptr;
+  for (const LabelMatcher& m : matchers) {
+    if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+      name = &m.value;
+    }
+  }
+  return name;
+}
+
+// The probe series a selector names (none without a metric name).
+std::vector<const ProbeSeries*> WantedSeries(const std::vector<LabelMatcher>& matchers) {
+  std::vector<const ProbeSeries*> wanted;
+  const std::string* name = MetricNameOf(matchers);
+  for (const ProbeSeries& series : ProbeSeriesTable()) {
+    if (name != nullptr && *name == series.name &&
+        EqualMatchersAllow(matchers, Labels{{"resource", series.resource}})) {
+      wanted.push_back(&series);
+    }
+  }
+  return wanted;
+}
+
 // A window may be kept and slid only over samples that can no longer change: a probe is in
 // memory when it finishes and in storage about a second later, so anything that started this
 // long before the newest probe is settled.
@@ -97,6 +125,203 @@ constexpr int64_t kSettledMs = 5 * 60'000;
 constexpr int64_t kWindowIdleMs = 10 * 60'000;
 // How far behind the newest probe a window may end and still have its edges cached.
 constexpr int64_t kRecentEdgeMs = 3600'000;
+
+using Interval = std::pair<int64_t, int64_t>;  // [from_ms, to_ms)
+
+int64_t FloorToHour(int64_t t_ms) {
+  const int64_t rest = t_ms % kRollupBucketMs;
+  return rest < 0 ? t_ms - rest - kRollupBucketMs : t_ms - rest;
+}
+
+// The rows the window [from_ms, to_ms] reads besides rollups, as SelectAggregate chooses them:
+// the shorter side of each end within its hour (the rows inside the window, or the rows outside
+// it that are taken from the hour's rollup), or the whole window when it holds no whole hour.
+// Both sides for min and max, whose rollup complement fails when the rows taken away hold the
+// extreme; inside the window at the end unless the hour after it is settled (`settled_ms`), and
+// at both ends for a window whose edges are kept for the rules (ending near `settled_ms`).
+// A guess: a read it does not cover goes to storage as before.
+void AddEdgeIntervals(int64_t from_ms, int64_t to_ms, RangeAggregate aggregate, int64_t settled_ms,
+                      std::vector<Interval>& out) {
+  constexpr int64_t kHour = kRollupBucketMs;
+  const bool both_sides = aggregate == RangeAggregate::kMin || aggregate == RangeAggregate::kMax;
+  const int64_t end = to_ms + 1;
+  const int64_t first_whole =
+      FloorToHour(from_ms) == from_ms ? from_ms : FloorToHour(from_ms) + kHour;
+  const int64_t last_whole = FloorToHour(end);
+  const int64_t head_hour = first_whole - kHour;
+  const int64_t next_hour = last_whole + kHour;
+  const bool crosses = first_whole <= last_whole;
+  const bool kept =
+      settled_ms != INT64_MIN && last_whole <= settled_ms && to_ms >= settled_ms - kRecentEdgeMs;
+  const bool head_outside =
+      crosses && !kept && first_whole != from_ms && from_ms - head_hour < first_whole - from_ms;
+  const bool tail_outside = crosses && !kept && last_whole != end && settled_ms != INT64_MIN &&
+                            next_hour - 1 <= settled_ms && next_hour - end < end - last_whole;
+  if (!crosses ||
+      (last_whole - (head_outside ? head_hour : first_whole) < kHour && !tail_outside)) {
+    out.emplace_back(from_ms, end);  // no rollup helps: the window's rows
+    return;
+  }
+  if (first_whole != from_ms) {
+    if (both_sides) {
+      out.emplace_back(head_hour, first_whole);
+    } else {
+      out.push_back(head_outside ? Interval{head_hour, from_ms} : Interval{from_ms, first_whole});
+    }
+  }
+  if (last_whole != end) {
+    if (both_sides) {
+      out.emplace_back(last_whole, next_hour);
+    } else {
+      out.push_back(tail_outside ? Interval{end, next_hour} : Interval{last_whole, end});
+    }
+  }
+}
+
+// Sorted, with overlapping and touching intervals joined.
+std::vector<Interval> JoinIntervals(std::vector<Interval> intervals) {
+  std::sort(intervals.begin(), intervals.end());
+  std::vector<Interval> out;
+  for (const Interval& i : intervals) {
+    if (!out.empty() && i.first <= out.back().second) {
+      out.back().second = std::max(out.back().second, i.second);
+    } else {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+// A row read by seeking to it costs about as much as this many rows read in passing.
+constexpr int64_t kRowsPerSeek = 16;
+
+// The history one range query's steps read: ReadField and ReadRollups answered from what
+// Prefetch read once for all of them when the request lies within it, anything else by the
+// base. The same rows in the same order as the base would give, so each step's answer is the
+// same bits as when it reads storage itself.
+class RangeReads final : public ProbeHistory {
+ public:
+  RangeReads(const ProbeHistory& base, std::vector<StoredTarget> targets)
+      : base_(base), targets_(std::move(targets)) {}
+
+  // Reads the rollups of [rollups_from, rollups_to) and the rows of `edges` (disjoint,
+  // ascending): each edge by a seek, or all at once by one scan from the first to the last when
+  // the rollups say that reads few more rows than the seeks would cost.
+  Status Prefetch(int64_t target_id, ProbeField field, const std::vector<Interval>& edges,
+                  int64_t rollups_from, int64_t rollups_to) {
+    Fetched& fetched = fetched_[{target_id, static_cast<int>(field)}];
+    auto rollups = base_.ReadRollups(target_id, field, rollups_from, rollups_to);
+    if (!rollups) {
+      return Fail(rollups.error());
+    }
+    fetched.rollups_from = rollups_from;
+    fetched.rollups_to = rollups_to;
+    fetched.rollups = std::move(*rollups);
+    fetched.edges = edges;
+    if (edges.empty()) {
+      return {};
+    }
+    int64_t rows = 0;
+    for (const FieldRollup& r : fetched.rollups) {
+      rows += r.bucket_ms >= FloorToHour(edges.front().first) && r.bucket_ms < edges.back().second
+                  ? r.count
+                  : 0;
+    }
+    if (rows > kRowsPerSeek * static_cast<int64_t>(edges.size())) {
+      auto points = base_.ReadFieldIn(target_id, field, edges);
+      if (!points) {
+        return Fail(points.error());
+      }
+      fetched.rows = std::move(*points);
+      return {};
+    }
+    auto points = base_.ReadField(target_id, field, edges.front().first, edges.back().second);
+    if (!points) {
+      return Fail(points.error());
+    }
+    fetched.rows.resize(edges.size());
+    size_t edge = 0;
+    for (const FieldPoint& p : *points) {
+      while (edge < edges.size() && p.t_ms >= edges[edge].second) {
+        ++edge;
+      }
+      if (edge < edges.size() && p.t_ms >= edges[edge].first) {
+        fetched.rows[edge].push_back(p);
+      }
+    }
+    return {};
+  }
+
+  Result<std::vector<StoredTarget>> ListTargets() const override { return targets_; }
+  Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
+                                            int64_t to_ms) const override {
+    if (from_ms >= to_ms) {
+      return std::vector<FieldPoint>();
+    }
+    auto found = fetched_.find({target_id, static_cast<int>(field)});
+    if (found == fetched_.end()) {
+      return base_.ReadField(target_id, field, from_ms, to_ms);
+    }
+    const Fetched& fetched = found->second;
+    // The last edge starting at or before from_ms, if it reaches to_ms.
+    auto edge =
+        std::upper_bound(fetched.edges.begin(), fetched.edges.end(), Interval{from_ms, INT64_MAX});
+    if (edge == fetched.edges.begin() || std::prev(edge)->second < to_ms) {
+      return base_.ReadField(target_id, field, from_ms, to_ms);
+    }
+    const std::vector<FieldPoint>& rows =
+        fetched.rows[static_cast<size_t>(std::prev(edge) - fetched.edges.begin())];
+    auto by_time = [](const FieldPoint& p, int64_t t) { return p.t_ms < t; };
+    return std::vector<FieldPoint>(std::lower_bound(rows.begin(), rows.end(), from_ms, by_time),
+                                   std::lower_bound(rows.begin(), rows.end(), to_ms, by_time));
+  }
+  Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
+                                               int64_t to_ms) const override {
+    auto found = fetched_.find({target_id, static_cast<int>(field)});
+    if (found == fetched_.end() || from_ms < found->second.rollups_from ||
+        to_ms > found->second.rollups_to) {
+      return base_.ReadRollups(target_id, field, from_ms, to_ms);
+    }
+    if (to_ms - from_ms < kRollupBucketMs) {
+      return std::vector<FieldRollup>();
+    }
+    const std::vector<FieldRollup>& rollups = found->second.rollups;
+    auto first = std::lower_bound(rollups.begin(), rollups.end(), from_ms,
+                                  [](const FieldRollup& r, int64_t t) { return r.bucket_ms < t; });
+    auto last = std::upper_bound(first, rollups.end(), to_ms - kRollupBucketMs,
+                                 [](int64_t t, const FieldRollup& r) { return t < r.bucket_ms; });
+    return std::vector<FieldRollup>(first, last);
+  }
+  Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
+                                              int64_t to_ms) const override {
+    return base_.ReadProbes(target, from_ms, to_ms);
+  }
+  Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
+    return base_.Targets();
+  }
+  Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
+                           const std::function<void(const CounterPoint&)>& each) const override {
+    return base_.ScanCounterInputs(target_id, from_ms, to_ms, each);
+  }
+  Result<std::vector<CounterFirstSeen>> FirstSeenCounters(int64_t target_id) const override {
+    return base_.FirstSeenCounters(target_id);
+  }
+  Result<Labels> LabelSet(int64_t label_set_id) const override {
+    return base_.LabelSet(label_set_id);
+  }
+
+ private:
+  struct Fetched {
+    int64_t rollups_from = 0;
+    int64_t rollups_to = 0;
+    std::vector<FieldRollup> rollups;  // by bucket, then label set, as the base orders them
+    std::vector<Interval> edges;
+    std::vector<std::vector<FieldPoint>> rows;  // per edge, in the base's order
+  };
+  const ProbeHistory& base_;
+  const std::vector<StoredTarget> targets_;
+  std::map<std::pair<int64_t, int>, Fetched> fetched_;
+};
 
 // Neumaier-compensated sum, as Prometheus's kahanSumInc.
 void CompensatedAdd(double& sum, double& c, double v) {
@@ -439,8 +664,7 @@ Result<std::vector<Series>> ProbeSeriesSource::SelectCounters(
       }
     }
   }
-  const int64_t settled =
-      std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
+  const int64_t settled = SettledAt(newest);
   // Per target label set: its running totals and the samples of the wanted slots, or (for the
   // rate pushdown) only what extrapolatedRate reads of them: no window is materialised.
   struct Running {
@@ -811,8 +1035,8 @@ Result<const Labels*> ProbeSeriesSource::SeriesLabelsOf(int64_t label_set_id, co
               .first->second;
 }
 
-Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const char* name,
-                                  const char* resource,
+Status ProbeSeriesSource::ReadRaw(const ProbeHistory& history, const StoredTarget& target,
+                                  int field, const char* name, const char* resource,
                                   const std::vector<const MemorySamples::value_type*>* memory,
                                   int64_t memory_from, int64_t from_ms, int64_t to_ms,
                                   std::vector<std::pair<const Labels*, Sample>>& out) const {
@@ -823,7 +1047,7 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
   const int64_t stored_to = std::min(to_ms, memory_from - 1);
   if (from_ms <= stored_to) {
     auto points =
-        store_->ReadField(target.id, static_cast<ProbeField>(field), from_ms, stored_to + 1);
+        history.ReadField(target.id, static_cast<ProbeField>(field), from_ms, stored_to + 1);
     if (!points) {
       return Fail(points.error());
     }
@@ -862,10 +1086,11 @@ Status ProbeSeriesSource::ReadRaw(const StoredTarget& target, int field, const c
 }
 
 Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows(
-    int64_t target_id, ProbeField field, int64_t rollups_from, int64_t rollups_to, int64_t hour,
-    int64_t rows_from, int64_t rows_to, RangeAggregate aggregate) const {
-  auto before = store_->ReadField(target_id, field, rows_from, rows_to);
-  auto rollups = store_->ReadRollups(target_id, field, rollups_from, rollups_to);
+    const ProbeHistory& history, int64_t target_id, ProbeField field, int64_t rollups_from,
+    int64_t rollups_to, int64_t hour, int64_t rows_from, int64_t rows_to,
+    RangeAggregate aggregate) const {
+  auto before = history.ReadField(target_id, field, rows_from, rows_to);
+  auto rollups = history.ReadRollups(target_id, field, rollups_from, rollups_to);
   if (!before || !rollups) {
     return Fail(before ? rollups.error() : before.error());
   }
@@ -915,6 +1140,78 @@ Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
+  return SelectAggregateFrom(store_, matchers, from_ms, to_ms, aggregate, q);
+}
+
+int64_t ProbeSeriesSource::SettledAt(int64_t newest_ms) const {
+  // Nothing older than the newest probe by kSettledMs arrives any more, and nothing from before
+  // the restart ever will (that process is gone).
+  return std::max(newest_ms == INT64_MIN ? INT64_MIN : newest_ms - kSettledMs, restart_ms_);
+}
+
+int64_t ProbeSeriesSource::Settled() const {
+  std::lock_guard lock(mu_);
+  return SettledAt(newest_ms_);
+}
+
+Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggregateSteps(
+    const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+    int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
+  const bool rolled_up = aggregate == RangeAggregate::kCount || aggregate == RangeAggregate::kSum ||
+                         aggregate == RangeAggregate::kAvg || aggregate == RangeAggregate::kMin ||
+                         aggregate == RangeAggregate::kMax;
+  const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
+  if (store_ == nullptr || !rolled_up || wanted.empty() || first_to_ms > last_to_ms) {
+    return SampleSource::SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                                              aggregate, q);
+  }
+  auto targets = store_->ListTargets();
+  if (!targets) {
+    return Fail(targets.error());
+  }
+  std::vector<Interval> edges;
+  const int64_t settled = Settled();
+  for (int64_t to = first_to_ms;; to += step_ms) {
+    AddEdgeIntervals(to - range_ms, to, aggregate, settled, edges);
+    if (last_to_ms - to < step_ms) {
+      break;
+    }
+  }
+  edges = JoinIntervals(std::move(edges));
+  // Every hour a step's rollups can come from, the hours its edges take rows from included.
+  const int64_t rollups_from = FloorToHour(first_to_ms - range_ms);
+  const int64_t rollups_to = FloorToHour(last_to_ms) + 2 * kRollupBucketMs;
+  std::vector<std::pair<int64_t, ProbeField>> fetch;
+  for (const StoredTarget& target : *targets) {
+    if (EqualMatchersAllow(matchers, target.labels)) {
+      for (const ProbeSeries* series : wanted) {
+        fetch.emplace_back(target.id, series->field);
+      }
+    }
+  }
+  RangeReads reads(*store_, std::move(*targets));
+  for (const auto& [target_id, field] : fetch) {
+    if (auto status = reads.Prefetch(target_id, field, edges, rollups_from, rollups_to); !status) {
+      return Fail(status.error());
+    }
+  }
+  std::vector<std::vector<SeriesAggregate>> steps;
+  for (int64_t to = first_to_ms;; to += step_ms) {
+    auto step = SelectAggregateFrom(&reads, matchers, to - range_ms, to, aggregate, q);
+    if (!step) {
+      return Fail(step.error());
+    }
+    steps.push_back(std::move(*step));
+    if (last_to_ms - to < step_ms) {
+      break;
+    }
+  }
+  return steps;
+}
+
+Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
+    const ProbeHistory* history, const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+    int64_t to_ms, RangeAggregate aggregate, double q) const {
   if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
     // rate() and increase() of a counter family's series: from the probes, without its window's
     // samples. Of anything else: from the samples, the evaluator's way.
@@ -934,12 +1231,7 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
   WarmUpOnce();
-  const std::string* name = nullptr;
-  for (const LabelMatcher& m : matchers) {
-    if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
-      name = &m.value;
-    }
-  }
+  const std::string* name = MetricNameOf(matchers);
   int64_t memory_from = from_ms;
   int64_t newest = INT64_MIN;
   {
@@ -947,15 +1239,10 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     memory_from = std::max(from_ms, complete_since_ms_);
     newest = newest_ms_;
   }
-  std::vector<const ProbeSeries*> wanted;
-  for (const ProbeSeries& series : ProbeSeriesTable()) {
-    if (name != nullptr && *name == series.name &&
-        EqualMatchersAllow(matchers, Labels{{"resource", series.resource}})) {
-      wanted.push_back(&series);
-    }
-  }
+  const int64_t settled = SettledAt(newest);
+  const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
   // Wholly in memory, no storage, or a selector without a plain metric name: samples.
-  if (store_ == nullptr || memory_from <= from_ms || from_ms > to_ms || wanted.empty()) {
+  if (history == nullptr || memory_from <= from_ms || from_ms > to_ms || wanted.empty()) {
     return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
 
@@ -976,15 +1263,11 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       }
     }
   }
-  auto targets = store_->ListTargets();
+  auto targets = history->ListTargets();
   if (!targets) {
     return Fail(targets.error());
   }
   std::lock_guard cache_lock(cache_mu_);
-  // Samples up to here are final: nothing older than the newest probe by kSettledMs arrives any
-  // more, and nothing from before the restart ever will (that process is gone).
-  const int64_t settled =
-      std::max(newest == INT64_MIN ? INT64_MIN : newest - kSettledMs, restart_ms_);
   // Probe time, for dropping cached windows no query has used for a while.
   const int64_t used_now = std::max(newest, restart_ms_);
   std::erase_if(edges_, [&](const auto& entry) {
@@ -1042,7 +1325,7 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     for (const ProbeSeries* series : wanted) {
       const int field = static_cast<int>(series->field);
       auto add_stored = [&](int64_t from, int64_t to) -> Status {
-        if (auto status = ReadRaw(target, field, series->name, series->resource, nullptr,
+        if (auto status = ReadRaw(*history, target, field, series->name, series->resource, nullptr,
                                   memory_from, from, std::min(to, stored_to), raw);
             !status) {
           return status;
@@ -1066,16 +1349,16 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
       auto kept = edges_.find(key);
       if (head_by_complement) {
-        auto rollups = HourMinusRows(target.id, series->field, head_hour, roll_end, head_hour,
-                                     head_hour, from_ms, aggregate);
+        auto rollups = HourMinusRows(*history, target.id, series->field, head_hour, roll_end,
+                                     head_hour, head_hour, from_ms, aggregate);
         if (!rollups) {
           return Fail(rollups.error());
         }
         if (*rollups) {
           fresh.rollups = std::move(**rollups);
         } else {  // min or max may lie before the window: the head's rows after all
-          auto head = store_->ReadField(target.id, series->field, from_ms, first_bucket);
-          auto whole = store_->ReadRollups(target.id, series->field, first_bucket, roll_end);
+          auto head = history->ReadField(target.id, series->field, from_ms, first_bucket);
+          auto whole = history->ReadRollups(target.id, series->field, first_bucket, roll_end);
           if (!head || !whole) {
             return Fail(head ? whole.error() : head.error());
           }
@@ -1085,9 +1368,9 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       } else if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
         edge = &kept->second;
       } else {
-        auto head = store_->ReadField(target.id, series->field, from_ms,
-                                      std::min(first_bucket, stored_to + 1));
-        auto rollups = store_->ReadRollups(target.id, series->field, first_bucket, roll_end);
+        auto head = history->ReadField(target.id, series->field, from_ms,
+                                       std::min(first_bucket, stored_to + 1));
+        auto rollups = history->ReadRollups(target.id, series->field, first_bucket, roll_end);
         if (!head || !rollups) {
           return Fail(head ? rollups.error() : head.error());
         }
@@ -1117,8 +1400,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
         found[**labels].AddRollup(r);
       }
       if (tail_by_complement) {
-        auto tail = HourMinusRows(target.id, series->field, roll_end, tail_end, roll_end, to_ms + 1,
-                                  tail_end, aggregate);
+        auto tail = HourMinusRows(*history, target.id, series->field, roll_end, tail_end, roll_end,
+                                  to_ms + 1, tail_end, aggregate);
         if (!tail) {
           return Fail(tail.error());
         }
@@ -1198,8 +1481,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           }
           window->sorted = true;
         }
-        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
-                                  memory_from, window->lo, from_ms - 1, raw);
+        if (auto status = ReadRaw(*history, target, field, series->name, series->resource,
+                                  target_memory, memory_from, window->lo, from_ms - 1, raw);
             !status) {
           return Fail(status.error());
         }
@@ -1220,14 +1503,15 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
           kept.reset();
           window = &fresh;
         }
-        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
-                                  memory_from, missing ? from_ms : window->hi + 1, to_ms, raw);
+        if (auto status =
+                ReadRaw(*history, target, field, series->name, series->resource, target_memory,
+                        memory_from, missing ? from_ms : window->hi + 1, to_ms, raw);
             !status) {
           return Fail(status.error());
         }
       } else {
-        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
-                                  memory_from, from_ms, to_ms, raw);
+        if (auto status = ReadRaw(*history, target, field, series->name, series->resource,
+                                  target_memory, memory_from, from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());
         }
@@ -1259,8 +1543,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
       if (window == nullptr) {
         windows_.erase(key);
         // Rare: compute once more from the samples, the evaluator's way.
-        if (auto status = ReadRaw(target, field, series->name, series->resource, target_memory,
-                                  memory_from, from_ms, to_ms, raw);
+        if (auto status = ReadRaw(*history, target, field, series->name, series->resource,
+                                  target_memory, memory_from, from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());
         }

@@ -55,6 +55,14 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
                                                        int64_t from_ms, int64_t to_ms,
                                                        RangeAggregate aggregate,
                                                        double q) const override;
+  // All steps of a range query at once for count, sum, avg, min and max over stored history:
+  // the steps' rollups in one read and their edge rows in one read transaction per target and
+  // field (or one scan where the edges hold most rows), then each step as SelectAggregate
+  // answers it from those, to the same bits. Others (quantile, rate, increase, memory only) go
+  // step by step.
+  Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
 
   // Every series a query over [from_ms, to_ms] can return, for the discovery endpoints: the
   // gauges through the count pushdown (rollups for whole hours), and the counter families'
@@ -90,7 +98,8 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // The rollups of [rollups_from, rollups_to), with the one of `hour` taken down by the rows of
   // [rows_from, rows_to) (the part of that hour outside a window), or nullopt where that cannot
   // be exact: a min or max that may lie in the rows taken away, an infinite value.
-  Result<std::optional<std::vector<FieldRollup>>> HourMinusRows(int64_t target_id, ProbeField field,
+  Result<std::optional<std::vector<FieldRollup>>> HourMinusRows(const ProbeHistory& history,
+                                                                int64_t target_id, ProbeField field,
                                                                 int64_t rollups_from,
                                                                 int64_t rollups_to, int64_t hour,
                                                                 int64_t rows_from, int64_t rows_to,
@@ -99,10 +108,21 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
 
+  // Samples up to the returned time are final, given the newest probe's start (INT64_MIN: none
+  // since the start, nothing known settled).
+  int64_t SettledAt(int64_t newest_ms) const;
+  int64_t Settled() const;  // from the newest probe seen; takes mu_
+  // SelectAggregate's work with the stored reads going to `history` (store_, or what a range
+  // query read ahead for its steps).
+  Result<std::vector<SeriesAggregate>> SelectAggregateFrom(
+      const ProbeHistory* history, const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+      int64_t to_ms, RangeAggregate aggregate, double q) const;
+
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.
   // `memory` holds the memory series of this target only (or is null).
-  Status ReadRaw(const StoredTarget& target, int field, const char* name, const char* resource,
+  Status ReadRaw(const ProbeHistory& history, const StoredTarget& target, int field,
+                 const char* name, const char* resource,
                  const std::vector<const MemorySamples::value_type*>* memory, int64_t memory_from,
                  int64_t from_ms, int64_t to_ms,
                  std::vector<std::pair<const Labels*, Sample>>& out) const;

@@ -165,6 +165,12 @@ class ProbeHistory {
   // the field. Reads only the columns the field needs and copies no labels.
   virtual Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field,
                                                     int64_t from_ms, int64_t to_ms) const = 0;
+  // ReadField over each of `intervals` ([from_ms, to_ms) pairs), one answer per interval, in one
+  // read transaction: what a range query's steps read at their windows' edges. The default
+  // calls ReadField once an interval.
+  virtual Result<std::vector<std::vector<FieldPoint>>> ReadFieldIn(
+      int64_t target_id, ProbeField field,
+      const std::vector<std::pair<int64_t, int64_t>>& intervals) const;
   // The hourly rollups of one field of one target for the buckets wholly inside [from_ms,
   // to_ms): from_ms <= bucket_ms and bucket_ms + kRollupBucketMs <= to_ms; by bucket, then label
   // set. Maintained in the same transaction as the rows, so always consistent with ReadField.

@@ -162,6 +162,11 @@ class ReaderHistory : public Base {
                                             int64_t to_ms) const override {
     return reader_->ReadField(target_id, field, from_ms, to_ms);
   }
+  Result<std::vector<std::vector<FieldPoint>>> ReadFieldIn(
+      int64_t target_id, ProbeField field,
+      const std::vector<std::pair<int64_t, int64_t>>& intervals) const override {
+    return reader_->ReadFieldIn(target_id, field, intervals);
+  }
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
                                                int64_t to_ms) const override {
     return reader_->ReadRollups(target_id, field, from_ms, to_ms);
@@ -607,6 +612,21 @@ class SqliteStore final : public ReaderHistory<Store> {
 };
 
 }  // namespace
+
+Result<std::vector<std::vector<FieldPoint>>> ProbeHistory::ReadFieldIn(
+    int64_t target_id, ProbeField field,
+    const std::vector<std::pair<int64_t, int64_t>>& intervals) const {
+  std::vector<std::vector<FieldPoint>> out;
+  out.reserve(intervals.size());
+  for (const auto& [from_ms, to_ms] : intervals) {
+    auto points = ReadField(target_id, field, from_ms, to_ms);
+    if (!points) {
+      return Fail(points.error());
+    }
+    out.push_back(std::move(*points));
+  }
+  return out;
+}
 
 Result<std::unique_ptr<ProbeHistory>> Store::OpenHistoryReadOnly(const std::string& path) {
   auto db = OpenCurrentReadOnly(path);

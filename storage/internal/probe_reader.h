@@ -40,6 +40,9 @@ class ProbeReader {
   Result<std::vector<StoredTarget>> ListTargets();
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms);
+  Result<std::vector<std::vector<FieldPoint>>> ReadFieldIn(
+      int64_t target_id, ProbeField field,
+      const std::vector<std::pair<int64_t, int64_t>>& intervals);
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
                                                int64_t to_ms);
   Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
@@ -49,6 +52,11 @@ class ProbeReader {
 
  private:
   Result<const Labels*> LabelSet(int64_t id);  // REQUIRES: mu_ held
+  // The narrow statement of `field`, prepared on first use. REQUIRES: mu_ held.
+  Result<sqlite3_stmt*> FieldStatement(ProbeField field);
+  // Appends the field's values of [from_ms, to_ms) to `out`. REQUIRES: mu_ held.
+  Status StepField(sqlite3_stmt* s, ProbeField field, int64_t target_id, int64_t from_ms,
+                   int64_t to_ms, std::vector<FieldPoint>& out);
 
   std::mutex mu_;
   DbHandle db_;                      // Guarded by mu_.

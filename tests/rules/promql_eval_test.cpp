@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <bit>
-#include <limits>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -331,14 +332,82 @@ TEST_CASE("eval: range query merges each step's vector into series, as query_ran
   for (const Sample& sample : matrix->front().samples) {
     points.emplace_back(sample.t_ms, sample.v);
   }
-  CHECK(points == std::vector<std::pair<int64_t, double>>{
-                      {kMinute, 2}, {2 * kMinute, 0}, {3 * kMinute, 2}});
+  CHECK(points ==
+        std::vector<std::pair<int64_t, double>>{{kMinute, 2}, {2 * kMinute, 0}, {3 * kMinute, 2}});
 
   auto scalar = Query::Parse("time()")->EvaluateRange(s, 0, 2 * kMinute, kMinute, 10);
   REQUIRE(scalar);
   REQUIRE(scalar->size() == 1);
   CHECK(scalar->front().labels.empty());
   CHECK(scalar->front().samples.size() == 3);
+}
+
+// Counts the range queries' batched pushdown calls of the source it wraps.
+class StepCounting final : public SampleSource {
+ public:
+  explicit StepCounting(const SampleSource& base) : base_(base) {}
+  mutable int step_calls = 0;
+  mutable int64_t steps_asked = 0;
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
+                                     int64_t to_ms) const override {
+    return base_.Select(matchers, from_ms, to_ms);
+  }
+  Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override {
+    ++step_calls;
+    auto steps = base_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                                            aggregate, q);
+    if (steps) {
+      steps_asked += static_cast<int64_t>(steps->size());
+    }
+    return steps;
+  }
+
+ private:
+  const SampleSource& base_;
+};
+
+TEST_CASE("eval: a range query's pushdowns go to the source a chunk of steps at a time") {
+  MemorySource memory = WorkedExampleSource();
+  const StepCounting s(memory);
+  // Two distinct pushed-down calls (one twice, one with an offset and a NaN argument), 300
+  // steps of a second: each call's windows are asked for 128 steps at a time, 3 times.
+  auto query = Query::Parse(
+      "avg_over_time(probe_latency_seconds[2m]) + avg_over_time(probe_latency_seconds[2m]) + "
+      "on(target) quantile_over_time(NaN, probe_latency_seconds[90s] offset 30s) * 0");
+  REQUIRE(query);
+  const int64_t start = kMinute;
+  const int64_t step = 1'000;
+  const int64_t end = start + 299 * step;
+  auto matrix = query->EvaluateRange(s, start, end, step, 10);
+  REQUIRE(matrix);
+  CHECK(s.step_calls == 2 * 3);
+  CHECK(s.steps_asked == 2 * 300);
+  // The same answers as each step evaluated on its own (NaN compared by its bits).
+  REQUIRE(matrix->size() == 2);
+  size_t points = 0;
+  for (const Series& series : *matrix) {
+    points += series.samples.size();
+  }
+  size_t points_alone = 0;
+  for (int64_t t = start; t <= end; t += step) {
+    auto alone = query->Evaluate(memory, t);
+    REQUIRE(alone);
+    const Vector& vector = std::get<Vector>(*alone);
+    points_alone += vector.size();
+    for (const VectorSample& sample : vector) {
+      auto series = std::find_if(matrix->begin(), matrix->end(),
+                                 [&](const Series& m) { return m.labels == sample.labels; });
+      REQUIRE(series != matrix->end());
+      auto point = std::find_if(series->samples.begin(), series->samples.end(),
+                                [&](const Sample& p) { return p.t_ms == t; });
+      REQUIRE(point != series->samples.end());
+      CHECK(std::bit_cast<uint64_t>(point->v) == std::bit_cast<uint64_t>(sample.value));
+    }
+  }
+  CHECK(points == points_alone);
+  CHECK(points > 300);
 }
 
 TEST_CASE("eval: range query refuses range vectors and too many series") {
