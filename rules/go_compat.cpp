@@ -119,6 +119,14 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
 
+int64_t GoFloatToInt64(double v) {
+  constexpr double kTwoTo63 = 9223372036854775808.0;
+  if (!(v >= -kTwoTo63 && v < kTwoTo63)) {  // NaN fails both
+    return std::numeric_limits<int64_t>::min();
+  }
+  return static_cast<int64_t>(v);
+}
+
 double GoMax(double x, double y) {
   if (std::isinf(x) && x > 0) {
     return x;

@@ -417,8 +417,7 @@ class Executor {
             FormatGoFloat(*v) +
             " cannot be represented as a nanoseconds timestamp since it overflows int64"));
       }
-      const int64_t nanos = nanos_float < kTwoTo63 ? static_cast<int64_t>(nanos_float)
-                                                   : std::numeric_limits<int64_t>::min();
+      const int64_t nanos = GoFloatToInt64(nanos_float);
       const int64_t millis = nanos / 1'000'000;
       // time.Unix(ms / 1000, ms % 1000 * 1e6) normalises a negative remainder.
       int64_t seconds = millis / 1000;

@@ -67,7 +67,8 @@ std::string HumanizeDuration(double v) {
       sign = "-";
       v = -v;
     }
-    const auto duration = static_cast<int64_t>(v);
+    // Prometheus's int64(v): past 2^63 seconds that is math.MinInt64, as Go on amd64 gives it.
+    const int64_t duration = GoFloatToInt64(v);
     const int64_t seconds = duration % 60;
     const int64_t minutes = (duration / 60) % 60;
     const int64_t hours = (duration / 3600) % 24;

@@ -44,6 +44,10 @@ std::string FormatGo4g(double v);
 // the infinities, which C's printf spells "nan" and "inf".
 std::string FormatGoPrintfFloat(const char* c_format, double v);
 
+// Go's int64(v) on amd64 (CVTTSD2SQ): truncation toward zero, and math.MinInt64 for NaN and for
+// anything out of range, where a C++ cast would be undefined.
+int64_t GoFloatToInt64(double v);
+
 // Go's math.Max/math.Min: NaN wins, +0 beats -0 (std::fmax would ignore the NaN).
 double GoMax(double x, double y);
 double GoMin(double x, double y);

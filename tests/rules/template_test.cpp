@@ -269,7 +269,10 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
                                       3600,      59.5,
                                       3,         0.05,
                                       0.1234,    7,
-                                      0.25};
+                                      0.25,
+                                      // Past int64 seconds (humanizeDuration; negative
+                                      // ones below, which humanizeTimestamp refuses here).
+                                      5.55e26,   9.3e18};
   const std::vector<std::string> templates = {
       "{{ $value }}",
       "{{ $value | humanize }}",
@@ -368,6 +371,14 @@ TEST_CASE("humanizeTimestamp beyond int64 nanoseconds is an error, as in Prometh
         std::string::npos);
   // 9.2e9 s is still inside: the earliest time int64 nanoseconds reach is 1677, the latest 2262.
   CHECK(Expand("{{ 9.2e9 | humanizeTimestamp }}") == "2261-07-15 11:33:20 +0000 UTC");
+}
+
+TEST_CASE("humanizeDuration past int64 seconds prints what Prometheus 2.42 prints on amd64") {
+  // libFuzzer's input: a cast C++ leaves undefined, and Go's int64(v) makes math.MinInt64.
+  // The expected texts are promtool 2.42's (the positive one is also in the comparison above).
+  CHECK(Expand("{{ 5.55e26 | humanizeDuration }}") == "-106751991167300d -15h -30m -8s");
+  CHECK(Expand("{{ -5.55e26 | humanizeDuration }}") == "--106751991167300d -15h -30m -8s");
+  CHECK(Expand("{{ 9.2e18 | humanizeDuration }}") == "106481481481481d 11h 33m 20s");
 }
 
 }  // namespace modelpulse::rules
