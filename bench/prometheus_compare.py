@@ -28,6 +28,7 @@ processes; the answers are compared series by series (largest relative differenc
 Everything is cached under --dir (the database, the Prometheus blocks); delete it to start over.
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -121,13 +122,14 @@ def om_labels(labels):
 
 
 def generate_db(args):
-    path = os.path.join(args.dir, f"mp-rules-bench-t{args.targets}-d{args.days}-i{args.interval}-v2.db")
-    if not os.path.exists(path):
-        log(f"generating {path}")
     t0 = time.monotonic()
     subprocess.run([args.rules_bench, "--targets", str(args.targets), "--days", str(args.days),
                     "--interval-s", str(args.interval), "--dir", args.dir, "--generate-only", "1"],
                    check=True, stdout=subprocess.DEVNULL)
+    # rules_bench names the file with its generator's version (-vN.db): the highest is its.
+    pattern = f"mp-rules-bench-t{args.targets}-d{args.days}-i{args.interval}-v*.db"
+    path = max(glob.glob(os.path.join(args.dir, pattern)),
+               key=lambda p: int(p.rsplit("-v", 1)[1][:-len(".db")]))
     log(f"database ready in {time.monotonic() - t0:.1f} s: "
         f"{os.path.getsize(path) / 1e9:.2f} GB")
     return path

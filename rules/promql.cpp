@@ -92,7 +92,7 @@ class StepPrefetch final : public SampleSource {
  private:
   // Steps asked for at once: bounds what one call holds (steps x series answers) and how long
   // it runs before the caller's deadline is checked again.
-  static constexpr int64_t kChunkSteps = 128;
+  static constexpr int64_t kChunkSteps = 32;
   struct Chunk {
     std::vector<LabelMatcher> matchers;
     int64_t range_ms = 0;

@@ -201,8 +201,7 @@ constexpr int64_t kRowsPerSeek = 16;
 // same bits as when it reads storage itself.
 class RangeReads final : public ProbeHistory {
  public:
-  RangeReads(const ProbeHistory& base, std::vector<StoredTarget> targets)
-      : base_(base), targets_(std::move(targets)) {}
+  explicit RangeReads(const ProbeHistory& base) : base_(base) {}
 
   // Reads the rollups of [rollups_from, rollups_to) and the rows of `edges` (disjoint,
   // ascending): each edge by a seek, or all at once by one scan from the first to the last when
@@ -252,7 +251,7 @@ class RangeReads final : public ProbeHistory {
     return {};
   }
 
-  Result<std::vector<StoredTarget>> ListTargets() const override { return targets_; }
+  Result<std::vector<StoredTarget>> ListTargets() const override { return base_.ListTargets(); }
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms) const override {
     if (from_ms >= to_ms) {
@@ -319,7 +318,6 @@ class RangeReads final : public ProbeHistory {
     std::vector<std::vector<FieldPoint>> rows;  // per edge, in the base's order
   };
   const ProbeHistory& base_;
-  const std::vector<StoredTarget> targets_;
   std::map<std::pair<int64_t, int>, Fetched> fetched_;
 };
 
@@ -1140,7 +1138,7 @@ Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
-  return SelectAggregateFrom(store_, matchers, from_ms, to_ms, aggregate, q);
+  return SelectAggregateFrom(store_, nullptr, matchers, from_ms, to_ms, aggregate, q);
 }
 
 int64_t ProbeSeriesSource::SettledAt(int64_t newest_ms) const {
@@ -1189,7 +1187,7 @@ Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggre
       }
     }
   }
-  RangeReads reads(*store_, std::move(*targets));
+  RangeReads reads(*store_);
   for (const auto& [target_id, field] : fetch) {
     if (auto status = reads.Prefetch(target_id, field, edges, rollups_from, rollups_to); !status) {
       return Fail(status.error());
@@ -1197,7 +1195,7 @@ Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggre
   }
   std::vector<std::vector<SeriesAggregate>> steps;
   for (int64_t to = first_to_ms;; to += step_ms) {
-    auto step = SelectAggregateFrom(&reads, matchers, to - range_ms, to, aggregate, q);
+    auto step = SelectAggregateFrom(&reads, &*targets, matchers, to - range_ms, to, aggregate, q);
     if (!step) {
       return Fail(step.error());
     }
@@ -1210,8 +1208,9 @@ Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggre
 }
 
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
-    const ProbeHistory* history, const std::vector<LabelMatcher>& matchers, int64_t from_ms,
-    int64_t to_ms, RangeAggregate aggregate, double q) const {
+    const ProbeHistory* history, const std::vector<StoredTarget>* known_targets,
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+    RangeAggregate aggregate, double q) const {
   if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
     // rate() and increase() of a counter family's series: from the probes, without its window's
     // samples. Of anything else: from the samples, the evaluator's way.
@@ -1263,10 +1262,14 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
       }
     }
   }
-  auto targets = history->ListTargets();
-  if (!targets) {
-    return Fail(targets.error());
+  Result<std::vector<StoredTarget>> listed;
+  if (known_targets == nullptr) {
+    listed = history->ListTargets();
+    if (!listed) {
+      return Fail(listed.error());
+    }
   }
+  const std::vector<StoredTarget>* targets = known_targets != nullptr ? known_targets : &*listed;
   std::lock_guard cache_lock(cache_mu_);
   // Probe time, for dropping cached windows no query has used for a while.
   const int64_t used_now = std::max(newest, restart_ms_);
@@ -1438,9 +1441,10 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
         }
       }
     }
-    for (const auto& [labels, acc] : found) {
-      if (!acc.Empty()) {
-        out.push_back({labels, acc.Value(aggregate, q)});
+    while (!found.empty()) {
+      auto node = found.extract(found.begin());
+      if (!node.mapped().Empty()) {
+        out.push_back({std::move(node.key()), node.mapped().Value(aggregate, q)});
       }
     }
     return out;

@@ -113,10 +113,12 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   int64_t SettledAt(int64_t newest_ms) const;
   int64_t Settled() const;  // from the newest probe seen; takes mu_
   // SelectAggregate's work with the stored reads going to `history` (store_, or what a range
-  // query read ahead for its steps).
+  // query read ahead for its steps), over `known_targets` when the caller listed them already
+  // (once for all a range query's steps), else history's.
   Result<std::vector<SeriesAggregate>> SelectAggregateFrom(
-      const ProbeHistory* history, const std::vector<LabelMatcher>& matchers, int64_t from_ms,
-      int64_t to_ms, RangeAggregate aggregate, double q) const;
+      const ProbeHistory* history, const std::vector<StoredTarget>* known_targets,
+      const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
+      RangeAggregate aggregate, double q) const;
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.
