@@ -59,14 +59,20 @@ class StepPrefetch final : public SampleSource {
                                                        double q) const override {
     const int64_t range_ms = to_ms - from_ms;
     const auto q_bits = std::bit_cast<uint64_t>(q);  // NaN equals itself here
-    for (const Chunk& chunk : chunks_) {
-      if (chunk.range_ms == range_ms && chunk.aggregate == aggregate && chunk.q_bits == q_bits &&
-          chunk.matchers == matchers && to_ms >= chunk.first_to_ms &&
-          (to_ms - chunk.first_to_ms) % step_ms_ == 0 &&
-          static_cast<uint64_t>((to_ms - chunk.first_to_ms) / step_ms_) < chunk.steps.size()) {
-        // A copy: the same call may appear twice in one expression.
-        return chunk.steps[static_cast<size_t>((to_ms - chunk.first_to_ms) / step_ms_)];
+    auto chunk = std::find_if(chunks_.begin(), chunks_.end(), [&](const Chunk& c) {
+      return c.range_ms == range_ms && c.aggregate == aggregate && c.q_bits == q_bits &&
+             c.matchers == matchers;
+    });
+    if (chunk != chunks_.end() && to_ms >= chunk->first_to_ms &&
+        (to_ms - chunk->first_to_ms) % step_ms_ == 0 &&
+        static_cast<uint64_t>((to_ms - chunk->first_to_ms) / step_ms_) < chunk->steps.size()) {
+      const auto i = static_cast<size_t>((to_ms - chunk->first_to_ms) / step_ms_);
+      if (chunk->taken[i]) {
+        // The same call twice in one expression: the base answers the second alone.
+        return base_.SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
       }
+      chunk->taken[i] = true;
+      return std::move(chunk->steps[i]);
     }
     // This call's window ends `offset` before the step's time, at every step.
     const int64_t steps_left = std::max<int64_t>(0, (end_ms_ - t_ms_) / step_ms_);
@@ -79,14 +85,13 @@ class StepPrefetch final : public SampleSource {
     if (steps->empty()) {
       return std::vector<SeriesAggregate>();
     }
-    std::vector<SeriesAggregate> first = (*steps)[0];
-    auto same = std::find_if(chunks_.begin(), chunks_.end(), [&](const Chunk& chunk) {
-      return chunk.range_ms == range_ms && chunk.aggregate == aggregate && chunk.q_bits == q_bits &&
-             chunk.matchers == matchers;
-    });
-    Chunk& chunk = same == chunks_.end() ? chunks_.emplace_back() : *same;
-    chunk = {matchers, range_ms, aggregate, q_bits, to_ms, std::move(*steps)};
-    return first;
+    if (chunk == chunks_.end()) {
+      chunk = chunks_.insert(chunks_.end(), Chunk{});
+    }
+    *chunk = {matchers, range_ms, aggregate, q_bits, to_ms, std::move(*steps), {}};
+    chunk->taken.assign(chunk->steps.size(), false);
+    chunk->taken[0] = true;
+    return std::move(chunk->steps[0]);
   }
 
  private:
@@ -100,6 +105,7 @@ class StepPrefetch final : public SampleSource {
     uint64_t q_bits = 0;
     int64_t first_to_ms = 0;
     std::vector<std::vector<SeriesAggregate>> steps;
+    std::vector<bool> taken;  // steps already handed out (moved from)
   };
   const SampleSource& base_;
   const int64_t end_ms_;
