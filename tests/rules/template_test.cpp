@@ -253,26 +253,13 @@ TEST_CASE("promtool 2.42 renders the templates as we do") {
   }
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  const std::vector<double> values = {0,         2,
-                                      -0.5,      1000,
-                                      100000,    123456,
-                                      12345.678, 1e6,
-                                      1234567,   1.23456789e8,
-                                      1e21,      1e100,
-                                      0.0001,    0.00001,
-                                      0.000001,  0.30000000000000004,
-                                      nan,       inf,
-                                      -inf,      0.00123,
-                                      -1500,     999.95,
-                                      2048,      1536,
-                                      1,         90061,
-                                      3600,      59.5,
-                                      3,         0.05,
-                                      0.1234,    7,
-                                      0.25,
+  const std::vector<double> values = {0, 2, -0.5, 1000, 100000, 123456, 12345.678, 1e6, 1234567,
+                                      1.23456789e8, 1e21, 1e100, 0.0001, 0.00001, 0.000001,
+                                      0.30000000000000004, nan, inf, -inf, 0.00123, -1500, 999.95,
+                                      2048, 1536, 1, 90061, 3600, 59.5, 3, 0.05, 0.1234, 7, 0.25,
                                       // Past int64 seconds (humanizeDuration; negative
                                       // ones below, which humanizeTimestamp refuses here).
-                                      5.55e26,   9.3e18};
+                                      5.55e26, 9.3e18};
   const std::vector<std::string> templates = {
       "{{ $value }}",
       "{{ $value | humanize }}",
