@@ -220,11 +220,10 @@ class RangeReads final : public ProbeHistory {
     if (edges.empty()) {
       return {};
     }
+    const int64_t span_from = FloorToHour(edges.front().first);
     int64_t rows = 0;
     for (const FieldRollup& r : fetched.rollups) {
-      rows += r.bucket_ms >= FloorToHour(edges.front().first) && r.bucket_ms < edges.back().second
-                  ? r.count
-                  : 0;
+      rows += r.bucket_ms >= span_from && r.bucket_ms < edges.back().second ? r.count : 0;
     }
     if (rows > kRowsPerSeek * static_cast<int64_t>(edges.size())) {
       auto points = base_.ReadFieldIn(target_id, field, edges);
