@@ -4,12 +4,15 @@
 # argument gives them (`scripts/fuzz.sh 3600 10000000`: 10 million each, at most an hour each), starting from its seed corpus (fuzz/corpus/<target>/,
 # copied to build/fuzz/corpus/ so that runs grow a working corpus without touching the seeds) with
 # its dictionary (fuzz/dict/<target>.dict). Prints libFuzzer's final stats and one summary line
-# per target (executions, cov, ft, crashes). Exits 1 when any target crashed, timed out or ran
+# per target (executions, cov, ft, crashes). FUZZ_TIMEOUT (seconds, default 10) is libFuzzer's
+# per-input limit, measured in wall time: raise it when the run shares its cores with builds, or
+# a starved input reads as a hang. Exits 1 when any target crashed, timed out or ran
 # out of memory; the reproducer is build/fuzz/artifacts/<target>-*. FUZZ_TARGETS="a b" runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 runs=${2:--1}  # libFuzzer's -runs: -1 is unlimited
+input_timeout=${FUZZ_TIMEOUT:-10}
 targets=${FUZZ_TARGETS:-"sse eventstream provider promql template rule_file promtool_series config"}
 
 # clang and its sanitizer runtimes only for fuzzing: the test command does not need them.
@@ -30,7 +33,7 @@ for target in $targets; do
   rc=0
   build/fuzz/fuzz/"${target}"_fuzz "$work" \
     -dict=fuzz/dict/"$target".dict -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 \
-    -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+    -timeout="$input_timeout" -rss_limit_mb=2048 -max_len=4096 \
     -artifact_prefix=build/fuzz/artifacts/"$target"- >"$log" 2>&1 || rc=$?
   grep -E '^stat::|ERROR|SUMMARY' "$log" || true
   # The last status line carries the final coverage (no DONE line under -max_total_time).
