@@ -6,7 +6,11 @@ probes from /metrics. At the end the timing error of the 40 healthy canary targe
 token minus the scripted 300 ms, from the stored probes) is compared window by window.
 
     bench/soak.py [--minutes 60] [--targets 200] [--binary build/release/daemon/modelpulse]
-                  [--memory-window 20m]
+                  [--memory-window 20m] [--quiet]
+
+`--quiet` is the run to compare with: the same 200 targets, every endpoint healthy. Run one of
+each side by side (two invocations at once) so that both see the same machine load, and compare
+their canary timing-error p99.
 
 Prints one line per sample and a summary; writes the samples as JSON next to the database
 (the folder is printed). Goals: RSS growth from the settled mark to the end < 5 %; fds stable;
@@ -57,9 +61,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def scenario():
+def scenario(quiet):
     lines = ["seed: 11", "hang_cap: 12s", "journal_size: 100", "endpoints:"]
     for name, _, kind, probability in MIX:
+        kind = None if quiet else kind
         lines += [f"  - name: {name}", "    protocol: openai",
                   f"    first_token_ms: {CANARY_FIRST_TOKEN_MS}", "    inter_token_ms: 10",
                   "    output_tokens: 8"]
@@ -108,6 +113,8 @@ def main():
     parser.add_argument("--targets", type=int, default=200)
     parser.add_argument("--binary", default=os.path.join(ROOT, "build/release/daemon/modelpulse"))
     parser.add_argument("--memory-window", help="storage.memory_window, e.g. 20m (default: 2h)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="every endpoint healthy: the run the hostile mix is compared with")
     args = parser.parse_args()
     window_minutes = 120.0
     if args.memory_window:
@@ -119,7 +126,7 @@ def main():
     folder = tempfile.mkdtemp(prefix="modelpulse-soak-")
     sim_port, port = free_port(), free_port()
     with open(os.path.join(folder, "scenario.yaml"), "w") as f:
-        f.write(scenario())
+        f.write(scenario(args.quiet))
     with open(os.path.join(folder, "modelpulse.yml"), "w") as f:
         f.write(config(sim_port, args.targets, args.memory_window))
     db = os.path.join(folder, "soak.db")
@@ -130,7 +137,8 @@ def main():
     daemon = subprocess.Popen([args.binary, "run", f"--config.file={folder}/modelpulse.yml",
                                f"--storage.path={db}", f"--web.listen-address=127.0.0.1:{port}"],
                               stdout=log, stderr=subprocess.STDOUT)
-    print(f"soak: {args.targets} targets for {args.minutes} min; folder {folder}", flush=True)
+    print(f"soak: {args.targets} targets for {args.minutes} min"
+          f"{', every endpoint healthy' if args.quiet else ''}; folder {folder}", flush=True)
     samples = []
     start = time.time()
     try:
@@ -196,6 +204,10 @@ def main():
         print(f"  canary timing error, minutes {index * 10}-{index * 10 + 10}: "
               f"n={len(errors)} p50={percentile(errors, 0.5):.2f} ms "
               f"p99={percentile(errors, 0.99):.2f} ms max={max(errors):.2f} ms")
+    errors = [e for window in windows.values() for e in window]
+    if errors:
+        print(f"  canary timing error, whole run: n={len(errors)} p50={percentile(errors, 0.5):.2f} "
+              f"ms p99={percentile(errors, 0.99):.2f} ms max={max(errors):.2f} ms")
 
 
 if __name__ == "__main__":
