@@ -49,7 +49,7 @@ SELECT id, name, labels FROM targets
 WHERE EXISTS (SELECT 1 FROM probes WHERE probes.target_id = targets.id)
 ORDER BY name)sql");
   auto rollups = Prepare(raw, R"sql(
-SELECT bucket_ms, label_set_id, count, sum, min, max FROM rollups
+SELECT bucket_ms, label_set_id, count, sum, min, max, first_ms, last_ms FROM rollups
 WHERE target_id = ?1 AND field = ?2 AND bucket_ms >= ?3 AND bucket_ms <= ?4
 ORDER BY bucket_ms, label_set_id)sql");
   for (const auto* statement : {&target_ids, &rollups}) {
@@ -295,10 +295,11 @@ Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, Pro
   constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   int rc = SQLITE_ROW;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    out.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-                   sqlite3_column_int64(s, 2), ColumnOptionalDouble(s, 3).value_or(kNaN),
-                   ColumnOptionalDouble(s, 4).value_or(kNaN),
-                   ColumnOptionalDouble(s, 5).value_or(kNaN)});
+    out.push_back(
+        {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+         ColumnOptionalDouble(s, 3).value_or(kNaN), ColumnOptionalDouble(s, 4).value_or(kNaN),
+         ColumnOptionalDouble(s, 5).value_or(kNaN), ColumnOptionalInt(s, 6).value_or(INT64_MIN),
+         ColumnOptionalInt(s, 7).value_or(INT64_MAX)});
   }
   if (rc != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "reading rollups"));

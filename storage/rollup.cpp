@@ -57,13 +57,17 @@ std::optional<double> ProbeFieldValue(const ProbeResult& probe, ProbeField field
                           which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
 }
 
-void RollupCell::Add(double v) {
+void RollupCell::Add(int64_t t_ms, double v) {
   if (count == 0) {
     min = v;
     max = v;
+    first_ms = t_ms;
+    last_ms = t_ms;
   } else {
     min = std::min(min, v);
     max = std::max(max, v);
+    first_ms = std::min(first_ms, t_ms);
+    last_ms = std::max(last_ms, t_ms);
   }
   sum += v;
   ++count;
@@ -79,7 +83,7 @@ void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t lab
         FieldFromColumns(field, columns[static_cast<size_t>(which.a)],
                          which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
     if (value) {
-      cells[{target_id, f, bucket, label_set_id}].Add(*value);
+      cells[{target_id, f, bucket, label_set_id}].Add(start_ms, *value);
     }
   }
 }
@@ -88,13 +92,29 @@ Status UpsertRollups(sqlite3* db, const RollupCells& cells) {
   if (cells.empty()) {
     return {};
   }
-  // min()/max() of two arguments are SQLite's scalar functions.
-  auto statement = Prepare(db, R"sql(
+  // Migrations 3 and 8 rebuild the rollups before migration 13 gives them their first and last
+  // row times; migration 13 fills those in.
+  auto with_times =
+      QueryInt(db, "SELECT count(*) FROM pragma_table_info('rollups') WHERE name = 'first_ms'");
+  if (!with_times) {
+    return Fail(with_times.error());
+  }
+  // min()/max() of two arguments are SQLite's scalar functions; either is NULL when an argument
+  // is, so first_ms and last_ms stay unknown in a bucket whose earlier rows left them unknown.
+  auto statement = Prepare(db, *with_times == 0 ? R"sql(
 INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   count = count + excluded.count, sum = sum + excluded.sum,
-  min = min(min, excluded.min), max = max(max, excluded.max))sql");
+  min = min(min, excluded.min), max = max(max, excluded.max))sql"
+                                                : R"sql(
+INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max, first_ms,
+  last_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
+  count = count + excluded.count, sum = sum + excluded.sum,
+  min = min(min, excluded.min), max = max(max, excluded.max),
+  first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms))sql");
   if (!statement) {
     return Fail(statement.error());
   }
@@ -109,6 +129,10 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
     sqlite3_bind_double(s, 6, cell.sum);
     sqlite3_bind_double(s, 7, cell.min);
     sqlite3_bind_double(s, 8, cell.max);
+    if (*with_times != 0) {
+      sqlite3_bind_int64(s, 9, cell.first_ms);
+      sqlite3_bind_int64(s, 10, cell.last_ms);
+    }
     if (sqlite3_step(s) != SQLITE_DONE) {
       return Fail(SqliteError(db, "updating rollups", Error::Code::kIo));
     }

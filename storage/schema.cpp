@@ -22,7 +22,7 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Append only: a released
 // migration is never edited, since databases in the field already ran it. Later issues add
 // the notification outbox and more as further entries.
-constexpr std::array<std::string_view, 12> kMigrations = {
+constexpr std::array<std::string_view, 13> kMigrations = {
     // 1: targets, label sets and the probe rows.
     R"sql(
 CREATE TABLE targets (
@@ -400,6 +400,33 @@ CREATE TABLE counter_first_seen (
   first_ms     INTEGER NOT NULL,  -- start of the oldest stored probe that moved it
   PRIMARY KEY (target_id, label_set_id, series)
 ) WITHOUT ROWID;
+)sql",
+    // 13: each rollup's first and last row time, so that a read of a window's edge rows can skip
+    // an hour whose rows all lie elsewhere: a range query's windows that end on the hour would
+    // otherwise seek once per step and target for the row at that instant, which is almost never
+    // there (storage/series_source.cpp, RangeReads). The writer keeps them exact per field; for
+    // the rollups already stored, the backfill takes the first and last probe of the hour and
+    // label set whatever the field, which bounds the field's rows all the same.
+    R"sql(
+ALTER TABLE rollups ADD COLUMN first_ms INTEGER;
+ALTER TABLE rollups ADD COLUMN last_ms INTEGER;
+CREATE TEMP TABLE rollup_bounds (
+  target_id    INTEGER NOT NULL,
+  bucket_ms    INTEGER NOT NULL,
+  label_set_id INTEGER NOT NULL,
+  first_ms     INTEGER NOT NULL,
+  last_ms      INTEGER NOT NULL,
+  PRIMARY KEY (target_id, bucket_ms, label_set_id)
+) WITHOUT ROWID;
+INSERT INTO rollup_bounds
+  SELECT target_id, start_ms - ((start_ms % 3600000) + 3600000) % 3600000 AS bucket,
+    label_set_id, min(start_ms), max(start_ms)
+  FROM probe_rows GROUP BY target_id, bucket, label_set_id;
+UPDATE rollups SET first_ms = b.first_ms, last_ms = b.last_ms
+  FROM rollup_bounds AS b
+  WHERE b.target_id = rollups.target_id AND b.bucket_ms = rollups.bucket_ms
+    AND b.label_set_id = rollups.label_set_id;
+DROP TABLE rollup_bounds;
 )sql",
 };
 

@@ -205,9 +205,11 @@ class RangeReads final : public ProbeHistory {
 
   // Reads the rollups of [rollups_from, rollups_to) and the rows of `edges` (disjoint,
   // ascending): each edge by a seek, or all at once by one scan from the first to the last when
-  // the rollups say that reads few more rows than the seeks would cost.
+  // the rollups say that reads few more rows than the seeks would cost. Seeks skip the edges
+  // the rollups prove empty (RollupsRuleOut) where no row can arrive any more (up to
+  // `settled_ms`, ProbeSeriesSource::Settled).
   Status Prefetch(int64_t target_id, ProbeField field, const std::vector<Interval>& edges,
-                  int64_t rollups_from, int64_t rollups_to) {
+                  int64_t rollups_from, int64_t rollups_to, int64_t settled_ms) {
     Fetched& fetched = fetched_[{target_id, static_cast<int>(field)}];
     auto rollups = base_.ReadRollups(target_id, field, rollups_from, rollups_to);
     if (!rollups) {
@@ -226,11 +228,22 @@ class RangeReads final : public ProbeHistory {
       rows += r.bucket_ms >= span_from && r.bucket_ms < edges.back().second ? r.count : 0;
     }
     if (rows > kRowsPerSeek * static_cast<int64_t>(edges.size())) {
-      auto points = base_.ReadFieldIn(target_id, field, edges);
+      std::vector<Interval> seeks;
+      std::vector<size_t> seek_edge;
+      for (size_t i = 0; i < edges.size(); ++i) {
+        if (!RollupsRuleOut(fetched, edges[i], settled_ms)) {
+          seeks.push_back(edges[i]);
+          seek_edge.push_back(i);
+        }
+      }
+      auto points = base_.ReadFieldIn(target_id, field, seeks);
       if (!points) {
         return Fail(points.error());
       }
-      fetched.rows = std::move(*points);
+      fetched.rows.resize(edges.size());
+      for (size_t i = 0; i < seeks.size(); ++i) {
+        fetched.rows[seek_edge[i]] = std::move((*points)[i]);
+      }
       return {};
     }
     auto points = base_.ReadField(target_id, field, edges.front().first, edges.back().second);
@@ -316,6 +329,26 @@ class RangeReads final : public ProbeHistory {
     std::vector<Interval> edges;
     std::vector<std::vector<FieldPoint>> rows;  // per edge, in the base's order
   };
+  // Whether `fetched`'s rollups show that no row lies in `edge`: every row of an hour lies
+  // between its rollups' first and last times, and an hour without rollups holds none, once the
+  // hour is settled and its rollups were read.
+  static bool RollupsRuleOut(const Fetched& fetched, Interval edge, int64_t settled_ms) {
+    const auto [from_ms, to_ms] = edge;  // [from_ms, to_ms)
+    if (settled_ms == INT64_MIN || to_ms - 1 > settled_ms ||
+        FloorToHour(from_ms) < fetched.rollups_from || to_ms > fetched.rollups_to) {
+      return false;
+    }
+    const std::vector<FieldRollup>& rollups = fetched.rollups;
+    auto it = std::lower_bound(rollups.begin(), rollups.end(), FloorToHour(from_ms),
+                               [](const FieldRollup& r, int64_t t) { return r.bucket_ms < t; });
+    for (; it != rollups.end() && it->bucket_ms < to_ms; ++it) {
+      if (it->first_ms < to_ms && it->last_ms >= from_ms) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   const ProbeHistory& base_;
   std::map<std::pair<int64_t, int>, Fetched> fetched_;
 };
@@ -1188,7 +1221,8 @@ Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggre
   }
   RangeReads reads(*store_);
   for (const auto& [target_id, field] : fetch) {
-    if (auto status = reads.Prefetch(target_id, field, edges, rollups_from, rollups_to); !status) {
+    if (auto status = reads.Prefetch(target_id, field, edges, rollups_from, rollups_to, settled);
+        !status) {
       return Fail(status.error());
     }
   }

@@ -108,6 +108,11 @@ struct FieldRollup {
   double sum = 0;
   double min = 0;
   double max = 0;
+  // No row of the rollup lies outside [first_ms, last_ms]: the first and last row's times, or
+  // wider bounds where they are not known (rollups stored before schema 13 that its backfill
+  // found no probe for: the whole time line).
+  int64_t first_ms = INT64_MIN;
+  int64_t last_ms = INT64_MAX;
 };
 
 // The numbers the counter families (common/probe_series.h ProbeCounterFamilies) are computed

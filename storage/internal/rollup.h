@@ -50,13 +50,15 @@ std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a
 // The columns of a probe record as they are stored.
 ColumnValues ColumnsOfProbe(const ProbeResult& probe);
 
-// count/sum/min/max for one key, folded value by value.
+// count/sum/min/max and the first and last row time for one key, folded row by row.
 struct RollupCell {
   int64_t count = 0;
   double sum = 0;
   double min = 0;
   double max = 0;
-  void Add(double v);
+  int64_t first_ms = 0;
+  int64_t last_ms = 0;
+  void Add(int64_t t_ms, double v);
 };
 
 // (target_id, field, bucket_ms, label_set_id) -> cell, ordered as the table's key.

@@ -209,7 +209,9 @@ Snapshots TakeSnapshots(const std::string& path) {
   Snapshots out{
       Snapshot(db, "SELECT * FROM probes ORDER BY target_id, start_ms, seq"),
       Snapshot(db, "SELECT * FROM probes_named ORDER BY target_id, start_ms, seq"),
-      Snapshot(db, "SELECT * FROM rollups ORDER BY target_id, field, bucket_ms, label_set_id"),
+      Snapshot(db,
+               "SELECT target_id, field, bucket_ms, label_set_id, count, sum, min, max "
+               "FROM rollups ORDER BY target_id, field, bucket_ms, label_set_id"),
       Snapshot(db, "SELECT * FROM probe_summaries ORDER BY target_id, span_ms, bucket_ms")};
   sqlite3_close(db);
   return out;

@@ -72,6 +72,8 @@ struct Cell {
   double sum = 0;
   double min = 0;
   double max = 0;
+  int64_t first_ms = 0;
+  int64_t last_ms = 0;
 };
 
 // (bucket, labels) -> fold of ReadProbes through ProbeFieldValue.
@@ -88,6 +90,8 @@ std::map<std::pair<int64_t, Labels>, Cell> BruteForce(const Store& store, const 
     Cell& c = out[{p.start_unix_ms / kHourMs * kHourMs, p.labels}];
     c.min = c.count == 0 ? *v : std::min(c.min, *v);
     c.max = c.count == 0 ? *v : std::max(c.max, *v);
+    c.first_ms = c.count == 0 ? p.start_unix_ms : std::min(c.first_ms, p.start_unix_ms);
+    c.last_ms = c.count == 0 ? p.start_unix_ms : std::max(c.last_ms, p.start_unix_ms);
     c.sum += *v;
     ++c.count;
   }
@@ -106,7 +110,13 @@ int64_t TargetId(const Store& store, const std::string& name) {
   return -1;
 }
 
-void CheckRollupsMatchRows(const Store& store, const std::string& name) {
+// How a rollup's first and last row times must match the rows: exactly as the writer and the
+// rebuilds keep them, or as bounds within the hour (migration 13's backfill takes the hour's
+// probes of any field).
+enum class RowTimes { kExact, kBounds };
+
+void CheckRollupsMatchRows(const Store& store, const std::string& name,
+                           RowTimes times = RowTimes::kExact) {
   const int64_t id = TargetId(store, name);
   for (int f = 0; f < kProbeFieldCount; ++f) {
     const auto field = static_cast<ProbeField>(f);
@@ -121,6 +131,15 @@ void CheckRollupsMatchRows(const Store& store, const std::string& name) {
       auto it = want.find({r.bucket_ms, *labels});
       REQUIRE(it != want.end());
       CHECK(r.count == it->second.count);
+      if (times == RowTimes::kExact) {
+        CHECK(r.first_ms == it->second.first_ms);
+        CHECK(r.last_ms == it->second.last_ms);
+      } else {
+        CHECK(r.first_ms >= r.bucket_ms);
+        CHECK(r.first_ms <= it->second.first_ms);
+        CHECK(r.last_ms >= it->second.last_ms);
+        CHECK(r.last_ms < r.bucket_ms + kHourMs);
+      }
       CHECK(r.min == it->second.min);
       CHECK(r.max == it->second.max);
       // Exact up to rounding order: the rows were added batch by batch.
@@ -220,7 +239,7 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
   // What a database written by the schema-2 release looks like.
   testing::WriteLegacyDatabase(path, 2, VariedProbes("a", kNow - 30 * kHourMs, 400, 5));
   auto store = OpenOrDie(Options(path), clock);
-  CheckRollupsMatchRows(*store, "a");
+  CheckRollupsMatchRows(*store, "a", RowTimes::kBounds);
 }
 
 TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed (migration 11)") {
@@ -239,16 +258,17 @@ TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed 
     REQUIRE(store->Flush());
   }
   // As the schema-10 release left it: rows, and rollups of every field but the new one (and no
-  // table of migration 12).
+  // table of migration 12, no row times of migration 13).
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   CHECK(sqlite3_exec(db,
                      "DELETE FROM rollups WHERE field = 18; DROP TABLE counter_first_seen; "
-                     "PRAGMA user_version = 10",
+                     "ALTER TABLE rollups DROP COLUMN first_ms; "
+                     "ALTER TABLE rollups DROP COLUMN last_ms; PRAGMA user_version = 10",
                      nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto store = OpenOrDie(Options(path), clock);
-  CheckRollupsMatchRows(*store, "a");
+  CheckRollupsMatchRows(*store, "a", RowTimes::kBounds);
   double auth = 0;
   for (const auto& [key, cell] : BruteForce(*store, "a", ProbeField::kAuthFailed)) {
     auth += cell.sum;

@@ -240,6 +240,7 @@ class CountingHistory final : public ProbeHistory {
  public:
   explicit CountingHistory(const ProbeHistory& base) : base_(base) {}
   mutable int reads = 0;
+  mutable int seeks = 0;  // intervals of rows asked for, one per ReadField
 
   Result<std::vector<ProbeResult>> ReadProbes(std::string_view target, int64_t from_ms,
                                               int64_t to_ms) const override {
@@ -257,12 +258,14 @@ class CountingHistory final : public ProbeHistory {
   Result<std::vector<FieldPoint>> ReadField(int64_t target_id, ProbeField field, int64_t from_ms,
                                             int64_t to_ms) const override {
     ++reads;
+    ++seeks;
     return base_.ReadField(target_id, field, from_ms, to_ms);
   }
   Result<std::vector<std::vector<FieldPoint>>> ReadFieldIn(
       int64_t target_id, ProbeField field,
       const std::vector<std::pair<int64_t, int64_t>>& intervals) const override {
     ++reads;
+    seeks += static_cast<int>(intervals.size());
     return base_.ReadFieldIn(target_id, field, intervals);
   }
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
@@ -371,6 +374,78 @@ TEST_CASE("a range query's steps at once equal each step alone, bit for bit, in 
       REQUIRE((*all)[i].size() == want.size());
       for (const SeriesAggregate& a : (*all)[i]) {
         CHECK(a.value == want.at(a.labels));
+      }
+    }
+  }
+}
+
+TEST_CASE("a range query's windows ending on the hour seek only the edges that hold a row") {
+  // A probe every 15 s, 7 s past; on every third hour one more exactly at the hour, the instant
+  // that a window [t - 1 h, t] ending there holds beside its whole hour. The rollups' first and
+  // last row times show the other ends empty, so only those are sought.
+  TempDir dir;
+  ManualClock clock{kEnd};
+  storage::StorageOptions options;
+  options.path = dir.File("edges.db");
+  options.retention = Millis(0);
+  options.batch_size = 500;
+  auto store = storage::Store::Open(options, clock);
+  REQUIRE(store.has_value());
+  const int64_t hour = kEnd / kHourMs * kHourMs;
+  auto probe = [](int64_t t_ms, double ttft) {
+    ProbeResult p;
+    p.target = "a@openai";
+    p.labels = {{"target", "a@openai"}, {"provider", "openai"}, {"model", "m"}};
+    p.start_unix_ms = t_ms;
+    p.outcome = Outcome::kOk;
+    p.http_status = 200;
+    p.ttft_seconds = ttft;
+    return p;
+  };
+  const int64_t first_to = hour - 10 * kHourMs;
+  const int64_t last_to = hour - kHourMs;
+  int ends_with_a_row = 0;
+  for (int64_t h = hour - 12 * kHourMs; h < hour; h += kHourMs) {
+    const bool at_the_hour = (h / kHourMs) % 3 == 0;
+    if (at_the_hour) {
+      (*store)->Append(probe(h, 9.5));  // the largest value: it shows when counted wrongly
+      ends_with_a_row += h >= first_to && h <= last_to ? 1 : 0;
+    }
+    for (int64_t t = h + 7'000; t < h + kHourMs; t += 15'000) {
+      (*store)->Append(probe(t, 0.1 + static_cast<double>(t % 997) / 997));
+    }
+  }
+  REQUIRE((*store)->Flush().has_value());
+  REQUIRE(ends_with_a_row > 0);
+  REQUIRE(ends_with_a_row < 10);
+  // A daemon's source, restarted after the last probe: every hour is settled. (The CLI's source
+  // never is, since a running daemon may still be writing the file; it seeks every edge.)
+  CountingHistory counted(**store);
+  const ProbeSeriesSource batched(&counted, Millis(2 * kHourMs), kEnd + 1);
+  const ProbeSeriesSource alone(store->get(), Millis(2 * kHourMs), kEnd + 1);
+  const std::vector<LabelMatcher> matchers = {
+      {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
+  // The warm-up and the label sets, read once.
+  REQUIRE(batched.SelectAggregate(matchers, kEnd - kHourMs, kEnd, RangeAggregate::kCount, 0));
+  for (const RangeAggregate aggregate : {RangeAggregate::kCount, RangeAggregate::kAvg}) {
+    CAPTURE(static_cast<int>(aggregate));
+    counted.seeks = 0;
+    auto all =
+        batched.SelectAggregateSteps(matchers, first_to, last_to, kHourMs, kHourMs, aggregate, 0);
+    REQUIRE(all.has_value());
+    CHECK(counted.seeks == ends_with_a_row);
+    REQUIRE(all->size() == 10);
+    for (size_t i = 0; i < all->size(); ++i) {
+      const int64_t to = first_to + static_cast<int64_t>(i) * kHourMs;
+      auto one = alone.SelectAggregate(matchers, to - kHourMs, to, aggregate, 0);
+      REQUIRE(one.has_value());
+      REQUIRE((*all)[i].size() == 1);
+      REQUIRE(one->size() == 1);
+      CHECK(std::bit_cast<uint64_t>((*all)[i][0].value) ==
+            std::bit_cast<uint64_t>((*one)[0].value));
+      if (aggregate == RangeAggregate::kCount) {  // 240 rows an hour, and the one at its end
+        CHECK((*all)[i][0].value ==
+              240 + ((to / kHourMs) % 3 == 0 ? 1 : 0) + ((to / kHourMs - 1) % 3 == 0 ? 1 : 0));
       }
     }
   }
