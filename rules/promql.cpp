@@ -132,7 +132,11 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
   if (step_ms <= 0 || end_ms < start_ms) {
     return Fail(Error::InvalidArgument("invalid range: step must be positive and end >= start"));
   }
-  std::map<Labels, std::vector<Sample>> series;
+  using SeriesMap = std::map<Labels, std::vector<Sample>>;
+  SeriesMap series;
+  // Where the previous step put its i-th sample: steps mostly return the same series in the same
+  // order, so one comparison finds a sample's series instead of a search.
+  std::vector<SeriesMap::iterator> previous;
   StepPrefetch prefetch(source, end_ms, step_ms);
   for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
     prefetch.SetStep(t);
@@ -141,8 +145,12 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
       return Fail(value.error());
     }
     if (const auto* vector = std::get_if<Vector>(&*value)) {
-      for (const VectorSample& sample : *vector) {
-        auto it = series.find(sample.labels);
+      previous.resize(vector->size(), series.end());
+      for (size_t i = 0; i < vector->size(); ++i) {
+        const VectorSample& sample = (*vector)[i];
+        auto it = previous[i] != series.end() && previous[i]->first == sample.labels
+                      ? previous[i]
+                      : series.find(sample.labels);
         if (it == series.end()) {
           if (series.size() >= max_series) {
             return Fail(Error::Unavailable("query returned more than " +
@@ -151,6 +159,7 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
           it = series.emplace(sample.labels, std::vector<Sample>{}).first;
         }
         it->second.push_back({t, sample.value});
+        previous[i] = it;
       }
     } else if (const auto* scalar = std::get_if<Scalar>(&*value)) {
       series[Labels{}].push_back({t, scalar->value});
