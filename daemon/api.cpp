@@ -59,6 +59,36 @@ json Metric(const Labels& labels) {
   return out;
 }
 
+// A range query's success body, written out directly: the JSON tree costs an allocation or more
+// per point, an eighth of a 200-series, 721-step query. The same bytes as Success() with Metric
+// and Point would give (sample values are FormatFloatShortest's digits, NaN or +/-Inf, which
+// need no escaping).
+std::string MatrixBody(const rules::Matrix& matrix) {
+  std::string body = R"({"status":"success","data":{"resultType":"matrix","result":[)";
+  char digits[24];
+  for (size_t i = 0; i < matrix.size(); ++i) {
+    body += i == 0 ? R"({"metric":)" : R"(,{"metric":)";
+    body += Metric(matrix[i].labels).dump();
+    body += R"(,"values":[)";
+    const std::vector<rules::Sample>& samples = matrix[i].samples;
+    for (size_t j = 0; j < samples.size(); ++j) {
+      body += j == 0 ? "[" : ",[";
+      if (samples[j].t_ms % 1000 == 0) {
+        body.append(digits,
+                    std::to_chars(digits, digits + sizeof digits, samples[j].t_ms / 1000).ptr);
+      } else {
+        body += Timestamp(samples[j].t_ms).dump();
+      }
+      body += ",\"";
+      body += rules::FormatFloatShortest(samples[j].v);
+      body += "\"]";
+    }
+    body += "]}";
+  }
+  body += "]}}";
+  return body;
+}
+
 const std::string* Param(const ApiRequest& request, const char* name) {
   auto it = request.params.find(name);
   return it == request.params.end() ? nullptr : &it->second;
@@ -364,15 +394,7 @@ ApiAnswer QueryApi::RangeQuery(const ApiRequest& request, Deadline deadline) {
     }
     return EvaluationError(source, matrix.error());
   }
-  json result = json::array();
-  for (const rules::Series& series : *matrix) {
-    json values = json::array();
-    for (const rules::Sample& sample : series.samples) {
-      values.push_back(Point(sample.t_ms, sample.v));
-    }
-    result.push_back({{"metric", Metric(series.labels)}, {"values", std::move(values)}});
-  }
-  return Success({{"resultType", "matrix"}, {"result", std::move(result)}});
+  return {200, MatrixBody(*matrix)};
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "daemon/http_server.h"
+#include "rules/promql.h"
 #include "storage/series_source.h"
 #include "storage/storage.h"
 #include "tests/storage/test_support.h"
@@ -103,6 +105,42 @@ TEST_CASE("queries beyond the concurrency limit wait in a queue and time out the
   CHECK(source.most_inside() == 4);
   // Slots are given back: the next query runs.
   CHECK(api.Handle(Query("up", "1s")).status == 200);
+}
+
+// Two series with values that print in every form: a fraction, +Inf, a large exponent.
+class FixedSource final : public SampleSource {
+ public:
+  Result<std::vector<Series>> Select(const std::vector<LabelMatcher>&, int64_t,
+                                     int64_t) const override {
+    return std::vector<Series>{
+        Series{{{"__name__", "up"}, {"target", "a\"b"}},
+               {Sample{999'000, 0.1}, Sample{1'000'500, std::numeric_limits<double>::infinity()}}},
+        Series{{{"__name__", "up"}, {"target", "z"}}, {Sample{999'000, 1e21}}}};
+  }
+};
+
+TEST_CASE("a range query's body is Prometheus's JSON, whole and fractional timestamps alike") {
+  FixedSource source;
+  SystemClock clock;
+  CountingIndex index(source);
+  QueryApi api(source, index, clock, QueryApiOptions{});
+  const ApiAnswer answer =
+      api.Handle({"GET",
+                  "/api/v1/query_range",
+                  {{"query", "up"}, {"start", "999.5"}, {"end", "1001"}, {"step", "0.5"}}});
+  REQUIRE(answer.status == 200);
+  const std::string inf = rules::FormatFloatShortest(std::numeric_limits<double>::infinity());
+  const std::string big = rules::FormatFloatShortest(1e21);
+  CHECK(answer.json ==
+        R"({"status":"success","data":{"resultType":"matrix","result":[)"
+        R"({"metric":{"__name__":"up","target":"a\"b"},"values":[[999.5,"0.1"],[1000,"0.1"],)"
+        R"([1000.5,")" +
+            inf + R"("],[1001,")" + inf +
+            R"("]]},)"
+            R"({"metric":{"__name__":"up","target":"z"},"values":[[999.5,")" +
+            big + R"("],[1000,")" + big + R"("],[1000.5,")" + big + R"("],[1001,")" + big +
+            R"("]]}]}})");
+  CHECK(nlohmann::json::parse(answer.json)["data"]["result"][1]["values"][3][1] == big);
 }
 
 TEST_CASE("hostile expressions are bad_data errors, not crashes") {
