@@ -117,6 +117,17 @@ std::map<Labels, double> BruteForce(const std::vector<ProbeResult>& probes, cons
   return out;
 }
 
+// A store that keeps everything, written in batches of 500.
+std::unique_ptr<storage::Store> OpenStore(const std::string& path, const Clock& clock) {
+  storage::StorageOptions options;
+  options.path = path;
+  options.retention = Millis(0);
+  options.batch_size = 500;
+  auto opened = storage::Store::Open(options, clock);
+  REQUIRE(opened.has_value());
+  return std::move(*opened);
+}
+
 struct Fixture {
   TempDir dir;
   ManualClock clock{kEnd};
@@ -126,13 +137,7 @@ struct Fixture {
 
   // Everything in storage; memory from `restart_ms` on, as after a restart at that time.
   explicit Fixture(int64_t restart_ms) {
-    storage::StorageOptions options;
-    options.path = dir.File("s.db");
-    options.retention = Millis(0);
-    options.batch_size = 500;
-    auto opened = storage::Store::Open(options, clock);
-    REQUIRE(opened.has_value());
-    store = std::move(*opened);
+    store = OpenStore(dir.File("s.db"), clock);
     for (const ProbeResult& p : probes) {
       store->Append(p);
     }
@@ -385,12 +390,7 @@ TEST_CASE("a range query's windows ending on the hour seek only the edges that h
   // last row times show the other ends empty, so only those are sought.
   TempDir dir;
   ManualClock clock{kEnd};
-  storage::StorageOptions options;
-  options.path = dir.File("edges.db");
-  options.retention = Millis(0);
-  options.batch_size = 500;
-  auto store = storage::Store::Open(options, clock);
-  REQUIRE(store.has_value());
+  const std::unique_ptr<storage::Store> store = OpenStore(dir.File("edges.db"), clock);
   const int64_t hour = kEnd / kHourMs * kHourMs;
   auto probe = [](int64_t t_ms, double ttft) {
     ProbeResult p;
@@ -408,21 +408,21 @@ TEST_CASE("a range query's windows ending on the hour seek only the edges that h
   for (int64_t h = hour - 12 * kHourMs; h < hour; h += kHourMs) {
     const bool at_the_hour = (h / kHourMs) % 3 == 0;
     if (at_the_hour) {
-      (*store)->Append(probe(h, 9.5));  // the largest value: it shows when counted wrongly
+      store->Append(probe(h, 9.5));  // the largest value: it shows when counted wrongly
       ends_with_a_row += h >= first_to && h <= last_to ? 1 : 0;
     }
     for (int64_t t = h + 7'000; t < h + kHourMs; t += 15'000) {
-      (*store)->Append(probe(t, 0.1 + static_cast<double>(t % 997) / 997));
+      store->Append(probe(t, 0.1 + static_cast<double>(t % 997) / 997));
     }
   }
-  REQUIRE((*store)->Flush().has_value());
+  REQUIRE(store->Flush().has_value());
   REQUIRE(ends_with_a_row > 0);
   REQUIRE(ends_with_a_row < 10);
   // A daemon's source, restarted after the last probe: every hour is settled. (The CLI's source
   // never is, since a running daemon may still be writing the file; it seeks every edge.)
-  CountingHistory counted(**store);
+  CountingHistory counted(*store);
   const ProbeSeriesSource batched(&counted, Millis(2 * kHourMs), kEnd + 1);
-  const ProbeSeriesSource alone(store->get(), Millis(2 * kHourMs), kEnd + 1);
+  const ProbeSeriesSource alone(store.get(), Millis(2 * kHourMs), kEnd + 1);
   const std::vector<LabelMatcher> matchers = {
       {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
   // The warm-up and the label sets, read once.
