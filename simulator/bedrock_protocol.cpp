@@ -22,7 +22,8 @@
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <string>
+#include <string_view>
 
 #include "common/duration.h"
 #include "simulator/internal/cloud_crypto.h"
@@ -425,17 +426,26 @@ class BedrockProtocol final : public Protocol {
       return parsed;
     }
 
-    static const std::regex kRoute("/model/(.+)/(converse|converse-stream)");
-    std::smatch match;
-    if (!std::regex_match(request.path, match, kRoute)) {
+    // /model/<model>/converse or /converse-stream. Parsed by hand: std::regex recurses once per
+    // character of the path.
+    std::string_view route = request.path;
+    std::string_view operation;
+    for (const std::string_view suffix : {"/converse-stream", "/converse"}) {
+      if (route.size() > suffix.size() && route.ends_with(suffix)) {
+        operation = suffix.substr(1);
+        route.remove_suffix(suffix.size());
+        break;
+      }
+    }
+    if (operation.empty() || !route.starts_with("/model/") || route.size() == 7) {
       return HttpError(404, "UnknownOperationException", "");
     }
     Call call;
     call.auth = auth.state;
     call.extras["auth_failure"] = auth.failure;
-    call.model = match[1].str();
-    call.extras["operation"] = match[2].str();
-    call.stream = match[2].str() == "converse-stream";
+    call.model = std::string(route.substr(7));
+    call.extras["operation"] = std::string(operation);
+    call.stream = operation == "converse-stream";
     const Json body = Json::parse(request.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object()) {
       return HttpError(400, "SerializationException", "Could not parse request body into json.");

@@ -28,7 +28,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <regex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/duration.h"
@@ -190,14 +191,22 @@ class GoogleProtocol final : public Protocol {
       }
       return parsed;
     }
-    static const std::regex kModelRoute(
-        R"(.*/models/([^/:]+):(generateContent|streamGenerateContent))");
-    std::smatch match;
-    if (!std::regex_match(request.path, match, kModelRoute)) {
+    // .../models/<model>:generateContent or :streamGenerateContent, the model free of '/' and
+    // ':'. Parsed by hand: std::regex recurses once per character of the path.
+    const std::string_view path = request.path;
+    const size_t models = path.rfind("/models/");
+    const std::string_view route =
+        models == std::string_view::npos ? std::string_view() : path.substr(models + 8);
+    const size_t colon = route.find(':');
+    const std::string_view model = route.substr(0, colon);
+    const std::string_view method =
+        colon == std::string_view::npos ? std::string_view() : route.substr(colon + 1);
+    if (model.empty() || model.find('/') != std::string_view::npos ||
+        (method != "generateContent" && method != "streamGenerateContent")) {
       return Error(404, "NOT_FOUND", "Requested entity was not found.");
     }
-    call.model = match[1].str();
-    call.stream = match[2].str() == "streamGenerateContent";
+    call.model = std::string(model);
+    call.stream = method == "streamGenerateContent";
     call.extras["sse"] = request.Query("alt").value_or("") == "sse" ? "1" : "";
     call.extras["path"] = request.path;
     if (!model_.empty() && call.model != model_) {

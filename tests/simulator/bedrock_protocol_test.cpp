@@ -228,6 +228,18 @@ TEST_CASE("bedrock: Converse body, maxTokens cut and validation errors") {
   ex = Send(sim->port(), std::string("/open") + kModelPath + "converse", R"({"messages":[]})");
   CHECK(ex.status == 400);
   CHECK(ErrorType(ex) == "ValidationException");
+  // Routes: an unknown operation or no model is a 404; a model id as long as a request line
+  // allows is only the wrong model (the route is parsed without recursion per character).
+  for (const char* path : {"/open/model/m/invoke", "/open/model/converse", "/open/model//converse",
+                           "/open/models/m/converse"}) {
+    CAPTURE(path);
+    ex = Send(sim->port(), path, ConverseBody());
+    CHECK(ex.status == 404);
+  }
+  ex = Send(sim->port(), "/open/model/" + std::string(7000, 'a') + "/converse-stream",
+            ConverseBody());
+  CHECK(ex.status == 400);
+  CHECK(BodyMessage(ex) == "The provided model identifier is invalid.");
 }
 
 TEST_CASE("bedrock: each error kind as AWS sends it") {

@@ -273,6 +273,14 @@ TEST_CASE("gemini: x-goog-api-key or ?key=, Google's answers to a wrong or missi
   ex = Send(sim->port(), path, GenerateBody());
   CHECK(ex.status == 403);
   CHECK(ErrorOf(ex)["status"] == "PERMISSION_DENIED");
+  // Routes: a model with '/' in it, another method or no model is Google's 404.
+  for (const char* other :
+       {"/gm/v1beta/models/a/b:generateContent", "/gm/v1beta/models/gemini-2.0-flash:countTokens",
+        "/gm/v1beta/models/:generateContent", "/gm/v1beta/gemini:generateContent"}) {
+    CAPTURE(other);
+    ex = Send(sim->port(), other, GenerateBody(), {{"x-goog-api-key", "AIza-test"}});
+    CHECK(ex.status == 404);
+  }
 }
 
 TEST_CASE(
