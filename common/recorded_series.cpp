@@ -34,27 +34,13 @@ Result<std::vector<SeriesAggregate>> SourceUnion::SelectAggregate(
                      second_.SelectAggregate(matchers, from_ms, to_ms, aggregate, q));
 }
 
-Result<std::vector<std::vector<SeriesAggregate>>> SourceUnion::SelectAggregateSteps(
+Result<std::vector<SeriesSteps>> SourceUnion::SelectAggregateSteps(
     const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
     int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
-  auto first = first_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
-                                           aggregate, q);
-  if (!first) {
-    return first;
-  }
-  auto second = second_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
-                                             aggregate, q);
-  if (!second) {
-    return second;
-  }
-  if (first->size() != second->size()) {
-    return Fail(Error::Internal("range query sources answered different numbers of steps"));
-  }
-  for (size_t i = 0; i < first->size(); ++i) {
-    (*first)[i].insert((*first)[i].end(), std::make_move_iterator((*second)[i].begin()),
-                       std::make_move_iterator((*second)[i].end()));
-  }
-  return first;
+  return Concatenate(first_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms,
+                                                 range_ms, aggregate, q),
+                     second_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms,
+                                                  range_ms, aggregate, q));
 }
 
 }  // namespace modelpulse

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 
 namespace modelpulse {
 namespace {
@@ -199,21 +200,54 @@ Result<std::vector<SeriesAggregate>> SampleSource::SelectAggregate(
   return out;
 }
 
-Result<std::vector<std::vector<SeriesAggregate>>> SampleSource::SelectAggregateSteps(
+Result<std::vector<SeriesSteps>> SampleSource::SelectAggregateSteps(
     const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
     int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
-  std::vector<std::vector<SeriesAggregate>> steps;
+  // A label set a step answers twice (two sources of one name) stays two series.
+  std::map<Labels, std::vector<SeriesSteps>> by_labels;
+  size_t steps = 0;
   for (int64_t to = first_to_ms; to <= last_to_ms; to += step_ms) {
     auto step = SelectAggregate(matchers, to - range_ms, to, aggregate, q);
     if (!step) {
       return Fail(step.error());
     }
-    steps.push_back(std::move(*step));
+    for (SeriesAggregate& a : *step) {
+      std::vector<SeriesSteps>& same = by_labels[a.labels];
+      auto free = std::find_if(same.begin(), same.end(), [steps](const SeriesSteps& s) {
+        return s.present.size() <= steps || !s.present[steps];
+      });
+      SeriesSteps& series = free != same.end() ? *free : same.emplace_back();
+      series.values.resize(steps + 1);
+      series.present.resize(steps + 1);
+      series.values[steps] = a.value;
+      series.present[steps] = true;
+    }
+    ++steps;
     if (last_to_ms - to < step_ms) {
       break;  // the next step would pass last_to_ms, or overflow
     }
   }
-  return steps;
+  std::vector<SeriesSteps> out;
+  for (auto& [labels, same] : by_labels) {
+    for (SeriesSteps& series : same) {
+      series.labels = labels;
+      series.values.resize(steps);
+      series.present.resize(steps);
+      out.push_back(std::move(series));
+    }
+  }
+  return out;
+}
+
+std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series,
+                                              size_t step) {
+  std::vector<SeriesAggregate> out;
+  for (const SeriesSteps& s : series) {
+    if (step < s.present.size() && s.present[step]) {
+      out.push_back({s.labels, s.values[step]});
+    }
+  }
+  return out;
 }
 
 }  // namespace modelpulse

@@ -80,6 +80,20 @@ struct KahanSum {
   void Add(double inc);
 };
 
+// One series' answers to the steps of a range query's pushdown (SampleSource::
+// SelectAggregateSteps): for step i, values[i] where present[i] (the series had a sample in that
+// window). Series-major, so that a source computes a series' steps together and the label set is
+// built once, not once a step.
+struct SeriesSteps {
+  Labels labels;  // includes __name__
+  std::vector<double> values;
+  std::vector<bool> present;
+};
+
+// What SelectAggregate answers for step `step`, from a series-major answer: the present series,
+// in the order of `series`.
+std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series, size_t step);
+
 // Where the evaluator reads raw samples. Storage's reader, the in-memory recent window and the
 // promtool-test loader each satisfy it.
 class SampleSource {
@@ -98,11 +112,13 @@ class SampleSource {
       RangeAggregate aggregate, double q) const;
   // A range query's pushdown, all steps at once: for the windows [to - range_ms, to] with to =
   // first_to_ms, first_to_ms + step_ms, ... up to last_to_ms, what SelectAggregate answers for
-  // each, one entry per step in order. The default asks SelectAggregate once a step; a source
-  // over storage overrides it to read what the steps share once (the rollups of the whole range,
-  // the rows at every window's edges) instead of a few reads a step.
+  // each, per series: every series present at some step, with one value slot per step (the
+  // same bits as SelectAggregate at that step), in label order. The default asks SelectAggregate
+  // once a step; a source over storage overrides it to read what the steps share once (the
+  // rollups of the whole range, the rows at every window's edges) and to compute each series'
+  // steps together.
   // REQUIRES: step_ms > 0, range_ms >= 0.
-  virtual Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+  virtual Result<std::vector<SeriesSteps>> SelectAggregateSteps(
       const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
       int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const;
 };

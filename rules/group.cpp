@@ -136,7 +136,7 @@ Result<std::vector<SeriesAggregate>> SeriesOverlay::SelectAggregate(
   return base_->SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
 }
 
-Result<std::vector<std::vector<SeriesAggregate>>> SeriesOverlay::SelectAggregateSteps(
+Result<std::vector<SeriesSteps>> SeriesOverlay::SelectAggregateSteps(
     const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
     int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
   if (HoldsAny(matchers)) {

@@ -248,31 +248,14 @@ class Evaluator {
   // source for the aggregate (SampleSource::SelectAggregate) instead of the samples. Returns a
   // String when the call is not one of those, so the caller evaluates it the ordinary way.
   Result<Value> Pushdown(const Call& call) {
-    static const std::map<std::string_view, RangeAggregate> kPushed = {
-        {"count_over_time", RangeAggregate::kCount},
-        {"sum_over_time", RangeAggregate::kSum},
-        {"avg_over_time", RangeAggregate::kAvg},
-        {"min_over_time", RangeAggregate::kMin},
-        {"max_over_time", RangeAggregate::kMax},
-        {"quantile_over_time", RangeAggregate::kQuantile},
-        {"present_over_time", RangeAggregate::kCount},
-        {"absent_over_time", RangeAggregate::kCount},
-        {"rate", RangeAggregate::kRate},
-        {"increase", RangeAggregate::kIncrease}};
-    auto kind = kPushed.find(call.function->name);
-    if (kind == kPushed.end() || call.args.empty()) {
+    const std::optional<PushedCall> pushed = PushedCallOf(call);
+    if (!pushed) {
       return Value(String{});
     }
-    const Expr* arg = call.args.back().get();
-    while (const auto* paren = std::get_if<Paren>(&arg->node)) {
-      arg = paren->expr.get();
-    }
-    const auto* matrix = std::get_if<MatrixSelector>(&arg->node);
-    if (matrix == nullptr) {
-      return Value(String{});
-    }
+    const Expr* arg = pushed->arg;
+    const MatrixSelector* matrix = pushed->matrix;
     double q = 0;
-    if (kind->second == RangeAggregate::kQuantile) {
+    if (pushed->aggregate == RangeAggregate::kQuantile) {
       auto q_value = Eval(*call.args[0]);
       if (!q_value) {
         return q_value;
@@ -286,7 +269,7 @@ class Evaluator {
     for (const CompiledMatcher& m : matrix->selector.matchers) {
       matchers.push_back(m.matcher);
     }
-    auto aggregates = source_.SelectAggregate(matchers, start, end, kind->second, q);
+    auto aggregates = source_.SelectAggregate(matchers, start, end, pushed->aggregate, q);
     if (!aggregates) {
       Error error = aggregates.error();
       if (error.location.empty()) {
@@ -320,15 +303,6 @@ class Evaluator {
       return call.function->impl(call, {Value(std::move(none))}, t_ms_);
     }
     return Value(std::move(out));
-  }
-
-  static bool SelectorAccepts(const VectorSelector& selector, const Labels& labels) {
-    static const std::string kEmpty;
-    return std::all_of(selector.matchers.begin(), selector.matchers.end(),
-                       [&](const CompiledMatcher& m) {
-                         auto it = labels.find(m.matcher.name);
-                         return m.Matches(it == labels.end() ? kEmpty : it->second);
-                       });
   }
 
   Result<Value> CallFunction(const Expr& expr, const Call& call) {
@@ -898,6 +872,42 @@ class Evaluator {
 };
 
 }  // namespace
+
+std::optional<PushedCall> PushedCallOf(const Call& call) {
+  static const std::map<std::string_view, RangeAggregate> kPushed = {
+      {"count_over_time", RangeAggregate::kCount},
+      {"sum_over_time", RangeAggregate::kSum},
+      {"avg_over_time", RangeAggregate::kAvg},
+      {"min_over_time", RangeAggregate::kMin},
+      {"max_over_time", RangeAggregate::kMax},
+      {"quantile_over_time", RangeAggregate::kQuantile},
+      {"present_over_time", RangeAggregate::kCount},
+      {"absent_over_time", RangeAggregate::kCount},
+      {"rate", RangeAggregate::kRate},
+      {"increase", RangeAggregate::kIncrease}};
+  auto kind = kPushed.find(call.function->name);
+  if (kind == kPushed.end() || call.args.empty()) {
+    return std::nullopt;
+  }
+  const Expr* arg = call.args.back().get();
+  while (const auto* paren = std::get_if<Paren>(&arg->node)) {
+    arg = paren->expr.get();
+  }
+  const auto* matrix = std::get_if<MatrixSelector>(&arg->node);
+  if (matrix == nullptr) {
+    return std::nullopt;
+  }
+  return PushedCall{kind->second, arg, matrix};
+}
+
+bool SelectorAccepts(const VectorSelector& selector, const Labels& labels) {
+  static const std::string kEmpty;
+  return std::all_of(selector.matchers.begin(), selector.matchers.end(),
+                     [&](const CompiledMatcher& m) {
+                       auto it = labels.find(m.matcher.name);
+                       return m.Matches(it == labels.end() ? kEmpty : it->second);
+                     });
+}
 
 void DropMetricName(Labels& labels) { labels.erase("__name__"); }
 

@@ -434,6 +434,13 @@ struct ProbeSeriesSource::Accumulator {
     CompensatedAdd(sum, c, sum_part);
   }
   bool Empty() const { return rolled ? count == 0 : raw.empty(); }
+  // Empty again, keeping the samples' storage for the next window.
+  void Reset() {
+    raw.clear();
+    rolled = false;
+    count = 0;
+    sum = c = min = max = 0;
+  }
   double Value(RangeAggregate aggregate, double q) const {
     if (!rolled) {
       return AggregateSamples(aggregate, q, raw);
@@ -503,6 +510,154 @@ struct ProbeSeriesSource::EdgeCache {
   int64_t used_ms = 0;
   std::vector<FieldPoint> head;
   std::vector<FieldRollup> rollups;
+};
+
+// What a window [from_ms, to_ms] reads from storage, the same for every target: whole hours from
+// the rollups, the rows at its edges (or an edge hour's rollup minus the rows outside the
+// window), the rest from memory.
+struct ProbeSeriesSource::WindowPlan {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  int64_t memory_from = 0;  // memory holds every sample from here on
+  int64_t stored_to = 0;    // the last instant read from storage (closed)
+  int64_t first_bucket = 0;
+  int64_t roll_end = 0;  // rollups of [first_bucket, roll_end)
+  int64_t head_hour = 0;
+  int64_t tail_end = 0;
+  int64_t memory_cut = 0;  // memory's samples older than this are in the rollups
+  bool keep_edges = false;
+  bool head_by_complement = false;
+  bool tail_by_complement = false;
+  bool use_rollups = false;
+
+  // REQUIRES: from_ms < memory_from (part of the window is stored), from_ms <= to_ms.
+  static WindowPlan Of(int64_t from_ms, int64_t to_ms, int64_t memory_from, int64_t settled,
+                       RangeAggregate aggregate) {
+    WindowPlan plan;
+    plan.from_ms = from_ms;
+    plan.to_ms = to_ms;
+    plan.memory_from = memory_from;
+    plan.stored_to = std::min(to_ms, memory_from - 1);
+    constexpr int64_t kBucket = kRollupBucketMs;
+    // Whole hours inside [from_ms, to_ms] come from the rollups: up to where storage ends, or
+    // further (past the start of memory) where those hours are settled.
+    plan.first_bucket = (from_ms / kBucket + (from_ms % kBucket > 0 ? 1 : 0)) * kBucket;
+    plan.roll_end = (plan.stored_to + 1) / kBucket * kBucket;
+    if (settled != INT64_MIN) {
+      plan.roll_end = std::max(plan.roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
+    }
+    const int64_t first_bucket = plan.first_bucket;
+    const int64_t roll_end = plan.roll_end;
+    // Edges are kept only for windows that end near the newest probe, which the next evaluation
+    // of a rule slides over; the steps of a range query over history would each leave an entry
+    // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call
+    // would walk to expire.
+    plan.keep_edges = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
+    // A window starting early in an hour (a range query's steps off the hour: an unaligned 1 h
+    // window holds no whole hour) takes that hour's rollup minus the few rows before it, instead
+    // of reading nearly an hour of rows. Not for kept edges, whose head shrinks as the window
+    // slides (the rows before it would grow), and only where the hour is wholly rolled up.
+    plan.head_hour = first_bucket - kBucket;
+    plan.head_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                              from_ms % kBucket != 0 && !plan.keep_edges &&
+                              first_bucket <= roll_end && first_bucket <= memory_from &&
+                              from_ms - plan.head_hour < first_bucket - from_ms;
+    const int64_t rollup_from = plan.head_by_complement ? plan.head_hour : first_bucket;
+    // The same at the other end: a window ending late in an hour that is wholly stored and
+    // settled takes its rollup minus the rows after the window.
+    plan.tail_end = roll_end + kBucket;
+    plan.tail_by_complement =
+        aggregate != RangeAggregate::kQuantile && from_ms > 0 && !plan.keep_edges &&
+        settled != INT64_MIN && plan.tail_end - 1 <= settled && plan.tail_end <= memory_from &&
+        first_bucket <= roll_end && to_ms + 1 > roll_end &&
+        plan.tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
+    // (The head, before the first whole hour, must be wholly in storage.)
+    plan.use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                       first_bucket <= memory_from &&
+                       (roll_end - rollup_from >= kBucket || plan.tail_by_complement);
+    plan.memory_cut = plan.use_rollups ? std::max(memory_from, roll_end) : memory_from;
+    return plan;
+  }
+};
+
+// The answers of a pushdown's steps as they are computed, series-major: one accumulator per series
+// for the step at hand, then its value in that series' slot. A stored series is found by the
+// address of its labels (SeriesLabelsOf gives one per label set, and label sets are unique), a
+// memory series by its labels.
+class ProbeSeriesSource::StepTotals {
+ public:
+  explicit StepTotals(size_t steps) : steps_(steps) {}
+
+  Accumulator& Of(const Labels* labels) {
+    if (labels != last_labels_) {
+      auto [it, added] = by_address_.try_emplace(labels, 0);
+      if (added) {
+        it->second = IndexOf(*labels);
+      }
+      last_labels_ = labels;
+      last_index_ = it->second;
+    }
+    return Touch(last_index_);
+  }
+  Accumulator& Of(const Labels& labels) { return Touch(IndexOf(labels)); }
+  void Answer(size_t step, const Labels& labels, double value) {
+    SeriesSteps& series = series_[IndexOf(labels)];
+    series.values[step] = value;
+    series.present[step] = true;
+  }
+  // The step's accumulators into their series' slots; the next step starts empty.
+  void FinishStep(size_t step, RangeAggregate aggregate, double q) {
+    for (size_t i : touched_) {
+      Accumulator& acc = accumulators_[i];
+      if (!acc.Empty()) {
+        series_[i].values[step] = acc.Value(aggregate, q);
+        series_[i].present[step] = true;
+      }
+      acc.Reset();
+      is_touched_[i] = false;
+    }
+    touched_.clear();
+    last_labels_ = nullptr;
+  }
+  // Every series answered at some step, in label order.
+  std::vector<SeriesSteps> Take() {
+    std::vector<SeriesSteps> out;
+    out.reserve(series_.size());
+    for (const auto& [labels, i] : by_labels_) {
+      out.push_back(std::move(series_[i]));
+    }
+    return out;
+  }
+
+  std::vector<std::pair<const Labels*, Sample>> raw;  // ReadRaw's buffer, reused
+
+ private:
+  size_t IndexOf(const Labels& labels) {
+    auto [it, added] = by_labels_.try_emplace(labels, series_.size());
+    if (added) {
+      series_.push_back({labels, std::vector<double>(steps_), std::vector<bool>(steps_)});
+      accumulators_.emplace_back();
+      is_touched_.push_back(false);
+    }
+    return it->second;
+  }
+  Accumulator& Touch(size_t i) {
+    if (!is_touched_[i]) {
+      is_touched_[i] = true;
+      touched_.push_back(i);
+    }
+    return accumulators_[i];
+  }
+
+  const size_t steps_;
+  std::vector<SeriesSteps> series_;
+  std::deque<Accumulator> accumulators_;  // by series index; a deque keeps references valid
+  std::map<Labels, size_t> by_labels_;
+  std::unordered_map<const Labels*, size_t> by_address_;
+  std::vector<size_t> touched_;  // this step's, in the order first touched
+  std::vector<bool> is_touched_;
+  const Labels* last_labels_ = nullptr;
+  size_t last_index_ = 0;
 };
 
 // The running totals of every counter-family slot over one label set's probes, and since when
@@ -1167,10 +1322,64 @@ Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows
   return std::optional<std::vector<FieldRollup>>(std::move(*rollups));
 }
 
+ProbeSeriesSource::MemorySamples ProbeSeriesSource::CopyRecent(
+    const std::vector<LabelMatcher>& matchers, const std::string& name, int64_t from_ms,
+    int64_t to_ms) const {
+  MemorySamples memory;
+  std::lock_guard lock(mu_);
+  for (const auto& [labels, samples] : recent_) {
+    auto n = labels.find("__name__");
+    if (n == labels.end() || n->second != name || !EqualMatchersAllow(matchers, labels)) {
+      continue;
+    }
+    auto first = std::lower_bound(samples.begin(), samples.end(), from_ms,
+                                  [](const Sample& s, int64_t t) { return s.t_ms < t; });
+    std::vector<Sample>& out = memory[labels];
+    for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
+      out.push_back(*it);
+    }
+  }
+  return memory;
+}
+
 Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
     const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
     RangeAggregate aggregate, double q) const {
-  return SelectAggregateFrom(store_, nullptr, matchers, from_ms, to_ms, aggregate, q);
+  if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
+    // rate() and increase() of a counter family's series: from the probes, without its window's
+    // samples. Of anything else: from the samples, the evaluator's way.
+    for (const LabelMatcher& m : matchers) {
+      if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
+        if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
+          std::vector<SeriesAggregate> rates;
+          auto done = SelectCounters(matchers, from_ms, to_ms, first, last, &rates,
+                                     aggregate == RangeAggregate::kRate);
+          if (!done) {
+            return Fail(done.error());
+          }
+          return rates;
+        }
+      }
+    }
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+  }
+  WarmUpOnce();
+  if (store_ == nullptr || from_ms > to_ms || WantedSeries(matchers).empty()) {
+    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
+  }
+  if (aggregate == RangeAggregate::kQuantile) {
+    return SelectQuantile(matchers, from_ms, to_ms, q);
+  }
+  auto targets = store_->ListTargets();
+  if (!targets) {
+    return Fail(targets.error());
+  }
+  auto steps = StoredAggregateSteps(*store_, *targets, matchers, to_ms, to_ms, 1, to_ms - from_ms,
+                                    aggregate, q);
+  if (!steps) {
+    return Fail(steps.error());
+  }
+  return AggregatesAtStep(*steps, 0);
 }
 
 int64_t ProbeSeriesSource::SettledAt(int64_t newest_ms) const {
@@ -1184,7 +1393,7 @@ int64_t ProbeSeriesSource::Settled() const {
   return SettledAt(newest_ms_);
 }
 
-Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggregateSteps(
+Result<std::vector<SeriesSteps>> ProbeSeriesSource::SelectAggregateSteps(
     const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
     int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
   const bool rolled_up = aggregate == RangeAggregate::kCount || aggregate == RangeAggregate::kSum ||
@@ -1211,58 +1420,228 @@ Result<std::vector<std::vector<SeriesAggregate>>> ProbeSeriesSource::SelectAggre
   // Every hour a step's rollups can come from, the hours its edges take rows from included.
   const int64_t rollups_from = FloorToHour(first_to_ms - range_ms);
   const int64_t rollups_to = FloorToHour(last_to_ms) + 2 * kRollupBucketMs;
-  std::vector<std::pair<int64_t, ProbeField>> fetch;
+  RangeReads reads(*store_);
   for (const StoredTarget& target : *targets) {
-    if (EqualMatchersAllow(matchers, target.labels)) {
-      for (const ProbeSeries* series : wanted) {
-        fetch.emplace_back(target.id, series->field);
+    if (!EqualMatchersAllow(matchers, target.labels)) {
+      continue;
+    }
+    for (const ProbeSeries* series : wanted) {
+      if (auto status =
+              reads.Prefetch(target.id, series->field, edges, rollups_from, rollups_to, settled);
+          !status) {
+        return Fail(status.error());
       }
     }
   }
-  RangeReads reads(*store_);
-  for (const auto& [target_id, field] : fetch) {
-    if (auto status = reads.Prefetch(target_id, field, edges, rollups_from, rollups_to, settled);
-        !status) {
-      return Fail(status.error());
-    }
+  return StoredAggregateSteps(reads, *targets, matchers, first_to_ms, last_to_ms, step_ms,
+                              range_ms, aggregate, q);
+}
+
+Result<std::vector<SeriesSteps>> ProbeSeriesSource::StoredAggregateSteps(
+    const ProbeHistory& history, const std::vector<StoredTarget>& targets,
+    const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+    int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const {
+  WarmUpOnce();
+  const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
+  const std::string* name = MetricNameOf(matchers);
+  int64_t complete_since = 0;
+  int64_t newest = INT64_MIN;
+  {
+    std::lock_guard lock(mu_);
+    complete_since = complete_since_ms_;
+    newest = newest_ms_;
   }
-  std::vector<std::vector<SeriesAggregate>> steps;
+  const int64_t settled = SettledAt(newest);
+  // Probe time, for dropping cached windows no query has used for a while.
+  const int64_t used_now = std::max(newest, restart_ms_);
+  size_t steps = 0;
   for (int64_t to = first_to_ms;; to += step_ms) {
-    auto step = SelectAggregateFrom(&reads, &*targets, matchers, to - range_ms, to, aggregate, q);
-    if (!step) {
-      return Fail(step.error());
-    }
-    steps.push_back(std::move(*step));
+    ++steps;
     if (last_to_ms - to < step_ms) {
       break;
     }
   }
-  return steps;
-}
-
-Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
-    const ProbeHistory* history, const std::vector<StoredTarget>* known_targets,
-    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
-    RangeAggregate aggregate, double q) const {
-  if (aggregate == RangeAggregate::kRate || aggregate == RangeAggregate::kIncrease) {
-    // rate() and increase() of a counter family's series: from the probes, without its window's
-    // samples. Of anything else: from the samples, the evaluator's way.
-    for (const LabelMatcher& m : matchers) {
-      if (m.type == LabelMatcher::Type::kEqual && m.name == "__name__") {
-        if (auto [first, last] = ProbeCounterSlotsNamed(m.value); first < last) {
-          std::vector<SeriesAggregate> rates;
-          auto done = SelectCounters(matchers, from_ms, to_ms, first, last, &rates,
-                                     aggregate == RangeAggregate::kRate);
-          if (!done) {
-            return Fail(done.error());
+  // Memory's part of every window, [its start, last_to_ms], copied under the lock.
+  const MemorySamples memory =
+      CopyRecent(matchers, *name, std::max(first_to_ms - range_ms, complete_since), last_to_ms);
+  StepTotals totals(steps);
+  std::vector<std::pair<size_t, int64_t>> in_memory;  // steps wholly in memory, and their ends
+  {
+    std::lock_guard cache_lock(cache_mu_);
+    std::erase_if(edges_, [&](const auto& entry) {
+      return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
+    });
+    size_t step = 0;
+    for (int64_t to = first_to_ms;; to += step_ms, ++step) {
+      const int64_t from = to - range_ms;
+      const int64_t memory_from = std::max(from, complete_since);
+      if (memory_from <= from) {
+        in_memory.emplace_back(step, to);
+      } else {
+        const WindowPlan plan = WindowPlan::Of(from, to, memory_from, settled, aggregate);
+        for (const StoredTarget& target : targets) {
+          if (!EqualMatchersAllow(matchers, target.labels)) {
+            continue;
           }
-          return rates;
+          for (const ProbeSeries* series : wanted) {
+            if (auto status =
+                    AddStoredWindow(history, target, *series, plan, aggregate, used_now, totals);
+                !status) {
+              return Fail(status.error());
+            }
+          }
         }
+        if (plan.memory_cut <= to) {
+          for (const auto& [labels, samples] : memory) {
+            auto it = std::lower_bound(samples.begin(), samples.end(), plan.memory_cut,
+                                       [](const Sample& s, int64_t t) { return s.t_ms < t; });
+            if (it == samples.end() || it->t_ms > to) {
+              continue;
+            }
+            Accumulator& acc = totals.Of(labels);
+            for (; it != samples.end() && it->t_ms <= to; ++it) {
+              acc.AddSample(*it);
+            }
+          }
+        }
+        totals.FinishStep(step, aggregate, q);
+      }
+      if (last_to_ms - to < step_ms) {
+        break;
       }
     }
-    return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
-  WarmUpOnce();
+  // Windows wholly in memory: from the samples, the evaluator's way.
+  for (const auto& [step, to] : in_memory) {
+    auto answers = SampleSource::SelectAggregate(matchers, to - range_ms, to, aggregate, q);
+    if (!answers) {
+      return Fail(answers.error());
+    }
+    for (const SeriesAggregate& a : *answers) {
+      totals.Answer(step, a.labels, a.value);
+    }
+  }
+  return totals.Take();
+}
+
+Status ProbeSeriesSource::AddStoredWindow(const ProbeHistory& history, const StoredTarget& target,
+                                          const ProbeSeries& series, const WindowPlan& plan,
+                                          RangeAggregate aggregate, int64_t used_now,
+                                          StepTotals& totals) const {
+  const int field = static_cast<int>(series.field);
+  auto add_stored = [&](int64_t from, int64_t to) -> Status {
+    if (auto status = ReadRaw(history, target, field, series.name, series.resource, nullptr,
+                              plan.memory_from, from, std::min(to, plan.stored_to), totals.raw);
+        !status) {
+      return status;
+    }
+    for (const auto& [labels, sample] : totals.raw) {
+      totals.Of(labels).AddSample(sample);
+    }
+    return {};
+  };
+  if (!plan.use_rollups) {
+    return add_stored(plan.from_ms, plan.stored_to);
+  }
+  // The series labels of a row or rollup: runs of one label set (most targets have one).
+  int64_t last_id = 0;
+  const Labels* last_labels = nullptr;
+  auto labels_of = [&](int64_t label_set_id) -> Result<const Labels*> {
+    if (last_labels == nullptr || label_set_id != last_id) {
+      auto labels = SeriesLabelsOf(label_set_id, series.name, series.resource);
+      if (!labels) {
+        return Fail(labels.error());
+      }
+      last_id = label_set_id;
+      last_labels = *labels;
+    }
+    return last_labels;
+  };
+  // The head (before the first whole hour) and the rollups, kept while the window's hours stay
+  // the same and are settled: from one evaluation to the next only the head shrinks.
+  EdgeCache fresh;
+  EdgeCache* edge = &fresh;
+  auto key = std::make_tuple(target.id, field, plan.first_bucket, plan.roll_end);
+  auto kept = edges_.find(key);
+  if (plan.head_by_complement) {
+    auto rollups = HourMinusRows(history, target.id, series.field, plan.head_hour, plan.roll_end,
+                                 plan.head_hour, plan.head_hour, plan.from_ms, aggregate);
+    if (!rollups) {
+      return Fail(rollups.error());
+    }
+    if (*rollups) {
+      fresh.rollups = std::move(**rollups);
+    } else {  // min or max may lie before the window: the head's rows after all
+      auto head = history.ReadField(target.id, series.field, plan.from_ms, plan.first_bucket);
+      auto whole = history.ReadRollups(target.id, series.field, plan.first_bucket, plan.roll_end);
+      if (!head || !whole) {
+        return Fail(head ? whole.error() : head.error());
+      }
+      fresh.head = std::move(*head);
+      fresh.rollups = std::move(*whole);
+    }
+  } else if (kept != edges_.end() && plan.keep_edges && kept->second.head_from <= plan.from_ms) {
+    edge = &kept->second;
+  } else {
+    auto head = history.ReadField(target.id, series.field, plan.from_ms,
+                                  std::min(plan.first_bucket, plan.stored_to + 1));
+    auto rollups = history.ReadRollups(target.id, series.field, plan.first_bucket, plan.roll_end);
+    if (!head || !rollups) {
+      return Fail(head ? rollups.error() : head.error());
+    }
+    fresh.head_from = plan.from_ms;
+    fresh.head = std::move(*head);
+    fresh.rollups = std::move(*rollups);
+    if (plan.keep_edges) {
+      edge = &(edges_[key] = std::move(fresh));
+    }
+  }
+  edge->used_ms = used_now;
+  for (const FieldPoint& p : edge->head) {
+    if (p.t_ms < plan.from_ms) {
+      continue;
+    }
+    auto labels = labels_of(p.label_set_id);
+    if (!labels) {
+      return Fail(labels.error());
+    }
+    totals.Of(*labels).AddSample({p.t_ms, p.value});
+  }
+  for (const FieldRollup& r : edge->rollups) {
+    auto labels = labels_of(r.label_set_id);
+    if (!labels) {
+      return Fail(labels.error());
+    }
+    totals.Of(*labels).AddRollup(r);
+  }
+  if (plan.tail_by_complement) {
+    auto tail = HourMinusRows(history, target.id, series.field, plan.roll_end, plan.tail_end,
+                              plan.roll_end, plan.to_ms + 1, plan.tail_end, aggregate);
+    if (!tail) {
+      return Fail(tail.error());
+    }
+    if (*tail) {
+      for (const FieldRollup& r : **tail) {
+        auto labels = labels_of(r.label_set_id);
+        if (!labels) {
+          return Fail(labels.error());
+        }
+        totals.Of(*labels).AddRollup(r);
+      }
+      return {};
+    }
+    // else: min or max may lie after the window; the tail's rows below.
+  }
+  if (plan.roll_end <= plan.stored_to) {
+    return add_stored(plan.roll_end, plan.stored_to);
+  }
+  return {};
+}
+
+Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectQuantile(
+    const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms, double q) const {
+  constexpr RangeAggregate aggregate = RangeAggregate::kQuantile;
+  const ProbeHistory* history = store_;
   const std::string* name = MetricNameOf(matchers);
   int64_t memory_from = from_ms;
   int64_t newest = INT64_MIN;
@@ -1273,214 +1652,25 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregateFrom(
   }
   const int64_t settled = SettledAt(newest);
   const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
-  // Wholly in memory, no storage, or a selector without a plain metric name: samples.
-  if (history == nullptr || memory_from <= from_ms || from_ms > to_ms || wanted.empty()) {
+  if (memory_from <= from_ms) {  // wholly in memory
     return SampleSource::SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
 
   // Memory's part, [memory_from, to_ms], copied under the lock.
-  MemorySamples memory;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [labels, samples] : recent_) {
-      auto n = labels.find("__name__");
-      if (n == labels.end() || n->second != *name || !EqualMatchersAllow(matchers, labels)) {
-        continue;
-      }
-      auto first = std::lower_bound(samples.begin(), samples.end(), memory_from,
-                                    [](const Sample& s, int64_t t) { return s.t_ms < t; });
-      std::vector<Sample>& out = memory[labels];
-      for (auto it = first; it != samples.end() && it->t_ms <= to_ms; ++it) {
-        out.push_back(*it);
-      }
-    }
+  const MemorySamples memory = CopyRecent(matchers, *name, memory_from, to_ms);
+  auto targets = history->ListTargets();
+  if (!targets) {
+    return Fail(targets.error());
   }
-  Result<std::vector<StoredTarget>> listed;
-  if (known_targets == nullptr) {
-    listed = history->ListTargets();
-    if (!listed) {
-      return Fail(listed.error());
-    }
-  }
-  const std::vector<StoredTarget>* targets = known_targets != nullptr ? known_targets : &*listed;
   std::lock_guard cache_lock(cache_mu_);
-  // Probe time, for dropping cached windows no query has used for a while.
   const int64_t used_now = std::max(newest, restart_ms_);
-  std::erase_if(edges_, [&](const auto& entry) {
-    return used_now != INT64_MIN && entry.second.used_ms < used_now - kWindowIdleMs;
-  });
-  std::map<Labels, Accumulator> found;
   std::vector<std::pair<const Labels*, Sample>> raw;
-  const int64_t stored_to = std::min(to_ms, memory_from - 1);  // closed
-  constexpr int64_t kBucket = kRollupBucketMs;
-  // Whole hours inside [from_ms, to_ms] come from the rollups: up to where storage ends, or
-  // further (past the start of memory) where those hours are settled.
-  const int64_t first_bucket = (from_ms / kBucket + (from_ms % kBucket > 0 ? 1 : 0)) * kBucket;
-  int64_t roll_end = (stored_to + 1) / kBucket * kBucket;
-  if (settled != INT64_MIN) {
-    roll_end = std::max(roll_end, (std::min(to_ms, settled) + 1) / kBucket * kBucket);
-  }
-  // Edges are kept only for windows that end near the newest probe, which the next evaluation
-  // of a rule slides over; the steps of a range query over history would each leave an entry
-  // (200 targets x 168 hourly steps: 33,600) that is never read again and that every call would
-  // walk to expire.
-  const bool keep_edges = roll_end <= settled && to_ms >= settled - kRecentEdgeMs;
-  // A window starting early in an hour (a range query's steps off the hour: an unaligned 1 h
-  // window holds no whole hour) takes that hour's rollup minus the few rows before it, instead
-  // of reading nearly an hour of rows. Not for kept edges, whose head shrinks as the window
-  // slides (the rows before it would grow), and only where the hour is wholly rolled up.
-  const int64_t head_hour = first_bucket - kBucket;
-  const bool head_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                                  from_ms % kBucket != 0 && !keep_edges &&
-                                  first_bucket <= roll_end && first_bucket <= memory_from &&
-                                  from_ms - head_hour < first_bucket - from_ms;
-  const int64_t rollup_from = head_by_complement ? head_hour : first_bucket;
-  // The same at the other end: a window ending late in an hour that is wholly stored and
-  // settled takes its rollup minus the rows after the window.
-  const int64_t tail_end = roll_end + kBucket;
-  const bool tail_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                                  !keep_edges && settled != INT64_MIN && tail_end - 1 <= settled &&
-                                  tail_end <= memory_from && first_bucket <= roll_end &&
-                                  to_ms + 1 > roll_end &&
-                                  tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
-  // (The head, before the first whole hour, must be wholly in storage.)
-  const bool use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
-                           first_bucket <= memory_from &&
-                           (roll_end - rollup_from >= kBucket || tail_by_complement);
-  // Memory's samples older than this are in the rollups.
-  const int64_t memory_cut = use_rollups ? std::max(memory_from, roll_end) : memory_from;
+  std::vector<SeriesAggregate> out;
   std::vector<std::string> seen_targets;
   for (const StoredTarget& target : *targets) {
-    if (!EqualMatchersAllow(matchers, target.labels)) {
-      continue;
+    if (EqualMatchersAllow(matchers, target.labels)) {
+      seen_targets.push_back(target.name);
     }
-    seen_targets.push_back(target.name);
-    if (aggregate == RangeAggregate::kQuantile) {
-      continue;  // below
-    }
-    for (const ProbeSeries* series : wanted) {
-      const int field = static_cast<int>(series->field);
-      auto add_stored = [&](int64_t from, int64_t to) -> Status {
-        if (auto status = ReadRaw(*history, target, field, series->name, series->resource, nullptr,
-                                  memory_from, from, std::min(to, stored_to), raw);
-            !status) {
-          return status;
-        }
-        for (const auto& [labels, sample] : raw) {
-          found[*labels].AddSample(sample);
-        }
-        return {};
-      };
-      if (!use_rollups) {
-        if (auto status = add_stored(from_ms, stored_to); !status) {
-          return Fail(status.error());
-        }
-        continue;
-      }
-      // The head (before the first whole hour) and the rollups, kept while the window's hours
-      // stay the same and are settled: from one evaluation to the next only the head shrinks.
-      EdgeCache fresh;
-      EdgeCache* edge = &fresh;
-      const bool keep = keep_edges;
-      auto key = std::make_tuple(target.id, field, first_bucket, roll_end);
-      auto kept = edges_.find(key);
-      if (head_by_complement) {
-        auto rollups = HourMinusRows(*history, target.id, series->field, head_hour, roll_end,
-                                     head_hour, head_hour, from_ms, aggregate);
-        if (!rollups) {
-          return Fail(rollups.error());
-        }
-        if (*rollups) {
-          fresh.rollups = std::move(**rollups);
-        } else {  // min or max may lie before the window: the head's rows after all
-          auto head = history->ReadField(target.id, series->field, from_ms, first_bucket);
-          auto whole = history->ReadRollups(target.id, series->field, first_bucket, roll_end);
-          if (!head || !whole) {
-            return Fail(head ? whole.error() : head.error());
-          }
-          fresh.head = std::move(*head);
-          fresh.rollups = std::move(*whole);
-        }
-      } else if (kept != edges_.end() && keep && kept->second.head_from <= from_ms) {
-        edge = &kept->second;
-      } else {
-        auto head = history->ReadField(target.id, series->field, from_ms,
-                                       std::min(first_bucket, stored_to + 1));
-        auto rollups = history->ReadRollups(target.id, series->field, first_bucket, roll_end);
-        if (!head || !rollups) {
-          return Fail(head ? rollups.error() : head.error());
-        }
-        fresh.head_from = from_ms;
-        fresh.head = std::move(*head);
-        fresh.rollups = std::move(*rollups);
-        if (keep) {
-          edge = &(edges_[key] = std::move(fresh));
-        }
-      }
-      edge->used_ms = used_now;
-      for (const FieldPoint& p : edge->head) {
-        if (p.t_ms < from_ms) {
-          continue;
-        }
-        auto labels = SeriesLabelsOf(p.label_set_id, series->name, series->resource);
-        if (!labels) {
-          return Fail(labels.error());
-        }
-        found[**labels].AddSample({p.t_ms, p.value});
-      }
-      for (const FieldRollup& r : edge->rollups) {
-        auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
-        if (!labels) {
-          return Fail(labels.error());
-        }
-        found[**labels].AddRollup(r);
-      }
-      if (tail_by_complement) {
-        auto tail = HourMinusRows(*history, target.id, series->field, roll_end, tail_end, roll_end,
-                                  to_ms + 1, tail_end, aggregate);
-        if (!tail) {
-          return Fail(tail.error());
-        }
-        if (*tail) {
-          for (const FieldRollup& r : **tail) {
-            auto labels = SeriesLabelsOf(r.label_set_id, series->name, series->resource);
-            if (!labels) {
-              return Fail(labels.error());
-            }
-            found[**labels].AddRollup(r);
-          }
-          continue;
-        }
-        // else: min or max may lie after the window; the tail's rows below.
-      }
-      if (roll_end <= stored_to) {
-        if (auto status = add_stored(roll_end, stored_to); !status) {
-          return Fail(status.error());
-        }
-      }
-    }
-  }
-
-  std::vector<SeriesAggregate> out;
-  if (aggregate != RangeAggregate::kQuantile) {
-    for (const auto& [labels, samples] : memory) {
-      Accumulator* acc = nullptr;
-      for (const Sample& sample : samples) {
-        if (sample.t_ms >= memory_cut) {
-          if (acc == nullptr) {
-            acc = &found[labels];
-          }
-          acc->AddSample(sample);
-        }
-      }
-    }
-    while (!found.empty()) {
-      auto node = found.extract(found.begin());
-      if (!node.mapped().Empty()) {
-        out.push_back({std::move(node.key()), node.mapped().Value(aggregate, q)});
-      }
-    }
-    return out;
   }
 
   // Quantiles: per target, the sorted values of the window, slid by its edges when the window

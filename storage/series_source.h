@@ -60,7 +60,7 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // field (or one scan where the edges hold most rows), then each step as SelectAggregate
   // answers it from those, to the same bits. Others (quantile, rate, increase, memory only) go
   // step by step.
-  Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
       const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
       int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
 
@@ -112,13 +112,28 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // since the start, nothing known settled).
   int64_t SettledAt(int64_t newest_ms) const;
   int64_t Settled() const;  // from the newest probe seen; takes mu_
-  // SelectAggregate's work with the stored reads going to `history` (store_, or what a range
-  // query read ahead for its steps), over `known_targets` when the caller listed them already
-  // (once for all a range query's steps), else history's.
-  Result<std::vector<SeriesAggregate>> SelectAggregateFrom(
-      const ProbeHistory* history, const std::vector<StoredTarget>* known_targets,
-      const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
-      RangeAggregate aggregate, double q) const;
+  // Memory's samples of the series `matchers` may select, named `name`, in [from_ms, to_ms].
+  MemorySamples CopyRecent(const std::vector<LabelMatcher>& matchers, const std::string& name,
+                           int64_t from_ms, int64_t to_ms) const;
+  struct WindowPlan;
+  class StepTotals;
+  // count, sum, avg, min or max of the windows SelectAggregateSteps describes, the stored reads
+  // going to `history` (store_, or what a range query read ahead for its steps), over `targets`
+  // (history's). Each step adds the same rows in the same order as asking it alone would.
+  // REQUIRES: a plain metric name among the matchers; step_ms > 0, range_ms >= 0.
+  Result<std::vector<SeriesSteps>> StoredAggregateSteps(
+      const ProbeHistory& history, const std::vector<StoredTarget>& targets,
+      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
+      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const;
+  // What one target's `series` holds of the window `plan` in storage, into `totals`.
+  // REQUIRES: cache_mu_ held.
+  Status AddStoredWindow(const ProbeHistory& history, const StoredTarget& target,
+                         const ProbeSeries& series, const WindowPlan& plan,
+                         RangeAggregate aggregate, int64_t used_now, StepTotals& totals) const;
+  // quantile_over_time of a window reaching into storage.
+  Result<std::vector<SeriesAggregate>> SelectQuantile(const std::vector<LabelMatcher>& matchers,
+                                                      int64_t from_ms, int64_t to_ms,
+                                                      double q) const;
 
   // The stored values of one field of one target in the closed [from_ms, to_ms], older than
   // memory from storage and the rest from `memory`, with their series labels, in time order.

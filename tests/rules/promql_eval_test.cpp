@@ -352,16 +352,13 @@ class StepCounting final : public SampleSource {
                                      int64_t to_ms) const override {
     return base_.Select(matchers, from_ms, to_ms);
   }
-  Result<std::vector<std::vector<SeriesAggregate>>> SelectAggregateSteps(
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
       const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
       int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override {
     ++step_calls;
-    auto steps = base_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
-                                            aggregate, q);
-    if (steps) {
-      steps_asked += static_cast<int64_t>(steps->size());
-    }
-    return steps;
+    steps_asked += (last_to_ms - first_to_ms) / step_ms + 1;
+    return base_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                                      aggregate, q);
   }
 
  private:
@@ -408,6 +405,76 @@ TEST_CASE("eval: a range query's pushdowns go to the source a chunk of steps at 
   }
   CHECK(points == points_alone);
   CHECK(points > 300);
+}
+
+// The matrix a range query returns, from Evaluate at each step on its own.
+Matrix StepByStep(const Query& query, const SampleSource& source, int64_t start, int64_t end,
+                  int64_t step) {
+  std::map<Labels, std::vector<Sample>> series;
+  for (int64_t t = start; t <= end; t += step) {
+    auto value = query.Evaluate(source, t);
+    REQUIRE(value);
+    for (const VectorSample& sample : std::get<Vector>(*value)) {
+      series[sample.labels].push_back({t, sample.value});
+    }
+  }
+  Matrix out;
+  for (auto& [labels, samples] : series) {
+    out.push_back({labels, std::move(samples)});
+  }
+  return out;
+}
+
+TEST_CASE("eval: a range query of one pushed-down call is built series by series") {
+  MemorySource memory = WorkedExampleSource();
+  const int64_t start = 0;
+  const int64_t step = 1'000;
+  const int64_t end = 5 * kMinute;  // 301 steps
+  for (const char* text :
+       {"avg_over_time(probe_latency_seconds[2m])", "count_over_time(probe_success[90s] offset 30s)",
+        "present_over_time(probe_success[1m])", "quantile_over_time(0.5, probe_latency_seconds[3m])",
+        "rate(probe_latency_seconds[2m])", "(max_over_time((ok[1m])))",
+        "sum_over_time(probe_success{target=~\"a|b\"}[2m])",
+        "min_over_time(probe_latency_seconds{model!=\"m2\"}[1m])"}) {
+    CAPTURE(text);
+    auto query = Query::Parse(text);
+    REQUIRE(query);
+    const StepCounting s(memory);
+    auto matrix = query->EvaluateRange(s, start, end, step, 10);
+    REQUIRE(matrix);
+    // All 301 steps in two calls (256 and 45), not the step-by-step path's ten chunks of 32.
+    CHECK(s.step_calls == 2);
+    CHECK(s.steps_asked == 301);
+    const Matrix want = StepByStep(*query, memory, start, end, step);
+    REQUIRE_FALSE(want.empty());
+    REQUIRE(matrix->size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      CHECK((*matrix)[i].labels == want[i].labels);
+      REQUIRE((*matrix)[i].samples.size() == want[i].samples.size());
+      for (size_t j = 0; j < want[i].samples.size(); ++j) {
+        CHECK((*matrix)[i].samples[j].t_ms == want[i].samples[j].t_ms);
+        CHECK(std::bit_cast<uint64_t>((*matrix)[i].samples[j].v) ==
+              std::bit_cast<uint64_t>(want[i].samples[j].v));
+      }
+    }
+  }
+  // Two series whose label sets meet once the name is dropped: step by step, as Prometheus
+  // refuses the steps where both have a value.
+  auto colliding =
+      Query::Parse("avg_over_time({__name__=~\"probe_latency_seconds|probe_success\"}[2m])");
+  REQUIRE(colliding);
+  auto refused = colliding->EvaluateRange(memory, start, end, step, 10);
+  REQUIRE_FALSE(refused);
+  auto at_one_step = colliding->Evaluate(memory, 2 * kMinute);
+  REQUIRE_FALSE(at_one_step);
+  CHECK(refused.error().message == at_one_step.error().message);
+  CHECK(refused.error().message == "vector cannot contain metrics with the same labelset");
+  // More series than allowed: the same error as step by step.
+  auto many = Query::Parse("avg_over_time(probe_latency_seconds[2m])")
+                  ->EvaluateRange(memory, start, end, step, 1);
+  REQUIRE_FALSE(many);
+  CHECK(many.error().code == Error::Code::kUnavailable);
+  CHECK(many.error().message == "query returned more than 1 series");
 }
 
 TEST_CASE("eval: range query refuses range vectors and too many series") {
