@@ -133,51 +133,6 @@ int64_t FloorToHour(int64_t t_ms) {
   return rest < 0 ? t_ms - rest - kRollupBucketMs : t_ms - rest;
 }
 
-// The rows the window [from_ms, to_ms] reads besides rollups, as SelectAggregate chooses them:
-// the shorter side of each end within its hour (the rows inside the window, or the rows outside
-// it that are taken from the hour's rollup), or the whole window when it holds no whole hour.
-// Both sides for min and max, whose rollup complement fails when the rows taken away hold the
-// extreme; inside the window at the end unless the hour after it is settled (`settled_ms`), and
-// at both ends for a window whose edges are kept for the rules (ending near `settled_ms`).
-// A guess: a read it does not cover goes to storage as before.
-void AddEdgeIntervals(int64_t from_ms, int64_t to_ms, RangeAggregate aggregate, int64_t settled_ms,
-                      std::vector<Interval>& out) {
-  constexpr int64_t kHour = kRollupBucketMs;
-  const bool both_sides = aggregate == RangeAggregate::kMin || aggregate == RangeAggregate::kMax;
-  const int64_t end = to_ms + 1;
-  const int64_t first_whole =
-      FloorToHour(from_ms) == from_ms ? from_ms : FloorToHour(from_ms) + kHour;
-  const int64_t last_whole = FloorToHour(end);
-  const int64_t head_hour = first_whole - kHour;
-  const int64_t next_hour = last_whole + kHour;
-  const bool crosses = first_whole <= last_whole;
-  const bool kept =
-      settled_ms != INT64_MIN && last_whole <= settled_ms && to_ms >= settled_ms - kRecentEdgeMs;
-  const bool head_outside =
-      crosses && !kept && first_whole != from_ms && from_ms - head_hour < first_whole - from_ms;
-  const bool tail_outside = crosses && !kept && last_whole != end && settled_ms != INT64_MIN &&
-                            next_hour - 1 <= settled_ms && next_hour - end < end - last_whole;
-  if (!crosses ||
-      (last_whole - (head_outside ? head_hour : first_whole) < kHour && !tail_outside)) {
-    out.emplace_back(from_ms, end);  // no rollup helps: the window's rows
-    return;
-  }
-  if (first_whole != from_ms) {
-    if (both_sides) {
-      out.emplace_back(head_hour, first_whole);
-    } else {
-      out.push_back(head_outside ? Interval{head_hour, from_ms} : Interval{from_ms, first_whole});
-    }
-  }
-  if (last_whole != end) {
-    if (both_sides) {
-      out.emplace_back(last_whole, next_hour);
-    } else {
-      out.push_back(tail_outside ? Interval{end, next_hour} : Interval{last_whole, end});
-    }
-  }
-}
-
 // Sorted, with overlapping and touching intervals joined.
 std::vector<Interval> JoinIntervals(std::vector<Interval> intervals) {
   std::sort(intervals.begin(), intervals.end());
@@ -578,6 +533,28 @@ struct ProbeSeriesSource::WindowPlan {
     plan.memory_cut = plan.use_rollups ? std::max(memory_from, roll_end) : memory_from;
     return plan;
   }
+
+  // The rows AddStoredWindow may read for this window, into `out`: the window's stored part, or
+  // the rows at its edges (inside the window, or outside it where an edge hour's rollup is taken
+  // down by them; both for min and max, where that may fail and read the inside after all).
+  void AddRowReads(RangeAggregate aggregate, std::vector<Interval>& out) const {
+    const int64_t stored_end = stored_to + 1;
+    if (!use_rollups) {
+      out.emplace_back(from_ms, stored_end);
+      return;
+    }
+    const bool extremes = aggregate == RangeAggregate::kMin || aggregate == RangeAggregate::kMax;
+    if (head_by_complement) {
+      out.emplace_back(head_hour, extremes ? first_bucket : from_ms);
+    } else if (from_ms < first_bucket) {
+      out.emplace_back(from_ms, std::min(first_bucket, stored_end));
+    }
+    if (tail_by_complement) {
+      out.emplace_back(extremes ? roll_end : to_ms + 1, tail_end);
+    } else if (roll_end < stored_end) {
+      out.emplace_back(roll_end, stored_end);
+    }
+  }
 };
 
 // The answers of a pushdown's steps as they are computed, series-major: one accumulator per series
@@ -702,14 +679,32 @@ struct ProbeSeriesSource::CounterBase {
 };
 
 ProbeSeriesSource::ProbeSeriesSource(const ProbeHistory* store, Millis window,
-                                     int64_t complete_since_ms)
+                                     int64_t complete_since_ms, size_t max_kept_quantile_values)
     : store_(store),
       window_(window),
+      max_kept_quantile_values_(max_kept_quantile_values),
       restart_ms_(window.count() > 0 ? complete_since_ms : INT64_MIN),
       complete_since_ms_(complete_since_ms),
       counts_since_ms_(complete_since_ms) {}
 
 ProbeSeriesSource::~ProbeSeriesSource() = default;
+
+size_t ProbeSeriesSource::KeptQuantileValues() const {
+  std::lock_guard cache_lock(cache_mu_);
+  return KeptQuantileValuesLocked();
+}
+
+size_t ProbeSeriesSource::KeptQuantileValuesLocked() const {
+  size_t n = 0;
+  for (const auto& [key, window] : windows_) {
+    if (window != nullptr) {
+      for (const auto& [labels, values] : window->values) {
+        n += values.size();
+      }
+    }
+  }
+  return n;
+}
 
 void ProbeSeriesSource::Append(const ProbeResult& result) {
   std::lock_guard lock(mu_);
@@ -1408,10 +1403,22 @@ Result<std::vector<SeriesSteps>> ProbeSeriesSource::SelectAggregateSteps(
   if (!targets) {
     return Fail(targets.error());
   }
+  // The rows the steps read, as StoredAggregateSteps will plan them (a read it ends up making
+  // outside these goes to storage as before).
+  int64_t complete_since = 0;
+  int64_t newest = INT64_MIN;
+  {
+    std::lock_guard lock(mu_);
+    complete_since = complete_since_ms_;
+    newest = newest_ms_;
+  }
+  const int64_t settled = SettledAt(newest);
   std::vector<Interval> edges;
-  const int64_t settled = Settled();
   for (int64_t to = first_to_ms;; to += step_ms) {
-    AddEdgeIntervals(to - range_ms, to, aggregate, settled, edges);
+    const int64_t from = to - range_ms;
+    if (const int64_t memory_from = std::max(from, complete_since); memory_from > from) {
+      WindowPlan::Of(from, to, memory_from, settled, aggregate).AddRowReads(aggregate, edges);
+    }
     if (last_to_ms - to < step_ms) {
       break;
     }
@@ -1763,7 +1770,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectQuantile(
       if (has_nan) {
         // NaN has no place in a sorted window: compute from the samples, start afresh next time.
         window = nullptr;
-      } else if (window == &fresh && cacheable) {
+      } else if (window == &fresh && cacheable &&
+                 KeptQuantileValuesLocked() + raw.size() <= max_kept_quantile_values_) {
         kept = std::make_unique<SortedWindow>(std::move(fresh));
         window = kept.get();
       }

@@ -29,7 +29,15 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
  public:
   // `store` may be null (memory only). Memory is complete from `complete_since_ms` on (the
   // daemon's start); older ranges come from `store`.
-  ProbeSeriesSource(const ProbeHistory* store, Millis window, int64_t complete_since_ms);
+  // quantile_over_time keeps each settled window's values sorted between evaluations, so that a
+  // rule's window slides by its edges and a dashboard's repeated query reads nothing again;
+  // `max_kept_quantile_values` bounds how many values (8 bytes each) all kept windows hold
+  // together. A window that would pass it is computed and dropped. The default is Prometheus's
+  // --query.max-samples (what one query may load): a 30-day quantile over 200 targets at 15 s
+  // (34.6 M values, about 280 MB) stays, a second one over other windows only in part.
+  static constexpr size_t kDefaultKeptQuantileValues = 50'000'000;
+  ProbeSeriesSource(const ProbeHistory* store, Millis window, int64_t complete_since_ms,
+                    size_t max_kept_quantile_values = kDefaultKeptQuantileValues);
   ~ProbeSeriesSource() override;
 
   void Append(const ProbeResult& result);
@@ -73,6 +81,9 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // keeps beside the rows (ProbeHistory::FirstSeenCounters), so no listing scans the history.
   Result<std::vector<Labels>> SeriesIn(const std::vector<LabelMatcher>& matchers, int64_t from_ms,
                                        int64_t to_ms) const override;
+
+  // How many values the kept quantile windows hold now.
+  size_t KeptQuantileValues() const;
 
  private:
   struct Accumulator;
@@ -152,8 +163,12 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   void AppendFromStorage(const std::vector<LabelMatcher>& matchers, int64_t from_ms, int64_t to_ms,
                          std::map<Labels, std::vector<Sample>>& out) const;
 
+  // REQUIRES: cache_mu_ held.
+  size_t KeptQuantileValuesLocked() const;
+
   const ProbeHistory* store_;  // not owned; may be null
   const Millis window_;
+  const size_t max_kept_quantile_values_;
   // Nothing that started before this (the daemon's start) can still arrive; INT64_MIN for a
   // source without a memory window.
   const int64_t restart_ms_;

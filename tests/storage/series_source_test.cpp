@@ -136,13 +136,15 @@ struct Fixture {
   std::unique_ptr<ProbeSeriesSource> source;
 
   // Everything in storage; memory from `restart_ms` on, as after a restart at that time.
-  explicit Fixture(int64_t restart_ms) {
+  explicit Fixture(int64_t restart_ms,
+                   size_t max_kept_quantile_values = ProbeSeriesSource::kDefaultKeptQuantileValues) {
     store = OpenStore(dir.File("s.db"), clock);
     for (const ProbeResult& p : probes) {
       store->Append(p);
     }
     REQUIRE(store->Flush().has_value());
-    source = std::make_unique<ProbeSeriesSource>(store.get(), Millis(2 * kHourMs), restart_ms);
+    source = std::make_unique<ProbeSeriesSource>(store.get(), Millis(2 * kHourMs), restart_ms,
+                                                 max_kept_quantile_values);
     for (const ProbeResult& p : probes) {
       if (p.start_unix_ms >= restart_ms) {
         source->Append(p);
@@ -476,6 +478,33 @@ TEST_CASE("sliding quantile windows stay equal to a fresh computation") {
   }
   // A jump backwards rebuilds.
   f.Check("probe_ttft_seconds", kEnd - 26 * kHourMs, kEnd - 2 * kHourMs, RangeAggregate::kQuantile);
+}
+
+TEST_CASE("kept quantile windows stay within their bound, and answers stay exact past it") {
+  const int64_t restart = kEnd - 2 * kHourMs;
+  // Unbounded, a day's windows of the three targets are all kept.
+  Fixture unbounded(restart);
+  const int64_t to = kEnd - 40 * 60'000;
+  unbounded.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile);
+  const size_t all = unbounded.source->KeptQuantileValues();
+  REQUIRE(all > 1'000);
+  // One value short of that: some are kept, one is not, and every answer is still exact while
+  // the windows slide.
+  Fixture bounded(restart, all - 1);
+  for (int k = 0; k < 8; ++k) {
+    const int64_t slid = to + k * 15'000;
+    bounded.Check("probe_ttft_seconds", slid - 24 * kHourMs, slid, RangeAggregate::kQuantile, 0.95);
+    bounded.Check("probe_ttft_seconds", slid - 24 * kHourMs, slid, RangeAggregate::kQuantile, 0.5);
+    CHECK(bounded.source->KeptQuantileValues() > 0);
+    CHECK(bounded.source->KeptQuantileValues() < all - 1);
+  }
+  // Nothing allowed: nothing kept, the same answers.
+  Fixture none(restart, 0);
+  for (int k = 0; k < 3; ++k) {
+    const int64_t slid = to + k * 15'000;
+    none.Check("probe_ttft_seconds", slid - 24 * kHourMs, slid, RangeAggregate::kQuantile, 0.9);
+    CHECK(none.source->KeptQuantileValues() == 0);
+  }
 }
 
 TEST_CASE("a window's first quantile (by selection, unsorted) and later ones (sorted) are exact") {
