@@ -52,13 +52,21 @@ ORDER BY name)sql");
 SELECT bucket_ms, label_set_id, count, sum, min, max, first_ms, last_ms FROM rollups
 WHERE target_id = ?1 AND field = ?2 AND bucket_ms >= ?3 AND bucket_ms <= ?4
 ORDER BY bucket_ms, label_set_id)sql");
-  for (const auto* statement : {&target_ids, &rollups}) {
+  // Every rollup, with its values where they are kept: a rollup without them reads as such.
+  auto rollup_values = Prepare(raw, R"sql(
+SELECT r.bucket_ms, r.label_set_id, r.count, v.vals FROM rollups AS r
+LEFT JOIN rollup_values AS v ON v.target_id = r.target_id AND v.field = r.field
+  AND v.bucket_ms = r.bucket_ms AND v.label_set_id = r.label_set_id
+WHERE r.target_id = ?1 AND r.field = ?2 AND r.bucket_ms >= ?3 AND r.bucket_ms <= ?4
+ORDER BY r.bucket_ms, r.label_set_id)sql");
+  for (const auto* statement : {&target_ids, &rollups, &rollup_values}) {
     if (!*statement) {
       return Fail(statement->error());
     }
   }
   reader->list_target_ids_ = std::move(*target_ids);
   reader->read_rollups_ = std::move(*rollups);
+  reader->read_rollup_values_ = std::move(*rollup_values);
   reader->read_probes_ = std::move(*read);
   reader->read_label_set_ = std::move(*label_set);
   reader->list_targets_ = std::move(*targets);
@@ -303,6 +311,39 @@ Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, Pro
   }
   if (rc != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "reading rollups"));
+  }
+  return out;
+}
+
+Result<std::vector<RollupValues>> ProbeReader::ReadRollupValues(int64_t target_id,
+                                                                ProbeField field, int64_t from_ms,
+                                                                int64_t to_ms) {
+  std::vector<RollupValues> out;
+  if (to_ms - from_ms < kRollupBucketMs) {
+    return out;
+  }
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* s = read_rollup_values_.get();
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int(s, 2, static_cast<int>(field));
+  sqlite3_bind_int64(s, 3, from_ms);
+  sqlite3_bind_int64(s, 4, to_ms - kRollupBucketMs);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    RollupValues& r = out.emplace_back();
+    r.bucket_ms = sqlite3_column_int64(s, 0);
+    r.label_set_id = sqlite3_column_int64(s, 1);
+    r.count = sqlite3_column_int64(s, 2);
+    // Bytes whatever the type: the writer's || appends make TEXT of them.
+    const void* data = sqlite3_column_blob(s, 3);
+    if (auto values = DecodeValues(data, static_cast<size_t>(sqlite3_column_bytes(s, 3)));
+        data != nullptr && values) {
+      r.values = std::move(*values);
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(StepError(db_.get(), "reading rollup values"));
   }
   return out;
 }

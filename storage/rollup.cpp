@@ -1,5 +1,6 @@
 #include "storage/internal/rollup.h"
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -57,6 +58,81 @@ std::optional<double> ProbeFieldValue(const ProbeResult& probe, ProbeField field
                           which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
 }
 
+namespace {
+
+void AppendVarint(std::string& out, uint64_t u) {
+  while (u >= 0x80) {
+    out.push_back(static_cast<char>((u & 0x7f) | 0x80));
+    u >>= 7;
+  }
+  out.push_back(static_cast<char>(u));
+}
+
+// Stored times and rates are whole thousandths (probe_codec.h: milliseconds, tokens per
+// kilosecond, divided by 1e3 as the probes view divides them), so most values are an integer k
+// whose k / 1e3 gives back the same double.
+constexpr double kThousandths = 1e3;
+constexpr double kMaxThousandths = 9.0e15;  // |k| where int64_t and double agree exactly
+
+}  // namespace
+
+void AppendEncodedValue(std::string& out, double v) {
+  // A varint per value: zigzag(k) << 1 for a value k / 1e3, else 1 and the double's 8 bytes.
+  // 2 or 3 bytes for a latency or a rate, so an hour of probes every 15 s (240 values) fits in
+  // the rollup's row without overflow pages.
+  if (std::isfinite(v) && std::abs(v * kThousandths) < kMaxThousandths) {
+    const auto k = static_cast<int64_t>(std::llround(v * kThousandths));
+    if (std::bit_cast<uint64_t>(static_cast<double>(k) / kThousandths) ==
+        std::bit_cast<uint64_t>(v)) {
+      const uint64_t zigzag = (static_cast<uint64_t>(k) << 1) ^ static_cast<uint64_t>(k >> 63);
+      AppendVarint(out, zigzag << 1);
+      return;
+    }
+  }
+  AppendVarint(out, 1);
+  const auto bits = std::bit_cast<uint64_t>(v);
+  for (int byte = 0; byte < 8; ++byte) {
+    out.push_back(static_cast<char>((bits >> (8 * byte)) & 0xff));
+  }
+}
+
+std::optional<std::vector<double>> DecodeValues(const void* data, size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const unsigned char* end = p + bytes;
+  std::vector<double> out;
+  while (p < end) {
+    uint64_t u = 0;
+    int shift = 0;
+    for (;;) {
+      if (p == end || shift > 63) {
+        return std::nullopt;
+      }
+      const unsigned char byte = *p++;
+      u |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      shift += 7;
+      if ((byte & 0x80) == 0) {
+        break;
+      }
+    }
+    if ((u & 1) == 0) {
+      const uint64_t zigzag = u >> 1;
+      const auto k = static_cast<int64_t>((zigzag >> 1) ^ (~(zigzag & 1) + 1));
+      out.push_back(static_cast<double>(k) / kThousandths);
+    } else {
+      if (u != 1 || end - p < 8) {
+        return std::nullopt;
+      }
+      uint64_t bits = 0;
+      for (int byte = 0; byte < 8; ++byte) {
+        bits |= static_cast<uint64_t>(p[byte]) << (8 * byte);
+      }
+      p += 8;
+      out.push_back(std::bit_cast<double>(bits));
+    }
+  }
+  return out;
+}
+
 void RollupCell::Add(int64_t t_ms, double v) {
   if (count == 0) {
     min = v;
@@ -71,6 +147,9 @@ void RollupCell::Add(int64_t t_ms, double v) {
   }
   sum += v;
   ++count;
+  if (keeps_values) {
+    AppendEncodedValue(values, v);
+  }
 }
 
 void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t label_set_id,
@@ -83,31 +162,48 @@ void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t lab
         FieldFromColumns(field, columns[static_cast<size_t>(which.a)],
                          which.b < 0 ? std::nullopt : columns[static_cast<size_t>(which.b)]);
     if (value) {
-      cells[{target_id, f, bucket, label_set_id}].Add(start_ms, *value);
+      RollupCell& cell = cells[{target_id, f, bucket, label_set_id}];
+      cell.keeps_values = KeepsValues(field);
+      cell.Add(start_ms, *value);
     }
   }
 }
 
-Status UpsertRollups(sqlite3* db, const RollupCells& cells) {
+namespace {
+
+// Binds a rollup's key and its encoded values to `s` (an insert into rollup_values) and runs it.
+Status InsertValues(sqlite3* db, sqlite3_stmt* s,
+                    const std::tuple<int64_t, int, int64_t, int64_t>& key,
+                    const std::string& values) {
+  ScopedReset reset(s);
+  sqlite3_bind_int64(s, 1, std::get<0>(key));
+  sqlite3_bind_int(s, 2, std::get<1>(key));
+  sqlite3_bind_int64(s, 3, std::get<2>(key));
+  sqlite3_bind_int64(s, 4, std::get<3>(key));
+  sqlite3_bind_blob64(s, 5, values.data(), values.size(), SQLITE_STATIC);
+  if (sqlite3_step(s) != SQLITE_DONE) {
+    return Fail(SqliteError(db, "updating rollup values", Error::Code::kIo));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status UpsertRollups(sqlite3* db, const RollupCells& cells, RollupColumns schema) {
   if (cells.empty()) {
     return {};
   }
-  // Migrations 3 and 8 rebuild the rollups before migration 13 gives them their first and last
-  // row times; migration 13 fills those in.
-  auto with_times =
-      QueryInt(db, "SELECT count(*) FROM pragma_table_info('rollups') WHERE name = 'first_ms'");
-  if (!with_times) {
-    return Fail(with_times.error());
-  }
   // min()/max() of two arguments are SQLite's scalar functions; either is NULL when an argument
   // is, so first_ms and last_ms stay unknown in a bucket whose earlier rows left them unknown.
-  auto statement = Prepare(db, *with_times == 0 ? R"sql(
+  // || appends the bytes of two values (typed TEXT, read back as bytes) and is NULL when either
+  // is: a field that keeps no values stays NULL.
+  auto statement = Prepare(db, schema == RollupColumns::kSchema3 ? R"sql(
 INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   count = count + excluded.count, sum = sum + excluded.sum,
   min = min(min, excluded.min), max = max(max, excluded.max))sql"
-                                                : R"sql(
+                                                                  : R"sql(
 INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max, first_ms,
   last_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -117,6 +213,18 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms))sql");
   if (!statement) {
     return Fail(statement.error());
+  }
+  // || appends the bytes of two values (typed TEXT, read back as bytes): runs of values append.
+  Result<StatementHandle> values;
+  if (schema == RollupColumns::kCurrent) {
+    values = Prepare(db, R"sql(
+INSERT INTO rollup_values (target_id, field, bucket_ms, label_set_id, vals)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
+  vals = vals || excluded.vals)sql");
+    if (!values) {
+      return Fail(values.error());
+    }
   }
   sqlite3_stmt* s = statement->get();
   for (const auto& [key, cell] : cells) {
@@ -129,19 +237,24 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
     sqlite3_bind_double(s, 6, cell.sum);
     sqlite3_bind_double(s, 7, cell.min);
     sqlite3_bind_double(s, 8, cell.max);
-    if (*with_times != 0) {
+    if (schema == RollupColumns::kCurrent) {
       sqlite3_bind_int64(s, 9, cell.first_ms);
       sqlite3_bind_int64(s, 10, cell.last_ms);
     }
     if (sqlite3_step(s) != SQLITE_DONE) {
       return Fail(SqliteError(db, "updating rollups", Error::Code::kIo));
     }
+    if (schema == RollupColumns::kCurrent && cell.keeps_values) {
+      if (auto status = InsertValues(db, values->get(), key, cell.values); !status) {
+        return status;
+      }
+    }
   }
   return {};
 }
 
 Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
-                      int64_t to_ms) {
+                      int64_t to_ms, RollupColumns schema) {
   auto remove = Prepare(db,
                         "DELETE FROM rollups WHERE target_id BETWEEN ?1 AND ?2 "
                         "AND bucket_ms >= ?3 AND bucket_ms < ?4");
@@ -162,6 +275,21 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
   if (sqlite3_step(remove->get()) != SQLITE_DONE) {
     return Fail(SqliteError(db, "deleting rollups", Error::Code::kIo));
   }
+  if (schema == RollupColumns::kCurrent) {
+    auto remove_values = Prepare(db,
+                                 "DELETE FROM rollup_values WHERE target_id BETWEEN ?1 AND ?2 "
+                                 "AND bucket_ms >= ?3 AND bucket_ms < ?4");
+    if (!remove_values) {
+      return Fail(remove_values.error());
+    }
+    sqlite3_bind_int64(remove_values->get(), 1, first_target);
+    sqlite3_bind_int64(remove_values->get(), 2, last_target);
+    sqlite3_bind_int64(remove_values->get(), 3, from_ms);
+    sqlite3_bind_int64(remove_values->get(), 4, to_ms);
+    if (sqlite3_step(remove_values->get()) != SQLITE_DONE) {
+      return Fail(SqliteError(db, "deleting rollup values", Error::Code::kIo));
+    }
+  }
   RollupCells cells;
   ColumnValues columns;
   sqlite3_stmt* s = rows->get();
@@ -173,7 +301,7 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
     AddRow(cells, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
            sqlite3_column_int64(s, 2), columns);
     if (cells.size() >= kFlushCells) {
-      if (auto status = UpsertRollups(db, cells); !status) {
+      if (auto status = UpsertRollups(db, cells, schema); !status) {
         return status;
       }
       cells.clear();
@@ -182,7 +310,58 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
   if (rc != SQLITE_DONE) {
     return Fail(SqliteError(db, "reading probes for rollups", Error::Code::kIo));
   }
-  return UpsertRollups(db, cells);
+  return UpsertRollups(db, cells, schema);
+}
+
+Status FillRollupValues(sqlite3* db) {
+  // The fields' columns, as AddRow computes them; keeping only the fields whose values are kept.
+  auto rows = Prepare(db, "SELECT target_id, start_ms, label_set_id" + SelectColumnsSql() +
+                              " FROM probes ORDER BY target_id, start_ms");
+  auto insert = Prepare(db,
+                        "INSERT INTO rollup_values (target_id, field, bucket_ms, label_set_id, "
+                        "vals) VALUES (?1, ?2, ?3, ?4, ?5)");
+  for (const auto* statement : {&rows, &insert}) {
+    if (!*statement) {
+      return Fail(statement->error());
+    }
+  }
+  RollupCells cells;
+  auto flush = [&]() -> Status {
+    for (const auto& [key, cell] : cells) {
+      if (cell.keeps_values) {
+        if (auto status = InsertValues(db, insert->get(), key, cell.values); !status) {
+          return status;
+        }
+      }
+    }
+    cells.clear();
+    return {};
+  };
+  ColumnValues columns;
+  sqlite3_stmt* s = rows->get();
+  int rc = SQLITE_ROW;
+  std::pair<int64_t, int64_t> last_hour{0, 0};  // (target, bucket) of the previous row
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const int64_t target_id = sqlite3_column_int64(s, 0);
+    const int64_t start_ms = sqlite3_column_int64(s, 1);
+    // Rows come by target and time, so every cell is complete once the hour moves on: written
+    // out then (a few thousand at a time), and never updated with part of an hour.
+    const std::pair<int64_t, int64_t> hour{target_id, BucketOf(start_ms)};
+    if (hour != last_hour && cells.size() >= kFlushCells / 16) {
+      if (auto status = flush(); !status) {
+        return status;
+      }
+    }
+    last_hour = hour;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      columns[i] = ColumnOptionalDouble(s, static_cast<int>(i) + 3);
+    }
+    AddRow(cells, target_id, start_ms, sqlite3_column_int64(s, 2), columns);
+  }
+  if (rc != SQLITE_DONE) {
+    return Fail(SqliteError(db, "reading probes for rollup values", Error::Code::kIo));
+  }
+  return flush();
 }
 
 Status TrimRollups(sqlite3* db, int64_t target_id) {
@@ -204,6 +383,16 @@ Status TrimRollups(sqlite3* db, int64_t target_id) {
   sqlite3_bind_int64(remove->get(), 2, keep_from);
   if (sqlite3_step(remove->get()) != SQLITE_DONE) {
     return Fail(SqliteError(db, "trimming rollups", Error::Code::kIo));
+  }
+  auto remove_values =
+      Prepare(db, "DELETE FROM rollup_values WHERE target_id = ?1 AND bucket_ms < ?2");
+  if (!remove_values) {
+    return Fail(remove_values.error());
+  }
+  sqlite3_bind_int64(remove_values->get(), 1, target_id);
+  sqlite3_bind_int64(remove_values->get(), 2, keep_from);
+  if (sqlite3_step(remove_values->get()) != SQLITE_DONE) {
+    return Fail(SqliteError(db, "trimming rollup values", Error::Code::kIo));
   }
   if (!first) {
     return {};

@@ -265,6 +265,11 @@ class RangeReads final : public ProbeHistory {
   Result<std::vector<std::pair<std::string, Labels>>> Targets() const override {
     return base_.Targets();
   }
+  Result<std::vector<RollupValues>> ReadRollupValues(int64_t target_id, ProbeField field,
+                                                     int64_t from_ms,
+                                                     int64_t to_ms) const override {
+    return base_.ReadRollupValues(target_id, field, from_ms, to_ms);
+  }
   Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
                            const std::function<void(const CounterPoint&)>& each) const override {
     return base_.ScanCounterInputs(target_id, from_ms, to_ms, each);
@@ -1265,6 +1270,51 @@ Status ProbeSeriesSource::ReadRaw(const ProbeHistory& history, const StoredTarge
   return {};
 }
 
+Status ProbeSeriesSource::ReadWindowValues(
+    const ProbeHistory& history, const StoredTarget& target, const ProbeSeries& series,
+    const std::vector<const MemorySamples::value_type*>* memory, int64_t memory_from,
+    int64_t from_ms, int64_t to_ms, std::vector<std::pair<const Labels*, Sample>>& out) const {
+  const int field = static_cast<int>(series.field);
+  auto rows = [&](int64_t from, int64_t to, std::vector<std::pair<const Labels*, Sample>>& into) {
+    return ReadRaw(history, target, field, series.name, series.resource, memory, memory_from,
+                   from, to, into);
+  };
+  // Whole hours of the window that lie before memory's part.
+  const int64_t first_hour =
+      FloorToHour(from_ms) == from_ms ? from_ms : FloorToHour(from_ms) + kRollupBucketMs;
+  const int64_t hours_end = from_ms > to_ms ? first_hour : FloorToHour(std::min(to_ms, memory_from - 1) + 1);
+  if (hours_end - first_hour < kRollupBucketMs) {
+    return rows(from_ms, to_ms, out);
+  }
+  auto hours = history.ReadRollupValues(target.id, series.field, first_hour, hours_end);
+  if (!hours) {
+    return Fail(hours.error());
+  }
+  for (const RollupValues& r : *hours) {
+    if (static_cast<int64_t>(r.values.size()) != r.count) {
+      return rows(from_ms, to_ms, out);  // not kept: the rows
+    }
+  }
+  if (auto status = rows(from_ms, first_hour - 1, out); !status) {
+    return status;
+  }
+  for (const RollupValues& r : *hours) {
+    auto labels = SeriesLabelsOf(r.label_set_id, series.name, series.resource);
+    if (!labels) {
+      return Fail(labels.error());
+    }
+    for (double v : r.values) {
+      out.push_back({*labels, {r.bucket_ms, v}});
+    }
+  }
+  std::vector<std::pair<const Labels*, Sample>> tail;
+  if (auto status = rows(hours_end, to_ms, tail); !status) {
+    return status;
+  }
+  out.insert(out.end(), tail.begin(), tail.end());
+  return {};
+}
+
 Result<std::optional<std::vector<FieldRollup>>> ProbeSeriesSource::HourMinusRows(
     const ProbeHistory& history, int64_t target_id, ProbeField field, int64_t rollups_from,
     int64_t rollups_to, int64_t hour, int64_t rows_from, int64_t rows_to,
@@ -1744,8 +1794,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectQuantile(
           return Fail(status.error());
         }
       } else {
-        if (auto status = ReadRaw(*history, target, field, series->name, series->resource,
-                                  target_memory, memory_from, from_ms, to_ms, raw);
+        if (auto status = ReadWindowValues(*history, target, *series, target_memory, memory_from,
+                                           from_ms, to_ms, raw);
             !status) {
           return Fail(status.error());
         }

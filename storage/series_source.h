@@ -154,6 +154,14 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
                  const std::vector<const MemorySamples::value_type*>* memory, int64_t memory_from,
                  int64_t from_ms, int64_t to_ms,
                  std::vector<std::pair<const Labels*, Sample>>& out) const;
+  // What ReadRaw reads for a quantile's window, the values of its whole stored hours taken from
+  // their rollups where storage keeps them (one row an hour instead of one a probe). Those carry
+  // their hour's start as their time: their order within the hour is not kept.
+  Status ReadWindowValues(const ProbeHistory& history, const StoredTarget& target,
+                          const ProbeSeries& series,
+                          const std::vector<const MemorySamples::value_type*>* memory,
+                          int64_t memory_from, int64_t from_ms, int64_t to_ms,
+                          std::vector<std::pair<const Labels*, Sample>>& out) const;
   // After a restart, memory starts empty and every window it should cover would be read from
   // storage until it filled up (two hours). The first query loads memory's window from the
   // stored rows instead, once.

@@ -115,6 +115,14 @@ struct FieldRollup {
   int64_t last_ms = INT64_MAX;
 };
 
+// One hourly rollup's values (ProbeHistory::ReadRollupValues), in no particular order.
+struct RollupValues {
+  int64_t bucket_ms = 0;
+  int64_t label_set_id = 0;
+  int64_t count = 0;           // the rollup's, so a reader can tell kept values from none
+  std::vector<double> values;  // empty where the field's values are not kept
+};
+
 // The numbers the counter families (common/probe_series.h ProbeCounterFamilies) are computed
 // from, for one stored probe: outcome, and each histogram's input (none when absent).
 struct CounterPoint {
@@ -181,6 +189,13 @@ class ProbeHistory {
   // set. Maintained in the same transaction as the rows, so always consistent with ReadField.
   virtual Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field,
                                                        int64_t from_ms, int64_t to_ms) const = 0;
+  // The values of one field of one target in the hourly rollups ReadRollups reads for the
+  // same arguments, where storage keeps a field's values beside its rollups (the latency fields
+  // quantiles are taken of): a multiset equal to ReadField's over those hours. A rollup whose
+  // values.size() differs from its count has them not kept.
+  virtual Result<std::vector<RollupValues>> ReadRollupValues(int64_t target_id, ProbeField field,
+                                                             int64_t from_ms,
+                                                             int64_t to_ms) const = 0;
   // Calls `each` with the counter families' inputs of every probe of one target with from_ms <=
   // start_ms < to_ms, in primary-key order, without collecting them (30 days of one target are
   // 170,000 rows): the rule engine derives the counters and histograms from them. `each` must not

@@ -171,6 +171,11 @@ class ReaderHistory : public Base {
                                                int64_t to_ms) const override {
     return reader_->ReadRollups(target_id, field, from_ms, to_ms);
   }
+  Result<std::vector<RollupValues>> ReadRollupValues(int64_t target_id, ProbeField field,
+                                                     int64_t from_ms,
+                                                     int64_t to_ms) const override {
+    return reader_->ReadRollupValues(target_id, field, from_ms, to_ms);
+  }
   Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
                            const std::function<void(const CounterPoint&)>& each) const override {
     return reader_->ScanCounterInputs(target_id, from_ms, to_ms, each);

@@ -45,6 +45,8 @@ class ProbeReader {
       const std::vector<std::pair<int64_t, int64_t>>& intervals);
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
                                                int64_t to_ms);
+  Result<std::vector<RollupValues>> ReadRollupValues(int64_t target_id, ProbeField field,
+                                                     int64_t from_ms, int64_t to_ms);
   Status ScanCounterInputs(int64_t target_id, int64_t from_ms, int64_t to_ms,
                            const std::function<void(const CounterPoint&)>& each);
   Result<std::vector<CounterFirstSeen>> FirstSeenCounters(int64_t target_id);
@@ -65,6 +67,7 @@ class ProbeReader {
   StatementHandle list_targets_;     // Guarded by mu_.
   StatementHandle list_target_ids_;  // Guarded by mu_.
   StatementHandle read_rollups_;     // Guarded by mu_.
+  StatementHandle read_rollup_values_;  // Guarded by mu_.
   // Prepared on first use. Guarded by mu_.
   std::optional<CounterInputsStatement> read_counter_inputs_;
   // One narrow statement per ProbeField, prepared on first use. Guarded by mu_.

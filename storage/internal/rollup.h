@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "common/common.h"
 #include "common/result.h"
@@ -50,7 +52,23 @@ std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a
 // The columns of a probe record as they are stored.
 ColumnValues ColumnsOfProbe(const ProbeResult& probe);
 
-// count/sum/min/max and the first and last row time for one key, folded row by row.
+// The fields whose values each rollup also keeps, every one (column vals, migration 14), so that
+// quantile_over_time reads an hour as one row instead of one row a probe: the probe summaries'
+// inputs (total time, time to first token, tokens per second), the ones whose quantiles the
+// shipped rules and dashboards take. 2 or 3 bytes a value (AppendEncodedValue); the other
+// fields' rollups keep none (NULL).
+constexpr bool KeepsValues(ProbeField field) {
+  return field == ProbeField::kTotal || field == ProbeField::kTtft ||
+         field == ProbeField::kOutputTokensPerSecond;
+}
+// A rollup's values as stored, in the order they were added: a run of self-delimiting values,
+// so that appending two runs (SQLite's ||) is the run of both.
+void AppendEncodedValue(std::string& out, double v);
+// The values of an encoded run, bit for bit as added; nullopt for a malformed run.
+std::optional<std::vector<double>> DecodeValues(const void* data, size_t bytes);
+
+// count/sum/min/max and the first and last row time for one key, folded row by row, and the
+// values themselves where the field keeps them.
 struct RollupCell {
   int64_t count = 0;
   double sum = 0;
@@ -58,8 +76,14 @@ struct RollupCell {
   double max = 0;
   int64_t first_ms = 0;
   int64_t last_ms = 0;
+  bool keeps_values = false;
+  std::string values;  // encoded, when keeps_values
   void Add(int64_t t_ms, double v);
 };
+
+// The rollups table's columns as a migration finds them: migrations 3 and 8 rebuild it before
+// migrations 13 and 14 add first_ms, last_ms and vals; everything later writes them all.
+enum class RollupColumns { kSchema3, kCurrent };
 
 // (target_id, field, bucket_ms, label_set_id) -> cell, ordered as the table's key.
 using RollupCells = std::map<std::tuple<int64_t, int, int64_t, int64_t>, RollupCell>;
@@ -73,14 +97,19 @@ inline int64_t BucketOf(int64_t t_ms) {
 void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t label_set_id,
             const ColumnValues& columns);
 
-// Adds `cells` to the table (upsert: counts and sums add, min and max combine).
-Status UpsertRollups(sqlite3* db, const RollupCells& cells);
+// Adds `cells` to the table (upsert: counts and sums add, min and max combine, values append).
+Status UpsertRollups(sqlite3* db, const RollupCells& cells,
+                     RollupColumns schema = RollupColumns::kCurrent);
 
 // Rebuilds the rollups of rows with target_id in [first_target, last_target] and start_ms in
 // [from_ms, to_ms) from the rows themselves, after deleting the rollups of the buckets that
 // range covers. The backfill (all targets, all time) and retention's repair use it.
 Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
-                      int64_t to_ms);
+                      int64_t to_ms, RollupColumns schema = RollupColumns::kCurrent);
+
+// Migration 14's backfill: the values of every stored rollup of a field that keeps them, from
+// the rows.
+Status FillRollupValues(sqlite3* db);
 
 // Keeps the rollups of `target_id` consistent after its oldest rows were deleted: drops every
 // bucket before the bucket of its oldest remaining row and rebuilds that bucket.

@@ -312,12 +312,13 @@ TEST_CASE("first seen: migration 12 backfills the table from the stored rows") {
     REQUIRE(sqlite3_open(options.path.c_str(), &db) == SQLITE_OK);
     REQUIRE(sqlite3_exec(db,
                          "DROP TABLE counter_first_seen; ALTER TABLE rollups DROP COLUMN first_ms; "
-                         "ALTER TABLE rollups DROP COLUMN last_ms; PRAGMA user_version = 11",
+                         "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; "
+                         "PRAGMA user_version = 11",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   auto store = Open(options, clock);
-  CHECK(QueryInt(options.path, "PRAGMA user_version") == 13);
+  CHECK(QueryInt(options.path, "PRAGMA user_version") == 14);
   CHECK(QueryInt(options.path, "SELECT count(*) FROM counter_first_seen") > 0);
   CHECK(Kept(*store) == scanned);
   CheckListings(*store);

@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <bit>
+#include <limits>
 #include <cmath>
 #include <map>
 #include <random>
@@ -11,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "storage/internal/rollup.h"
 #include "storage/storage.h"
 #include "tests/storage/legacy_schema.h"
 #include "tests/storage/test_support.h"
@@ -74,6 +78,7 @@ struct Cell {
   double max = 0;
   int64_t first_ms = 0;
   int64_t last_ms = 0;
+  std::vector<double> values;  // sorted
 };
 
 // (bucket, labels) -> fold of ReadProbes through ProbeFieldValue.
@@ -94,6 +99,7 @@ std::map<std::pair<int64_t, Labels>, Cell> BruteForce(const Store& store, const 
     c.last_ms = c.count == 0 ? p.start_unix_ms : std::max(c.last_ms, p.start_unix_ms);
     c.sum += *v;
     ++c.count;
+    c.values.insert(std::upper_bound(c.values.begin(), c.values.end(), *v), *v);
   }
   return out;
 }
@@ -145,7 +151,70 @@ void CheckRollupsMatchRows(const Store& store, const std::string& name,
       // Exact up to rounding order: the rows were added batch by batch.
       CHECK(r.sum == doctest::Approx(it->second.sum).epsilon(1e-12));
     }
+    // The values kept beside the rollups: the rows' values of the hour and label set, each
+    // once, for the fields that keep them; none for the others.
+    auto kept = store.ReadRollupValues(id, field, INT64_MIN / 2, INT64_MAX / 2);
+    REQUIRE(kept.has_value());
+    REQUIRE(kept->size() == want.size());
+    for (RollupValues& r : *kept) {
+      auto labels = store.LabelSet(r.label_set_id);
+      REQUIRE(labels.has_value());
+      auto it = want.find({r.bucket_ms, *labels});
+      REQUIRE(it != want.end());
+      CHECK(r.count == it->second.count);
+      if (KeepsValues(field)) {
+        std::sort(r.values.begin(), r.values.end());
+        CHECK(r.values == it->second.values);
+      } else {
+        CHECK(r.values.empty());
+      }
+    }
   }
+}
+
+TEST_CASE("kept rollup values round-trip bit for bit, and two runs appended read as one") {
+  const std::vector<double> values = {0,
+                                      0.001,
+                                      0.1,
+                                      1.5,
+                                      1234.567,
+                                      -0.25,
+                                      -0.0,
+                                      1.0 / 3,
+                                      1e300,
+                                      std::numeric_limits<double>::denorm_min(),
+                                      std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity(),
+                                      std::numeric_limits<double>::quiet_NaN(),
+                                      8.9e12,
+                                      -9.1e12};
+  std::string first;
+  std::string second;
+  for (size_t i = 0; i < values.size(); ++i) {
+    AppendEncodedValue(i < 7 ? first : second, values[i]);
+  }
+  // Whole thousandths (what the probe rows store) take 1 to 3 bytes; the rest 9.
+  std::string small;
+  AppendEncodedValue(small, 1.5);
+  CHECK(small.size() == 2);
+  std::string odd;
+  AppendEncodedValue(odd, 1.0 / 3);
+  CHECK(odd.size() == 9);
+  const std::string both = first + second;
+  auto decoded = DecodeValues(both.data(), both.size());
+  REQUIRE(decoded.has_value());
+  REQUIRE(decoded->size() == values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    CAPTURE(i);
+    CHECK(std::bit_cast<uint64_t>((*decoded)[i]) == std::bit_cast<uint64_t>(values[i]));
+  }
+  // A run cut anywhere inside a value is refused, not misread.
+  for (size_t cut = 1; cut < odd.size(); ++cut) {
+    CHECK_FALSE(DecodeValues(odd.data(), cut).has_value());
+  }
+  const std::string unfinished = "\x80";
+  CHECK_FALSE(DecodeValues(unfinished.data(), unfinished.size()).has_value());
+  CHECK(DecodeValues("", 0).value().empty());
 }
 
 TEST_CASE("rollups follow every committed batch and equal a fold of the rows") {
@@ -264,7 +333,8 @@ TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed 
   CHECK(sqlite3_exec(db,
                      "DELETE FROM rollups WHERE field = 18; DROP TABLE counter_first_seen; "
                      "ALTER TABLE rollups DROP COLUMN first_ms; "
-                     "ALTER TABLE rollups DROP COLUMN last_ms; PRAGMA user_version = 10",
+                     "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; "
+                     "PRAGMA user_version = 10",
                      nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto store = OpenOrDie(Options(path), clock);
