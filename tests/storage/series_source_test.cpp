@@ -3,6 +3,7 @@
 #include "storage/series_source.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -509,6 +510,24 @@ TEST_CASE("kept quantile windows stay within their bound, and answers stay exact
     const int64_t slid = to + k * 15'000;
     none.Check("probe_ttft_seconds", slid - 24 * kHourMs, slid, RangeAggregate::kQuantile, 0.9);
     CHECK(none.source->KeptQuantileValues() == 0);
+  }
+}
+
+TEST_CASE("a quantile over hours whose values are not kept, or are damaged, reads their rows") {
+  Fixture f(kEnd - 2 * kHourMs);
+  // Every other hour loses its kept values; one more hour's run is cut inside a value.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(f.dir.File("s.db").c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+                     "DELETE FROM rollup_values WHERE (bucket_ms / 3600000) % 2 = 0; "
+                     "UPDATE rollup_values SET vals = x'80' WHERE bucket_ms = (SELECT "
+                     "min(bucket_ms) FROM rollup_values)",
+                     nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(sqlite3_changes(db) > 0);
+  sqlite3_close(db);
+  for (const int64_t to : {kEnd - 40 * 60'000, kEnd - 3 * kHourMs}) {
+    f.Check("probe_ttft_seconds", to - 24 * kHourMs, to, RangeAggregate::kQuantile, 0.95);
+    f.Check("probe_duration_seconds", to - 20 * kHourMs, to, RangeAggregate::kQuantile, 0.5);
   }
 }
 
