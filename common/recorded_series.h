@@ -44,9 +44,11 @@ class SourceUnion final : public SampleSource {
                                                        int64_t from_ms, int64_t to_ms,
                                                        RangeAggregate aggregate,
                                                        double q) const override;
-  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate,
+                                                        double q) const override;
 
  private:
   const SampleSource& first_;

@@ -239,8 +239,7 @@ Result<std::vector<SeriesSteps>> SampleSource::SelectAggregateSteps(
   return out;
 }
 
-std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series,
-                                              size_t step) {
+std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series, size_t step) {
   std::vector<SeriesAggregate> out;
   for (const SeriesSteps& s : series) {
     if (step < s.present.size() && s.present[step]) {

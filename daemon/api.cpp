@@ -175,9 +175,11 @@ class DeadlineSource final : public SampleSource {
     return base_.SelectAggregate(matchers, from_ms, to_ms, aggregate, q);
   }
   // Checked once per call: a range query asks for its steps a bounded chunk at a time.
-  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override {
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate,
+                                                        double q) const override {
     if (auto late = Check(); !late) {
       return Fail(late.error());
     }

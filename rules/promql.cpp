@@ -184,8 +184,8 @@ std::optional<Result<Matrix>> RangeOfPushdown(const promql::Expr& root, const Sa
       }
       for (size_t i = 0; i < s.present.size(); ++i) {
         if (s.present[i]) {
-          it->second.push_back({first + static_cast<int64_t>(i) * step_ms,
-                                present_over_time ? 1.0 : s.values[i]});
+          it->second.push_back(
+              {first + static_cast<int64_t>(i) * step_ms, present_over_time ? 1.0 : s.values[i]});
         }
       }
     }
@@ -219,8 +219,7 @@ Result<Matrix> Query::EvaluateRange(const SampleSource& source, int64_t start_ms
   if (step_ms <= 0 || end_ms < start_ms) {
     return Fail(Error::InvalidArgument("invalid range: step must be positive and end >= start"));
   }
-  if (auto matrix =
-          RangeOfPushdown(expr_->root(), source, start_ms, end_ms, step_ms, max_series)) {
+  if (auto matrix = RangeOfPushdown(expr_->root(), source, start_ms, end_ms, step_ms, max_series)) {
     return std::move(*matrix);
   }
   using SeriesMap = std::map<Labels, std::vector<Sample>>;

@@ -251,9 +251,11 @@ class SeriesOverlay final : public SampleSource {
                                                        int64_t from_ms, int64_t to_ms,
                                                        RangeAggregate aggregate,
                                                        double q) const override;
-  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate,
+                                                        double q) const override;
   // REQUIRES: labels include __name__. Samples must arrive in time order per series.
   void Append(const Labels& labels, int64_t t_ms, double v);
   // REQUIRES: `writer` (may be null: memory only) outlives the overlay.

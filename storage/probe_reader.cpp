@@ -315,9 +315,8 @@ Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, Pro
   return out;
 }
 
-Result<std::vector<RollupValues>> ProbeReader::ReadRollupValues(int64_t target_id,
-                                                                ProbeField field, int64_t from_ms,
-                                                                int64_t to_ms) {
+Result<std::vector<RollupValues>> ProbeReader::ReadRollupValues(int64_t target_id, ProbeField field,
+                                                                int64_t from_ms, int64_t to_ms) {
   std::vector<RollupValues> out;
   if (to_ms - from_ms < kRollupBucketMs) {
     return out;

@@ -203,7 +203,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   count = count + excluded.count, sum = sum + excluded.sum,
   min = min(min, excluded.min), max = max(max, excluded.max))sql"
-                                                                  : R"sql(
+                                                                 : R"sql(
 INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max, first_ms,
   last_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)

@@ -526,11 +526,11 @@ struct ProbeSeriesSource::WindowPlan {
     // The same at the other end: a window ending late in an hour that is wholly stored and
     // settled takes its rollup minus the rows after the window.
     plan.tail_end = roll_end + kBucket;
-    plan.tail_by_complement =
-        aggregate != RangeAggregate::kQuantile && from_ms > 0 && !plan.keep_edges &&
-        settled != INT64_MIN && plan.tail_end - 1 <= settled && plan.tail_end <= memory_from &&
-        first_bucket <= roll_end && to_ms + 1 > roll_end &&
-        plan.tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
+    plan.tail_by_complement = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
+                              !plan.keep_edges && settled != INT64_MIN &&
+                              plan.tail_end - 1 <= settled && plan.tail_end <= memory_from &&
+                              first_bucket <= roll_end && to_ms + 1 > roll_end &&
+                              plan.tail_end - (to_ms + 1) < to_ms + 1 - roll_end;
     // (The head, before the first whole hour, must be wholly in storage.)
     plan.use_rollups = aggregate != RangeAggregate::kQuantile && from_ms > 0 &&
                        first_bucket <= memory_from &&
@@ -1276,13 +1276,14 @@ Status ProbeSeriesSource::ReadWindowValues(
     int64_t from_ms, int64_t to_ms, std::vector<std::pair<const Labels*, Sample>>& out) const {
   const int field = static_cast<int>(series.field);
   auto rows = [&](int64_t from, int64_t to, std::vector<std::pair<const Labels*, Sample>>& into) {
-    return ReadRaw(history, target, field, series.name, series.resource, memory, memory_from,
-                   from, to, into);
+    return ReadRaw(history, target, field, series.name, series.resource, memory, memory_from, from,
+                   to, into);
   };
   // Whole hours of the window that lie before memory's part.
   const int64_t first_hour =
       FloorToHour(from_ms) == from_ms ? from_ms : FloorToHour(from_ms) + kRollupBucketMs;
-  const int64_t hours_end = from_ms > to_ms ? first_hour : FloorToHour(std::min(to_ms, memory_from - 1) + 1);
+  const int64_t hours_end =
+      from_ms > to_ms ? first_hour : FloorToHour(std::min(to_ms, memory_from - 1) + 1);
   if (hours_end - first_hour < kRollupBucketMs) {
     return rows(from_ms, to_ms, out);
   }
@@ -1490,8 +1491,8 @@ Result<std::vector<SeriesSteps>> ProbeSeriesSource::SelectAggregateSteps(
       }
     }
   }
-  return StoredAggregateSteps(reads, *targets, matchers, first_to_ms, last_to_ms, step_ms,
-                              range_ms, aggregate, q);
+  return StoredAggregateSteps(reads, *targets, matchers, first_to_ms, last_to_ms, step_ms, range_ms,
+                              aggregate, q);
 }
 
 Result<std::vector<SeriesSteps>> ProbeSeriesSource::StoredAggregateSteps(

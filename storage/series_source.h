@@ -68,9 +68,11 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // field (or one scan where the edges hold most rows), then each step as SelectAggregate
   // answers it from those, to the same bits. Others (quantile, rate, increase, memory only) go
   // step by step.
-  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override;
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate,
+                                                        double q) const override;
 
   // Every series a query over [from_ms, to_ms] can return, for the discovery endpoints: the
   // gauges through the count pushdown (rollups for whole hours), and the counter families'
@@ -132,10 +134,12 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // going to `history` (store_, or what a range query read ahead for its steps), over `targets`
   // (history's). Each step adds the same rows in the same order as asking it alone would.
   // REQUIRES: a plain metric name among the matchers; step_ms > 0, range_ms >= 0.
-  Result<std::vector<SeriesSteps>> StoredAggregateSteps(
-      const ProbeHistory& history, const std::vector<StoredTarget>& targets,
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const;
+  Result<std::vector<SeriesSteps>> StoredAggregateSteps(const ProbeHistory& history,
+                                                        const std::vector<StoredTarget>& targets,
+                                                        const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate, double q) const;
   // What one target's `series` holds of the window `plan` in storage, into `totals`.
   // REQUIRES: cache_mu_ held.
   Status AddStoredWindow(const ProbeHistory& history, const StoredTarget& target,

@@ -61,12 +61,12 @@ class ProbeReader {
                    int64_t to_ms, std::vector<FieldPoint>& out);
 
   std::mutex mu_;
-  DbHandle db_;                      // Guarded by mu_.
-  StatementHandle read_probes_;      // Guarded by mu_.
-  StatementHandle read_label_set_;   // Guarded by mu_.
-  StatementHandle list_targets_;     // Guarded by mu_.
-  StatementHandle list_target_ids_;  // Guarded by mu_.
-  StatementHandle read_rollups_;     // Guarded by mu_.
+  DbHandle db_;                         // Guarded by mu_.
+  StatementHandle read_probes_;         // Guarded by mu_.
+  StatementHandle read_label_set_;      // Guarded by mu_.
+  StatementHandle list_targets_;        // Guarded by mu_.
+  StatementHandle list_target_ids_;     // Guarded by mu_.
+  StatementHandle read_rollups_;        // Guarded by mu_.
   StatementHandle read_rollup_values_;  // Guarded by mu_.
   // Prepared on first use. Guarded by mu_.
   std::optional<CounterInputsStatement> read_counter_inputs_;

@@ -352,9 +352,11 @@ class StepCounting final : public SampleSource {
                                      int64_t to_ms) const override {
     return base_.Select(matchers, from_ms, to_ms);
   }
-  Result<std::vector<SeriesSteps>> SelectAggregateSteps(
-      const std::vector<LabelMatcher>& matchers, int64_t first_to_ms, int64_t last_to_ms,
-      int64_t step_ms, int64_t range_ms, RangeAggregate aggregate, double q) const override {
+  Result<std::vector<SeriesSteps>> SelectAggregateSteps(const std::vector<LabelMatcher>& matchers,
+                                                        int64_t first_to_ms, int64_t last_to_ms,
+                                                        int64_t step_ms, int64_t range_ms,
+                                                        RangeAggregate aggregate,
+                                                        double q) const override {
     ++step_calls;
     steps_asked += (last_to_ms - first_to_ms) / step_ms + 1;
     return base_.SelectAggregateSteps(matchers, first_to_ms, last_to_ms, step_ms, range_ms,
@@ -431,10 +433,10 @@ TEST_CASE("eval: a range query of one pushed-down call is built series by series
   const int64_t step = 1'000;
   const int64_t end = 5 * kMinute;  // 301 steps
   for (const char* text :
-       {"avg_over_time(probe_latency_seconds[2m])", "count_over_time(probe_success[90s] offset 30s)",
-        "present_over_time(probe_success[1m])", "quantile_over_time(0.5, probe_latency_seconds[3m])",
-        "rate(probe_latency_seconds[2m])", "(max_over_time((ok[1m])))",
-        "sum_over_time(probe_success{target=~\"a|b\"}[2m])",
+       {"avg_over_time(probe_latency_seconds[2m])",
+        "count_over_time(probe_success[90s] offset 30s)", "present_over_time(probe_success[1m])",
+        "quantile_over_time(0.5, probe_latency_seconds[3m])", "rate(probe_latency_seconds[2m])",
+        "(max_over_time((ok[1m])))", "sum_over_time(probe_success{target=~\"a|b\"}[2m])",
         "min_over_time(probe_latency_seconds{model!=\"m2\"}[1m])"}) {
     CAPTURE(text);
     auto query = Query::Parse(text);

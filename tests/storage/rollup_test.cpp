@@ -1,20 +1,21 @@
 // Hourly rollups (migration 3) and the narrow read path, checked against ReadProbes: the rollups
 // must always equal a brute-force fold of the rows that are stored, after writes, after a backfill
 // and after retention.
+#include "storage/internal/rollup.h"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <bit>
-#include <limits>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#include "storage/internal/rollup.h"
 #include "storage/storage.h"
 #include "tests/storage/legacy_schema.h"
 #include "tests/storage/test_support.h"

@@ -137,8 +137,8 @@ struct Fixture {
   std::unique_ptr<ProbeSeriesSource> source;
 
   // Everything in storage; memory from `restart_ms` on, as after a restart at that time.
-  explicit Fixture(int64_t restart_ms,
-                   size_t max_kept_quantile_values = ProbeSeriesSource::kDefaultKeptQuantileValues) {
+  explicit Fixture(int64_t restart_ms, size_t max_kept_quantile_values =
+                                           ProbeSeriesSource::kDefaultKeptQuantileValues) {
     store = OpenStore(dir.File("s.db"), clock);
     for (const ProbeResult& p : probes) {
       store->Append(p);
