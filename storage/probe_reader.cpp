@@ -31,6 +31,16 @@ Error StepError(sqlite3* db, std::string_view what) {
   return SqliteError(db, what, Error::Code::kIo);
 }
 
+// The rollup statements' parameters: one field of one target, the buckets wholly inside
+// [from_ms, to_ms), that is bucket_ms in [from_ms, to_ms - bucket length].
+void BindBuckets(sqlite3_stmt* s, int64_t target_id, ProbeField field, int64_t from_ms,
+                 int64_t to_ms) {
+  sqlite3_bind_int64(s, 1, target_id);
+  sqlite3_bind_int(s, 2, static_cast<int>(field));
+  sqlite3_bind_int64(s, 3, from_ms);
+  sqlite3_bind_int64(s, 4, to_ms - kRollupBucketMs);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ProbeReader>> ProbeReader::Create(DbHandle db) {
@@ -289,17 +299,13 @@ Result<std::vector<std::vector<FieldPoint>>> ProbeReader::ReadFieldIn(
 Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, ProbeField field,
                                                           int64_t from_ms, int64_t to_ms) {
   std::vector<FieldRollup> out;
-  // Buckets wholly inside [from_ms, to_ms): bucket_ms in [from_ms, to_ms - bucket length].
   if (to_ms - from_ms < kRollupBucketMs) {
     return out;
   }
   std::lock_guard lock(mu_);
   sqlite3_stmt* s = read_rollups_.get();
   ScopedReset reset(s);
-  sqlite3_bind_int64(s, 1, target_id);
-  sqlite3_bind_int(s, 2, static_cast<int>(field));
-  sqlite3_bind_int64(s, 3, from_ms);
-  sqlite3_bind_int64(s, 4, to_ms - kRollupBucketMs);
+  BindBuckets(s, target_id, field, from_ms, to_ms);
   constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
   int rc = SQLITE_ROW;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -324,10 +330,7 @@ Result<std::vector<RollupValues>> ProbeReader::ReadRollupValues(int64_t target_i
   std::lock_guard lock(mu_);
   sqlite3_stmt* s = read_rollup_values_.get();
   ScopedReset reset(s);
-  sqlite3_bind_int64(s, 1, target_id);
-  sqlite3_bind_int(s, 2, static_cast<int>(field));
-  sqlite3_bind_int64(s, 3, from_ms);
-  sqlite3_bind_int64(s, 4, to_ms - kRollupBucketMs);
+  BindBuckets(s, target_id, field, from_ms, to_ms);
   int rc = SQLITE_ROW;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     RollupValues& r = out.emplace_back();

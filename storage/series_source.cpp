@@ -1428,6 +1428,11 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   return AggregatesAtStep(*steps, 0);
 }
 
+ProbeSeriesSource::MemoryMark ProbeSeriesSource::Mark() const {
+  std::lock_guard lock(mu_);
+  return {complete_since_ms_, newest_ms_};
+}
+
 int64_t ProbeSeriesSource::SettledAt(int64_t newest_ms) const {
   // Nothing older than the newest probe by kSettledMs arrives any more, and nothing from before
   // the restart ever will (that process is gone).
@@ -1456,13 +1461,7 @@ Result<std::vector<SeriesSteps>> ProbeSeriesSource::SelectAggregateSteps(
   }
   // The rows the steps read, as StoredAggregateSteps will plan them (a read it ends up making
   // outside these goes to storage as before).
-  int64_t complete_since = 0;
-  int64_t newest = INT64_MIN;
-  {
-    std::lock_guard lock(mu_);
-    complete_since = complete_since_ms_;
-    newest = newest_ms_;
-  }
+  const auto [complete_since, newest] = Mark();
   const int64_t settled = SettledAt(newest);
   std::vector<Interval> edges;
   for (int64_t to = first_to_ms;; to += step_ms) {
@@ -1502,13 +1501,7 @@ Result<std::vector<SeriesSteps>> ProbeSeriesSource::StoredAggregateSteps(
   WarmUpOnce();
   const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
   const std::string* name = MetricNameOf(matchers);
-  int64_t complete_since = 0;
-  int64_t newest = INT64_MIN;
-  {
-    std::lock_guard lock(mu_);
-    complete_since = complete_since_ms_;
-    newest = newest_ms_;
-  }
+  const auto [complete_since, newest] = Mark();
   const int64_t settled = SettledAt(newest);
   // Probe time, for dropping cached windows no query has used for a while.
   const int64_t used_now = std::max(newest, restart_ms_);
@@ -1701,13 +1694,8 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectQuantile(
   constexpr RangeAggregate aggregate = RangeAggregate::kQuantile;
   const ProbeHistory* history = store_;
   const std::string* name = MetricNameOf(matchers);
-  int64_t memory_from = from_ms;
-  int64_t newest = INT64_MIN;
-  {
-    std::lock_guard lock(mu_);
-    memory_from = std::max(from_ms, complete_since_ms_);
-    newest = newest_ms_;
-  }
+  const auto [complete_since, newest] = Mark();
+  const int64_t memory_from = std::max(from_ms, complete_since);
   const int64_t settled = SettledAt(newest);
   const std::vector<const ProbeSeries*> wanted = WantedSeries(matchers);
   if (memory_from <= from_ms) {  // wholly in memory

@@ -121,6 +121,13 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   struct EdgeCache;
   using MemorySamples = std::map<Labels, std::vector<Sample>>;
 
+  // Where memory stands: complete from complete_since_ms on, newest_ms the newest probe's start
+  // (INT64_MIN: none since the start). Takes mu_.
+  struct MemoryMark {
+    int64_t complete_since_ms = 0;
+    int64_t newest_ms = INT64_MIN;
+  };
+  MemoryMark Mark() const;
   // Samples up to the returned time are final, given the newest probe's start (INT64_MIN: none
   // since the start, nothing known settled).
   int64_t SettledAt(int64_t newest_ms) const;
