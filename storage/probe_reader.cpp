@@ -59,7 +59,8 @@ SELECT id, name, labels FROM targets
 WHERE EXISTS (SELECT 1 FROM probes WHERE probes.target_id = targets.id)
 ORDER BY name)sql");
   auto rollups = Prepare(raw, R"sql(
-SELECT bucket_ms, label_set_id, count, sum, min, max, first_ms, last_ms FROM rollups
+SELECT bucket_ms, label_set_id, count, sum, min, max, first_ms, last_ms, first_value, second_ms
+FROM rollups
 WHERE target_id = ?1 AND field = ?2 AND bucket_ms >= ?3 AND bucket_ms <= ?4
 ORDER BY bucket_ms, label_set_id)sql");
   // Every rollup, with its values where they are kept: a rollup without them reads as such.
@@ -313,7 +314,8 @@ Result<std::vector<FieldRollup>> ProbeReader::ReadRollups(int64_t target_id, Pro
         {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
          ColumnOptionalDouble(s, 3).value_or(kNaN), ColumnOptionalDouble(s, 4).value_or(kNaN),
          ColumnOptionalDouble(s, 5).value_or(kNaN), ColumnOptionalInt(s, 6).value_or(INT64_MIN),
-         ColumnOptionalInt(s, 7).value_or(INT64_MAX)});
+         ColumnOptionalInt(s, 7).value_or(INT64_MAX), ColumnOptionalDouble(s, 8),
+         ColumnOptionalInt(s, 9).value_or(INT64_MIN)});
   }
   if (rc != SQLITE_DONE) {
     return Fail(StepError(db_.get(), "reading rollups"));

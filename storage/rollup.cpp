@@ -139,10 +139,18 @@ void RollupCell::Add(int64_t t_ms, double v) {
     max = v;
     first_ms = t_ms;
     last_ms = t_ms;
+    first_value = v;
+    second_ms = INT64_MAX;
   } else {
     min = std::min(min, v);
     max = std::max(max, v);
-    first_ms = std::min(first_ms, t_ms);
+    if (t_ms < first_ms) {
+      second_ms = first_ms;
+      first_ms = t_ms;
+      first_value = v;
+    } else if (t_ms < second_ms) {
+      second_ms = t_ms;  // t_ms == first_ms too: a tie, which no first value answers
+    }
     last_ms = std::max(last_ms, t_ms);
   }
   sum += v;
@@ -171,15 +179,20 @@ void AddRow(RollupCells& cells, int64_t target_id, int64_t start_ms, int64_t lab
 
 namespace {
 
+// A rollup's key as parameters 1-4 of `s`.
+void BindKey(sqlite3_stmt* s, const std::tuple<int64_t, int, int64_t, int64_t>& key) {
+  sqlite3_bind_int64(s, 1, std::get<0>(key));
+  sqlite3_bind_int(s, 2, std::get<1>(key));
+  sqlite3_bind_int64(s, 3, std::get<2>(key));
+  sqlite3_bind_int64(s, 4, std::get<3>(key));
+}
+
 // Binds a rollup's key and its encoded values to `s` (an insert into rollup_values) and runs it.
 Status InsertValues(sqlite3* db, sqlite3_stmt* s,
                     const std::tuple<int64_t, int, int64_t, int64_t>& key,
                     const std::string& values) {
   ScopedReset reset(s);
-  sqlite3_bind_int64(s, 1, std::get<0>(key));
-  sqlite3_bind_int(s, 2, std::get<1>(key));
-  sqlite3_bind_int64(s, 3, std::get<2>(key));
-  sqlite3_bind_int64(s, 4, std::get<3>(key));
+  BindKey(s, key);
   sqlite3_bind_blob64(s, 5, values.data(), values.size(), SQLITE_STATIC);
   if (sqlite3_step(s) != SQLITE_DONE) {
     return Fail(SqliteError(db, "updating rollup values", Error::Code::kIo));
@@ -195,6 +208,8 @@ Status UpsertRollups(sqlite3* db, const RollupCells& cells, RollupColumns schema
   }
   // min()/max() of two arguments are SQLite's scalar functions; either is NULL when an argument
   // is, so first_ms and last_ms stay unknown in a bucket whose earlier rows left them unknown.
+  // The SET expressions all read the row as it was: the first value is the earlier batch's,
+  // unknown (NULL) when both start at the same instant, whose second row time is that instant.
   // || appends the bytes of two values (typed TEXT, read back as bytes) and is NULL when either
   // is: a field that keeps no values stays NULL.
   auto statement = Prepare(db, schema == RollupColumns::kSchema3 ? R"sql(
@@ -205,12 +220,17 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   min = min(min, excluded.min), max = max(max, excluded.max))sql"
                                                                  : R"sql(
 INSERT INTO rollups (target_id, field, bucket_ms, label_set_id, count, sum, min, max, first_ms,
-  last_ms)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+  last_ms, first_value, second_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   count = count + excluded.count, sum = sum + excluded.sum,
   min = min(min, excluded.min), max = max(max, excluded.max),
-  first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms))sql");
+  first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms),
+  first_value = CASE WHEN excluded.first_ms < first_ms THEN excluded.first_value
+                     WHEN excluded.first_ms > first_ms THEN first_value END,
+  second_ms = CASE WHEN excluded.first_ms < first_ms THEN min(excluded.second_ms, first_ms)
+                   WHEN excluded.first_ms > first_ms THEN min(second_ms, excluded.first_ms)
+                   WHEN excluded.first_ms = first_ms THEN first_ms END)sql");
   if (!statement) {
     return Fail(statement.error());
   }
@@ -229,10 +249,7 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   sqlite3_stmt* s = statement->get();
   for (const auto& [key, cell] : cells) {
     ScopedReset reset(s);
-    sqlite3_bind_int64(s, 1, std::get<0>(key));
-    sqlite3_bind_int(s, 2, std::get<1>(key));
-    sqlite3_bind_int64(s, 3, std::get<2>(key));
-    sqlite3_bind_int64(s, 4, std::get<3>(key));
+    BindKey(s, key);
     sqlite3_bind_int64(s, 5, cell.count);
     sqlite3_bind_double(s, 6, cell.sum);
     sqlite3_bind_double(s, 7, cell.min);
@@ -240,6 +257,12 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
     if (schema == RollupColumns::kCurrent) {
       sqlite3_bind_int64(s, 9, cell.first_ms);
       sqlite3_bind_int64(s, 10, cell.last_ms);
+      if (cell.second_ms == cell.first_ms) {
+        sqlite3_bind_null(s, 11);
+      } else {
+        sqlite3_bind_double(s, 11, cell.first_value);
+      }
+      sqlite3_bind_int64(s, 12, cell.second_ms);
     }
     if (sqlite3_step(s) != SQLITE_DONE) {
       return Fail(SqliteError(db, "updating rollups", Error::Code::kIo));
@@ -320,14 +343,33 @@ Status FillRollupValues(sqlite3* db) {
   auto insert = Prepare(db,
                         "INSERT INTO rollup_values (target_id, field, bucket_ms, label_set_id, "
                         "vals) VALUES (?1, ?2, ?3, ?4, ?5)");
-  for (const auto* statement : {&rows, &insert}) {
+  // Migration 13's row times bound the rows of any field; a first value needs its field's own.
+  auto times = Prepare(db,
+                       "UPDATE rollups SET first_ms = ?5, last_ms = ?6, first_value = ?7, "
+                       "second_ms = ?8 WHERE target_id = ?1 AND field = ?2 AND bucket_ms = ?3 "
+                       "AND label_set_id = ?4");
+  for (const auto* statement : {&rows, &insert, &times}) {
     if (!*statement) {
       return Fail(statement->error());
     }
   }
   RollupCells cells;
   auto flush = [&]() -> Status {
+    sqlite3_stmt* t = times->get();
     for (const auto& [key, cell] : cells) {
+      ScopedReset reset(t);
+      BindKey(t, key);
+      sqlite3_bind_int64(t, 5, cell.first_ms);
+      sqlite3_bind_int64(t, 6, cell.last_ms);
+      if (cell.second_ms == cell.first_ms) {
+        sqlite3_bind_null(t, 7);
+      } else {
+        sqlite3_bind_double(t, 7, cell.first_value);
+      }
+      sqlite3_bind_int64(t, 8, cell.second_ms);
+      if (sqlite3_step(t) != SQLITE_DONE) {
+        return Fail(SqliteError(db, "filling rollup row times", Error::Code::kIo));
+      }
       if (cell.keeps_values) {
         if (auto status = InsertValues(db, insert->get(), key, cell.values); !status) {
           return status;

@@ -432,9 +432,14 @@ DROP TABLE rollup_bounds;
     // so that quantile_over_time over 30 days reads 720 rows a target instead of 172,800 (one
     // probe every 15 s). A table beside the rollups, not a column of theirs: the range queries
     // that read count and sum would otherwise step over the values too (their rows grow from
-    // about 60 bytes to 600). Kept by the writer and retention in the rollups' transactions;
-    // filled from the rows for the rollups already stored (AfterMigration).
+    // about 60 bytes to 600). And each rollup's first value and second row time: a range query
+    // whose windows end a few seconds past the hour reads the rows of each hour's first seconds,
+    // which are most often one row or none (storage/series_source.cpp, RangeReads). Kept by the
+    // writer and retention in the rollups' transactions; filled from the rows for the rollups
+    // already stored (AfterMigration), with exact row times where migration 13 left bounds.
     R"sql(
+ALTER TABLE rollups ADD COLUMN first_value REAL;
+ALTER TABLE rollups ADD COLUMN second_ms INTEGER;
 CREATE TABLE rollup_values (
   target_id    INTEGER NOT NULL,
   field        INTEGER NOT NULL,

@@ -161,8 +161,8 @@ class RangeReads final : public ProbeHistory {
   // Reads the rollups of [rollups_from, rollups_to) and the rows of `edges` (disjoint,
   // ascending): each edge by a seek, or all at once by one scan from the first to the last when
   // the rollups say that reads few more rows than the seeks would cost. Seeks skip the edges
-  // the rollups prove empty (RollupsRuleOut) where no row can arrive any more (up to
-  // `settled_ms`, ProbeSeriesSource::Settled).
+  // the rollups prove empty (RollupsRuleOut) or hold (RollupsFirstRows) where no row can arrive
+  // any more (up to `settled_ms`, ProbeSeriesSource::Settled).
   Status Prefetch(int64_t target_id, ProbeField field, const std::vector<Interval>& edges,
                   int64_t rollups_from, int64_t rollups_to, int64_t settled_ms) {
     Fetched& fetched = fetched_[{target_id, static_cast<int>(field)}];
@@ -185,17 +185,22 @@ class RangeReads final : public ProbeHistory {
     if (rows > kRowsPerSeek * static_cast<int64_t>(edges.size())) {
       std::vector<Interval> seeks;
       std::vector<size_t> seek_edge;
+      fetched.rows.resize(edges.size());
       for (size_t i = 0; i < edges.size(); ++i) {
-        if (!RollupsRuleOut(fetched, edges[i], settled_ms)) {
-          seeks.push_back(edges[i]);
-          seek_edge.push_back(i);
+        if (RollupsRuleOut(fetched, edges[i], settled_ms)) {
+          continue;
         }
+        if (auto first_rows = RollupsFirstRows(fetched, edges[i], settled_ms)) {
+          fetched.rows[i] = std::move(*first_rows);
+          continue;
+        }
+        seeks.push_back(edges[i]);
+        seek_edge.push_back(i);
       }
       auto points = base_.ReadFieldIn(target_id, field, seeks);
       if (!points) {
         return Fail(points.error());
       }
-      fetched.rows.resize(edges.size());
       for (size_t i = 0; i < seeks.size(); ++i) {
         fetched.rows[seek_edge[i]] = std::move((*points)[i]);
       }
@@ -307,6 +312,42 @@ class RangeReads final : public ProbeHistory {
       }
     }
     return true;
+  }
+
+  // The rows of `edge` from `fetched`'s rollups alone, where they show them: an edge inside one
+  // settled hour in which each label set has its first row at most (its second starts at or
+  // past the edge's end: a window ending a few seconds past the hour), at distinct instants (the
+  // order of rows of one instant is their sequence number's, which rollups do not keep).
+  static std::optional<std::vector<FieldPoint>> RollupsFirstRows(const Fetched& fetched,
+                                                                 Interval edge,
+                                                                 int64_t settled_ms) {
+    const auto [from_ms, to_ms] = edge;  // [from_ms, to_ms)
+    const int64_t hour = FloorToHour(from_ms);
+    if (settled_ms == INT64_MIN || to_ms - 1 > settled_ms || FloorToHour(to_ms - 1) != hour ||
+        hour < fetched.rollups_from || hour + kRollupBucketMs > fetched.rollups_to) {
+      return std::nullopt;
+    }
+    const std::vector<FieldRollup>& rollups = fetched.rollups;
+    std::vector<FieldPoint> rows;
+    auto it = std::lower_bound(rollups.begin(), rollups.end(), hour,
+                               [](const FieldRollup& r, int64_t t) { return r.bucket_ms < t; });
+    for (; it != rollups.end() && it->bucket_ms == hour; ++it) {
+      if (it->last_ms < from_ms || it->first_ms >= to_ms) {
+        continue;  // no row of it inside
+      }
+      if (it->first_ms < from_ms || it->second_ms < to_ms || !it->first_value) {
+        return std::nullopt;
+      }
+      rows.push_back({it->first_ms, it->label_set_id, *it->first_value});
+    }
+    auto by_time = [](const FieldPoint& a, const FieldPoint& b) { return a.t_ms < b.t_ms; };
+    std::sort(rows.begin(), rows.end(), by_time);
+    if (std::adjacent_find(rows.begin(), rows.end(), [](const FieldPoint& a, const FieldPoint& b) {
+          return a.t_ms == b.t_ms;
+        }) != rows.end()) {
+      return std::nullopt;
+    }
+    return rows;
   }
 
   const ProbeHistory& base_;

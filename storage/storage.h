@@ -113,6 +113,11 @@ struct FieldRollup {
   // found no probe for: the whole time line).
   int64_t first_ms = INT64_MIN;
   int64_t last_ms = INT64_MAX;
+  // The first row's value and the second row's time (INT64_MAX: one row; first_ms again when two
+  // rows share the first time), so that a read of the hour's first instants needs no rows where
+  // they hold one row at most. Unknown: nullopt and INT64_MIN.
+  std::optional<double> first_value;
+  int64_t second_ms = INT64_MIN;
 };
 
 // One hourly rollup's values (ProbeHistory::ReadRollupValues), in no particular order.

@@ -76,6 +76,8 @@ struct RollupCell {
   double max = 0;
   int64_t first_ms = 0;
   int64_t last_ms = 0;
+  int64_t second_ms = INT64_MAX;  // FieldRollup's: INT64_MAX one row, first_ms on a tie
+  double first_value = 0;
   bool keeps_values = false;
   std::string values;  // encoded, when keeps_values
   void Add(int64_t t_ms, double v);
@@ -107,8 +109,8 @@ Status UpsertRollups(sqlite3* db, const RollupCells& cells,
 Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
                       int64_t to_ms, RollupColumns schema = RollupColumns::kCurrent);
 
-// Migration 14's backfill: the values of every stored rollup of a field that keeps them, from
-// the rows.
+// Migration 14's backfill, from the rows: every stored rollup's exact first and last row times,
+// first value and second row time, and the values of the fields that keep them.
 Status FillRollupValues(sqlite3* db);
 
 // Keeps the rollups of `target_id` consistent after its oldest rows were deleted: drops every

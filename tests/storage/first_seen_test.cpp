@@ -312,7 +312,9 @@ TEST_CASE("first seen: migration 12 backfills the table from the stored rows") {
     REQUIRE(sqlite3_open(options.path.c_str(), &db) == SQLITE_OK);
     REQUIRE(sqlite3_exec(db,
                          "DROP TABLE counter_first_seen; ALTER TABLE rollups DROP COLUMN first_ms; "
-                         "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; "
+                         "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; ALTER "
+                         "TABLE rollups DROP COLUMN first_value; "
+                         "ALTER TABLE rollups DROP COLUMN second_ms; "
                          "PRAGMA user_version = 11",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);

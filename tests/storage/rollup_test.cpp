@@ -79,6 +79,8 @@ struct Cell {
   double max = 0;
   int64_t first_ms = 0;
   int64_t last_ms = 0;
+  int64_t second_ms = INT64_MAX;  // FieldRollup's: first_ms again on a tie
+  double first_value = 0;
   std::vector<double> values;  // sorted
 };
 
@@ -96,6 +98,13 @@ std::map<std::pair<int64_t, Labels>, Cell> BruteForce(const Store& store, const 
     Cell& c = out[{p.start_unix_ms / kHourMs * kHourMs, p.labels}];
     c.min = c.count == 0 ? *v : std::min(c.min, *v);
     c.max = c.count == 0 ? *v : std::max(c.max, *v);
+    const int64_t t = p.start_unix_ms;
+    if (c.count == 0 || t < c.first_ms) {
+      c.second_ms = c.count == 0 ? INT64_MAX : c.first_ms;
+      c.first_value = *v;
+    } else {
+      c.second_ms = std::min(c.second_ms, t);
+    }
     c.first_ms = c.count == 0 ? p.start_unix_ms : std::min(c.first_ms, p.start_unix_ms);
     c.last_ms = c.count == 0 ? p.start_unix_ms : std::max(c.last_ms, p.start_unix_ms);
     c.sum += *v;
@@ -117,13 +126,7 @@ int64_t TargetId(const Store& store, const std::string& name) {
   return -1;
 }
 
-// How a rollup's first and last row times must match the rows: exactly as the writer and the
-// rebuilds keep them, or as bounds within the hour (migration 13's backfill takes the hour's
-// probes of any field).
-enum class RowTimes { kExact, kBounds };
-
-void CheckRollupsMatchRows(const Store& store, const std::string& name,
-                           RowTimes times = RowTimes::kExact) {
+void CheckRollupsMatchRows(const Store& store, const std::string& name) {
   const int64_t id = TargetId(store, name);
   for (int f = 0; f < kProbeFieldCount; ++f) {
     const auto field = static_cast<ProbeField>(f);
@@ -138,14 +141,16 @@ void CheckRollupsMatchRows(const Store& store, const std::string& name,
       auto it = want.find({r.bucket_ms, *labels});
       REQUIRE(it != want.end());
       CHECK(r.count == it->second.count);
-      if (times == RowTimes::kExact) {
-        CHECK(r.first_ms == it->second.first_ms);
-        CHECK(r.last_ms == it->second.last_ms);
+      // Exact, as the writer and the rebuilds keep them, and as migration 14 sets them where
+      // migration 13 left bounds (the hour's probes of any field).
+      CHECK(r.first_ms == it->second.first_ms);
+      CHECK(r.last_ms == it->second.last_ms);
+      CHECK(r.second_ms == it->second.second_ms);
+      if (it->second.second_ms == it->second.first_ms) {
+        CHECK_FALSE(r.first_value.has_value());  // a tie: which row is first is not kept
       } else {
-        CHECK(r.first_ms >= r.bucket_ms);
-        CHECK(r.first_ms <= it->second.first_ms);
-        CHECK(r.last_ms >= it->second.last_ms);
-        CHECK(r.last_ms < r.bucket_ms + kHourMs);
+        REQUIRE(r.first_value.has_value());
+        CHECK(*r.first_value == it->second.first_value);
       }
       CHECK(r.min == it->second.min);
       CHECK(r.max == it->second.max);
@@ -240,6 +245,44 @@ TEST_CASE("rollups follow every committed batch and equal a fold of the rows") {
   CheckRollupsMatchRows(*store, "a");
 }
 
+TEST_CASE("a rollup's first value and second row time follow batches in any order, and ties") {
+  TempDir dir;
+  ManualClock clock(kNow);
+  auto store = OpenOrDie(Options(dir.File("f.db")), clock);
+  const int64_t hour = kNow - 10 * kHourMs;
+  auto append = [&](int64_t t_ms, double ttft) {
+    ProbeResult p = FullProbe("a", t_ms);
+    p.ttft_seconds = ttft;
+    store->Append(p);
+    REQUIRE(store->Flush().has_value());  // each its own batch, so the upsert merges them
+  };
+  // Hour 1: rows arrive latest first, so each batch brings an earlier first row.
+  append(hour + 30'000, 0.3);
+  append(hour + 20'000, 0.2);
+  append(hour + 10'000, 0.1);
+  // Hour 2: a second row at the first row's instant (a tie) in a later batch; hour 3: a tie
+  // within one batch, then an earlier row that breaks it.
+  append(hour + kHourMs + 5'000, 0.5);
+  append(hour + kHourMs + 5'000, 0.6);
+  append(hour + kHourMs + 9'000, 0.7);
+  for (const int64_t t : {hour + 2 * kHourMs + 8'000, hour + 2 * kHourMs + 8'000}) {
+    store->Append(FullProbe("a", t));
+  }
+  REQUIRE(store->Flush().has_value());
+  append(hour + 2 * kHourMs + 1'000, 0.9);
+  CheckRollupsMatchRows(*store, "a");
+  const int64_t id = TargetId(*store, "a");
+  auto rollups = store->ReadRollups(id, ProbeField::kTtft, hour, hour + 3 * kHourMs);
+  REQUIRE(rollups.has_value());
+  REQUIRE(rollups->size() == 3);
+  CHECK((*rollups)[0].first_value == 0.1);
+  CHECK((*rollups)[0].second_ms == hour + 20'000);
+  CHECK_FALSE((*rollups)[1].first_value.has_value());
+  CHECK((*rollups)[1].second_ms == hour + kHourMs + 5'000);
+  CHECK((*rollups)[2].first_value == 0.9);
+  CHECK((*rollups)[2].second_ms == hour + 2 * kHourMs + 8'000);
+}
+
 TEST_CASE("ReadRollups returns only buckets wholly inside the range") {
   TempDir dir;
   ManualClock clock(kNow);
@@ -309,7 +352,7 @@ TEST_CASE("opening a version-2 database backfills the rollups of its rows") {
   // What a database written by the schema-2 release looks like.
   testing::WriteLegacyDatabase(path, 2, VariedProbes("a", kNow - 30 * kHourMs, 400, 5));
   auto store = OpenOrDie(Options(path), clock);
-  CheckRollupsMatchRows(*store, "a", RowTimes::kBounds);
+  CheckRollupsMatchRows(*store, "a");
 }
 
 TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed (migration 11)") {
@@ -334,12 +377,14 @@ TEST_CASE("opening a version-10 database fills the rollups of probe_auth_failed 
   CHECK(sqlite3_exec(db,
                      "DELETE FROM rollups WHERE field = 18; DROP TABLE counter_first_seen; "
                      "ALTER TABLE rollups DROP COLUMN first_ms; "
-                     "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; "
+                     "ALTER TABLE rollups DROP COLUMN last_ms; DROP TABLE rollup_values; ALTER "
+                     "TABLE rollups DROP COLUMN first_value; "
+                     "ALTER TABLE rollups DROP COLUMN second_ms; "
                      "PRAGMA user_version = 10",
                      nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto store = OpenOrDie(Options(path), clock);
-  CheckRollupsMatchRows(*store, "a", RowTimes::kBounds);
+  CheckRollupsMatchRows(*store, "a");
   double auth = 0;
   for (const auto& [key, cell] : BruteForce(*store, "a", ProbeField::kAuthFailed)) {
     auth += cell.sum;

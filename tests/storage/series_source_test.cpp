@@ -397,10 +397,10 @@ TEST_CASE("a range query's steps at once equal each step alone, bit for bit, in 
   }
 }
 
-TEST_CASE("a range query's windows ending on the hour seek only the edges that hold a row") {
+TEST_CASE("a range query's windows ending on the hour seek no edge row") {
   // A probe every 15 s, 7 s past; on every third hour one more exactly at the hour, the instant
   // that a window [t - 1 h, t] ending there holds beside its whole hour. The rollups' first and
-  // last row times show the other ends empty, so only those are sought.
+  // last row times show the other ends empty, and their first values give the row at the hour.
   TempDir dir;
   ManualClock clock{kEnd};
   const std::unique_ptr<storage::Store> store = OpenStore(dir.File("edges.db"), clock);
@@ -446,7 +446,8 @@ TEST_CASE("a range query's windows ending on the hour seek only the edges that h
     auto all =
         batched.SelectAggregateSteps(matchers, first_to, last_to, kHourMs, kHourMs, aggregate, 0);
     REQUIRE(all.has_value());
-    CHECK(counted.seeks == ends_with_a_row);
+    // And the edges that hold a row hold their hour's first one, which its rollup keeps.
+    CHECK(counted.seeks == 0);
     REQUIRE(all->size() == 1);
     REQUIRE(all->front().values.size() == 10);
     for (size_t i = 0; i < 10; ++i) {
@@ -460,6 +461,70 @@ TEST_CASE("a range query's windows ending on the hour seek only the edges that h
       if (aggregate == RangeAggregate::kCount) {  // 240 rows an hour, and the one at its end
         CHECK(all->front().values[i] ==
               240 + ((to / kHourMs) % 3 == 0 ? 1 : 0) + ((to / kHourMs - 1) % 3 == 0 ? 1 : 0));
+      }
+    }
+  }
+}
+
+TEST_CASE(
+    "a range query's windows ending seconds past the hour take each hour's first row from its "
+    "rollup") {
+  // A probe every 15 s, 7 s past; two label sets, the second one's probes 4 s later. Windows end
+  // 10 s past the hour: each edge [h, h + 10 s] holds the hour's first row of the first label set
+  // only, which its rollup keeps (its second row is 22 s past). Ending 25 s past, the edges hold
+  // two rows of a label set, which only a seek reads. (min and max read each edge hour whole.)
+  TempDir dir;
+  ManualClock clock{kEnd};
+  const std::unique_ptr<storage::Store> store = OpenStore(dir.File("first.db"), clock);
+  const int64_t hour = kEnd / kHourMs * kHourMs;
+  for (int64_t h = hour - 12 * kHourMs; h < hour; h += kHourMs) {
+    for (int64_t t = h + 7'000; t < h + kHourMs; t += 15'000) {
+      for (const char* tier : {"a", "b"}) {
+        ProbeResult p;
+        p.target = "a@openai";
+        p.labels = {{"target", "a@openai"}, {"provider", "openai"}, {"tier", tier}};
+        p.start_unix_ms = t + (tier[0] == 'b' ? 4'000 : 0);
+        p.outcome = Outcome::kOk;
+        p.http_status = 200;
+        p.ttft_seconds = 0.1 + static_cast<double>(p.start_unix_ms % 997) / 997;
+        store->Append(p);
+      }
+    }
+  }
+  REQUIRE(store->Flush().has_value());
+  CountingHistory counted(*store);
+  const ProbeSeriesSource batched(&counted, Millis(2 * kHourMs), kEnd + 1);
+  const ProbeSeriesSource alone(store.get(), Millis(2 * kHourMs), kEnd + 1);
+  const std::vector<LabelMatcher> matchers = {
+      {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
+  REQUIRE(batched.SelectAggregate(matchers, kEnd - kHourMs, kEnd, RangeAggregate::kCount, 0));
+  for (const int64_t past : {int64_t{10'000}, int64_t{25'000}}) {
+    for (const RangeAggregate aggregate :
+         {RangeAggregate::kCount, RangeAggregate::kAvg, RangeAggregate::kMax}) {
+      CAPTURE(past);
+      CAPTURE(static_cast<int>(aggregate));
+      const int64_t first_to = hour - 10 * kHourMs + past;
+      counted.seeks = 0;
+      auto all = batched.SelectAggregateSteps(matchers, first_to, first_to + 8 * kHourMs, kHourMs,
+                                              kHourMs, aggregate, 0);
+      REQUIRE(all.has_value());
+      if (aggregate != RangeAggregate::kMax) {
+        CHECK((counted.seeks == 0) == (past == 10'000));
+      }
+      REQUIRE(all->size() == 2);
+      for (size_t i = 0; i < 9; ++i) {
+        const int64_t to = first_to + static_cast<int64_t>(i) * kHourMs;
+        auto one = alone.SelectAggregate(matchers, to - kHourMs, to, aggregate, 0);
+        REQUIRE(one.has_value());
+        const std::vector<SeriesAggregate> got = AggregatesAtStep(*all, i);
+        REQUIRE(got.size() == one->size());
+        for (size_t j = 0; j < got.size(); ++j) {
+          CHECK(got[j].labels == (*one)[j].labels);
+          CHECK(std::bit_cast<uint64_t>(got[j].value) == std::bit_cast<uint64_t>((*one)[j].value));
+          if (aggregate == RangeAggregate::kCount) {
+            CHECK(got[j].value == 240);  // an hour of probes every 15 s, whatever the offset
+          }
+        }
       }
     }
   }
