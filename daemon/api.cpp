@@ -59,13 +59,42 @@ json Metric(const Labels& labels) {
   return out;
 }
 
+// Timestamp(t_ms) as JSON, written out: whole seconds as an integer, others as the shortest
+// decimal of t_ms / 1000, which below 2^53 ms is the seconds and up to three digits of
+// milliseconds without trailing zeros (a double's spacing there is far below a millisecond).
+void AppendTimestamp(std::string& out, int64_t t_ms) {
+  constexpr int64_t kExact = int64_t{1} << 53;
+  char digits[24];
+  if (t_ms % 1000 == 0) {
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, t_ms / 1000).ptr);
+    return;
+  }
+  if (t_ms <= -kExact || t_ms >= kExact) {
+    out += Timestamp(t_ms).dump();
+    return;
+  }
+  const int64_t magnitude = t_ms < 0 ? -t_ms : t_ms;
+  if (t_ms < 0) {
+    out += '-';
+  }
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, magnitude / 1000).ptr);
+  int64_t millis = magnitude % 1000;
+  int width = 3;
+  for (; millis % 10 == 0; millis /= 10) {
+    --width;
+  }
+  out += '.';
+  const auto written = std::to_chars(digits, digits + sizeof digits, millis).ptr - digits;
+  out.append(static_cast<size_t>(width - written), '0');
+  out.append(digits, static_cast<size_t>(written));
+}
+
 // A range query's success body, written out directly: the JSON tree costs an allocation or more
 // per point, an eighth of a 200-series, 721-step query. The same bytes as Success() with Metric
 // and Point would give (sample values are FormatFloatShortest's digits, NaN or +/-Inf, which
 // need no escaping).
 std::string MatrixBody(const rules::Matrix& matrix) {
   std::string body = R"({"status":"success","data":{"resultType":"matrix","result":[)";
-  char digits[24];
   for (size_t i = 0; i < matrix.size(); ++i) {
     body += i == 0 ? R"({"metric":)" : R"(,{"metric":)";
     body += Metric(matrix[i].labels).dump();
@@ -73,12 +102,7 @@ std::string MatrixBody(const rules::Matrix& matrix) {
     const std::vector<rules::Sample>& samples = matrix[i].samples;
     for (size_t j = 0; j < samples.size(); ++j) {
       body += j == 0 ? "[" : ",[";
-      if (samples[j].t_ms % 1000 == 0) {
-        body.append(digits,
-                    std::to_chars(digits, digits + sizeof digits, samples[j].t_ms / 1000).ptr);
-      } else {
-        body += Timestamp(samples[j].t_ms).dump();
-      }
+      AppendTimestamp(body, samples[j].t_ms);
       body += ",\"";
       body += rules::FormatFloatShortest(samples[j].v);
       body += "\"]";

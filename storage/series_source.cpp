@@ -166,6 +166,7 @@ class RangeReads final : public ProbeHistory {
   Status Prefetch(int64_t target_id, ProbeField field, const std::vector<Interval>& edges,
                   int64_t rollups_from, int64_t rollups_to, int64_t settled_ms) {
     Fetched& fetched = fetched_[{target_id, static_cast<int>(field)}];
+    last_found_ = nullptr;
     auto rollups = base_.ReadRollups(target_id, field, rollups_from, rollups_to);
     if (!rollups) {
       return Fail(rollups.error());
@@ -229,11 +230,11 @@ class RangeReads final : public ProbeHistory {
     if (from_ms >= to_ms) {
       return std::vector<FieldPoint>();
     }
-    auto found = fetched_.find({target_id, static_cast<int>(field)});
-    if (found == fetched_.end()) {
+    const Fetched* found = Find(target_id, field);
+    if (found == nullptr) {
       return base_.ReadField(target_id, field, from_ms, to_ms);
     }
-    const Fetched& fetched = found->second;
+    const Fetched& fetched = *found;
     // The last edge starting at or before from_ms, if it reaches to_ms.
     auto edge =
         std::upper_bound(fetched.edges.begin(), fetched.edges.end(), Interval{from_ms, INT64_MAX});
@@ -248,15 +249,14 @@ class RangeReads final : public ProbeHistory {
   }
   Result<std::vector<FieldRollup>> ReadRollups(int64_t target_id, ProbeField field, int64_t from_ms,
                                                int64_t to_ms) const override {
-    auto found = fetched_.find({target_id, static_cast<int>(field)});
-    if (found == fetched_.end() || from_ms < found->second.rollups_from ||
-        to_ms > found->second.rollups_to) {
+    const Fetched* found = Find(target_id, field);
+    if (found == nullptr || from_ms < found->rollups_from || to_ms > found->rollups_to) {
       return base_.ReadRollups(target_id, field, from_ms, to_ms);
     }
     if (to_ms - from_ms < kRollupBucketMs) {
       return std::vector<FieldRollup>();
     }
-    const std::vector<FieldRollup>& rollups = found->second.rollups;
+    const std::vector<FieldRollup>& rollups = found->rollups;
     auto first = std::lower_bound(rollups.begin(), rollups.end(), from_ms,
                                   [](const FieldRollup& r, int64_t t) { return r.bucket_ms < t; });
     auto last = std::upper_bound(first, rollups.end(), to_ms - kRollupBucketMs,
@@ -350,8 +350,22 @@ class RangeReads final : public ProbeHistory {
     return rows;
   }
 
+  // The entry of (target, field), or null: a step's reads of one target ask for the same one in
+  // a row, so the last is kept.
+  const Fetched* Find(int64_t target_id, ProbeField field) const {
+    const std::pair<int64_t, int> key{target_id, static_cast<int>(field)};
+    if (last_found_ == nullptr || last_key_ != key) {
+      auto found = fetched_.find(key);
+      last_found_ = found == fetched_.end() ? nullptr : &found->second;
+      last_key_ = key;
+    }
+    return last_found_;
+  }
+
   const ProbeHistory& base_;
   std::map<std::pair<int64_t, int>, Fetched> fetched_;
+  mutable std::pair<int64_t, int> last_key_{0, 0};
+  mutable const Fetched* last_found_ = nullptr;  // fetched_'s entry of last_key_, or null
 };
 
 // Neumaier-compensated sum, as Prometheus's kahanSumInc.

@@ -141,6 +141,29 @@ TEST_CASE("a range query's body is Prometheus's JSON, whole and fractional times
             big + R"("],[1000,")" + big + R"("],[1000.5,")" + big + R"("],[1001,")" + big +
             R"("]]}]}})");
   CHECK(nlohmann::json::parse(answer.json)["data"]["result"][1]["values"][3][1] == big);
+
+  // Steps of 13 ms (fractions of one, two and three digits): each timestamp written as a JSON
+  // number of the step's seconds would be (the shortest decimal).
+  for (const auto& [start, end] : {std::pair{"999.001", "1001"}, std::pair{"999.09", "1000.2"}}) {
+    CAPTURE(start);
+    const ApiAnswer steps =
+        api.Handle({"GET",
+                    "/api/v1/query_range",
+                    {{"query", "up"}, {"start", start}, {"end", end}, {"step", "0.013"}}});
+    REQUIRE(steps.status == 200);
+    const nlohmann::json values = nlohmann::json::parse(steps.json)["data"]["result"][0]["values"];
+    REQUIRE(values.size() > 80);
+    const auto first_ms = static_cast<int64_t>(std::llround(std::stod(start) * 1000));
+    for (size_t i = 0; i < values.size(); ++i) {
+      const int64_t t_ms = first_ms + static_cast<int64_t>(i) * 13;
+      const std::string want = t_ms % 1000 == 0
+                                   ? nlohmann::json(t_ms / 1000).dump()
+                                   : nlohmann::json(static_cast<double>(t_ms) / 1000.0).dump();
+      CAPTURE(t_ms);
+      CHECK(steps.json.find("[" + want + ",\"") != std::string::npos);
+      CHECK(values[i][0].dump() == want);
+    }
+  }
 }
 
 TEST_CASE("hostile expressions are bad_data errors, not crashes") {
