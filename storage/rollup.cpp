@@ -187,6 +187,19 @@ void BindKey(sqlite3_stmt* s, const std::tuple<int64_t, int, int64_t, int64_t>& 
   sqlite3_bind_int64(s, 4, std::get<3>(key));
 }
 
+// A cell's first_ms, last_ms, first_value and second_ms as parameters `first` to `first` + 3 of
+// `s`: no first value where two rows share the first instant (which is first is not kept).
+void BindRowTimes(sqlite3_stmt* s, int first, const RollupCell& cell) {
+  sqlite3_bind_int64(s, first, cell.first_ms);
+  sqlite3_bind_int64(s, first + 1, cell.last_ms);
+  if (cell.second_ms == cell.first_ms) {
+    sqlite3_bind_null(s, first + 2);
+  } else {
+    sqlite3_bind_double(s, first + 2, cell.first_value);
+  }
+  sqlite3_bind_int64(s, first + 3, cell.second_ms);
+}
+
 // Binds a rollup's key and its encoded values to `s` (an insert into rollup_values) and runs it.
 Status InsertValues(sqlite3* db, sqlite3_stmt* s,
                     const std::tuple<int64_t, int, int64_t, int64_t>& key,
@@ -255,14 +268,7 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
     sqlite3_bind_double(s, 7, cell.min);
     sqlite3_bind_double(s, 8, cell.max);
     if (schema == RollupColumns::kCurrent) {
-      sqlite3_bind_int64(s, 9, cell.first_ms);
-      sqlite3_bind_int64(s, 10, cell.last_ms);
-      if (cell.second_ms == cell.first_ms) {
-        sqlite3_bind_null(s, 11);
-      } else {
-        sqlite3_bind_double(s, 11, cell.first_value);
-      }
-      sqlite3_bind_int64(s, 12, cell.second_ms);
+      BindRowTimes(s, 9, cell);
     }
     if (sqlite3_step(s) != SQLITE_DONE) {
       return Fail(SqliteError(db, "updating rollups", Error::Code::kIo));
@@ -359,14 +365,7 @@ Status FillRollupValues(sqlite3* db) {
     for (const auto& [key, cell] : cells) {
       ScopedReset reset(t);
       BindKey(t, key);
-      sqlite3_bind_int64(t, 5, cell.first_ms);
-      sqlite3_bind_int64(t, 6, cell.last_ms);
-      if (cell.second_ms == cell.first_ms) {
-        sqlite3_bind_null(t, 7);
-      } else {
-        sqlite3_bind_double(t, 7, cell.first_value);
-      }
-      sqlite3_bind_int64(t, 8, cell.second_ms);
+      BindRowTimes(t, 5, cell);
       if (sqlite3_step(t) != SQLITE_DONE) {
         return Fail(SqliteError(db, "filling rollup row times", Error::Code::kIo));
       }

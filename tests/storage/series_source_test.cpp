@@ -397,6 +397,22 @@ TEST_CASE("a range query's steps at once equal each step alone, bit for bit, in 
   }
 }
 
+// probe_ttft_seconds over `store` through two daemon sources restarted after kEnd (every hour
+// settled): `batched` reads through `counted`, `alone` directly; the warm-up and label sets read.
+struct SettledSources {
+  explicit SettledSources(const ProbeHistory& store)
+      : counted(store),
+        batched(&counted, Millis(2 * kHourMs), kEnd + 1),
+        alone(&store, Millis(2 * kHourMs), kEnd + 1) {
+    REQUIRE(batched.SelectAggregate(matchers, kEnd - kHourMs, kEnd, RangeAggregate::kCount, 0));
+  }
+  CountingHistory counted;
+  const ProbeSeriesSource batched;
+  const ProbeSeriesSource alone;
+  const std::vector<LabelMatcher> matchers = {
+      {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
+};
+
 TEST_CASE("a range query's windows ending on the hour seek no edge row") {
   // A probe every 15 s, 7 s past; on every third hour one more exactly at the hour, the instant
   // that a window [t - 1 h, t] ending there holds beside its whole hour. The rollups' first and
@@ -433,13 +449,11 @@ TEST_CASE("a range query's windows ending on the hour seek no edge row") {
   REQUIRE(ends_with_a_row < 10);
   // A daemon's source, restarted after the last probe: every hour is settled. (The CLI's source
   // never is, since a running daemon may still be writing the file; it seeks every edge.)
-  CountingHistory counted(*store);
-  const ProbeSeriesSource batched(&counted, Millis(2 * kHourMs), kEnd + 1);
-  const ProbeSeriesSource alone(store.get(), Millis(2 * kHourMs), kEnd + 1);
-  const std::vector<LabelMatcher> matchers = {
-      {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
-  // The warm-up and the label sets, read once.
-  REQUIRE(batched.SelectAggregate(matchers, kEnd - kHourMs, kEnd, RangeAggregate::kCount, 0));
+  SettledSources sources(*store);
+  CountingHistory& counted = sources.counted;
+  const ProbeSeriesSource& batched = sources.batched;
+  const ProbeSeriesSource& alone = sources.alone;
+  const std::vector<LabelMatcher>& matchers = sources.matchers;
   for (const RangeAggregate aggregate : {RangeAggregate::kCount, RangeAggregate::kAvg}) {
     CAPTURE(static_cast<int>(aggregate));
     counted.seeks = 0;
@@ -492,12 +506,11 @@ TEST_CASE(
     }
   }
   REQUIRE(store->Flush().has_value());
-  CountingHistory counted(*store);
-  const ProbeSeriesSource batched(&counted, Millis(2 * kHourMs), kEnd + 1);
-  const ProbeSeriesSource alone(store.get(), Millis(2 * kHourMs), kEnd + 1);
-  const std::vector<LabelMatcher> matchers = {
-      {LabelMatcher::Type::kEqual, "__name__", "probe_ttft_seconds"}};
-  REQUIRE(batched.SelectAggregate(matchers, kEnd - kHourMs, kEnd, RangeAggregate::kCount, 0));
+  SettledSources sources(*store);
+  CountingHistory& counted = sources.counted;
+  const ProbeSeriesSource& batched = sources.batched;
+  const ProbeSeriesSource& alone = sources.alone;
+  const std::vector<LabelMatcher>& matchers = sources.matchers;
   for (const int64_t past : {int64_t{10'000}, int64_t{25'000}}) {
     for (const RangeAggregate aggregate :
          {RangeAggregate::kCount, RangeAggregate::kAvg, RangeAggregate::kMax}) {
