@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <type_traits>
+#include <utility>
 
 namespace modelpulse {
 namespace {
@@ -239,14 +241,31 @@ Result<std::vector<SeriesSteps>> SampleSource::SelectAggregateSteps(
   return out;
 }
 
-std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series, size_t step) {
+namespace {
+
+template <typename SeriesList>
+std::vector<SeriesAggregate> TakeStep(SeriesList&& series, size_t step) {
   std::vector<SeriesAggregate> out;
-  for (const SeriesSteps& s : series) {
+  for (auto& s : series) {
     if (step < s.present.size() && s.present[step]) {
-      out.push_back({s.labels, s.values[step]});
+      if constexpr (std::is_const_v<std::remove_reference_t<decltype(s)>>) {
+        out.push_back({s.labels, s.values[step]});
+      } else {
+        out.push_back({std::move(s.labels), s.values[step]});
+      }
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series, size_t step) {
+  return TakeStep(series, step);
+}
+
+std::vector<SeriesAggregate> AggregatesAtStep(std::vector<SeriesSteps>&& series, size_t step) {
+  return TakeStep(series, step);
 }
 
 }  // namespace modelpulse

@@ -91,8 +91,9 @@ struct SeriesSteps {
 };
 
 // What SelectAggregate answers for step `step`, from a series-major answer: the present series,
-// in the order of `series`.
+// in the order of `series`. The second form moves the labels out (an answer read at one step).
 std::vector<SeriesAggregate> AggregatesAtStep(const std::vector<SeriesSteps>& series, size_t step);
+std::vector<SeriesAggregate> AggregatesAtStep(std::vector<SeriesSteps>&& series, size_t step);
 
 // Where the evaluator reads raw samples. Storage's reader, the in-memory recent window and the
 // promtool-test loader each satisfy it.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "storage/internal/sqlite.h"
 
@@ -282,43 +283,53 @@ ON CONFLICT (target_id, field, bucket_ms, label_set_id) DO UPDATE SET
   return {};
 }
 
+namespace {
+
+// Targets [first_target, last_target] and times [from_ms, to_ms) as parameters 1-4 of `s`.
+void BindSpan(sqlite3_stmt* s, int64_t first_target, int64_t last_target, int64_t from_ms,
+              int64_t to_ms) {
+  sqlite3_bind_int64(s, 1, first_target);
+  sqlite3_bind_int64(s, 2, last_target);
+  sqlite3_bind_int64(s, 3, from_ms);
+  sqlite3_bind_int64(s, 4, to_ms);
+}
+
+// Deletes the rollups of targets [first_target, last_target] whose bucket_ms is in [from_ms,
+// to_ms), and their kept values where the schema has them.
+Status DeleteBuckets(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
+                     int64_t to_ms, RollupColumns schema) {
+  for (std::string_view table : {"rollups", "rollup_values"}) {
+    if (table == "rollup_values" && schema == RollupColumns::kSchema3) {
+      break;
+    }
+    auto remove = Prepare(db, "DELETE FROM " + std::string(table) +
+                                  " WHERE target_id BETWEEN ?1 AND ?2 AND bucket_ms >= ?3 AND "
+                                  "bucket_ms < ?4");
+    if (!remove) {
+      return Fail(remove.error());
+    }
+    BindSpan(remove->get(), first_target, last_target, from_ms, to_ms);
+    if (sqlite3_step(remove->get()) != SQLITE_DONE) {
+      return Fail(SqliteError(db, "deleting from " + std::string(table), Error::Code::kIo));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, int64_t from_ms,
                       int64_t to_ms, RollupColumns schema) {
-  auto remove = Prepare(db,
-                        "DELETE FROM rollups WHERE target_id BETWEEN ?1 AND ?2 "
-                        "AND bucket_ms >= ?3 AND bucket_ms < ?4");
+  if (auto status = DeleteBuckets(db, first_target, last_target, from_ms, to_ms, schema); !status) {
+    return status;
+  }
   auto rows = Prepare(db, "SELECT target_id, start_ms, label_set_id" + SelectColumnsSql() +
                               " FROM probes WHERE target_id BETWEEN ?1 AND ?2 "
                               "AND start_ms >= ?3 AND start_ms < ?4 ORDER BY target_id, start_ms");
-  for (const auto* statement : {&remove, &rows}) {
-    if (!*statement) {
-      return Fail(statement->error());
-    }
+  if (!rows) {
+    return Fail(rows.error());
   }
-  for (sqlite3_stmt* s : {remove->get(), rows->get()}) {
-    sqlite3_bind_int64(s, 1, first_target);
-    sqlite3_bind_int64(s, 2, last_target);
-    sqlite3_bind_int64(s, 3, from_ms);
-    sqlite3_bind_int64(s, 4, to_ms);
-  }
-  if (sqlite3_step(remove->get()) != SQLITE_DONE) {
-    return Fail(SqliteError(db, "deleting rollups", Error::Code::kIo));
-  }
-  if (schema == RollupColumns::kCurrent) {
-    auto remove_values = Prepare(db,
-                                 "DELETE FROM rollup_values WHERE target_id BETWEEN ?1 AND ?2 "
-                                 "AND bucket_ms >= ?3 AND bucket_ms < ?4");
-    if (!remove_values) {
-      return Fail(remove_values.error());
-    }
-    sqlite3_bind_int64(remove_values->get(), 1, first_target);
-    sqlite3_bind_int64(remove_values->get(), 2, last_target);
-    sqlite3_bind_int64(remove_values->get(), 3, from_ms);
-    sqlite3_bind_int64(remove_values->get(), 4, to_ms);
-    if (sqlite3_step(remove_values->get()) != SQLITE_DONE) {
-      return Fail(SqliteError(db, "deleting rollup values", Error::Code::kIo));
-    }
-  }
+  BindSpan(rows->get(), first_target, last_target, from_ms, to_ms);
   RollupCells cells;
   ColumnValues columns;
   sqlite3_stmt* s = rows->get();
@@ -342,8 +353,9 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
   return UpsertRollups(db, cells, schema);
 }
 
-Status FillRollupValues(sqlite3* db) {
-  // The fields' columns, as AddRow computes them; keeping only the fields whose values are kept.
+Status FillSchema14Rollups(sqlite3* db) {
+  // Every field of every row, as AddRow folds them: the row times of all rollups, the values of
+  // the fields that keep them.
   auto rows = Prepare(db, "SELECT target_id, start_ms, label_set_id" + SelectColumnsSql() +
                               " FROM probes ORDER BY target_id, start_ms");
   auto insert = Prepare(db,
@@ -416,24 +428,10 @@ Status TrimRollups(sqlite3* db, int64_t target_id) {
   }
   const std::optional<int64_t> first = ColumnOptionalInt(oldest->get(), 0);
   const int64_t keep_from = first ? BucketOf(*first) : std::numeric_limits<int64_t>::max();
-  auto remove = Prepare(db, "DELETE FROM rollups WHERE target_id = ?1 AND bucket_ms < ?2");
-  if (!remove) {
-    return Fail(remove.error());
-  }
-  sqlite3_bind_int64(remove->get(), 1, target_id);
-  sqlite3_bind_int64(remove->get(), 2, keep_from);
-  if (sqlite3_step(remove->get()) != SQLITE_DONE) {
-    return Fail(SqliteError(db, "trimming rollups", Error::Code::kIo));
-  }
-  auto remove_values =
-      Prepare(db, "DELETE FROM rollup_values WHERE target_id = ?1 AND bucket_ms < ?2");
-  if (!remove_values) {
-    return Fail(remove_values.error());
-  }
-  sqlite3_bind_int64(remove_values->get(), 1, target_id);
-  sqlite3_bind_int64(remove_values->get(), 2, keep_from);
-  if (sqlite3_step(remove_values->get()) != SQLITE_DONE) {
-    return Fail(SqliteError(db, "trimming rollup values", Error::Code::kIo));
+  if (auto status = DeleteBuckets(db, target_id, target_id, std::numeric_limits<int64_t>::min(),
+                                  keep_from, RollupColumns::kCurrent);
+      !status) {
+    return status;
   }
   if (!first) {
     return {};

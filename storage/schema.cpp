@@ -547,7 +547,7 @@ Status AfterMigration(sqlite3* db, int version) {
     return RebuildFirstSeen(db);
   }
   if (version == 14) {
-    return FillRollupValues(db);
+    return FillSchema14Rollups(db);
   }
   return {};
 }

@@ -162,7 +162,7 @@ class RangeReads final : public ProbeHistory {
   // ascending): each edge by a seek, or all at once by one scan from the first to the last when
   // the rollups say that reads few more rows than the seeks would cost. Seeks skip the edges
   // the rollups prove empty (RollupsRuleOut) or hold (RollupsFirstRows) where no row can arrive
-  // any more (up to `settled_ms`, ProbeSeriesSource::Settled).
+  // any more (up to `settled_ms`, ProbeSeriesSource::SettledAt).
   Status Prefetch(int64_t target_id, ProbeField field, const std::vector<Interval>& edges,
                   int64_t rollups_from, int64_t rollups_to, int64_t settled_ms) {
     Fetched& fetched = fetched_[{target_id, static_cast<int>(field)}];
@@ -660,8 +660,11 @@ class ProbeSeriesSource::StepTotals {
   std::vector<SeriesSteps> Take() {
     std::vector<SeriesSteps> out;
     out.reserve(series_.size());
-    for (const auto& [labels, i] : by_labels_) {
-      out.push_back(std::move(series_[i]));
+    while (!by_labels_.empty()) {
+      auto node = by_labels_.extract(by_labels_.begin());
+      SeriesSteps& series = series_[node.mapped()];
+      series.labels = std::move(node.key());
+      out.push_back(std::move(series));
     }
     return out;
   }
@@ -672,7 +675,8 @@ class ProbeSeriesSource::StepTotals {
   size_t IndexOf(const Labels& labels) {
     auto [it, added] = by_labels_.try_emplace(labels, series_.size());
     if (added) {
-      series_.push_back({labels, std::vector<double>(steps_), std::vector<bool>(steps_)});
+      // The labels stay the map's key until Take: one copy a series.
+      series_.push_back({{}, std::vector<double>(steps_), std::vector<bool>(steps_)});
       accumulators_.emplace_back();
       is_touched_.push_back(false);
     }
@@ -1480,7 +1484,7 @@ Result<std::vector<SeriesAggregate>> ProbeSeriesSource::SelectAggregate(
   if (!steps) {
     return Fail(steps.error());
   }
-  return AggregatesAtStep(*steps, 0);
+  return AggregatesAtStep(std::move(*steps), 0);
 }
 
 ProbeSeriesSource::MemoryMark ProbeSeriesSource::Mark() const {
@@ -1492,11 +1496,6 @@ int64_t ProbeSeriesSource::SettledAt(int64_t newest_ms) const {
   // Nothing older than the newest probe by kSettledMs arrives any more, and nothing from before
   // the restart ever will (that process is gone).
   return std::max(newest_ms == INT64_MIN ? INT64_MIN : newest_ms - kSettledMs, restart_ms_);
-}
-
-int64_t ProbeSeriesSource::Settled() const {
-  std::lock_guard lock(mu_);
-  return SettledAt(newest_ms_);
 }
 
 Result<std::vector<SeriesSteps>> ProbeSeriesSource::SelectAggregateSteps(

@@ -131,7 +131,6 @@ class ProbeSeriesSource final : public SampleSource, public SeriesIndex {
   // Samples up to the returned time are final, given the newest probe's start (INT64_MIN: none
   // since the start, nothing known settled).
   int64_t SettledAt(int64_t newest_ms) const;
-  int64_t Settled() const;  // from the newest probe seen; takes mu_
   // Memory's samples of the series `matchers` may select, named `name`, in [from_ms, to_ms].
   MemorySamples CopyRecent(const std::vector<LabelMatcher>& matchers, const std::string& name,
                            int64_t from_ms, int64_t to_ms) const;

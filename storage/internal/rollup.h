@@ -52,11 +52,11 @@ std::optional<double> FieldFromColumns(ProbeField field, std::optional<double> a
 // The columns of a probe record as they are stored.
 ColumnValues ColumnsOfProbe(const ProbeResult& probe);
 
-// The fields whose values each rollup also keeps, every one (column vals, migration 14), so that
-// quantile_over_time reads an hour as one row instead of one row a probe: the probe summaries'
-// inputs (total time, time to first token, tokens per second), the ones whose quantiles the
-// shipped rules and dashboards take. 2 or 3 bytes a value (AppendEncodedValue); the other
-// fields' rollups keep none (NULL).
+// The fields whose values each rollup also keeps, every one (table rollup_values, migration
+// 14), so that quantile_over_time reads an hour as one row instead of one row a probe: the probe
+// summaries' inputs (total time, time to first token, tokens per second), the ones whose
+// quantiles the shipped rules take. 2 or 3 bytes a value (AppendEncodedValue); the other fields'
+// rollups have no row there.
 constexpr bool KeepsValues(ProbeField field) {
   return field == ProbeField::kTotal || field == ProbeField::kTtft ||
          field == ProbeField::kOutputTokensPerSecond;
@@ -83,8 +83,9 @@ struct RollupCell {
   void Add(int64_t t_ms, double v);
 };
 
-// The rollups table's columns as a migration finds them: migrations 3 and 8 rebuild it before
-// migrations 13 and 14 add first_ms, last_ms and vals; everything later writes them all.
+// The rollups as a migration finds them: migrations 3 and 8 rebuild them before migration 13
+// adds first_ms and last_ms and migration 14 first_value, second_ms and table rollup_values;
+// everything later writes them all.
 enum class RollupColumns { kSchema3, kCurrent };
 
 // (target_id, field, bucket_ms, label_set_id) -> cell, ordered as the table's key.
@@ -111,7 +112,7 @@ Status RebuildRollups(sqlite3* db, int64_t first_target, int64_t last_target, in
 
 // Migration 14's backfill, from the rows: every stored rollup's exact first and last row times,
 // first value and second row time, and the values of the fields that keep them.
-Status FillRollupValues(sqlite3* db);
+Status FillSchema14Rollups(sqlite3* db);
 
 // Keeps the rollups of `target_id` consistent after its oldest rows were deleted: drops every
 // bucket before the bucket of its oldest remaining row and rebuilds that bucket.
